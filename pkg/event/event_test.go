@@ -1,0 +1,87 @@
+package event
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func TestRoundTrip(t *testing.T) {
+	e, err := New("p", "a", "monitor", NodeActivated, 7, t0, map[string]any{"reason": "peer lost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != e.ID || got.Epoch != 7 || got.Type != NodeActivated || !got.Time.Equal(t0) {
+		t.Fatalf("round trip changed the event: %+v", got)
+	}
+	if e.Subject() != "tandem.p.events.a.node.activated" {
+		t.Fatalf("subject %q", e.Subject())
+	}
+	for _, k := range []string{`"specversion":"1.0"`, `"id":`, `"source":"tandem://p/a/monitor"`, `"pair":"p"`, `"node":"a"`, `"epoch":7`} {
+		if !bytes.Contains(b, []byte(k)) {
+			t.Errorf("encoded event lacks %s: %s", k, b)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, _ := New("p", "a", "monitor", NodeStarted, 1, t0, nil)
+	b, _ := good.Encode()
+	s := string(b)
+	cases := map[string]string{
+		"empty":           ``,
+		"not json":        `hello`,
+		"array":           `[]`,
+		"wrong version":   strings.Replace(s, `"1.0"`, `"0.3"`, 1),
+		"unknown field":   strings.Replace(s, `{`, `{"x":1,`, 1),
+		"bad pair":        strings.Replace(s, `"pair":"p"`, `"pair":"P!"`, 1),
+		"bad type":        strings.Replace(s, NodeStarted, "node.started", 1),
+		"data not object": strings.Replace(s, `"data":{}`, `"data":3`, 1),
+		"trailing":        s + `{}`,
+		"too large":       strings.Repeat(" ", MaxSize+1),
+		"negative epoch":  strings.Replace(s, `"epoch":1`, `"epoch":-1`, 1),
+	}
+	for name, in := range cases {
+		if _, err := Decode([]byte(in)); err == nil {
+			t.Errorf("%s: accepted %q", name, in)
+		}
+	}
+	if _, err := Decode([]byte(strings.Repeat(" ", MaxSize+1))); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized input: %v, want ErrTooLarge", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	good, _ := New("p", "a", "monitor", NodeStarted, 1, t0, map[string]int{"n": 1})
+	b, _ := good.Encode()
+	f.Add(b)
+	f.Add([]byte(`{"specversion":"1.0"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		e, err := Decode(in)
+		if err != nil {
+			return
+		}
+		// Whatever Decode accepts must encode and decode to the same event.
+		out, err := e.Encode()
+		if err != nil {
+			t.Fatalf("accepted event does not encode: %v", err)
+		}
+		e2, err := Decode(out)
+		if err != nil || e2.ID != e.ID || e2.Type != e.Type || e2.Epoch != e.Epoch {
+			t.Fatalf("re-decode differs: %v %+v", err, e2)
+		}
+	})
+}
