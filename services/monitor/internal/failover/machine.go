@@ -1,0 +1,394 @@
+// Package failover is the pair's failover logic (SPEC §3, F1–F13) as a pure
+// state machine, written the way etcd's raft is: no goroutines, no clock, no
+// NATS. Time arrives as Tick, everything else through Step; what the node
+// must do comes back from Ready as one batch, which the driver carries out in
+// this order:
+//
+//  1. persist Ready.Epoch when Ready.PersistEpoch is set (fsync) — an epoch is
+//     never used before it is on disk;
+//  2. send the heartbeat and the control messages to the peer;
+//  3. publish the events;
+//  4. start the hooks;
+//
+// and then calls Advance. Durations are counted in ticks; the driver converts
+// the configured durations once (Config).
+//
+// # Epochs
+//
+// Every activation raises the epoch above every epoch the node has seen. The
+// master activates only into even epochs and the standby only into odd ones,
+// so two nodes that activate while cut off from each other can never share an
+// epoch: "never two actives in one epoch" holds by construction.
+//
+// # Switchover (F8)
+//
+// Only the master accepts the command. The active node yields first: it turns
+// passive and sends Take to the other, which activates in a new epoch. The
+// yielding node waits ConfirmTicks to hear the other active in a higher
+// epoch; if it does not, it takes back over (rollback). When the standby is
+// the active node, the master first sends it Yield.
+package failover
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+)
+
+// State is a node's run-time state.
+type State string
+
+// States.
+const (
+	Starting State = "starting"
+	Passive  State = "passive"
+	Active   State = "active"
+)
+
+// Config is the machine's configuration, in ticks.
+type Config struct {
+	Self string      // this node's name
+	Peer string      // the peer's name, "" to learn it from the first heartbeat
+	Role config.Role // master or standby
+	// Epoch is the last epoch read from disk (F1).
+	Epoch uint64
+
+	HeartbeatTicks int // between two heartbeats (F5)
+	TimeoutTicks   int // silence after which the peer is lost (F6)
+	DiscoveryTicks int // the start-up window (F1)
+	SettleTicks    int // stable link before a collision is resolved (F7), and before automatic failback (F9)
+	ConfirmTicks   int // how long a yielding node waits for the other to activate (F8)
+
+	FailbackAutomatic bool // F9
+}
+
+// Validate checks the cross-field rules.
+func (c Config) Validate() error {
+	switch {
+	case c.Self == "":
+		return errors.New("failover: no node name")
+	case c.Role != config.Master && c.Role != config.Standby:
+		return fmt.Errorf("failover: role %q", c.Role)
+	case c.HeartbeatTicks < 1:
+		return errors.New("failover: heartbeat interval below one tick")
+	case c.TimeoutTicks < 2*c.HeartbeatTicks:
+		return errors.New("failover: timeout must be at least two heartbeat intervals")
+	case c.DiscoveryTicks < 1, c.SettleTicks < 1, c.ConfirmTicks < 1:
+		return errors.New("failover: discovery, settle and confirm must be at least one tick")
+	}
+	return nil
+}
+
+// Machine is the failover state machine of one node. It is not safe for
+// concurrent use: one goroutine (the driver's loop) owns it.
+type Machine struct {
+	cfg   Config
+	state State
+	epoch uint64 // the epoch this node is in
+	seen  uint64 // the highest epoch seen anywhere
+	now   int    // ticks since start
+
+	peer peerView
+
+	discoveryLeft int
+	linkDownLeft  int // >0: the link closed this many ticks ago and no heartbeat came since
+	collision     int // ticks both nodes have been seen active over a stable link
+	stableFor     int // ticks the peer has been heard without a loss
+
+	maint      maintenance
+	sw         *switchover
+	inSync     bool   // the replicator reports this node in sync (F9 automatic failback)
+	lostReason string // why the peer was lost
+	suppressed bool   // a failover was suppressed by maintenance since the loss
+
+	rd Ready
+}
+
+type peerView struct {
+	name      string
+	heard     bool // heard since the last loss
+	everHeard bool
+	silence   int // ticks since the last heartbeat
+	role      config.Role
+	state     State
+	epoch     uint64
+}
+
+type maintenance struct {
+	on      bool
+	left    int    // ticks until it expires
+	version uint64 // raised on every change; the higher version wins between nodes
+}
+
+// switchover is a switchover this node takes part in.
+type switchover struct {
+	kind  swKind
+	to    string
+	left  int    // ticks until rollback
+	epoch uint64 // this node's epoch when it yielded
+}
+
+type swKind int
+
+const (
+	swYielding swKind = iota + 1 // this node turned passive and sent Take
+	swAsked                      // this node (the master) asked the active standby to yield
+)
+
+// New returns a machine in state Starting.
+func New(c Config) (*Machine, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Machine{
+		cfg:           c,
+		state:         Starting,
+		epoch:         c.Epoch,
+		seen:          c.Epoch,
+		discoveryLeft: c.DiscoveryTicks,
+		inSync:        true,
+		peer:          peerView{name: c.Peer, state: Starting},
+	}
+	m.emit(event.NodeStarted, "node started; listening for the peer", nil)
+	m.rd.Heartbeat = true
+	return m, nil
+}
+
+// State is the node's run-time state.
+func (m *Machine) State() State { return m.state }
+
+// Epoch is the node's epoch.
+func (m *Machine) Epoch() uint64 { return m.epoch }
+
+// Ready returns what the driver must do now (see the package doc for the
+// order). It is empty when there is nothing to do.
+func (m *Machine) Ready() Ready { return m.rd }
+
+// HasReady reports whether Ready has anything to carry out.
+func (m *Machine) HasReady() bool { return !m.rd.empty() }
+
+// Advance tells the machine that the last Ready was carried out.
+func (m *Machine) Advance() { m.rd = Ready{} }
+
+// Tick moves time forward by one tick.
+func (m *Machine) Tick() {
+	m.now++
+	m.tickPeer()
+	m.tickMaintenance()
+	m.tickSwitchover()
+	if m.state == Active && m.peer.heard && m.peer.state == Active {
+		m.collision++
+	} else {
+		m.collision = 0
+	}
+	if m.now%m.cfg.HeartbeatTicks == 0 {
+		m.rd.Heartbeat = true
+	}
+	m.decide()
+}
+
+func (m *Machine) tickPeer() {
+	if m.state == Starting && m.discoveryLeft > 0 {
+		m.discoveryLeft--
+	}
+	if !m.peer.heard {
+		return
+	}
+	m.peer.silence++
+	m.stableFor++
+	if m.linkDownLeft > 0 {
+		m.linkDownLeft--
+		if m.linkDownLeft == 0 {
+			m.losePeer(fmt.Sprintf("link to the peer closed and no heartbeat for %d ticks", m.cfg.HeartbeatTicks))
+			return
+		}
+	}
+	// Strictly more than the timeout: a tick that lands just after a
+	// heartbeat must not make the silence look one tick longer than it was.
+	if m.peer.silence > m.cfg.TimeoutTicks {
+		m.losePeer(fmt.Sprintf("no heartbeat within the timeout (%d ticks)", m.cfg.TimeoutTicks))
+	}
+}
+
+func (m *Machine) tickMaintenance() {
+	if !m.maint.on {
+		return
+	}
+	m.maint.left--
+	if m.maint.left <= 0 {
+		m.maint = maintenance{version: m.maint.version + 1}
+		m.rd.Heartbeat = true
+		m.emit(event.MaintenanceChanged, "maintenance expired", map[string]any{"on": false})
+	}
+}
+
+func (m *Machine) tickSwitchover() {
+	if m.sw == nil {
+		return
+	}
+	m.sw.left--
+	if m.sw.left > 0 {
+		return
+	}
+	sw := m.sw
+	m.sw = nil
+	switch sw.kind {
+	case swYielding:
+		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not confirm in time; taking back over", sw.to), map[string]any{"to": sw.to})
+		m.activate("switchover rolled back")
+	case swAsked:
+		m.stableFor = 0 // automatic failback waits another settle delay before it asks again
+		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not yield in time; nothing changed", m.peer.name), map[string]any{"to": sw.to})
+	}
+}
+
+// losePeer marks the peer lost. Whether the node activates is up to decide.
+func (m *Machine) losePeer(reason string) {
+	if !m.peer.heard {
+		return
+	}
+	m.peer.heard = false
+	m.peer.state = ""
+	m.linkDownLeft = 0
+	m.collision = 0
+	m.stableFor = 0
+	m.emit(event.PeerLost, reason, map[string]any{"peer": m.peer.name})
+	m.lostReason = reason
+	m.suppressed = false
+}
+
+// decide applies the rules that depend on what the node knows now.
+func (m *Machine) decide() {
+	switch m.state {
+	case Starting:
+		m.decideStarting()
+	case Passive:
+		m.decidePassive()
+	case Active:
+		m.decideActive()
+	}
+}
+
+func (m *Machine) decideStarting() {
+	if m.peer.heard && m.peer.state == Active {
+		m.deactivate(Passive, "F3: the peer is active")
+		return
+	}
+	if m.discoveryLeft > 0 {
+		return
+	}
+	switch {
+	case !m.peer.heard && m.peer.everHeard:
+		m.activate("F2: the peer was lost during discovery: " + m.lostReason)
+	case !m.peer.heard:
+		m.activate("F2: no peer heard during discovery")
+	case m.cfg.Role == config.Master:
+		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
+	default:
+		m.deactivate(Passive, fmt.Sprintf("F4: the peer is %s; the standby stays passive", m.peer.state))
+	}
+}
+
+func (m *Machine) decidePassive() {
+	if m.sw != nil && m.sw.kind == swYielding {
+		if !m.peer.heard {
+			m.sw = nil
+			m.activate("switchover rolled back: the peer was lost")
+		}
+		return
+	}
+	switch {
+	case !m.peer.heard:
+		if m.maint.on {
+			if !m.suppressed {
+				m.suppressed = true
+				m.emit(event.FailoverSuppressed, "F10: maintenance mode is on: no automatic failover", map[string]any{"peer": m.peer.name, "lost": m.lostReason})
+			}
+			return
+		}
+		m.activate("F6: outage: " + m.lostReason)
+	case m.peer.state != Active && m.cfg.Role == config.Master && m.sw != nil && m.sw.kind == swAsked:
+		m.sw = nil
+		m.activate(fmt.Sprintf("F8: switchover: %s yielded", m.peer.name))
+		m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), map[string]any{"to": m.cfg.Self, "epoch": m.epoch})
+	case m.peer.state != Active && m.cfg.Role == config.Master:
+		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
+	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == config.Master:
+		m.maybeFailback()
+	}
+}
+
+func (m *Machine) maybeFailback() {
+	if m.sw != nil || m.maint.on || !m.inSync || m.stableFor < m.cfg.SettleTicks {
+		return
+	}
+	m.emit(event.SwitchoverRequested, "F9: automatic failback to the master", map[string]any{"to": m.cfg.Self, "automatic": true})
+	m.askPeerToYield()
+}
+
+func (m *Machine) decideActive() {
+	if m.collision < m.cfg.SettleTicks {
+		return
+	}
+	if m.cfg.Role == config.Master {
+		old := m.epoch
+		m.collision = 0
+		m.raiseEpoch()
+		m.emit(event.CollisionResolved, fmt.Sprintf("F7: both active (own epoch %d, peer epoch %d); the master stays active", old, m.peer.epoch),
+			map[string]any{"peer": m.peer.name, "peer_epoch": m.peer.epoch, "previous_epoch": old})
+		m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
+		return
+	}
+	if m.peer.epoch > m.epoch {
+		m.deactivate(Passive, fmt.Sprintf("F7: both active; the master is active in epoch %d", m.peer.epoch))
+	}
+}
+
+// activate makes the node active in a new epoch.
+func (m *Machine) activate(reason string) {
+	old := m.state
+	m.state = Active
+	m.collision = 0
+	m.raiseEpoch()
+	m.rd.Heartbeat = true
+	m.emit(event.NodeActivated, reason, map[string]any{"from": string(old), "outage": isOutage(reason)})
+	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
+}
+
+func isOutage(reason string) bool { return len(reason) > 3 && reason[:3] == "F6:" }
+
+func (m *Machine) deactivate(to State, reason string) {
+	old := m.state
+	m.state = to
+	m.collision = 0
+	m.rd.Heartbeat = true
+	m.emit(event.NodeDeactivated, reason, map[string]any{"from": string(old)})
+	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Passive, Epoch: m.epoch})
+}
+
+// raiseEpoch moves the node to the next epoch of its parity above all seen.
+func (m *Machine) raiseEpoch() {
+	e := m.seen + 1
+	want := uint64(1) // the standby's epochs are odd
+	if m.cfg.Role == config.Master {
+		want = 0
+	}
+	if e%2 != want {
+		e++
+	}
+	m.epoch, m.seen = e, e
+	m.rd.Epoch = e
+	m.rd.PersistEpoch = true
+}
+
+func (m *Machine) observeEpoch(e uint64) {
+	if e > m.seen {
+		m.seen = e
+	}
+}
+
+func (m *Machine) emit(typ, reason string, data map[string]any) {
+	m.rd.Events = append(m.rd.Events, Event{Type: typ, Epoch: m.epoch, Reason: reason, Data: data})
+}

@@ -1,0 +1,89 @@
+package failover
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestRandomFaults drives the pair through random cuts, heals, kills,
+// restarts, pauses, switchovers and maintenance, and checks after every step
+// that no two nodes were active in one epoch and that no epoch was used
+// before it was persisted. At the end the link is healed, both nodes run, and
+// the pair must settle to exactly one active node.
+func TestRandomFaults(t *testing.T) {
+	for seed := uint64(1); seed <= 300; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { randomRun(t, seed) })
+	}
+}
+
+func randomRun(t *testing.T, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed))
+	h := &harness{t: t}
+	h.cfg = Config{HeartbeatTicks: 1 + r.IntN(2), DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 4, FailbackAutomatic: r.IntN(2) == 0}
+	h.cfg.TimeoutTicks = 3 * h.cfg.HeartbeatTicks
+	h.nodes = map[string]*simNode{"a": {name: "a", role: "master"}, "b": {name: "b", role: "standby"}}
+	h.actives = map[uint64]string{}
+	names := []string{"a", "b"}
+	var log []string
+	for step := 0; step < 400; step++ {
+		n := h.nodes[names[r.IntN(2)]]
+		op := r.IntN(100)
+		switch {
+		case op < 55:
+			h.tick()
+		case op < 62:
+			h.cut = !h.cut
+		case op < 67 && n.m != nil:
+			n.m = nil
+			if p := h.peerOf(n); p.m != nil && !h.cut && r.IntN(2) == 0 {
+				h.step(p, LinkDown{Gone: true})
+			}
+		case op < 75 && n.m == nil:
+			h.start(n)
+		case op < 80 && n.m != nil && n.paused == 0:
+			n.paused = 1 + r.IntN(12)
+			n.pausedN = n.paused
+		case op < 85:
+			h.step(n, Switchover{})
+		case op < 88:
+			h.step(n, SetMaintenance{On: r.IntN(2) == 0, For: 1 + r.IntN(10)})
+		case op < 90:
+			h.step(n, SyncState{InSync: r.IntN(3) > 0})
+		case op < 92:
+			h.step(n, LinkDown{})
+		}
+		log = append(log, fmt.Sprintf("step %d op %d node %s", step, op, n.name))
+		if err := h.checkInvariants(); err != nil {
+			t.Fatalf("seed %d: %v\n%s", seed, err, h.out.String())
+		}
+	}
+	// Heal everything and let it settle: exactly one active.
+	h.cut = false
+	for _, n := range h.nodes {
+		if n.m == nil {
+			h.start(n)
+		}
+		n.paused = 0
+		h.step(n, SetMaintenance{On: false})
+		h.step(n, SyncState{InSync: true})
+	}
+	for i := 0; i < 60; i++ {
+		h.tick()
+		if err := h.checkInvariants(); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+	}
+	var active []string
+	for _, name := range names {
+		if h.nodes[name].m.State() == Active {
+			active = append(active, name)
+		}
+	}
+	if len(active) != 1 {
+		t.Fatalf("seed %d: after healing, active nodes %v (want exactly one)\n%s", seed, active, h.out.String())
+	}
+	if h.cfg.FailbackAutomatic && active[0] != "a" {
+		t.Fatalf("seed %d: failback automatic, but %s is active after settling", seed, active[0])
+	}
+}

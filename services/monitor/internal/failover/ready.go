@@ -1,0 +1,86 @@
+package failover
+
+import "github.com/tandem-ha/tandem/pkg/config"
+
+// Ready is what the driver must carry out, in the order of its fields.
+type Ready struct {
+	// PersistEpoch: write Epoch to disk before anything else.
+	PersistEpoch bool
+	Epoch        uint64
+	// Heartbeat: send a heartbeat now (periodic, or because something changed).
+	Heartbeat bool
+	// Messages to the peer's monitor.
+	Messages []Message
+	// Events to publish.
+	Events []Event
+	// Hooks to run, in order.
+	Hooks []Hook
+}
+
+func (r Ready) empty() bool {
+	return !r.PersistEpoch && !r.Heartbeat && len(r.Messages) == 0 && len(r.Events) == 0 && len(r.Hooks) == 0
+}
+
+// MsgKind is the kind of a control message.
+type MsgKind string
+
+// Control messages (F8).
+const (
+	MsgYield MsgKind = "yield"
+	MsgTake  MsgKind = "take"
+)
+
+// Message is a control message to the peer.
+type Message struct {
+	Kind  MsgKind
+	To    string
+	Epoch uint64
+}
+
+// Event is an event to publish (F13). Reason says why, in words.
+type Event struct {
+	Type   string
+	Epoch  uint64
+	Reason string
+	Data   map[string]any
+}
+
+// Hook is a hook to run for a transition into State (F11).
+type Hook struct {
+	State State
+	Epoch uint64
+}
+
+// Status is the node's view of the pair.
+type Status struct {
+	Self         string
+	Role         config.Role
+	State        State
+	Epoch        uint64
+	Peer         string
+	PeerHeard    bool
+	PeerRole     config.Role
+	PeerState    State
+	PeerEpoch    uint64
+	PeerSilence  int // ticks since the last heartbeat
+	Maintenance  bool
+	MaintLeft    int // ticks
+	MaintVersion uint64
+	Switchover   string // "", "yielding", "asked"
+	InSync       bool
+}
+
+// Status returns the node's view of the pair.
+func (m *Machine) Status() Status {
+	s := Status{
+		Self: m.cfg.Self, Role: m.cfg.Role, State: m.state, Epoch: m.epoch,
+		Peer: m.peer.name, PeerHeard: m.peer.heard, PeerRole: m.peer.role,
+		PeerState: m.peer.state, PeerEpoch: m.peer.epoch, PeerSilence: m.peer.silence,
+		Maintenance: m.maint.on, MaintLeft: m.maint.left, MaintVersion: m.maint.version,
+		InSync: m.inSync,
+	}
+	if m.sw != nil {
+		s.Switchover = map[swKind]string{swYielding: "yielding", swAsked: "asked"}[m.sw.kind]
+	}
+	return s
+}

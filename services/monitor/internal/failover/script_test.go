@@ -1,0 +1,368 @@
+package failover
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+)
+
+// The scripts in testdata drive two machines, a (master) and b (standby),
+// joined by a simulated link. Commands:
+//
+//	pair [hb=N timeout=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N]
+//	start a|b           the node's process starts (a new machine from its persisted epoch)
+//	kill a|b [link=closed|silent]   the process dies; with link=closed the peer sees the link close and the refused probe
+//	tick [N]            N ticks pass for every running node
+//	pause a|b N         the node is frozen for N ticks (no ticks, no input), then resumes and notices the stall
+//	linkdown a|b        the node sees its link to the peer close, and the probe does not prove the peer dead
+//	cut / heal          the link between the nodes stops / resumes carrying messages (silently)
+//	switchover a|b [to=x]
+//	maintenance a|b on for=N | off
+//	insync a|b true|false
+//	inject a|b heartbeat|yield|take k=v…  raw input, as from the wire
+//	status
+//
+// Output lists what each node's Ready asked for, except periodic heartbeats.
+// After every command the invariant "never two actives in one epoch" is checked.
+func TestScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := &harness{t: t}
+		datadriven.RunTest(t, path, h.run)
+	})
+}
+
+type simNode struct {
+	name    string
+	role    config.Role
+	m       *Machine // nil while the process is down
+	disk    uint64   // persisted epoch
+	paused  int      // ticks left frozen
+	pausedN int
+	inbox   []Input // delivered while paused
+}
+
+type harness struct {
+	t      *testing.T
+	cfg    Config
+	nodes  map[string]*simNode
+	cut    bool
+	now    int
+	out    strings.Builder
+	actives map[uint64]string // epoch → node that was active in it
+}
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	h.out.Reset()
+	if d.Cmd != "pair" && h.nodes == nil {
+		d.Fatalf(t, "pair first")
+	}
+	switch d.Cmd {
+	case "pair":
+		h.pair(d)
+	case "start":
+		h.start(h.node(d, 0))
+	case "kill":
+		h.kill(d)
+	case "tick":
+		n := 1
+		if len(d.CmdArgs) > 0 {
+			n = atoi(d, d.CmdArgs[0].Key)
+		}
+		for i := 0; i < n; i++ {
+			h.tick()
+		}
+	case "pause":
+		n := h.node(d, 0)
+		n.paused = atoi(d, d.CmdArgs[1].Key)
+		n.pausedN = n.paused
+	case "linkdown":
+		h.step(h.node(d, 0), LinkDown{})
+	case "cut":
+		h.cut = true
+	case "heal":
+		h.cut = false
+	case "switchover":
+		n := h.node(d, 0)
+		var to string
+		d.MaybeScanArgs(t, "to", &to)
+		h.step(n, Switchover{To: to})
+	case "maintenance":
+		h.maintenance(d)
+	case "insync":
+		h.step(h.node(d, 0), SyncState{InSync: d.CmdArgs[1].Key == "true"})
+	case "inject":
+		h.inject(d)
+	case "status":
+		h.status()
+	default:
+		d.Fatalf(t, "unknown command %q", d.Cmd)
+	}
+	if err := h.checkInvariants(); err != nil {
+		d.Fatalf(t, "%v", err)
+	}
+	return h.out.String()
+}
+
+func atoi(d *datadriven.TestData, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(fmt.Sprintf("%s: %v", d.Pos, err))
+	}
+	return n
+}
+
+func (h *harness) pair(d *datadriven.TestData) {
+	h.cfg = Config{HeartbeatTicks: 1, TimeoutTicks: 3, DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 3}
+	ints := map[string]*int{"hb": &h.cfg.HeartbeatTicks, "timeout": &h.cfg.TimeoutTicks,
+		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks}
+	h.nodes = map[string]*simNode{
+		"a": {name: "a", role: config.Master},
+		"b": {name: "b", role: config.Standby},
+	}
+	h.actives = map[uint64]string{}
+	for _, a := range d.CmdArgs {
+		switch {
+		case ints[a.Key] != nil:
+			*ints[a.Key] = atoi(d, a.Vals[0])
+		case a.Key == "failback":
+			h.cfg.FailbackAutomatic = a.Vals[0] == "automatic"
+		case a.Key == "epoch-a" || a.Key == "epoch-b":
+			h.nodes[a.Key[6:]].disk = uint64(atoi(d, a.Vals[0]))
+		default:
+			d.Fatalf(h.t, "pair: unknown argument %q", a.Key)
+		}
+	}
+}
+
+func (h *harness) node(d *datadriven.TestData, i int) *simNode {
+	if len(d.CmdArgs) <= i {
+		d.Fatalf(h.t, "%s: which node?", d.Cmd)
+	}
+	n := h.nodes[d.CmdArgs[i].Key]
+	if n == nil {
+		d.Fatalf(h.t, "no node %q", d.CmdArgs[i].Key)
+	}
+	return n
+}
+
+func (h *harness) peerOf(n *simNode) *simNode {
+	if n.name == "a" {
+		return h.nodes["b"]
+	}
+	return h.nodes["a"]
+}
+
+func (h *harness) start(n *simNode) {
+	c := h.cfg
+	c.Self, c.Role, c.Epoch = n.name, n.role, n.disk
+	m, err := New(c)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n.m, n.paused, n.inbox = m, 0, nil
+	h.printf("%s: started in epoch %d", n.name, n.disk)
+	h.flush(n)
+}
+
+func (h *harness) kill(d *datadriven.TestData) {
+	n := h.node(d, 0)
+	n.m = nil
+	h.printf("%s: killed", n.name)
+	var link string
+	d.MaybeScanArgs(h.t, "link", &link)
+	if p := h.peerOf(n); link == "closed" && p.m != nil && !h.cut {
+		h.printf("%s: link to %s closed; probe refused", p.name, n.name)
+		h.step(p, LinkDown{Gone: true})
+	}
+}
+
+func (h *harness) maintenance(d *datadriven.TestData) {
+	n := h.node(d, 0)
+	on := d.CmdArgs[1].Key == "on"
+	var f int
+	if on {
+		d.ScanArgs(h.t, "for", &f)
+	}
+	h.step(n, SetMaintenance{On: on, For: f})
+}
+
+func (h *harness) inject(d *datadriven.TestData) {
+	n := h.node(d, 0)
+	kv := map[string]string{}
+	for _, a := range d.CmdArgs[2:] {
+		kv[a.Key] = strings.Join(a.Vals, ",")
+	}
+	ep, _ := strconv.ParseUint(kv["epoch"], 10, 64)
+	var in Input
+	switch d.CmdArgs[1].Key {
+	case "heartbeat":
+		left, _ := strconv.Atoi(kv["maint-left"])
+		in = Heartbeat{From: kv["from"], Role: config.Role(kv["role"]), State: State(kv["state"]), Epoch: ep, MaintLeft: left}
+	case "yield":
+		in = Yield{From: kv["from"], Epoch: ep}
+	case "take":
+		in = Take{From: kv["from"], Epoch: ep}
+	default:
+		d.Fatalf(h.t, "inject: unknown input %q", d.CmdArgs[1].Key)
+	}
+	h.step(n, in)
+}
+
+// step applies an input to a running node and prints a refusal.
+func (h *harness) step(n *simNode, in Input) {
+	if n.m == nil {
+		h.printf("%s: not running", n.name)
+		return
+	}
+	if n.paused > 0 {
+		n.inbox = append(n.inbox, in)
+		return
+	}
+	if err := n.m.Step(in); err != nil {
+		h.printf("%s: refused %T: %v", n.name, in, err)
+	}
+	h.flush(n)
+}
+
+func (h *harness) tick() {
+	h.now++
+	for _, name := range []string{"a", "b"} {
+		n := h.nodes[name]
+		if n.m == nil {
+			continue
+		}
+		if n.paused > 0 {
+			n.paused--
+			if n.paused == 0 {
+				h.resume(n)
+			}
+			continue
+		}
+		n.m.Tick()
+		h.flush(n)
+	}
+}
+
+func (h *harness) resume(n *simNode) {
+	h.printf("%s: resumed after %d ticks", n.name, n.pausedN)
+	if err := n.m.Step(Stall{Ticks: n.pausedN}); err != nil {
+		h.t.Fatal(err)
+	}
+	inbox := n.inbox
+	n.inbox = nil
+	h.flush(n)
+	for _, in := range inbox {
+		h.step(n, in)
+	}
+}
+
+// flush carries out a node's Ready: persist, messages, heartbeat, events, hooks.
+func (h *harness) flush(n *simNode) {
+	for n.m != nil && n.m.HasReady() {
+		rd := n.m.Ready()
+		n.m.Advance()
+		if rd.PersistEpoch {
+			n.disk = rd.Epoch
+		}
+		for _, msg := range rd.Messages {
+			h.printf("%s → %s: %s epoch=%d", n.name, msg.To, msg.Kind, msg.Epoch)
+		}
+		for _, e := range rd.Events {
+			h.printf("%s: %s epoch=%d: %s%s", n.name, e.Type, e.Epoch, e.Reason, fmtData(e.Data))
+		}
+		for _, hk := range rd.Hooks {
+			h.printf("%s: hook on_%s epoch=%d", n.name, hk.State, hk.Epoch)
+		}
+		h.deliver(n, rd)
+	}
+}
+
+func fmtData(d map[string]any) string {
+	if len(d) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(" {")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%v", k, d[k])
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// deliver sends the node's messages and heartbeat over the link.
+func (h *harness) deliver(from *simNode, rd Ready) {
+	p := h.peerOf(from)
+	if h.cut || p.m == nil {
+		return
+	}
+	for _, msg := range rd.Messages {
+		switch msg.Kind {
+		case MsgTake:
+			h.step(p, Take{From: from.name, Epoch: msg.Epoch})
+		case MsgYield:
+			h.step(p, Yield{From: from.name, Epoch: msg.Epoch})
+		}
+	}
+	if rd.Heartbeat {
+		s := from.m.Status()
+		h.step(p, Heartbeat{From: from.name, Role: from.role, State: s.State, Epoch: s.Epoch,
+			Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion})
+	}
+}
+
+func (h *harness) status() {
+	for _, name := range []string{"a", "b"} {
+		n := h.nodes[name]
+		if n.m == nil {
+			h.printf("%s: down (disk epoch %d)", name, n.disk)
+			continue
+		}
+		s := n.m.Status()
+		extra := ""
+		if s.Maintenance {
+			extra += fmt.Sprintf(" maintenance(left %d)", s.MaintLeft)
+		}
+		if s.Switchover != "" {
+			extra += " switchover:" + s.Switchover
+		}
+		h.printf("%s: %s %s epoch=%d peer-heard=%v%s", name, s.Role, s.State, s.Epoch, s.PeerHeard, extra)
+	}
+}
+
+// checkInvariants reports two nodes ever active in one epoch, or an epoch
+// used before it was persisted.
+func (h *harness) checkInvariants() error {
+	for _, n := range h.nodes {
+		if n.m == nil || n.m.State() != Active {
+			continue
+		}
+		e := n.m.Epoch()
+		if other, ok := h.actives[e]; ok && other != n.name {
+			return fmt.Errorf("invariant broken: %s and %s both active in epoch %d", other, n.name, e)
+		}
+		h.actives[e] = n.name
+		if n.disk < e {
+			return fmt.Errorf("invariant broken: %s active in epoch %d but only %d persisted", n.name, e, n.disk)
+		}
+	}
+	return nil
+}
+
+func (h *harness) printf(format string, args ...any) {
+	fmt.Fprintf(&h.out, "t=%d %s\n", h.now, fmt.Sprintf(format, args...))
+}
