@@ -1,7 +1,9 @@
 // Package config is a node's configuration (SPEC §8): one struct, its
 // defaults in one place (Default), the cross-field rules in Validate, and
 // loading from a YAML file, TANDEM_* environment variables and flags (load.go),
-// in that order of precedence (flags win).
+// in that order of precedence (flags win). The keys come from the struct's
+// yaml tags (Keys), so the three sources cannot drift apart. Load takes the
+// environment and the flags as arguments: only cmd/ reads the process's own.
 package config
 
 import (
@@ -29,17 +31,18 @@ const (
 	FailbackAutomatic = "automatic"
 )
 
-// Config is everything a node is told.
+// Config is everything a node is told. Each leaf field's yaml tags, joined
+// with dots, name its key (see Keys); its help tag is the key's flag help.
 type Config struct {
-	Pair        string            `yaml:"pair"`
-	Node        string            `yaml:"node"`
-	Role        Role              `yaml:"role"`
-	DataDir     string            `yaml:"data_dir"`
+	Pair        string            `yaml:"pair" help:"name of the pair ([a-z0-9][a-z0-9-]{0,31})"`
+	Node        string            `yaml:"node" help:"name of this node ([a-z0-9][a-z0-9-]{0,31})"`
+	Role        Role              `yaml:"role" help:"role fixed at install: master or standby"`
+	DataDir     string            `yaml:"data_dir" help:"directory of the node's own state"`
 	NATS        NATS              `yaml:"nats"`
 	Heart       Heartbeat         `yaml:"heartbeat"`
-	Failback    string            `yaml:"failback"`
+	Failback    string            `yaml:"failback" help:"failback policy: manual or automatic"`
 	Hooks       Hooks             `yaml:"hooks"`
-	Hosts       map[string]string `yaml:"hosts"` // node → client-facing host
+	Hosts       map[string]string `yaml:"hosts" help:"client-facing host of each node, as node=host,node=host"`
 	Database    Database          `yaml:"database"`
 	Notifier    Notifier          `yaml:"notifier"`
 	License     License           `yaml:"license"`
@@ -50,65 +53,65 @@ type Config struct {
 
 // NATS says where the node's NATS server is.
 type NATS struct {
-	Listen     string `yaml:"listen"`      // client address of the embedded server
-	LeafListen string `yaml:"leaf_listen"` // leafnode address of the embedded server
-	Peer       string `yaml:"peer"`        // the peer's leafnode URL, nats-leaf://host:port
-	URL        string `yaml:"url"`         // an external NATS instead of the embedded one
-	Creds      string `yaml:"creds"`       // credentials file for URL
+	Listen     string `yaml:"listen" help:"client address of the embedded NATS server"`
+	LeafListen string `yaml:"leaf_listen" help:"leafnode address of the embedded NATS server"`
+	Peer       string `yaml:"peer" help:"the peer's leafnode URL, nats-leaf://host:port"`
+	URL        string `yaml:"url" help:"URL of an external NATS to use instead of the embedded server"`
+	Creds      string `yaml:"creds" help:"credentials file for nats.url"`
 }
 
 // Heartbeat timing (F5, F6, F7).
 type Heartbeat struct {
-	Interval time.Duration `yaml:"interval"`
-	Timeout  time.Duration `yaml:"timeout"`
+	Interval time.Duration `yaml:"interval" help:"time between heartbeats"`
+	Timeout  time.Duration `yaml:"timeout" help:"silence after which the peer is lost (at least 2 × heartbeat.interval)"`
 	// Discovery is the start-up window (F1); 0 means 3 × Interval.
-	Discovery time.Duration `yaml:"discovery"`
+	Discovery time.Duration `yaml:"discovery" help:"start-up discovery window; 0 means 3 × heartbeat.interval"`
 	// Settle is how long a healed link must be stable before a collision
 	// of two actives is resolved (F7); 0 means 3 × Interval.
-	Settle time.Duration `yaml:"settle"`
+	Settle time.Duration `yaml:"settle" help:"how long a healed link must be stable before two actives are resolved; 0 means 3 × heartbeat.interval"`
 }
 
 // Hooks are the commands run on transitions (F11).
 type Hooks struct {
-	OnActive  string        `yaml:"on_active"`
-	OnPassive string        `yaml:"on_passive"`
-	Timeout   time.Duration `yaml:"timeout"`
+	OnActive  string        `yaml:"on_active" help:"command run when this node becomes active"`
+	OnPassive string        `yaml:"on_passive" help:"command run when this node becomes passive"`
+	Timeout   time.Duration `yaml:"timeout" help:"longest a hook may run"`
 }
 
 // Database is the application database the replicator keeps in sync.
 type Database struct {
-	Path   string   `yaml:"path"`
-	Tables []string `yaml:"tables"`
+	Path   string   `yaml:"path" help:"path of the application database to replicate"`
+	Tables []string `yaml:"tables" help:"tables to replicate, as a comma list"`
 }
 
 // Notifier settings.
 type Notifier struct {
-	PushListen string `yaml:"push_listen"`
+	PushListen string `yaml:"push_listen" help:"address of the notifier's push endpoint"`
 }
 
 // License settings.
 type License struct {
-	PublicKey string        `yaml:"public_key"`
-	Grace     time.Duration `yaml:"grace"`
+	PublicKey string        `yaml:"public_key" help:"the vendor's Ed25519 public key, which license signatures are checked against"`
+	Grace     time.Duration `yaml:"grace" help:"how long the standby's licenses stay valid without contact with the master"`
 }
 
 // Admin is the HTTP address of /metrics, /healthz and /readyz.
 type Admin struct {
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" help:"address of /metrics, /healthz and /readyz"`
 }
 
 // Maintenance settings (F10).
 type Maintenance struct {
 	// Default is how long maintenance lasts when no duration is given.
-	Default time.Duration `yaml:"default"`
+	Default time.Duration `yaml:"default" help:"how long maintenance lasts when no duration is given"`
 	// Max is the longest maintenance that may be asked for.
-	Max time.Duration `yaml:"max"`
+	Max time.Duration `yaml:"max" help:"longest maintenance that may be asked for"`
 }
 
 // Log settings.
 type Log struct {
-	Format string `yaml:"format"` // json or console
-	Level  string `yaml:"level"`
+	Format string `yaml:"format" help:"log format: json or console"`
+	Level  string `yaml:"level" help:"log level: trace, debug, info, warn or error"`
 }
 
 // Default returns the defaults of every key.
@@ -222,6 +225,11 @@ func (c Config) Validate() error {
 	}
 	if c.Maintenance.Default <= 0 || c.Maintenance.Max < c.Maintenance.Default {
 		add("maintenance: default %v must be positive and at most max %v", c.Maintenance.Default, c.Maintenance.Max)
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q is none of trace, debug, info, warn, error", c.Log.Level)
 	}
 	if c.Log.Format != "json" && c.Log.Format != "console" {
 		add("log.format: %q is neither json nor console", c.Log.Format)

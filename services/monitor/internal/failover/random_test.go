@@ -25,7 +25,6 @@ func randomRun(t *testing.T, seed uint64) {
 	h.nodes = map[string]*simNode{"a": {name: "a", role: "master"}, "b": {name: "b", role: "standby"}}
 	h.actives = map[uint64]string{}
 	names := []string{"a", "b"}
-	var log []string
 	for step := 0; step < 400; step++ {
 		n := h.nodes[names[r.IntN(2)]]
 		op := r.IntN(100)
@@ -53,7 +52,6 @@ func randomRun(t *testing.T, seed uint64) {
 		case op < 92:
 			h.step(n, LinkDown{})
 		}
-		log = append(log, fmt.Sprintf("step %d op %d node %s", step, op, n.name))
 		if err := h.checkInvariants(); err != nil {
 			t.Fatalf("seed %d: %v\n%s", seed, err, h.out.String())
 		}

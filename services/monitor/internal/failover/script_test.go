@@ -48,12 +48,12 @@ type simNode struct {
 }
 
 type harness struct {
-	t      *testing.T
-	cfg    Config
-	nodes  map[string]*simNode
-	cut    bool
-	now    int
-	out    strings.Builder
+	t       *testing.T
+	cfg     Config
+	nodes   map[string]*simNode
+	cut     bool
+	now     int
+	out     strings.Builder
 	actives map[uint64]string // epoch → node that was active in it
 }
 

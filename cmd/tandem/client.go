@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+var errUsage = errors.New("usage")
+
+// globals are the flags every client command takes (SPEC §8).
+type globals struct {
+	server  string
+	creds   string
+	json    bool
+	timeout time.Duration
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.server, "server", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated; the first is tried first")
+	fs.StringVar(&g.creds, "creds", "", "NATS credentials file")
+	fs.BoolVar(&g.json, "json", false, "print JSON")
+	fs.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the nodes")
+}
+
+// parse parses a command's flags; -h prints them and ends the command.
+func parse(fs *flag.FlagSet, args []string, errOut io.Writer) error {
+	fs.SetOutput(errOut)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// connect connects to the pair's NATS servers, in the order given.
+func (g *globals) connect(name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("tandem " + name), nats.Timeout(g.timeout), nats.DontRandomize(),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}
+	if g.creds != "" {
+		opts = append(opts, nats.UserCredentials(g.creds))
+	}
+	nc, err := nats.Connect(g.server, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", g.server, err)
+	}
+	return nc, nil
+}
+
+func requirePair(pair string) error {
+	if pair == "" {
+		return errors.New("--pair is required")
+	}
+	return subject.CheckName("pair", pair)
+}
+
+// gatherStatus asks every node of the pair for its status.
+func gatherStatus(ctx context.Context, nc *nats.Conn, pair string, wait time.Duration) ([]api.StatusReply, error) {
+	raw, err := reply.Gather(ctx, nc, subject.Admin(pair, subject.PairScope, api.VerbStatus),
+		api.StatusRequest{Request: api.Request{V: api.Version, Pair: pair}}, 2, wait)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.StatusReply
+	for _, b := range raw {
+		var r api.StatusReply
+		if err := reply.Decode(b, &r); err == nil {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &reply.Error{Code: reply.CodeUnavailable,
+			Message: fmt.Sprintf("no node of pair %q answers through %s", pair, nc.ConnectedUrlRedacted())}
+	}
+	return out, nil
+}
+
+// localNode finds the node whose NATS server the client is connected to.
+// Commands that must go "through" a node (F8) are sent to it.
+func localNode(nc *nats.Conn, replies []api.StatusReply) (string, error) {
+	server := nc.ConnectedServerName()
+	for _, r := range replies {
+		if r.Self.Server == server {
+			return r.Self.Node, nil
+		}
+	}
+	return "", fmt.Errorf("the server %s (%s) belongs to no node of the pair; connect to a node's own NATS server", server, nc.ConnectedUrlRedacted())
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,45 @@
+package api
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/tandem-ha/tandem/pkg/reply"
+)
+
+func TestDecodeChecksHead(t *testing.T) {
+	var r SwitchoverRequest
+	if err := Decode([]byte(`{"v":1,"pair":"p","to":"b"}`), "p", &r); err != nil || r.To != "b" {
+		t.Fatalf("good request: %v %+v", err, r)
+	}
+	cases := map[string]string{
+		`{"v":2,"pair":"p"}`:       reply.CodeBadRequest,
+		`{"v":1,"pair":"q"}`:       reply.CodeWrongPair,
+		`{"v":1,"pair":"p","x":1}`: reply.CodeBadRequest,
+		`not json`:                 reply.CodeBadRequest,
+		`{"v":1,"pair":"p"} {}`:    reply.CodeBadRequest,
+	}
+	for in, code := range cases {
+		var re *reply.Error
+		if err := Decode([]byte(in), "p", &SwitchoverRequest{}); !errors.As(err, &re) || re.Code != code {
+			t.Errorf("%s: %v, want %s", in, err, code)
+		}
+	}
+}
+
+func TestCombine(t *testing.T) {
+	age := int64(20)
+	// a answered and sees b; b did not answer (cut off or dead).
+	ps := Combine("p", []StatusReply{{Pair: "p",
+		Self: NodeStatus{Node: "a", Role: "master", State: "active", Epoch: 4},
+		Peer: &NodeStatus{Node: "b", Role: "standby", State: "active", Epoch: 3, HeartbeatAgeMS: &age}}})
+	if ps.Active == nil || *ps.Active != "a" || ps.Epoch != 4 || len(ps.Nodes) != 2 {
+		t.Fatalf("combine: %+v", ps)
+	}
+	if !ps.Nodes[0].Reachable || ps.Nodes[1].Reachable {
+		t.Fatalf("reachability: %+v", ps.Nodes)
+	}
+	if ps := Combine("p", nil); ps.Active != nil || ps.Nodes == nil {
+		t.Fatalf("no replies: %+v", ps)
+	}
+}

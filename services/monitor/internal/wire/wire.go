@@ -1,0 +1,94 @@
+// Package wire is the monitor-to-monitor wire format: heartbeats (F5) and
+// the control messages of a switchover (F8), as JSON with a schema version.
+// Decoders are strict (size limit, unknown fields, every field validated)
+// because they read whatever arrives on the pair's subjects.
+package wire
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// Version is the schema version of both messages.
+const Version = 1
+
+// MaxSize is the largest message accepted.
+const MaxSize = 4 << 10
+
+// Heartbeat is what a monitor says of itself every interval.
+type Heartbeat struct {
+	V     int    `json:"v"`
+	Pair  string `json:"pair"`
+	Node  string `json:"node"`
+	Role  string `json:"role"`
+	State string `json:"state"`
+	Epoch uint64 `json:"epoch"`
+	// Maintenance: on, how long it still lasts, and the version of the
+	// setting (the newer setting wins between the nodes).
+	Maintenance        bool      `json:"maintenance"`
+	MaintenanceLeftMS  int64     `json:"maintenance_left_ms"`
+	MaintenanceVersion uint64    `json:"maintenance_version"`
+	Seq                uint64    `json:"seq"`
+	Sent               time.Time `json:"sent"`
+}
+
+// Control is a switchover message: "yield" (master → active standby) or
+// "take" (yielding node → the other).
+type Control struct {
+	V     int    `json:"v"`
+	Pair  string `json:"pair"`
+	From  string `json:"from"`
+	Kind  string `json:"kind"`
+	Epoch uint64 `json:"epoch"`
+}
+
+// DecodeHeartbeat decodes and validates a heartbeat meant for pair.
+func DecodeHeartbeat(b []byte, pair string) (Heartbeat, error) {
+	var h Heartbeat
+	if err := event.DecodeStrict(b, MaxSize, &h); err != nil {
+		return Heartbeat{}, fmt.Errorf("heartbeat: %w", err)
+	}
+	return h, h.validate(pair)
+}
+
+func (h Heartbeat) validate(pair string) error {
+	switch {
+	case h.V != Version:
+		return fmt.Errorf("heartbeat: schema version %d, want %d", h.V, Version)
+	case h.Pair != pair:
+		return fmt.Errorf("heartbeat: for pair %q, this is pair %q", h.Pair, pair)
+	case !subject.ValidName(h.Node):
+		return fmt.Errorf("heartbeat: node name %q", h.Node)
+	case h.Role != "master" && h.Role != "standby":
+		return fmt.Errorf("heartbeat: role %q", h.Role)
+	case h.State != "starting" && h.State != "passive" && h.State != "active":
+		return fmt.Errorf("heartbeat: state %q", h.State)
+	case h.MaintenanceLeftMS < 0 || (!h.Maintenance && h.MaintenanceLeftMS != 0):
+		return fmt.Errorf("heartbeat: maintenance left %dms with maintenance %v", h.MaintenanceLeftMS, h.Maintenance)
+	case h.Sent.IsZero():
+		return fmt.Errorf("heartbeat: no send time")
+	}
+	return nil
+}
+
+// DecodeControl decodes and validates a control message meant for pair.
+func DecodeControl(b []byte, pair string) (Control, error) {
+	var c Control
+	if err := event.DecodeStrict(b, MaxSize, &c); err != nil {
+		return Control{}, fmt.Errorf("control: %w", err)
+	}
+	switch {
+	case c.V != Version:
+		return Control{}, fmt.Errorf("control: schema version %d, want %d", c.V, Version)
+	case c.Pair != pair:
+		return Control{}, fmt.Errorf("control: for pair %q, this is pair %q", c.Pair, pair)
+	case !subject.ValidName(c.From):
+		return Control{}, fmt.Errorf("control: node name %q", c.From)
+	case c.Kind != "yield" && c.Kind != "take":
+		return Control{}, fmt.Errorf("control: kind %q", c.Kind)
+	}
+	return c, nil
+}

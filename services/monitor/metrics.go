@@ -1,0 +1,93 @@
+package monitor
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
+)
+
+type metrics struct {
+	state         *prometheus.GaugeVec
+	epoch         prometheus.Gauge
+	peerAge       prometheus.Gauge
+	maintenance   prometheus.Gauge
+	failovers     prometheus.Counter
+	activations   *prometheus.CounterVec
+	phase         *prometheus.HistogramVec
+	hookSeconds   *prometheus.HistogramVec
+	heartbeatsIn  prometheus.Counter
+	heartbeatsOut prometheus.Counter
+	rejected      *prometheus.CounterVec
+	inputsDropped prometheus.Counter
+	stalls        prometheus.Counter
+	linkDowns     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &metrics{
+		state:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tandem_monitor_state", Help: "1 for the node's current state."}, []string{"state"}),
+		epoch:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_epoch", Help: "The node's epoch."}),
+		peerAge:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_peer_heartbeat_age_seconds", Help: "Age of the last heartbeat heard from the peer."}),
+		maintenance: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_maintenance", Help: "1 while maintenance mode is on."}),
+		failovers:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_failovers_total", Help: "Activations after an outage of the peer."}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_monitor_transitions_total", Help: "State transitions, by event type."}, []string{"type"}),
+		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_failover_phase_seconds",
+			Help:    "Duration of each failover phase: detection (last heartbeat or link loss to decision) and activation (decision to epoch persisted and heartbeat sent).",
+			Buckets: buckets}, []string{"phase"}),
+		hookSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_hook_seconds", Help: "Hook run time (the hooks phase of a failover).", Buckets: buckets}, []string{"hook"}),
+		heartbeatsIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_heartbeats_received_total", Help: "Valid heartbeats received from the peer."}),
+		heartbeatsOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_heartbeats_sent_total", Help: "Heartbeats sent."}),
+		rejected:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_input_rejected_total", Help: "Rejected input, by kind.", ConstLabels: prometheus.Labels{"service": "monitor"}}, []string{"kind"}),
+		inputsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_inputs_dropped_total", Help: "Inputs dropped because the queue was full."}),
+		stalls:        prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_stalls_total", Help: "Ticks that came late (F12)."}),
+		linkDowns:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_link_down_total", Help: "Times the link to the peer went down."}),
+	}
+	for _, c := range []prometheus.Collector{m.state, m.epoch, m.peerAge, m.maintenance, m.failovers, m.activations,
+		m.phase, m.hookSeconds, m.heartbeatsIn, m.heartbeatsOut, m.rejected, m.inputsDropped, m.stalls, m.linkDowns} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(st failover.Status, lastHeard, now time.Time) {
+	for _, s := range []failover.State{failover.Starting, failover.Passive, failover.Active} {
+		v := 0.0
+		if st.State == s {
+			v = 1
+		}
+		m.state.WithLabelValues(string(s)).Set(v)
+	}
+	m.epoch.Set(float64(st.Epoch))
+	if !lastHeard.IsZero() {
+		m.peerAge.Set(now.Sub(lastHeard).Seconds())
+	}
+	mv := 0.0
+	if st.Maintenance {
+		mv = 1
+	}
+	m.maintenance.Set(mv)
+}
+
+// observeTransition records transitions and, for an outage activation, the
+// detection and activation phases.
+func (s *Service) observeTransition(e failover.Event) {
+	s.met.activations.WithLabelValues(e.Type).Inc()
+	if e.Type != event.NodeActivated || e.Data["outage"] != true {
+		return
+	}
+	s.met.failovers.Inc()
+	now := s.clk.Now()
+	from := s.lastHeard
+	if !s.linkDown.IsZero() {
+		from = s.linkDown
+	}
+	if !from.IsZero() {
+		s.met.phase.WithLabelValues("detection").Observe(now.Sub(from).Seconds())
+	}
+}

@@ -1,0 +1,391 @@
+// Package monitor is the pair monitor service: the driver around the pure
+// failover machine (internal/failover). It sends and receives heartbeats over
+// core NATS, turns link signals into fast failover, persists the epoch, runs
+// hooks, answers admin requests, and publishes every transition as an event.
+//
+// # Concurrency
+//
+// One goroutine, run, owns the machine and everything it decides. Everything
+// else reaches it through s.inputs: NATS subscription callbacks (heartbeats,
+// control messages, admin commands), link signals, and the results of peer
+// probes. After every input or tick run carries out the machine's Ready in
+// the documented order and publishes a snapshot (s.snap, an atomic pointer)
+// that status requests, /readyz and metrics read without locking. Hooks run
+// one at a time on their own goroutine (runHooks), fed by s.hooks, so that a
+// slow hook never delays a heartbeat.
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/tandem-ha/tandem/pkg/clock"
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
+	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
+)
+
+// TicksPerInterval is how many ticks make one heartbeat interval. Timeouts
+// are measured to 1/20 of the interval (50 ms at the default 1 s).
+const TicksPerInterval = 20
+
+// EventSink publishes events (pkg/bus.Emitter in production).
+type EventSink interface {
+	Emit(e event.Envelope)
+}
+
+// Link reports the state of the link to the peer and probes the peer's
+// process. It is optional: without it the monitor relies on heartbeats alone.
+type Link interface {
+	// Events delivers every change of the link.
+	Events() <-chan natsnode.LinkEvent
+	// ProbeGone reports whether the peer's process is proven dead (its
+	// port refuses connections). Silence or a live answer are not proof.
+	ProbeGone(ctx context.Context) bool
+}
+
+// LeafLink is the Link of an embedded server's leafnode connection to the
+// peer; peerLeafURL is the peer's leafnode URL (nats.peer), which is probed
+// when the link goes down.
+func LeafLink(srv *natsnode.Server, peerLeafURL string) Link {
+	return leafLink{srv: srv, peer: peerLeafURL}
+}
+
+type leafLink struct {
+	srv  *natsnode.Server
+	peer string
+}
+
+func (l leafLink) Events() <-chan natsnode.LinkEvent { return l.srv.LinkEvents() }
+
+func (l leafLink) ProbeGone(ctx context.Context) bool {
+	if l.peer == "" {
+		return false
+	}
+	return natsnode.ProbePeer(ctx, l.peer, 250*time.Millisecond) == natsnode.Gone
+}
+
+// Options are what a monitor needs.
+type Options struct {
+	Config   config.Config
+	Conn     *nats.Conn // to the node's own NATS server
+	Link     Link       // may be nil
+	Events   EventSink
+	Clock    clock.Clock
+	Log      zerolog.Logger
+	Registry prometheus.Registerer
+}
+
+// Service is one node's monitor.
+type Service struct {
+	cfg    config.Config
+	nc     *nats.Conn
+	link   Link
+	events EventSink
+	clk    clock.Clock
+	log    zerolog.Logger
+	met    *metrics
+	dir    string
+
+	tick time.Duration
+	m    *failover.Machine
+
+	inputs chan input
+	hooks  chan hookJob
+	snap   atomic.Pointer[snapshot]
+
+	// Owned by run.
+	seq       uint64
+	lastHeard time.Time
+	linkDown  time.Time // when the link last went down, zero while up
+	lastTick  time.Time
+
+	rejectMu     sync.Mutex // guards rejectWindow and rejectCount
+	rejectWindow time.Time
+	rejectCount  int
+
+	subs []*nats.Subscription
+	wg   sync.WaitGroup
+}
+
+type input struct {
+	in   failover.Input
+	at   time.Time
+	done chan error // nil for inputs that need no answer
+}
+
+type hookJob struct {
+	hook failover.Hook
+}
+
+// snapshot is what run last published of the machine.
+type snapshot struct {
+	status    failover.Status
+	lastHeard time.Time
+	at        time.Time
+}
+
+// New builds a monitor; Run starts it.
+func New(o Options) (*Service, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Conn == nil || o.Events == nil {
+		return nil, errors.New("monitor: a NATS connection and an event sink are required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Service{
+		cfg: o.Config, nc: o.Conn, link: o.Link, events: o.Events, clk: o.Clock,
+		log:    o.Log.With().Str("service", "monitor").Logger(),
+		dir:    filepath.Join(o.Config.DataDir, "monitor"),
+		tick:   o.Config.Heart.Interval / TicksPerInterval,
+		inputs: make(chan input, 1024),
+		hooks:  make(chan hookJob, 64),
+	}
+	met, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.met = met
+	epoch, err := epochfile.Load(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	s.m, err = failover.New(s.machineConfig(epoch))
+	if err != nil {
+		return nil, err
+	}
+	s.publishSnapshot()
+	return s, nil
+}
+
+// ticks converts a duration to ticks, rounding up.
+func (s *Service) ticks(d time.Duration) int {
+	return int(math.Ceil(float64(d) / float64(s.tick)))
+}
+
+func (s *Service) machineConfig(epoch uint64) failover.Config {
+	c := s.cfg
+	peer := ""
+	for n := range c.Hosts {
+		if n != c.Node {
+			peer = n
+		}
+	}
+	return failover.Config{
+		Self: c.Node, Peer: peer, Role: c.Role, Epoch: epoch,
+		HeartbeatTicks:    TicksPerInterval,
+		TimeoutTicks:      s.ticks(c.Heart.Timeout),
+		DiscoveryTicks:    s.ticks(c.Heart.DiscoveryWindow()),
+		SettleTicks:       s.ticks(c.Heart.SettleDelay()),
+		ConfirmTicks:      s.ticks(c.Heart.Timeout),
+		FailbackAutomatic: c.Failback == config.FailbackAutomatic,
+	}
+}
+
+// Run runs the monitor until ctx is done. It returns an error only when the
+// node cannot go on safely (it could not persist an epoch).
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.subscribe(); err != nil {
+		return err
+	}
+	defer s.unsubscribe()
+	hctx, cancelHooks := context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.runHooks(hctx)
+	defer func() {
+		cancelHooks()
+		s.wg.Wait()
+	}()
+	s.log.Info().Str("pair", s.cfg.Pair).Str("node", s.cfg.Node).Str("role", string(s.cfg.Role)).
+		Uint64("epoch", s.m.Epoch()).Msg("monitor starting")
+	return s.run(ctx)
+}
+
+func (s *Service) run(ctx context.Context) error {
+	tk := s.clk.NewTicker(s.tick)
+	defer tk.Stop()
+	var linkEvents <-chan natsnode.LinkEvent
+	if s.link != nil {
+		linkEvents = s.link.Events()
+	}
+	s.lastTick = s.clk.Now()
+	if err := s.carryOut(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tk.C():
+			s.onTick(now)
+		case in := <-s.inputs:
+			s.onInput(in)
+		case le, ok := <-linkEvents:
+			if !ok {
+				linkEvents = nil
+				continue
+			}
+			s.onLink(ctx, le.Up)
+		}
+		if err := s.carryOut(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// onTick advances the machine by one tick, first telling it when the tick
+// came late (F12). Missed ticks are not caught up: a node that was frozen must
+// not measure the peer's silence by its own pause.
+func (s *Service) onTick(now time.Time) {
+	late := now.Sub(s.lastTick) - s.tick
+	s.lastTick = now
+	if late > s.stallThreshold() {
+		s.met.stalls.Inc()
+		s.log.Warn().Dur("late", late).Msg("timers ran late; re-checking the peer before any failover")
+		_ = s.m.Step(failover.Stall{Ticks: s.ticks(late)})
+		s.drainInputs()
+	}
+	s.m.Tick()
+}
+
+// stallThreshold is how late a tick may come before it counts as a stall:
+// a quarter of the heartbeat interval, and at least two ticks.
+func (s *Service) stallThreshold() time.Duration {
+	return max(s.cfg.Heart.Interval/4, 2*s.tick)
+}
+
+// drainInputs applies the inputs that queued up while the node was stalled,
+// so that heartbeats that arrived during a pause count before the next tick.
+func (s *Service) drainInputs() {
+	for i := 0; i < cap(s.inputs); i++ {
+		select {
+		case in := <-s.inputs:
+			s.onInput(in)
+		default:
+			return
+		}
+	}
+}
+
+func (s *Service) onInput(in input) {
+	if _, ok := in.in.(failover.Heartbeat); ok {
+		s.lastHeard = in.at
+		s.met.heartbeatsIn.Inc()
+	}
+	err := s.m.Step(in.in)
+	if in.done != nil {
+		in.done <- err
+		return
+	}
+	if err != nil {
+		s.reject(fmt.Sprintf("%T", in.in), "", err)
+	}
+}
+
+// onLink reacts to the link to the peer going up or down. A link that goes
+// down is probed at once, off the loop; a refused connection proves the peer's
+// process dead and fails over without waiting for the timeout (F6).
+func (s *Service) onLink(ctx context.Context, up bool) {
+	now := s.clk.Now()
+	if up {
+		s.linkDown = time.Time{}
+		s.log.Debug().Msg("link to the peer is up")
+		_ = s.m.Step(failover.LinkUp{})
+		return
+	}
+	s.linkDown = now
+	s.met.linkDowns.Inc()
+	s.log.Info().Msg("link to the peer is down; probing the peer")
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.Heart.Interval/2)
+		defer cancel()
+		gone := s.link.ProbeGone(pctx)
+		select {
+		case s.inputs <- input{in: failover.LinkDown{Gone: gone}, at: s.clk.Now()}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// carryOut does what the machine's Ready asks, in order: persist the epoch,
+// send control messages and the heartbeat, publish events, queue hooks.
+func (s *Service) carryOut(ctx context.Context) error {
+	for s.m.HasReady() {
+		start := s.clk.Now()
+		rd := s.m.Ready()
+		if rd.PersistEpoch {
+			if err := epochfile.Save(s.dir, rd.Epoch); err != nil {
+				return fmt.Errorf("monitor: cannot persist epoch %d, stopping: %w", rd.Epoch, err)
+			}
+		}
+		for _, msg := range rd.Messages {
+			s.sendControl(msg)
+		}
+		if rd.Heartbeat {
+			s.sendHeartbeat()
+		}
+		if outageActivation(rd) {
+			s.met.phase.WithLabelValues("activation").Observe(s.clk.Now().Sub(start).Seconds())
+		}
+		for _, e := range rd.Events {
+			s.publishEvent(e)
+		}
+		for _, h := range rd.Hooks {
+			select {
+			case s.hooks <- hookJob{hook: h}:
+			case <-ctx.Done():
+			}
+		}
+		s.m.Advance()
+	}
+	s.publishSnapshot()
+	return nil
+}
+
+func outageActivation(rd failover.Ready) bool {
+	for _, e := range rd.Events {
+		if e.Type == event.NodeActivated && e.Data["outage"] == true {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) publishSnapshot() {
+	s.snap.Store(&snapshot{status: s.m.Status(), lastHeard: s.lastHeard, at: s.clk.Now()})
+	s.met.observe(s.m.Status(), s.lastHeard, s.clk.Now())
+}
+
+// Status is the node's latest view of the pair.
+func (s *Service) Status() failover.Status { return s.snap.Load().status }
+
+// Ready reports whether the monitor has finished discovery (for /readyz).
+func (s *Service) Ready() error {
+	if st := s.snap.Load().status.State; st == failover.Starting {
+		return errors.New("monitor: discovery in progress")
+	}
+	if !s.nc.IsConnected() {
+		return errors.New("monitor: not connected to NATS")
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package monitor
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
+	"github.com/tandem-ha/tandem/services/monitor/internal/wire"
+)
+
+// subscribe listens for the peer's heartbeats, control messages to this node
+// and admin requests.
+func (s *Service) subscribe() error {
+	p, n := s.cfg.Pair, s.cfg.Node
+	for subj, h := range map[string]nats.MsgHandler{
+		subject.Heartbeats(p):                         s.onHeartbeatMsg,
+		subject.Control(p, n):                         s.onControlMsg,
+		subject.AdminAll(p, n):                        s.onAdmin,
+		subject.Admin(p, subject.PairScope, "status"): s.onAdmin,
+	} {
+		sub, err := s.nc.Subscribe(subj, h)
+		if err != nil {
+			s.unsubscribe()
+			return fmt.Errorf("monitor: subscribe %s: %w", subj, err)
+		}
+		// A flood must not grow memory without bound; heartbeats are periodic.
+		if err := sub.SetPendingLimits(4096, 16<<20); err != nil {
+			return err
+		}
+		s.subs = append(s.subs, sub)
+	}
+	return s.nc.Flush()
+}
+
+func (s *Service) unsubscribe() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.subs = nil
+}
+
+func (s *Service) onHeartbeatMsg(m *nats.Msg) {
+	if m.Subject == subject.Heartbeat(s.cfg.Pair, s.cfg.Node) {
+		return // our own, echoed by our server
+	}
+	hb, err := wire.DecodeHeartbeat(m.Data, s.cfg.Pair)
+	if err == nil && m.Subject != subject.Heartbeat(s.cfg.Pair, hb.Node) {
+		err = fmt.Errorf("heartbeat from node %q on subject %s", hb.Node, m.Subject)
+	}
+	if err != nil {
+		s.reject("heartbeat", m.Subject, err)
+		return
+	}
+	s.enqueue(failover.Heartbeat{
+		From: hb.Node, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
+		Maint: hb.Maintenance, MaintLeft: s.ticks(time.Duration(hb.MaintenanceLeftMS) * time.Millisecond),
+		MaintVersion: hb.MaintenanceVersion,
+	})
+}
+
+func (s *Service) onControlMsg(m *nats.Msg) {
+	c, err := wire.DecodeControl(m.Data, s.cfg.Pair)
+	if err != nil {
+		s.reject("control", m.Subject, err)
+		return
+	}
+	switch c.Kind {
+	case "yield":
+		s.enqueue(failover.Yield{From: c.From, Epoch: c.Epoch})
+	case "take":
+		s.enqueue(failover.Take{From: c.From, Epoch: c.Epoch})
+	}
+}
+
+func (s *Service) enqueue(in failover.Input) {
+	select {
+	case s.inputs <- input{in: in, at: s.clk.Now()}:
+	default:
+		s.met.inputsDropped.Inc()
+	}
+}
+
+func (s *Service) sendHeartbeat() {
+	st := s.m.Status()
+	s.seq++
+	hb := wire.Heartbeat{
+		V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Role: string(s.cfg.Role),
+		State: string(st.State), Epoch: st.Epoch, Maintenance: st.Maintenance,
+		MaintenanceVersion: st.MaintVersion, Seq: s.seq, Sent: s.clk.Now().UTC(),
+	}
+	if st.Maintenance {
+		hb.MaintenanceLeftMS = (time.Duration(st.MaintLeft) * s.tick).Milliseconds()
+	}
+	b, _ := json.Marshal(hb)
+	if err := s.nc.Publish(subject.Heartbeat(s.cfg.Pair, s.cfg.Node), b); err != nil {
+		s.log.Warn().Err(err).Msg("send heartbeat")
+		return
+	}
+	s.met.heartbeatsOut.Inc()
+}
+
+func (s *Service) sendControl(msg failover.Message) {
+	b, _ := json.Marshal(wire.Control{V: wire.Version, Pair: s.cfg.Pair, From: s.cfg.Node, Kind: string(msg.Kind), Epoch: msg.Epoch})
+	if err := s.nc.Publish(subject.Control(s.cfg.Pair, msg.To), b); err != nil {
+		s.log.Warn().Err(err).Str("to", msg.To).Msg("send control message")
+	}
+}
+
+// publishEvent turns a machine event into an envelope, logs it and hands it
+// to the sink. Transitions log at info with their reason.
+func (s *Service) publishEvent(e failover.Event) {
+	data := map[string]any{"reason": e.Reason}
+	for k, v := range e.Data {
+		data[k] = v
+	}
+	env, err := event.New(s.cfg.Pair, s.cfg.Node, "monitor", e.Type, e.Epoch, s.clk.Now(), data)
+	if err != nil {
+		s.log.Error().Err(err).Str("type", e.Type).Msg("cannot build event")
+		return
+	}
+	lvl := s.log.Info()
+	if e.Type == event.SwitchoverRefused || e.Type == event.NodeStalled {
+		lvl = s.log.Warn()
+	}
+	lvl.Str("event", e.Type).Uint64("epoch", e.Epoch).Str("reason", e.Reason).Msg(strings.TrimPrefix(e.Type, "tandem."))
+	s.observeTransition(e)
+	s.events.Emit(env)
+}
+
+// reject counts, logs and reports bad input (SPEC §9). Reports are limited
+// to 10 events a second; the rest are counted and logged at debug.
+func (s *Service) reject(kind, subj string, err error) {
+	s.met.rejected.WithLabelValues(kind).Inc()
+	s.rejectMu.Lock()
+	now := s.clk.Now()
+	if now.Sub(s.rejectWindow) >= time.Second {
+		s.rejectWindow, s.rejectCount = now, 0
+	}
+	s.rejectCount++
+	report := s.rejectCount <= 10
+	s.rejectMu.Unlock()
+	if !report {
+		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+		return
+	}
+	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
+	env, eerr := event.New(s.cfg.Pair, s.cfg.Node, "monitor", event.InputRejected, s.snap.Load().status.Epoch, now,
+		map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+	if eerr == nil {
+		s.events.Emit(env)
+	}
+}
+
+// respond sends a reply to an admin request.
+func respond(m *nats.Msg, b []byte) {
+	if m.Reply != "" {
+		_ = m.Respond(b)
+	}
+}
+
+// ask hands a command to the loop and waits for its verdict.
+func (s *Service) ask(in failover.Input) error {
+	done := make(chan error, 1)
+	select {
+	case s.inputs <- input{in: in, at: s.clk.Now(), done: done}:
+	case <-time.After(5 * time.Second):
+		return reply.Errorf(reply.CodeBusy, "the monitor is not taking commands")
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		return reply.Errorf(reply.CodeTimeout, "the monitor did not answer")
+	}
+}
