@@ -236,12 +236,18 @@ func (m *Machine) tickSwitchover() {
 	m.sw = nil
 	switch sw.kind {
 	case swYielding:
-		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not confirm in time; taking back over", sw.to), map[string]any{"to": sw.to})
-		m.activate("switchover rolled back")
+		m.rollback(sw, fmt.Sprintf("%s did not confirm in time; taking back over", sw.to))
 	case swAsked:
 		m.stableFor = 0 // automatic failback waits another settle delay before it asks again
 		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not yield in time; nothing changed", m.peer.name), map[string]any{"to": sw.to})
 	}
+}
+
+// rollback ends a yield that was not confirmed: the node takes back over.
+func (m *Machine) rollback(sw *switchover, reason string) {
+	m.sw = nil
+	m.emit(event.SwitchoverRolledBack, reason, map[string]any{"to": sw.to})
+	m.activate("F8: switchover rolled back")
 }
 
 // losePeer marks the peer lost. Whether the node activates is up to decide.
@@ -294,8 +300,7 @@ func (m *Machine) decideStarting() {
 func (m *Machine) decidePassive() {
 	if m.sw != nil && m.sw.kind == swYielding {
 		if !m.peer.heard {
-			m.sw = nil
-			m.activate("switchover rolled back: the peer was lost")
+			m.rollback(m.sw, fmt.Sprintf("%s was lost before it confirmed; taking back over", m.sw.to))
 		}
 		return
 	}

@@ -1,0 +1,159 @@
+package natsnode
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// LinkEvent is one change of the leaf link to the peer.
+type LinkEvent struct {
+	Up bool
+	At time.Time // when the watcher saw the change
+}
+
+// Watcher timing (see the package doc).
+const (
+	eventBuffer = 64                     // LinkEvents capacity
+	safetyTick  = time.Second            // re-read the count without an advisory
+	settlePoll  = time.Millisecond       // poll period after an advisory
+	settleSpan  = 100 * time.Millisecond // poll span after an advisory
+	leafKind    = "Leafnode"             // ClientInfo.Kind of a leaf connection
+)
+
+// Linked reports whether the leaf link to the peer (a leaf connection of
+// account TANDEM) is up, as of the latest LinkEvent.
+func (s *Server) Linked() bool { return s.linked.Load() }
+
+// LinkEvents delivers every up/down change of the leaf link, the first being
+// the link coming up after Start. The channel is buffered (64); a reader
+// that falls further behind loses the oldest events, never the latest. It is
+// closed by Shutdown.
+func (s *Server) LinkEvents() <-chan LinkEvent { return s.events }
+
+// startWatcher subscribes an in-process SYS client to the connection
+// advisories of account TANDEM and starts the watcher goroutine.
+func (s *Server) startWatcher(id identities) error {
+	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name("natsnode-link-watcher"),
+		nats.Nkey(id.sysPub, id.sys.Sign), nats.NoReconnect())
+	if err != nil {
+		return fmt.Errorf("connect link watcher: %w", err)
+	}
+	for _, ev := range []string{"CONNECT", "DISCONNECT"} {
+		subj := fmt.Sprintf("$SYS.ACCOUNT.%s.%s", AppAccount, ev)
+		if _, err := nc.Subscribe(subj, s.onAdvisory); err != nil {
+			nc.Close()
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		nc.Close()
+		return fmt.Errorf("flush link watcher: %w", err)
+	}
+	s.sys = nc
+	go s.watch()
+	return nil
+}
+
+// onAdvisory pokes the watcher when a leaf connection of TANDEM connects or
+// disconnects. It runs on the subscription's goroutine and never blocks.
+func (s *Server) onAdvisory(m *nats.Msg) {
+	var adv struct {
+		Client struct {
+			Kind string `json:"kind"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(m.Data, &adv); err != nil || adv.Client.Kind != leafKind {
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default: // a look is already due
+	}
+}
+
+// watch is the watcher goroutine: it owns linked and events.
+func (s *Server) watch() {
+	defer close(s.done)
+	defer close(s.events)
+	tick := time.NewTicker(safetyTick)
+	defer tick.Stop()
+	s.observe()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.kick:
+			s.settle()
+		case <-tick.C:
+			s.observe()
+		}
+	}
+}
+
+// settle follows an advisory, which may overtake the server's count of leaf
+// connections: it reads the count every settlePoll until it changes, for at
+// most settleSpan.
+func (s *Server) settle() {
+	tick := time.NewTicker(settlePoll)
+	defer tick.Stop()
+	for range int(settleSpan / settlePoll) {
+		if s.observe() {
+			return
+		}
+		select {
+		case <-s.quit:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// observe reads the link state once and reports whether it changed.
+func (s *Server) observe() bool {
+	up := s.appLeafs() > 0
+	if up == s.linked.Load() {
+		return false
+	}
+	s.linked.Store(up)
+	s.emit(LinkEvent{Up: up, At: time.Now()})
+	if up {
+		s.log.Info().Msg("leaf link up")
+	} else {
+		s.log.Info().Msg("leaf link down")
+	}
+	return true
+}
+
+// appLeafs counts the established leaf connections of account TANDEM: the
+// link to the peer (NOTES: a future link to a central hub is bound to another
+// account and must not count).
+func (s *Server) appLeafs() int {
+	lz, err := s.ns.Leafz(&server.LeafzOptions{Account: AppAccount})
+	if err != nil {
+		return 0
+	}
+	return lz.NumLeafs
+}
+
+// emit queues ev, dropping the oldest queued event when the buffer is full.
+// The watcher is the only sender, so after one drop the send succeeds.
+func (s *Server) emit(ev LinkEvent) {
+	select {
+	case s.events <- ev:
+		return
+	default:
+	}
+	select {
+	case <-s.events:
+	default:
+	}
+	select {
+	case s.events <- ev:
+	default:
+		s.log.Warn().Bool("up", ev.Up).Msg("link event dropped")
+	}
+}

@@ -1,0 +1,110 @@
+package natsnode
+
+import (
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// downTimeout bounds a wait for a link event: generous, to fail instead of
+// hang, never a latency assertion.
+const downTimeout = 15 * time.Second
+
+func TestLinkEventsOnPeerShutdown(t *testing.T) {
+	for _, dead := range []string{"a", "b"} {
+		t.Run("shut down "+dead, func(t *testing.T) {
+			a, b := startPair(t)
+			gone, live := a, b
+			if dead == "b" {
+				gone, live = b, a
+			}
+			waitEvent(t, live, true, 5*time.Second)
+			t0 := time.Now()
+			gone.Shutdown()
+			took := time.Since(t0)
+			ev := waitEvent(t, live, false, downTimeout)
+			t.Logf("%s saw the link down %v after %s's Shutdown() was called (Shutdown took %v)",
+				live.Domain(), ev.At.Sub(t0), gone.Domain(), took)
+			if live.Linked() {
+				t.Error("Linked() after the down event")
+			}
+			for range gone.LinkEvents() { // ends: Shutdown closed it
+			}
+		})
+	}
+}
+
+// TestLinkEventLatency closes the leaf socket on one side and measures how
+// long the other side takes to report the link down, then lets it reconnect.
+func TestLinkEventLatency(t *testing.T) {
+	a, b := startPair(t)
+	waitEvent(t, a, true, 5*time.Second)
+	waitEvent(t, b, true, 5*time.Second)
+	var lat []time.Duration
+	for range 10 {
+		t0 := kickLeaf(t, b)
+		ev := waitEvent(t, a, false, downTimeout)
+		lat = append(lat, ev.At.Sub(t0))
+		waitEvent(t, a, true, 5*time.Second)
+		waitEvent(t, b, false, 5*time.Second)
+		waitEvent(t, b, true, 5*time.Second)
+	}
+	slices.Sort(lat)
+	t.Logf("socket closed on b -> LinkEvent down on a, %d runs: min %v, median %v, max %v",
+		len(lat), lat[0], lat[len(lat)/2], lat[len(lat)-1])
+}
+
+// kickLeaf closes s's leaf connection and returns when it did so.
+func kickLeaf(t *testing.T, s *Server) time.Time {
+	t.Helper()
+	lz, err := s.NATS().Leafz(nil)
+	if err != nil || len(lz.Leafs) != 1 {
+		t.Fatalf("leafz: %d leafs, %v", len(lz.Leafs), err)
+	}
+	t0 := time.Now()
+	if err := s.NATS().DisconnectClientByID(lz.Leafs[0].ID); err != nil {
+		t.Fatalf("close leaf: %v", err)
+	}
+	return t0
+}
+
+func TestLinkEventsAfterRestart(t *testing.T) {
+	a, b := startPair(t)
+	waitEvent(t, b, true, 5*time.Second)
+	o := a.opts
+	o.Listen, o.LeafListen = hostPort(a.ClientURL()), hostPort(a.LeafURL())
+	a.Shutdown()
+	waitEvent(t, b, false, downTimeout)
+	a2, err := Start(o)
+	if err != nil {
+		t.Fatalf("restart a: %v", err)
+	}
+	t.Cleanup(a2.Shutdown)
+	waitEvent(t, b, true, 10*time.Second)
+	waitEvent(t, a2, true, 5*time.Second)
+}
+
+// TestIdleCost logs the CPU an idle linked pair uses (both servers, in
+// this process).
+func TestIdleCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures for 2 s")
+	}
+	startPair(t)
+	time.Sleep(200 * time.Millisecond) // let start-up work finish before measuring
+	const span = 2 * time.Second
+	c0, t0 := cpuTime(t), time.Now()
+	time.Sleep(span)
+	used, wall := cpuTime(t)-c0, time.Since(t0)
+	t.Logf("idle linked pair: %v CPU in %v = %.2f%% of a core (race detector on: %v)",
+		used, wall.Round(time.Millisecond), 100*used.Seconds()/wall.Seconds(), raceEnabled)
+}
+
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

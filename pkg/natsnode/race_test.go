@@ -1,0 +1,5 @@
+//go:build race
+
+package natsnode
+
+const raceEnabled = true

@@ -1,0 +1,192 @@
+package monitor_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
+)
+
+func head() api.Request { return api.Request{V: api.Version, Pair: pairName} }
+
+// F2: a node that hears no peer during discovery activates.
+func TestDiscoveryAlone(t *testing.T) {
+	w := newWorld(t, nil)
+	w.start("a")
+	st := w.waitState("a", failover.Active)
+	if st.Epoch != 2 {
+		t.Fatalf("first activation of the master in epoch %d, want 2", st.Epoch)
+	}
+	e := w.waitEvent("a", event.NodeActivated, "F2")
+	if e.Epoch != 2 || e.Pair != pairName || e.Node != "a" {
+		t.Fatalf("activation event %+v", e)
+	}
+}
+
+// F4: both nodes start at once: the master activates, the standby stays passive.
+func TestSimultaneousStart(t *testing.T) {
+	w := newWorld(t, nil)
+	w.start("a")
+	w.start("b")
+	w.waitState("a", failover.Active)
+	w.waitState("b", failover.Passive)
+	w.waitFor("b hears a active", func() bool { return w.status("b").PeerState == failover.Active })
+	if w.inv.both() != 0 {
+		t.Fatal("both nodes were active at once during a simultaneous start")
+	}
+}
+
+// F6: the active node's process dies (its server's sockets close): the
+// standby activates in a higher epoch on the link signal, not the timeout.
+func TestCrashFailover(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) { c.Heart.Timeout = 5 * time.Second }) // the timeout cannot be what fails over
+	w.start("a")
+	w.start("b")
+	a := w.waitSteady()
+	w.crash("a")
+	b := w.waitState("b", failover.Active)
+	if b.Epoch <= a.Epoch {
+		t.Fatalf("b active in epoch %d, not above a's %d", b.Epoch, a.Epoch)
+	}
+	e := w.waitEvent("b", event.NodeActivated, "refused the connection")
+	if !strings.Contains(reason(e), "F6") {
+		t.Fatalf("activation reason %q", reason(e))
+	}
+	if got := metricValue(t, w.nodes["b"], "tandem_monitor_failovers_total"); got != 1 {
+		t.Fatalf("failovers_total = %v", got)
+	}
+}
+
+// F7: a cut link makes both active; after the heal and the settle delay the
+// master stays active in an epoch above both, the standby turns passive.
+func TestPartitionAndHeal(t *testing.T) {
+	w := newWorld(t, nil)
+	w.start("a")
+	w.start("b")
+	w.waitSteady()
+	w.pair.Cut()
+	b := w.waitState("b", failover.Active)
+	a := w.status("a")
+	if a.State != failover.Active {
+		t.Fatalf("a is %s during the cut, want active", a.State)
+	}
+	w.pair.Heal()
+	w.pair.WaitLinked(t, waitLimit)
+	w.waitFor("a active and b passive after the heal", func() bool {
+		return w.status("a").State == failover.Active && w.status("b").State == failover.Passive
+	})
+	if e := w.status("a").Epoch; e <= max(a.Epoch, b.Epoch) {
+		t.Fatalf("master epoch %d after the heal, want above %d and %d", e, a.Epoch, b.Epoch)
+	}
+	w.waitEvent("a", event.CollisionResolved, "F7")
+	w.waitEvent("b", event.NodeDeactivated, "F7")
+}
+
+// F8: a switchover through the standby is refused naming the master; through
+// the master it hands over with no moment of two actives, and back.
+func TestSwitchover(t *testing.T) {
+	w := newWorld(t, nil)
+	a, b := w.start("a"), w.start("b")
+	w.waitSteady()
+
+	_, err := admin(t, b.nc, "b", api.VerbSwitchover, api.SwitchoverRequest{Request: head()})
+	var re *reply.Error
+	if !errors.As(err, &re) || re.Code != reply.CodeNotMaster || re.Node != "a" || !strings.Contains(re.Message, "a") {
+		t.Fatalf("switchover through the standby: %v, want not_master naming a", err)
+	}
+	w.waitEvent("b", event.SwitchoverRefused, "only by the master")
+
+	before := w.status("a").Epoch
+	if _, err := admin(t, a.nc, "a", api.VerbSwitchover, api.SwitchoverRequest{Request: head()}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("b active after the switchover", func() bool {
+		return w.status("b").State == failover.Active && w.status("a").State == failover.Passive
+	})
+	if e := w.status("b").Epoch; e <= before {
+		t.Fatalf("b active in epoch %d, want above %d", e, before)
+	}
+	w.waitEvent("a", event.SwitchoverCompleted, "b is active")
+
+	// And back, through the master, which is now passive.
+	if _, err := admin(t, a.nc, "a", api.VerbSwitchover, api.SwitchoverRequest{Request: head(), To: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("a active again", func() bool {
+		return w.status("a").State == failover.Active && w.status("b").State == failover.Passive
+	})
+	if n := w.inv.both(); n != 0 {
+		t.Fatalf("both nodes were seen active at once %d times during switchovers", n)
+	}
+}
+
+// F8: when the other node does not confirm in time, the yielding node takes
+// back over.
+func TestSwitchoverRollback(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) { c.Heart.Timeout = 2 * time.Second })
+	a := w.start("a")
+	w.start("b")
+	w.waitSteady()
+	before := w.status("a").Epoch
+	w.stop("b") // b's monitor is gone, but a still hears it within the timeout
+	if _, err := admin(t, a.nc, "a", api.VerbSwitchover, api.SwitchoverRequest{Request: head()}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitEvent("a", event.SwitchoverRolledBack, "")
+	st := w.waitState("a", failover.Active)
+	if st.Epoch <= before {
+		t.Fatalf("rolled back into epoch %d, want above %d", st.Epoch, before)
+	}
+}
+
+// F10: maintenance mode blocks failover and expires by itself.
+func TestMaintenanceBlocksFailoverAndExpires(t *testing.T) {
+	w := newWorld(t, nil)
+	a := w.start("a")
+	w.start("b")
+	w.waitSteady()
+	out, err := admin(t, a.nc, "a", api.VerbMaintenance, api.MaintenanceRequest{Request: head(), On: true, For: "1500ms"})
+	if err != nil || out["maintenance"] != true {
+		t.Fatalf("maintenance on: %v %v", out, err)
+	}
+	w.waitFor("b learns of maintenance", func() bool { return w.status("b").Maintenance })
+	w.crash("a")
+	w.waitEvent("b", event.FailoverSuppressed, "maintenance")
+	if st := w.status("b"); st.State != failover.Passive {
+		t.Fatalf("b is %s while maintenance is on", st.State)
+	}
+	w.waitEvent("b", event.MaintenanceChanged, "expired")
+	w.waitState("b", failover.Active)
+	w.waitEvent("b", event.NodeActivated, "F6")
+}
+
+// F11: hooks run on transitions with the documented environment, and their
+// outcome is an event.
+func TestHooksEnvironment(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "hook.env")
+	w := newWorld(t, func(c *config.Config) {
+		c.Hooks.OnActive = "env | grep '^TANDEM_' | sort > " + out
+	})
+	w.start("a")
+	w.waitState("a", failover.Active)
+	e := w.waitEvent("a", event.HookFinished, "on_active")
+	if !strings.Contains(string(e.Data), `"exit_code":0`) {
+		t.Fatalf("hook event %s", e.Data)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "TANDEM_EPOCH=2\nTANDEM_NODE=a\nTANDEM_PAIR=p\nTANDEM_ROLE=master\nTANDEM_STATE=active\n"
+	if string(b) != want {
+		t.Fatalf("hook environment:\n%s\nwant:\n%s", b, want)
+	}
+}
