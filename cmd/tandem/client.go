@@ -60,6 +60,35 @@ func (g *globals) connect(name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// pairFlags are the flags of a command addressed to a pair.
+type pairFlags struct {
+	globals
+	pair string
+}
+
+func (p *pairFlags) register(fs *flag.FlagSet) {
+	p.globals.register(fs)
+	fs.StringVar(&p.pair, "pair", "", "the pair")
+}
+
+// open connects and asks every node of the pair for its status. The caller
+// closes the connection.
+func (p *pairFlags) open(ctx context.Context, name string) (*nats.Conn, []api.StatusReply, error) {
+	if err := requirePair(p.pair); err != nil {
+		return nil, nil, err
+	}
+	nc, err := p.connect(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	replies, err := gatherStatus(ctx, nc, p.pair, p.timeout)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, replies, nil
+}
+
 func requirePair(pair string) error {
 	if pair == "" {
 		return errors.New("--pair is required")

@@ -16,27 +16,19 @@ func init() {
 }
 
 func cmdStatus(ctx context.Context, args []string, out, errOut io.Writer) error {
-	var g globals
+	var p pairFlags
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	g.register(fs)
-	pair := fs.String("pair", "", "the pair")
+	p.register(fs)
 	if err := parse(fs, args, errOut); err != nil {
 		return err
 	}
-	if err := requirePair(*pair); err != nil {
-		return err
-	}
-	nc, err := g.connect("status")
+	nc, replies, err := p.open(ctx, "status")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	replies, err := gatherStatus(ctx, nc, *pair, g.timeout)
-	if err != nil {
-		return err
-	}
-	ps := api.Combine(*pair, replies)
-	if g.json {
+	ps := api.Combine(p.pair, replies)
+	if p.json {
 		return printJSON(out, ps)
 	}
 	printStatus(out, ps)

@@ -20,47 +20,39 @@ func init() {
 }
 
 func cmdSwitchover(ctx context.Context, args []string, out, errOut io.Writer) error {
-	var g globals
+	var p pairFlags
 	fs := flag.NewFlagSet("switchover", flag.ContinueOnError)
-	g.register(fs)
-	pair := fs.String("pair", "", "the pair")
+	p.register(fs)
 	to := fs.String("to", "", "the node to make active (default: the passive one)")
 	wait := fs.Duration("wait", 15*time.Second, "how long to wait for the switchover to complete (0: do not wait)")
 	if err := parse(fs, args, errOut); err != nil {
 		return err
 	}
-	if err := requirePair(*pair); err != nil {
-		return err
-	}
-	nc, err := g.connect("switchover")
+	nc, replies, err := p.open(ctx, "switchover")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	replies, err := gatherStatus(ctx, nc, *pair, g.timeout)
-	if err != nil {
-		return err
-	}
 	node, err := localNode(nc, replies)
 	if err != nil {
 		return err
 	}
-	before := api.Combine(*pair, replies)
-	rctx, cancel := context.WithTimeout(ctx, g.timeout+5*time.Second)
+	before := api.Combine(p.pair, replies)
+	rctx, cancel := context.WithTimeout(ctx, p.timeout+5*time.Second)
 	defer cancel()
-	req := api.SwitchoverRequest{Request: api.Request{V: api.Version, Pair: *pair}, To: *to}
-	if err := reply.Request(rctx, nc, subject.Admin(*pair, node, api.VerbSwitchover), req, nil); err != nil {
+	req := api.SwitchoverRequest{Request: api.Request{V: api.Version, Pair: p.pair}, To: *to}
+	if err := reply.Request(rctx, nc, subject.Admin(p.pair, node, api.VerbSwitchover), req, nil); err != nil {
 		return err
 	}
 	if *wait == 0 {
 		fmt.Fprintf(out, "switchover accepted by %s\n", node)
 		return nil
 	}
-	after, err := waitForNewActive(ctx, nc, *pair, before, *wait)
+	after, err := waitForNewActive(ctx, nc, p.pair, before, *wait)
 	if err != nil {
 		return err
 	}
-	if g.json {
+	if p.json {
 		return printJSON(out, after)
 	}
 	fmt.Fprintf(out, "switchover complete: %s is active in epoch %d\n", *after.Active, after.Epoch)
@@ -94,41 +86,33 @@ func cmdMaintenance(ctx context.Context, args []string, out, errOut io.Writer) e
 		return errUsage
 	}
 	on := args[0] == "on"
-	var g globals
+	var p pairFlags
 	fs := flag.NewFlagSet("maintenance", flag.ContinueOnError)
-	g.register(fs)
-	pair := fs.String("pair", "", "the pair")
+	p.register(fs)
 	dur := fs.Duration("for", 0, "how long maintenance lasts (default: the node's maintenance.default, 1h)")
 	if err := parse(fs, args[1:], errOut); err != nil {
 		return err
 	}
-	if err := requirePair(*pair); err != nil {
-		return err
-	}
-	nc, err := g.connect("maintenance")
+	nc, replies, err := p.open(ctx, "maintenance")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	replies, err := gatherStatus(ctx, nc, *pair, g.timeout)
-	if err != nil {
-		return err
-	}
 	node, err := localNode(nc, replies)
 	if err != nil {
 		return err
 	}
-	req := api.MaintenanceRequest{Request: api.Request{V: api.Version, Pair: *pair}, On: on}
+	req := api.MaintenanceRequest{Request: api.Request{V: api.Version, Pair: p.pair}, On: on}
 	if *dur > 0 {
 		req.For = dur.String()
 	}
 	var res map[string]any
-	rctx, cancel := context.WithTimeout(ctx, g.timeout+5*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, p.timeout+5*time.Second)
 	defer cancel()
-	if err := reply.Request(rctx, nc, subject.Admin(*pair, node, api.VerbMaintenance), req, &res); err != nil {
+	if err := reply.Request(rctx, nc, subject.Admin(p.pair, node, api.VerbMaintenance), req, &res); err != nil {
 		return err
 	}
-	if g.json {
+	if p.json {
 		return printJSON(out, res)
 	}
 	if on {
