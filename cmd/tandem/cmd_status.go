@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tandem-ha/tandem/pkg/api"
 )
 
@@ -28,12 +30,24 @@ func cmdStatus(ctx context.Context, args []string, out, errOut io.Writer) error 
 	}
 	defer nc.Close()
 	ps := api.Combine(p.pair, replies)
+	for _, extra := range statusExtras {
+		extra(ctx, nc, &ps)
+	}
 	if p.json {
 		return printJSON(out, ps)
 	}
 	printStatus(out, ps)
 	return nil
 }
+
+// statusExtras add what the other services know to a pair's status
+// (replication lag, license state, sessions). Each service's command file
+// appends its own in init(); an extra that gets no answer leaves the status
+// as it is.
+var statusExtras []func(ctx context.Context, nc *nats.Conn, ps *api.PairStatus)
+
+// statusLines print the extras' part of the table view, after the nodes.
+var statusLines []func(out io.Writer, ps api.PairStatus)
 
 func printStatus(out io.Writer, ps api.PairStatus) {
 	active := "none"
@@ -55,4 +69,7 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Node, n.Role, orDash(n.State), n.Epoch, yesNo(n.Reachable), age, maint)
 	}
 	tw.Flush()
+	for _, lines := range statusLines {
+		lines(out, ps)
+	}
 }

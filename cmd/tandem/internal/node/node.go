@@ -18,16 +18,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/admin"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
-	"github.com/tandem-ha/tandem/services/license"
 	"github.com/tandem-ha/tandem/services/monitor"
-	"github.com/tandem-ha/tandem/services/notifier"
-	"github.com/tandem-ha/tandem/services/replicator"
 )
 
 // Node is one running node.
@@ -82,7 +80,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.emitter = bus.NewEmitter(pub, n.log, 4096)
 	defer n.closeEmitter()
-	return n.runServices(ctx)
+	return n.runServices(ctx, js)
 }
 
 func (n *Node) domain() string {
@@ -139,9 +137,21 @@ type runner interface {
 	Ready() error
 }
 
+// deps is what a service may use of the node. Each service is built by its
+// own function (replicator.go, notifier.go, license.go), so that the
+// services grow without touching each other's wiring.
+type deps struct {
+	cfg    config.Config
+	log    zerolog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream // the node's own JetStream domain
+	events *bus.Emitter
+	reg    prometheus.Registerer
+}
+
 // runServices runs the monitor and the other services with the admin
 // endpoint until ctx ends or one of them fails.
-func (n *Node) runServices(ctx context.Context) error {
+func (n *Node) runServices(ctx context.Context, js jetstream.JetStream) error {
 	reg := admin.NewRegistry()
 	var link monitor.Link
 	if n.srv != nil {
@@ -152,7 +162,14 @@ func (n *Node) runServices(ctx context.Context) error {
 		return err
 	}
 	n.Monitor = mon
-	services := []runner{mon, replicator.New(n.cfg, n.log), notifier.New(n.cfg, n.log), license.New(n.cfg, n.log)}
+	services := []runner{mon}
+	for _, build := range []func(deps) (runner, error){newReplicator, newNotifier, newLicense} {
+		svc, err := build(deps{cfg: n.cfg, log: n.log, nc: n.nc, js: js, events: n.emitter, reg: reg})
+		if err != nil {
+			return err
+		}
+		services = append(services, svc)
+	}
 	n.admin = admin.New(n.cfg.Admin.Listen, reg, func() error { return readyAll(services) }, n.log)
 	if err := n.admin.Start(); err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
