@@ -9,7 +9,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +51,7 @@ type Config struct {
 	Admin       Admin             `yaml:"admin"`
 	Maintenance Maintenance       `yaml:"maintenance"`
 	Log         Log               `yaml:"log"`
+	Audit       Audit             `yaml:"audit"`
 }
 
 // NATS says where the node's NATS server is.
@@ -108,6 +111,38 @@ type Maintenance struct {
 	Max time.Duration `yaml:"max" help:"longest maintenance that may be asked for"`
 }
 
+// Audit is the retention of the event streams (SPEC §7 A3): by age, and by
+// size as a number with an optional unit (KB, MB, GB, KiB, MiB, GiB, TiB);
+// empty or 0 means no size limit.
+type Audit struct {
+	MaxAge   time.Duration `yaml:"max_age" help:"keep events this long (every stream and mirror)"`
+	MaxBytes string        `yaml:"max_bytes" help:"largest size of each event stream, e.g. 10GiB; empty for no limit"`
+}
+
+// MaxBytesValue is MaxBytes in bytes, 0 for no limit.
+func (a Audit) MaxBytesValue() (int64, error) {
+	s := strings.TrimSpace(a.MaxBytes)
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("audit.max_bytes: %q is not a size such as 512MiB", a.MaxBytes)
+	}
+	return n * mult, nil
+}
+
 // Log settings.
 type Log struct {
 	Format string `yaml:"format" help:"log format: json or console"`
@@ -136,7 +171,8 @@ func Default() Config {
 			Default: time.Hour,
 			Max:     24 * time.Hour,
 		},
-		Log: Log{Format: "json", Level: "info"},
+		Log:   Log{Format: "json", Level: "info"},
+		Audit: Audit{MaxAge: 90 * 24 * time.Hour},
 	}
 }
 
@@ -225,6 +261,12 @@ func (c Config) Validate() error {
 	}
 	if c.Maintenance.Default <= 0 || c.Maintenance.Max < c.Maintenance.Default {
 		add("maintenance: default %v must be positive and at most max %v", c.Maintenance.Default, c.Maintenance.Max)
+	}
+	if c.Audit.MaxAge <= 0 {
+		add("audit.max_age: %v must be positive", c.Audit.MaxAge)
+	}
+	if _, err := c.Audit.MaxBytesValue(); err != nil {
+		add("%w", err)
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":

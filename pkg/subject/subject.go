@@ -8,6 +8,7 @@
 //	tandem.<pair>.admin.<node>.<verb>     admin request/reply handled by <node>
 //	tandem.<pair>.admin._pair.<verb>      admin scatter request answered by every node
 //	tandem.<pair>.events.<node>.<kind>    events made on <node>; <kind> is the event type less "tandem."
+//	tandem.<pair>.mirror.<node>.events    the event stream of <node> on its way to the peer's mirror
 //	tandem.<pair>.notify                  notifications to sessions
 package subject
 
@@ -68,6 +69,14 @@ func EventsOf(pair, node string) string { return join(pair, "events", node, ">")
 
 // Events matches every event of the pair.
 func Events(pair string) string { return join(pair, "events", ">") }
+
+// MirrorDeliver is where origin's durable mirror consumer delivers its
+// event stream to the peer's mirror (the audit trail on both nodes).
+func MirrorDeliver(pair, origin string) string { return join(pair, "mirror", origin, "events") }
+
+// MirrorConsumer is the name of the durable consumer on a node's event
+// stream that feeds the peer's mirror.
+const MirrorConsumer = "tandem_mirror"
 
 // Notify is the subject of notifications to the pair's sessions.
 func Notify(pair string) string { return join(pair, "notify") }

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/admin"
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
@@ -38,6 +39,8 @@ type Node struct {
 	emitter *bus.Emitter
 	admin   *admin.Server
 	Monitor *monitor.Service
+
+	retention audit.Retention
 
 	started chan struct{} // closed once everything runs
 	mu      sync.Mutex    // guards killed
@@ -68,8 +71,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	maxBytes, err := n.cfg.Audit.MaxBytesValue()
+	if err != nil {
+		return err
+	}
+	n.retention = audit.Retention{MaxAge: n.cfg.Audit.MaxAge, MaxBytes: maxBytes}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = bus.EnsureEventStream(sctx, js, n.cfg.Pair, n.cfg.Node, 0, 0)
+	err = audit.EnsureOrigin(sctx, js, n.cfg.Pair, n.cfg.Node, n.retention)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("event stream: %w", err)
@@ -181,6 +189,7 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream) error {
 	for _, s := range services {
 		go func() { errs <- s.Run(ctx) }()
 	}
+	go n.mirrorPeer(ctx, js)
 	close(n.started)
 	var first error
 	for range services {
@@ -231,4 +240,38 @@ func (n *Node) isKilled() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.killed
+}
+
+// mirrorPeer makes this node's durable mirror of the peer's event stream as
+// soon as the peer's name is known: from hosts, or from the first heartbeat
+// the monitor hears. It retries until it succeeds or ctx ends.
+func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
+	tk := time.NewTicker(200 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		if peer := n.peerName(); peer != "" {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+			cancel()
+			if err == nil {
+				n.log.Info().Str("peer", peer).Msg("mirroring the peer's events")
+				return
+			}
+			n.log.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+	}
+}
+
+func (n *Node) peerName() string {
+	for name := range n.cfg.Hosts {
+		if name != n.cfg.Node {
+			return name
+		}
+	}
+	return n.Monitor.Status().Peer
 }
