@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/audit"
-	"github.com/tandem-ha/tandem/pkg/event"
 )
 
 func init() {
@@ -99,8 +98,8 @@ func runReplay(ctx context.Context, g *globals, q audit.Query, jsonLines bool, o
 	} else {
 		fmt.Fprintf(w, "%-30s  %-8s  %6s  %-28s  %s\n", "TIME", "NODE", "EPOCH", "TYPE", "WHAT")
 	}
-	st, err := audit.Replay(ctx, js, q, func(e event.Envelope) error {
-		if err := print(w, e); err != nil {
+	st, err := audit.Replay(ctx, js, q, func(r audit.Record) error {
+		if err := print(w, r); err != nil {
 			return err
 		}
 		if q.Follow {
@@ -132,17 +131,17 @@ func forPair(p string) string {
 	return " of pair " + p
 }
 
-func jsonLine(w io.Writer, e event.Envelope) error {
-	b, err := json.Marshal(e)
-	if err != nil {
+// jsonLine prints the event exactly as it is stored.
+func jsonLine(w io.Writer, r audit.Record) error {
+	if _, err := w.Write(r.Raw); err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	_, err = w.Write(b)
+	_, err := w.Write([]byte{'\n'})
 	return err
 }
 
-func tableRow(w io.Writer, e event.Envelope) error {
+func tableRow(w io.Writer, r audit.Record) error {
+	e := r.Envelope
 	_, err := fmt.Fprintf(w, "%-30s  %-8s  %6d  %-28s  %s\n", e.Time.UTC().Format(time.RFC3339Nano), e.Node, e.Epoch, e.Type, summary(e.Data))
 	return err
 }

@@ -120,7 +120,7 @@ func replay(t *testing.T, n *node, q audit.Query) []event.Envelope {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	var got []event.Envelope
-	if _, err := audit.Replay(ctx, n.js, q, func(e event.Envelope) error { got = append(got, e); return nil }); err != nil {
+	if _, err := audit.Replay(ctx, n.js, q, func(r audit.Record) error { got = append(got, r.Envelope); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return got
@@ -292,8 +292,8 @@ func TestFollow(t *testing.T) {
 	got := make(chan event.Envelope, 100)
 	done := make(chan error, 1)
 	go func() {
-		_, err := audit.Replay(ctx, nodes["a"].js, audit.Query{Pair: pairName, Follow: true}, func(e event.Envelope) error {
-			got <- e
+		_, err := audit.Replay(ctx, nodes["a"].js, audit.Query{Pair: pairName, Follow: true}, func(r audit.Record) error {
+			got <- r.Envelope
 			return nil
 		})
 		done <- err

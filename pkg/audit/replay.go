@@ -78,11 +78,18 @@ type Stats struct {
 // --since starts reading the streams this much earlier.
 const clockSkew = time.Minute
 
+// Record is one replayed event: the envelope, and the bytes exactly as the
+// stream stored them.
+type Record struct {
+	event.Envelope
+	Raw []byte
+}
+
 // Replay calls fn with every event that matches q, from every event stream
 // (own and mirrored) on the node js talks to: the history merged by event
 // time, then, with Follow, new events as they arrive until ctx ends. An
 // error from fn stops the replay and is returned.
-func Replay(ctx context.Context, js jetstream.JetStream, q Query, fn func(event.Envelope) error) (Stats, error) {
+func Replay(ctx context.Context, js jetstream.JetStream, q Query, fn func(Record) error) (Stats, error) {
 	var st Stats
 	if err := q.Validate(); err != nil {
 		return st, err
@@ -161,7 +168,7 @@ func contains(list []string, s string) bool {
 // item is what a reader sends: an event, or the mark that the reader has
 // read the history (caughtUp).
 type item struct {
-	e        event.Envelope
+	e        Record
 	caughtUp bool
 	rejected bool
 }
@@ -214,8 +221,8 @@ func (r *reader) run(ctx context.Context, js jetstream.JetStream, q Query) error
 		if err != nil {
 			return err
 		}
-		e, derr := event.Decode(msg.Data())
-		if !r.send(ctx, item{e: e, rejected: derr != nil}) {
+		e, derr := event.DecodeStored(msg.Data())
+		if !r.send(ctx, item{e: Record{Envelope: e, Raw: msg.Data()}, rejected: derr != nil}) {
 			return ctx.Err()
 		}
 		// The history ends where the stream ended when the replay began.
@@ -243,14 +250,14 @@ func (r *reader) send(ctx context.Context, it item) bool {
 // merge emits the readers' histories in event-time order: it holds one
 // event from every reader that has not caught up and emits the earliest.
 // Then, with Follow, it emits new events as they come.
-func merge(ctx context.Context, readers []*reader, q Query, fn func(event.Envelope) error, st *Stats) error {
-	heads := make([]*event.Envelope, len(readers))
+func merge(ctx context.Context, readers []*reader, q Query, fn func(Record) error, st *Stats) error {
+	heads := make([]*Record, len(readers))
 	live := make([]bool, len(readers)) // still reading its history
 	for i := range readers {
 		live[i] = true
 	}
-	emit := func(e event.Envelope) error {
-		if !q.match(e) {
+	emit := func(e Record) error {
+		if !q.match(e.Envelope) {
 			return nil
 		}
 		st.Matched++
@@ -290,7 +297,7 @@ func merge(ctx context.Context, readers []*reader, q Query, fn func(event.Envelo
 	return follow(ctx, readers, emit, st)
 }
 
-func earliest(heads []*event.Envelope) int {
+func earliest(heads []*Record) int {
 	best := -1
 	for i, h := range heads {
 		if h != nil && (best < 0 || h.Time.Before(heads[best].Time)) {
@@ -301,7 +308,7 @@ func earliest(heads []*event.Envelope) int {
 }
 
 // follow emits new events from every reader as they arrive.
-func follow(ctx context.Context, readers []*reader, emit func(event.Envelope) error, st *Stats) error {
+func follow(ctx context.Context, readers []*reader, emit func(Record) error, st *Stats) error {
 	merged := make(chan item)
 	var wg sync.WaitGroup
 	for _, r := range readers {

@@ -12,7 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -126,22 +126,74 @@ var (
 	ErrInvalid = errors.New("invalid event")
 )
 
-var (
-	idRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	typeRE   = regexp.MustCompile(`^tandem(\.[a-z][a-z0-9_]{0,31}){2,4}$`)
-	sourceRE = regexp.MustCompile(`^tandem://[a-z0-9][a-z0-9-]{0,31}/[a-z0-9][a-z0-9-]{0,31}/[a-z][a-z0-9-]{0,31}$`)
-)
+// validID: 1–64 of [A-Za-z0-9_-].
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken: [a-z] then up to 31 of [a-z0-9_] (first), or of [a-z0-9-]
+// (dash).
+func validToken(s string, dash bool) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || (c == '_' && !dash) || (c == '-' && dash)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// validType: "tandem" and two to four tokens, dot separated.
+func validType(s string) bool {
+	rest, ok := strings.CutPrefix(s, "tandem.")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) < 2 || len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		if !validToken(p, false) {
+			return false
+		}
+	}
+	return true
+}
+
+// validSource: tandem://<pair>/<node>/<service>.
+func validSource(s string) bool {
+	rest, ok := strings.CutPrefix(s, "tandem://")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) == 3 && subject.ValidName(parts[0]) && subject.ValidName(parts[1]) && validToken(parts[2], true)
+}
 
 // Validate checks every attribute.
 func (e Envelope) Validate() error {
 	switch {
 	case e.SpecVersion != SpecVersion:
 		return fmt.Errorf("%w: specversion %q, want %q", ErrInvalid, e.SpecVersion, SpecVersion)
-	case !idRE.MatchString(e.ID):
+	case !validID(e.ID):
 		return fmt.Errorf("%w: id %q", ErrInvalid, e.ID)
-	case !typeRE.MatchString(e.Type):
+	case !validType(e.Type):
 		return fmt.Errorf("%w: type %q", ErrInvalid, e.Type)
-	case !sourceRE.MatchString(e.Source):
+	case !validSource(e.Source):
 		return fmt.Errorf("%w: source %q", ErrInvalid, e.Source)
 	case !subject.ValidName(e.Pair):
 		return fmt.Errorf("%w: pair %q", ErrInvalid, e.Pair)
@@ -163,6 +215,24 @@ func (e Envelope) Validate() error {
 func Decode(b []byte) (Envelope, error) {
 	var e Envelope
 	if err := DecodeStrict(b, MaxSize, &e); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := e.Validate(); err != nil {
+		return Envelope{}, err
+	}
+	return e, nil
+}
+
+// DecodeStored parses and validates an event read back from a Tandem event
+// stream (a replay). It validates every attribute like Decode but, for
+// speed, does not look for unknown attributes; services reading input from
+// the wire use Decode.
+func DecodeStored(b []byte) (Envelope, error) {
+	if len(b) > MaxSize {
+		return Envelope{}, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(b), MaxSize)
+	}
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := e.Validate(); err != nil {

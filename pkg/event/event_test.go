@@ -58,6 +58,14 @@ func TestDecodeRejects(t *testing.T) {
 			t.Errorf("%s: accepted %q", name, in)
 		}
 	}
+	for name, in := range cases {
+		if name == "unknown field" || name == "trailing" {
+			continue // DecodeStored reads what Tandem stored; it does not look for these
+		}
+		if _, err := DecodeStored([]byte(in)); err == nil {
+			t.Errorf("DecodeStored %s: accepted %q", name, in)
+		}
+	}
 	if _, err := Decode([]byte(strings.Repeat(" ", MaxSize+1))); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized input: %v, want ErrTooLarge", err)
 	}
@@ -82,6 +90,9 @@ func FuzzDecode(f *testing.F) {
 		e2, err := Decode(out)
 		if err != nil || e2.ID != e.ID || e2.Type != e.Type || e2.Epoch != e.Epoch {
 			t.Fatalf("re-decode differs: %v %+v", err, e2)
+		}
+		if _, err := DecodeStored(in); err != nil {
+			t.Fatalf("Decode accepted what DecodeStored refuses: %v", err)
 		}
 	})
 }
