@@ -1,35 +1,332 @@
-// Package license is the license service: it holds the pair's signed licenses and the standby's grace clock (SPEC §6, L1–L5).
+// Package license is the license service (SPEC §6, L1–L5): it holds the
+// pair's signed licenses and the standby's grace clock.
 //
-// This module is the service's frame: a Service with Run(ctx) that runs until
-// stopped, so that `tandem node` and the deployment already start it beside
-// the monitor. Its issue fills in the behaviour.
+// # Design
+//
+// The master owns a JetStream KV bucket (subject.LicenseBucket) in its own
+// domain: key "lic.<id>" holds a license's armoured text, key "lease" a
+// lease the master rewrites every LeaseInterval. The standby keeps a
+// durable mirror of that bucket in its own domain (the master owns the push
+// consumer, subject.LicenseMirrorConsumer), so the standby's copy is
+// read-only, survives the master's absence, and catches up after a
+// partition. Both nodes watch their own bucket and keep the licenses that
+// verify against their own public key; a copy that does not verify is
+// rejected (tandem.input.rejected) and never used.
+//
+// A lease the standby has not seen before is its proof of contact with the
+// master. The grace decision is internal/grace, pure; this file is its
+// driver: it reads the clock, persists the grace state (internal/statefile)
+// before it reports anything, then publishes an event for each change of
+// level, then a snapshot that requests read.
+//
+// Licenses are entered only on the master (api.VerbLicenseAdd on
+// subject.License): the standby refuses with reply.CodeNotMaster naming the
+// master. Every outcome of an add is an event (added or refused).
+//
+// # Concurrency
+//
+// One goroutine, run, owns the licenses, the grace state and the level; it
+// takes its inputs from the clock's tickers, the bucket watcher and s.added.
+// After each input it stores a snapshot (s.snap, atomic) that request
+// handlers read. Request handlers run on the NATS subscription goroutine;
+// an add verifies and stores the license there and then hands it to run
+// and waits for the snapshot that holds it.
 package license
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	lic "github.com/tandem-ha/tandem/pkg/license"
+	"github.com/tandem-ha/tandem/services/license/internal/grace"
+	"github.com/tandem-ha/tandem/services/license/internal/statefile"
 )
 
-// Service is one node's license.
+// Defaults.
+const (
+	// DefaultLeaseInterval is how often the master renews its lease.
+	DefaultLeaseInterval = 10 * time.Second
+	// DefaultCheckInterval is how often the grace is re-evaluated.
+	DefaultCheckInterval = time.Minute
+	// Tolerance is how far in the future a license may be issued (clocks
+	// that are not quite in step).
+	Tolerance = 5 * time.Minute
+)
+
+// EventSink publishes events (pkg/bus.Emitter in production).
+type EventSink interface {
+	Emit(e event.Envelope)
+}
+
+// Options are what the service needs. Conn and JS reach the node's own
+// NATS server and JetStream domain.
+type Options struct {
+	Config        config.Config
+	Conn          *nats.Conn
+	JS            jetstream.JetStream
+	Events        EventSink
+	Clock         clock.Clock // clock.Real{} when nil
+	Log           zerolog.Logger
+	LeaseInterval time.Duration // DefaultLeaseInterval when 0
+	CheckInterval time.Duration // DefaultCheckInterval when 0
+}
+
+// Service is one node's license service.
 type Service struct {
-	cfg config.Config
-	log zerolog.Logger
+	cfg    config.Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	events EventSink
+	clk    clock.Clock
+	log    zerolog.Logger
+	pub    ed25519.PublicKey // nil without license.public_key: nothing is licensed
+	dir    string
+	master string // the master's node name, "" if unknown
+	lease  time.Duration
+	check  time.Duration
+
+	kv    jetstream.KeyValue // set by Run before the handlers start
+	added chan *lic.Signed
+	snap  atomic.Pointer[snapshot]
+	epoch atomic.Uint64 // highest epoch seen in the pair's events
+	ready atomic.Bool
+
+	// Owned by run.
+	licenses map[string]*lic.Signed
+	rec      statefile.Record
+
+	rejectMu sync.Mutex // guards rejectWindow and rejectCount
+	rejectAt time.Time
+	rejectN  int
 }
 
-// New returns the service for the node configured by cfg.
-func New(cfg config.Config, log zerolog.Logger) *Service {
-	return &Service{cfg: cfg, log: log.With().Str("service", "license").Logger()}
+// snapshot is run's latest decision, read by request handlers.
+type snapshot struct {
+	status grace.Status
+	at     time.Time
 }
 
-// Run runs the service until ctx is done.
+// New builds the service; Run starts it. It fails when license.public_key
+// is set but cannot be read.
+func New(o Options) (*Service, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Conn == nil || o.JS == nil || o.Events == nil {
+		return nil, errors.New("license: a NATS connection, JetStream and an event sink are required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	s := &Service{
+		cfg: o.Config, nc: o.Conn, js: o.JS, events: o.Events, clk: o.Clock,
+		log:   o.Log.With().Str("service", "license").Logger(),
+		dir:   filepath.Join(o.Config.DataDir, "license"),
+		lease: orDefault(o.LeaseInterval, DefaultLeaseInterval),
+		check: orDefault(o.CheckInterval, DefaultCheckInterval),
+		added: make(chan *lic.Signed), licenses: map[string]*lic.Signed{},
+	}
+	s.master = masterName(o.Config)
+	if path := o.Config.License.PublicKey; path != "" {
+		pub, err := readPublicKey(path)
+		if err != nil {
+			return nil, err
+		}
+		s.pub = pub
+	}
+	return s, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// masterName is the master's node name: this node on the master, else the
+// other node named in hosts ("" when hosts does not say).
+func masterName(c config.Config) string {
+	if c.Role == config.Master {
+		return c.Node
+	}
+	for n := range c.Hosts {
+		if n != c.Node {
+			return n
+		}
+	}
+	return ""
+}
+
+func readPublicKey(path string) (ed25519.PublicKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("license.public_key: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, lic.MaxKeySize+1)
+	n, _ := f.Read(b)
+	pub, err := lic.ParsePublicKey(b[:n])
+	if err != nil {
+		return nil, fmt.Errorf("license.public_key %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// Run runs the service until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	s.log.Debug().Msg("license running")
-	<-ctx.Done()
+	if err := s.loadState(); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	kv, err := s.ensureBucket(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.kv = kv
+	watcher, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("license: watch %s: %w", kv.Bucket(), err)
+	}
+	defer watcher.Stop() //nolint:errcheck
+	if err := s.evaluate(); err != nil {
+		return err
+	}
+	subs, err := s.subscribe()
+	if err != nil {
+		return err
+	}
+	defer unsubscribe(subs)
+	s.log.Info().Str("role", string(s.cfg.Role)).Str("master", s.master).Bool("public_key", s.pub != nil).
+		Msg("license service running")
+	return s.run(ctx, watcher.Updates())
+}
+
+func (s *Service) loadState() error {
+	rec, ok, err := statefile.Load(s.dir)
+	if err != nil {
+		return fmt.Errorf("license: %w", err)
+	}
+	if !ok {
+		rec = statefile.Record{State: grace.Start(s.clk.Now())}
+	}
+	s.rec = rec
 	return nil
 }
 
-// Ready reports whether the service is ready (for /readyz).
-func (s *Service) Ready() error { return nil }
+func (s *Service) run(ctx context.Context, updates <-chan jetstream.KeyValueEntry) error {
+	check := s.clk.NewTicker(s.check)
+	defer check.Stop()
+	var leaseC <-chan time.Time
+	if s.cfg.Role == config.Master {
+		lt := s.clk.NewTicker(s.lease)
+		defer lt.Stop()
+		leaseC = lt.C()
+		s.writeLease(ctx)
+	}
+	s.ready.Store(true)
+	defer s.ready.Store(false)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-check.C():
+		case <-leaseC:
+			s.writeLease(ctx)
+			continue
+		case e, ok := <-updates:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("license: bucket watcher stopped")
+			}
+			s.onEntry(e)
+		case l := <-s.added:
+			s.licenses[l.ID] = l
+		}
+		if err := s.evaluate(); err != nil {
+			return err
+		}
+	}
+}
+
+// evaluate runs the grace decision at now, persists, reports, publishes.
+func (s *Service) evaluate() error {
+	now := s.clk.Now()
+	in := grace.Input{Master: s.cfg.Role == config.Master, State: s.rec.State, Now: now,
+		Grace: s.cfg.License.Grace, Tolerance: Tolerance}
+	for _, l := range s.licenses {
+		in.Licenses = append(in.Licenses, l.Payload)
+	}
+	st, status := grace.Evaluate(in)
+	if status.RolledBack > 0 {
+		s.log.Warn().Dur("set_back", status.RolledBack).Msg("the clock was set back; the grace keeps counting from where it was")
+	}
+	typ := grace.Transition(s.rec.Level, status.Level)
+	rec := statefile.Record{State: st, Level: status.Level}
+	if rec != s.rec {
+		if err := statefile.Save(s.dir, rec); err != nil {
+			return fmt.Errorf("license: cannot persist the grace state, stopping: %w", err)
+		}
+		s.rec = rec
+	}
+	if typ != "" {
+		s.log.Info().Str("level", status.Level.String()).Dur("left", status.Left).Msg("license state changed")
+		s.emit(typ, now, map[string]any{"level": status.Level.String(), "days_left": status.Level.DaysLeft(),
+			"grace_left": status.Left.Round(time.Second).String(), "last_contact": status.Contact.UTC(), "reason": status.Reason()})
+	}
+	s.snap.Store(&snapshot{status: status, at: now})
+	return nil
+}
+
+func (s *Service) emit(typ string, now time.Time, data any) {
+	e, err := event.New(s.cfg.Pair, s.cfg.Node, "license", typ, s.epoch.Load(), now, data)
+	if err != nil {
+		s.log.Error().Err(err).Str("type", typ).Msg("event not made")
+		return
+	}
+	s.events.Emit(e)
+}
+
+// reject logs, and reports as an event (at most 10 a second), an input
+// that was refused without changing any state.
+func (s *Service) reject(kind, subj string, err error) {
+	now := s.clk.Now()
+	s.rejectMu.Lock()
+	if now.Sub(s.rejectAt) >= time.Second || now.Before(s.rejectAt) {
+		s.rejectAt, s.rejectN = now, 0
+	}
+	s.rejectN++
+	report := s.rejectN <= 10
+	s.rejectMu.Unlock()
+	if !report {
+		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+		return
+	}
+	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
+	s.emit(event.InputRejected, now, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+}
+
+// Ready reports whether the service runs (for /readyz).
+func (s *Service) Ready() error {
+	if !s.ready.Load() {
+		return errors.New("license: not running")
+	}
+	return nil
+}

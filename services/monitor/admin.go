@@ -23,8 +23,7 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	case api.VerbMaintenance:
 		out = s.adminMaintenance(m.Data)
 	default:
-		s.reject("admin", m.Subject, reply.Errorf(reply.CodeBadRequest, "unknown verb %q", verb))
-		out = reply.Fail(reply.Errorf(reply.CodeBadRequest, "unknown admin verb %q", verb))
+		return // not subscribed; the subscriptions name each verb
 	}
 	respond(m, out)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
@@ -20,11 +21,15 @@ import (
 // and admin requests.
 func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
+	// Only the monitor's own admin verbs: the other services answer theirs
+	// on the same node's admin subjects.
 	for subj, h := range map[string]nats.MsgHandler{
-		subject.Heartbeats(p):                         s.onHeartbeatMsg,
-		subject.Control(p, n):                         s.onControlMsg,
-		subject.AdminAll(p, n):                        s.onAdmin,
-		subject.Admin(p, subject.PairScope, "status"): s.onAdmin,
+		subject.Heartbeats(p):                               s.onHeartbeatMsg,
+		subject.Control(p, n):                               s.onControlMsg,
+		subject.Admin(p, n, api.VerbStatus):                 s.onAdmin,
+		subject.Admin(p, n, api.VerbSwitchover):             s.onAdmin,
+		subject.Admin(p, n, api.VerbMaintenance):            s.onAdmin,
+		subject.Admin(p, subject.PairScope, api.VerbStatus): s.onAdmin,
 	} {
 		sub, err := s.nc.Subscribe(subj, h)
 		if err != nil {

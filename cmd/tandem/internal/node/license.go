@@ -2,7 +2,7 @@ package node
 
 import "github.com/tandem-ha/tandem/services/license"
 
-// newLicense builds the node's license.
+// newLicense builds the node's license service.
 func newLicense(d deps) (runner, error) {
-	return license.New(d.cfg, d.log), nil
+	return license.New(license.Options{Config: d.cfg, Conn: d.nc, JS: d.js, Events: d.events, Log: d.log})
 }

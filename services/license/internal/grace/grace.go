@@ -1,0 +1,252 @@
+// Package grace is the license decision of one node (SPEC §6 L4, L5) as pure
+// functions of (licenses, last proof of contact, persisted high-water mark,
+// now): no clock, no I/O. The service's driver feeds it the time, persists
+// the State it returns, and publishes an event for every Level change
+// (Transition).
+//
+// # The grace clock
+//
+// On the standby, licenses stay valid for Grace after the last proof of
+// contact with the master. Time since contact is measured on the standby's
+// own clock, which can be set back to cheat; HighWater is the latest reading
+// of that clock ever seen. When a reading is behind HighWater, the clock was
+// set back by the difference: Observe moves Contact back by the same amount
+// (and HighWater down to the new reading), so the time already counted
+// stays counted and the count goes on from the new reading. Time the node
+// spends stopped counts, since Contact is persisted (a restart resets
+// nothing); only a clock set back while the node was stopped hides the
+// stopped time, never time that was counted before.
+//
+// Warnings come when 7, 3 and 1 days are left; at 0 the licenses are invalid
+// until the next proof of contact.
+package grace
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/license"
+)
+
+// Level is the grace state of a node.
+type Level int
+
+// Levels, in the order they are reached without contact.
+const (
+	Valid   Level = iota
+	Warn7         // at most 7 days left
+	Warn3         // at most 3 days left
+	Warn1         // at most 1 day left
+	Invalid       // no time left
+)
+
+func (l Level) String() string {
+	switch l {
+	case Valid:
+		return "valid"
+	case Warn7, Warn3, Warn1:
+		return fmt.Sprintf("warning (%d days left)", l.DaysLeft())
+	case Invalid:
+		return "invalid"
+	}
+	return fmt.Sprintf("level(%d)", int(l))
+}
+
+// DaysLeft is the warning threshold of a warning level (7, 3, 1), else 0.
+func (l Level) DaysLeft() int {
+	switch l {
+	case Warn7:
+		return 7
+	case Warn3:
+		return 3
+	case Warn1:
+		return 1
+	}
+	return 0
+}
+
+const day = 24 * time.Hour
+
+// levelFor is the level with left time remaining.
+func levelFor(left time.Duration) Level {
+	switch {
+	case left <= 0:
+		return Invalid
+	case left <= 1*day:
+		return Warn1
+	case left <= 3*day:
+		return Warn3
+	case left <= 7*day:
+		return Warn7
+	}
+	return Valid
+}
+
+// State is what the standby persists.
+type State struct {
+	// Contact is the last proof of contact with the master, on this node's
+	// clock (moved back with every clock set back; see the package doc).
+	Contact time.Time `json:"contact"`
+	// HighWater is the latest reading of this node's clock seen.
+	HighWater time.Time `json:"high_water"`
+	// Lease is the id of the last lease of the master received: a lease
+	// proves contact only once.
+	Lease string `json:"lease,omitempty"`
+}
+
+// Start is the state of a node that has never run: the grace starts now.
+func Start(now time.Time) State { return State{Contact: now, HighWater: now} }
+
+// Observe accounts for a reading of the clock: it returns the state with
+// HighWater at now and, if the clock was set back, how far (Contact moved
+// back by as much).
+func Observe(s State, now time.Time) (State, time.Duration) {
+	if s.HighWater.IsZero() {
+		s.HighWater = now
+	}
+	if s.Contact.IsZero() {
+		s.Contact = now
+	}
+	var back time.Duration
+	if now.Before(s.HighWater) {
+		back = s.HighWater.Sub(now)
+		s.Contact = s.Contact.Add(-back)
+	}
+	s.HighWater = now
+	return s, back
+}
+
+// Contacted records proof of contact by lease at now. A lease already seen
+// proves nothing (false): it is the last value replayed, not a new one.
+func Contacted(s State, now time.Time, lease string) (State, bool) {
+	if lease == "" || lease == s.Lease {
+		return s, false
+	}
+	s, _ = Observe(s, now)
+	s.Contact, s.Lease = now, lease
+	return s, true
+}
+
+// Input is everything a node's license decision depends on.
+type Input struct {
+	Master    bool              // the master has no grace clock
+	Licenses  []license.Payload // verified signatures, in any order
+	State     State             // the standby's grace state
+	Now       time.Time
+	Grace     time.Duration // license.grace
+	Tolerance time.Duration // how far in the future a license may be issued
+}
+
+// Entry is one license and whether it is valid now.
+type Entry struct {
+	license.Payload
+	Err error // nil when valid
+}
+
+// Status is a node's license decision.
+type Status struct {
+	Master     bool
+	Level      Level
+	Left       time.Duration // standby: grace left (0 once invalid)
+	Contact    time.Time     // standby: last proof of contact
+	Grace      time.Duration
+	RolledBack time.Duration // how far the clock was found set back by this evaluation
+	Licenses   []Entry       // sorted by id
+	ValidOnes  int
+}
+
+// Evaluate observes now and decides. It returns the state to persist.
+func Evaluate(in Input) (State, Status) {
+	st := Status{Master: in.Master, Grace: in.Grace}
+	s := in.State
+	if !in.Master {
+		s, st.RolledBack = Observe(s, in.Now)
+		st.Left = max(in.Grace-in.Now.Sub(s.Contact), 0)
+		st.Level = levelFor(st.Left)
+		st.Contact = s.Contact
+	}
+	for _, p := range in.Licenses {
+		e := Entry{Payload: p, Err: p.CheckTime(in.Now, in.Tolerance)}
+		if e.Err == nil {
+			st.ValidOnes++
+		}
+		st.Licenses = append(st.Licenses, e)
+	}
+	sort.Slice(st.Licenses, func(i, j int) bool { return st.Licenses[i].ID < st.Licenses[j].ID })
+	return s, st
+}
+
+// Licensed reports whether any license is usable on this node.
+func (st Status) Licensed() bool { return st.ValidOnes > 0 && st.Level != Invalid }
+
+// Reason explains the node's state in one sentence.
+func (st Status) Reason() string {
+	switch {
+	case st.Level == Invalid:
+		return fmt.Sprintf("no contact with the master since %s, longer than the grace of %v",
+			st.Contact.UTC().Format(time.RFC3339), st.Grace)
+	case len(st.Licenses) == 0:
+		return "no license on this node"
+	case st.ValidOnes == 0:
+		return "no license is valid now: " + st.Licenses[0].Err.Error()
+	case st.Master:
+		return fmt.Sprintf("%d valid license(s) on the master", st.ValidOnes)
+	case st.Level != Valid:
+		return fmt.Sprintf("no contact with the master for %v: %v of grace left", st.Grace-st.Left, st.Left.Round(time.Minute))
+	}
+	return fmt.Sprintf("%d valid license(s), in contact with the master", st.ValidOnes)
+}
+
+// Check answers whether feature is licensed on this node (L5): the id of
+// the license that grants it, or why not.
+func (st Status) Check(feature string) (ok bool, id, reason string) {
+	if st.Level == Invalid {
+		return false, "", st.Reason()
+	}
+	var expired []string
+	for _, e := range st.Licenses {
+		if !e.Has(feature) {
+			continue
+		}
+		if e.Err == nil {
+			r := fmt.Sprintf("granted by license %s (%s), valid until the end of %s", e.ID, e.Customer, e.Expires)
+			if !st.Master && st.Level != Valid {
+				r += fmt.Sprintf("; %v of grace left without contact with the master", st.Left.Round(time.Minute))
+			}
+			return true, e.ID, r
+		}
+		expired = append(expired, fmt.Sprintf("license %s: %v", e.ID, e.Err))
+	}
+	switch {
+	case len(expired) > 0:
+		return false, "", fmt.Sprintf("feature %q is granted only by licenses that are not valid now (%s)", feature, strings.Join(expired, "; "))
+	case len(st.Licenses) == 0:
+		return false, "", "no license on this node"
+	}
+	var all []string
+	for _, e := range st.Licenses {
+		all = append(all, e.Features...)
+	}
+	slices.Sort(all)
+	return false, "", fmt.Sprintf("no license grants feature %q (licensed features: %s)", feature, strings.Join(slices.Compact(all), ", "))
+}
+
+// Transition is the event type for a change of level, or "" when the
+// change is not reported (no change).
+func Transition(from, to Level) string {
+	switch {
+	case from == to:
+		return ""
+	case to == Invalid:
+		return event.LicenseInvalid
+	case to == Valid:
+		return event.LicenseValid
+	}
+	// A warning level, reached from any other (more days left after a
+	// longer license.grace is configured, too).
+	return event.LicenseWarning
+}
