@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/config"
 )
 
@@ -33,27 +30,7 @@ func TestLicenseCommands(t *testing.T) {
 	cli(0, "license", "keygen", "--private", priv, "--public", pub)
 	cli(1, "license", "keygen", "--private", priv, "--public", pub) // never overwrites a key
 
-	cfg := config.Default()
-	cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = "p", "a", config.Master, filepath.Join(dir, "a")
-	cfg.NATS.Listen, cfg.NATS.LeafListen = "127.0.0.1:-1", ""
-	cfg.Heart.Interval, cfg.Heart.Timeout = 100*time.Millisecond, 400*time.Millisecond
-	cfg.Admin.Listen, cfg.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.License.PublicKey = pub
-	n := node.New(cfg, zerolog.Nop())
-	nctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- n.Run(nctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("node: %v", err)
-		}
-	})
-	select {
-	case <-n.Started():
-	case err := <-done:
-		t.Fatalf("node did not start: %v", err)
-	}
+	n := startMaster(ctx, t, func(cfg *config.Config) { cfg.License.PublicKey = pub })
 	server := n.Server().ClientURL()
 	waitReady(t, n)
 
@@ -106,18 +83,3 @@ func TestLicenseCommands(t *testing.T) {
 }
 
 // waitReady waits until every service of n answers /readyz.
-func waitReady(t *testing.T, n *node.Node) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var out, errOut bytes.Buffer
-		if run(context.Background(), []string{"status", "--pair", "p", "--server", n.Server().ClientURL(), "--timeout", "500ms"}, &out, &errOut) == 0 &&
-			strings.Contains(out.String(), "active a") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node not active: %s %s", out.String(), errOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
