@@ -1,8 +1,60 @@
 package node
 
-import "github.com/tandem-ha/tandem/services/notifier"
+import (
+	"bufio"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 
-// newNotifier builds the node's notifier.
+	"github.com/tandem-ha/tandem/services/notifier"
+)
+
+// newNotifier builds the node's notifier. The push endpoint's bearer tokens
+// are read from <data_dir>/notifier/push_tokens (one per line, # comments)
+// until the configuration has a key for them (proposed:
+// notifier.tokens_file); without tokens the endpoint is open only when it
+// listens on loopback (the local demo), and refuses every request
+// otherwise.
 func newNotifier(d deps) (runner, error) {
-	return notifier.New(d.cfg, d.log), nil
+	tokens, err := readTokens(filepath.Join(d.cfg.DataDir, "notifier", "push_tokens"))
+	if err != nil {
+		return nil, err
+	}
+	return notifier.New(notifier.Options{
+		Config: d.cfg, Conn: d.nc, JS: d.js, Events: d.events,
+		Tokens: tokens, Open: len(tokens) == 0 && loopback(d.cfg.Notifier.PushListen),
+		Log: d.log, Registry: d.reg,
+	})
+}
+
+func readTokens(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if t := strings.TrimSpace(sc.Text()); t != "" && !strings.HasPrefix(t, "#") {
+			out = append(out, t)
+		}
+	}
+	return out, sc.Err()
+}
+
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

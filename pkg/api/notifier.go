@@ -1,0 +1,344 @@
+package api
+
+// The notifier's wire contract (SPEC §5, N1–N7): the notification sessions
+// receive, the acknowledgement they send back, the notifier's status, and
+// the pair configuration the notifier reads from the database through the
+// replicator.
+//
+// # The pair configuration (replicator verb repl.config)
+//
+// Request: ConfigRequest on subject.ReplConfig(pair, node), i.e.
+// tandem.<pair>.admin.<node>.repl.config, answered by <node>'s replicator
+// from <node>'s own database. Reply: reply.OK(ConfigReply) or a refusal
+// (reply.CodeUnavailable when the database cannot be read, CodeBadRequest /
+// CodeWrongPair from Decode).
+//
+// The replicator reads two application tables (SPEC R6: the application owns
+// them; they are replicated like any other table if listed in
+// database.tables). Their names come in the request (defaults below):
+//
+//	hosts(node TEXT PRIMARY KEY, host TEXT NOT NULL)
+//	    the client-facing host of each node, e.g. ('a','print-a')
+//	resources(node TEXT NOT NULL, name TEXT NOT NULL, address TEXT NOT NULL,
+//	          PRIMARY KEY (node, name))
+//	    every resource a session may connect to, per node, e.g.
+//	    ('a','Floor3','\\print-a\Floor3'), ('b','Floor3','\\print-b\Floor3-B')
+//
+// The replicator runs `SELECT node, host FROM <hosts>` and
+// `SELECT node, name, address FROM <resources> ORDER BY node, name`, and
+// answers ConfigReply{Config: PairConfig{Hosts, Resources}, ReadAt: now}. A
+// table that does not exist is an empty part (not an error); rows whose
+// values break PairConfig.Validate are left out and counted in Skipped. At
+// most MaxResources resources are sent (the reply must stay under
+// MaxConfigReply bytes, within NATS's default 1 MB payload).
+//
+// The same resource name on both nodes is one logical resource: when its
+// address on the new node is not the old address with the host replaced,
+// the notification carries a rename (old address → new address).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// VerbReplConfig is the replicator verb that returns the pair configuration.
+const VerbReplConfig = subject.ReplConfigVerb
+
+// Default application table names of the pair configuration.
+const (
+	DefaultHostsTable     = "hosts"
+	DefaultResourcesTable = "resources"
+)
+
+// Limits of the notifier's wire messages.
+const (
+	MaxResources     = 4096
+	MaxConfigReply   = 1000 << 10 // bytes
+	MaxNotification  = 256 << 10  // bytes
+	MaxAck           = 16 << 10   // bytes
+	MaxAckSwitches   = 256
+	maxFieldLen      = 1024
+	MaxNotifyRenames = MaxResources
+)
+
+// ConfigRequest asks node's replicator for the pair configuration.
+type ConfigRequest struct {
+	Request
+	Node           string `json:"node"`
+	HostsTable     string `json:"hosts_table"`
+	ResourcesTable string `json:"resources_table"`
+}
+
+func (r *ConfigRequest) head() Request { return r.Request }
+
+// Resource is one row of the resources table.
+type Resource struct {
+	Node    string `json:"node"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+}
+
+// PairConfig is the pair's configuration as the database holds it.
+type PairConfig struct {
+	Hosts     map[string]string `json:"hosts"`
+	Resources []Resource        `json:"resources"`
+}
+
+// ConfigReply answers ConfigRequest.
+type ConfigReply struct {
+	Config  PairConfig `json:"config"`
+	ReadAt  time.Time  `json:"read_at"`
+	Skipped int        `json:"skipped,omitempty"`
+}
+
+// Validate checks node names, lengths and counts.
+func (c PairConfig) Validate() error {
+	if len(c.Hosts) > 2 {
+		return fmt.Errorf("%d hosts: a pair has two nodes", len(c.Hosts))
+	}
+	for n, h := range c.Hosts {
+		if !subject.ValidName(n) || !validField(h) {
+			return fmt.Errorf("host of node %q: %q", n, h)
+		}
+	}
+	if len(c.Resources) > MaxResources {
+		return fmt.Errorf("%d resources, limit %d", len(c.Resources), MaxResources)
+	}
+	for _, r := range c.Resources {
+		if !subject.ValidName(r.Node) || !validField(r.Name) || !validField(r.Address) {
+			return fmt.Errorf("resource %q of node %q: %q", r.Name, r.Node, r.Address)
+		}
+	}
+	return nil
+}
+
+// DecodeConfigReply decodes and validates a repl.config reply.
+func DecodeConfigReply(b []byte) (ConfigReply, error) {
+	var out ConfigReply
+	if len(b) > MaxConfigReply {
+		return out, fmt.Errorf("config reply of %d bytes: %w", len(b), event.ErrTooLarge)
+	}
+	if err := decodeReplyUpTo(b, &out); err != nil {
+		return ConfigReply{}, err
+	}
+	if err := out.Config.Validate(); err != nil {
+		return ConfigReply{}, fmt.Errorf("config reply: %w", err)
+	}
+	return out, nil
+}
+
+// decodeReplyUpTo is reply.Decode for replies larger than reply.MaxSize (the
+// caller checks the size): a refusal comes back as *reply.Error.
+func decodeReplyUpTo(b []byte, v any) error {
+	var head struct {
+		OK    *bool        `json:"ok"`
+		Error *reply.Error `json:"error"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	switch {
+	case head.OK == nil:
+		return errors.New("decode reply: no \"ok\" field")
+	case !*head.OK && head.Error == nil:
+		return &reply.Error{Code: reply.CodeInternal, Message: "refused without a reason"}
+	case !*head.OK:
+		return head.Error
+	}
+	return json.Unmarshal(b, v)
+}
+
+func validField(s string) bool {
+	if s == "" || len(s) > maxFieldLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Sources of the host map a notification carries (N4).
+const (
+	SourceDatabase = "database"      // read from the database just now (the replicator answered)
+	SourceCache    = "cache"         // the replicator did not answer: the configuration read earlier
+	SourceLocal    = "configuration" // never read from the database: the notifier's own hosts
+)
+
+// NotificationVersion is the schema version of Notification and SessionAck.
+const NotificationVersion = 1
+
+// Notification tells a pair's sessions which node is active (N1). It is
+// published on subject.Notify(pair), kept as the value of key <pair> in
+// bucket subject.StateBucket, and sent as SSE data by the push endpoint.
+type Notification struct {
+	V     int    `json:"v"`
+	Pair  string `json:"pair"`
+	Epoch uint64 `json:"epoch"`
+	// Active is the node now active; Failed the node sessions leave (the
+	// other node), empty when unknown.
+	Active string `json:"active"`
+	Failed string `json:"failed,omitempty"`
+	// Hosts maps the failed node's client-facing host to the active one's.
+	Hosts map[string]string `json:"hosts"`
+	// Renames maps an old resource address to its new address where the
+	// resource is named differently on the active node.
+	Renames map[string]string `json:"renames,omitempty"`
+	Reason  string            `json:"reason"`
+	Outage  bool              `json:"outage"`
+	// Time is when the node was activated.
+	Time time.Time `json:"time"`
+	// Source says where Hosts and Renames come from (N4): database, cache
+	// or configuration (never read from the database yet).
+	Source string `json:"source"`
+	// Event is the id of the activation event this notification answers.
+	Event string `json:"event,omitempty"`
+}
+
+// Validate checks every field.
+func (n Notification) Validate() error {
+	switch {
+	case n.V != NotificationVersion:
+		return fmt.Errorf("notification: schema version %d, want %d", n.V, NotificationVersion)
+	case !subject.ValidName(n.Pair):
+		return fmt.Errorf("notification: pair %q", n.Pair)
+	case n.Epoch == 0:
+		return fmt.Errorf("notification: epoch 0")
+	case !subject.ValidName(n.Active):
+		return fmt.Errorf("notification: active node %q", n.Active)
+	case n.Failed != "" && (!subject.ValidName(n.Failed) || n.Failed == n.Active):
+		return fmt.Errorf("notification: failed node %q", n.Failed)
+	case n.Source != SourceDatabase && n.Source != SourceCache && n.Source != SourceLocal:
+		return fmt.Errorf("notification: source %q", n.Source)
+	case len(n.Hosts) > 2 || len(n.Renames) > MaxNotifyRenames || len(n.Reason) > maxFieldLen:
+		return fmt.Errorf("notification: too many hosts or renames, or reason too long")
+	}
+	for _, m := range []map[string]string{n.Hosts, n.Renames} {
+		for k, v := range m {
+			if !validField(k) || !validField(v) {
+				return fmt.Errorf("notification: mapping %q → %q", k, v)
+			}
+		}
+	}
+	return nil
+}
+
+// DecodeNotification strictly decodes and validates a notification.
+func DecodeNotification(b []byte) (Notification, error) {
+	var n Notification
+	if err := event.DecodeStrict(b, MaxNotification, &n); err != nil {
+		return Notification{}, fmt.Errorf("notification: %w", err)
+	}
+	return n, n.Validate()
+}
+
+// Kinds of SessionAck.
+const (
+	AckHello    = "hello"    // the session is (re)connected and at Epoch
+	AckSwitched = "switched" // the session applied the notification of Epoch
+	AckBye      = "bye"      // the session ends: forget it
+)
+
+// Switch is one connection a session moved.
+type Switch struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// SessionAck is what a session publishes on subject.Ack(pair, session)
+// (or POSTs to the push endpoint): that it is at Epoch and what it switched
+// to get there (N2, N6).
+type SessionAck struct {
+	V        int      `json:"v"`
+	Pair     string   `json:"pair"`
+	Session  string   `json:"session"`
+	Kind     string   `json:"kind"`
+	Epoch    uint64   `json:"epoch"`
+	Switched []Switch `json:"switched,omitempty"`
+	// MS is how long the session took from the activation to the switch.
+	MS int64 `json:"ms,omitempty"`
+}
+
+// Validate checks every field.
+func (a SessionAck) Validate() error {
+	switch {
+	case a.V != NotificationVersion:
+		return fmt.Errorf("ack: schema version %d, want %d", a.V, NotificationVersion)
+	case !subject.ValidName(a.Pair):
+		return fmt.Errorf("ack: pair %q", a.Pair)
+	case !subject.ValidSession(a.Session):
+		return fmt.Errorf("ack: session %q", a.Session)
+	case a.Kind != AckHello && a.Kind != AckSwitched && a.Kind != AckBye:
+		return fmt.Errorf("ack: kind %q", a.Kind)
+	case len(a.Switched) > MaxAckSwitches:
+		return fmt.Errorf("ack: %d switches, limit %d", len(a.Switched), MaxAckSwitches)
+	case a.MS < 0:
+		return fmt.Errorf("ack: negative ms")
+	}
+	for _, s := range a.Switched {
+		if !validField(s.From) || !validField(s.To) {
+			return fmt.Errorf("ack: switch %q → %q", s.From, s.To)
+		}
+	}
+	return nil
+}
+
+// DecodeAck strictly decodes and validates a session acknowledgement.
+func DecodeAck(b []byte) (SessionAck, error) {
+	var a SessionAck
+	if err := event.DecodeStrict(b, MaxAck, &a); err != nil {
+		return SessionAck{}, fmt.Errorf("ack: %w", err)
+	}
+	return a, a.Validate()
+}
+
+// SessionFromAckSubject is the session token of an ack subject of pair, or
+// "" when subj is not one.
+func SessionFromAckSubject(pair, subj string) string {
+	rest, ok := strings.CutPrefix(subj, subject.Ack(pair, ""))
+	if !ok || strings.Contains(rest, ".") {
+		return ""
+	}
+	return rest
+}
+
+// NotifierStatusRequest asks every notifier of the pair for its status.
+type NotifierStatusRequest struct {
+	Request
+}
+
+func (r *NotifierStatusRequest) head() Request { return r.Request }
+
+// SessionStatus is one notifier's view of the sessions (N6).
+type SessionStatus struct {
+	Node string `json:"node"`
+	// Epoch and Active are the newest notification the node knows.
+	Epoch  uint64 `json:"epoch"`
+	Active string `json:"active,omitempty"`
+	Source string `json:"source,omitempty"`
+	// Known is how many sessions the node has heard from; Acknowledged how
+	// many of them are at Epoch.
+	Known        int `json:"known"`
+	Acknowledged int `json:"acknowledged"`
+	// NotifiedMS is how long after the activation the notification went out
+	// (this node's notifier published it); AllAckedMS how long after the
+	// activation the last known session acknowledged, absent until then.
+	NotifiedMS *int64 `json:"notified_ms,omitempty"`
+	AllAckedMS *int64 `json:"all_acked_ms,omitempty"`
+	// PushClients is the number of SSE clients connected to this node.
+	PushClients int `json:"push_clients"`
+}
+
+// NotifierStatusReply answers NotifierStatusRequest.
+type NotifierStatusReply struct {
+	Status SessionStatus `json:"status"`
+}

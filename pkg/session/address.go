@@ -1,0 +1,100 @@
+package session
+
+import (
+	"strings"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+)
+
+// Connection is one connection of a session to a resource (a printer
+// queue, a line): its address and its settings, which a switch keeps (N2).
+type Connection struct {
+	Address string            `json:"address"`
+	Default bool              `json:"default,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
+}
+
+// HostOf returns the host an address names, and its position in addr
+// (addr[i:j]); ok is false when addr names none. It understands UNC paths
+// (\\host\share, //host/share), URLs (scheme://[user@]host[:port]/…,
+// IPv6 in brackets) and bare host[:port][/…].
+func HostOf(addr string) (host string, i, j int, ok bool) {
+	switch {
+	case strings.HasPrefix(addr, `\\`), strings.HasPrefix(addr, `//`):
+		i = 2
+		j = i + strings.IndexAny(addr[i:], `\/`)
+		if j < i {
+			j = len(addr)
+		}
+	case strings.Contains(addr, "://"):
+		i = strings.Index(addr, "://") + 3
+		end := i + strings.IndexAny(addr[i:], "/?#")
+		if end < i {
+			end = len(addr)
+		}
+		if at := strings.LastIndexByte(addr[i:end], '@'); at >= 0 {
+			i += at + 1
+		}
+		j = hostEnd(addr, i, end)
+	default:
+		end := strings.IndexAny(addr, `/\?#`)
+		if end < 0 {
+			end = len(addr)
+		}
+		j = hostEnd(addr, 0, end)
+	}
+	if j <= i {
+		return "", 0, 0, false
+	}
+	return addr[i:j], i, j, true
+}
+
+// hostEnd is where the host starting at i ends before a port, within end.
+func hostEnd(addr string, i, end int) int {
+	if i < end && addr[i] == '[' {
+		if k := strings.IndexByte(addr[i:end], ']'); k >= 0 {
+			return i + k + 1
+		}
+		return end
+	}
+	if k := strings.LastIndexByte(addr[i:end], ':'); k >= 0 {
+		return i + k
+	}
+	return end
+}
+
+// ReplaceHost returns addr with its host replaced by to when the host is
+// from (compared without case, as host names are).
+func ReplaceHost(addr, from, to string) (string, bool) {
+	host, i, j, ok := HostOf(addr)
+	if !ok || !strings.EqualFold(host, from) {
+		return addr, false
+	}
+	return addr[:i] + to + addr[j:], true
+}
+
+// Rewrite applies a notification to a session's connections (N2): a
+// connection whose address is renamed moves to the new address; one whose
+// host is an old host of n.Hosts gets the new host; every other connection
+// is left alone. Each connection keeps its settings. It returns the new
+// connections and what was switched, in order.
+func Rewrite(conns []Connection, n api.Notification) ([]Connection, []api.Switch) {
+	out := make([]Connection, len(conns))
+	var switched []api.Switch
+	for k, c := range conns {
+		out[k] = c
+		to, ok := n.Renames[c.Address]
+		if !ok {
+			for from, toHost := range n.Hosts {
+				if to, ok = ReplaceHost(c.Address, from, toHost); ok {
+					break
+				}
+			}
+		}
+		if ok && to != c.Address {
+			out[k].Address = to
+			switched = append(switched, api.Switch{From: c.Address, To: to})
+		}
+	}
+	return out, switched
+}

@@ -1,0 +1,95 @@
+package session
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+)
+
+func TestHostOf(t *testing.T) {
+	cases := map[string]string{
+		`\\print-a\Floor3`:                       "print-a",
+		`\\print-a`:                              "print-a",
+		`//print-a/Floor3`:                       "print-a",
+		"ipp://print-a:631/printers/Floor3":      "print-a",
+		"ipp://user:pw@print-a:631/printers/F":   "print-a",
+		"http://[fe80::1]:631/printers/F":        "[fe80::1]",
+		"lpd://print-a/queue":                    "print-a",
+		"print-a:9100":                           "print-a",
+		"print-a":                                "print-a",
+		"PRINT-A.corp.example\\x":                "PRINT-A.corp.example",
+		"socket://print-a.example.com:9100?x=1#": "print-a.example.com",
+	}
+	for addr, want := range cases {
+		got, i, j, ok := HostOf(addr)
+		if !ok || got != want || addr[i:j] != want {
+			t.Errorf("HostOf(%q) = %q, %v; want %q", addr, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", `\\`, "ipp://", ":631"} {
+		if h, _, _, ok := HostOf(bad); ok {
+			t.Errorf("HostOf(%q) = %q, want none", bad, h)
+		}
+	}
+}
+
+func TestRewriteKeepsSettingsAndOnlyFailedHost(t *testing.T) {
+	conns := []Connection{
+		{Address: `\\Print-A\Floor3`, Default: true, Options: map[string]string{"duplex": "long"}},
+		{Address: "ipp://print-a:631/printers/Label", Options: map[string]string{"tray": "2"}},
+		{Address: `\\print-ab\Other`},
+		{Address: `\\files\Scan`},
+	}
+	n := api.Notification{V: 1, Pair: "p", Epoch: 3, Active: "b", Failed: "a", Source: api.SourceDatabase,
+		Hosts:   map[string]string{"print-a": "print-b"},
+		Renames: map[string]string{"ipp://print-a:631/printers/Label": "ipp://print-b:631/printers/Label-B"}}
+	got, sw := Rewrite(conns, n)
+	want := []Connection{
+		{Address: `\\print-b\Floor3`, Default: true, Options: map[string]string{"duplex": "long"}},
+		{Address: "ipp://print-b:631/printers/Label-B", Options: map[string]string{"tray": "2"}},
+		{Address: `\\print-ab\Other`},
+		{Address: `\\files\Scan`},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v", got)
+	}
+	if len(sw) != 2 || sw[0].From != `\\Print-A\Floor3` || sw[1].To != "ipp://print-b:631/printers/Label-B" {
+		t.Fatalf("switched %+v", sw)
+	}
+	if conns[0].Address != `\\Print-A\Floor3` {
+		t.Fatal("Rewrite changed its input")
+	}
+	// Applying it again switches nothing.
+	if _, sw := Rewrite(got, n); len(sw) != 0 {
+		t.Fatalf("second rewrite switched %+v", sw)
+	}
+}
+
+func FuzzRewrite(f *testing.F) {
+	f.Add(`\\print-a\F3`, "print-a", "print-b")
+	f.Add("ipp://u@print-a:631/x", "print-a", "print-b")
+	f.Add("[::1]:80", "[::1]", "h")
+	f.Fuzz(func(t *testing.T, addr, from, to string) {
+		host, i, j, ok := HostOf(addr)
+		if ok && (i < 0 || j > len(addr) || i >= j || addr[i:j] != host) {
+			t.Fatalf("HostOf(%q) = %q [%d:%d]", addr, host, i, j)
+		}
+		out, changed := ReplaceHost(addr, from, to)
+		if !changed && out != addr {
+			t.Fatal("unchanged address differs")
+		}
+		if changed && (!strings.EqualFold(host, from) || out != addr[:i]+to+addr[j:]) {
+			t.Fatalf("ReplaceHost(%q, %q, %q) = %q", addr, from, to, out)
+		}
+		if from == "" || to == "" {
+			return
+		}
+		n := api.Notification{Hosts: map[string]string{from: to}}
+		got, sw := Rewrite([]Connection{{Address: addr, Default: true}}, n)
+		if len(got) != 1 || !got[0].Default || len(sw) > 1 {
+			t.Fatalf("Rewrite lost a setting: %+v %+v", got, sw)
+		}
+	})
+}

@@ -1,0 +1,391 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// Errors callers branch on.
+var (
+	ErrClosed    = errors.New("session client closed")
+	ErrDuplicate = errors.New("session name already in use on this client")
+)
+
+// stateReadTimeout bounds one read of the current state.
+const stateReadTimeout = 2 * time.Second
+
+// Change is one notification applied by a session.
+type Change struct {
+	Session  string
+	Epoch    uint64
+	From, To string // the failed node and the active node
+	Switched []api.Switch
+	// Took is the time from the activation (the notification's time) to the
+	// switch.
+	Took   time.Duration
+	Source string
+}
+
+// Stats are a Client's counters.
+type Stats struct {
+	Received uint64 // notifications decoded (subscription and state reads)
+	Stale    uint64 // notifications older than the newest seen, ignored
+	Rejected uint64 // messages on the notify subject that did not decode
+	AckFails uint64 // acknowledgements that could not be published
+}
+
+// Client follows one pair's notifications on one NATS connection for any
+// number of sessions.
+type Client struct {
+	nc   *nats.Conn
+	own  bool
+	pair string
+
+	sub     *nats.Subscription
+	refresh chan struct{} // size 1: a pending state read is enough
+	quit    chan struct{}
+	done    chan struct{}
+
+	received, stale, rejected, ackFails atomic.Uint64
+
+	mu       sync.Mutex // guards the fields below
+	latest   *api.Notification
+	sessions map[string]*Session
+	closed   bool
+}
+
+// Dial connects to the pair's nodes (both URLs, so that the client moves to
+// the survivor) and returns a Client that owns the connection. opts come
+// after the defaults (reconnect forever, every 50 ms with jitter).
+func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
+	all := append([]nats.Option{
+		nats.Name("tandem session " + pair), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50 * time.Millisecond), nats.ReconnectJitter(50*time.Millisecond, 50*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+	}, opts...)
+	nc, err := nats.Connect(strings.Join(urls, ","), all...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %v: %w", urls, err)
+	}
+	c, err := New(nc, pair)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c.own = true
+	return c, nil
+}
+
+// New follows pair's notifications on nc, which the caller keeps owning
+// (Close does not close it). It chains nc's reconnect handler so that the
+// current state is read again after every reconnect.
+func New(nc *nats.Conn, pair string) (*Client, error) {
+	if err := subject.CheckName("pair", pair); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		nc: nc, pair: pair, sessions: map[string]*Session{},
+		refresh: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	prev := nc.Opts.ReconnectedCB
+	nc.SetReconnectHandler(func(conn *nats.Conn) {
+		if prev != nil {
+			prev(conn)
+		}
+		c.kick()
+	})
+	sub, err := nc.Subscribe(subject.Notify(pair), c.onMsg)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", subject.Notify(pair), err)
+	}
+	// Notifications come in bursts of one; a session flood must not grow
+	// memory without bound.
+	_ = sub.SetPendingLimits(1024, 64<<20)
+	c.sub = sub
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	go c.refresher()
+	c.kick()
+	return c, nil
+}
+
+// Conn is the client's NATS connection.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// Latest is the newest notification the client has seen, if any.
+func (c *Client) Latest() (api.Notification, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.latest == nil {
+		return api.Notification{}, false
+	}
+	return *c.latest, true
+}
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats {
+	return Stats{Received: c.received.Load(), Stale: c.stale.Load(), Rejected: c.rejected.Load(), AckFails: c.ackFails.Load()}
+}
+
+// Add starts a session named name with conns. If the client already knows
+// the pair's state, the session applies it at once (N5); it then
+// acknowledges (hello) so that the notifier knows it. onChange, if not nil,
+// is called for every notification the session applies.
+func (c *Client) Add(name string, conns []Connection, onChange func(Change)) (*Session, error) {
+	if !subject.ValidSession(name) {
+		return nil, fmt.Errorf("session name %q: want 1–64 of [A-Za-z0-9_-]", name)
+	}
+	s := &Session{c: c, name: name, conns: append([]Connection(nil), conns...), onChange: onChange}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, dup := c.sessions[name]; dup {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrDuplicate, name)
+	}
+	c.sessions[name] = s
+	latest := c.latest
+	c.mu.Unlock()
+	if latest == nil || !s.apply(*latest) {
+		s.ack(api.AckHello, 0, nil, 0)
+	}
+	return s, nil
+}
+
+// Close ends every session (each says bye), stops following and closes the
+// connection if the client owns it.
+func (c *Client) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	sessions := make([]*Session, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		sessions = append(sessions, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		s.Close()
+	}
+	_ = c.sub.Unsubscribe()
+	close(c.quit)
+	<-c.done
+	if c.own {
+		_ = c.nc.Flush()
+		c.nc.Close()
+	}
+}
+
+func (c *Client) kick() {
+	select {
+	case c.refresh <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Client) onMsg(m *nats.Msg) {
+	n, err := api.DecodeNotification(m.Data)
+	if err != nil || n.Pair != c.pair {
+		c.rejected.Add(1)
+		return
+	}
+	c.deliver(n)
+}
+
+// deliver records n if it is the newest and hands it to every session.
+func (c *Client) deliver(n api.Notification) {
+	c.received.Add(1)
+	c.mu.Lock()
+	if c.latest != nil && n.Epoch < c.latest.Epoch {
+		c.mu.Unlock()
+		c.stale.Add(1)
+		return
+	}
+	if c.latest == nil || n.Epoch > c.latest.Epoch {
+		c.latest = &n
+	}
+	sessions := make([]*Session, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		sessions = append(sessions, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sessions {
+		if !s.apply(n) {
+			s.ack(api.AckHello, s.Epoch(), nil, 0)
+		}
+	}
+}
+
+// refresher reads the current state whenever kicked (start, reconnect),
+// retrying while the read fails and the connection is up.
+func (c *Client) refresher() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.refresh:
+		}
+		for !c.readState() {
+			select {
+			case <-c.quit:
+				return
+			case <-c.refresh:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// readState reads key <pair> of the state bucket on the node the client is
+// connected to; true when done (a value, or none yet).
+func (c *Client) readState() bool {
+	if !c.nc.IsConnected() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stateReadTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return false
+	}
+	kv, err := js.KeyValue(ctx, subject.StateBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	e, err := kv.Get(ctx, c.pair)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	n, err := api.DecodeNotification(e.Value())
+	if err != nil || n.Pair != c.pair {
+		c.rejected.Add(1)
+		return true
+	}
+	c.deliver(n)
+	return true
+}
+
+func (c *Client) forget(name string, s *Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[name] == s {
+		delete(c.sessions, name)
+	}
+}
+
+// Session is one session's connections and the epoch it is at.
+type Session struct {
+	c        *Client
+	name     string
+	onChange func(Change)
+
+	mu     sync.Mutex // guards the fields below
+	conns  []Connection
+	epoch  uint64
+	closed bool
+}
+
+// Name is the session's name.
+func (s *Session) Name() string { return s.name }
+
+// Epoch is the epoch of the last notification the session applied.
+func (s *Session) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// Connections returns a copy of the session's connections.
+func (s *Session) Connections() []Connection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Connection, len(s.conns))
+	for i, c := range s.conns {
+		out[i] = c
+		if c.Options != nil {
+			out[i].Options = make(map[string]string, len(c.Options))
+			for k, v := range c.Options {
+				out[i].Options[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// Close ends the session: it says bye so that the notifier forgets it.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	epoch := s.epoch
+	s.mu.Unlock()
+	s.c.forget(s.name, s)
+	s.ack(api.AckBye, epoch, nil, 0)
+}
+
+// apply applies n if it is newer than the session's epoch; false when it
+// was not (the caller re-acknowledges a re-announcement).
+func (s *Session) apply(n api.Notification) bool {
+	s.mu.Lock()
+	if s.closed || n.Epoch <= s.epoch {
+		s.mu.Unlock()
+		return s.closed
+	}
+	conns, switched := Rewrite(s.conns, n)
+	s.conns, s.epoch = conns, n.Epoch
+	s.mu.Unlock()
+	took := time.Since(n.Time)
+	if took < 0 {
+		took = 0
+	}
+	s.ack(api.AckSwitched, n.Epoch, switched, took.Milliseconds())
+	if s.onChange != nil {
+		s.onChange(Change{Session: s.name, Epoch: n.Epoch, From: n.Failed, To: n.Active, Switched: switched, Took: took, Source: n.Source})
+	}
+	return true
+}
+
+func (s *Session) ack(kind string, epoch uint64, switched []api.Switch, ms int64) {
+	if len(switched) > api.MaxAckSwitches {
+		switched = switched[:api.MaxAckSwitches]
+	}
+	b, _ := json.Marshal(api.SessionAck{V: api.NotificationVersion, Pair: s.c.pair, Session: s.name, Kind: kind, Epoch: epoch, Switched: switched, MS: ms})
+	if err := s.c.nc.Publish(subject.Ack(s.c.pair, s.name), b); err != nil {
+		s.c.ackFails.Add(1)
+	}
+}

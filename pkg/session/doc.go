@@ -1,0 +1,33 @@
+// Package session is the Go client library of Tandem's sessions (SPEC §5):
+// a terminal-server session or workstation that holds connections to
+// resources (printer queues, lines) on the active node of a pair and must
+// move them when the pair fails over.
+//
+// A Client is one NATS connection to the pair, given both nodes' URLs so
+// that it reconnects to the survivor when a node dies. It follows the
+// pair's notifications (subject.Notify) and, on connect and after every
+// reconnect, reads the current state (key <pair> of bucket
+// subject.StateBucket on the node it is connected to), so a session that
+// connects late converges at once (N5). Many sessions share one Client, as
+// a terminal server holds them (100 connections for 10,000 sessions).
+//
+// Each Session applies every notification newer than the last it applied,
+// exactly once: it rewrites only the connections that point at the failed
+// node (Rewrite), keeping each connection's settings (N2), and acknowledges
+// on subject.Ack(pair, session) with what it switched. Older notifications
+// (a node that was cut off, a replay) are ignored; a re-announcement of the
+// epoch it is at (N7) is answered with a fresh acknowledgement, so the
+// notifier's count converges even if an acknowledgement was lost while the
+// connection was down.
+//
+// # Concurrency
+//
+// The Client's mutex guards its newest notification and the set of
+// sessions. Notifications arrive on the NATS subscription's goroutine; the
+// state is read by one refresher goroutine (started by the Client, stopped by
+// Close) whenever the connection (re)connects. Both hand notifications to
+// the sessions, whose own mutex guards their connections and epoch; a
+// session's onChange callback runs on the goroutine that applied the change,
+// outside that mutex (a notification and a state read applying two new
+// epochs at the same moment may call it concurrently).
+package session

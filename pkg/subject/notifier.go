@@ -1,0 +1,54 @@
+package subject
+
+// Notifier and session names (SPEC §5, §8, §9):
+//
+//	tandem.<pair>.notify                         notifications to the pair's sessions (subject.Notify)
+//	tandem.<pair>.ack.<session>                  a session's acknowledgements and presence
+//	tandem.<pair>.admin.<node>.repl.config        the pair configuration, read from <node>'s database by its replicator
+//	tandem.<pair>.admin._pair.notifier.status     session progress, answered by every node's notifier
+//	KV tandem_state, key <pair>                  the last notification (each node's own bucket, own domain)
+//
+// A session's NATS user needs only: subscribe tandem.<pair>.notify, read
+// the KV key (subscribe/request on $JS.API.STREAM.INFO.KV_tandem_state and
+// $JS.API.DIRECT.GET.KV_tandem_state.$KV.tandem_state.<pair>) and publish
+// tandem.<pair>.ack.<session>; nothing else (SPEC §9).
+
+// Ack is the subject on which session acknowledges notifications of pair.
+func Ack(pair, session string) string { return join(pair, "ack", session) }
+
+// Acks matches every session's acknowledgements in pair.
+func Acks(pair string) string { return join(pair, "ack", "*") }
+
+// NotifierStatusVerb is the admin verb of the notifier's status (scope
+// PairScope: every node's notifier answers).
+const NotifierStatusVerb = "notifier.status"
+
+// ReplConfigVerb is the admin verb, answered by a node's replicator, that
+// returns the pair configuration read from that node's database (see
+// pkg/api/notifier.go for the contract).
+const ReplConfigVerb = "repl.config"
+
+// ReplConfig is the request subject for the pair configuration held in
+// node's database.
+func ReplConfig(pair, node string) string { return Admin(pair, node, ReplConfigVerb) }
+
+// NotifierStatus is the request subject of the notifier status, answered by
+// every node.
+func NotifierStatus(pair string) string { return Admin(pair, PairScope, NotifierStatusVerb) }
+
+// ValidSession reports whether s is a valid session name: 1–64 of
+// [A-Za-z0-9_-], starting with a letter or digit. Session names are one
+// subject token.
+func ValidSession(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || (c != '_' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,112 @@
+package notifier
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
+)
+
+// errTooMany is an ack refused because the tracker is full.
+var errTooMany = errors.New("too many sessions")
+
+// onAckMsg handles an acknowledgement published by a session.
+func (s *Service) onAckMsg(m *nats.Msg) {
+	a, err := api.DecodeAck(m.Data)
+	if err == nil {
+		if name := api.SessionFromAckSubject(s.pair, m.Subject); a.Session != name || a.Pair != s.pair {
+			err = errors.New("ack names another session or pair than its subject")
+		}
+	}
+	if err != nil {
+		s.reject("ack", m.Subject, err)
+		return
+	}
+	if err := s.handleAck(a); err != nil {
+		s.reject("ack", m.Subject, err)
+	}
+}
+
+// handleAck records a valid acknowledgement.
+func (s *Service) handleAck(a api.SessionAck) error {
+	now := s.clk.Now()
+	s.mu.Lock()
+	ok := true
+	if a.Kind == api.AckBye {
+		s.tracker.Bye(a.Session, now)
+	} else {
+		ok = s.tracker.Ack(a.Session, a.Epoch, len(a.Switched), now)
+	}
+	p := s.tracker.Progress()
+	s.mu.Unlock()
+	if !ok {
+		return errTooMany
+	}
+	s.met.acks.Inc()
+	s.met.known.Set(float64(p.Known))
+	s.met.acked.Set(float64(p.Acknowledged))
+	if p.Complete {
+		s.maybeReport()
+	}
+	return nil
+}
+
+// onStatusMsg answers the notifier status request of `tandem status`.
+func (s *Service) onStatusMsg(m *nats.Msg) {
+	var req api.NotifierStatusRequest
+	if err := api.Decode(m.Data, s.pair, &req); err != nil {
+		s.reject("admin", m.Subject, err)
+		respond(m, reply.Fail(err))
+		return
+	}
+	respond(m, reply.OK(api.NotifierStatusReply{Status: s.Status()}))
+}
+
+func respond(m *nats.Msg, b []byte) {
+	if m.Reply != "" {
+		_ = m.Respond(b)
+	}
+}
+
+// rateLimit allows 10 reports a second.
+type rateLimit struct {
+	mu     sync.Mutex // guards the fields below
+	window time.Time
+	count  int
+}
+
+func (r *rateLimit) allow(now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.window) >= time.Second {
+		r.window, r.count = now, 0
+	}
+	r.count++
+	return r.count <= 10
+}
+
+// reject counts, logs and reports bad input (SPEC §9); it changes nothing
+// else. Reports are limited to 10 events a second.
+func (s *Service) reject(kind, subj string, err error) {
+	s.met.rejected.WithLabelValues(kind).Inc()
+	now := s.clk.Now()
+	if !s.rejects.allow(now) {
+		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+		return
+	}
+	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
+	var epoch uint64
+	if cur, ok := s.Current(); ok {
+		epoch = cur.Epoch
+	}
+	e, eerr := event.New(s.pair, s.self, "notifier", event.InputRejected, epoch, now,
+		map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+	if eerr == nil {
+		s.o.Events.Emit(e)
+	}
+}

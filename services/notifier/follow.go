@@ -1,0 +1,137 @@
+package notifier
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/notifier/internal/plan"
+)
+
+// ConsumerName is the durable consumer the notifier owns on each event
+// stream it follows (its own, and its mirror of the peer's).
+const ConsumerName = "tandem_notifier"
+
+// followRetry is the pause before binding to a stream again.
+const followRetry = 250 * time.Millisecond
+
+// followOwn follows the activations made on this node.
+func (s *Service) followOwn(ctx context.Context) { s.follow(ctx, s.self) }
+
+// followPeer follows the peer's activations in this node's mirror of the
+// peer's events, once the peer's name and the mirror are known.
+func (s *Service) followPeer(ctx context.Context) {
+	for ctx.Err() == nil {
+		if peer := s.peerName(ctx); peer != "" {
+			s.follow(ctx, peer)
+			return
+		}
+		if sleepCtx(ctx, followRetry) != nil {
+			return
+		}
+	}
+}
+
+// peerName is the peer's name: configured, or the other event stream of
+// the pair on this node.
+func (s *Service) peerName(ctx context.Context) string {
+	s.mu.Lock()
+	peer := s.peer
+	s.mu.Unlock()
+	if peer != "" {
+		return peer
+	}
+	prefix := subject.EventStream(s.pair, "")
+	names := s.o.JS.StreamNames(ctx)
+	for name := range names.Name() {
+		if n, ok := strings.CutPrefix(name, prefix); ok && n != s.self && subject.ValidName(n) {
+			peer = n
+		}
+	}
+	if peer != "" {
+		s.mu.Lock()
+		s.peer = peer
+		s.mu.Unlock()
+	}
+	return peer
+}
+
+// follow consumes node's event stream on this node through the durable
+// consumer until ctx ends, binding again whenever the binding breaks.
+func (s *Service) follow(ctx context.Context, node string) {
+	stream := subject.EventStream(s.pair, node)
+	filter := subject.EventsOf(s.pair, node)
+	warned := false
+	for ctx.Err() == nil {
+		err := s.consume(ctx, stream, filter)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !warned {
+			s.log.Debug().Err(err).Str("stream", stream).Msg("cannot follow the events yet")
+			warned = true
+		}
+		if sleepCtx(ctx, followRetry) != nil {
+			return
+		}
+	}
+}
+
+func (s *Service) consume(ctx context.Context, stream, filter string) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cfg := bus.ConsumerConfig(ConsumerName, filter)
+	cfg.Description = "the notifier follows activations"
+	_, err := s.o.JS.CreateOrUpdateConsumer(cctx, stream, cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+	sub, err := bus.NewSubscriber(s.o.JS, bus.SubscriberConfig{Stream: stream, Consumer: ConsumerName}, s.log)
+	if err != nil {
+		return err
+	}
+	defer sub.Close() //nolint:errcheck // Close never fails
+	msgs, err := sub.Subscribe(ctx, filter)
+	if err != nil {
+		return err
+	}
+	for m := range msgs {
+		s.onEvent(ctx, m.Payload)
+		m.Ack()
+	}
+	return nil
+}
+
+// onEvent handles one stored event; anything but an activation is skipped.
+func (s *Service) onEvent(ctx context.Context, data []byte) {
+	e, err := event.DecodeStored(data)
+	if err != nil {
+		s.reject("event", "", err)
+		return
+	}
+	if e.Pair != s.pair {
+		return
+	}
+	a, ok, err := plan.FromEvent(e)
+	if err != nil {
+		s.reject("event", e.Subject(), err)
+		return
+	}
+	if ok {
+		s.onActivation(ctx, a)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

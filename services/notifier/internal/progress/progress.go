@@ -1,0 +1,125 @@
+// Package progress counts a pair's sessions and their acknowledgements of
+// the current notification (SPEC N6). It is pure: the caller passes the
+// time, and owns the Tracker (not safe for concurrent use).
+package progress
+
+import "time"
+
+// MaxSessions bounds how many sessions a Tracker remembers.
+const MaxSessions = 1 << 20
+
+// Tracker remembers, per session, the newest epoch it acknowledged.
+type Tracker struct {
+	sessions map[string]uint64
+	epoch    uint64 // the current notification's epoch
+	acked    int    // sessions at epoch or later
+	switched int    // connections switched in acknowledgements of epoch
+
+	start     time.Time // activation time of the current notification
+	published time.Time // when this node published it; zero if another node did
+	allAcked  time.Time // when acked first reached the known count
+	reported  bool
+}
+
+// New returns an empty Tracker.
+func New() *Tracker { return &Tracker{sessions: map[string]uint64{}} }
+
+// Notified starts counting for a new notification of epoch, made on
+// activation at start; published is when this node published it (zero if
+// it did not: then nothing is reported).
+func (t *Tracker) Notified(epoch uint64, start, published time.Time) {
+	t.epoch, t.start, t.published = epoch, start, published
+	t.acked, t.switched, t.allAcked, t.reported = 0, 0, time.Time{}, false
+	for _, e := range t.sessions {
+		if e >= epoch {
+			t.acked++
+		}
+	}
+	t.checkAll(published)
+}
+
+// Ack records that session is at epoch after switching n connections;
+// false if the session is new and the Tracker is full.
+func (t *Tracker) Ack(session string, epoch uint64, n int, now time.Time) bool {
+	prev, known := t.sessions[session]
+	if !known && len(t.sessions) >= MaxSessions {
+		return false
+	}
+	if epoch < prev {
+		epoch = prev
+	}
+	t.sessions[session] = epoch
+	if t.epoch > 0 && epoch >= t.epoch && (!known || prev < t.epoch) {
+		t.acked++
+	}
+	if t.epoch > 0 && epoch == t.epoch && prev < t.epoch {
+		t.switched += n
+	}
+	t.checkAll(now)
+	return true
+}
+
+// Bye forgets session.
+func (t *Tracker) Bye(session string, now time.Time) {
+	prev, known := t.sessions[session]
+	if !known {
+		return
+	}
+	delete(t.sessions, session)
+	if t.epoch > 0 && prev >= t.epoch {
+		t.acked--
+	}
+	t.checkAll(now)
+}
+
+func (t *Tracker) checkAll(now time.Time) {
+	if t.allAcked.IsZero() && t.epoch > 0 && t.acked >= len(t.sessions) && !now.IsZero() {
+		t.allAcked = now
+	}
+}
+
+// Progress is what a Tracker reports.
+type Progress struct {
+	Epoch        uint64
+	Known        int
+	Acknowledged int
+	Switched     int
+	Complete     bool
+	// NotifiedMS and AllAckedMS are measured from the activation; -1 when
+	// not (yet) known.
+	NotifiedMS, AllAckedMS int64
+}
+
+// Progress returns the counts.
+func (t *Tracker) Progress() Progress {
+	p := Progress{Epoch: t.epoch, Known: len(t.sessions), Acknowledged: t.acked, Switched: t.switched,
+		Complete: !t.allAcked.IsZero(), NotifiedMS: -1, AllAckedMS: -1}
+	if !t.published.IsZero() {
+		p.NotifiedMS = ms(t.published.Sub(t.start))
+	}
+	if !t.allAcked.IsZero() {
+		p.AllAckedMS = ms(t.allAcked.Sub(t.start))
+	}
+	return p
+}
+
+// Report returns the progress to report as tandem.failover.notified, once
+// per notification this node published: when every known session has
+// acknowledged, or at deadline with what has come. ok is false otherwise.
+func (t *Tracker) Report(now time.Time, deadline time.Duration) (Progress, bool) {
+	if t.reported || t.published.IsZero() {
+		return Progress{}, false
+	}
+	if t.allAcked.IsZero() && now.Sub(t.published) < deadline {
+		return Progress{}, false
+	}
+	t.reported = true
+	return t.Progress(), true
+}
+
+func ms(d time.Duration) int64 {
+	if d < 0 {
+		return 0
+	}
+	return d.Milliseconds()
+}

@@ -1,0 +1,47 @@
+package progress
+
+import (
+	"testing"
+	"time"
+)
+
+func TestTracker(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr := New()
+	tr.Ack("s1", 0, 0, t0)
+	tr.Ack("s2", 0, 0, t0)
+	tr.Notified(3, t0, t0.Add(10*time.Millisecond))
+	if p := tr.Progress(); p.Known != 2 || p.Acknowledged != 0 || p.Complete || p.NotifiedMS != 10 {
+		t.Fatalf("%+v", p)
+	}
+	if _, ok := tr.Report(t0.Add(time.Second), time.Minute); ok {
+		t.Fatal("reported before all acknowledged")
+	}
+	tr.Ack("s1", 3, 2, t0.Add(20*time.Millisecond))
+	tr.Ack("s1", 3, 2, t0.Add(25*time.Millisecond)) // a re-acknowledgement counts once
+	tr.Ack("s1", 2, 0, t0.Add(26*time.Millisecond)) // an older one does not go back
+	if p := tr.Progress(); p.Acknowledged != 1 || p.Switched != 2 {
+		t.Fatalf("%+v", p)
+	}
+	tr.Bye("s2", t0.Add(30*time.Millisecond))
+	p, ok := tr.Report(t0.Add(31*time.Millisecond), time.Minute)
+	if !ok || !p.Complete || p.Known != 1 || p.Acknowledged != 1 || p.AllAckedMS != 30 {
+		t.Fatalf("%+v %v", p, ok)
+	}
+	if _, ok := tr.Report(t0.Add(time.Hour), time.Minute); ok {
+		t.Fatal("reported twice")
+	}
+	// A notification another node published is counted but not reported;
+	// one with missing sessions is reported at the deadline.
+	tr.Ack("s3", 3, 0, t0)
+	tr.Notified(5, t0, time.Time{})
+	if _, ok := tr.Report(t0.Add(time.Hour), time.Minute); ok {
+		t.Fatal("reported a notification this node did not publish")
+	}
+	tr.Notified(7, t0, t0)
+	tr.Ack("s1", 7, 1, t0)
+	p, ok = tr.Report(t0.Add(time.Minute), time.Minute)
+	if !ok || p.Complete || p.Known != 2 || p.Acknowledged != 1 || p.AllAckedMS != -1 {
+		t.Fatalf("deadline: %+v %v", p, ok)
+	}
+}
