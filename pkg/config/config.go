@@ -89,7 +89,13 @@ type Database struct {
 
 // Notifier settings.
 type Notifier struct {
-	PushListen string `yaml:"push_listen" help:"address of the notifier's push endpoint"`
+	PushListen      string        `yaml:"push_listen" help:"address of the push endpoint for clients that do not speak NATS (SSE)"`
+	TokensFile      string        `yaml:"tokens_file" help:"file of bearer tokens the push endpoint accepts, one per line; default <data_dir>/notifier/push_tokens"`
+	Reannounce      time.Duration `yaml:"reannounce" help:"how often the active node re-announces the current notification (N7)"`
+	ConfigRefresh   time.Duration `yaml:"config_refresh" help:"how often the pair configuration is read again from the database"`
+	ProgressTimeout time.Duration `yaml:"progress_timeout" help:"how long the notifier counts acknowledgements of one notification (N6)"`
+	HostsTable      string        `yaml:"hosts_table" help:"application table of client-facing hosts: (node TEXT PRIMARY KEY, host TEXT)"`
+	ResourcesTable  string        `yaml:"resources_table" help:"application table of resources: (node, name, address, PRIMARY KEY(node, name))"`
 }
 
 // License settings.
@@ -164,9 +170,10 @@ func Default() Config {
 		},
 		Failback: FailbackManual,
 		Hooks:    Hooks{Timeout: 30 * time.Second},
-		Notifier: Notifier{PushListen: ":8009"},
-		License:  License{Grace: 28 * 24 * time.Hour},
-		Admin:    Admin{Listen: "127.0.0.1:8080"},
+		Notifier: Notifier{PushListen: ":8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
+			ProgressTimeout: 30 * time.Second, HostsTable: "hosts", ResourcesTable: "resources"},
+		License: License{Grace: 28 * 24 * time.Hour},
+		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Maintenance: Maintenance{
 			Default: time.Hour,
 			Max:     24 * time.Hour,
@@ -256,6 +263,14 @@ func (c Config) Validate() error {
 			add("hosts: a pair has two nodes, %d given", len(c.Hosts))
 		}
 	}
+	if n := c.Notifier; n.Reannounce <= 0 || n.ConfigRefresh <= 0 || n.ProgressTimeout <= 0 {
+		add("notifier.reannounce, .config_refresh and .progress_timeout must be positive")
+	}
+	for _, tbl := range []string{c.Notifier.HostsTable, c.Notifier.ResourcesTable} {
+		if !validTable(tbl) {
+			add("notifier: table name %q: want [A-Za-z_][A-Za-z0-9_]*", tbl)
+		}
+	}
 	if c.License.Grace <= 0 {
 		add("license.grace: %v must be positive", c.License.Grace)
 	}
@@ -277,6 +292,18 @@ func (c Config) Validate() error {
 		add("log.format: %q is neither json nor console", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+func validTable(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkAddr(a string) error {

@@ -50,7 +50,8 @@ func TestKeys(t *testing.T) {
 		"license.grace", "license.public_key", "log.format", "log.level",
 		"maintenance.default", "maintenance.max",
 		"nats.creds", "nats.leaf_listen", "nats.listen", "nats.peer", "nats.url",
-		"node", "notifier.push_listen", "pair", "role",
+		"node", "notifier.config_refresh", "notifier.hosts_table", "notifier.progress_timeout", "notifier.push_listen",
+		"notifier.reannounce", "notifier.resources_table", "notifier.tokens_file", "pair", "role",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

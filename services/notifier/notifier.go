@@ -143,15 +143,16 @@ func New(o Options) (*Service, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	o.Reannounce = orDur(o.Reannounce, DefaultReannounce)
-	o.ConfigRefresh = orDur(o.ConfigRefresh, DefaultConfigRefresh)
-	o.ProgressTimeout = orDur(o.ProgressTimeout, DefaultProgressTimeout)
-	if o.PushListen == "" {
-		o.PushListen = o.Config.Notifier.PushListen
-	}
 	c := o.Config
+	o.Reannounce = orDur(o.Reannounce, orDur(c.Notifier.Reannounce, DefaultReannounce))
+	o.ConfigRefresh = orDur(o.ConfigRefresh, orDur(c.Notifier.ConfigRefresh, DefaultConfigRefresh))
+	o.ProgressTimeout = orDur(o.ProgressTimeout, orDur(c.Notifier.ProgressTimeout, DefaultProgressTimeout))
+	if o.PushListen == "" {
+		o.PushListen = c.Notifier.PushListen
+	}
 	if o.Source == nil {
-		o.Source = NATSConfig{Conn: o.Conn, Pair: c.Pair, Node: c.Node}
+		o.Source = NATSConfig{Conn: o.Conn, Pair: c.Pair, Node: c.Node,
+			HostsTable: c.Notifier.HostsTable, ResourcesTable: c.Notifier.ResourcesTable}
 	}
 	s := &Service{
 		o: o, cfg: c, pair: c.Pair, self: c.Node, clk: o.Clock,

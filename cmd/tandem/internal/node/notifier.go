@@ -11,13 +11,16 @@ import (
 )
 
 // newNotifier builds the node's notifier. The push endpoint's bearer tokens
-// are read from <data_dir>/notifier/push_tokens (one per line, # comments)
-// until the configuration has a key for them (proposed:
-// notifier.tokens_file); without tokens the endpoint is open only when it
-// listens on loopback (the local demo), and refuses every request
+// are read from notifier.tokens_file (default <data_dir>/notifier/push_tokens;
+// one per line, # comments); without tokens the endpoint is open only when
+// it listens on loopback (the local demo), and refuses every request
 // otherwise.
 func newNotifier(d deps) (runner, error) {
-	tokens, err := readTokens(filepath.Join(d.cfg.DataDir, "notifier", "push_tokens"))
+	file := d.cfg.Notifier.TokensFile
+	if file == "" {
+		file = filepath.Join(d.cfg.DataDir, "notifier", "push_tokens")
+	}
+	tokens, err := readTokens(file)
 	if err != nil {
 		return nil, err
 	}
