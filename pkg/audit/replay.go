@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -209,6 +210,58 @@ func (r *reader) run(ctx context.Context, js jetstream.JetStream, q Query) error
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	return r.decodeInOrder(ctx, it, caughtUp, q.Follow)
+}
+
+// batch is a run of consecutive messages of one stream, decoded by a worker.
+type batch struct {
+	msgs     []jetstream.Msg
+	items    []item
+	caughtUp bool          // the stream had nothing more pending after the last message
+	done     chan struct{} // closed when items are ready
+}
+
+const batchSize = 256
+
+// decodeInOrder reads the stream, decodes batches of messages on every core
+// and sends the events in stream order. A batch is cut when it is full or
+// when the stream has nothing more pending, so a live event is never held
+// back.
+func (r *reader) decodeInOrder(ctx context.Context, it jetstream.MessagesContext, caughtUp, follow bool) error {
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	todo := make(chan *batch, workers)
+	ordered := make(chan *batch, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range todo {
+				b.decode()
+			}
+		}()
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- r.sendInOrder(ctx, ordered, caughtUp, follow) }()
+	err := r.readBatches(ctx, it, todo, ordered)
+	close(todo)
+	close(ordered)
+	wg.Wait()
+	if serr := <-sent; serr != nil && err == nil {
+		err = serr
+	}
+	if errors.Is(err, errHistoryRead) {
+		return nil
+	}
+	return err
+}
+
+var errHistoryRead = errors.New("history read")
+
+// readBatches cuts the stream into batches and hands each to a worker and,
+// in the same order, to sendInOrder.
+func (r *reader) readBatches(ctx context.Context, it jetstream.MessagesContext, todo, ordered chan<- *batch) error {
+	b := &batch{done: make(chan struct{})}
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -221,21 +274,61 @@ func (r *reader) run(ctx context.Context, js jetstream.JetStream, q Query) error
 		if err != nil {
 			return err
 		}
-		e, derr := event.DecodeStored(msg.Data())
-		if !r.send(ctx, item{e: Record{Envelope: e, Raw: msg.Data()}, rejected: derr != nil}) {
+		b.msgs = append(b.msgs, msg)
+		if meta.NumPending > 0 && len(b.msgs) < batchSize {
+			continue
+		}
+		b.caughtUp = meta.NumPending == 0
+		for _, ch := range []chan<- *batch{ordered, todo} {
+			select {
+			case ch <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		b = &batch{done: make(chan struct{})}
+	}
+}
+
+func (b *batch) decode() {
+	b.items = make([]item, len(b.msgs))
+	for i, m := range b.msgs {
+		e, err := event.DecodeStored(m.Data())
+		b.items[i] = item{e: Record{Envelope: e, Raw: m.Data()}, rejected: err != nil}
+	}
+	close(b.done)
+}
+
+// sendInOrder sends the decoded batches in stream order, and the caught-up
+// mark once the history has been read; without follow it then ends the
+// replay of this stream (errHistoryRead).
+func (r *reader) sendInOrder(ctx context.Context, ordered <-chan *batch, caughtUp, follow bool) error {
+	for b := range ordered {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
 			return ctx.Err()
+		}
+		for _, it := range b.items {
+			if !r.send(ctx, it) {
+				return ctx.Err()
+			}
 		}
 		// The history ends where the stream ended when the replay began.
 		// Stored times cannot end it early: an event is stored after it
 		// was made, sometimes long after (the emitter retries through an
 		// outage), so a late-stored event may still be in the range.
-		if !caughtUp && meta.NumPending == 0 {
+		if !caughtUp && b.caughtUp {
 			caughtUp = true
-			if !r.send(ctx, item{caughtUp: true}) || !q.Follow {
-				return nil
+			if !r.send(ctx, item{caughtUp: true}) {
+				return ctx.Err()
+			}
+			if !follow {
+				return errHistoryRead
 			}
 		}
 	}
+	return nil
 }
 
 func (r *reader) send(ctx context.Context, it item) bool {
