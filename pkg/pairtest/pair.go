@@ -51,17 +51,20 @@ type Pair struct {
 func Start(t testing.TB, pair string) *Pair {
 	t.Helper()
 	log := Logger(t)
+	// The stores first: cleanups run last in, first out, so the servers
+	// are shut down before their directories are removed.
+	masterStore, standbyStore := t.TempDir(), t.TempDir()
 	p := &Pair{Name: pair, opts: make(map[string]natsnode.Options)}
 	t.Cleanup(p.close)
 	p.Master = p.start(t, natsnode.Options{
 		Pair: pair, Node: Master, Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1",
-		StoreDir: t.TempDir(), Logger: log.With().Str("pair", pair).Str("node", Master).Logger(),
+		StoreDir: masterStore, Logger: log.With().Str("pair", pair).Str("node", Master).Logger(),
 	})
 	p.Proxy = newProxy(t, hostPort(t, p.Master.LeafURL()))
 	p.Standby = p.start(t, natsnode.Options{
 		Pair: pair, Node: Standby, Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1",
 		Peer: p.Proxy.URL(), Solicit: true,
-		StoreDir: t.TempDir(), Logger: log.With().Str("pair", pair).Str("node", Standby).Logger(),
+		StoreDir: standbyStore, Logger: log.With().Str("pair", pair).Str("node", Standby).Logger(),
 	})
 	p.Back = newProxy(t, hostPort(t, p.Standby.LeafURL()))
 	p.WaitLinked(t, linkTimeout)
