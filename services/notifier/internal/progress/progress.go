@@ -8,9 +8,10 @@ import "time"
 // MaxSessions bounds how many sessions a Tracker remembers.
 const MaxSessions = 1 << 20
 
-// Tracker remembers, per session, the newest epoch it acknowledged.
+// Tracker remembers, per session, the newest epoch it acknowledged and how
+// many connections it switched for it.
 type Tracker struct {
-	sessions map[string]uint64
+	sessions map[string]ack
 	epoch    uint64 // the current notification's epoch
 	acked    int    // sessions at epoch or later
 	switched int    // connections switched in acknowledgements of epoch
@@ -21,8 +22,13 @@ type Tracker struct {
 	reported  bool
 }
 
+type ack struct {
+	epoch    uint64
+	switched int
+}
+
 // New returns an empty Tracker.
-func New() *Tracker { return &Tracker{sessions: map[string]uint64{}} }
+func New() *Tracker { return &Tracker{sessions: map[string]ack{}} }
 
 // Notified starts counting for a new notification of epoch, made on
 // activation at start; published is when this node published it (zero if
@@ -30,9 +36,14 @@ func New() *Tracker { return &Tracker{sessions: map[string]uint64{}} }
 func (t *Tracker) Notified(epoch uint64, start, published time.Time) {
 	t.epoch, t.start, t.published = epoch, start, published
 	t.acked, t.switched, t.allAcked, t.reported = 0, 0, time.Time{}, false
-	for _, e := range t.sessions {
-		if e >= epoch {
+	// Sessions may acknowledge before this node learns of the notification
+	// (it reached them first): they count, with what they switched.
+	for _, a := range t.sessions {
+		if a.epoch >= epoch {
 			t.acked++
+		}
+		if a.epoch == epoch {
+			t.switched += a.switched
 		}
 	}
 	t.checkAll(published)
@@ -41,18 +52,21 @@ func (t *Tracker) Notified(epoch uint64, start, published time.Time) {
 // Ack records that session is at epoch after switching n connections;
 // false if the session is new and the Tracker is full.
 func (t *Tracker) Ack(session string, epoch uint64, n int, now time.Time) bool {
-	prev, known := t.sessions[session]
+	p, known := t.sessions[session]
 	if !known && len(t.sessions) >= MaxSessions {
 		return false
 	}
-	if epoch < prev {
-		epoch = prev
+	prev := p.epoch
+	switch {
+	case epoch > prev || !known:
+		t.sessions[session] = ack{epoch: epoch, switched: n}
+	default:
+		epoch = prev // an older or repeated acknowledgement changes nothing
 	}
-	t.sessions[session] = epoch
 	if t.epoch > 0 && epoch >= t.epoch && (!known || prev < t.epoch) {
 		t.acked++
 	}
-	if t.epoch > 0 && epoch == t.epoch && prev < t.epoch {
+	if t.epoch > 0 && epoch == t.epoch && (!known || prev < t.epoch) {
 		t.switched += n
 	}
 	t.checkAll(now)
@@ -61,13 +75,16 @@ func (t *Tracker) Ack(session string, epoch uint64, n int, now time.Time) bool {
 
 // Bye forgets session.
 func (t *Tracker) Bye(session string, now time.Time) {
-	prev, known := t.sessions[session]
+	p, known := t.sessions[session]
 	if !known {
 		return
 	}
 	delete(t.sessions, session)
-	if t.epoch > 0 && prev >= t.epoch {
+	if t.epoch > 0 && p.epoch >= t.epoch {
 		t.acked--
+	}
+	if t.epoch > 0 && p.epoch == t.epoch {
+		t.switched -= p.switched
 	}
 	t.checkAll(now)
 }

@@ -45,3 +45,26 @@ func TestTracker(t *testing.T) {
 		t.Fatalf("deadline: %+v %v", p, ok)
 	}
 }
+
+// A session's acknowledgement can reach this node before this node learns
+// of the notification itself: it counts, with what it switched, once the
+// notification arrives; a repeated acknowledgement counts once.
+func TestAckBeforeNotified(t *testing.T) {
+	now := time.Unix(100, 0)
+	tr := New()
+	tr.Notified(2, now, now)
+	tr.Ack("s1", 2, 0, now)
+	tr.Ack("s2", 2, 0, now)
+	tr.Ack("s1", 3, 2, now) // early: this node still tracks epoch 2
+	tr.Ack("s1", 3, 0, now) // the same session again, nothing left to switch
+	tr.Notified(3, now, now)
+	tr.Ack("s2", 3, 2, now)
+	p := tr.Progress()
+	if p.Epoch != 3 || p.Known != 2 || p.Acknowledged != 2 || p.Switched != 4 || !p.Complete {
+		t.Fatalf("progress %+v, want 2 of 2 acknowledged with 4 switched", p)
+	}
+	tr.Bye("s2", now)
+	if p := tr.Progress(); p.Known != 1 || p.Acknowledged != 1 || p.Switched != 2 {
+		t.Fatalf("after bye: %+v", p)
+	}
+}
