@@ -1,35 +1,383 @@
-// Package replicator is the replicator service: it keeps both nodes' databases in sync (SPEC §4, R1–R9).
+// Package replicator is the replicator service: it keeps both nodes'
+// databases identical (SPEC §4, R1–R9). The application writes its SQLite
+// database as usual; triggers capture every change; each node ships its
+// changes to the peer over NATS; the peer applies them, master-wins on
+// concurrent changes.
 //
-// This module is the service's frame: a Service with Run(ctx) that runs until
-// stopped, so that `tandem node` and the deployment already start it beside
-// the monitor. Its issue fills in the behaviour.
+// # Design, and why
+//
+// Capture (R6). Triggers write each row change, with the row's version pair,
+// into the change log in the writer's own transaction (internal/store), so
+// every writer is captured — the sqlite3 shell too, and while the
+// replicator is down. Polling PRAGMA data_version every PollInterval (10 ms)
+// notices commits of other connections at the cost of one cheap read.
+//
+// Transport (R2, R4, R9). Each node publishes its changes into its own
+// JetStream stream, ReplStream(pair, node), in its own domain, one message
+// per group of whole source transactions (package wire; one transaction at
+// rest, many under load, split into parts of at most 256 KiB). The peer reads
+// that stream across the leafnode through the domain's API
+// ($JS.<domain>.API) with an ordered consumer that starts after the last
+// stream sequence it applied. The position — source database id, source log
+// sequence, stream sequence — is stored in the peer's database in the same
+// transaction as the apply, so the database, not the consumer, is the
+// record of what was applied: a crash before the commit applies nothing and
+// the group is read again; a redelivered or re-shipped group is recognised
+// by its log sequences and skipped row by row. Exactly once, in commit order,
+// atomically per group (R9). Nothing is acknowledged to JetStream, so no
+// redelivery can overtake: the ordered consumer delivers in stream order or
+// restarts itself at the gap.
+//
+// The stream keeps every batch until the peer reports (ReplApplied, a core
+// message after each apply and every second) that it applied it; only then
+// are the stream and the change log pruned. A cut link, a dead peer, a
+// paused replicator or a restart therefore lose nothing: the batches wait in
+// the owner's stream, the changes in its log. The owner ships even while the
+// link is down (its own domain is always there). A durable mirror was the
+// alternative (NOTES.md); it would copy every batch to the peer's disk first
+// and still need a consumer there, while the position in the database already
+// gives exactly-once; reading the peer's stream directly is one moving part
+// fewer. When the owner node is down its unshipped changes are unreachable
+// either way.
+//
+// Conflicts (R3, R5). Each row carries a version pair: changes made on the
+// master and on the standby. An incoming change whose version does not cover
+// the local one, nor is covered by it, was made concurrently; the master's
+// version wins on both nodes and the standby's loser is kept in
+// _tandem_conflict on both and reported as tandem.repl.conflict
+// (internal/conflict has the rule as a pure function). A partition with both
+// nodes active is the same case on many rows: after the heal each side's
+// stream is applied by the other and the master's versions win (R5).
+//
+// Database identity (R1, R9). Every database has an id (in _tandem_meta).
+// A snapshot restore gives the standby a new id; the shipper then purges its
+// stream and publishes a genesis message naming the master database it was
+// restored from, which the master accepts. At start the shipper compares its
+// stream's last batch with the database: a database whose log is behind what
+// it already shipped was restored from a backup; it gets a new id, and the
+// standby re-syncs from the master (a restored master announces its new id,
+// and the standby re-syncs from it). A batch of an unknown database id is
+// rejected and reported.
+//
+// Snapshot (R1). A standby without a position in the master's changes (first
+// start, foreign database) or told the master's database changed asks the
+// master for a snapshot: the master fences the standby's old batches, runs
+// VACUUM INTO (one consistent read; the copy holds its own log position),
+// and serves the file in checksummed 512 KiB chunks; the standby verifies
+// every chunk and the whole file, reports progress, and restores it into its
+// live database in one transaction (the application's connections stay
+// valid), then continues from the snapshot's position.
+//
+// Pause (R4) is persisted in the database: while paused a node neither ships
+// nor applies; changes wait in its log and in the peer's stream.
+//
+// Failover status (R8): the replicator consumes this node's activation events
+// from its event stream with a durable consumer and acknowledges each only
+// after writing it into _tandem_failover (one row per node, the epoch and
+// time; replicated like application data); a database that is down gets the
+// row when it is back. The view _tandem_failover_status is the newest.
+//
+// # Concurrency
+//
+// Run starts three goroutines. ship owns the shipping state (what was
+// shipped, the stream's last batch). receive owns the apply: the consumer,
+// the group being assembled and the position; a resync runs inside it, and
+// the snapshot handler asks it (through ctl) to fence the peer first.
+// failover owns the event consumer. NATS callbacks (applied positions, admin
+// verbs, snapshot chunks) touch only the store (safe for concurrent use),
+// the atomics below and the fields guarded by mu. The store serialises
+// writes on one connection.
 package replicator
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 )
+
+// EventSink publishes events (pkg/bus.Emitter in production).
+type EventSink interface {
+	Emit(e event.Envelope)
+}
+
+// Options are what a replicator needs.
+type Options struct {
+	Config config.Config
+	// Conn is a connection to the node's own NATS server.
+	Conn *nats.Conn
+	// Peer is the peer's node name; empty means the other key of
+	// Config.Hosts.
+	Peer string
+	// JetStream is the node's own JetStream (its domain); nil means one on
+	// Conn in Domain.
+	JetStream jetstream.JetStream
+	// Domain and PeerDomain are the nodes' JetStream domains; empty means
+	// subject.ServerName(pair, node).
+	Domain, PeerDomain string
+	Events             EventSink
+	Log                zerolog.Logger
+	Registry           prometheus.Registerer
+	// PollInterval is how often the change log is polled (default 10 ms).
+	PollInterval time.Duration
+	// GroupTimeout bounds how long a group's parts may take to arrive
+	// once applying has started (default 30 s).
+	GroupTimeout time.Duration
+
+	// BeforeApply, if set, is called before each change is applied with
+	// its source log sequence; an error aborts the apply as a crash would
+	// (the group is rolled back and Run returns the error). Fault tests only.
+	BeforeApply func(seq uint64) error
+}
 
 // Service is one node's replicator.
 type Service struct {
-	cfg config.Config
-	log zerolog.Logger
+	// base ends when Run returns; work that NATS handlers start (a
+	// snapshot for the peer) derives its context from it.
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	cfg      config.Config
+	nc       *nats.Conn
+	peer     string
+	domain   string
+	peerDom  string
+	events   EventSink
+	log      zerolog.Logger
+	met      *metrics
+	poll     time.Duration
+	groupTTL time.Duration
+	hook     func(uint64) error
+	dir      string
+	disabled string // why the service does nothing, or ""
+
+	st    store.Store // set once by Run before anything else runs
+	js    jetstream.JetStream
+	ready atomic.Bool
+
+	paused atomic.Bool
+	epoch  atomic.Uint64
+	wake   chan struct{} // size 1: the shipper should look now
+	resume chan struct{} // size 1: the receiver should look now
+	ctl    chan ctlReq   // to the receiver
+
+	mu          sync.Mutex // guards the fields below
+	state       string
+	reason      string
+	shipped     uint64
+	in          inStatus
+	snapProg    *float64
+	peerApplied peerPos
+	snaps       map[string]*servedSnap
+	rejects     rejectWindow
+	lastPrune   time.Time
+
+	subs []*nats.Subscription
+	wg   sync.WaitGroup
 }
 
-// New returns the service for the node configured by cfg.
-func New(cfg config.Config, log zerolog.Logger) *Service {
-	return &Service{cfg: cfg, log: log.With().Str("service", "replicator").Logger()}
+type inStatus struct {
+	db      string
+	applied uint64
+	pending uint64
+	lag     time.Duration
+	at      time.Time
 }
 
-// Run runs the service until ctx is done.
+type peerPos struct {
+	db     string
+	log    uint64
+	stream uint64
+}
+
+// New builds a replicator; Run starts it.
+func New(o Options) (*Service, error) {
+	c := o.Config
+	if o.Conn == nil || o.Events == nil {
+		return nil, errors.New("replicator: a NATS connection and an event sink are required")
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	base, cancelBase := context.WithCancel(context.Background())
+	s := &Service{
+		cfg: c, nc: o.Conn, js: o.JetStream, peer: o.Peer, domain: o.Domain, peerDom: o.PeerDomain, events: o.Events,
+		log:  o.Log.With().Str("service", "replicator").Logger(),
+		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply,
+		dir:  filepath.Join(c.DataDir, "replicator"),
+		wake: make(chan struct{}, 1), resume: make(chan struct{}, 1), ctl: make(chan ctlReq),
+		state: "starting", snaps: map[string]*servedSnap{},
+		base: base, cancelBase: cancelBase,
+	}
+	if s.poll <= 0 {
+		s.poll = 10 * time.Millisecond
+	}
+	if s.groupTTL <= 0 {
+		s.groupTTL = 30 * time.Second
+	}
+	if s.peer == "" {
+		for n := range c.Hosts {
+			if n != c.Node {
+				s.peer = n
+			}
+		}
+	}
+	if s.domain == "" {
+		s.domain = subject.ServerName(c.Pair, c.Node)
+	}
+	if s.peer == "" {
+		s.disabled = "the peer's node name is unknown (set hosts: with both nodes)"
+	} else if s.peerDom == "" {
+		s.peerDom = subject.ServerName(c.Pair, s.peer)
+	}
+	met, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.met = met
+	return s, nil
+}
+
+// DatabasePath is the replicated database: database.path, or tandem.db in
+// the data directory (SPEC R6: embedded, in the node's data directory).
+func DatabasePath(c config.Config) string {
+	if c.Database.Path != "" {
+		return c.Database.Path
+	}
+	return filepath.Join(c.DataDir, "tandem.db")
+}
+
+func (s *Service) master() bool { return s.cfg.Role == config.Master }
+
+func (s *Service) side() store.Side {
+	if s.master() {
+		return store.Master
+	}
+	return store.Standby
+}
+
+// Run runs the service until ctx is done. It returns an error when the
+// database cannot be replicated (a table without a primary key, say) or a
+// fault hook fired.
 func (s *Service) Run(ctx context.Context) error {
-	s.log.Debug().Msg("replicator running")
+	defer s.cancelBase()
+	if s.disabled != "" {
+		s.setState("disabled", s.disabled)
+		s.log.Warn().Str("reason", s.disabled).Msg("replication disabled")
+		s.ready.Store(true)
+		<-ctx.Done()
+		return nil
+	}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
+	defer s.st.Close()
+	if err := s.subscribe(); err != nil {
+		return err
+	}
+	defer s.unsubscribe()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fail := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			cancel(err)
+		}
+	}
+	s.wg.Go(func() { fail(s.runShip(ctx)) })
+	s.wg.Go(func() { fail(s.runReceive(ctx)) })
+	s.wg.Go(func() { s.runFailover(ctx) })
+	s.ready.Store(true)
+	s.log.Info().Str("peer", s.peer).Str("db", DatabasePath(s.cfg)).Msg("replicator running")
 	<-ctx.Done()
+	s.wg.Wait()
+	s.cleanSnapshots(true)
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// open opens the store and the node's own batch stream.
+func (s *Service) open(ctx context.Context) error {
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return fmt.Errorf("replicator: %w", err)
+	}
+	st, err := store.OpenSQLite(ctx, DatabasePath(s.cfg), s.side(), s.cfg.Database.Tables)
+	if err != nil {
+		return fmt.Errorf("replicator: %w", err)
+	}
+	s.st = st
+	info, err := st.Info(ctx)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("replicator: %w", err)
+	}
+	s.paused.Store(info.Paused)
+	if info.Paused {
+		s.setState("paused", "paused by an operator")
+	}
+	if s.js == nil {
+		if s.js, err = jetstream.NewWithDomain(s.nc, s.domain); err != nil {
+			st.Close()
+			return err
+		}
+	}
 	return nil
 }
 
 // Ready reports whether the service is ready (for /readyz).
-func (s *Service) Ready() error { return nil }
+func (s *Service) Ready() error {
+	if !s.ready.Load() {
+		return errors.New("replicator starting")
+	}
+	return nil
+}
+
+func (s *Service) setState(state, reason string) {
+	s.mu.Lock()
+	changed := s.state != state || s.reason != reason
+	s.state, s.reason = state, reason
+	s.mu.Unlock()
+	if changed {
+		s.log.Info().Str("state", state).Str("reason", reason).Msg("replication " + state)
+	}
+}
+
+func (s *Service) stateNow() (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state, s.reason
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

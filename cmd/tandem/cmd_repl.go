@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+func init() {
+	commands["repl"] = command{"replication: pause|resume (R4), resync (R1), verify (R7)", cmdRepl}
+	statusExtras = append(statusExtras, replStatusExtra)
+	statusLines = append(statusLines, replStatusLines)
+}
+
+func cmdRepl(ctx context.Context, args []string, out, errOut io.Writer) error {
+	verbs := map[string]string{"pause": api.VerbReplPause, "resume": api.VerbReplResume, "resync": api.VerbReplResync, "verify": api.VerbReplVerify}
+	if len(args) == 0 || verbs[args[0]] == "" {
+		fmt.Fprintln(errOut, "usage: tandem repl pause|resume|resync|verify --pair P")
+		return errUsage
+	}
+	var p pairFlags
+	fs := flag.NewFlagSet("repl "+args[0], flag.ContinueOnError)
+	p.register(fs)
+	attempts := fs.Int("attempts", 3, "verify: how many times to compare before reporting a difference (changes in flight settle)")
+	if err := parse(fs, args[1:], errOut); err != nil {
+		return err
+	}
+	if err := requirePair(p.pair); err != nil {
+		return err
+	}
+	nc, err := p.connect("repl")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if args[0] == "verify" {
+		return replVerify(ctx, nc, p, max(*attempts, 1), out)
+	}
+	replies, err := replGather(ctx, nc, p.pair, verbs[args[0]], api.ReplRequest{}, p.timeout)
+	if err != nil {
+		return err
+	}
+	var res []api.ReplReply
+	for _, b := range replies {
+		var r api.ReplReply
+		if err := reply.Decode(b, &r); err != nil {
+			return err
+		}
+		res = append(res, r)
+	}
+	sort.Slice(res, func(i, j int) bool { return res[i].Status.Node < res[j].Status.Node })
+	if p.json {
+		return printJSON(out, res)
+	}
+	for _, r := range res {
+		msg := r.Message
+		if msg == "" {
+			msg = r.Status.State
+		}
+		fmt.Fprintf(out, "%s (%s): %s\n", r.Status.Node, r.Status.Role, msg)
+	}
+	if len(res) < 2 {
+		fmt.Fprintln(errOut, "warning: only one node answered; the other keeps its own state")
+	}
+	return nil
+}
+
+// replGather sends a replication verb to every node of the pair.
+func replGather(ctx context.Context, nc *nats.Conn, pair, verb string, req api.ReplRequest, wait time.Duration) ([][]byte, error) {
+	req.Request = api.Request{V: api.Version, Pair: pair}
+	raw, err := reply.Gather(ctx, nc, subject.ReplAdmin(pair, verb), req, 2, wait)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 {
+		return nil, &reply.Error{Code: reply.CodeUnavailable, Message: fmt.Sprintf("no replicator of pair %q answers through %s", pair, nc.ConnectedUrlRedacted())}
+	}
+	return raw, nil
+}
+
+// rowDiff is one row that differs between the nodes.
+type rowDiff struct {
+	Table string `json:"table"`
+	PK    string `json:"pk"`
+	// On names the node that has the row when only one has it; empty
+	// when both have it with different contents.
+	On string `json:"only_on,omitempty"`
+}
+
+type verifyResult struct {
+	Pair   string             `json:"pair"`
+	Equal  bool               `json:"equal"`
+	Tables []api.ReplTableSum `json:"tables"`
+	Diffs  []rowDiff          `json:"diffs"`
+	Nodes  map[string]uint64  `json:"applied"`
+}
+
+func replVerify(ctx context.Context, nc *nats.Conn, p pairFlags, attempts int, out io.Writer) error {
+	var res verifyResult
+	var err error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		if res, err = verifyOnce(ctx, nc, p); err != nil || res.Equal {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if p.json {
+		if err := printJSON(out, res); err != nil {
+			return err
+		}
+	} else {
+		printVerify(out, res)
+	}
+	if !res.Equal {
+		return fmt.Errorf("the nodes differ: %d rows", len(res.Diffs))
+	}
+	return nil
+}
+
+func verifyOnce(ctx context.Context, nc *nats.Conn, p pairFlags) (verifyResult, error) {
+	res := verifyResult{Pair: p.pair, Nodes: map[string]uint64{}}
+	sums, err := gatherVerify(ctx, nc, p, api.ReplRequest{})
+	if err != nil {
+		return res, err
+	}
+	a, b := sums[0], sums[1]
+	res.Tables = a.Tables
+	for _, n := range sums {
+		res.Nodes[n.Node] = n.Applied
+	}
+	for table, buckets := range differingBuckets(a.Tables, b.Tables) {
+		rows, err := gatherVerify(ctx, nc, p, api.ReplRequest{Table: table, Buckets: buckets})
+		if err != nil {
+			return res, err
+		}
+		res.Diffs = append(res.Diffs, differingRows(table, rows[0], rows[1])...)
+	}
+	sort.Slice(res.Diffs, func(i, j int) bool {
+		if res.Diffs[i].Table != res.Diffs[j].Table {
+			return res.Diffs[i].Table < res.Diffs[j].Table
+		}
+		return res.Diffs[i].PK < res.Diffs[j].PK
+	})
+	res.Equal = len(res.Diffs) == 0 && len(differingBuckets(a.Tables, b.Tables)) == 0
+	return res, nil
+}
+
+// gatherVerify asks both nodes; verify needs both.
+func gatherVerify(ctx context.Context, nc *nats.Conn, p pairFlags, req api.ReplRequest) ([]api.ReplVerifyReply, error) {
+	raw, err := replGather(ctx, nc, p.pair, api.VerbReplVerify, req, p.timeout+10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.ReplVerifyReply
+	for _, b := range raw {
+		var r api.ReplVerifyReply
+		if err := reply.Decode(b, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if len(out) < 2 {
+		return nil, errors.New("verify compares both nodes, and only one answered")
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out, nil
+}
+
+// differingBuckets lists, per table, the buckets whose sums differ (every
+// bucket of a table that only one node has).
+func differingBuckets(a, b []api.ReplTableSum) map[string][]int {
+	out := map[string][]int{}
+	byName := map[string]api.ReplTableSum{}
+	for _, t := range b {
+		byName[t.Table] = t
+	}
+	for _, ta := range a {
+		tb, ok := byName[ta.Table]
+		delete(byName, ta.Table)
+		if ok && ta.Sum == tb.Sum {
+			continue
+		}
+		for i := range ta.Buckets {
+			if !ok || i >= len(tb.Buckets) || ta.Buckets[i] != tb.Buckets[i] {
+				out[ta.Table] = append(out[ta.Table], i)
+			}
+		}
+		if len(out[ta.Table]) == 0 {
+			out[ta.Table] = []int{}
+		}
+	}
+	for name, t := range byName {
+		for i := range t.Buckets {
+			out[name] = append(out[name], i)
+		}
+	}
+	return out
+}
+
+// differingRows names the rows whose hashes differ or that only one node has.
+func differingRows(table string, a, b api.ReplVerifyReply) []rowDiff {
+	ha := map[string]string{}
+	for _, r := range a.Rows {
+		ha[r.PK] = r.Hash
+	}
+	var out []rowDiff
+	for _, r := range b.Rows {
+		h, ok := ha[r.PK]
+		delete(ha, r.PK)
+		switch {
+		case !ok:
+			out = append(out, rowDiff{Table: table, PK: r.PK, On: b.Node})
+		case h != r.Hash:
+			out = append(out, rowDiff{Table: table, PK: r.PK})
+		}
+	}
+	for pk := range ha {
+		out = append(out, rowDiff{Table: table, PK: pk, On: a.Node})
+	}
+	return out
+}
+
+func printVerify(out io.Writer, res verifyResult) {
+	if res.Equal {
+		n := 0
+		for _, t := range res.Tables {
+			n += int(t.Rows)
+		}
+		fmt.Fprintf(out, "pair %s: %d tables, %d rows, identical on both nodes\n", res.Pair, len(res.Tables), n)
+		return
+	}
+	fmt.Fprintf(out, "pair %s: the nodes differ\n", res.Pair)
+	for _, d := range res.Diffs {
+		switch d.On {
+		case "":
+			fmt.Fprintf(out, "  %s key %s: different contents\n", d.Table, d.PK)
+		default:
+			fmt.Fprintf(out, "  %s key %s: only on %s\n", d.Table, d.PK, d.On)
+		}
+	}
+}
+
+// replStatusExtra adds each node's replication state to the pair's status.
+func replStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) {
+	raw, err := replGather(ctx, nc, ps.Pair, api.VerbReplStatus, api.ReplRequest{}, 2*time.Second)
+	if err != nil {
+		return
+	}
+	for _, b := range raw {
+		var r api.ReplReply
+		if reply.Decode(b, &r) != nil {
+			continue
+		}
+		for i := range ps.Nodes {
+			if ps.Nodes[i].Node == r.Status.Node {
+				ps.Nodes[i].Replication = r.Status
+			}
+		}
+	}
+}
+
+// replStatusLines prints the replication part of `tandem status`: state and
+// the lag of each direction (as its receiving node sees it).
+func replStatusLines(out io.Writer, ps api.PairStatus) {
+	var rows []api.ReplStatus
+	for _, n := range ps.Nodes {
+		if st, ok := asReplStatus(n.Replication); ok {
+			rows = append(rows, st)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	slices.SortFunc(rows, func(a, b api.ReplStatus) int { return compareStrings(a.Node, b.Node) })
+	fmt.Fprintln(out, "\nreplication")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tDIRECTION\tAPPLIED\tPENDING\tLAG\tUNSHIPPED LOG\tCONFLICTS")
+	for _, r := range rows {
+		state := r.State
+		if r.Snapshot != nil {
+			state = fmt.Sprintf("%s %.0f%%", state, *r.Snapshot*100)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s → %s\t%d\t%d\t%s\t%d\t%d\n", r.Node, state, orDash(r.In.From), r.In.To,
+			r.In.Applied, r.In.Pending, (time.Duration(r.In.LagMS) * time.Millisecond).String(), r.LogHigh-r.Shipped, r.Conflicts)
+	}
+	tw.Flush()
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// asReplStatus reads the replication field of a node status (a ReplStatus
+// when filled in this process, a JSON object when decoded).
+func asReplStatus(v any) (api.ReplStatus, bool) {
+	switch x := v.(type) {
+	case api.ReplStatus:
+		return x, true
+	case nil:
+		return api.ReplStatus{}, false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return api.ReplStatus{}, false
+	}
+	var st api.ReplStatus
+	return st, json.Unmarshal(b, &st) == nil && st.Node != ""
+}

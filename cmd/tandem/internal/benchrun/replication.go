@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	_ "modernc.org/sqlite" // the application's side of the benchmark
+
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/services/replicator"
+)
+
+// The replication rows of SPEC §10. They run two replicators in this
+// process, each on its own embedded NATS server (the real leafnode link on
+// loopback) and its own SQLite file, as `tandem node` runs them; the
+// application is this process writing the master's file.
+func init() {
+	benchmarks = append(benchmarks,
+		benchmark{"repl-throughput", "rows/s master → standby: 100,000 rows in transactions of 1,000, as time per 10,000 rows", replThroughput},
+		benchmark{"repl-lag", "replication lag at 1,000 rows/s for 10 s (10 rows every 10 ms): p99 of commit → applied", replLag},
+		benchmark{"repl-snapshot", "resync of a standby from a snapshot of a 1 GiB database (BENCH_SNAPSHOT_MIB to change)", replSnapshot},
+	)
+}
+
+// replPair is a master and a standby replicator with their databases.
+type replPair struct {
+	t      proctest.T
+	dir    string
+	srv    map[string]*natsnode.Server
+	app    map[string]*sql.DB
+	cancel map[string]context.CancelFunc
+	done   map[string]chan error
+	svc    map[string]*replicator.Service
+}
+
+type discard struct{}
+
+func (discard) Emit(event.Envelope) {}
+
+const replSchema = `CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, ts REAL)`
+
+func newReplPair(t proctest.T) *replPair {
+	p := &replPair{t: t, dir: t.TempDir(), srv: map[string]*natsnode.Server{}, app: map[string]*sql.DB{},
+		cancel: map[string]context.CancelFunc{}, done: map[string]chan error{}, svc: map[string]*replicator.Service{}}
+	a, err := natsnode.Start(natsnode.Options{Pair: "bench", Node: "a", Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1",
+		StoreDir: filepath.Join(p.dir, "a-nats"), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("start a: %v", err)
+	}
+	t.Cleanup(a.Shutdown)
+	b, err := natsnode.Start(natsnode.Options{Pair: "bench", Node: "b", Listen: "127.0.0.1:-1", Peer: a.LeafURL(), Solicit: true,
+		StoreDir: filepath.Join(p.dir, "b-nats"), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("start b: %v", err)
+	}
+	t.Cleanup(b.Shutdown)
+	p.srv["a"], p.srv["b"] = a, b
+	deadline := time.Now().Add(waitLimit)
+	for !a.Linked() || !b.Linked() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pair did not link")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, n := range []string{"a", "b"} {
+		db, err := sql.Open("sqlite", "file:"+p.path(n)+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		if err != nil {
+			t.Fatalf("open %s: %v", n, err)
+		}
+		t.Cleanup(func() { db.Close() })
+		p.app[n] = db
+		p.exec(n, replSchema)
+	}
+	t.Cleanup(func() {
+		for n := range p.cancel {
+			p.stop(n)
+		}
+	})
+	return p
+}
+
+func (p *replPair) path(n string) string { return filepath.Join(p.dir, n+".db") }
+
+func (p *replPair) exec(n, q string, args ...any) {
+	if _, err := p.app[n].Exec(q, args...); err != nil {
+		p.t.Fatalf("%s: %s: %v", n, q, err)
+	}
+}
+
+func (p *replPair) start(n string) {
+	c := config.Default()
+	c.Pair, c.Node, c.DataDir = "bench", n, filepath.Join(p.dir, n)
+	c.Role = config.Master
+	if n == "b" {
+		c.Role = config.Standby
+	}
+	c.Hosts = map[string]string{"a": "a", "b": "b"}
+	c.Database.Path = p.path(n)
+	nc, err := p.srv[n].Connect("bench-replicator-" + n)
+	if err != nil {
+		p.t.Fatalf("connect: %v", err)
+	}
+	p.t.Cleanup(nc.Close)
+	js, _ := jetstream.NewWithDomain(nc, p.srv[n].Domain())
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := bus.EnsureEventStream(ctx, js, "bench", n, 0, 0); err != nil {
+		p.t.Fatalf("event stream: %v", err)
+	}
+	svc, err := replicator.New(replicator.Options{Config: c, Conn: nc, Events: discard{}, Log: zerolog.Nop()})
+	if err != nil {
+		p.t.Fatalf("replicator: %v", err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	p.svc[n], p.cancel[n], p.done[n] = svc, rcancel, make(chan error, 1)
+	go func() { p.done[n] <- svc.Run(rctx) }()
+}
+
+func (p *replPair) stop(n string) {
+	if c := p.cancel[n]; c != nil {
+		c()
+		<-p.done[n]
+		delete(p.cancel, n)
+	}
+}
+
+// waitSynced waits until the standby runs from a snapshot and the master
+// accepted its database.
+func (p *replPair) waitSynced(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		b := p.svc["b"].Status()
+		if b.State == "running" && b.In.DB != "" && b.In.DB != "fenced" && p.svc["a"].Status().In.DB == b.DB {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the standby did not sync within %v: %+v", limit, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (p *replPair) count(n string) int {
+	var c int
+	if err := p.app[n].QueryRow(`SELECT count(*) FROM items`).Scan(&c); err != nil {
+		p.t.Fatalf("count: %v", err)
+	}
+	return c
+}
+
+func replThroughput(t proctest.T, e env) []row {
+	p := newReplPair(t)
+	p.start("a")
+	p.start("b")
+	p.waitSynced(waitLimit)
+	const total, perTx, step = 100_000, 1_000, 10_000
+	var samples []float64
+	start := time.Now()
+	mark, next := start, step
+	for i := 0; i < total; i += perTx {
+		tx, err := p.app["a"].Begin()
+		if err != nil {
+			t.Fatalf("begin: %v", err)
+		}
+		st, _ := tx.Prepare(`INSERT INTO items(id, name, qty) VALUES(?, ?, ?)`)
+		for j := i; j < i+perTx; j++ {
+			if _, err := st.Exec(j, fmt.Sprintf("row %d", j), j); err != nil {
+				t.Fatalf("insert: %v", err)
+			}
+		}
+		st.Close()
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		for n := p.count("b"); n >= next; next += step {
+			now := time.Now()
+			samples = append(samples, now.Sub(mark).Seconds())
+			mark = now
+		}
+	}
+	deadline := time.Now().Add(5 * waitLimit)
+	for next <= total {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby has %d of %d rows", p.count("b"), total)
+		}
+		time.Sleep(2 * time.Millisecond)
+		for n := p.count("b"); n >= next && next <= total; next += step {
+			now := time.Now()
+			samples = append(samples, now.Sub(mark).Seconds())
+			mark = now
+		}
+	}
+	all := time.Since(start)
+	fmt.Fprintf(e.log, "benchrun: repl-throughput: %d rows on the standby in %v: %.0f rows/s end to end (the writer included)\n",
+		total, all.Round(time.Millisecond), float64(total)/all.Seconds())
+	return []row{{what: "replication: time per 10,000 rows (≥ 10,000 rows/s ⇔ ≤ 1 s)", unit: seconds, samples: samples,
+		target: &target{stat: "p95", limit: 1}}}
+}
+
+func replLag(t proctest.T, e env) []row {
+	p := newReplPair(t)
+	// The standby stamps each row when the apply inserts it (an
+	// application trigger; applied changes are not captured again).
+	p.exec("b", `CREATE TABLE IF NOT EXISTS arrivals(id INTEGER PRIMARY KEY, at REAL)`)
+	p.exec("b", `CREATE TRIGGER IF NOT EXISTS arrive AFTER INSERT ON items BEGIN
+		INSERT INTO arrivals VALUES(NEW.id, (julianday('now') - 2440587.5) * 86400.0); END`)
+	p.start("a")
+	p.start("b")
+	p.waitSynced(waitLimit)
+	const rate, seconds, perTick = 1000, 10, 10
+	tick := time.NewTicker(time.Second * perTick / rate)
+	defer tick.Stop()
+	id := 0
+	for id < rate*seconds {
+		<-tick.C
+		tx, err := p.app["a"].Begin()
+		if err != nil {
+			t.Fatalf("begin: %v", err)
+		}
+		ts := float64(time.Now().UnixNano()) / 1e9
+		for j := 0; j < perTick; j++ {
+			if _, err := tx.Exec(`INSERT INTO items(id, name, qty, ts) VALUES(?, 'x', 0, ?)`, id, ts); err != nil {
+				t.Fatalf("insert: %v", err)
+			}
+			id++
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+	}
+	deadline := time.Now().Add(waitLimit)
+	for p.count("b") < id {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby has %d of %d rows", p.count("b"), id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lags := p.lags()
+	if len(lags) != id {
+		t.Fatalf("%d arrivals for %d rows", len(lags), id)
+	}
+	sort.Float64s(lags)
+	p99 := lags[int(math.Ceil(0.99*float64(len(lags))))-1]
+	fmt.Fprintf(e.log, "benchrun: repl-lag: %d rows: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", len(lags),
+		lags[len(lags)/2]*1e3, p99*1e3, lags[len(lags)-1]*1e3)
+	return []row{
+		{what: "replication lag at 1,000 rows/s, each row (commit → applied)", unit: seconds, samples: lags},
+		{what: "replication lag at 1,000 rows/s: p99 of the rows above", unit: seconds, samples: []float64{p99},
+			target: &target{stat: "max", limit: 0.1}},
+	}
+}
+
+// lags reads each row's commit → arrival time from the standby (the
+// master's commit stamp travels in the row).
+func (p *replPair) lags() []float64 {
+	rows, err := p.app["b"].Query(`SELECT a.at - i.ts FROM items i JOIN arrivals a USING (id)`)
+	if err != nil {
+		p.t.Fatalf("lags: %v", err)
+	}
+	defer rows.Close()
+	var out []float64
+	for rows.Next() {
+		var l float64
+		if err := rows.Scan(&l); err != nil {
+			p.t.Fatalf("lags: %v", err)
+		}
+		out = append(out, max(l, 0))
+	}
+	return out
+}
+
+func replSnapshot(t proctest.T, e env) []row {
+	mib := 1024
+	if v := os.Getenv("BENCH_SNAPSHOT_MIB"); v != "" {
+		if _, err := fmt.Sscan(v, &mib); err != nil || mib < 1 {
+			t.Fatalf("BENCH_SNAPSHOT_MIB=%q", v)
+		}
+	}
+	p := newReplPair(t)
+	fillRows(t, p.app["a"], mib)
+	var size int64
+	if fi, err := os.Stat(p.path("a")); err == nil {
+		size = fi.Size()
+	}
+	p.start("a")
+	start := time.Now()
+	p.start("b")
+	p.waitSynced(10 * time.Minute)
+	took := time.Since(start)
+	fmt.Fprintf(e.log, "benchrun: repl-snapshot: %.0f MiB database, %d rows: resync (VACUUM INTO, checksummed transfer, restore) in %v\n",
+		float64(size)/(1<<20), p.count("b"), took.Round(time.Millisecond))
+	what := fmt.Sprintf("snapshot resync of a %d MiB database (request → restored on the standby)", size>>20)
+	return []row{{what: what, unit: seconds, samples: []float64{took.Seconds()}, target: &target{stat: "max", limit: 60}}}
+}
+
+// fillRows writes about mib MiB of rows (1 KiB each) into db.
+func fillRows(t proctest.T, db *sql.DB, mib int) {
+	pad := strings.Repeat("x", 1000)
+	const perTx = 10_000
+	rows := mib * 1024
+	for i := 0; i < rows; i += perTx {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatalf("fill: %v", err)
+		}
+		if _, err := tx.Exec(`WITH RECURSIVE c(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM c WHERE x + 1 < ?)
+			INSERT INTO items(id, name, qty) SELECT x, ?, x FROM c`, i, min(i+perTx, rows), pad); err != nil {
+			tx.Rollback() //nolint:errcheck
+			t.Fatalf("fill: %v", err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("fill: %v", err)
+		}
+	}
+}

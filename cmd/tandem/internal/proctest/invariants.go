@@ -1,0 +1,92 @@
+package proctest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// CheckInvariants checks every heartbeat recorded (STYLE §15) and reports
+// each violation as a test error:
+//
+//   - never two nodes active in the same epoch;
+//   - a node's epoch never goes down, across restarts (F1: it is persisted);
+//   - every message on the heartbeat subjects decodes.
+//
+// It returns the number of beats checked, so that a test can tell the check
+// was not vacuous.
+func (p *Pair) CheckInvariants() int {
+	p.t.Helper()
+	beats := p.watch.All()
+	for _, v := range Violations(beats) {
+		p.t.Errorf("proctest: invariant: %s", v)
+	}
+	for _, bad := range p.watch.Undecodable() {
+		p.t.Errorf("proctest: undecodable heartbeat: %s", bad)
+	}
+	return len(beats)
+}
+
+// Violations returns what is wrong with a record of heartbeats (see
+// CheckInvariants).
+func Violations(beats []Beat) []string {
+	var out []string
+	activeIn := map[uint64]map[string]Beat{} // epoch → node → first active beat
+	for _, b := range beats {
+		if b.State != "active" {
+			continue
+		}
+		if activeIn[b.Epoch] == nil {
+			activeIn[b.Epoch] = map[string]Beat{}
+		}
+		if _, ok := activeIn[b.Epoch][b.Node]; !ok {
+			activeIn[b.Epoch][b.Node] = b
+		}
+	}
+	epochs := make([]uint64, 0, len(activeIn))
+	for e := range activeIn {
+		epochs = append(epochs, e)
+	}
+	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
+	for _, e := range epochs {
+		if nodes := activeIn[e]; len(nodes) > 1 {
+			var who []string
+			for _, b := range nodes {
+				who = append(who, fmt.Sprintf("%s (sent %s)", b.Node, b.Sent.Format("15:04:05.000000")))
+			}
+			sort.Strings(who)
+			out = append(out, fmt.Sprintf("two nodes active in epoch %d: %s", e, strings.Join(who, ", ")))
+		}
+	}
+	return append(out, epochRegressions(beats)...)
+}
+
+// epochRegressions finds beats of a node whose epoch is below that of an
+// earlier beat of the same node (by send time).
+func epochRegressions(beats []Beat) []string {
+	var out []string
+	byNode := map[string][]Beat{}
+	for _, b := range beats {
+		byNode[b.Node] = append(byNode[b.Node], b)
+	}
+	nodes := make([]string, 0, len(byNode))
+	for n := range byNode {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		bs := byNode[n]
+		sort.SliceStable(bs, func(i, j int) bool { return bs[i].Sent.Before(bs[j].Sent) })
+		var top Beat
+		for i, b := range bs {
+			if i > 0 && b.Epoch < top.Epoch {
+				out = append(out, fmt.Sprintf("%s's epoch went down from %d (sent %s) to %d (sent %s)",
+					n, top.Epoch, top.Sent.Format("15:04:05.000000"), b.Epoch, b.Sent.Format("15:04:05.000000")))
+			}
+			if i == 0 || b.Epoch > top.Epoch {
+				top = b
+			}
+		}
+	}
+	return out
+}

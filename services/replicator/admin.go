@@ -1,0 +1,204 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
+)
+
+// errHook marks an error from the BeforeApply fault hook.
+var errHook = errors.New("fault hook")
+
+// VerifyBuckets is the number of buckets per table checksum.
+const VerifyBuckets = 64
+
+// verifyRowLimit caps the rows one verify reply lists.
+const verifyRowLimit = 1000
+
+// subscribe listens for the peer's applied positions, snapshot requests and
+// admin verbs.
+func (s *Service) subscribe() error {
+	p, n := s.cfg.Pair, s.cfg.Node
+	handlers := map[string]nats.MsgHandler{
+		subject.ReplApplied(p, n):  s.onApplied,
+		subject.ReplSnapshot(p, n): s.onSnapshotRequest,
+		subject.ReplChunk(p, n):    s.onChunk,
+	}
+	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
+		handlers[subject.ReplAdmin(p, verb)] = s.onAdmin
+	}
+	for subj, h := range handlers {
+		sub, err := s.nc.Subscribe(subj, h)
+		if err != nil {
+			s.unsubscribe()
+			return fmt.Errorf("replicator: subscribe %s: %w", subj, err)
+		}
+		if err := sub.SetPendingLimits(1024, 64<<20); err != nil {
+			return err
+		}
+		s.subs = append(s.subs, sub)
+	}
+	return s.nc.Flush()
+}
+
+func (s *Service) unsubscribe() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.subs = nil
+}
+
+// onAdmin answers the replication verbs (SPEC §8 reply shape).
+func (s *Service) onAdmin(m *nats.Msg) {
+	verb := m.Subject[strings.LastIndex(m.Subject, ".repl.")+1:]
+	var req api.ReplRequest
+	if err := api.Decode(m.Data, s.cfg.Pair, &req); err != nil {
+		s.reject("admin."+verb, m.Subject, err)
+		_ = m.Respond(reply.Fail(err))
+		return
+	}
+	if req.Node != "" && req.Node != s.cfg.Node {
+		_ = m.Respond(reply.OK(api.ReplReply{Status: s.Status(), Skipped: true}))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out any
+	var err error
+	switch verb {
+	case api.VerbReplPause, api.VerbReplResume:
+		err = s.SetPaused(ctx, verb == api.VerbReplPause)
+		out = api.ReplReply{Status: s.Status()}
+	case api.VerbReplResync:
+		out, err = s.adminResync()
+	case api.VerbReplVerify:
+		out, err = s.Verify(ctx, req.Table, req.Buckets)
+	case api.VerbReplStatus:
+		out = api.ReplReply{Status: s.Status()}
+	}
+	if err != nil {
+		_ = m.Respond(reply.Fail(err))
+		return
+	}
+	_ = m.Respond(reply.OK(out))
+}
+
+// SetPaused pauses or resumes replication on this node (R4), persisted.
+func (s *Service) SetPaused(ctx context.Context, paused bool) error {
+	if s.opened() == nil {
+		return reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+	}
+	if err := s.st.SetPaused(ctx, paused); err != nil {
+		return err
+	}
+	was := s.paused.Swap(paused)
+	if was == paused {
+		return nil
+	}
+	typ, state := event.ReplResumed, "running"
+	s.met.paused.Set(0)
+	if paused {
+		typ, state = event.ReplPaused, "paused"
+		s.met.paused.Set(1)
+	}
+	s.setState(state, "by an operator")
+	s.emit(typ, map[string]any{"reason": "R4: by an operator"})
+	poke(s.resume)
+	poke(s.wake)
+	return nil
+}
+
+// opened is the store once Run has opened it (nil before, and when disabled).
+func (s *Service) opened() store.Store {
+	if !s.ready.Load() {
+		return nil
+	}
+	return s.st
+}
+
+func (s *Service) disabledOr(state string) string {
+	if s.disabled != "" {
+		return "disabled: " + s.disabled
+	}
+	return state
+}
+
+func (s *Service) adminResync() (api.ReplReply, error) {
+	if s.master() {
+		return api.ReplReply{Status: s.Status(), Skipped: true, Message: "the master is the source of a resync"}, nil
+	}
+	if s.paused.Load() {
+		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)
+	}
+	if s.opened() == nil {
+		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+	}
+	s.askResync("asked by an operator")
+	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
+}
+
+// Status is this node's replication state.
+func (s *Service) Status() api.ReplStatus {
+	st := api.ReplStatus{Node: s.cfg.Node, Role: string(s.cfg.Role), Paused: s.paused.Load()}
+	s.mu.Lock()
+	st.State, st.Reason = s.state, s.reason
+	st.Shipped = s.shipped
+	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node, DB: s.in.db, Applied: s.in.applied, Pending: s.in.pending,
+		LagMS: s.in.lag.Milliseconds()}
+	if !s.in.at.IsZero() {
+		st.In.LastApplied = s.in.at.UTC().Format(time.RFC3339Nano)
+	}
+	if s.snapProg != nil {
+		p := *s.snapProg
+		st.Snapshot = &p
+	}
+	s.mu.Unlock()
+	if s.opened() != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if info, err := s.st.Info(ctx); err == nil {
+			st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
+		}
+	}
+	return st
+}
+
+// Verify returns the tables' checksums, or the row hashes of the given
+// buckets of one table (R7).
+func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.ReplVerifyReply, error) {
+	out := api.ReplVerifyReply{Node: s.cfg.Node, Role: string(s.cfg.Role)}
+	if s.opened() == nil {
+		return out, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+	}
+	s.mu.Lock()
+	out.Applied = s.in.applied
+	s.mu.Unlock()
+	if table != "" {
+		rows, err := s.st.RowSums(ctx, table, VerifyBuckets, buckets, verifyRowLimit)
+		if err != nil {
+			return out, reply.Errorf(reply.CodeBadRequest, "%v", err)
+		}
+		for _, r := range rows {
+			out.Rows = append(out.Rows, api.ReplRowSum{PK: r.PK, Hash: r.Hash})
+		}
+		return out, nil
+	}
+	sums, err := s.st.Sums(ctx, VerifyBuckets)
+	if err != nil {
+		return out, err
+	}
+	for _, t := range sums {
+		out.Tables = append(out.Tables, api.ReplTableSum{Table: t.Table, Rows: t.Rows, Sum: t.Sum, Buckets: t.Buckets})
+	}
+	return out, nil
+}

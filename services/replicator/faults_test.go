@@ -1,0 +1,294 @@
+package replicator_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// acked records writes the application committed, to check at the end that
+// every one is on both nodes (STYLE §15).
+type acked map[int]string
+
+func (w *world) write(node string, id int, name string, a acked) {
+	w.exec(node, `INSERT INTO items VALUES(?, ?, 0) ON CONFLICT(id) DO UPDATE SET name = excluded.name`, id, name)
+	a[id] = name
+}
+
+func (w *world) checkAcked(a acked) {
+	w.t.Helper()
+	for _, n := range []string{"a", "b"} {
+		for id, name := range a {
+			if got := w.query(n, `SELECT coalesce((SELECT name FROM items WHERE id = ?), '<missing>')`, id); got != name {
+				w.t.Errorf("%s: row %d is %q, want %q", n, id, got, name)
+			}
+		}
+	}
+}
+
+// R2, R5: a cut link with writes on both sides; after the heal both
+// converge and verify is clean; every acknowledged write is on both.
+func TestCutAndHeal(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	w.write("a", 1, "a before", a)
+	w.waitFor("row 1 on b", func() bool { return strings.Contains(w.items("b"), "a before") })
+	w.pair.Cut()
+	for i := 0; i < 50; i++ {
+		w.write("a", 100+i, fmt.Sprintf("a%d", i), a)
+		w.write("b", 200+i, fmt.Sprintf("b%d", i), a)
+	}
+	w.pair.Heal()
+	w.pair.WaitLinked(t, waitLimit)
+	w.waitConverged()
+	w.checkAcked(a)
+	if n := rowCount(w, "a", "items"); n != 101 {
+		t.Fatalf("%d rows after the heal, want 101", n)
+	}
+}
+
+// R4: pause, writes, restart of the replicator (pause is persisted), resume:
+// nothing is lost.
+func TestPauseRestartResume(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.admin("a", api.VerbReplPause, api.ReplRequest{})
+	a := acked{}
+	for i := 0; i < 20; i++ {
+		w.write("a", i, fmt.Sprintf("a%d", i), a)
+		w.write("b", 100+i, fmt.Sprintf("b%d", i), a)
+	}
+	w.stop("b")
+	w.start("b")
+	w.waitFor("b paused after its restart", func() bool { return w.nodes["b"].svc.Status().State == "paused" })
+	if n := rowCount(w, "b", "items"); n != 20 {
+		t.Fatalf("b has %d rows while paused, want only its own 20", n)
+	}
+	if _, ok := w.nodes["a"].sink.find(event.ReplPaused, "R4"); !ok {
+		t.Fatal("no pause event")
+	}
+	w.admin("a", api.VerbReplResume, api.ReplRequest{})
+	w.waitConverged()
+	w.checkAcked(a)
+}
+
+// R9: the replicator dies in the middle of applying a group; after a
+// restart no change is applied twice and none is missing. An application
+// trigger on b (items is the only replicated table) counts what the apply
+// does to the table.
+func TestCrashMidApply(t *testing.T) {
+	w := newWorld(t)
+	for _, n := range []string{"a", "b"} {
+		w.exec(n, `CREATE TABLE applied(n INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER, op TEXT)`)
+		w.exec(n, `CREATE TRIGGER count_ins AFTER INSERT ON items BEGIN INSERT INTO applied(id, op) VALUES(NEW.id, 'i'); END`)
+		w.exec(n, `CREATE TRIGGER count_upd AFTER UPDATE ON items BEGIN INSERT INTO applied(id, op) VALUES(NEW.id, 'u'); END`)
+	}
+	only := func(o *replicator.Options) { o.Config.Database.Tables = []string{"items"} }
+	w.nodes["a"].edit = only
+	w.start("a")
+	w.nodes["b"].edit = only
+	w.start("b")
+	w.waitSynced()
+	w.exec("b", `DELETE FROM applied`)
+	w.stop("b")
+	// One transaction of 200 inserts on a; b dies at its 120th change.
+	tx, err := w.nodes["a"].app.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 200; i++ {
+		if _, err := tx.Exec(`INSERT INTO items VALUES(?, 'x', ?)`, i, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	crash := errors.New("crash")
+	seen := 0
+	w.nodes["b"].edit = func(o *replicator.Options) {
+		only(o)
+		o.BeforeApply = func(uint64) error {
+			if seen++; seen == 120 {
+				return crash
+			}
+			return nil
+		}
+	}
+	w.start("b")
+	if err := w.waitExit("b"); !errors.Is(err, crash) {
+		t.Fatalf("b ended with %v, want the crash", err)
+	}
+	w.stop("b")
+	if n := rowCount(w, "b", "items"); n != 0 {
+		t.Fatalf("%d rows of the crashed group on b", n)
+	}
+	w.nodes["b"].edit = only
+	w.start("b")
+	w.waitFor("200 rows on b", func() bool { return rowCount(w, "b", "items") == 200 })
+	w.exec("a", `UPDATE items SET name = 'y' WHERE id = 7`)
+	w.waitFor("the update on b", func() bool { return w.query("b", `SELECT name FROM items WHERE id = 7`) == "y" })
+	if got := w.query("b", `SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(op = 'u') FROM applied`); got != "201/200/1" {
+		t.Fatalf("apply counts (changes/distinct/updates) %s, want 201/200/1: a change applied twice or missing", got)
+	}
+}
+
+// R9, R1: a standby restored from an old backup is detected and re-synced.
+func TestBackupRestoreDetected(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.exec("b", `INSERT INTO items VALUES(1, 'b early', 0)`)
+	w.waitFor("row 1 on a", func() bool { return w.items("a") != "" })
+	backup := w.nodes["b"].path + ".bak"
+	w.exec("b", `VACUUM INTO '`+backup+`'`)
+	a := acked{}
+	for i := 2; i < 10; i++ {
+		w.write("b", i, "b later", a)
+		w.write("a", 100+i, "a later", a)
+	}
+	w.waitConverged()
+	before := w.nodes["b"].svc.Status().DB
+	w.stop("b")
+	w.nodes["b"].app.Close()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(w.nodes["b"].path + suffix)
+	}
+	if err := os.Rename(backup, w.nodes["b"].path); err != nil {
+		t.Fatal(err)
+	}
+	w.openApp("b")
+	if n := rowCount(w, "b", "items"); n != 1 {
+		t.Fatalf("backup has %d rows", n)
+	}
+	w.start("b")
+	w.waitFor("backup detected", func() bool {
+		_, ok := w.nodes["b"].sink.find(event.ReplSnapshot, "backup-detected")
+		return ok
+	})
+	w.waitSynced()
+	w.waitConverged()
+	w.checkAcked(a)
+	if w.nodes["b"].svc.Status().DB == before {
+		t.Fatal("b kept its database id")
+	}
+	w.write("b", 50, "after", a)
+	w.waitFor("b's new row on a", func() bool { return strings.Contains(w.items("a"), "50:after") })
+}
+
+// §9: malformed batches, unknown tables and a wrong database id in the
+// peer's stream are rejected and reported; nothing is applied; replication
+// goes on.
+func TestBadInput(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.exec("b", `INSERT INTO items VALUES(1, 'good', 0)`)
+	w.waitFor("row 1 on a", func() bool { return w.items("a") == "1:good:0" })
+	st := w.nodes["a"].svc.Status()
+	js, err := jetstream.NewWithDomain(w.nodes["b"].nc, w.pair.Server("b").Domain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	subj := subject.ReplChanges(pairName, "b")
+	good := func(db, table string) []byte {
+		b := wire.Batch{V: 1, Pair: pairName, Node: "b", DB: db, Start: st.In.Applied, From: st.In.Applied, To: st.In.Applied + 1, Final: true,
+			Changes: []wire.Change{{Seq: st.In.Applied + 1, Table: table, Op: "i", PK: "666", Row: json.RawMessage(`{"id":"666"}`), S: 9}}}
+		data, _ := b.Encode()
+		return data
+	}
+	for _, data := range [][]byte{
+		[]byte(`{not json`),
+		[]byte(`{"v":1,"pair":"p","node":"b","db":"x","from":5,"to":1,"changes":[]}`),
+		good("wrongdb", "items"),
+		good(st.In.DB, "nosuch"),
+	} {
+		if _, err := js.Publish(ctx, subj, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.waitFor("4 rejections on a", func() bool { return w.nodes["a"].sink.count(event.InputRejected) >= 4 })
+	for _, want := range []string{"wrong database id", "unknown table", "invalid batch"} {
+		if _, ok := w.nodes["a"].sink.find(event.InputRejected, want); !ok {
+			t.Errorf("no rejection naming %q", want)
+		}
+	}
+	w.exec("b", `INSERT INTO items VALUES(2, 'good', 0)`)
+	w.waitFor("row 2 on a", func() bool { return w.items("a") == "1:good:0,2:good:0" })
+	if got := w.query("a", `SELECT count(*) FROM items WHERE id = 666`); got != "0" {
+		t.Fatal("a refused batch was applied")
+	}
+	w.waitConverged()
+}
+
+// R8: an activation event of the node's monitor is written into the
+// database and replicated; while the database is locked it is written as
+// soon as it is free.
+func TestFailoverStatus(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	publish := func(node string, epoch uint64) {
+		n := w.nodes[node]
+		js, _ := jetstream.NewWithDomain(n.nc, w.pair.Server(node).Domain())
+		e, err := event.New(pairName, node, "monitor", event.NodeActivated, epoch, time.Now(), map[string]any{"reason": "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := e.Encode()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		if _, err := js.Publish(ctx, e.Subject(), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := `SELECT coalesce((SELECT active || '@' || epoch FROM _tandem_failover_status), '')`
+	publish("a", 2)
+	w.waitFor("a@2 on both", func() bool { return w.query("a", status) == "a@2" && w.query("b", status) == "a@2" })
+	// b's database is locked (by another writer) when b activates.
+	lock, err := w.nodes["b"].app.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
+		t.Fatal(err)
+	}
+	publish("b", 3)
+	w.waitFor("a failed attempt to write while locked", func() bool {
+		return metricValue(t, w.nodes["b"], "tandem_repl_failover_write_failures_total") >= 1
+	})
+	if w.nodes["b"].sink.count(event.ReplStatusWritten) != 0 {
+		t.Fatal("written while the database was locked")
+	}
+	if _, err := lock.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	lock.Close()
+	w.waitFor("b@3 on both", func() bool { return w.query("a", status) == "b@3" && w.query("b", status) == "b@3" })
+	if _, ok := w.nodes["b"].sink.find(event.ReplStatusWritten, `"epoch":3`); !ok {
+		t.Fatal("no status-written event")
+	}
+}

@@ -1,0 +1,299 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// sqliteApply is one group in its write transaction.
+type sqliteApply struct {
+	s          *SQLite
+	tx         *sql.Tx
+	source     string
+	fromMaster bool
+	stmts      map[string]*sql.Stmt
+	hook       func(seq uint64) error
+	res        Result
+	done       bool
+}
+
+// Begin implements Store.
+func (s *SQLite) Begin(ctx context.Context, source string, fromMaster bool) (Apply, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin apply: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO _tandem_apply(x) VALUES(1)`); err != nil {
+		tx.Rollback() //nolint:errcheck
+		return nil, fmt.Errorf("set echo marker: %w", err)
+	}
+	return &sqliteApply{s: s, tx: tx, source: source, fromMaster: fromMaster, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+func (a *sqliteApply) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := a.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := a.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	a.stmts[q] = st
+	return st, nil
+}
+
+func (a *sqliteApply) exec(ctx context.Context, q string, args ...any) error {
+	st, err := a.stmt(ctx, q)
+	if err == nil {
+		_, err = st.ExecContext(ctx, args...)
+	}
+	return err
+}
+
+// Apply implements Apply. Every change is checked before the first is
+// written, so a bad part changes nothing.
+func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) error {
+	if a.done {
+		return errors.New("apply: group already ended")
+	}
+	for i := range b.Changes {
+		if err := a.check(&b.Changes[i]); err != nil {
+			return err
+		}
+	}
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		if c.Seq <= after {
+			a.res.Skipped++
+			continue
+		}
+		if a.hook != nil {
+			if err := a.hook(c.Seq); err != nil {
+				return err
+			}
+		}
+		if err := a.change(ctx, c); err != nil {
+			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Table, c.PK, err)
+		}
+		a.res.LastTS = c.TS
+	}
+	return nil
+}
+
+// check refuses a change to a table that is not replicated here or with a
+// column the table does not have.
+func (a *sqliteApply) check(c *wire.Change) error {
+	t, ok := a.s.table(c.Table)
+	if !ok {
+		return fmt.Errorf("change %d: %w %q", c.Seq, ErrUnknownTable, c.Table)
+	}
+	pk, err := wire.ParseList(c.PK)
+	if err != nil || len(pk) != len(t.pk) {
+		return fmt.Errorf("change %d: key %q does not fit table %q (%d key columns)", c.Seq, c.PK, c.Table, len(t.pk))
+	}
+	if c.Op == wire.OpDelete {
+		return nil
+	}
+	cols, _, err := c.Columns()
+	if err != nil {
+		return fmt.Errorf("change %d: %w", c.Seq, err)
+	}
+	for _, col := range cols {
+		if !t.has[col] {
+			return fmt.Errorf("change %d: %w %q in table %q", c.Seq, ErrUnknownColumn, col, c.Table)
+		}
+	}
+	return nil
+}
+
+// change decides one change against the local version and carries it out.
+func (a *sqliteApply) change(ctx context.Context, c *wire.Change) error {
+	t, _ := a.s.table(c.Table)
+	local, localOp, err := a.version(ctx, c.Table, c.PK)
+	if err != nil {
+		return err
+	}
+	in := conflict.Version{M: c.M, S: c.S}
+	out, after := conflict.Decide(local, in, a.fromMaster)
+	switch out {
+	case conflict.Stale:
+		a.res.Stale++
+		return nil
+	case conflict.TakeIncoming:
+		loser, err := a.rowImage(ctx, t, c.PK)
+		if err != nil {
+			return err
+		}
+		if err := a.conflict(ctx, c, c.Op, localOp, loser, in, local); err != nil {
+			return err
+		}
+	case conflict.KeepLocal:
+		if err := a.conflict(ctx, c, localOp, c.Op, string(c.Row), local, in); err != nil {
+			return err
+		}
+		return a.setVersion(ctx, c.Table, c.PK, after, localOp)
+	}
+	if err := a.write(ctx, t, c); err != nil {
+		return err
+	}
+	a.res.Applied++
+	return a.setVersion(ctx, c.Table, c.PK, after, c.Op)
+}
+
+func (a *sqliteApply) version(ctx context.Context, tbl, pk string) (conflict.Version, string, error) {
+	st, err := a.stmt(ctx, `SELECT m, s, op FROM _tandem_ver WHERE tbl = ? AND pk = ?`)
+	if err != nil {
+		return conflict.Version{}, "", err
+	}
+	var v conflict.Version
+	var op string
+	err = st.QueryRowContext(ctx, tbl, pk).Scan(&v.M, &v.S, &op)
+	if errors.Is(err, sql.ErrNoRows) {
+		return conflict.Version{}, "", nil
+	}
+	return v, op, err
+}
+
+func (a *sqliteApply) setVersion(ctx context.Context, tbl, pk string, v conflict.Version, op string) error {
+	return a.exec(ctx, `INSERT INTO _tandem_ver(tbl, pk, m, s, op) VALUES(?, ?, ?, ?, ?)
+		ON CONFLICT(tbl, pk) DO UPDATE SET m = excluded.m, s = excluded.s, op = excluded.op`,
+		tbl, pk, int64(v.M), int64(v.S), op)
+}
+
+// rowImage is the local row as the triggers capture it ("" when absent).
+func (a *sqliteApply) rowImage(ctx context.Context, t *table, pk string) (string, error) {
+	st, err := a.stmt(ctx, `SELECT `+rowExpr(t, ident(t.name))+` FROM `+ident(t.name)+` WHERE `+keyExpr(t, ident(t.name))+` = ?`)
+	if err != nil {
+		return "", err
+	}
+	var row string
+	err = st.QueryRowContext(ctx, pk).Scan(&row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return row, err
+}
+
+// conflict records the losing version. The loser is always the standby's.
+func (a *sqliteApply) conflict(ctx context.Context, c *wire.Change, winOp, loseOp, loserRow string, win, lose conflict.Version) error {
+	if loseOp == "" {
+		loseOp = wire.OpInsert
+	}
+	if winOp == "" {
+		winOp = wire.OpInsert
+	}
+	k := conflict.Kind(winOp, loseOp)
+	at := time.Now().UTC()
+	var row any
+	if loserRow != "" && loseOp != wire.OpDelete {
+		row = loserRow
+	}
+	err := a.exec(ctx, `INSERT INTO _tandem_conflict(tbl, pk, kind, winner, loser, loser_op, loser_row,
+		loser_m, loser_s, winner_m, winner_s, at) VALUES(?, ?, ?, 'master', 'standby', ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
+		c.Table, c.PK, k, loseOp, row, int64(lose.M), int64(lose.S), int64(win.M), int64(win.S), at.Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("record conflict: %w", err)
+	}
+	rs, _ := row.(string)
+	a.res.Conflicts = append(a.res.Conflicts, Conflict{Table: c.Table, PK: c.PK, Kind: k, Winner: "master", Loser: "standby",
+		LoserOp: loseOp, LoserRow: rs, LoserVer: lose, WinnerVer: win, RecordedAt: at})
+	return nil
+}
+
+// write carries out an insert or update (upsert) or a delete.
+func (a *sqliteApply) write(ctx context.Context, t *table, c *wire.Change) error {
+	pk, err := wire.ParseList(c.PK)
+	if err != nil {
+		return err
+	}
+	if c.Op == wire.OpDelete {
+		where := make([]string, len(t.pk))
+		for i, k := range t.pk {
+			where[i] = ident(k) + " IS ?"
+		}
+		return a.exec(ctx, `DELETE FROM `+ident(t.name)+` WHERE `+strings.Join(where, " AND "), pk...)
+	}
+	cols, vals, err := c.Columns()
+	if err != nil {
+		return err
+	}
+	return a.exec(ctx, upsertSQL(t, cols), vals...)
+}
+
+// upsertSQL inserts cols, updating the non-key ones on a key conflict.
+func upsertSQL(t *table, cols []string) string {
+	q := make([]string, len(cols))
+	quoted := make([]string, len(cols))
+	var set []string
+	isKey := map[string]bool{}
+	for _, k := range t.pk {
+		isKey[k] = true
+	}
+	for i, c := range cols {
+		q[i], quoted[i] = "?", ident(c)
+		if !isKey[c] {
+			set = append(set, ident(c)+" = excluded."+ident(c))
+		}
+	}
+	keys := make([]string, len(t.pk))
+	for i, k := range t.pk {
+		keys[i] = ident(k)
+	}
+	action := "DO NOTHING"
+	if len(set) > 0 {
+		action = "DO UPDATE SET " + strings.Join(set, ", ")
+	}
+	return fmt.Sprintf(`INSERT INTO %s(%s) VALUES(%s) ON CONFLICT(%s) %s`, ident(t.name),
+		strings.Join(quoted, ", "), strings.Join(q, ", "), strings.Join(keys, ", "), action)
+}
+
+// SetBeforeChange sets a function called before each change is applied;
+// its error aborts Apply (fault injection for tests).
+func (a *sqliteApply) SetBeforeChange(f func(seq uint64) error) { a.hook = f }
+
+// Commit implements Apply.
+func (a *sqliteApply) Commit(ctx context.Context, p Position) (Result, error) {
+	if a.done {
+		return a.res, errors.New("apply: group already ended")
+	}
+	defer a.end()
+	if p.TS == 0 {
+		p.TS = a.res.LastTS
+	}
+	if err := setPosition(ctx, a.tx, a.source, p); err != nil {
+		return a.res, err
+	}
+	if _, err := a.tx.ExecContext(ctx, `DELETE FROM _tandem_apply`); err != nil {
+		return a.res, fmt.Errorf("clear echo marker: %w", err)
+	}
+	if err := a.tx.Commit(); err != nil {
+		return a.res, fmt.Errorf("commit apply: %w", err)
+	}
+	return a.res, nil
+}
+
+// Rollback implements Apply.
+func (a *sqliteApply) Rollback() error {
+	if a.done {
+		return nil
+	}
+	a.end()
+	return nil
+}
+
+// end closes the statements and rolls back what was not committed.
+func (a *sqliteApply) end() {
+	a.done = true
+	for _, st := range a.stmts {
+		st.Close()
+	}
+	_ = a.tx.Rollback() // sql.ErrTxDone after a commit
+}

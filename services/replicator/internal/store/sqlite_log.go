@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// Info implements Store.
+func (s *SQLite) Info(ctx context.Context) (Info, error) {
+	in := Info{Side: s.side, Tables: s.tableNames()}
+	var err error
+	if in.DB, err = s.meta(ctx, "db"); err != nil {
+		return in, err
+	}
+	p, err := s.meta(ctx, "paused")
+	if err != nil {
+		return in, err
+	}
+	in.Paused = p == "1"
+	if in.LogHigh, err = s.logHigh(ctx, s.r); err != nil {
+		return in, err
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM _tandem_log), (SELECT count(*) FROM _tandem_conflict)`).
+		Scan(&in.LogRows, &in.Conflicts)
+	return in, err
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// logHigh is the highest log sequence ever assigned (AUTOINCREMENT keeps it
+// in sqlite_sequence even when the log is pruned).
+func (s *SQLite) logHigh(ctx context.Context, q querier) (uint64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = '_tandem_log'`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(n), err
+}
+
+// ReadLog implements Store.
+func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change) error) (uint64, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	high, err := s.logHigh(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, op, pk, coalesce(row, ''), m, s, ts FROM _tandem_log WHERE seq > ? ORDER BY seq`, int64(after))
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c wire.Change
+		var row string
+		if err := rows.Scan(&c.Seq, &c.Table, &c.Op, &c.PK, &row, &c.M, &c.S, &c.TS); err != nil {
+			return 0, err
+		}
+		if row != "" {
+			c.Row = []byte(row)
+		}
+		if err := fn(c); err != nil {
+			return 0, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	return max(high, after), nil
+}
+
+// Changed implements Store: PRAGMA data_version on a pinned connection
+// changes when another connection commits.
+func (s *SQLite) Changed(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poll == nil {
+		c, err := s.r.Conn(ctx)
+		if err != nil {
+			return false, err
+		}
+		s.poll = c
+	}
+	var v int64
+	if err := s.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		s.poll.Close()
+		s.poll = nil
+		return false, err
+	}
+	changed := v != s.dv
+	s.dv = v
+	return changed, nil
+}
+
+// Prune implements Store.
+func (s *SQLite) Prune(ctx context.Context, upTo uint64) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM _tandem_log WHERE seq <= ?`, int64(upTo))
+	return err
+}
+
+// Position implements Store.
+func (s *SQLite) Position(ctx context.Context, source string) (Position, bool, error) {
+	var p Position
+	var at string
+	err := s.r.QueryRowContext(ctx, `SELECT db, log, stream, ts, at FROM _tandem_pos WHERE node = ?`, source).
+		Scan(&p.DB, &p.Log, &p.Stream, &p.TS, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, false, nil
+	}
+	if err != nil {
+		return p, false, err
+	}
+	p.At, _ = time.Parse(time.RFC3339Nano, at)
+	return p, true, nil
+}
+
+// SetPosition implements Store.
+func (s *SQLite) SetPosition(ctx context.Context, source string, p Position) error {
+	return setPosition(ctx, s.w, source, p)
+}
+
+func setPosition(ctx context.Context, x execer, source string, p Position) error {
+	if p.At.IsZero() {
+		p.At = time.Now()
+	}
+	_, err := x.ExecContext(ctx, `INSERT INTO _tandem_pos(node, db, log, stream, ts, at) VALUES(?, ?, ?, ?, ?, ?)
+		ON CONFLICT(node) DO UPDATE SET db = excluded.db, log = excluded.log, stream = excluded.stream, ts = excluded.ts, at = excluded.at`,
+		source, p.DB, int64(p.Log), int64(p.Stream), p.TS, p.At.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("record position of %s: %w", source, err)
+	}
+	return nil
+}
+
+// SetPaused implements Store.
+func (s *SQLite) SetPaused(ctx context.Context, paused bool) error {
+	v := "0"
+	if paused {
+		v = "1"
+	}
+	return s.setMeta(ctx, s.w, "paused", v)
+}
+
+// WriteFailover implements Store. The row is written as an ordinary change
+// (captured, so replication carries it to the peer).
+func (s *SQLite) WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error {
+	_, err := s.f.ExecContext(ctx, `INSERT INTO _tandem_failover(node, epoch, at) VALUES(?, ?, ?)
+		ON CONFLICT(node) DO UPDATE SET epoch = excluded.epoch, at = excluded.at WHERE excluded.epoch > epoch`,
+		node, int64(epoch), at.UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+// Conflicts implements Store.
+func (s *SQLite) Conflicts(ctx context.Context) ([]Conflict, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT tbl, pk, kind, winner, loser, loser_op, coalesce(loser_row, ''),
+		loser_m, loser_s, winner_m, winner_s, at FROM _tandem_conflict ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Conflict
+	for rows.Next() {
+		var c Conflict
+		var at string
+		if err := rows.Scan(&c.Table, &c.PK, &c.Kind, &c.Winner, &c.Loser, &c.LoserOp, &c.LoserRow,
+			&c.LoserVer.M, &c.LoserVer.S, &c.WinnerVer.M, &c.WinnerVer.S, &at); err != nil {
+			return nil, err
+		}
+		c.RecordedAt, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

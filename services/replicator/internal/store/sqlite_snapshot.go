@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+)
+
+// Snapshot implements Store with VACUUM INTO: SQLite writes a consistent,
+// compacted copy of the database as of one read transaction. The copy holds
+// the log and its sqlite_sequence, so the log position the snapshot
+// contains is read from the copy itself: it cannot disagree with the data.
+func (s *SQLite) Snapshot(ctx context.Context, path string) (Snapshot, error) {
+	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return Snapshot{}, fmt.Errorf("vacuum into %s: %w", path, err)
+	}
+	return ReadSnapshot(ctx, path)
+}
+
+// ReadSnapshot reads the database id and log position of a snapshot file.
+func ReadSnapshot(ctx context.Context, path string) (Snapshot, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return Snapshot{}, err
+	}
+	defer db.Close()
+	var snap Snapshot
+	if err := db.QueryRowContext(ctx, `SELECT v FROM _tandem_meta WHERE k = 'db'`).Scan(&snap.DB); err != nil {
+		return snap, fmt.Errorf("snapshot %s has no database id: %w", path, err)
+	}
+	var n int64
+	err = db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = '_tandem_log'`).Scan(&n)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return snap, err
+	}
+	snap.Log = uint64(n)
+	return snap, nil
+}
+
+// Restore implements Store: in one write transaction (echo marker set), each
+// replicated table's rows are replaced by the snapshot's, the version table
+// too; the snapshot's conflicts are added; the log is emptied; the database
+// gets a new id and source's position becomes the snapshot's. The
+// application's connections stay valid (the file is not swapped under them).
+func (s *SQLite) Restore(ctx context.Context, path, source string) (Snapshot, error) {
+	snap, err := ReadSnapshot(ctx, path)
+	if err != nil {
+		return snap, err
+	}
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return snap, err
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, `ATTACH DATABASE ? AS snap`, "file:"+path+"?mode=ro"); err != nil {
+		return snap, fmt.Errorf("attach snapshot: %w", err)
+	}
+	defer c.ExecContext(context.Background(), `DETACH DATABASE snap`) //nolint:errcheck
+	if err := s.createMissing(ctx, c); err != nil {
+		return snap, fmt.Errorf("restore snapshot: %w", err)
+	}
+	if err := s.restoreTx(ctx, c, snap, source); err != nil {
+		return snap, fmt.Errorf("restore snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+// createMissing creates the snapshot's application tables (and their
+// indexes) that this database lacks, when every table is replicated, and
+// installs their triggers.
+func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
+	if len(s.only) > 0 {
+		return nil
+	}
+	rows, err := c.QueryContext(ctx, `SELECT s.sql FROM snap.sqlite_schema s WHERE s.sql IS NOT NULL
+		AND s.tbl_name NOT LIKE 'sqlite\_%' ESCAPE '\' AND s.tbl_name NOT LIKE '\_tandem\_%' ESCAPE '\'
+		AND s.type IN ('table', 'index')
+		AND NOT EXISTS (SELECT 1 FROM main.sqlite_schema m WHERE m.type = 'table' AND m.name = s.tbl_name)
+		ORDER BY s.type = 'index', s.rowid`)
+	if err != nil {
+		return err
+	}
+	var stmts []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			rows.Close()
+			return err
+		}
+		stmts = append(stmts, q)
+	}
+	rows.Close()
+	if len(stmts) == 0 {
+		return rows.Err()
+	}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create %s: %w", firstLine(q), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	tables, triggers, err := s.plan(ctx, s.only)
+	if err != nil {
+		return err
+	}
+	tx, err = c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, q := range triggers {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(q), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.setTables(tables)
+	return nil
+}
+
+func (s *SQLite) restoreTx(ctx context.Context, c *sql.Conn, snap Snapshot, source string) error {
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	stmts := []string{`INSERT INTO _tandem_apply(x) VALUES(1)`}
+	for _, name := range s.tableNames() {
+		t, _ := s.table(name)
+		cols, err := snapColumns(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if len(cols) == 0 {
+			continue // a table only this node has: left as it is
+		}
+		for _, col := range cols {
+			if !t.has[col] {
+				return fmt.Errorf("the snapshot's table %q has column %q, this database's has not", name, col)
+			}
+		}
+		list := make([]string, len(cols))
+		for i, col := range cols {
+			list[i] = ident(col)
+		}
+		l := strings.Join(list, ", ")
+		stmts = append(stmts, `DELETE FROM main.`+ident(name),
+			fmt.Sprintf(`INSERT INTO main.%s(%s) SELECT %s FROM snap.%s`, ident(name), l, l, ident(name)))
+	}
+	stmts = append(stmts,
+		`DELETE FROM main._tandem_ver`,
+		`INSERT INTO main._tandem_ver SELECT tbl, pk, m, s, op FROM snap._tandem_ver`,
+		`INSERT INTO main._tandem_conflict(tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at)
+			SELECT tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at
+			FROM snap._tandem_conflict WHERE true ON CONFLICT DO NOTHING`,
+		`DELETE FROM main._tandem_log`,
+		`DELETE FROM main._tandem_pos`,
+		`DELETE FROM main._tandem_apply`)
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(q), err)
+		}
+	}
+	if err := s.setMeta(ctx, tx, "db", newID()); err != nil {
+		return err
+	}
+	if err := setPosition(ctx, tx, source, Position{DB: snap.DB, Log: snap.Log}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func snapColumns(ctx context.Context, tx *sql.Tx, name string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM pragma_table_info(?, 'snap') ORDER BY cid`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Sums implements Store: every row is hashed (table, key, and its columns
+// by name, as quote() writes them, so column order does not matter); the
+// hashes are XORed into nb buckets by key hash.
+func (s *SQLite) Sums(ctx context.Context, nb int) ([]TableSum, error) {
+	if nb < 1 || nb > 4096 {
+		return nil, fmt.Errorf("bucket count %d: want 1–4096", nb)
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	var out []TableSum
+	for _, name := range s.tableNames() {
+		ts := TableSum{Table: name, Buckets: make([]uint64, nb)}
+		err := s.eachRow(ctx, tx, name, func(pk, row string) error {
+			b, h := rowHash(name, pk, row, nb)
+			ts.Buckets[b] ^= h
+			ts.Rows++
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.New()
+		for _, b := range ts.Buckets {
+			_ = binary.Write(sum, binary.BigEndian, b)
+		}
+		ts.Sum = hex.EncodeToString(sum.Sum(nil)[:16])
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+// RowSums implements Store.
+func (s *SQLite) RowSums(ctx context.Context, name string, nb int, buckets []int, limit int) ([]RowSum, error) {
+	if _, ok := s.table(name); !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownTable, name)
+	}
+	var out []RowSum
+	err := s.eachRow(ctx, s.r, name, func(pk, row string) error {
+		b, h := rowHash(name, pk, row, nb)
+		if slices.Contains(buckets, b) && len(out) < limit {
+			out = append(out, RowSum{PK: pk, Hash: fmt.Sprintf("%016x", h)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+type rowQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *SQLite) eachRow(ctx context.Context, q rowQuerier, name string, fn func(pk, row string) error) error {
+	t, _ := s.table(name)
+	sorted := &table{name: t.name, pk: t.pk, cols: slices.Sorted(slices.Values(t.cols))}
+	ref := ident(name)
+	rows, err := q.QueryContext(ctx, `SELECT `+keyExpr(t, ref)+`, `+rowExpr(sorted, ref)+` FROM `+ref)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pk, row string
+		if err := rows.Scan(&pk, &row); err != nil {
+			return err
+		}
+		if err := fn(pk, row); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func rowHash(table, pk, row string, nb int) (int, uint64) {
+	f := fnv.New64a()
+	f.Write([]byte(pk))
+	h := sha256.Sum256([]byte(table + "\x00" + pk + "\x00" + row))
+	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h[:8])
+}

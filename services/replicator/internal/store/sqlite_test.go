@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store/storetest"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+func sqliteHarness() storetest.Harness {
+	return storetest.Harness{Open: func(t *testing.T, dir string, side store.Side, setup, tables []string) (storetest.DB, error) {
+		path := filepath.Join(dir, "app.db")
+		app, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { app.Close() })
+		for _, q := range setup {
+			if _, err := app.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := store.OpenSQLite(context.Background(), path, side, tables)
+		if err != nil {
+			return storetest.DB{}, err
+		}
+		return storetest.DB{
+			Store: s,
+			Exec: func(t *testing.T, q string, args ...any) {
+				t.Helper()
+				if _, err := app.Exec(q, args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			},
+			Query: func(t *testing.T, q string, args ...any) string {
+				t.Helper()
+				var v sql.NullString
+				if err := app.QueryRow(q, args...).Scan(&v); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+				return v.String
+			},
+		}, nil
+	}}
+}
+
+func TestSQLiteContract(t *testing.T) { storetest.Run(t, sqliteHarness()) }
+
+// The sqlite3 shell, another process with another SQLite build, is captured
+// like any writer.
+func TestCaptureSQLiteShell(t *testing.T) {
+	bin, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("no sqlite3 shell")
+	}
+	path := filepath.Join(t.TempDir(), "app.db")
+	out, err := exec.Command(bin, path, `CREATE TABLE t(id INTEGER PRIMARY KEY, v)`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	s, err := store.OpenSQLite(t.Context(), path, store.Master, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err = exec.Command(bin, "-cmd", ".timeout 5000", path,
+		`INSERT INTO t VALUES(1, 0.30000000000000004); UPDATE t SET v = x'01' WHERE id = 1;`).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var rows []string
+	if _, err := s.ReadLog(t.Context(), 0, func(c wire.Change) error {
+		rows = append(rows, c.Op+" "+c.PK+" "+string(c.Row))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := `i 1 {"id":"1","v":"3.00000000000000044408e-01"}|u 1 {"id":"1","v":"X'01'"}`
+	if got := strings.Join(rows, "|"); got != want {
+		t.Fatalf("captured %s\nwant     %s", got, want)
+	}
+}
+
+func TestNoPrimaryKeyError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db")
+	db, _ := sql.Open("sqlite", "file:"+path)
+	if _, err := db.Exec(`CREATE TABLE nokey(a, b)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err := store.OpenSQLite(t.Context(), path, store.Master, nil)
+	if err == nil || !strings.Contains(err.Error(), `table "nokey" cannot be replicated`) {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -1,0 +1,326 @@
+// Package storetest holds the contract tests every store.Store adapter runs
+// (STYLE §14): capture, echo suppression, apply, conflicts, refusals,
+// snapshot and restore, checksums. An adapter's test calls Run with a
+// Harness that makes fresh databases.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// DB is one database under test: its store and a way to write to it as the
+// application would (another connection, not through the store).
+type DB struct {
+	Store store.Store
+	// Exec runs application SQL on its own connection.
+	Exec func(t *testing.T, q string, args ...any)
+	// Query returns the first column of the first row of q, as text.
+	Query func(t *testing.T, q string, args ...any) string
+}
+
+// Harness makes databases for the contract tests.
+type Harness struct {
+	// Open opens a database in dir (created empty on first use), runs setup
+	// as the application, then opens the store for side on tables (nil: all).
+	Open func(t *testing.T, dir string, side store.Side, setup []string, tables []string) (DB, error)
+}
+
+var setup = []string{
+	`CREATE TABLE IF NOT EXISTS items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL, data BLOB)`,
+	`CREATE TABLE IF NOT EXISTS pairs(a TEXT, b INTEGER, v TEXT, PRIMARY KEY(a, b))`,
+}
+
+// Run runs every contract test.
+func Run(t *testing.T, h Harness) {
+	t.Run("capture", func(t *testing.T) { testCapture(t, h) })
+	t.Run("apply", func(t *testing.T) { testApply(t, h) })
+	t.Run("conflicts", func(t *testing.T) { testConflicts(t, h) })
+	t.Run("refusals", func(t *testing.T) { testRefusals(t, h) })
+	t.Run("snapshot", func(t *testing.T) { testSnapshot(t, h) })
+	t.Run("sums", func(t *testing.T) { testSums(t, h) })
+}
+
+func open(t *testing.T, h Harness, side store.Side) DB {
+	t.Helper()
+	db, err := h.Open(t, t.TempDir(), side, setup, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Store.Close() })
+	return db
+}
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+// readLog returns every change after seq and the group's end.
+func readLog(t *testing.T, db DB, after uint64) ([]wire.Change, uint64) {
+	t.Helper()
+	var out []wire.Change
+	to, err := db.Store.ReadLog(ctx(t), after, func(c wire.Change) error { out = append(out, c); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, to
+}
+
+// ship applies src's changes after seq to dst as one group and returns the
+// group's end and the result.
+func ship(t *testing.T, src, dst DB, srcName string, fromMaster bool, after uint64) (uint64, store.Result) {
+	t.Helper()
+	changes, to := readLog(t, src, after)
+	info, _ := src.Store.Info(ctx(t))
+	b := &wire.Batch{V: wire.Version, Pair: "p", Node: srcName, Master: fromMaster, DB: info.DB, Start: after, From: after, To: to, Final: true, Changes: changes}
+	a, err := dst.Store.Begin(ctx(t), srcName, fromMaster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(ctx(t), b, after); err != nil {
+		a.Rollback() //nolint:errcheck
+		t.Fatal(err)
+	}
+	res, err := a.Commit(ctx(t), store.Position{DB: info.DB, Log: to, Stream: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return to, res
+}
+
+func testCapture(t *testing.T, h Harness) {
+	db := open(t, h, store.Master)
+	db.Exec(t, `INSERT INTO items(id, name, qty, price, data) VALUES(1, 'it''s', 2, 0.1, x'00ff')`)
+	db.Exec(t, `UPDATE items SET qty = 3 WHERE id = 1`)
+	db.Exec(t, `UPDATE items SET id = 2 WHERE id = 1`)
+	db.Exec(t, `DELETE FROM items WHERE id = 2`)
+	changes, to := readLog(t, db, 0)
+	want := []struct {
+		op, pk string
+		v      conflict.Version
+	}{{"i", "1", conflict.Version{M: 1}}, {"u", "1", conflict.Version{M: 2}}, {"d", "1", conflict.Version{M: 3}},
+		{"u", "2", conflict.Version{M: 1}}, {"d", "2", conflict.Version{M: 2}}}
+	if len(changes) != len(want) || to != changes[len(changes)-1].Seq {
+		t.Fatalf("captured %d changes up to %d: %+v", len(changes), to, changes)
+	}
+	for i, w := range want {
+		c := changes[i]
+		if c.Op != w.op || c.PK != w.pk || (conflict.Version{M: c.M, S: c.S}) != w.v || c.Table != "items" {
+			t.Errorf("change %d: %s %s %d/%d, want %s %s %v", i, c.Op, c.PK, c.M, c.S, w.op, w.pk, w.v)
+		}
+	}
+	cols, vals, err := changes[0].Columns()
+	if err != nil || len(cols) != 5 {
+		t.Fatalf("row %s: %v", changes[0].Row, err)
+	}
+	if vals[2] != "it's" || vals[3] != 0.1 || string(vals[0].([]byte)) != "\x00\xff" {
+		t.Fatalf("values %#v (cols %v)", vals, cols)
+	}
+	if err := db.Store.Prune(ctx(t), to); err != nil {
+		t.Fatal(err)
+	}
+	if rest, _ := readLog(t, db, 0); len(rest) != 0 {
+		t.Fatalf("%d changes after prune", len(rest))
+	}
+	if info, _ := db.Store.Info(ctx(t)); info.LogHigh != to {
+		t.Fatalf("log high %d after prune, want %d", info.LogHigh, to)
+	}
+}
+
+func testApply(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name, qty) VALUES(1, 'one', 1), (2, 'two', 2)`)
+	a.Exec(t, `INSERT INTO pairs VALUES('x', 1, 'v')`)
+	a.Exec(t, `DELETE FROM items WHERE id = 2`)
+	to, res := ship(t, a, b, "a", true, 0)
+	if res.Applied != 4 || len(res.Conflicts) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if got := b.Query(t, `SELECT group_concat(id || name, ',') FROM items`); got != "1one" {
+		t.Fatalf("items on b: %q", got)
+	}
+	if got := b.Query(t, `SELECT v FROM pairs WHERE a = 'x' AND b = 1`); got != "v" {
+		t.Fatalf("pairs on b: %q", got)
+	}
+	if echo, _ := readLog(t, b, 0); len(echo) != 0 {
+		t.Fatalf("applied changes were captured again: %+v", echo)
+	}
+	p, ok, err := b.Store.Position(ctx(t), "a")
+	if err != nil || !ok || p.Log != to {
+		t.Fatalf("position %+v %v %v, want log %d", p, ok, err, to)
+	}
+	// b's own change after the apply follows a's: no conflict on a.
+	b.Exec(t, `UPDATE items SET qty = 10 WHERE id = 1`)
+	_, res = ship(t, b, a, "b", false, 0)
+	if res.Applied != 1 || len(res.Conflicts) != 0 {
+		t.Fatalf("result back %+v", res)
+	}
+	if got := a.Query(t, `SELECT qty FROM items WHERE id = 1`); got != "10" {
+		t.Fatalf("qty on a: %q", got)
+	}
+}
+
+func testConflicts(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'base'), (2, 'base')`)
+	seqA, _ := ship(t, a, b, "a", true, 0)
+	// Concurrent: update/update on 1, delete/update on 2, insert/insert on 3.
+	a.Exec(t, `UPDATE items SET name = 'master' WHERE id = 1`)
+	b.Exec(t, `UPDATE items SET name = 'standby' WHERE id = 1`)
+	a.Exec(t, `DELETE FROM items WHERE id = 2`)
+	b.Exec(t, `UPDATE items SET name = 'standby' WHERE id = 2`)
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(3, 'master')`)
+	b.Exec(t, `INSERT INTO items(id, name) VALUES(3, 'standby')`)
+	_, resB := ship(t, a, b, "a", true, seqA)
+	_, resA := ship(t, b, a, "b", false, 0)
+	for _, db := range []DB{a, b} {
+		if got := db.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM items ORDER BY id)`); got != "1:master,3:master" {
+			t.Fatalf("items: %q", got)
+		}
+		cs, err := db.Store.Conflicts(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]string{}
+		for _, c := range cs {
+			kinds[c.PK] = c.Kind
+			if c.Loser != "standby" {
+				t.Errorf("loser %s", c.Loser)
+			}
+		}
+		if kinds["1"] != "update/update" || kinds["2"] != "delete/update" || kinds["3"] != "insert/insert" {
+			t.Fatalf("conflicts %+v", cs)
+		}
+	}
+	if len(resA.Conflicts) != 3 || len(resB.Conflicts) != 3 {
+		t.Fatalf("conflicts reported: a %d, b %d", len(resA.Conflicts), len(resB.Conflicts))
+	}
+	sa, _ := a.Store.Sums(ctx(t), 16)
+	sb, _ := b.Store.Sums(ctx(t), 16)
+	for i := range sa {
+		if sa[i].Sum != sb[i].Sum {
+			t.Fatalf("table %s differs after the conflicts", sa[i].Table)
+		}
+	}
+	// A later change on the standby is ordered after the conflict.
+	b.Exec(t, `UPDATE items SET name = 'later' WHERE id = 1`)
+	info, _ := b.Store.Info(ctx(t))
+	_, res := ship(t, b, a, "b", false, info.LogHigh-1)
+	if res.Applied != 1 || len(res.Conflicts) != 0 {
+		t.Fatalf("later change: %+v", res)
+	}
+}
+
+func testRefusals(t *testing.T, h Harness) {
+	a := open(t, h, store.Master)
+	bad := []wire.Change{
+		{Seq: 1, Table: "items", Op: "i", PK: "5", Row: []byte(`{"id":"5"}`), M: 1},
+		{Seq: 2, Table: "nosuch", Op: "i", PK: "1", Row: []byte(`{"id":"1"}`), M: 1},
+	}
+	badCol := []wire.Change{{Seq: 1, Table: "items", Op: "i", PK: "6", Row: []byte(`{"id":"6","nosuch":"1"}`), M: 1}}
+	badKey := []wire.Change{{Seq: 1, Table: "pairs", Op: "d", PK: "1", M: 1}}
+	for name, cs := range map[string][]wire.Change{"unknown table": bad, "unknown column": badCol, "key shape": badKey} {
+		ap, err := a.Store.Begin(ctx(t), "b", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &wire.Batch{V: 1, Pair: "p", Node: "b", DB: "x", From: 0, To: 2, Final: true, Changes: cs}
+		err = ap.Apply(ctx(t), b, 0)
+		ap.Rollback() //nolint:errcheck
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if name == "unknown table" && !errors.Is(err, store.ErrUnknownTable) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if got := a.Query(t, `SELECT count(*) FROM items`); got != "0" {
+		t.Fatalf("%s rows applied from refused batches", got)
+	}
+	_, err := h.Open(t, t.TempDir(), store.Master, []string{`CREATE TABLE nokey(a, b)`}, nil)
+	if !errors.Is(err, store.ErrNoPrimaryKey) {
+		t.Fatalf("table without a key: %v", err)
+	}
+}
+
+func testSnapshot(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'one'), (2, 'two')`)
+	b.Exec(t, `INSERT INTO items(id, name) VALUES(9, 'foreign')`)
+	path := filepath.Join(t.TempDir(), "snap.db")
+	snap, err := a.Store.Snapshot(ctx(t), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infoA, _ := a.Store.Info(ctx(t))
+	if snap.DB != infoA.DB || snap.Log != infoA.LogHigh {
+		t.Fatalf("snapshot %+v, store %+v", snap, infoA)
+	}
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(3, 'after')`) // not in the snapshot
+	before, _ := b.Store.Info(ctx(t))
+	if _, err := b.Store.Restore(ctx(t), path, "a"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := b.Store.Info(ctx(t))
+	if after.DB == before.DB || after.LogRows != 0 {
+		t.Fatalf("after restore: %+v (before %+v)", after, before)
+	}
+	if got := b.Query(t, `SELECT group_concat(id, ',') FROM items`); got != "1,2" {
+		t.Fatalf("items after restore: %q", got)
+	}
+	p, _, _ := b.Store.Position(ctx(t), "a")
+	if p.DB != snap.DB || p.Log != snap.Log {
+		t.Fatalf("position %+v, snapshot %+v", p, snap)
+	}
+	// The rest follows from the position: only the change after it.
+	_, res := ship(t, a, b, "a", true, 0)
+	_ = res
+	if got := b.Query(t, `SELECT group_concat(id, ',') FROM items`); got != "1,2,3" {
+		t.Fatalf("items after catching up: %q", got)
+	}
+	// Capture on b still works, as the standby's.
+	b.Exec(t, `UPDATE items SET name = 'b' WHERE id = 1`)
+	cs, _ := readLog(t, b, 0)
+	if len(cs) != 1 || cs[0].M != 1 || cs[0].S != 1 {
+		t.Fatalf("capture after restore: %+v", cs)
+	}
+}
+
+func testSums(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	for _, db := range []DB{a, b} {
+		db.Exec(t, `INSERT INTO items(id, name, price) VALUES(1, 'one', 1.5), (2, 'two', 2), (3, 'three', NULL)`)
+	}
+	b.Exec(t, `UPDATE items SET name = 'TWO' WHERE id = 2`)
+	sa, err := a.Store.Sums(ctx(t), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := b.Store.Sums(ctx(t), 8)
+	var diff []int
+	for i := range sa[1].Buckets {
+		if sa[1].Buckets[i] != sb[1].Buckets[i] {
+			diff = append(diff, i)
+		}
+	}
+	if sa[1].Table != "items" || sa[1].Sum == sb[1].Sum || len(diff) != 1 || sa[0].Sum != sb[0].Sum {
+		t.Fatalf("sums %+v / %+v", sa, sb)
+	}
+	ra, _ := a.Store.RowSums(ctx(t), "items", 8, diff, 100)
+	rb, _ := b.Store.RowSums(ctx(t), "items", 8, diff, 100)
+	found := false
+	for _, x := range ra {
+		for _, y := range rb {
+			if x.PK == y.PK && x.Hash != y.Hash && x.PK == "2" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("row 2 not named: %+v / %+v", ra, rb)
+	}
+}

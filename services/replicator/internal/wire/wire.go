@@ -1,0 +1,422 @@
+// Package wire is what replicators send each other: change batches, and the
+// SQL literals that carry column values inside them. Decoders are strict
+// (size, schema version, names, order) and fuzzed, because a batch comes
+// from the network: a bad one is refused whole and changes nothing.
+//
+// # Batches
+//
+// A node's capture triggers write each change into its change log with a
+// sequence number (the log's rowid, in commit order). The shipper reads the
+// log after its last shipped sequence inside one read transaction, so what
+// it reads is a run of whole source transactions: the group (From, To].
+// A group is sent as one or more parts (Part 0, 1, …; the last Final) so that
+// no message exceeds MaxSize; the receiver applies a group in one database
+// transaction, atomically, when its final part has arrived. Under load a
+// group holds many source transactions (batching); at rest one.
+//
+// # Values
+//
+// Column values travel as SQLite SQL literals, exactly as SQLite's quote()
+// writes them: NULL, an integer, a real (quote() writes reals so that they
+// read back bit for bit), a 'text' with doubled quotes, or a blob X'hex'. A
+// row is a JSON object of column name → literal; a primary key is the
+// comma-separated list of the key columns' literals (the same text the
+// triggers use as the row's key in the version table).
+package wire
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// Version is the schema version of batches.
+const Version = 1
+
+// MaxSize is the largest encoded batch (under the NATS max payload of 1 MiB).
+const MaxSize = 1 << 20
+
+// PartTarget is the size at which the shipper closes a part.
+const PartTarget = 256 << 10
+
+// ErrInvalid is wrapped by every decoding error.
+var ErrInvalid = errors.New("invalid batch")
+
+// Ops of a change.
+const (
+	OpInsert = "i"
+	OpUpdate = "u"
+	OpDelete = "d"
+)
+
+// Batch is one part of a group of source transactions.
+type Batch struct {
+	V    int    `json:"v"`
+	Pair string `json:"pair"`
+	Node string `json:"node"` // the source node
+	// Master is true when the source node is the pair's master.
+	Master bool `json:"master"`
+	// DB is the source database's id; it changes on every snapshot restore
+	// and when a restored backup is detected.
+	DB string `json:"db"`
+	// Start is the log sequence the group starts after; From and To bound
+	// this part's changes: log sequences (From, To]. Parts chain: a part's
+	// From is the previous part's To; part 0's From is Start; the final
+	// part's To is the group's end.
+	Start uint64 `json:"start"`
+	From  uint64 `json:"from"`
+	To    uint64 `json:"to"`
+	Part  int    `json:"part"`
+	Final bool   `json:"final"`
+	// Genesis marks the first message of a database id (an empty group).
+	Genesis *Genesis `json:"genesis,omitempty"`
+	Changes []Change `json:"changes"`
+}
+
+// Genesis introduces a new database id of the source.
+type Genesis struct {
+	// Base is the master database id the source was restored from (a
+	// standby after a snapshot), empty otherwise.
+	Base string `json:"base,omitempty"`
+	// BasePos is the master's log position in that snapshot.
+	BasePos uint64 `json:"base_pos,omitempty"`
+	// Reason says why the id is new ("created", "snapshot", "backup restore detected").
+	Reason string `json:"reason"`
+}
+
+// Change is one captured row change.
+type Change struct {
+	Seq   uint64          `json:"seq"`
+	Table string          `json:"t"`
+	Op    string          `json:"op"`
+	PK    string          `json:"pk"`
+	Row   json.RawMessage `json:"row,omitempty"` // inserts and updates: column → literal
+	M     uint64          `json:"m"`
+	S     uint64          `json:"s"`
+	TS    float64         `json:"ts"` // commit time on the source, Unix seconds
+}
+
+var (
+	dbRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// ValidIdent reports whether s may name a table or column in a batch.
+func ValidIdent(s string) bool { return identRE.MatchString(s) }
+
+// ValidDB reports whether s is a well-formed database id.
+func ValidDB(s string) bool { return dbRE.MatchString(s) }
+
+// Encode marshals b.
+func (b *Batch) Encode() ([]byte, error) { return json.Marshal(b) }
+
+// Decode parses and validates one batch meant for pair.
+func Decode(data []byte, pair string) (*Batch, error) {
+	var b Batch
+	if err := event.DecodeStrict(data, MaxSize, &b); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := b.Validate(pair); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Validate checks every field of b.
+func (b *Batch) Validate(pair string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case b.V != Version:
+		return bad("schema version %d, want %d", b.V, Version)
+	case b.Pair != pair:
+		return bad("pair %q, want %q", b.Pair, pair)
+	case !subject.ValidName(b.Node):
+		return bad("node %q", b.Node)
+	case !ValidDB(b.DB):
+		return bad("database id %q", b.DB)
+	case b.Start > b.From || b.From > b.To:
+		return bad("part (%d, %d] of a group after %d", b.From, b.To, b.Start)
+	case (b.Part == 0) != (b.Start == b.From):
+		return bad("part %d starts at %d, its group at %d", b.Part, b.From, b.Start)
+	case b.Part < 0:
+		return bad("part %d", b.Part)
+	case b.Genesis != nil && (len(b.Changes) > 0 || b.From != b.To || !b.Final || b.Part != 0):
+		return bad("a genesis message carries no changes")
+	case b.Genesis != nil && b.Genesis.Base != "" && !ValidDB(b.Genesis.Base):
+		return bad("genesis base %q", b.Genesis.Base)
+	}
+	last := b.From
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		if c.Seq <= last || c.Seq > b.To {
+			return bad("change %d: sequence %d out of order in (%d, %d]", i, c.Seq, b.From, b.To)
+		}
+		last = c.Seq
+		if err := c.validate(); err != nil {
+			return bad("change %d (seq %d): %v", i, c.Seq, err)
+		}
+	}
+	return nil
+}
+
+func (c *Change) validate() error {
+	if !ValidIdent(c.Table) {
+		return fmt.Errorf("table name %q", c.Table)
+	}
+	if _, err := ParseList(c.PK); err != nil {
+		return fmt.Errorf("primary key: %w", err)
+	}
+	if c.M == 0 && c.S == 0 {
+		return errors.New("version (0,0)")
+	}
+	if math.IsNaN(c.TS) || c.TS < 0 {
+		return fmt.Errorf("commit time %v", c.TS)
+	}
+	switch c.Op {
+	case OpDelete:
+		if len(c.Row) != 0 && string(c.Row) != "null" {
+			return errors.New("a delete carries a row")
+		}
+		return nil
+	case OpInsert, OpUpdate:
+		_, _, err := c.Columns()
+		return err
+	}
+	return fmt.Errorf("op %q", c.Op)
+}
+
+// Columns decodes the row of an insert or update: column names (sorted as
+// sent) and their values.
+func (c *Change) Columns() ([]string, []any, error) {
+	var m map[string]string
+	if err := json.Unmarshal(c.Row, &m); err != nil || m == nil {
+		return nil, nil, fmt.Errorf("row is not an object of literals: %v", err)
+	}
+	if len(m) == 0 {
+		return nil, nil, errors.New("row has no columns")
+	}
+	cols := make([]string, 0, len(m))
+	for k := range m {
+		if !ValidIdent(k) {
+			return nil, nil, fmt.Errorf("column name %q", k)
+		}
+		cols = append(cols, k)
+	}
+	sortStrings(cols)
+	vals := make([]any, len(cols))
+	for i, k := range cols {
+		v, err := ParseLiteral(m[k])
+		if err != nil {
+			return nil, nil, fmt.Errorf("column %s: %w", k, err)
+		}
+		vals[i] = v
+	}
+	return cols, vals, nil
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// ParseLiteral reads one SQL literal as quote() writes it: nil, int64,
+// float64, string or []byte.
+func ParseLiteral(s string) (any, error) {
+	v, rest, err := parseOne(s)
+	if err != nil {
+		return nil, err
+	}
+	if rest != "" {
+		return nil, fmt.Errorf("trailing %q after literal", trim(rest))
+	}
+	return v, nil
+}
+
+// ParseList reads a comma-separated list of literals (a primary key).
+func ParseList(s string) ([]any, error) {
+	var out []any
+	for {
+		v, rest, err := parseOne(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+		if rest == "" {
+			return out, nil
+		}
+		if rest[0] != ',' {
+			return nil, fmt.Errorf("want a comma, have %q", trim(rest))
+		}
+		s = rest[1:]
+		if len(out) > 64 {
+			return nil, errors.New("more than 64 key columns")
+		}
+	}
+}
+
+func parseOne(s string) (any, string, error) {
+	switch {
+	case s == "":
+		return nil, "", errors.New("empty literal")
+	case strings.HasPrefix(s, "NULL"):
+		return nil, s[4:], nil
+	case s[0] == '\'':
+		return parseText(s)
+	case s[0] == 'X' || s[0] == 'x':
+		return parseBlob(s)
+	}
+	n := 0
+	for n < len(s) && strings.IndexByte("+-0123456789.eE", s[n]) >= 0 {
+		n++
+	}
+	num, rest := s[:n], s[n:]
+	if num == "" {
+		return nil, "", fmt.Errorf("not a literal: %q", trim(s))
+	}
+	if i, err := strconv.ParseInt(num, 10, 64); err == nil {
+		return i, rest, nil
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return nil, "", fmt.Errorf("not a number: %q", trim(num))
+	}
+	return f, rest, nil
+}
+
+func parseText(s string) (any, string, error) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		if s[i] != '\'' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '\'' {
+			b.WriteByte('\'')
+			i++
+			continue
+		}
+		return b.String(), s[i+1:], nil
+	}
+	return nil, "", errors.New("unterminated text literal")
+}
+
+func parseBlob(s string) (any, string, error) {
+	if len(s) < 3 || s[1] != '\'' {
+		return nil, "", fmt.Errorf("not a blob literal: %q", trim(s))
+	}
+	end := strings.IndexByte(s[2:], '\'')
+	if end < 0 {
+		return nil, "", errors.New("unterminated blob literal")
+	}
+	b, err := hex.DecodeString(s[2 : 2+end])
+	if err != nil {
+		return nil, "", fmt.Errorf("blob literal: %w", err)
+	}
+	return b, s[3+end:], nil
+}
+
+// Literal writes v (as ParseLiteral returns it) back as quote() would.
+func Literal(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "NULL"
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		switch { // infinities as quote() writes them
+		case math.IsInf(x, 1):
+			return "9.0e+999"
+		case math.IsInf(x, -1):
+			return "-9.0e+999"
+		}
+		s := strconv.FormatFloat(x, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".eIN") {
+			s += ".0" // still a real when read back
+		}
+		return s
+	case string:
+		return "'" + strings.ReplaceAll(x, "'", "''") + "'"
+	case []byte:
+		return "X'" + strings.ToUpper(hex.EncodeToString(x)) + "'"
+	}
+	return fmt.Sprintf("'%v'", v)
+}
+
+func trim(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+// Applied tells a node how far its peer has applied the node's batches.
+type Applied struct {
+	V      int    `json:"v"`
+	Pair   string `json:"pair"`
+	Node   string `json:"node"` // the node that applied
+	DB     string `json:"db"`   // the source database id the position refers to
+	Log    uint64 `json:"log"`
+	Stream uint64 `json:"stream"`
+	// Resync asks the source (a standby) to re-sync from the master: its
+	// database is not one the master can continue from.
+	Resync bool   `json:"resync,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// DecodeApplied parses and validates an Applied message meant for pair.
+func DecodeApplied(data []byte, pair string) (*Applied, error) {
+	var a Applied
+	if err := event.DecodeStrict(data, 4096, &a); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	switch {
+	case a.V != Version || a.Pair != pair || !subject.ValidName(a.Node):
+		return nil, fmt.Errorf("%w: applied position v%d pair %q node %q", ErrInvalid, a.V, a.Pair, a.Node)
+	case a.DB != "" && !ValidDB(a.DB):
+		return nil, fmt.Errorf("%w: database id %q", ErrInvalid, a.DB)
+	}
+	return &a, nil
+}
+
+// SnapshotRequest asks a node for a snapshot of its database.
+type SnapshotRequest struct {
+	V    int    `json:"v"`
+	Pair string `json:"pair"`
+	Node string `json:"node"` // who asks
+}
+
+// SnapshotReply describes a snapshot ready to be fetched.
+type SnapshotReply struct {
+	ID        string `json:"id"`
+	Size      int64  `json:"size"`
+	ChunkSize int    `json:"chunk_size"`
+	Chunks    int    `json:"chunks"`
+	SHA256    string `json:"sha256"`
+	DB        string `json:"db"`
+	Log       uint64 `json:"log"`
+}
+
+// ChunkRequest fetches one chunk of a snapshot; the reply is the bytes,
+// with their SHA-256 in the ChunkSumHeader header.
+type ChunkRequest struct {
+	V     int    `json:"v"`
+	Pair  string `json:"pair"`
+	ID    string `json:"id"`
+	Index int    `json:"index"`
+}
+
+// ChunkSumHeader carries a chunk's hex SHA-256.
+const ChunkSumHeader = "Tandem-Sha256"

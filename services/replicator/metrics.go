@@ -1,0 +1,86 @@
+package replicator
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+)
+
+type metrics struct {
+	lag              prometheus.Histogram
+	rowsApplied      prometheus.Counter
+	rowsShipped      prometheus.Counter
+	groupsApplied    prometheus.Counter
+	groupsShipped    prometheus.Counter
+	conflicts        prometheus.Counter
+	paused           prometheus.Gauge
+	snapshotProgress prometheus.Gauge
+	snapshotSeconds  prometheus.Histogram
+	rejected         *prometheus.CounterVec
+	failoverFailures prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tandem_repl_lag_seconds",
+			Help:    "Replication lag of each applied group: source commit of its last change to applied here (both nodes' clocks).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+		rowsApplied:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_rows_applied_total", Help: "Row changes of the peer applied here."}),
+		rowsShipped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_rows_shipped_total", Help: "Row changes made here and shipped to the stream."}),
+		groupsApplied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_groups_applied_total", Help: "Groups of source transactions applied here."}),
+		groupsShipped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_groups_shipped_total", Help: "Groups of source transactions shipped."}),
+		conflicts:        prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_conflicts_total", Help: "Concurrent changes resolved by master-wins (R3)."}),
+		paused:           prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_repl_paused", Help: "1 while replication is paused on this node."}),
+		snapshotProgress: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_repl_snapshot_progress_ratio", Help: "Progress of the running snapshot transfer (0–1)."}),
+		snapshotSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tandem_repl_snapshot_seconds", Help: "Duration of each resync (request to restored).",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}),
+		failoverFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_failover_write_failures_total",
+			Help: "Attempts to write the failover status (R8) that failed; each is retried."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_input_rejected_total", Help: "Rejected input, by kind.",
+			ConstLabels: prometheus.Labels{"service": "replicator"}}, []string{"kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.lag, m.rowsApplied, m.rowsShipped, m.groupsApplied, m.groupsShipped,
+		m.conflicts, m.paused, m.snapshotProgress, m.snapshotSeconds, m.rejected, m.failoverFailures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// rejectWindow limits reports of bad input to 10 events a second.
+type rejectWindow struct {
+	start time.Time
+	n     int
+}
+
+// reject counts, logs and reports bad input (SPEC §9).
+func (s *Service) reject(kind, subj string, err error) {
+	s.met.rejected.WithLabelValues(kind).Inc()
+	s.mu.Lock()
+	now := time.Now()
+	if now.Sub(s.rejects.start) >= time.Second {
+		s.rejects = rejectWindow{start: now}
+	}
+	s.rejects.n++
+	report := s.rejects.n <= 10
+	s.mu.Unlock()
+	if !report {
+		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+		return
+	}
+	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
+	s.emit(event.InputRejected, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+}
+
+// emit publishes an event of this node's replicator.
+func (s *Service) emit(typ string, data map[string]any) {
+	env, err := event.New(s.cfg.Pair, s.cfg.Node, "replicator", typ, s.epoch.Load(), time.Now(), data)
+	if err != nil {
+		s.log.Error().Err(err).Str("type", typ).Msg("cannot build event")
+		return
+	}
+	s.events.Emit(env)
+}

@@ -1,0 +1,325 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// shipped is what the shipper has put into the stream: the database id and
+// the log sequence up to which whole groups are in it.
+type shipped struct {
+	db   string
+	to   uint64
+	have bool
+}
+
+// StreamConfig is the configuration of node's batch stream: file storage,
+// no limits (pruned only once the peer has applied), duplicates detected
+// over bus.DuplicateWindow (retried publishes carry the same id).
+func StreamConfig(pair, node string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        subject.ReplStream(pair, node),
+		Description: fmt.Sprintf("Tandem change batches of node %s of pair %s, kept until the peer applied them", node, pair),
+		Subjects:    []string{subject.ReplChanges(pair, node)},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    1,
+		MaxBytes:    -1,
+		Duplicates:  bus.DuplicateWindow,
+	}
+}
+
+// runShip is the shipper goroutine.
+func (s *Service) runShip(ctx context.Context) error {
+	var stream jetstream.Stream
+	for {
+		var err error
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		stream, err = s.js.CreateOrUpdateStream(cctx, StreamConfig(s.cfg.Pair, s.cfg.Node))
+		cancel()
+		if err == nil {
+			break
+		}
+		s.log.Warn().Err(err).Msg("cannot create the batch stream yet")
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+	cur, err := s.lastShipped(ctx, stream)
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	timer := time.NewTimer(s.poll)
+	defer timer.Stop()
+	var lastFull, lastChange time.Time
+	for ctx.Err() == nil {
+		changed, err := s.st.Changed(ctx)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("poll the change log")
+		}
+		if changed {
+			lastChange = time.Now()
+		}
+		if !s.paused.Load() && (changed || time.Since(lastFull) > time.Second) {
+			lastFull = time.Now()
+			if err := s.shipOnce(ctx, stream, &cur); err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("ship changes")
+			}
+		}
+		timer.Reset(s.pollAfter(lastChange))
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-s.wake:
+			lastFull = time.Time{}
+		}
+	}
+	return nil
+}
+
+// pollAfter is the next poll delay: PollInterval while the database is
+// busy, idlePoll once nothing has changed for a second (an idle pair costs
+// little; the first change after a quiet spell waits at most idlePoll).
+func (s *Service) pollAfter(lastChange time.Time) time.Duration {
+	if time.Since(lastChange) < time.Second {
+		return s.poll
+	}
+	return max(s.poll, idlePoll)
+}
+
+// idlePoll is the poll delay of an idle database.
+const idlePoll = 50 * time.Millisecond
+
+// lastShipped reads the stream's last batch: where shipping goes on.
+func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (shipped, error) {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := stream.GetLastMsgForSubject(cctx, subject.ReplChanges(s.cfg.Pair, s.cfg.Node))
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return shipped{}, nil
+		case err == nil:
+			b, err := wire.Decode(m.Data, s.cfg.Pair)
+			if err != nil {
+				s.log.Warn().Err(err).Msg("the batch stream's last message is not a batch; starting a new database id")
+				return shipped{}, nil
+			}
+			cur := shipped{db: b.DB, to: b.To, have: true}
+			if !b.Final {
+				cur.to = b.Start // the group was cut short: ship it again
+			}
+			return cur, nil
+		}
+		s.log.Warn().Err(err).Msg("read the batch stream")
+		if !sleep(ctx, time.Second) {
+			return shipped{}, ctx.Err()
+		}
+	}
+}
+
+// shipOnce ships what the log holds after cur, first announcing a new
+// database id if there is one.
+func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *shipped) error {
+	info, err := s.st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	var master store.Position
+	if !s.master() {
+		p, ok, err := s.st.Position(ctx, s.peer)
+		if err != nil || !ok || p.DB == "" {
+			return err // a standby ships nothing before its first sync
+		}
+		master = p
+	}
+	switch {
+	case cur.have && cur.db == info.DB && cur.to > info.LogHigh:
+		// The stream has changes this database never made: it is an older
+		// copy of itself (a restored backup). It cannot go on as that id.
+		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.to).Uint64("log_high", info.LogHigh).
+			Msg("database restored from a backup detected: it is behind what it already shipped")
+		s.emit(event.ReplSnapshot, map[string]any{"phase": "backup-detected", "db": info.DB,
+			"shipped": cur.to, "log_high": info.LogHigh, "reason": "R9: database restored from a backup detected"})
+		if info.DB, err = s.st.NewID(ctx); err != nil {
+			return err
+		}
+		if !s.master() {
+			s.askResync("this database was restored from a backup")
+			return nil // the resync gives it a new id again
+		}
+		return s.genesis(ctx, stream, cur, info, master, "backup restore detected")
+	case !cur.have || cur.db != info.DB:
+		reason := "created"
+		if cur.have {
+			reason = "new database id"
+		}
+		if !s.master() {
+			reason = "restored from a snapshot of the master"
+		}
+		return s.genesis(ctx, stream, cur, info, master, reason)
+	}
+	return s.shipGroup(ctx, cur, info.DB)
+}
+
+// genesis announces a new database id: for a standby restored from a
+// snapshot, the batches of its old id are purged first, so the master never
+// applies changes the snapshot overwrote.
+func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shipped, info store.Info, master store.Position, reason string) error {
+	if !s.master() && cur.have {
+		if err := stream.Purge(ctx); err != nil {
+			return fmt.Errorf("purge the batches of the old database id: %w", err)
+		}
+	}
+	b := &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: info.DB,
+		Start: info.LogHigh, From: info.LogHigh, To: info.LogHigh, Final: true, Genesis: &wire.Genesis{Reason: reason},
+		Changes: []wire.Change{}}
+	if !s.master() {
+		b.Genesis.Base, b.Genesis.BasePos = master.DB, master.Log
+	}
+	if err := s.publish(ctx, b); err != nil {
+		return err
+	}
+	*cur = shipped{db: info.DB, to: info.LogHigh, have: true}
+	s.setShipped(cur.to)
+	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.LogHigh).Msg("database id announced")
+	return nil
+}
+
+// shipGroup reads the log after cur in one read transaction and publishes
+// it as one group of parts.
+func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error {
+	start := cur.to
+	var part *wire.Batch
+	size, rows := 0, 0
+	newPart := func(from uint64, n int) *wire.Batch {
+		return &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: db,
+			Start: start, From: from, To: from, Part: n, Changes: []wire.Change{}}
+	}
+	to, err := s.st.ReadLog(ctx, start, func(c wire.Change) error {
+		est := len(c.Row) + len(c.PK) + len(c.Table) + 96
+		if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
+			if err := s.publish(ctx, part); err != nil {
+				return err
+			}
+			part, size = newPart(part.To, part.Part+1), 0
+		}
+		if part == nil {
+			part = newPart(start, 0)
+		}
+		part.Changes = append(part.Changes, c)
+		part.To = c.Seq
+		size += est
+		rows++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if to == start {
+		return nil
+	}
+	if part == nil {
+		part = newPart(start, 0)
+	}
+	part.To, part.Final = to, true
+	if err := s.publish(ctx, part); err != nil {
+		return err
+	}
+	cur.to = to
+	s.setShipped(to)
+	s.met.rowsShipped.Add(float64(rows))
+	s.met.groupsShipped.Inc()
+	return nil
+}
+
+// publish stores one batch in the node's stream, retrying with the same
+// message id (a timed-out publish may have been stored).
+func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
+	data, err := b.Encode()
+	if err != nil {
+		return err
+	}
+	if len(data) > wire.MaxSize {
+		return fmt.Errorf("batch part of %d bytes over the limit %d (one row too large?)", len(data), wire.MaxSize)
+	}
+	msg := &nats.Msg{Subject: subject.ReplChanges(s.cfg.Pair, s.cfg.Node), Data: data}
+	id := fmt.Sprintf("%s:%d:%d:%d", b.DB, b.Start, b.To, b.Part)
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = s.js.PublishMsg(cctx, msg, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil || attempt == 5 || ctx.Err() != nil {
+			return err
+		}
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff *= 2
+	}
+}
+
+func (s *Service) setShipped(to uint64) {
+	s.mu.Lock()
+	s.shipped = to
+	s.mu.Unlock()
+}
+
+// onApplied hears how far the peer has applied this node's batches, and
+// prunes the log and the stream up to there (at most every 2 s).
+func (s *Service) onApplied(m *nats.Msg) {
+	a, err := wire.DecodeApplied(m.Data, s.cfg.Pair)
+	if err == nil && a.Node != s.peer {
+		err = fmt.Errorf("applied position from node %q, the peer is %q", a.Node, s.peer)
+	}
+	if err != nil {
+		s.reject("applied", m.Subject, err)
+		return
+	}
+	if a.Resync && !s.master() {
+		s.askResync("the master asks: " + a.Reason)
+	}
+	s.mu.Lock()
+	s.peerApplied = peerPos{db: a.DB, log: a.Log, stream: a.Stream}
+	due := time.Since(s.lastPrune) > 2*time.Second
+	if due {
+		s.lastPrune = time.Now()
+	}
+	s.mu.Unlock()
+	if due {
+		s.prune(a)
+	}
+}
+
+func (s *Service) prune(a *wire.Applied) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := s.st.Info(ctx)
+	if err != nil || info.DB != a.DB {
+		return
+	}
+	if err := s.st.Prune(ctx, a.Log); err != nil {
+		s.log.Warn().Err(err).Msg("prune the change log")
+	}
+	if a.Stream > 1 {
+		stream, err := s.js.Stream(ctx, subject.ReplStream(s.cfg.Pair, s.cfg.Node))
+		if err == nil {
+			err = stream.Purge(ctx, jetstream.WithPurgeSequence(a.Stream))
+		}
+		if err != nil {
+			s.log.Debug().Err(err).Msg("purge applied batches")
+		}
+	}
+}

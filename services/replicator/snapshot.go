@@ -1,0 +1,281 @@
+package replicator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// Snapshot transfer.
+const (
+	chunkSize    = 512 << 10
+	snapKeep     = 10 * time.Minute // a served snapshot file is removed after this
+	snapMakeWait = 10 * time.Minute // the longest a standby waits for the master's VACUUM INTO
+	chunkWait    = 10 * time.Second
+)
+
+// servedSnap is a snapshot file the master serves.
+type servedSnap struct {
+	path    string
+	reply   wire.SnapshotReply
+	created time.Time
+}
+
+// onSnapshotRequest makes a snapshot for the peer: fence the peer's old
+// batches (through the receiver), VACUUM INTO, checksum, reply.
+func (s *Service) onSnapshotRequest(m *nats.Msg) {
+	var req wire.SnapshotRequest
+	err := event.DecodeStrict(m.Data, 4096, &req)
+	if err == nil && (req.V != wire.Version || req.Pair != s.cfg.Pair || req.Node != s.peer) {
+		err = fmt.Errorf("snapshot request v%d pair %q from %q", req.V, req.Pair, req.Node)
+	}
+	if err != nil {
+		s.reject("snapshot", m.Subject, err)
+		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "%v", err)))
+		return
+	}
+	if !s.master() {
+		_ = m.Respond(reply.Fail(&reply.Error{Code: reply.CodeNotMaster, Message: "snapshots come from the master", Node: s.peer}))
+		return
+	}
+	rep, err := s.makeSnapshot()
+	if err != nil {
+		s.log.Error().Err(err).Msg("snapshot for the standby")
+		_ = m.Respond(reply.Fail(err))
+		return
+	}
+	_ = m.Respond(reply.OK(rep))
+}
+
+func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
+	ctx, cancel := context.WithTimeout(s.base, snapMakeWait)
+	defer cancel()
+	done := make(chan error, 1)
+	select {
+	case s.ctl <- ctlReq{kind: "fence", done: done}:
+	case <-ctx.Done():
+		return wire.SnapshotReply{}, reply.Errorf(reply.CodeBusy, "the replicator is not taking requests")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return wire.SnapshotReply{}, err
+		}
+	case <-ctx.Done():
+		return wire.SnapshotReply{}, reply.Errorf(reply.CodeBusy, "the replicator stopped before the snapshot was made")
+	}
+	s.cleanSnapshots(false)
+	id := nuid.Next()
+	path := filepath.Join(s.dir, "snapshot-"+id+".db")
+	start := time.Now()
+	snap, err := s.st.Snapshot(ctx, path)
+	if err != nil {
+		os.Remove(path)
+		return wire.SnapshotReply{}, err
+	}
+	sum, size, err := fileSum(path)
+	if err != nil {
+		os.Remove(path)
+		return wire.SnapshotReply{}, err
+	}
+	rep := wire.SnapshotReply{ID: id, Size: size, ChunkSize: chunkSize, Chunks: int((size + chunkSize - 1) / chunkSize),
+		SHA256: sum, DB: snap.DB, Log: snap.Log}
+	s.mu.Lock()
+	s.snaps[id] = &servedSnap{path: path, reply: rep, created: time.Now()}
+	s.mu.Unlock()
+	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Msg("snapshot made for the standby")
+	s.emit(event.ReplSnapshot, map[string]any{"phase": "made", "bytes": size, "log": snap.Log, "db": snap.DB,
+		"seconds": time.Since(start).Seconds(), "reason": "R1: the standby asked for a snapshot"})
+	return rep, nil
+}
+
+func fileSum(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// onChunk serves one chunk of a snapshot.
+func (s *Service) onChunk(m *nats.Msg) {
+	var req wire.ChunkRequest
+	err := event.DecodeStrict(m.Data, 4096, &req)
+	if err == nil && (req.V != wire.Version || req.Pair != s.cfg.Pair) {
+		err = fmt.Errorf("chunk request v%d pair %q", req.V, req.Pair)
+	}
+	s.mu.Lock()
+	sn := s.snaps[req.ID]
+	s.mu.Unlock()
+	if err == nil && (sn == nil || req.Index < 0 || req.Index >= sn.reply.Chunks) {
+		err = fmt.Errorf("no chunk %d of snapshot %q", req.Index, req.ID)
+	}
+	if err != nil {
+		s.reject("chunk", m.Subject, err)
+		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "%v", err)))
+		return
+	}
+	buf, err := readChunk(sn.path, req.Index)
+	if err != nil {
+		_ = m.Respond(reply.Fail(err))
+		return
+	}
+	sum := sha256.Sum256(buf)
+	out := nats.NewMsg(m.Reply)
+	out.Data = buf
+	out.Header.Set(wire.ChunkSumHeader, hex.EncodeToString(sum[:]))
+	_ = m.RespondMsg(out)
+	if req.Index == sn.reply.Chunks-1 {
+		s.log.Debug().Str("id", req.ID).Msg("last chunk of a snapshot served")
+	}
+}
+
+func readChunk(path string, i int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, chunkSize)
+	n, err := f.ReadAt(buf, int64(i)*chunkSize)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// cleanSnapshots removes served snapshots older than snapKeep (all with all).
+func (s *Service) cleanSnapshots(all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, sn := range s.snaps {
+		if all || time.Since(sn.created) > snapKeep {
+			os.Remove(sn.path)
+			delete(s.snaps, id)
+		}
+	}
+}
+
+// resync replaces this standby's database with a snapshot of the master's
+// (R1). It runs in the receiver goroutine.
+func (s *Service) resync(ctx context.Context, r *receiver) error {
+	s.abort(r)
+	s.setState("syncing", r.resync)
+	s.log.Info().Str("reason", r.resync).Msg("re-syncing from the master")
+	start := time.Now()
+	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + r.resync})
+	path, rep, err := s.fetchSnapshot(ctx)
+	defer s.setProgress(nil)
+	if path != "" {
+		defer os.Remove(path)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.st.Restore(ctx, path, s.peer); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	s.met.snapshotSeconds.Observe(took.Seconds())
+	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
+	s.emit(event.ReplSnapshot, map[string]any{"phase": "restored", "bytes": rep.Size, "log": rep.Log, "db": rep.DB,
+		"seconds": took.Seconds(), "reason": "R1: " + r.resync})
+	r.resync = ""
+	if err := s.loadPos(ctx, r); err != nil {
+		return err
+	}
+	s.setState("running", "")
+	poke(s.wake)
+	return nil
+}
+
+// fetchSnapshot asks the master for a snapshot and fetches it chunk by
+// chunk, checking each chunk and the whole file.
+func (s *Service) fetchSnapshot(ctx context.Context) (string, wire.SnapshotReply, error) {
+	var rep wire.SnapshotReply
+	rctx, cancel := context.WithTimeout(ctx, snapMakeWait)
+	err := reply.Request(rctx, s.nc, subject.ReplSnapshot(s.cfg.Pair, s.peer),
+		wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node}, &rep)
+	cancel()
+	if err != nil {
+		return "", rep, fmt.Errorf("ask the master for a snapshot: %w", err)
+	}
+	path := filepath.Join(s.dir, "restore-"+rep.ID+".db")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", rep, err
+	}
+	defer f.Close()
+	whole := sha256.New()
+	w := io.MultiWriter(f, whole)
+	for i := 0; i < rep.Chunks; i++ {
+		buf, err := s.fetchChunk(ctx, rep.ID, i)
+		if err != nil {
+			return path, rep, err
+		}
+		if _, err := w.Write(buf); err != nil {
+			return path, rep, err
+		}
+		p := float64(i+1) / float64(rep.Chunks)
+		s.setProgress(&p)
+		if (i+1)%max(rep.Chunks/10, 1) == 0 {
+			s.log.Info().Int("chunk", i+1).Int("chunks", rep.Chunks).Msg("snapshot transfer")
+		}
+	}
+	if got := hex.EncodeToString(whole.Sum(nil)); got != rep.SHA256 {
+		return path, rep, fmt.Errorf("snapshot checksum %s, the master's is %s", got, rep.SHA256)
+	}
+	return path, rep, f.Sync()
+}
+
+func (s *Service) fetchChunk(ctx context.Context, id string, i int) ([]byte, error) {
+	data, _ := json.Marshal(wire.ChunkRequest{V: wire.Version, Pair: s.cfg.Pair, ID: id, Index: i})
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, chunkWait)
+		m, err := s.nc.RequestWithContext(rctx, subject.ReplChunk(s.cfg.Pair, s.peer), data)
+		cancel()
+		if err == nil {
+			if m.Header.Get(wire.ChunkSumHeader) == "" {
+				return nil, reply.Decode(m.Data, nil)
+			}
+			sum := sha256.Sum256(m.Data)
+			if hex.EncodeToString(sum[:]) == m.Header.Get(wire.ChunkSumHeader) {
+				return m.Data, nil
+			}
+			err = fmt.Errorf("chunk %d: checksum mismatch", i)
+		}
+		last = err
+		if !sleep(ctx, 200*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("fetch chunk %d of %s: %w", i, id, last)
+}
+
+func (s *Service) setProgress(p *float64) {
+	s.mu.Lock()
+	s.snapProg = p
+	s.mu.Unlock()
+	if p != nil {
+		s.met.snapshotProgress.Set(*p)
+	}
+}
