@@ -61,11 +61,20 @@ apt-deps:
 bench: build
 	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem
 
-## fuzz: run every fuzz target for a while
+## fuzz: run every fuzz target of the wire decoders for FUZZTIME each
+FUZZTIME ?= 30s
+FUZZ_TARGETS := \
+	pkg:./event:FuzzDecode \
+	pkg:./api:FuzzDecodeAck pkg:./api:FuzzDecodeConfigReply pkg:./api:FuzzDecodeNotification \
+	pkg:./license:FuzzDecode pkg:./session:FuzzRewrite \
+	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
+	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral
 fuzz:
-	cd pkg && $(GO) test -run XXX -fuzz FuzzDecode -fuzztime 30s ./event
-	cd services/monitor && $(GO) test -run XXX -fuzz FuzzDecodeHeartbeat -fuzztime 30s ./internal/wire
-	cd services/monitor && $(GO) test -run XXX -fuzz FuzzDecodeControl -fuzztime 30s ./internal/wire
+	@for t in $(FUZZ_TARGETS); do \
+		mod=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; fn=$${rest#*:}; \
+		echo "fuzz $$mod $$pkg $$fn"; \
+		(cd $$mod && $(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg) || exit 1; \
+	done
 
 ## images: FROM scratch images of the static binaries
 images: build

@@ -17,7 +17,10 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-var errUsage = errors.New("usage")
+var (
+	errUsage = errors.New("usage")        // bad flags or arguments: exit 2, the flag package printed why
+	errHelp  = errors.New("help printed") // -h: exit 0
+)
 
 // globals are the flags every client command takes (SPEC §8).
 type globals struct {
@@ -39,7 +42,7 @@ func parse(fs *flag.FlagSet, args []string, errOut io.Writer) error {
 	fs.SetOutput(errOut)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+			return errHelp
 		}
 		return errUsage
 	}

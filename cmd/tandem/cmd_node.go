@@ -36,10 +36,12 @@ func cmdNode(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log = logging.For(log, "node", cfg.Pair, cfg.Node, string(cfg.Role))
+	// The services add their own "service" field; the node's own lines say
+	// service=node.
+	log = logging.For(log, "", cfg.Pair, cfg.Node, string(cfg.Role))
 	if err := node.New(cfg, log).Run(ctx); err != nil {
 		return fmt.Errorf("node %s: %w", cfg.Node, err)
 	}
-	log.Info().Msg("node stopped")
+	log.Info().Str("service", "node").Msg("node stopped")
 	return nil
 }

@@ -44,8 +44,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return 2
 	}
 	if err := c.run(ctx, args[1:], out, errOut); err != nil {
-		if err == errUsage {
+		switch err {
+		case errUsage:
 			return 2
+		case errHelp:
+			return 0
 		}
 		fmt.Fprintf(errOut, "tandem %s: %s\n", args[0], oneLine(err.Error()))
 		return 1

@@ -73,12 +73,11 @@ func New(w io.Writer, format, level string) (zerolog.Logger, error) {
 
 // For adds the fields that say who is logging.
 func For(l zerolog.Logger, service, pair, node, role string) zerolog.Logger {
-	return l.With().
-		Str(FieldService, service).
-		Str(FieldPair, pair).
-		Str(FieldNode, node).
-		Str(FieldRole, role).
-		Logger()
+	c := l.With()
+	if service != "" {
+		c = c.Str(FieldService, service)
+	}
+	return c.Str(FieldPair, pair).Str(FieldNode, node).Str(FieldRole, role).Logger()
 }
 
 // Watermill adapts l for the watermill library. Watermill's info messages

@@ -56,10 +56,11 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new nats server: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{o.Logger}, enabled(o.Logger, zerolog.DebugLevel),
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(natsLogger{l: o.Logger, fatal: fatal}, enabled(o.Logger, zerolog.DebugLevel),
 		enabled(o.Logger, zerolog.TraceLevel), false)
 	s := newServer(ns, o)
-	if err := s.start(sopts, id); err != nil {
+	if err := s.start(sopts, id, fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, err
@@ -81,10 +82,10 @@ func newServer(ns *server.Server, o Options) *Server {
 }
 
 // start runs the server, records its URLs and starts the watcher.
-func (s *Server) start(sopts *server.Options, id identities) error {
+func (s *Server) start(sopts *server.Options, id identities, fatal <-chan string) error {
 	go s.ns.Start()
-	if !s.ns.ReadyForConnections(readyTimeout) {
-		return fmt.Errorf("nats server %s not ready after %v", s.domain, readyTimeout)
+	if err := s.waitReady(fatal); err != nil {
+		return err
 	}
 	addr, ok := s.ns.Addr().(*net.TCPAddr)
 	if !ok {
@@ -95,6 +96,23 @@ func (s *Server) start(sopts *server.Options, id identities) error {
 		s.leafURL = "nats-leaf://" + reachable(sopts.LeafNode.Host, sopts.LeafNode.Port)
 	}
 	return s.startWatcher(id)
+}
+
+// waitReady waits until the server accepts connections, and fails at once
+// with the server's own words when it cannot start (a port in use).
+func (s *Server) waitReady(fatal <-chan string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for !s.ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			return fmt.Errorf("nats server %s cannot start: %s", s.domain, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats server %s not ready after %v", s.domain, readyTimeout)
+		}
+	}
+	return nil
 }
 
 // reachable is host:port with an unspecified host replaced by loopback.
@@ -123,7 +141,16 @@ func (s *Server) NATS() *server.Server { return s.ns }
 // TANDEM (as the default identity; pass nats.UserInfo or similar in opts for
 // another user). opts come after the defaults and may override them.
 func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.Name(name), nats.InProcessServer(s.ns)}, opts...)
+	// An in-process server that went away does not come back under this
+	// connection; errors go to the log, not to stderr (nats.go's default).
+	all := append([]nats.Option{nats.Name(name), nats.InProcessServer(s.ns), nats.NoReconnect(),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := s.log.Debug().Err(err).Str("client", name)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("nats client error")
+		})}, opts...)
 	nc, err := nats.Connect("", all...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %q in process to %s: %w", name, s.domain, err)

@@ -3,6 +3,7 @@ package natsnode
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +167,22 @@ func TestRequireAuth(t *testing.T) {
 		_, err := sub.NextMsg(50 * time.Millisecond)
 		return err == nil
 	})
+}
+
+// A port in use makes Start fail at once, naming the cause, instead of
+// waiting out the readiness timeout.
+func TestStartFailsFastOnPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	start := time.Now()
+	_, err = Start(Options{Pair: "p", Node: "a", Listen: ln.Addr().String(), StoreDir: t.TempDir(), Logger: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start on a taken port: %v", err)
+	}
+	if took := time.Since(start); took >= readyTimeout {
+		t.Fatalf("Start took %v, the whole readiness timeout", took)
+	}
 }

@@ -74,20 +74,21 @@ func (m *metrics) observe(st failover.Status, lastHeard, now time.Time) {
 	m.maintenance.Set(mv)
 }
 
-// observeTransition records transitions and, for an outage activation, the
-// detection and activation phases.
-func (s *Service) observeTransition(e failover.Event) {
+// observeTransition records a transition and, for an outage activation,
+// the detection phase: from the link's loss (or the last heartbeat) to the
+// decision, which the machine took just before its Ready was carried out
+// (decided). The activation phase is measured in carryOut.
+func (s *Service) observeTransition(e failover.Event, decided time.Time) {
 	s.met.activations.WithLabelValues(e.Type).Inc()
 	if e.Type != event.NodeActivated || e.Data["outage"] != true {
 		return
 	}
 	s.met.failovers.Inc()
-	now := s.clk.Now()
 	from := s.lastHeard
 	if !s.linkDown.IsZero() {
 		from = s.linkDown
 	}
 	if !from.IsZero() {
-		s.met.phase.WithLabelValues("detection").Observe(now.Sub(from).Seconds())
+		s.met.phase.WithLabelValues("detection").Observe(decided.Sub(from).Seconds())
 	}
 }

@@ -237,6 +237,7 @@ func (s *Service) run(ctx context.Context) error {
 		case now := <-tk.C():
 			s.onTick(now)
 		case in := <-s.inputs:
+			s.checkStall(s.clk.Now(), false)
 			s.onInput(in)
 		case le, ok := <-linkEvents:
 			if !ok {
@@ -255,15 +256,29 @@ func (s *Service) run(ctx context.Context) error {
 // came late (F12). Missed ticks are not caught up: a node that was frozen must
 // not measure the peer's silence by its own pause.
 func (s *Service) onTick(now time.Time) {
-	late := now.Sub(s.lastTick) - s.tick
+	s.checkStall(now, true)
 	s.lastTick = now
-	if late > s.stallThreshold() {
-		s.met.stalls.Inc()
-		s.log.Warn().Dur("late", late).Msg("timers ran late; re-checking the peer before any failover")
-		_ = s.m.Step(failover.Stall{Ticks: s.ticks(late)})
+	s.m.Tick()
+}
+
+// checkStall tells the machine when the node has not ticked for longer than
+// it should have (F12): the process was paused or starved. It runs before
+// ticks and before inputs, so that no decision is taken on an input that
+// queued up during the pause before the machine knows of the pause. Before
+// a tick it also applies the inputs that queued up (drain); before an input
+// it does not, so that inputs keep their order.
+func (s *Service) checkStall(now time.Time, drain bool) {
+	late := now.Sub(s.lastTick) - s.tick
+	if late <= s.stallThreshold() {
+		return
+	}
+	s.lastTick = now.Add(-s.tick) // counted once
+	s.met.stalls.Inc()
+	s.log.Warn().Dur("late", late).Msg("timers ran late; re-checking the peer before any failover")
+	_ = s.m.Step(failover.Stall{Ticks: s.ticks(late)})
+	if drain {
 		s.drainInputs()
 	}
-	s.m.Tick()
 }
 
 // stallThreshold is how late a tick may come before it counts as a stall:
@@ -278,6 +293,7 @@ func (s *Service) drainInputs() {
 	for i := 0; i < cap(s.inputs); i++ {
 		select {
 		case in := <-s.inputs:
+			s.checkStall(s.clk.Now(), false)
 			s.onInput(in)
 		default:
 			return
@@ -348,6 +364,7 @@ func (s *Service) carryOut(ctx context.Context) error {
 			s.met.phase.WithLabelValues("activation").Observe(s.clk.Now().Sub(start).Seconds())
 		}
 		for _, e := range rd.Events {
+			s.observeTransition(e, start)
 			s.publishEvent(e)
 		}
 		for _, h := range rd.Hooks {

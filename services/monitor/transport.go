@@ -136,7 +136,6 @@ func (s *Service) publishEvent(e failover.Event) {
 		lvl = s.log.Warn()
 	}
 	lvl.Str("event", e.Type).Uint64("epoch", e.Epoch).Str("reason", e.Reason).Msg(strings.TrimPrefix(e.Type, "tandem."))
-	s.observeTransition(e)
 	s.events.Emit(env)
 }
 

@@ -31,8 +31,9 @@ import (
 
 // Node is one running node.
 type Node struct {
-	cfg config.Config
-	log zerolog.Logger
+	cfg  config.Config
+	log  zerolog.Logger // handed to the services, which add their "service"
+	nlog zerolog.Logger // the node's own lines
 
 	srv     *natsnode.Server // nil with an external NATS
 	nc      *nats.Conn
@@ -49,7 +50,7 @@ type Node struct {
 
 // New returns a node for cfg; Run starts it.
 func New(cfg config.Config, log zerolog.Logger) *Node {
-	return &Node{cfg: cfg, log: log, started: make(chan struct{})}
+	return &Node{cfg: cfg, log: log, nlog: log.With().Str("service", "node").Logger(), started: make(chan struct{})}
 }
 
 // Started is closed once the node runs (its NATS server, stream and services).
@@ -121,7 +122,7 @@ func (n *Node) startNATS() error {
 		return err
 	}
 	n.srv, n.nc = srv, nc
-	n.log.Info().Str("client", srv.ClientURL()).Str("leaf", srv.LeafURL()).Msg("embedded NATS server ready")
+	n.nlog.Info().Str("client", srv.ClientURL()).Str("leaf", srv.LeafURL()).Msg("embedded NATS server ready")
 	return nil
 }
 
@@ -136,7 +137,7 @@ func (n *Node) closeEmitter() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := n.emitter.Close(ctx); err != nil && !n.isKilled() {
-		n.log.Warn().Err(err).Msg("events not flushed at shutdown")
+		n.nlog.Warn().Err(err).Msg("events not flushed at shutdown")
 	}
 }
 
@@ -189,7 +190,9 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream) error {
 	for _, s := range services {
 		go func() { errs <- s.Run(ctx) }()
 	}
-	go n.mirrorPeer(ctx, js)
+	var mirror sync.WaitGroup
+	mirror.Go(func() { n.mirrorPeer(ctx, js) })
+	defer mirror.Wait()
 	close(n.started)
 	var first error
 	for range services {
@@ -254,10 +257,10 @@ func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
 			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
 			cancel()
 			if err == nil {
-				n.log.Info().Str("peer", peer).Msg("mirroring the peer's events")
+				n.nlog.Info().Str("peer", peer).Msg("mirroring the peer's events")
 				return
 			}
-			n.log.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
+			n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
 		}
 		select {
 		case <-ctx.Done():

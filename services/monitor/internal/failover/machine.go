@@ -93,9 +93,10 @@ type Machine struct {
 	peer peerView
 
 	discoveryLeft int
-	linkDownLeft  int // >0: the link closed this many ticks ago and no heartbeat came since
-	collision     int // ticks both nodes have been seen active over a stable link
-	stableFor     int // ticks the peer has been heard without a loss
+	linkUp        bool // the link to the peer is up, as last reported
+	linkDownLeft  int  // >0: the link closed this many ticks ago and no heartbeat came since
+	collision     int  // ticks both nodes have been seen active over a stable link
+	stableFor     int  // ticks the peer has been heard without a loss
 
 	maint      maintenance
 	sw         *switchover
@@ -285,9 +286,17 @@ func (m *Machine) decideStarting() {
 	if m.discoveryLeft > 0 {
 		return
 	}
+	// A link that is up but carries no heartbeat yet is a peer that is
+	// starting slowly (or starved), not an absent one: wait for it up to
+	// the heartbeat timeout before activating alone.
+	if !m.peer.everHeard && m.linkUp && m.now <= m.cfg.TimeoutTicks {
+		return
+	}
 	switch {
 	case !m.peer.heard && m.peer.everHeard:
 		m.activate("F2: the peer was lost during discovery: " + m.lostReason)
+	case !m.peer.heard && m.linkUp:
+		m.activate("F2: the link to the peer is up, but no heartbeat came within the timeout")
 	case !m.peer.heard:
 		m.activate("F2: no peer heard during discovery")
 	case m.cfg.Role == config.Master:

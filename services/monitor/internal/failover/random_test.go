@@ -51,6 +51,8 @@ func randomRun(t *testing.T, seed uint64) {
 			h.step(n, SyncState{InSync: r.IntN(3) > 0})
 		case op < 92:
 			h.step(n, LinkDown{})
+		case op < 94:
+			h.step(n, LinkUp{})
 		}
 		if err := h.checkInvariants(); err != nil {
 			t.Fatalf("seed %d: %v\n%s", seed, err, h.out.String())

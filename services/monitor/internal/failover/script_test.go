@@ -20,6 +20,7 @@ import (
 //	kill a|b [link=closed|silent]   the process dies; with link=closed the peer sees the link close and the refused probe
 //	tick [N]            N ticks pass for every running node
 //	pause a|b N         the node is frozen for N ticks (no ticks, no input), then resumes and notices the stall
+//	linkup a|b          the node sees its link to the peer come up
 //	linkdown a|b        the node sees its link to the peer close, and the probe does not prove the peer dead
 //	cut / heal          the link between the nodes stops / resumes carrying messages (silently)
 //	switchover a|b [to=x]
@@ -83,6 +84,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		n.pausedN = n.paused
 	case "linkdown":
 		h.step(h.node(d, 0), LinkDown{})
+	case "linkup":
+		h.step(h.node(d, 0), LinkUp{})
 	case "cut":
 		h.cut = true
 	case "heal":

@@ -80,7 +80,10 @@ func (m *Machine) Step(in Input) error {
 	case LinkDown:
 		m.stepLinkDown(in)
 	case LinkUp:
-		// Heartbeats decide; a link that is up proves nothing by itself.
+		// Heartbeats decide; a link that is up proves nothing by itself,
+		// but the peer should hear this node at once.
+		m.linkUp = true
+		m.rd.Heartbeat = true
 	case Stall:
 		m.stepStall(in)
 	case Switchover:
@@ -171,6 +174,7 @@ func (m *Machine) observeSwitchover() {
 }
 
 func (m *Machine) stepLinkDown(l LinkDown) {
+	m.linkUp = false
 	if !m.peer.heard {
 		return
 	}
