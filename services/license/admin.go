@@ -123,8 +123,7 @@ func (s *Service) add(data []byte) []byte {
 // accept checks a license and stores it in the bucket.
 func (s *Service) accept(text []byte) (*lic.Signed, error) {
 	if s.cfg.Role != config.Master {
-		return nil, &reply.Error{Code: reply.CodeNotMaster, Node: s.master,
-			Message: fmt.Sprintf("licenses are entered only on the master %s; this is the standby %s", orUnknown(s.master), s.cfg.Node)}
+		return nil, s.notMaster()
 	}
 	if s.pub == nil {
 		return nil, reply.Errorf(reply.CodeInvalidState, "this node has no license.public_key: it cannot verify licenses")
@@ -251,9 +250,14 @@ func info(e grace.Entry) api.LicenseInfo {
 	return i
 }
 
-func orUnknown(s string) string {
-	if s == "" {
-		return "(unknown: set hosts)"
+// notMaster is the standby's refusal of an add (L2): it names the master,
+// or says that the master is not known yet.
+func (s *Service) notMaster() *reply.Error {
+	master := s.masterNode()
+	if master == "" {
+		return &reply.Error{Code: reply.CodeNotMaster, Message: fmt.Sprintf("licenses are entered only on the master, "+
+			"which this standby %s does not know yet (no heartbeat from it so far, and hosts does not name it)", s.cfg.Node)}
 	}
-	return s
+	return &reply.Error{Code: reply.CodeNotMaster, Node: master,
+		Message: fmt.Sprintf("licenses are entered only on the master %s; this is the standby %s", master, s.cfg.Node)}
 }

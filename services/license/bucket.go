@@ -69,15 +69,16 @@ func (s *Service) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 		}
 		return kv, nil
 	}
-	if s.master == "" {
-		return nil, errors.New("license: the standby does not know its master's node name (set hosts: node=host for both nodes)")
+	master := s.masterNode()
+	if master == "" {
+		return nil, errors.New("license: the standby does not know its master's node name yet")
 	}
 	cfg.Mirror = &jetstream.StreamSource{
 		Name:   stream,
-		Domain: subject.ServerName(s.cfg.Pair, s.master),
+		Domain: subject.ServerName(s.cfg.Pair, master),
 		Consumer: &jetstream.StreamConsumerSource{
 			Name:           subject.LicenseMirrorConsumer,
-			DeliverSubject: subject.LicenseMirrorDeliver(s.cfg.Pair, s.master),
+			DeliverSubject: subject.LicenseMirrorDeliver(s.cfg.Pair, master),
 		},
 	}
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, cfg)
@@ -131,7 +132,7 @@ func (s *Service) onLease(b []byte) {
 	if !ok {
 		return
 	}
-	if s.master == "" || l.Master != s.master {
+	if master := s.masterNode(); master == "" || l.Master != master {
 		s.log.Debug().Str("master", l.Master).Msg("lease from the master")
 	}
 	s.rec.State = st

@@ -43,6 +43,11 @@ type world struct {
 	priv  ed25519.PrivateKey
 	key   string // path of the public key file
 	nodes map[string]*tnode
+	hosts map[string]string // each node's hosts: (both nodes unless a test says)
+	// tcp: the services connect through the servers' client URLs and
+	// reconnect forever, as `tandem node` does with an external server;
+	// else in process, without reconnecting.
+	tcp bool
 }
 
 type tnode struct {
@@ -54,6 +59,7 @@ type tnode struct {
 	events *sink
 	cancel context.CancelFunc
 	done   chan error
+	killed bool // its server was killed: Run may have ended on the closed connection
 }
 
 // sink records the events a service emits.
@@ -80,12 +86,15 @@ func (s *sink) count(typ string) int {
 	return n
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld starts a pair with a license service on each node; opts adjust
+// the world before the services start.
+func newWorld(t *testing.T, opts ...func(*world)) *world {
 	pub, priv, err := lic.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, pair: pairtest.Start(t, pairName), priv: priv, nodes: map[string]*tnode{}}
+	w := &world{t: t, pair: pairtest.Start(t, pairName), priv: priv, nodes: map[string]*tnode{},
+		hosts: map[string]string{"a": "a.test", "b": "b.test"}}
 	w.key = filepath.Join(t.TempDir(), "vendor.pub")
 	pb, _ := lic.MarshalPublicKey(pub)
 	if err := os.WriteFile(w.key, pb, 0o600); err != nil {
@@ -100,6 +109,9 @@ func newWorld(t *testing.T) *world {
 			w.stop(n.name)
 		}
 	})
+	for _, o := range opts {
+		o(w)
+	}
 	w.start("a")
 	w.start("b")
 	return w
@@ -112,7 +124,7 @@ func (w *world) config(node string) config.Config {
 	if node == "b" {
 		c.Role = config.Standby
 	}
-	c.Hosts = map[string]string{"a": "a.test", "b": "b.test"}
+	c.Hosts = w.hosts
 	c.License.PublicKey = w.key
 	return c
 }
@@ -121,7 +133,14 @@ func (w *world) start(node string) {
 	t := w.t
 	n := w.nodes[node]
 	srv := w.pair.Server(node)
-	nc, err := srv.Connect("license-" + node)
+	var nc *nats.Conn
+	var err error
+	if w.tcp {
+		nc, err = nats.Connect(srv.ClientURL(), nats.Name("license-"+node), nats.MaxReconnects(-1),
+			nats.ReconnectWait(100*time.Millisecond))
+	} else {
+		nc, err = srv.Connect("license-" + node)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +168,7 @@ func (w *world) stop(node string) {
 	n.cancel()
 	select {
 	case err := <-n.done:
-		if err != nil {
+		if err != nil && !(n.killed && errors.Is(err, nats.ErrConnectionClosed)) {
 			w.t.Errorf("license %s: %v", node, err)
 		}
 	case <-time.After(waitLimit):
@@ -157,6 +176,12 @@ func (w *world) stop(node string) {
 	}
 	n.nc.Close()
 	n.cancel = nil
+}
+
+// kill kills node's NATS server.
+func (w *world) kill(node string) {
+	w.nodes[node].killed = true
+	w.pair.Kill(node)
 }
 
 func (w *world) waitFor(what string, cond func() bool) {

@@ -23,14 +23,20 @@
 // subject.License): the standby refuses with reply.CodeNotMaster naming the
 // master. Every outcome of an add is an event (added or refused).
 //
+// The standby knows its master from hosts, or else learns it from the
+// monitors' heartbeats (master.go) and only then sets up its mirror.
+//
 // # Concurrency
 //
 // One goroutine, run, owns the licenses, the grace state and the level; it
-// takes its inputs from the clock's tickers, the bucket watcher and s.added.
+// takes its inputs from the clock's tickers, the bucket watcher, s.added and
+// (on a standby still learning its master) the mirror learnMaster set up.
 // After each input it stores a snapshot (s.snap, atomic) that request
 // handlers read. Request handlers run on the NATS subscription goroutine;
 // an add verifies and stores the license there and then hands it to run
-// and waits for the snapshot that holds it.
+// and waits for the snapshot that holds it. learnMaster, a goroutine of Run
+// that ends before Run returns, writes the master's name (guarded by
+// masterMu).
 package license
 
 import (
@@ -52,6 +58,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
+	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/license/internal/grace"
 	"github.com/tandem-ha/tandem/services/license/internal/statefile"
 )
@@ -95,7 +102,6 @@ type Service struct {
 	log    zerolog.Logger
 	pub    ed25519.PublicKey // nil without license.public_key: nothing is licensed
 	dir    string
-	master string // the master's node name, "" if unknown
 	lease  time.Duration
 	check  time.Duration
 
@@ -109,9 +115,12 @@ type Service struct {
 	licenses map[string]*lic.Signed
 	rec      statefile.Record
 
-	rejectMu sync.Mutex // guards rejectWindow and rejectCount
+	rejectMu sync.Mutex // guards rejectAt and rejectN
 	rejectAt time.Time
 	rejectN  int
+
+	masterMu sync.Mutex // guards master
+	master   string     // the master's node name, "" while unknown
 }
 
 // snapshot is run's latest decision, read by request handlers.
@@ -140,7 +149,7 @@ func New(o Options) (*Service, error) {
 		check: orDefault(o.CheckInterval, DefaultCheckInterval),
 		added: make(chan *lic.Signed), licenses: map[string]*lic.Signed{},
 	}
-	s.master = masterName(o.Config)
+	s.setMaster(masterName(o.Config))
 	if path := o.Config.License.PublicKey; path != "" {
 		pub, err := readPublicKey(path)
 		if err != nil {
@@ -192,18 +201,24 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.loadState(); err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	kv, err := s.ensureBucket(sctx)
-	cancel()
+	kv, err := s.openBucket(ctx)
 	if err != nil {
 		return err
 	}
 	s.kv = kv
-	watcher, err := kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("license: watch %s: %w", kv.Bucket(), err)
+	// The bucket watcher ends with wctx: nats.go then unsubscribes and
+	// deletes its consumer in a goroutine of its own. watcher.Stop would do
+	// the same here and, when the server is gone, wait out the JetStream
+	// request timeout (5 s) before Run could return; the consumer is an
+	// ephemeral one the server drops by itself.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var updates <-chan jetstream.KeyValueEntry
+	if kv != nil {
+		if updates, err = watch(wctx, kv); err != nil {
+			return err
+		}
 	}
-	defer watcher.Stop() //nolint:errcheck
 	if err := s.evaluate(); err != nil {
 		return err
 	}
@@ -212,9 +227,55 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer unsubscribe(subs)
-	s.log.Info().Str("role", string(s.cfg.Role)).Str("master", s.master).Bool("public_key", s.pub != nil).
+	var learned chan jetstream.KeyValue
+	if s.masterNode() == "" {
+		learned = make(chan jetstream.KeyValue)
+		lctx, stopLearning := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { s.learnMaster(lctx, learned) })
+		defer wg.Wait()
+		defer stopLearning()
+	}
+	s.log.Info().Str("role", string(s.cfg.Role)).Str("master", s.masterNode()).Bool("public_key", s.pub != nil).
 		Msg("license service running")
-	return s.run(ctx, watcher.Updates())
+	return s.run(ctx, watchState{ctx: wctx, updates: updates, learned: learned})
+}
+
+// openBucket is the bucket run watches from the start: the master's, or
+// the mirror of a standby that knows its master, or else the mirror an
+// earlier run made (readable while the master is down); nil when there is
+// none yet.
+func (s *Service) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if s.cfg.Role == config.Master || s.masterNode() != "" {
+		return s.ensureBucket(sctx)
+	}
+	kv, err := s.js.KeyValue(sctx, subject.LicenseBucket(s.cfg.Pair))
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("license: open the mirror %s: %w", subject.LicenseBucket(s.cfg.Pair), err)
+	}
+	return kv, nil
+}
+
+func watch(ctx context.Context, kv jetstream.KeyValue) (<-chan jetstream.KeyValueEntry, error) {
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("license: watch %s: %w", kv.Bucket(), err)
+	}
+	return w.Updates(), nil
+}
+
+// watchState is run's bucket input: the watcher's updates (nil while there
+// is no bucket) and, while the master is being learned, the mirror that
+// learnMaster sets up; ctx is the watcher's context.
+type watchState struct {
+	ctx     context.Context
+	updates <-chan jetstream.KeyValueEntry
+	learned <-chan jetstream.KeyValue
 }
 
 func (s *Service) loadState() error {
@@ -229,7 +290,7 @@ func (s *Service) loadState() error {
 	return nil
 }
 
-func (s *Service) run(ctx context.Context, updates <-chan jetstream.KeyValueEntry) error {
+func (s *Service) run(ctx context.Context, w watchState) error {
 	check := s.clk.NewTicker(s.check)
 	defer check.Stop()
 	var leaseC <-chan time.Time
@@ -249,10 +310,23 @@ func (s *Service) run(ctx context.Context, updates <-chan jetstream.KeyValueEntr
 		case <-leaseC:
 			s.writeLease(ctx)
 			continue
-		case e, ok := <-updates:
+		case kv := <-w.learned:
+			w.learned = nil
+			if w.updates == nil { // else: the mirror an earlier run made, watched already
+				u, err := watch(w.ctx, kv)
+				if err != nil {
+					return err
+				}
+				w.updates = u
+			}
+			continue
+		case e, ok := <-w.updates:
 			if !ok {
 				if ctx.Err() != nil {
 					return nil
+				}
+				if s.nc.IsClosed() { // an in-process server went away
+					return fmt.Errorf("license: bucket watcher stopped: %w", nats.ErrConnectionClosed)
 				}
 				return errors.New("license: bucket watcher stopped")
 			}

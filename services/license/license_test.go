@@ -165,7 +165,7 @@ func TestStandbyRestartKeepsCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitListed("b", "l1")
-	w.pair.Kill("a")
+	w.kill("a")
 	w.stop("a")
 	w.nodes["b"].clk.Advance(20 * day)
 	w.stop("b")

@@ -9,8 +9,11 @@
 // Capture (R6). Triggers write each row change, with the row's version pair,
 // into the change log in the writer's own transaction (internal/store), so
 // every writer is captured — the sqlite3 shell too, and while the
-// replicator is down. Polling PRAGMA data_version every PollInterval (10 ms)
-// notices commits of other connections at the cost of one cheap read.
+// replicator is down. The shipper polls every PollInterval (10 ms) while the
+// database is busy and backs off to 50 ms, then 200 ms, when it is idle. A
+// poll stats the database and WAL files and asks PRAGMA data_version (which
+// changes when another connection commits) only when they moved
+// (store.Changed), so an idle poll runs no SQL.
 //
 // Transport (R2, R4, R9). Each node publishes its changes into its own
 // JetStream stream, ReplStream(pair, node), in its own domain, one message
@@ -132,7 +135,8 @@ type Options struct {
 	Events             EventSink
 	Log                zerolog.Logger
 	Registry           prometheus.Registerer
-	// PollInterval is how often the change log is polled (default 10 ms).
+	// PollInterval is how often the change log is polled while the
+	// database is busy (default 10 ms; idle, the shipper backs off).
 	PollInterval time.Duration
 	// GroupTimeout bounds how long a group's parts may take to arrive
 	// once applying has started (default 30 s).
@@ -185,6 +189,7 @@ type Service struct {
 	snaps       map[string]*servedSnap
 	rejects     rejectWindow
 	lastPrune   time.Time
+	pruned      peerPos // the last applied position pruned up to
 
 	subs []*nats.Subscription
 	wg   sync.WaitGroup

@@ -62,44 +62,100 @@ func (s *Service) runShip(ctx context.Context) error {
 	}
 	timer := time.NewTimer(s.poll)
 	defer timer.Stop()
-	var lastFull, lastChange time.Time
+	var p shipPoll
+	now := time.Now()
+	p.start(now)
 	for ctx.Err() == nil {
 		changed, err := s.st.Changed(ctx)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("poll the change log")
 		}
-		if changed {
-			lastChange = time.Now()
-		}
-		if !s.paused.Load() && (changed || time.Since(lastFull) > time.Second) {
-			lastFull = time.Now()
-			if err := s.shipOnce(ctx, stream, &cur); err != nil && ctx.Err() == nil {
+		now = time.Now()
+		if p.due(now, changed, s.paused.Load()) {
+			err := s.shipOnce(ctx, stream, &cur)
+			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("ship changes")
 			}
+			p.shipped(now, err == nil)
 		}
-		timer.Reset(s.pollAfter(lastChange))
+		timer.Reset(p.delay(now, s.poll))
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-s.wake:
-			lastFull = time.Time{}
+			p.woken()
 		}
 	}
 	return nil
 }
 
-// pollAfter is the next poll delay: PollInterval while the database is
-// busy, idlePoll once nothing has changed for a second (an idle pair costs
-// little; the first change after a quiet spell waits at most idlePoll).
-func (s *Service) pollAfter(lastChange time.Time) time.Duration {
-	if time.Since(lastChange) < time.Second {
-		return s.poll
-	}
-	return max(s.poll, idlePoll)
+// shipPoll decides when the shipper ships and how long it sleeps: a pure
+// function of the poll's results and the time (the loop passes now).
+//
+// It ships when the store changed, again a second after a failed attempt
+// (a publish that failed leaves its changes in the log, and nothing changes
+// the store again), and every fullShip in any case. It polls every
+// PollInterval while the database is busy, then backs off while it stays
+// quiet (idlePolls): an idle pair costs little, and the first change after a
+// quiet spell waits at most the longest step.
+type shipPoll struct {
+	changed time.Time // the last change seen
+	tried   time.Time // the last shipping attempt
+	pending bool      // changes may wait to be shipped (a change not yet shipped, a failure, a wake)
 }
 
-// idlePoll is the poll delay of an idle database.
-const idlePoll = 50 * time.Millisecond
+// Shipping and polling cadence.
+const (
+	retryShip = time.Second      // after a failed attempt
+	fullShip  = 10 * time.Second // whatever the store says
+)
+
+// idlePolls are the poll delays after a quiet spell: the first step that
+// the time since the last change has reached applies.
+var idlePolls = [...]struct{ quiet, delay time.Duration }{
+	{3 * time.Second, 200 * time.Millisecond},
+	{time.Second, 50 * time.Millisecond},
+}
+
+// start: at start the log may hold changes made while the shipper was down.
+func (p *shipPoll) start(now time.Time) {
+	p.changed, p.pending = now, true
+}
+
+// due reports whether to ship now.
+func (p *shipPoll) due(now time.Time, changed, paused bool) bool {
+	if changed {
+		p.changed, p.pending = now, true
+	}
+	switch {
+	case paused:
+		return false
+	case changed, p.pending && now.Sub(p.tried) >= retryShip:
+		return true
+	}
+	return now.Sub(p.tried) >= fullShip
+}
+
+// woken: something (a resume, a restore) asks to ship at the next poll.
+func (p *shipPoll) woken() {
+	p.pending, p.tried = true, time.Time{}
+}
+
+// shipped records an attempt at now.
+func (p *shipPoll) shipped(now time.Time, ok bool) {
+	p.tried, p.pending = now, !ok
+}
+
+// delay is how long to sleep before the next poll.
+func (p *shipPoll) delay(now time.Time, poll time.Duration) time.Duration {
+	quiet := now.Sub(p.changed)
+	for _, s := range idlePolls {
+		if quiet >= s.quiet {
+			return max(poll, s.delay)
+		}
+	}
+	return poll
+}
 
 // lastShipped reads the stream's last batch: where shipping goes on.
 func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (shipped, error) {
@@ -278,7 +334,9 @@ func (s *Service) setShipped(to uint64) {
 }
 
 // onApplied hears how far the peer has applied this node's batches, and
-// prunes the log and the stream up to there (at most every 2 s).
+// prunes the log and the stream up to there (at most every 2 s, and not
+// again for a position already pruned: an idle pair repeats its position
+// every second).
 func (s *Service) onApplied(m *nats.Msg) {
 	a, err := wire.DecodeApplied(m.Data, s.cfg.Pair)
 	if err == nil && a.Node != s.peer {
@@ -292,26 +350,31 @@ func (s *Service) onApplied(m *nats.Msg) {
 		s.askResync("the master asks: " + a.Reason)
 	}
 	s.mu.Lock()
-	s.peerApplied = peerPos{db: a.DB, log: a.Log, stream: a.Stream}
-	due := time.Since(s.lastPrune) > 2*time.Second
+	pos := peerPos{db: a.DB, log: a.Log, stream: a.Stream}
+	s.peerApplied = pos
+	due := time.Since(s.lastPrune) > 2*time.Second && pos != s.pruned
 	if due {
 		s.lastPrune = time.Now()
 	}
 	s.mu.Unlock()
-	if due {
-		s.prune(a)
+	if due && s.prune(a) {
+		s.mu.Lock()
+		s.pruned = pos
+		s.mu.Unlock()
 	}
 }
 
-func (s *Service) prune(a *wire.Applied) {
+// prune deletes the log and the stream up to a; true when both are done.
+func (s *Service) prune(a *wire.Applied) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	info, err := s.st.Info(ctx)
 	if err != nil || info.DB != a.DB {
-		return
+		return false
 	}
 	if err := s.st.Prune(ctx, a.Log); err != nil {
 		s.log.Warn().Err(err).Msg("prune the change log")
+		return false
 	}
 	if a.Stream > 1 {
 		stream, err := s.js.Stream(ctx, subject.ReplStream(s.cfg.Pair, s.cfg.Node))
@@ -320,6 +383,8 @@ func (s *Service) prune(a *wire.Applied) {
 		}
 		if err != nil {
 			s.log.Debug().Err(err).Msg("purge applied batches")
+			return false
 		}
 	}
+	return true
 }

@@ -68,7 +68,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer n.stopNATS()
-	js, err := jetstream.NewWithDomain(n.nc, n.domain())
+	js, err := n.jetStream()
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -92,11 +92,13 @@ func (n *Node) Run(ctx context.Context) error {
 	return n.runServices(ctx, js)
 }
 
-func (n *Node) domain() string {
+// jetStream is the node's JetStream: the embedded server's own domain, or
+// the external server's default one (nats.url).
+func (n *Node) jetStream() (jetstream.JetStream, error) {
 	if n.srv != nil {
-		return n.srv.Domain()
+		return jetstream.NewWithDomain(n.nc, n.srv.Domain())
 	}
-	return ""
+	return jetstream.New(n.nc)
 }
 
 func (n *Node) startNATS() error {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 )
@@ -20,8 +21,8 @@ import (
 // It keeps two handles on the file: w, one connection for every write
 // (IMMEDIATE transactions, so a writer waits for the lock instead of failing
 // on upgrade), and r, a pool for reads; poll is one read connection pinned
-// for PRAGMA data_version. busy_timeout makes each wait for the
-// application's writers. The file is put in WAL mode (readers never block the
+// for PRAGMA data_version (see Changed). busy_timeout makes each wait for
+// the application's writers. The file is put in WAL mode (readers never block the
 // writer); the application's connections keep working as before.
 type SQLite struct {
 	path string
@@ -31,10 +32,14 @@ type SQLite struct {
 
 	only []string // database.tables; empty: every application table
 
-	mu     sync.Mutex // guards tables and poll state
-	tables map[string]*table
-	poll   *sql.Conn
-	dv     int64
+	mu      sync.Mutex // guards tables and the poll state below
+	tables  map[string]*table
+	poll    *sql.Conn
+	dv      int64         // data_version at the last query
+	stamp   fileStamp     // the files' stamp taken before that query
+	asked   time.Time     // when data_version was last queried
+	asks    int64         // data_version queries so far (tests read it)
+	recheck time.Duration // query data_version at least this often
 }
 
 var _ Store = (*SQLite)(nil)
@@ -93,7 +98,7 @@ func OpenSQLite(ctx context.Context, path string, side Side, tables []string) (*
 		return nil, err
 	}
 	f.SetMaxOpenConns(1)
-	s := &SQLite{path: path, side: side, w: w, r: r, f: f, only: tables}
+	s := &SQLite{path: path, side: side, w: w, r: r, f: f, only: tables, recheck: recheckEvery}
 	if err := s.init(ctx, tables); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

@@ -80,29 +80,6 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 	return max(high, after), nil
 }
 
-// Changed implements Store: PRAGMA data_version on a pinned connection
-// changes when another connection commits.
-func (s *SQLite) Changed(ctx context.Context) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.poll == nil {
-		c, err := s.r.Conn(ctx)
-		if err != nil {
-			return false, err
-		}
-		s.poll = c
-	}
-	var v int64
-	if err := s.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
-		s.poll.Close()
-		s.poll = nil
-		return false, err
-	}
-	changed := v != s.dv
-	s.dv = v
-	return changed, nil
-}
-
 // Prune implements Store.
 func (s *SQLite) Prune(ctx context.Context, upTo uint64) error {
 	_, err := s.w.ExecContext(ctx, `DELETE FROM _tandem_log WHERE seq <= ?`, int64(upTo))

@@ -1,0 +1,145 @@
+package license
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// Learning the master's node name.
+//
+// hosts is not mandatory (SPEC §8), so a standby may start without knowing
+// which node is its master. The monitors say it every heartbeat interval:
+// each publishes a heartbeat on subject.Heartbeat(pair, node) naming itself
+// and its configured role. Such a standby listens to the pair's heartbeats
+// until one of another node says role "master" (learnMaster), takes that
+// name, sets up the mirror of that master's bucket and hands it to run.
+// Until then it refuses adds saying that its master is not yet known, and
+// reads the mirror an earlier run made, if there is one.
+
+// heartbeat is the part of a monitor's heartbeat this service reads. The
+// monitor owns the format (services/monitor/internal/wire) and decodes it
+// strictly; fields it adds later are ignored here.
+type heartbeat struct {
+	V    int    `json:"v"`
+	Pair string `json:"pair"`
+	Node string `json:"node"`
+	Role string `json:"role"`
+}
+
+// heartbeatVersion is the heartbeat schema version this service reads.
+const heartbeatVersion = 1
+
+// maxHeartbeatSize bounds a heartbeat (the monitor's own limit).
+const maxHeartbeatSize = 4 << 10
+
+// masterOf reads a heartbeat that arrived on subj: the node name of
+// pair's master, when the heartbeat is from a node other than self that
+// says it is the master.
+func masterOf(data []byte, subj, pair, self string) (string, bool) {
+	if len(data) > maxHeartbeatSize {
+		return "", false
+	}
+	var h heartbeat
+	if err := json.Unmarshal(data, &h); err != nil {
+		return "", false
+	}
+	from := subj[strings.LastIndexByte(subj, '.')+1:]
+	if h.V != heartbeatVersion || h.Pair != pair || h.Node != from || h.Node == self ||
+		!subject.ValidName(h.Node) || h.Role != string(config.Master) {
+		return "", false
+	}
+	return h.Node, true
+}
+
+// masterNode is the master's node name, "" while it is not known.
+func (s *Service) masterNode() string {
+	s.masterMu.Lock()
+	defer s.masterMu.Unlock()
+	return s.master
+}
+
+func (s *Service) setMaster(name string) {
+	s.masterMu.Lock()
+	s.master = name
+	s.masterMu.Unlock()
+}
+
+// learnMaster is the goroutine of a standby that does not know its
+// master: it waits for the master's heartbeat, then sets up the mirror of
+// its bucket (retrying until ctx ends) and hands it to run through found.
+func (s *Service) learnMaster(ctx context.Context, found chan<- jetstream.KeyValue) {
+	name, err := s.awaitMaster(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("cannot learn the master's node name; licenses are not replicated")
+		}
+		return
+	}
+	s.setMaster(name)
+	s.log.Info().Str("master", name).Msg("learned the master's node name from its heartbeats")
+	delay := time.Second
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		kv, err := s.ensureBucket(cctx)
+		cancel()
+		if err == nil {
+			select {
+			case found <- kv:
+			case <-ctx.Done():
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn().Err(err).Dur("retry_in", delay).Msg("mirror of the master's license bucket not set up yet")
+		if !sleep(ctx, delay) {
+			return
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// awaitMaster listens to the pair's heartbeats until one names the master.
+func (s *Service) awaitMaster(ctx context.Context) (string, error) {
+	got := make(chan string, 1) // the first name heard; the callback never blocks
+	sub, err := s.nc.Subscribe(subject.Heartbeats(s.cfg.Pair), func(m *nats.Msg) {
+		if name, ok := masterOf(m.Data, m.Subject, s.cfg.Pair, s.cfg.Node); ok {
+			select {
+			case got <- name:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return "", fmt.Errorf("license: subscribe %s: %w", subject.Heartbeats(s.cfg.Pair), err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	select {
+	case name := <-got:
+		return name, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
