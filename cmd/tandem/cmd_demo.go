@@ -31,7 +31,7 @@ func cmdDemo(ctx context.Context, args []string, out, errOut io.Writer) error {
 	fs.DurationVar(&o.Duration, "duration", 0, "end the demo after this long; 0: run until Ctrl-C")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", time.Second, "heartbeat interval of both nodes")
 	fs.DurationVar(&o.Timeout, "timeout", 3*time.Second, "heartbeat timeout of both nodes (at least 2 × --heartbeat)")
-	fs.IntVar(&o.Sessions, "sessions", 0, "client sessions to run and show; accepted, but sessions are shown once the notifier exists (none yet)")
+	fs.IntVar(&o.Sessions, "sessions", 20, "client sessions to run and show (pkg/session, on one connection to both nodes); 0: none")
 	fs.StringVar(&o.Pair, "pair", "demo", "name of the pair")
 	plain := fs.Bool("plain", false, "print one line per change even on a terminal")
 	verbose := fs.Bool("verbose", false, "write the nodes' logs to stderr (implies --plain)")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"runtime"
@@ -23,7 +24,7 @@ func TestDemo(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &watchWriter{until: "==> a is back", then: cancel}
+	out := &watchWriter{until: []string{"==> a is back", "==> sessions: all 20 switched", "failover.notified"}, then: cancel}
 	var errOut bytes.Buffer
 	code := run(ctx, []string{"demo", "--duration", "90s", "--kill-after", "3s", "--restart-after", "2s",
 		"--heartbeat", "250ms", "--timeout", "1s"}, out, &errOut)
@@ -32,10 +33,35 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("exit status %d, stderr:\n%s", code, errOut.String())
 	}
 	checkStory(t, out.String())
+	checkSessions(t, out.String(), 20)
 	if !strings.Contains(out.String(), "==> interrupted: stopping the pair") {
 		t.Errorf("the demo did not report the interruption")
 	}
 	checkCleanedUp(t, tmp, before)
+}
+
+// checkSessions reads the sessions' story: n sessions, all at the first
+// epoch before the kill; after it every one switched exactly once, and the
+// survivor's notifier reported its progress on the timeline.
+func checkSessions(t *testing.T, out string, n int) {
+	t.Helper()
+	var last string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "  sessions  ") {
+			last = line
+		}
+	}
+	want := fmt.Sprintf("switched after the kill: %d/%d once, 0 more than once", n, n)
+	if !strings.Contains(last, fmt.Sprintf("sessions  %d on 1 connection", n)) || !strings.Contains(last, want) {
+		t.Errorf("last sessions line %q, want %q", last, want)
+	}
+	if !strings.Contains(out, fmt.Sprintf("==> sessions: all %d switched after the kill (%d exactly once)", n, n)) {
+		t.Errorf("no note that every session switched exactly once")
+	}
+	notified := regexp.MustCompile(`b  failover\.notified\s+epoch \d+\s+.*acknowledged=` + strconv.Itoa(n) + ` `)
+	if !notified.MatchString(out) {
+		t.Errorf("no tandem.failover.notified of b with %d acknowledged on the timeline", n)
+	}
 }
 
 // TestDemoDuration runs the demo without the scenario until --duration ends
@@ -62,16 +88,22 @@ func TestDemoDuration(t *testing.T) {
 // from one goroutine.
 type watchWriter struct {
 	bytes.Buffer
-	until string
+	until []string // all of them
 	then  func()
 }
 
 func (w *watchWriter) Write(p []byte) (int, error) {
 	n, err := w.Buffer.Write(p)
-	if w.then != nil && strings.Contains(w.String(), w.until) {
-		w.then()
-		w.then = nil
+	if w.then == nil {
+		return n, err
 	}
+	for _, u := range w.until {
+		if !strings.Contains(w.String(), u) {
+			return n, err
+		}
+	}
+	w.then()
+	w.then = nil
 	return n, err
 }
 

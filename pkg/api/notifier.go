@@ -28,7 +28,9 @@ package api
 // `SELECT node, name, address FROM <resources> ORDER BY node, name`, and
 // answers ConfigReply{Config: PairConfig{Hosts, Resources}, ReadAt: now}. A
 // table that does not exist is an empty part (not an error); rows whose
-// values break PairConfig.Validate are left out and counted in Skipped. At
+// values break PairConfig.Validate, or that name a node other than the
+// pair's two, are left out and counted in Skipped. Table names must pass
+// ValidTable, or the request is refused (CodeBadRequest). At
 // most MaxResources resources are sent (the reply must stay under
 // MaxConfigReply bytes, within NATS's default 1 MB payload).
 //
@@ -37,11 +39,15 @@ package api
 // the notification carries a rename (old address → new address).
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
@@ -77,6 +83,36 @@ type ConfigRequest struct {
 }
 
 func (r *ConfigRequest) head() Request { return r.Request }
+
+// Validate checks the node and the table names (ValidTable).
+func (r ConfigRequest) Validate() error {
+	switch {
+	case !subject.ValidName(r.Node):
+		return fmt.Errorf("config request: node %q", r.Node)
+	case !ValidTable(r.HostsTable):
+		return fmt.Errorf("config request: hosts table %q", r.HostsTable)
+	case !ValidTable(r.ResourcesTable):
+		return fmt.Errorf("config request: resources table %q", r.ResourcesTable)
+	}
+	return nil
+}
+
+// ValidTable reports whether s may name an application table of the pair
+// configuration: 1–64 of [A-Za-z0-9_], not starting with a digit, and not
+// one of SQLite's (sqlite_) or Tandem's (_tandem_) own tables.
+func ValidTable(s string) bool {
+	if s == "" || len(s) > 64 || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	l := strings.ToLower(s)
+	return !strings.HasPrefix(l, "sqlite_") && !strings.HasPrefix(l, "_tandem_")
+}
 
 // Resource is one row of the resources table.
 type Resource struct {
@@ -293,12 +329,121 @@ func (a SessionAck) Validate() error {
 }
 
 // DecodeAck strictly decodes and validates a session acknowledgement.
+//
+// A notifier decodes one per session per failover (10,000 at once), so the
+// form sessions send — the field names as written, no null, no escapes but
+// \\, \" and \/, integers without sign or exponent, each field once — is
+// read by a scanner (ackScanner) that gives exactly what DecodeStrict gives
+// for it; anything else goes through DecodeStrict.
 func DecodeAck(b []byte) (SessionAck, error) {
+	if len(b) <= MaxAck {
+		if a, ok := decodeAckFast(b); ok {
+			return a, a.Validate()
+		}
+	}
 	var a SessionAck
 	if err := event.DecodeStrict(b, MaxAck, &a); err != nil {
 		return SessionAck{}, fmt.Errorf("ack: %w", err)
 	}
 	return a, a.Validate()
+}
+
+// AppendAck appends a's JSON encoding to dst: what encoding/json writes,
+// except that no character is escaped but \\ and " (so that DecodeAck reads
+// it on its fast path); a string that would need another escape makes it
+// use encoding/json.
+func AppendAck(dst []byte, a SessionAck) []byte {
+	strs := []string{a.Pair, a.Session, a.Kind}
+	for _, s := range a.Switched {
+		strs = append(strs, s.From, s.To)
+	}
+	for _, s := range strs {
+		if !plainString(s) {
+			b, _ := json.Marshal(a)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, int64(a.V), 10)
+	dst = appendField(dst, `,"pair":`, a.Pair)
+	dst = appendField(dst, `,"session":`, a.Session)
+	dst = appendField(dst, `,"kind":`, a.Kind)
+	dst = append(dst, `,"epoch":`...)
+	dst = strconv.AppendUint(dst, a.Epoch, 10)
+	if len(a.Switched) > 0 {
+		dst = append(dst, `,"switched":[`...)
+		for i, s := range a.Switched {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendField(dst, `{"from":`, s.From)
+			dst = appendField(dst, `,"to":`, s.To)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	if a.MS != 0 {
+		dst = append(dst, `,"ms":`...)
+		dst = strconv.AppendInt(dst, a.MS, 10)
+	}
+	return append(dst, '}')
+}
+
+// plainString reports whether s is valid UTF-8 without control characters.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+func appendField(dst []byte, key, s string) []byte {
+	dst = append(append(dst, key...), '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '"' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
+}
+
+// Limits of a batch of acknowledgements (subject.AckBatch): at most
+// MaxAckBatch lines of at most MaxAck bytes each, and MaxAckBatchBytes in
+// all (under NATS's default 1 MB payload).
+const (
+	MaxAckBatch      = 1024
+	MaxAckBatchBytes = 512 << 10
+)
+
+// DecodeAckBatch decodes a batch of acknowledgements: one SessionAck per
+// line, each as DecodeAck decodes and validates it, all of pair. A batch
+// with any line that fails is refused whole.
+func DecodeAckBatch(b []byte, pair string) ([]SessionAck, error) {
+	if len(b) > MaxAckBatchBytes {
+		return nil, fmt.Errorf("ack batch: %w: %d bytes, limit %d", event.ErrTooLarge, len(b), MaxAckBatchBytes)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	n := bytes.Count(b, []byte("\n")) + 1
+	if n > MaxAckBatch {
+		return nil, fmt.Errorf("ack batch: %d acknowledgements, limit %d", n, MaxAckBatch)
+	}
+	out := make([]SessionAck, 0, n)
+	for i := 0; len(b) > 0 || i == 0; i++ {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		a, err := DecodeAck(line)
+		if err == nil && a.Pair != pair {
+			err = fmt.Errorf("ack: pair %q, want %q", a.Pair, pair)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ack batch, line %d: %w", i+1, err)
+		}
+		out = append(out, a)
+		b = rest
+	}
+	return out, nil
 }
 
 // SessionFromAckSubject is the session token of an ack subject of pair, or
@@ -341,4 +486,246 @@ type SessionStatus struct {
 // NotifierStatusReply answers NotifierStatusRequest.
 type NotifierStatusReply struct {
 	Status SessionStatus `json:"status"`
+}
+
+// ackScanner reads the plain form of a SessionAck (see DecodeAck). Each
+// method reports false on anything outside that form; the caller then
+// decodes with DecodeStrict, so the scanner never decides a refusal.
+type ackScanner struct {
+	b   []byte
+	i   int
+	buf []byte
+}
+
+func decodeAckFast(b []byte) (SessionAck, bool) {
+	var a SessionAck
+	sc := ackScanner{b: b}
+	var seen [7]bool
+	if !sc.byte('{') {
+		return a, false
+	}
+	for more := !sc.byte('}'); more; {
+		key, ok := sc.key()
+		if !ok {
+			return SessionAck{}, false
+		}
+		k := -1
+		var n uint64
+		switch string(key) {
+		case "v":
+			k = 0
+			n, ok = sc.uint(18)
+			a.V = int(n)
+		case "pair":
+			k = 1
+			a.Pair, ok = sc.str()
+		case "session":
+			k = 2
+			a.Session, ok = sc.str()
+		case "kind":
+			k = 3
+			a.Kind, ok = sc.str()
+		case "epoch":
+			k = 4
+			a.Epoch, ok = sc.uint(20)
+		case "switched":
+			k = 5
+			a.Switched, ok = sc.switches()
+		case "ms":
+			k = 6
+			n, ok = sc.uint(18)
+			a.MS = int64(n)
+		}
+		if k < 0 || seen[k] || !ok {
+			return SessionAck{}, false
+		}
+		seen[k] = true
+		if more, ok = sc.next(); !ok {
+			return SessionAck{}, false
+		}
+	}
+	sc.ws()
+	if sc.i != len(b) {
+		return SessionAck{}, false
+	}
+	return a, true
+}
+
+// key reads `"name":` (a name without escapes) and the blanks after it.
+func (sc *ackScanner) key() ([]byte, bool) {
+	sc.ws()
+	if sc.i >= len(sc.b) || sc.b[sc.i] != '"' {
+		return nil, false
+	}
+	j := sc.i + 1
+	for j < len(sc.b) && sc.b[j] != '"' && sc.b[j] != '\\' && sc.b[j] >= 0x20 {
+		j++
+	}
+	if j >= len(sc.b) || sc.b[j] != '"' {
+		return nil, false
+	}
+	key := sc.b[sc.i+1 : j]
+	sc.i = j + 1
+	if !sc.byte(':') {
+		return nil, false
+	}
+	sc.ws()
+	return key, true
+}
+
+// next reads the `,` or `}` after a member: more is true after a comma.
+func (sc *ackScanner) next() (more, ok bool) {
+	if sc.byte('}') {
+		return false, true
+	}
+	return true, sc.byte(',')
+}
+
+func (sc *ackScanner) ws() {
+	for sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case ' ', '\t', '\n', '\r':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+func (sc *ackScanner) byte(c byte) bool {
+	sc.ws()
+	if sc.i < len(sc.b) && sc.b[sc.i] == c {
+		sc.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string whose only escapes are \\, \" and \/, in valid
+// UTF-8.
+func (sc *ackScanner) str() (string, bool) {
+	if sc.i >= len(sc.b) || sc.b[sc.i] != '"' {
+		return "", false
+	}
+	run := sc.i + 1 // the start of the bytes not yet copied
+	sc.buf = sc.buf[:0]
+	escaped := false
+	for j := run; j < len(sc.b); j++ {
+		c := sc.b[j]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		switch c {
+		case '"':
+			raw := sc.b[run:j]
+			if escaped {
+				sc.buf = append(sc.buf, raw...)
+				raw = sc.buf
+			}
+			if !utf8.Valid(raw) {
+				return "", false
+			}
+			sc.i = j + 1
+			return string(raw), true
+		case '\\':
+			if j+1 >= len(sc.b) {
+				return "", false
+			}
+			switch e := sc.b[j+1]; e {
+			case '\\', '"', '/':
+				sc.buf = append(append(sc.buf, sc.b[run:j]...), e)
+			default:
+				return "", false
+			}
+			escaped = true
+			j++
+			run = j + 1
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// uint reads an unsigned integer of at most digits digits (no sign, no
+// leading zero, no fraction or exponent).
+func (sc *ackScanner) uint(digits int) (uint64, bool) {
+	start := sc.i
+	var n uint64
+	for sc.i < len(sc.b) && sc.b[sc.i] >= '0' && sc.b[sc.i] <= '9' {
+		d := uint64(sc.b[sc.i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+		sc.i++
+	}
+	k := sc.i - start
+	if k == 0 || k > digits || (k > 1 && sc.b[start] == '0') {
+		return 0, false
+	}
+	if sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// switches reads [{"from": …, "to": …}, …].
+func (sc *ackScanner) switches() ([]Switch, bool) {
+	if !sc.byte('[') {
+		return nil, false
+	}
+	out := []Switch{}
+	if sc.byte(']') {
+		return out, true
+	}
+	for len(out) <= MaxAckSwitches {
+		s, ok := sc.switchObject()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		if sc.byte(']') {
+			return out, true
+		}
+		if !sc.byte(',') {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// switchObject reads {"from": …, "to": …}, each at most once.
+func (sc *ackScanner) switchObject() (Switch, bool) {
+	var s Switch
+	var from, to bool
+	if !sc.byte('{') {
+		return s, false
+	}
+	for more := !sc.byte('}'); more; {
+		key, ok := sc.key()
+		if !ok {
+			return s, false
+		}
+		switch {
+		case string(key) == "from" && !from:
+			from = true
+			s.From, ok = sc.str()
+		case string(key) == "to" && !to:
+			to = true
+			s.To, ok = sc.str()
+		default:
+			ok = false
+		}
+		if !ok {
+			return s, false
+		}
+		if more, ok = sc.next(); !ok {
+			return s, false
+		}
+	}
+	return s, true
 }

@@ -2,9 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 )
 
@@ -90,10 +94,90 @@ func FuzzDecodeAck(f *testing.F) {
 	b, _ := json.Marshal(SessionAck{V: 1, Pair: "p", Session: "s", Kind: AckHello, Epoch: 1})
 	f.Add(b)
 	f.Add([]byte(`{"v":1,"kind":"bye"}`))
+	f.Add([]byte(`{"v":1,"pair":"p","session":"s1","kind":"switched","epoch":3,"switched":[{"from":"\\\\print-a\\Floor3","to":"\\\\print-b\\Floor3"}],"ms":12}`))
+	f.Add([]byte(` { "v" : 1 , "pair":"p","session":"s","kind":"hello","epoch":0,"switched":[] } `))
+	f.Add([]byte(`{"v":1,"V":2,"pair":"p\u0041","session":"s","kind":"hello","epoch":01,"ms":-1,"switched":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := DecodeAck(data)
 		if err == nil && a.Validate() != nil {
 			t.Fatal("decoded an invalid ack")
+		}
+		// The fast path accepts only what DecodeStrict accepts, with the
+		// same result.
+		fast, ok := decodeAckFast(data)
+		if !ok || len(data) > MaxAck {
+			return
+		}
+		var slow SessionAck
+		if err := event.DecodeStrict(data, MaxAck, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, DecodeStrict refused it: %v", data, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %+v, strict %+v", data, fast, slow)
+		}
+	})
+}
+
+// The acknowledgements sessions send take the fast path, and give what
+// DecodeStrict gives; other forms go the slow way, with the same result.
+func TestDecodeAckFastPath(t *testing.T) {
+	acks := []SessionAck{
+		{V: 1, Pair: "p", Session: "s1", Kind: AckSwitched, Epoch: 3, MS: 12,
+			Switched: []Switch{{From: `\\print-a\Floor3`, To: `\\print-b\Floor3`}, {From: "ipp://a/<x>&", To: "ipp://b/é"}}},
+		{V: 1, Pair: "p", Session: "s2", Kind: AckHello, Epoch: 0},
+		{V: 1, Pair: "p", Session: "s3", Kind: AckBye, Epoch: 18446744073709551615},
+	}
+	for _, a := range acks {
+		b, _ := json.Marshal(a)
+		fast, ok := decodeAckFast(b)
+		if !ok && !strings.Contains(string(b), `\u00`) { // encoding/json writes < as \u003c: the slow path
+			t.Fatalf("%s: not on the fast path", b)
+		}
+		if ok && !reflect.DeepEqual(fast, a) {
+			t.Fatalf("%s: fast %+v", b, fast)
+		}
+		got, err := DecodeAck(b)
+		if err != nil || !reflect.DeepEqual(got, a) {
+			t.Fatalf("%s: %+v, %v", b, got, err)
+		}
+	}
+	for _, raw := range []string{
+		`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1,"x":1}`,   // unknown field
+		`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1} {}`,      // trailing data
+		`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1.5}`,       // fraction
+		`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":-1}`,        // negative epoch
+		`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1,"ms":-2}`, // negative ms
+		`{"v":2,"pair":"p","session":"s","kind":"hello","epoch":1}`,         // version
+		`{"v":1,"pair":"p","session":"s.x","kind":"hello","epoch":1}`,       // session name
+		`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1,"switched":[{"from":"a","to":"b\u0007"}]}`,
+	} {
+		if _, err := DecodeAck([]byte(raw)); err == nil {
+			t.Errorf("%s: accepted", raw)
+		}
+	}
+	// Other spellings encoding/json accepts still decode, the slow way.
+	got, err := DecodeAck([]byte(`{"V":1,"pair":"\u0070","session":"s","kind":"hello","epoch":1,"switched":null}`))
+	if err != nil || got.Pair != "p" || got.V != 1 {
+		t.Fatalf("slow path: %+v, %v", got, err)
+	}
+}
+
+func BenchmarkDecodeAck(b *testing.B) {
+	raw, _ := json.Marshal(SessionAck{V: 1, Pair: "p", Session: "ts00042", Kind: AckSwitched, Epoch: 3, MS: 12,
+		Switched: []Switch{{From: `\\print-a\Floor3`, To: `\\print-b\Floor3`}, {From: "ipp://print-a:631/printers/Label", To: "ipp://print-b:631/printers/Label-B"}}})
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := DecodeAck(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("strict", func(b *testing.B) {
+		for b.Loop() {
+			var a SessionAck
+			if err := event.DecodeStrict(raw, MaxAck, &a); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
@@ -105,6 +189,84 @@ func FuzzDecodeConfigReply(f *testing.F) {
 		r, err := DecodeConfigReply(data)
 		if err == nil && r.Config.Validate() != nil {
 			t.Fatal("decoded an invalid configuration")
+		}
+	})
+}
+
+func TestDecodeAckBatch(t *testing.T) {
+	line := func(session string, epoch uint64) string {
+		b, _ := json.Marshal(SessionAck{V: 1, Pair: "p", Session: session, Kind: AckSwitched, Epoch: epoch,
+			Switched: []Switch{{From: `\\print-a\Floor3`, To: `\\print-b\Floor3`}}, MS: 3})
+		return string(b)
+	}
+	got, err := DecodeAckBatch([]byte(line("s1", 3)+"\n"+line("s2", 3)+"\n"), "p")
+	if err != nil || len(got) != 2 || got[1].Session != "s2" || got[0].Switched[0].To != `\\print-b\Floor3` {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	other := strings.Replace(line("s3", 3), `"pair":"p"`, `"pair":"q"`, 1)
+	for name, raw := range map[string]string{
+		"empty":      "",
+		"blank line": line("s1", 3) + "\n\n" + line("s2", 3),
+		"bad line":   line("s1", 3) + "\n" + `{"v":1}`,
+		"other pair": line("s1", 3) + "\n" + other,
+		"too many":   strings.Repeat(line("s1", 3)+"\n", MaxAckBatch+1),
+		"too large":  strings.Repeat("x", MaxAckBatchBytes+1),
+	} {
+		if _, err := DecodeAckBatch([]byte(raw), "p"); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func FuzzDecodeAckBatch(f *testing.F) {
+	f.Add([]byte(`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1}` + "\n" + `{"v":1,"pair":"p","session":"t","kind":"bye","epoch":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		acks, err := DecodeAckBatch(data, "p")
+		if err != nil {
+			return
+		}
+		for _, a := range acks {
+			if a.Validate() != nil || a.Pair != "p" {
+				t.Fatalf("decoded an invalid ack %+v", a)
+			}
+		}
+	})
+}
+
+// AppendAck writes what DecodeAck reads back, on its fast path unless a
+// string needs escaping; negative numbers (which Validate refuses) too.
+func FuzzAppendAck(f *testing.F) {
+	f.Add("p", "s1", AckSwitched, uint64(3), `\\print-a\Floor3`, "ipp://b/<é>&", int64(12), 1)
+	f.Add("p", "s1", AckHello, uint64(0), "a\u2028\"", "\x00", int64(-1), -3)
+	f.Fuzz(func(t *testing.T, pair, session, kind string, epoch uint64, from, to string, ms int64, v int) {
+		a := SessionAck{V: v, Pair: pair, Session: session, Kind: kind, Epoch: epoch, MS: ms}
+		if from != "" || to != "" {
+			a.Switched = []Switch{{From: from, To: to}, {From: to, To: from}}
+		}
+		b := AppendAck(nil, a)
+		var got SessionAck
+		if err := event.DecodeStrict(b, 1<<20, &got); err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		want := a
+		valid := true
+		for _, s := range []string{pair, session, kind, from, to} {
+			valid = valid && utf8.ValidString(s)
+		}
+		if !valid {
+			b2, _ := json.Marshal(a) // invalid UTF-8 becomes U+FFFD
+			want = SessionAck{}
+			_ = json.Unmarshal(b2, &want)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: %+v, want %+v", b, got, want)
+		}
+		plain := true
+		for _, s := range []string{pair, session, kind, from, to} {
+			plain = plain && plainString(s)
+		}
+		if fast, ok := decodeAckFast(b); plain && (!ok || !reflect.DeepEqual(fast, want)) && v >= 0 && ms >= 0 {
+			t.Fatalf("%q: not read back on the fast path: %+v %v", b, fast, ok)
 		}
 	})
 }

@@ -1,10 +1,11 @@
 package session
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -52,6 +54,7 @@ type Client struct {
 	nc   *nats.Conn
 	own  bool
 	pair string
+	id   string // the token of the client's batch subject (subject.AckBatch)
 
 	sub     *nats.Subscription
 	refresh chan struct{} // size 1: a pending state read is enough
@@ -96,7 +99,7 @@ func New(nc *nats.Conn, pair string) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		nc: nc, pair: pair, sessions: map[string]*Session{},
+		nc: nc, pair: pair, id: "c" + nuid.Next(), sessions: map[string]*Session{},
 		refresh: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	prev := nc.Opts.ReconnectedCB
@@ -133,7 +136,31 @@ func (c *Client) Latest() (api.Notification, bool) {
 	if c.latest == nil {
 		return api.Notification{}, false
 	}
-	return *c.latest, true
+	n := *c.latest
+	n.Hosts, n.Renames = maps.Clone(n.Hosts), maps.Clone(n.Renames)
+	return n, true
+}
+
+// decoded is the notification this process decoded last, with its bytes:
+// the Clients of one process (a terminal server with 100 connections, or
+// 10,000) receive the same message, and the first to decode it spares the
+// others; the same bytes decode to the same result. Its maps are shared
+// and never written.
+type decoded struct {
+	raw []byte
+	n   api.Notification
+	err error
+}
+
+var lastDecoded atomic.Pointer[decoded]
+
+func decodeNotification(raw []byte) (api.Notification, error) {
+	if d := lastDecoded.Load(); d != nil && bytes.Equal(d.raw, raw) {
+		return d.n, d.err
+	}
+	n, err := api.DecodeNotification(raw)
+	lastDecoded.Store(&decoded{raw: bytes.Clone(raw), n: n, err: err})
+	return n, err
 }
 
 // Stats returns the counters.
@@ -202,7 +229,7 @@ func (c *Client) kick() {
 }
 
 func (c *Client) onMsg(m *nats.Msg) {
-	n, err := api.DecodeNotification(m.Data)
+	n, err := decodeNotification(m.Data)
 	if err != nil || n.Pair != c.pair {
 		c.rejected.Add(1)
 		return
@@ -227,11 +254,52 @@ func (c *Client) deliver(n api.Notification) {
 		sessions = append(sessions, s)
 	}
 	c.mu.Unlock()
+	acks := make([][]byte, 0, len(sessions))
+	from := make([]*Session, 0, len(sessions))
+	var changes []Change
+	var changed []*Session
 	for _, s := range sessions {
-		if !s.apply(n) {
-			s.ack(api.AckHello, s.Epoch(), nil, 0)
+		ack, ch := s.step(n)
+		if ack != nil {
+			acks, from = append(acks, ack), append(from, s)
+		}
+		if ch != nil && s.onChange != nil {
+			changes, changed = append(changes, *ch), append(changed, s)
 		}
 	}
+	c.sendAcks(acks, from)
+	for i, ch := range changes {
+		changed[i].onChange(ch)
+	}
+}
+
+// sendAcks publishes the acknowledgements of one delivery: one alone on
+// its session's subject, more in batches on the client's (a connection
+// holding 100 sessions sends one message instead of 100).
+func (c *Client) sendAcks(acks [][]byte, from []*Session) {
+	if len(acks) == 1 {
+		from[0].publish(acks[0])
+		return
+	}
+	var buf []byte
+	lines := 0
+	flush := func() {
+		if lines == 0 {
+			return
+		}
+		if err := c.nc.Publish(subject.AckBatch(c.pair, c.id), buf); err != nil {
+			c.ackFails.Add(uint64(lines))
+		}
+		buf, lines = nil, 0
+	}
+	for _, a := range acks {
+		if lines == api.MaxAckBatch || len(buf)+len(a)+1 > api.MaxAckBatchBytes {
+			flush()
+		}
+		buf = append(append(buf, a...), '\n')
+		lines++
+	}
+	flush()
 }
 
 // refresher reads the current state whenever kicked (start, reconnect),
@@ -358,13 +426,35 @@ func (s *Session) Close() {
 	s.ack(api.AckBye, epoch, nil, 0)
 }
 
-// apply applies n if it is newer than the session's epoch; false when it
-// was not (the caller re-acknowledges a re-announcement).
+// apply applies n if it is newer than the session's epoch, acknowledges
+// and reports the change; false when it was not newer (the caller
+// re-acknowledges a re-announcement).
 func (s *Session) apply(n api.Notification) bool {
+	ack, ch := s.step(n)
+	if ch == nil {
+		return ack == nil
+	}
+	s.publish(ack)
+	if s.onChange != nil {
+		s.onChange(*ch)
+	}
+	return true
+}
+
+// step applies n if it is newer than the session's epoch. It returns the
+// acknowledgement to send — of the switch, or a hello at the session's
+// epoch when n is not newer — and the change when it applied n; nothing
+// once the session is closed.
+func (s *Session) step(n api.Notification) ([]byte, *Change) {
 	s.mu.Lock()
-	if s.closed || n.Epoch <= s.epoch {
+	if s.closed {
 		s.mu.Unlock()
-		return s.closed
+		return nil, nil
+	}
+	if n.Epoch <= s.epoch {
+		epoch := s.epoch
+		s.mu.Unlock()
+		return s.encode(api.AckHello, epoch, nil, 0), nil
 	}
 	conns, switched := Rewrite(s.conns, n)
 	s.conns, s.epoch = conns, n.Epoch
@@ -373,18 +463,23 @@ func (s *Session) apply(n api.Notification) bool {
 	if took < 0 {
 		took = 0
 	}
-	s.ack(api.AckSwitched, n.Epoch, switched, took.Milliseconds())
-	if s.onChange != nil {
-		s.onChange(Change{Session: s.name, Epoch: n.Epoch, From: n.Failed, To: n.Active, Switched: switched, Took: took, Source: n.Source})
-	}
-	return true
+	ch := &Change{Session: s.name, Epoch: n.Epoch, From: n.Failed, To: n.Active, Switched: switched, Took: took, Source: n.Source}
+	return s.encode(api.AckSwitched, n.Epoch, switched, took.Milliseconds()), ch
 }
 
 func (s *Session) ack(kind string, epoch uint64, switched []api.Switch, ms int64) {
+	s.publish(s.encode(kind, epoch, switched, ms))
+}
+
+func (s *Session) encode(kind string, epoch uint64, switched []api.Switch, ms int64) []byte {
 	if len(switched) > api.MaxAckSwitches {
 		switched = switched[:api.MaxAckSwitches]
 	}
-	b, _ := json.Marshal(api.SessionAck{V: api.NotificationVersion, Pair: s.c.pair, Session: s.name, Kind: kind, Epoch: epoch, Switched: switched, MS: ms})
+	return api.AppendAck(nil, api.SessionAck{V: api.NotificationVersion, Pair: s.c.pair, Session: s.name, Kind: kind, Epoch: epoch, Switched: switched, MS: ms})
+}
+
+// publish sends one acknowledgement on the session's own subject.
+func (s *Session) publish(b []byte) {
 	if err := s.c.nc.Publish(subject.Ack(s.c.pair, s.name), b); err != nil {
 		s.c.ackFails.Add(1)
 	}

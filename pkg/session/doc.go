@@ -14,7 +14,11 @@
 // Each Session applies every notification newer than the last it applied,
 // exactly once: it rewrites only the connections that point at the failed
 // node (Rewrite), keeping each connection's settings (N2), and acknowledges
-// on subject.Ack(pair, session) with what it switched. Older notifications
+// on subject.Ack(pair, session) with what it switched. When one
+// notification makes several sessions of a Client acknowledge, the Client
+// sends their acknowledgements in batches on subject.AckBatch(pair, client)
+// (api.DecodeAckBatch): one message per connection instead of one per
+// session; the onChange callbacks run after the batch is sent. Older notifications
 // (a node that was cut off, a replay) are ignored; a re-announcement of the
 // epoch it is at (N7) is answered with a fresh acknowledgement, so the
 // notifier's count converges even if an acknowledgement was lost while the
@@ -29,5 +33,7 @@
 // the sessions, whose own mutex guards their connections and epoch; a
 // session's onChange callback runs on the goroutine that applied the change,
 // outside that mutex (a notification and a state read applying two new
-// epochs at the same moment may call it concurrently).
+// epochs at the same moment may call it concurrently). The last
+// notification decoded in the process is kept (an atomic pointer) for the
+// other Clients that receive the same bytes.
 package session

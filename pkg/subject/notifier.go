@@ -4,6 +4,7 @@ package subject
 //
 //	tandem.<pair>.notify                         notifications to the pair's sessions (subject.Notify)
 //	tandem.<pair>.ack.<session>                  a session's acknowledgements and presence
+//	tandem.<pair>.acks.<client>                  a batch of acknowledgements of a client's sessions
 //	tandem.<pair>.admin.<node>.repl.config        the pair configuration, read from <node>'s database by its replicator
 //	tandem.<pair>.admin._pair.notifier.status     session progress, answered by every node's notifier
 //	KV tandem_state, key <pair>                  the last notification (each node's own bucket, own domain)
@@ -11,13 +12,24 @@ package subject
 // A session's NATS user needs only: subscribe tandem.<pair>.notify, read
 // the KV key (subscribe/request on $JS.API.STREAM.INFO.KV_tandem_state and
 // $JS.API.DIRECT.GET.KV_tandem_state.$KV.tandem_state.<pair>) and publish
-// tandem.<pair>.ack.<session>; nothing else (SPEC §9).
+// tandem.<pair>.ack.<session>; nothing else (SPEC §9). A client that holds
+// many sessions on one connection (a terminal server) acknowledges a
+// notification for all of them in batches on tandem.<pair>.acks.<client>;
+// its user needs that subject too, and may then acknowledge for any session
+// of the pair, as a user allowed tandem.<pair>.ack.* may.
 
 // Ack is the subject on which session acknowledges notifications of pair.
 func Ack(pair, session string) string { return join(pair, "ack", session) }
 
 // Acks matches every session's acknowledgements in pair.
 func Acks(pair string) string { return join(pair, "ack", "*") }
+
+// AckBatch is the subject on which client, holding many sessions of pair,
+// publishes their acknowledgements in batches (api.DecodeAckBatch).
+func AckBatch(pair, client string) string { return join(pair, "acks", client) }
+
+// AckBatches matches every client's batches in pair.
+func AckBatches(pair string) string { return join(pair, "acks", "*") }
 
 // NotifierStatusVerb is the admin verb of the notifier's status (scope
 // PairScope: every node's notifier answers).

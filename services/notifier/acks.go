@@ -32,22 +32,38 @@ func (s *Service) onAckMsg(m *nats.Msg) {
 	}
 }
 
-// handleAck records a valid acknowledgement.
-func (s *Service) handleAck(a api.SessionAck) error {
+// onAckBatchMsg handles a batch of acknowledgements a client holding many
+// sessions published (api.DecodeAckBatch): every line is checked as a
+// single acknowledgement is; a batch with a bad line is refused whole.
+func (s *Service) onAckBatchMsg(m *nats.Msg) {
+	acks, err := api.DecodeAckBatch(m.Data, s.pair)
+	if err != nil {
+		s.reject("ack", m.Subject, err)
+		return
+	}
+	if err := s.handleAck(acks...); err != nil {
+		s.reject("ack", m.Subject, err)
+	}
+}
+
+// handleAck records valid acknowledgements, under one lock.
+func (s *Service) handleAck(acks ...api.SessionAck) error {
 	now := s.clk.Now()
 	s.mu.Lock()
 	ok := true
-	if a.Kind == api.AckBye {
-		s.tracker.Bye(a.Session, now)
-	} else {
-		ok = s.tracker.Ack(a.Session, a.Epoch, len(a.Switched), now)
+	for _, a := range acks {
+		if a.Kind == api.AckBye {
+			s.tracker.Bye(a.Session, now)
+		} else if !s.tracker.Ack(a.Session, a.Epoch, len(a.Switched), now) {
+			ok = false
+		}
 	}
 	p := s.tracker.Progress()
 	s.mu.Unlock()
 	if !ok {
 		return errTooMany
 	}
-	s.met.acks.Inc()
+	s.met.acks.Add(float64(len(acks)))
 	s.met.known.Set(float64(p.Known))
 	s.met.acked.Set(float64(p.Acknowledged))
 	if p.Complete {

@@ -15,7 +15,7 @@ import (
 )
 
 // TestBadInputRefusedCountedNothingChanged: malformed acknowledgements over
-// NATS and HTTP, unknown pairs, missing or wrong credentials on the push
+// NATS (single and in batches) and HTTP, unknown pairs, missing or wrong credentials on the push
 // endpoint, and malformed status requests are refused, counted and
 // reported, and change neither the state nor the session counts.
 func TestBadInputRefusedCountedNothingChanged(t *testing.T) {
@@ -51,6 +51,11 @@ func TestBadInputRefusedCountedNothingChanged(t *testing.T) {
 		{subject.Ack(pairName, "x3"), enc(badVersion)},
 		{subject.Ack(pairName, "x4"), enc(tooMany)},
 		{subject.Ack(pairName, "x5"), []byte(strings.Repeat(" ", api.MaxAck+1))},
+		// A batch with one bad line is refused whole: y1 stays unknown.
+		{subject.AckBatch(pairName, "c1"), append(append(enc(good("y1")), '\n'), []byte("not json")...)},
+		{subject.AckBatch(pairName, "c1"), append(append(enc(good("y1")), '\n'), enc(wrongPair)...)},
+		{subject.AckBatch(pairName, "c1"), append(append(enc(good("y1")), "\n\n"...), enc(good("y2"))...)},
+		{subject.AckBatch(pairName, "c1"), []byte(strings.Repeat(string(enc(good("y1")))+"\n", api.MaxAckBatch+1))},
 	}
 	for _, b := range bad {
 		if err := a.nc.Publish(b.subj, b.data); err != nil {

@@ -3,8 +3,10 @@ package notifier_test
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	_ "modernc.org/sqlite"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/audit"
@@ -21,10 +24,10 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
-	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier"
+	"github.com/tandem-ha/tandem/services/replicator"
 )
 
 // TestMain checks for leaked goroutines. nats-server's mirror setup leaves
@@ -42,8 +45,8 @@ const (
 	waitLimit = 30 * time.Second
 )
 
-// dbConfig is the pair configuration the stand-in replicator answers: the
-// label printer has another name on b (a rename).
+// dbConfig is the pair configuration in the database the replicators read:
+// the label printer has another name on b (a rename).
 var dbConfig = api.PairConfig{
 	Hosts: map[string]string{"a": "print-a", "b": "print-b"},
 	Resources: []api.Resource{
@@ -63,16 +66,17 @@ type world struct {
 }
 
 type tnode struct {
-	name    string
-	dir     string
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	emitter *bus.Emitter
-	reg     *prometheus.Registry
-	svc     *notifier.Service
-	cancel  context.CancelFunc
-	done    chan error
-	repl    *nats.Subscription // the stand-in replicator, if any
+	name     string
+	dir      string
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	emitter  *bus.Emitter
+	reg      *prometheus.Registry
+	svc      *notifier.Service
+	cancel   context.CancelFunc
+	done     chan error
+	repl     context.CancelFunc // stops the node's replicator, if it runs
+	replDone chan error
 
 	mu     sync.Mutex // guards events
 	events []event.Envelope
@@ -87,6 +91,7 @@ func newWorld(t testing.TB) *world {
 	t.Cleanup(func() {
 		for _, n := range w.nodes {
 			w.stop(n.name)
+			w.stopReplicator(n.name)
 			w.disconnect(n.name)
 		}
 	})
@@ -230,36 +235,87 @@ func (w *world) crash(node string) {
 	w.disconnect(node)
 }
 
-// serveReplicator answers repl.config on node with pc.
-//
-// STAND-IN: the replicator's side of repl.config (pkg/api/notifier.go) is
-// not written yet; this responder answers exactly as the contract says, in
-// its place. Switch to the real replicator once it answers repl.config.
+// serveReplicator runs the real replicator on node, over a real SQLite
+// file in node's directory holding pc in the tables hosts and resources
+// (written before the replicator starts, the same on both nodes), and waits
+// until the replicator answers repl.config.
 func (w *world) serveReplicator(node string, pc api.PairConfig) {
-	n := w.nodes[node]
-	sub, err := n.nc.Subscribe(subject.ReplConfig(pairName, node), func(m *nats.Msg) {
-		var req api.ConfigRequest
-		if err := api.Decode(m.Data, pairName, &req); err != nil {
-			_ = m.Respond(reply.Fail(err))
-			return
-		}
-		_ = m.Respond(reply.OK(api.ConfigReply{Config: pc, ReadAt: time.Now().UTC()}))
-	})
+	t, n := w.t, w.nodes[node]
+	path := filepath.Join(n.dir, "app.db")
+	writeConfigTables(t, path, pc)
+	c := w.config(node)
+	c.Database.Path = path
+	c.Database.Tables = []string{api.DefaultHostsTable, api.DefaultResourcesTable}
+	srv, peer := w.pair.Server(node), w.pair.Server(map[string]string{"a": "b", "b": "a"}[node])
+	svc, err := replicator.New(replicator.Options{Config: c, Conn: n.nc, JetStream: n.js,
+		Domain: srv.Domain(), PeerDomain: peer.Domain(), Events: discard{},
+		Log: pairtest.Logger(t).With().Str("node", node).Logger()})
 	if err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
-	if err := n.nc.Flush(); err != nil {
-		w.t.Fatal(err)
-	}
-	n.repl = sub
+	ctx, cancel := context.WithCancel(context.Background())
+	n.repl, n.replDone = cancel, make(chan error, 1)
+	go func() { n.replDone <- svc.Run(ctx) }()
+	src := notifier.NATSConfig{Conn: n.nc, Pair: pairName, Node: node}
+	waitFor(t, "the replicator of "+node+" answers repl.config", func() bool {
+		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
+		defer rcancel()
+		_, err := src.Read(rctx)
+		return err == nil
+	})
 }
 
-func (w *world) stopReplicator(node string) {
-	if n := w.nodes[node]; n.repl != nil {
-		_ = n.repl.Unsubscribe()
-		n.repl = nil
+// writeConfigTables creates the configuration tables in the database at
+// path, as the application would, holding pc.
+func writeConfigTables(t testing.TB, path string, pc api.PairConfig) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS hosts(node TEXT PRIMARY KEY, host TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS resources(node TEXT NOT NULL, name TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY(node, name))`,
+	}
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for node, host := range pc.Hosts {
+		if _, err := db.Exec(`INSERT OR IGNORE INTO hosts VALUES(?, ?)`, node, host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range pc.Resources {
+		if _, err := db.Exec(`INSERT OR IGNORE INTO resources VALUES(?, ?, ?)`, r.Node, r.Name, r.Address); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
+
+// stopReplicator stops node's replicator, if it runs.
+func (w *world) stopReplicator(node string) {
+	n := w.nodes[node]
+	if n.repl == nil {
+		return
+	}
+	n.repl()
+	select {
+	case err := <-n.replDone:
+		if err != nil {
+			w.t.Errorf("replicator %s: %v", node, err)
+		}
+	case <-time.After(waitLimit):
+		w.t.Errorf("replicator %s did not stop", node)
+	}
+	n.repl = nil
+}
+
+// discard drops the replicator's events (the notifier's are recorded).
+type discard struct{}
+
+func (discard) Emit(event.Envelope) {}
 
 // activate publishes node's activation into node's event stream, exactly
 // as node's monitor does (the failover itself is the monitor's, tested
@@ -387,13 +443,33 @@ func (f *fleet) close() {
 	f.clients = nil
 }
 
+// allAt reports whether every session is at epoch and its change to epoch
+// was recorded (onChange runs after the session's acknowledgement is sent).
 func (f *fleet) allAt(epoch uint64) bool {
 	for _, s := range f.sessions {
 		if s.Epoch() != epoch {
 			return false
 		}
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.sessions {
+		if !recorded(f.changes[s.Name()], epoch) {
+			return false
+		}
+	}
 	return true
+}
+
+// recorded reports whether changes has one to epoch; it looks from the
+// newest (callbacks of two epochs may run in either order).
+func recorded(changes []session.Change, epoch uint64) bool {
+	for i := len(changes) - 1; i >= 0; i-- {
+		if changes[i].Epoch == epoch {
+			return true
+		}
+	}
+	return false
 }
 
 // switchesOf returns how many applied changes of name switched something.

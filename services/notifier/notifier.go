@@ -14,10 +14,15 @@
 //
 // The notification is written as the value of key <pair> in the bucket
 // subject.StateBucket of the node's own JetStream domain (so each node
-// serves it even when the other is dead, N5), sent to the push endpoint's
-// SSE clients, and — by the notifier of the node that became active —
-// published on subject.Notify(pair) and re-announced periodically (N7).
-// Sessions acknowledge on subject.Ack(pair, session) (or the push endpoint);
+// serves it even when the other is dead, N5), then — by the notifier of the
+// node that became active — published on subject.Notify(pair) and
+// re-announced periodically (N7), and sent to the push endpoint's SSE
+// clients. Writing first closes a race: a session that reconnects and
+// subscribes just after the message went out reads the state next, and
+// finds the new one.
+// Sessions acknowledge on subject.Ack(pair, session), in batches on
+// subject.AckBatch(pair, client) (many sessions on one connection), or on
+// the push endpoint;
 // the notifier counts known sessions and acknowledgements
 // (internal/progress) and the active node's notifier reports them as
 // tandem.failover.notified (N6).
@@ -68,6 +73,9 @@ const (
 	DefaultConfigRefresh   = 10 * time.Second
 	DefaultProgressTimeout = 30 * time.Second
 	configReadTimeout      = 2 * time.Second
+	// storeTimeout bounds the write of the state, which the notification
+	// waits for (it is published after the write, or after this).
+	storeTimeout = time.Second
 )
 
 // EventSink publishes events (pkg/bus.Emitter in production).
@@ -339,6 +347,7 @@ func (s *Service) subscribe() ([]*nats.Subscription, error) {
 	var subs []*nats.Subscription
 	for subj, h := range map[string]nats.MsgHandler{
 		subject.Acks(s.pair):           s.onAckMsg,
+		subject.AckBatches(s.pair):     s.onAckBatchMsg,
 		subject.NotifierStatus(s.pair): s.onStatusMsg,
 	} {
 		sub, err := s.o.Conn.Subscribe(subj, h)
@@ -430,6 +439,9 @@ func (s *Service) onActivation(ctx context.Context, a plan.Activation) {
 	}
 	s.tracker.Notified(n.Epoch, n.Time, published)
 	s.mu.Unlock()
+	// Persist, then publish: a session that subscribes too late for the
+	// message reads the state next (N5), and must find it there.
+	s.store(ctx, n, b)
 	if mine {
 		if err := s.o.Conn.Publish(subject.Notify(s.pair), b); err != nil {
 			s.log.Warn().Err(err).Msg("publish notification")
@@ -440,7 +452,6 @@ func (s *Service) onActivation(ctx context.Context, a plan.Activation) {
 	s.met.epoch.Set(float64(n.Epoch))
 	s.log.Info().Uint64("epoch", n.Epoch).Str("active", n.Active).Str("failed", n.Failed).Str("source", n.Source).
 		Bool("published", mine).Msg("notification")
-	s.store(ctx, n, b)
 	s.maybeReport()
 }
 
@@ -452,7 +463,7 @@ func (s *Service) store(ctx context.Context, n api.Notification, b []byte) {
 	if !newest {
 		return
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if _, err := s.kv.Put(wctx, s.pair, b); err != nil && ctx.Err() == nil {
 		s.log.Warn().Err(err).Uint64("epoch", n.Epoch).Msg("cannot store the state")

@@ -33,6 +33,7 @@ func (s *Service) subscribe() error {
 		subject.ReplApplied(p, n):  s.onApplied,
 		subject.ReplSnapshot(p, n): s.onSnapshotRequest,
 		subject.ReplChunk(p, n):    s.onChunk,
+		subject.ReplConfig(p, n):   s.onConfig,
 	}
 	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
 		handlers[subject.ReplAdmin(p, verb)] = s.onAdmin

@@ -49,7 +49,7 @@ type Options struct {
 	KillAfter    time.Duration // when to kill the active node; 0: never
 	RestartAfter time.Duration // when to restart it after the kill; 0: never
 	Duration     time.Duration // how long to run; 0: until ctx ends
-	Sessions     int           // sessions asked for (shown once the notifier exists)
+	Sessions     int           // client sessions to run (pkg/session), 0: none
 	Refresh      time.Duration // time between redraws; 0: 300ms
 
 	Out  io.Writer // the view
@@ -124,6 +124,8 @@ type demo struct {
 	takeover  chan takeover
 	restartAt time.Time // zero: not due
 	restartOn bool      // restart once the victim's last run has ended
+	fleet     *fleet    // the sessions, nil without
+	allMoved  bool      // the note that every session switched was made
 	relaunch  bool      // the victim was started again
 	back      bool      // and came back
 	endAt     time.Time // zero: until ctx ends
@@ -180,6 +182,9 @@ func (d *demo) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil // interrupted while starting
 		}
+		return err
+	}
+	if err := d.startSessions(); err != nil {
 		return err
 	}
 	d.header()
@@ -287,8 +292,8 @@ func (d *demo) header() {
 	p("  tandem switchover --pair %s --server %s\n", d.o.Pair, servers)
 	p("  tandem audit replay --follow --pair %s --server %s\n", d.o.Pair, servers)
 	p("\n%s\n", d.scenario())
-	if d.o.Sessions > 0 {
-		p("sessions: %d asked for, none shown: sessions come with the notifier, which is not built yet\n", d.o.Sessions)
+	if d.fleet != nil {
+		p("sessions: %d on one client connected to both nodes, each with two connections on the active node's host\n", d.o.Sessions)
 	}
 	p("\n")
 }
@@ -372,6 +377,7 @@ func (d *demo) refresh() {
 	d.readEvents()
 	ps := d.status()
 	d.checkBack()
+	d.checkSessions()
 	d.v.draw(time.Now(), ps, d.title(), d.footer())
 	d.shown = ""
 	if ps.Active != nil {
@@ -426,6 +432,9 @@ func (d *demo) kill() bool {
 	d.killedAt = time.Now()
 	d.wg.Add(1)
 	go d.watch(mon, survivor.name, d.killedAt)
+	if d.fleet != nil {
+		d.fleet.killed(d.killedAt)
+	}
 	victim.kill()
 	d.v.note(d.killedAt, "==> killed %s (the active node) at %s: its sockets closed, as in a crash",
 		victim.name, d.killedAt.Format("15:04:05.000"))
@@ -568,6 +577,9 @@ func (d *demo) offset(t time.Time) string {
 func (d *demo) shutdown() error {
 	d.cancel()
 	d.wg.Wait()
+	if d.fleet != nil {
+		d.fleet.close()
+	}
 	var running []*slot
 	for _, s := range d.slots {
 		s.closeEvents()
@@ -590,4 +602,41 @@ func (d *demo) shutdown() error {
 // since is the time since t, to a tenth of a second.
 func since(t time.Time) string {
 	return time.Since(t).Round(100 * time.Millisecond).String()
+}
+
+// startSessions starts the sessions, their connections on the host of the
+// active node (the master until one is active).
+func (d *demo) startSessions() error {
+	if d.o.Sessions == 0 {
+		return nil
+	}
+	host := d.slots[0].cfg.Hosts[master]
+	if ps := d.status(); ps.Active != nil {
+		host = d.slots[0].cfg.Hosts[*ps.Active]
+	}
+	f, err := startFleet([]string{d.slots[0].clientURL(), d.slots[1].clientURL()}, d.o.Pair, host, d.o.Sessions)
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	d.fleet = f
+	return nil
+}
+
+// checkSessions updates the sessions' line and notes when, after the kill,
+// every session has switched.
+func (d *demo) checkSessions() {
+	if d.fleet == nil {
+		return
+	}
+	d.v.sessions(d.fleet.line())
+	if d.allMoved || d.killedAt.IsZero() {
+		return
+	}
+	once, more, took := d.fleet.progress()
+	if once+more < len(d.fleet.sessions) {
+		return
+	}
+	d.allMoved = true
+	d.v.note(time.Now(), "==> sessions: all %d switched after the kill (%d exactly once), the last %v after the activation",
+		len(d.fleet.sessions), once, took.Round(time.Millisecond))
 }

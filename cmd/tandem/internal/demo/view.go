@@ -45,6 +45,8 @@ type view struct {
 	pending []entry // noted since the last draw
 	journal []entry // live: the latest journalLines entries
 	lastSig string  // line mode: the status line last printed
+	sess    string  // the sessions' line, "" without sessions
+	lastSes string  // line mode: the sessions' line last printed
 	drawn   int     // live: lines of the last frame
 	began   bool    // live: the terminal is set up
 }
@@ -89,7 +91,14 @@ func (v *view) draw(now time.Time, ps api.PairStatus, title, footer string) {
 		v.lastSig = sig
 		fmt.Fprintf(v.out, "%s  %s\n", v.stamp(now), sig)
 	}
+	if v.sess != v.lastSes {
+		v.lastSes = v.sess
+		fmt.Fprintf(v.out, "%s  %s\n", v.stamp(now), v.sess)
+	}
 }
+
+// sessions sets the sessions' line shown from the next draw on.
+func (v *view) sessions(line string) { v.sess = line }
 
 // frame redraws the live frame over the previous one.
 func (v *view) frame(ps api.PairStatus, title, footer string) {
@@ -119,6 +128,9 @@ func (v *view) frameLines(ps api.PairStatus, title, footer string) []string {
 		t.WriteString(statusLine(ps) + "\n")
 	}
 	lines = append(lines, strings.Split(strings.TrimRight(t.String(), "\n"), "\n")...)
+	if v.sess != "" {
+		lines = append(lines, "", v.sess)
+	}
 	lines = append(lines, "", "timeline")
 	for _, e := range v.journal {
 		lines = append(lines, v.stamp(e.at)+"  "+e.text)

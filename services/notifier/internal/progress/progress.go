@@ -18,7 +18,7 @@ type Tracker struct {
 
 	start     time.Time // activation time of the current notification
 	published time.Time // when this node published it; zero if another node did
-	allAcked  time.Time // when acked first reached the known count
+	allAcked  time.Time // when the last known session acknowledged; zero while some have not
 	reported  bool
 }
 
@@ -63,13 +63,23 @@ func (t *Tracker) Ack(session string, epoch uint64, n int, now time.Time) bool {
 	default:
 		epoch = prev // an older or repeated acknowledgement changes nothing
 	}
-	if t.epoch > 0 && epoch >= t.epoch && (!known || prev < t.epoch) {
+	reached := t.epoch > 0 && epoch >= t.epoch && (!known || prev < t.epoch)
+	if reached {
 		t.acked++
 	}
 	if t.epoch > 0 && epoch == t.epoch && (!known || prev < t.epoch) {
 		t.switched += n
 	}
-	t.checkAll(now)
+	switch {
+	case t.epoch == 0:
+	case t.acked < len(t.sessions):
+		// A session this node had not heard of is behind: not all are.
+		t.allAcked = time.Time{}
+	case reached:
+		// The last known session acknowledged now, also when this node
+		// learnt of it after the others (a restarted notifier).
+		t.allAcked = now
+	}
 	return true
 }
 

@@ -68,3 +68,27 @@ func TestAckBeforeNotified(t *testing.T) {
 		t.Fatalf("after bye: %+v", p)
 	}
 }
+
+// A notifier that learns of sessions after the notification (restarted, it
+// hears of them only through their acknowledgements) reports the time of
+// the last acknowledgement, not of the first moment the few it knew were
+// done; a session it hears of behind the epoch makes it incomplete again.
+func TestAllAckedIsTheLastKnown(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	tr := New()
+	tr.Notified(4, t0, t0.Add(time.Millisecond)) // knows no session yet
+	tr.Ack("s1", 4, 1, t0.Add(5*time.Millisecond))
+	tr.Ack("s2", 4, 1, t0.Add(80*time.Millisecond))
+	if p := tr.Progress(); !p.Complete || p.AllAckedMS != 80 {
+		t.Fatalf("%+v, want all acknowledged at 80 ms", p)
+	}
+	tr.Ack("s3", 3, 0, t0.Add(90*time.Millisecond)) // a hello from behind
+	if p := tr.Progress(); p.Complete || p.AllAckedMS != -1 || p.Known != 3 {
+		t.Fatalf("%+v, want incomplete", p)
+	}
+	tr.Ack("s1", 4, 1, t0.Add(95*time.Millisecond)) // a repeat changes nothing
+	tr.Ack("s3", 4, 1, t0.Add(120*time.Millisecond))
+	if p := tr.Progress(); !p.Complete || p.AllAckedMS != 120 || p.Acknowledged != 3 || p.Switched != 3 {
+		t.Fatalf("%+v, want all 3 acknowledged at 120 ms", p)
+	}
+}

@@ -170,6 +170,11 @@ type Store interface {
 	RowSums(ctx context.Context, table string, nb int, buckets []int, limit int) ([]RowSum, error)
 	// Conflicts lists the recorded losing versions.
 	Conflicts(ctx context.Context) ([]Conflict, error)
+	// ReadTable calls fn with the values of cols (as text; nil for NULL) of
+	// every row of the application table name, ordered by cols, in one read
+	// transaction. found is false when there is no such table. A column the
+	// table does not have is an error.
+	ReadTable(ctx context.Context, name string, cols []string, fn func(vals []*string) error) (found bool, err error)
 	// WriteFailover records that node became active in epoch at at (R8);
 	// an older epoch than the one recorded for node is ignored.
 	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
@@ -45,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, h) })
 	t.Run("snapshot", func(t *testing.T) { testSnapshot(t, h) })
 	t.Run("sums", func(t *testing.T) { testSums(t, h) })
+	t.Run("read table", func(t *testing.T) { testReadTable(t, h) })
 }
 
 func open(t *testing.T, h Harness, side store.Side) DB {
@@ -322,5 +324,38 @@ func testSums(t *testing.T, h Harness) {
 	}
 	if !found {
 		t.Fatalf("row 2 not named: %+v / %+v", ra, rb)
+	}
+}
+
+func testReadTable(t *testing.T, h Harness) {
+	db := open(t, h, store.Master)
+	db.Exec(t, `CREATE TABLE hosts(node TEXT PRIMARY KEY, host TEXT)`)
+	db.Exec(t, `INSERT INTO hosts VALUES('b', 'print-b'), ('a', 'print-a'), ('c', NULL), ('d', 42)`)
+	var got []string
+	found, err := db.Store.ReadTable(ctx(t), "hosts", []string{"node", "host"}, func(v []*string) error {
+		h := "NULL"
+		if v[1] != nil {
+			h = *v[1]
+		}
+		got = append(got, *v[0]+"="+h)
+		return nil
+	})
+	if err != nil || !found {
+		t.Fatalf("found %v, err %v", found, err)
+	}
+	if want := "a=print-a b=print-b c=NULL d=42"; strings.Join(got, " ") != want {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+	found, err = db.Store.ReadTable(ctx(t), "nope", []string{"node"}, func([]*string) error { return nil })
+	if found || err != nil {
+		t.Fatalf("missing table: found %v, err %v", found, err)
+	}
+	if _, err := db.Store.ReadTable(ctx(t), "hosts", []string{"node", "nope"}, func([]*string) error { return nil }); err == nil {
+		t.Fatal("a missing column read without an error")
+	}
+	stop := errors.New("stop")
+	n := 0
+	if _, err := db.Store.ReadTable(ctx(t), "hosts", []string{"node"}, func([]*string) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("stopping early: %v after %d rows", err, n)
 	}
 }

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/session"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// The session rows of SPEC §10: real `tandem node` processes (proctest),
+// with 10,000 sessions (pkg/session) in this process holding connections
+// on the active node's host, as terminal servers hold them.
+func init() {
+	benchmarks = append(benchmarks,
+		benchmark{"sessions-crash", "kill -9 of the active node's process → 10,000 sessions on 100 connections switched and acknowledged", sessionsCrash},
+		benchmark{"sessions-conns", "10,000 sessions each on its own connection: switchover → all acknowledged (raises RLIMIT_NOFILE)", sessionsOwnConns},
+	)
+}
+
+const (
+	benchSessions  = 10000
+	benchConns     = 100
+	sessionsTarget = 100 * time.Millisecond // targets (SPEC §10)
+	ownConnsTarget = 500 * time.Millisecond
+)
+
+// fleet is the benchmark's sessions and when each epoch's switches
+// happened (the callbacks run on the clients' goroutines).
+type fleet struct {
+	clients  []*session.Client
+	sessions []*session.Session
+
+	mu       sync.Mutex // guards the fields below
+	switched map[uint64]int
+	late     map[uint64]map[string]time.Time // epoch → session → switch, for diagnosis
+	first    map[uint64]time.Time
+	half     map[uint64]time.Time // when half of the sessions had switched
+	last     map[uint64]time.Time
+}
+
+// startFleet opens conns connections to both nodes (the client library
+// picks one at random, so both servers hold sessions) and adds n sessions
+// over them, with connections on host.
+func startFleet(t proctest.T, p *proctest.Pair, n, conns int, host string) *fleet {
+	f := &fleet{switched: map[uint64]int{}, late: map[uint64]map[string]time.Time{}, first: map[uint64]time.Time{}, half: map[uint64]time.Time{}, last: map[uint64]time.Time{}}
+	t.Cleanup(f.close)
+	urls := strings.Split(p.Servers(), ",")
+	clients := make([]*session.Client, conns)
+	errs := make([]error, conns)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < conns; i += 8 {
+				clients[i], errs[i] = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20))
+			}
+		})
+	}
+	wg.Wait()
+	for i, c := range clients {
+		if c != nil {
+			f.clients = append(f.clients, c)
+		}
+		if errs[i] != nil {
+			t.Fatalf("session client %d: %v", i, errs[i])
+		}
+	}
+	for i := range n {
+		s, err := f.clients[i%conns].Add(fmt.Sprintf("ts%05d", i), benchConnections(host), f.onChange)
+		if err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+		f.sessions = append(f.sessions, s)
+	}
+	return f
+}
+
+func benchConnections(host string) []session.Connection {
+	return []session.Connection{
+		{Address: `\\` + host + `\Floor3`, Default: true, Options: map[string]string{"duplex": "long-edge"}},
+		{Address: "ipp://" + host + ":631/printers/Label", Options: map[string]string{"tray": "2"}},
+		{Address: `\\files.test\Scanner`},
+	}
+}
+
+func (f *fleet) onChange(c session.Change) {
+	now := time.Now()
+	f.mu.Lock()
+	f.switched[c.Epoch]++
+	if f.late[c.Epoch] == nil {
+		f.late[c.Epoch] = map[string]time.Time{}
+	}
+	f.late[c.Epoch][c.Session] = now
+	if f.first[c.Epoch].IsZero() {
+		f.first[c.Epoch] = now
+	}
+	if f.switched[c.Epoch] == len(f.sessions)/2 {
+		f.half[c.Epoch] = now
+	}
+	if now.After(f.last[c.Epoch]) {
+		f.last[c.Epoch] = now
+	}
+	f.mu.Unlock()
+}
+
+func (f *fleet) close() {
+	for _, c := range f.clients {
+		c.Close()
+	}
+	f.clients = nil
+}
+
+// allAt reports whether every session applied epoch, and when the last did.
+func (f *fleet) allAt(epoch uint64) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last[epoch], f.switched[epoch] == len(f.sessions)
+}
+
+// latest is the newest notification any client has seen.
+func (f *fleet) latest() (api.Notification, bool) {
+	var best api.Notification
+	found := false
+	for _, c := range f.clients {
+		if n, ok := c.Latest(); ok && (!found || n.Epoch > best.Epoch) {
+			best, found = n, true
+		}
+	}
+	return best, found
+}
+
+// awaitSettled waits until every session is at the newest epoch of node's
+// notifier and that notifier counted all of them.
+func (f *fleet) awaitSettled(t proctest.T, p *proctest.Pair, node string) api.SessionStatus {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		st, ok := notifierStatus(p, node)
+		if ok && st.Epoch > 0 && st.Acknowledged == len(f.sessions) {
+			if _, all := f.allAt(st.Epoch); all || f.allEpoch(st.Epoch) {
+				return st
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions did not settle on %s's notifier: %+v", node, st)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func (f *fleet) allEpoch(epoch uint64) bool {
+	for _, s := range f.sessions {
+		if s.Epoch() != epoch {
+			return false
+		}
+	}
+	return true
+}
+
+// notifierStatus asks node's notifier (through node's own server) for its
+// view of the sessions.
+func notifierStatus(p *proctest.Pair, node string) (api.SessionStatus, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req := api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: p.Name}}
+	raw, err := reply.Gather(ctx, p.Conn(node), subject.NotifierStatus(p.Name), req, 2, time.Second)
+	if err != nil {
+		return api.SessionStatus{}, false
+	}
+	for _, b := range raw {
+		var r api.NotifierStatusReply
+		if reply.Decode(b, &r) == nil && r.Status.Node == node {
+			return r.Status, true
+		}
+	}
+	return api.SessionStatus{}, false
+}
+
+// awaitKnown waits until node's notifier knows n sessions: a restarted
+// notifier hears of them again through their acknowledgements of the
+// periodic re-announcement (N7), and counts only the sessions it knows.
+func awaitKnown(t proctest.T, p *proctest.Pair, node string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		st, ok := notifierStatus(p, node)
+		if ok && st.Known >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's notifier knows %d sessions, not %d", node, st.Known, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// awaitAcked waits until node's notifier has every session acknowledged at
+// epoch, and returns the time from the activation to the last one.
+func awaitAcked(t proctest.T, p *proctest.Pair, node string, epoch uint64, n int) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		st, ok := notifierStatus(p, node)
+		if ok && st.Epoch == epoch && st.Acknowledged == n && st.AllAckedMS != nil {
+			return time.Duration(*st.AllAckedMS) * time.Millisecond
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's notifier did not count %d acknowledgements of epoch %d: %+v", node, n, epoch, st)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// awaitSwitched waits until every session applied epoch and returns when
+// the last one did.
+func (f *fleet) awaitSwitched(t proctest.T, epoch uint64) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if at, ok := f.allAt(epoch); ok {
+			return at
+		}
+		if time.Now().After(deadline) {
+			f.mu.Lock()
+			k := f.switched[epoch]
+			f.mu.Unlock()
+			t.Fatalf("%d of %d sessions switched to epoch %d", k, len(f.sessions), epoch)
+		}
+		time.Sleep(2 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// sessionsCrash: 10,000 sessions on 100 connections; kill -9 of the active
+// node's process at a random phase of the heartbeat cycle. Each run gives
+// three figures: kill → every session switched (this process's clock, at
+// its callbacks); kill → every session acknowledged (the survivor's
+// notifier counts the last acknowledgement at activation + all_acked_ms);
+// and activation → every session acknowledged (all_acked_ms alone). The
+// killed node is restarted and the next run kills the survivor.
+func sessionsCrash(t proctest.T, e env) []row {
+	p, _ := startPair(t, e)
+	active := p.Master
+	f := startFleet(t, p, benchSessions, benchConns, p.Master+".test")
+	f.awaitSettled(t, p, active)
+	var switched, acked, fromActivation []float64
+	for i := range e.runs {
+		survivor := p.Peer(active)
+		awaitKnown(t, p, survivor, benchSessions)
+		before, _ := f.latest()
+		randomPhase()
+		killed := p.Kill9(active)
+		var n api.Notification
+		deadline := time.Now().Add(waitLimit)
+		for {
+			var ok bool
+			if n, ok = f.latest(); ok && n.Epoch > before.Epoch && n.Active == survivor {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no notification of %s's activation", survivor)
+			}
+			time.Sleep(time.Millisecond) // polling with a deadline
+		}
+		last := f.awaitSwitched(t, n.Epoch)
+		all := awaitAcked(t, p, survivor, n.Epoch, benchSessions)
+		ackedAt := n.Time.Add(all)
+		switched = append(switched, last.Sub(killed).Seconds())
+		acked = append(acked, ackedAt.Sub(killed).Seconds())
+		fromActivation = append(fromActivation, all.Seconds())
+		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v; all acknowledged after %v (activation → acknowledged %v)\n",
+			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
+			f.at(f.first, n.Epoch).Sub(killed).Round(time.Millisecond), f.at(f.half, n.Epoch).Sub(killed).Round(time.Millisecond),
+			last.Sub(killed).Round(time.Millisecond), ackedAt.Sub(killed).Round(time.Millisecond), all)
+		if last.Sub(killed) > time.Second {
+			f.diagnose(e, n.Epoch, killed)
+		}
+		p.StartNode(active)
+		active = survivor
+		p.WaitStable(active, waitLimit)
+	}
+	tgt := &target{"p95", sessionsTarget.Seconds()}
+	return []row{
+		{what: "activation → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: fromActivation, target: tgt},
+		{what: "kill -9 → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: acked, target: tgt},
+		{what: "  kill -9 → the last of them switched (at the session)", unit: seconds, samples: switched},
+	}
+}
+
+// sessionsOwnConns: 10,000 sessions, each on its own connection (file
+// descriptors: RLIMIT_NOFILE is raised to its hard limit, which the node
+// processes inherit); a switchover activates the other node each run; the
+// figure is activation → all acknowledged, as the new active node's
+// notifier counts it.
+func sessionsOwnConns(t proctest.T, e env) []row {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("RLIMIT_NOFILE: %v", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("raise RLIMIT_NOFILE: %v", err)
+	}
+	if need := uint64(benchSessions + 1000); lim.Cur < need {
+		t.Fatalf("RLIMIT_NOFILE %d: %d connections need about %d file descriptors", lim.Cur, benchSessions, need)
+	}
+	p, _ := startPair(t, e)
+	active := p.Master
+	start := time.Now()
+	f := startFleet(t, p, benchSessions, benchSessions, p.Master+".test")
+	f.awaitSettled(t, p, active)
+	fmt.Fprintf(e.log, "  %d connections and sessions up in %v\n", benchSessions, time.Since(start).Round(time.Millisecond))
+	runs := min(e.runs, 10)
+	var acked, switched []float64
+	for i := range runs {
+		next := p.Peer(active)
+		awaitKnown(t, p, next, benchSessions)
+		before, _ := f.latest()
+		r := p.CLI("switchover", "--pair", p.Name, "--server", p.Servers())
+		if r.Code != 0 {
+			t.Fatalf("switchover: exit status %d: %s", r.Code, r.Stderr)
+		}
+		var n api.Notification
+		deadline := time.Now().Add(waitLimit)
+		for {
+			var ok bool
+			if n, ok = f.latest(); ok && n.Epoch > before.Epoch && n.Active == next {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no notification of %s's activation", next)
+			}
+			time.Sleep(time.Millisecond) // polling with a deadline
+		}
+		last := f.awaitSwitched(t, n.Epoch)
+		all := awaitAcked(t, p, next, n.Epoch, benchSessions)
+		acked = append(acked, all.Seconds())
+		switched = append(switched, last.Sub(n.Time).Seconds())
+		fmt.Fprintf(e.log, "  run %2d: switchover → %s active (epoch %d); all switched after %v, acknowledged after %v\n",
+			i+1, next, n.Epoch, last.Sub(n.Time).Round(time.Millisecond), all)
+		active = next
+		p.WaitStable(active, waitLimit)
+	}
+	return []row{
+		{what: "activation → 10,000 sessions on their own connections acknowledged", unit: seconds, samples: acked,
+			target: &target{"p95", ownConnsTarget.Seconds()}},
+		{what: "  activation → the last of them switched (at the session)", unit: seconds, samples: switched},
+	}
+}
+
+func (f *fleet) at(m map[uint64]time.Time, epoch uint64) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return m[epoch]
+}
+
+// notifiedAfter is when node's notifier published n, after the activation.
+func notifiedAfter(p *proctest.Pair, node string, n api.Notification) string {
+	st, ok := notifierStatus(p, node)
+	if !ok || st.Epoch != n.Epoch || st.NotifiedMS == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%d ms after it", *st.NotifiedMS)
+}
+
+// diagnose logs the clients whose sessions switched more than a second
+// after the kill.
+func (f *fleet) diagnose(e env, epoch uint64, killed time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	late := map[int]int{}
+	for i, s := range f.sessions {
+		if at, ok := f.late[epoch][s.Name()]; ok && at.Sub(killed) > time.Second {
+			late[i%len(f.clients)]++
+		}
+	}
+	for ci, k := range late {
+		c := f.clients[ci]
+		st := c.Stats()
+		fmt.Fprintf(e.log, "    late: client %d, %d sessions; connected to %s, reconnects %d, stats %+v\n",
+			ci, k, c.Conn().ConnectedUrl(), c.Conn().Stats().Reconnects, st)
+	}
+}
