@@ -355,18 +355,5 @@ func (v *invariants) err() error {
 // metricValue sums the samples of a counter or gauge in node's registry.
 func metricValue(t *testing.T, n *tnode, name string) float64 {
 	t.Helper()
-	mfs, err := n.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return pairtest.MetricSum(t, n.reg, name)
 }

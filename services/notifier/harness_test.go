@@ -366,20 +366,7 @@ func (w *world) waitEpoch(node string, epoch uint64) api.Notification {
 
 func metric(t testing.TB, n *tnode, name string) float64 {
 	t.Helper()
-	mfs, err := n.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return pairtest.MetricSum(t, n.reg, name)
 }
 
 // fleet is many sessions on a few connections, as terminal servers hold
