@@ -99,25 +99,38 @@ func requirePair(pair string) error {
 	return subject.CheckName("pair", pair)
 }
 
-// gatherStatus asks every node of the pair for its status.
-func gatherStatus(ctx context.Context, nc *nats.Conn, pair string, wait time.Duration) ([]api.StatusReply, error) {
-	raw, err := reply.Gather(ctx, nc, subject.Admin(pair, subject.PairScope, api.VerbStatus),
-		api.StatusRequest{Request: api.Request{V: api.Version, Pair: pair}}, 2, wait)
+// gatherReplies sends req to subj, answered by every node of a pair, and
+// decodes the replies that come within wait. Refusals are returned only
+// when no node answered otherwise; who names the answering service in the
+// error when none answered at all.
+func gatherReplies[T any](ctx context.Context, nc *nats.Conn, subj string, req any, wait time.Duration, who string) ([]T, error) {
+	raw, err := reply.Gather(ctx, nc, subj, req, 2, wait)
 	if err != nil {
 		return nil, err
 	}
-	var out []api.StatusReply
+	var out []T
+	var errs []error
 	for _, b := range raw {
-		var r api.StatusReply
-		if err := reply.Decode(b, &r); err == nil {
-			out = append(out, r)
+		var r T
+		if err := reply.Decode(b, &r); err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		out = append(out, r)
 	}
 	if len(out) == 0 {
-		return nil, &reply.Error{Code: reply.CodeUnavailable,
-			Message: fmt.Sprintf("no node of pair %q answers through %s", pair, nc.ConnectedUrlRedacted())}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		return nil, &reply.Error{Code: reply.CodeUnavailable, Message: fmt.Sprintf("no %s answers through %s", who, nc.ConnectedUrlRedacted())}
 	}
 	return out, nil
+}
+
+// gatherStatus asks every node of the pair for its status.
+func gatherStatus(ctx context.Context, nc *nats.Conn, pair string, wait time.Duration) ([]api.StatusReply, error) {
+	return gatherReplies[api.StatusReply](ctx, nc, subject.Admin(pair, subject.PairScope, api.VerbStatus),
+		api.StatusRequest{Request: api.Request{V: api.Version, Pair: pair}}, wait, fmt.Sprintf("node of pair %q", pair))
 }
 
 // localNode finds the node whose NATS server the client is connected to.

@@ -212,27 +212,7 @@ func cmdLicenseAdd(ctx context.Context, args []string, out, errOut io.Writer) er
 // gatherLicense sends a license request to every node of the pair and
 // decodes the replies that come within wait.
 func gatherLicense[T any](ctx context.Context, nc *nats.Conn, pair, verb string, req any, wait time.Duration) ([]T, error) {
-	raw, err := reply.Gather(ctx, nc, subject.License(pair, subject.PairScope, verb), req, 2, wait)
-	if err != nil {
-		return nil, err
-	}
-	var out []T
-	var errs []error
-	for _, b := range raw {
-		var r T
-		if err := reply.Decode(b, &r); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, r)
-	}
-	if len(out) == 0 {
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		return nil, &reply.Error{Code: reply.CodeUnavailable, Message: fmt.Sprintf("no license service of pair %q answers", pair)}
-	}
-	return out, nil
+	return gatherReplies[T](ctx, nc, subject.License(pair, subject.PairScope, verb), req, wait, fmt.Sprintf("license service of pair %q", pair))
 }
 
 func cmdLicenseList(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -349,11 +329,7 @@ func licenseStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) 
 		return
 	}
 	for _, r := range replies {
-		for i := range ps.Nodes {
-			if ps.Nodes[i].Node == r.State.Node {
-				ps.Nodes[i].License = r.State
-			}
-		}
+		attach(ps, r.State.Node, func(n *api.NodeStatus) { n.License = r.State })
 	}
 }
 

@@ -260,20 +260,13 @@ func printVerify(out io.Writer, res verifyResult) {
 
 // replStatusExtra adds each node's replication state to the pair's status.
 func replStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) {
-	raw, err := replGather(ctx, nc, ps.Pair, api.VerbReplStatus, api.ReplRequest{}, 2*time.Second)
+	replies, err := gatherReplies[api.ReplReply](ctx, nc, subject.ReplAdmin(ps.Pair, api.VerbReplStatus),
+		api.ReplRequest{Request: api.Request{V: api.Version, Pair: ps.Pair}}, 2*time.Second, "replicator")
 	if err != nil {
 		return
 	}
-	for _, b := range raw {
-		var r api.ReplReply
-		if reply.Decode(b, &r) != nil {
-			continue
-		}
-		for i := range ps.Nodes {
-			if ps.Nodes[i].Node == r.Status.Node {
-				ps.Nodes[i].Replication = r.Status
-			}
-		}
+	for _, r := range replies {
+		attach(ps, r.Status.Node, func(n *api.NodeStatus) { n.Replication = r.Status })
 	}
 }
 

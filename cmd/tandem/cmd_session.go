@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -96,21 +95,13 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 
 // sessionStatusExtra adds each notifier's session counts to the status.
 func sessionStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) {
-	raw, err := reply.Gather(ctx, nc, subject.NotifierStatus(ps.Pair),
-		api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: ps.Pair}}, 2, time.Second)
+	replies, err := gatherReplies[api.NotifierStatusReply](ctx, nc, subject.NotifierStatus(ps.Pair),
+		api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: ps.Pair}}, time.Second, "notifier")
 	if err != nil {
 		return
 	}
-	for _, b := range raw {
-		var r api.NotifierStatusReply
-		if reply.Decode(b, &r) != nil {
-			continue
-		}
-		for i := range ps.Nodes {
-			if ps.Nodes[i].Node == r.Status.Node {
-				ps.Nodes[i].Sessions = r.Status
-			}
-		}
+	for _, r := range replies {
+		attach(ps, r.Status.Node, func(n *api.NodeStatus) { n.Sessions = r.Status })
 	}
 }
 

@@ -46,6 +46,15 @@ func cmdStatus(ctx context.Context, args []string, out, errOut io.Writer) error 
 // as it is.
 var statusExtras []func(ctx context.Context, nc *nats.Conn, ps *api.PairStatus)
 
+// attach hands the status entry of node to set, if the pair has that node.
+func attach(ps *api.PairStatus, node string, set func(*api.NodeStatus)) {
+	for i := range ps.Nodes {
+		if ps.Nodes[i].Node == node {
+			set(&ps.Nodes[i])
+		}
+	}
+}
+
 // statusLines print the extras' part of the table view, after the nodes.
 var statusLines []func(out io.Writer, ps api.PairStatus)
 
