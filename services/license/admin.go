@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
@@ -28,31 +29,17 @@ var featureRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // subscribe listens for license requests to this node and to the pair, and
 // for the pair's events (to learn the epoch that events carry).
-func (s *Service) subscribe() ([]*nats.Subscription, error) {
+func (s *Service) subscribe() (bus.Subscriptions, error) {
 	p := s.cfg.Pair
-	var subs []*nats.Subscription
-	for subj, h := range map[string]nats.MsgHandler{
+	subs, err := bus.SubscribeAll(s.nc, map[string]nats.MsgHandler{
 		subject.LicenseAll(p, s.cfg.Node):        s.onRequest,
 		subject.LicenseAll(p, subject.PairScope): s.onRequest,
 		subject.Events(p):                        s.onEvent,
-	} {
-		sub, err := s.nc.Subscribe(subj, h)
-		if err == nil {
-			err = sub.SetPendingLimits(1024, 16<<20)
-		}
-		if err != nil {
-			unsubscribe(subs)
-			return nil, fmt.Errorf("license: subscribe %s: %w", subj, err)
-		}
-		subs = append(subs, sub)
+	}, bus.Limits{Msgs: 1024, Bytes: 16 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("license: %w", err)
 	}
-	return subs, s.nc.Flush()
-}
-
-func unsubscribe(subs []*nats.Subscription) {
-	for _, sub := range subs {
-		_ = sub.Unsubscribe()
-	}
+	return subs, nil
 }
 
 // onEvent keeps the highest epoch of the pair's events.

@@ -226,7 +226,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer unsubscribe(subs)
+	defer subs.Unsubscribe()
 	var learned chan jetstream.KeyValue
 	if s.masterNode() == "" {
 		learned = make(chan jetstream.KeyValue)

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
@@ -116,7 +117,7 @@ type Service struct {
 	rejectWindow time.Time
 	rejectCount  int
 
-	subs []*nats.Subscription
+	subs bus.Subscriptions
 	wg   sync.WaitGroup
 }
 
@@ -206,7 +207,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.subscribe(); err != nil {
 		return err
 	}
-	defer s.unsubscribe()
+	defer s.subs.Unsubscribe()
 	hctx, cancelHooks := context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.runHooks(hctx)

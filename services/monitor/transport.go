@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
@@ -23,33 +24,21 @@ func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
 	// Only the monitor's own admin verbs: the other services answer theirs
 	// on the same node's admin subjects.
-	for subj, h := range map[string]nats.MsgHandler{
+	handlers := map[string]nats.MsgHandler{
 		subject.Heartbeats(p):                               s.onHeartbeatMsg,
 		subject.Control(p, n):                               s.onControlMsg,
 		subject.Admin(p, n, api.VerbStatus):                 s.onAdmin,
 		subject.Admin(p, n, api.VerbSwitchover):             s.onAdmin,
 		subject.Admin(p, n, api.VerbMaintenance):            s.onAdmin,
 		subject.Admin(p, subject.PairScope, api.VerbStatus): s.onAdmin,
-	} {
-		sub, err := s.nc.Subscribe(subj, h)
-		if err != nil {
-			s.unsubscribe()
-			return fmt.Errorf("monitor: subscribe %s: %w", subj, err)
-		}
-		// A flood must not grow memory without bound; heartbeats are periodic.
-		if err := sub.SetPendingLimits(4096, 16<<20); err != nil {
-			return err
-		}
-		s.subs = append(s.subs, sub)
 	}
-	return s.nc.Flush()
-}
-
-func (s *Service) unsubscribe() {
-	for _, sub := range s.subs {
-		_ = sub.Unsubscribe()
+	// A flood must not grow memory without bound; heartbeats are periodic.
+	subs, err := bus.SubscribeAll(s.nc, handlers, bus.Limits{Msgs: 4096, Bytes: 16 << 20})
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
 	}
-	s.subs = nil
+	s.subs = subs
+	return nil
 }
 
 func (s *Service) onHeartbeatMsg(m *nats.Msg) {

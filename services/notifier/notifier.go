@@ -59,6 +59,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
@@ -209,11 +210,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, sub := range subs {
-			_ = sub.Unsubscribe()
-		}
-	}()
+	defer subs.Unsubscribe()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -343,24 +340,16 @@ func (s *Service) openBucket(ctx context.Context) error {
 }
 
 // subscribe listens for acknowledgements and status requests.
-func (s *Service) subscribe() ([]*nats.Subscription, error) {
-	var subs []*nats.Subscription
-	for subj, h := range map[string]nats.MsgHandler{
+func (s *Service) subscribe() (bus.Subscriptions, error) {
+	subs, err := bus.SubscribeAll(s.o.Conn, map[string]nats.MsgHandler{
 		subject.Acks(s.pair):           s.onAckMsg,
 		subject.AckBatches(s.pair):     s.onAckBatchMsg,
 		subject.NotifierStatus(s.pair): s.onStatusMsg,
-	} {
-		sub, err := s.o.Conn.Subscribe(subj, h)
-		if err != nil {
-			for _, u := range subs {
-				_ = u.Unsubscribe()
-			}
-			return nil, fmt.Errorf("notifier: subscribe %s: %w", subj, err)
-		}
-		_ = sub.SetPendingLimits(1<<17, 64<<20)
-		subs = append(subs, sub)
+	}, bus.Limits{Msgs: 1 << 17, Bytes: 64 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	return subs, s.o.Conn.Flush()
+	return subs, nil
 }
 
 // refreshConfig reads the pair configuration now and then every

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -38,25 +39,12 @@ func (s *Service) subscribe() error {
 	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
 		handlers[subject.ReplAdmin(p, verb)] = s.onAdmin
 	}
-	for subj, h := range handlers {
-		sub, err := s.nc.Subscribe(subj, h)
-		if err != nil {
-			s.unsubscribe()
-			return fmt.Errorf("replicator: subscribe %s: %w", subj, err)
-		}
-		if err := sub.SetPendingLimits(1024, 64<<20); err != nil {
-			return err
-		}
-		s.subs = append(s.subs, sub)
+	subs, err := bus.SubscribeAll(s.nc, handlers, bus.Limits{Msgs: 1024, Bytes: 64 << 20})
+	if err != nil {
+		return fmt.Errorf("replicator: %w", err)
 	}
-	return s.nc.Flush()
-}
-
-func (s *Service) unsubscribe() {
-	for _, sub := range s.subs {
-		_ = sub.Unsubscribe()
-	}
-	s.subs = nil
+	s.subs = subs
+	return nil
 }
 
 // onAdmin answers the replication verbs (SPEC §8 reply shape).

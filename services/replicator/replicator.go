@@ -107,6 +107,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -191,7 +192,7 @@ type Service struct {
 	lastPrune   time.Time
 	pruned      peerPos // the last applied position pruned up to
 
-	subs []*nats.Subscription
+	subs bus.Subscriptions
 	wg   sync.WaitGroup
 }
 
@@ -294,7 +295,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.subscribe(); err != nil {
 		return err
 	}
-	defer s.unsubscribe()
+	defer s.subs.Unsubscribe()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	fail := func(err error) {
