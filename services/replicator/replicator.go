@@ -322,7 +322,7 @@ func (s *Service) open(ctx context.Context) error {
 	if err := os.MkdirAll(s.dir, 0o750); err != nil {
 		return fmt.Errorf("replicator: %w", err)
 	}
-	st, err := store.OpenSQLite(ctx, DatabasePath(s.cfg), s.side(), s.cfg.Database.Tables)
+	st, err := s.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("replicator: %w", err)
 	}
@@ -344,6 +344,34 @@ func (s *Service) open(ctx context.Context) error {
 	}
 	return nil
 }
+
+// openStore opens the application database. A table of database.tables
+// that does not exist yet is waited for (the application creates its schema
+// when it first starts, perhaps after us), with the state "waiting" and a
+// log line every tableWaitLog; every other error is returned at once.
+func (s *Service) openStore(ctx context.Context) (*store.SQLite, error) {
+	var logged time.Time
+	for {
+		st, err := store.OpenSQLite(ctx, DatabasePath(s.cfg), s.side(), s.cfg.Database.Tables)
+		if !errors.Is(err, store.ErrNoTable) {
+			return st, err
+		}
+		s.setState("waiting", err.Error())
+		if time.Since(logged) >= tableWaitLog {
+			s.log.Warn().Err(err).Msg("waiting for the application to create its tables")
+			logged = time.Now()
+		}
+		if !sleep(ctx, tableWaitPoll) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// How often a missing table is looked for again, and logged.
+const (
+	tableWaitPoll = 500 * time.Millisecond
+	tableWaitLog  = 10 * time.Second
+)
 
 // Ready reports whether the service is ready (for /readyz).
 func (s *Service) Ready() error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/services/replicator"
 )
 
 // R1, R2, R6: the standby starts from a snapshot of the master (rows made
@@ -79,4 +80,29 @@ func TestConflictMasterWins(t *testing.T) {
 	if !strings.Contains(string(e.Data), `"winner":"a"`) || !strings.Contains(string(e.Data), `"loser":"b"`) {
 		t.Fatalf("conflict event %s", e.Data)
 	}
+}
+
+// A table of database.tables that the application has not created yet is
+// waited for, not a fault: the replicator says "waiting" and starts as soon
+// as the table exists (in the Compose layout the application and the
+// replicator start side by side).
+func TestWaitsForTheApplicationsTable(t *testing.T) {
+	w := newWorld(t)
+	for _, n := range []string{"a", "b"} {
+		w.nodes[n].edit = func(o *replicator.Options) { o.Config.Database.Tables = []string{"late"} }
+	}
+	w.start("a")
+	w.waitFor("a waiting for table late", func() bool {
+		return strings.Contains(w.status("a"), `"state":"waiting"`) && strings.Contains(w.status("a"), "late")
+	})
+	if err := w.nodes["a"].svc.Ready(); err == nil {
+		t.Fatal("ready while waiting for the table")
+	}
+	w.exec("a", `CREATE TABLE late(id INTEGER PRIMARY KEY, v TEXT)`)
+	w.exec("b", `CREATE TABLE late(id INTEGER PRIMARY KEY, v TEXT)`)
+	w.exec("a", `INSERT INTO late VALUES(1, 'made before the replicator could start')`)
+	w.start("b")
+	w.waitSynced()
+	w.exec("a", `INSERT INTO late VALUES(2, 'after')`)
+	w.waitFor("both rows on b", func() bool { return w.query("b", `SELECT count(*) FROM late`) == "2" })
 }

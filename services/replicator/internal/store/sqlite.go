@@ -72,6 +72,10 @@ func dsnBusy(path string, immediate bool, busy int) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
+// ErrNoTable is wrapped by OpenSQLite's error when a table listed in
+// database.tables does not exist (yet: the application may create it later).
+var ErrNoTable = errors.New("does not exist")
+
 // OpenSQLite opens the database at path (creating it if needed), creates
 // Tandem's tables, and installs the capture triggers on tables (all
 // application tables when empty) for side. It refuses a table without a
@@ -232,7 +236,7 @@ func (s *SQLite) plan(ctx context.Context, names []string) (map[string]*table, [
 	tables := map[string]*table{}
 	for _, n := range append(slices.Clone(names), FailoverTable) {
 		if n != FailoverTable && !slices.Contains(all, n) {
-			return nil, nil, fmt.Errorf("database.tables: table %q does not exist", n)
+			return nil, nil, fmt.Errorf("database.tables: table %q %w", n, ErrNoTable)
 		}
 		t, err := s.shape(ctx, n)
 		if err != nil {
