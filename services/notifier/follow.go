@@ -11,9 +11,13 @@ import (
 	"github.com/tandem-ha/tandem/services/notifier/internal/plan"
 )
 
-// ConsumerName is the durable consumer the notifier owns on each event
-// stream it follows (its own, and its mirror of the peer's).
-const ConsumerName = "tandem_notifier"
+// ConsumerName is the durable consumer the notifier of node self owns on
+// each event stream it follows (its own, and its mirror of the peer's). The
+// node is part of the name: both nodes have a stream of that name (the
+// origin on one, the mirror on the other), and acknowledgements
+// ($JS.ACK.<stream>.<consumer>.…) cross the leaf link, so two consumers
+// of one name would take each other's acknowledgements for their own.
+func ConsumerName(self string) string { return "tandem_notifier_" + self }
 
 // followRetry is the pause before binding to a stream again.
 const followRetry = 250 * time.Millisecond
@@ -82,14 +86,14 @@ func (s *Service) follow(ctx context.Context, node string) {
 
 func (s *Service) consume(ctx context.Context, stream, filter string) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	cfg := bus.ConsumerConfig(ConsumerName, filter)
+	cfg := bus.ConsumerConfig(ConsumerName(s.self), filter)
 	cfg.Description = "the notifier follows activations"
 	_, err := s.o.JS.CreateOrUpdateConsumer(cctx, stream, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	sub, err := bus.NewSubscriber(s.o.JS, bus.SubscriberConfig{Stream: stream, Consumer: ConsumerName}, s.log)
+	sub, err := bus.NewSubscriber(s.o.JS, bus.SubscriberConfig{Stream: stream, Consumer: ConsumerName(s.self)}, s.log)
 	if err != nil {
 		return err
 	}
