@@ -10,6 +10,7 @@
 //	tandem.<pair>.events.<node>.<kind>    events made on <node>; <kind> is the event type less "tandem."
 //	tandem.<pair>.mirror.<node>.events    the event stream of <node> on its way to the peer's mirror
 //	tandem.<pair>.notify                  notifications to sessions
+//	tandem.<pair>.link.<node>             <node>'s leaf link to the peer, relayed by its NATS process
 package subject
 
 import (
@@ -77,6 +78,10 @@ func MirrorDeliver(pair, origin string) string { return join(pair, "mirror", ori
 // MirrorConsumer is the name of the durable consumer on a node's event
 // stream that feeds the peer's mirror.
 const MirrorConsumer = "tandem_mirror"
+
+// Link is the subject on which a node's NATS process (tandem nats) relays
+// the state of its leaf link to the peer, for a monitor in another process.
+func Link(pair, node string) string { return join(pair, "link", node) }
 
 // Notify is the subject of notifications to the pair's sessions.
 func Notify(pair string) string { return join(pair, "notify") }

@@ -78,6 +78,17 @@ func (l leafLink) ProbeGone(ctx context.Context) bool {
 	return natsnode.ProbePeer(ctx, l.peer, 250*time.Millisecond) == natsnode.Gone
 }
 
+// RelayedLink is the Link of a monitor in its own process: the link state
+// its node's NATS process relays (natsnode.FollowLink), which has already
+// probed the peer when it says the link is down.
+func RelayedLink(f *natsnode.FollowedLink) Link { return relayedLink{f} }
+
+type relayedLink struct{ f *natsnode.FollowedLink }
+
+func (l relayedLink) Events() <-chan natsnode.LinkEvent { return l.f.Events() }
+
+func (l relayedLink) ProbeGone(context.Context) bool { return l.f.Gone() }
+
 // Options are what a monitor needs.
 type Options struct {
 	Config   config.Config
