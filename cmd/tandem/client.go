@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -26,13 +27,15 @@ var (
 type globals struct {
 	server  string
 	creds   string
+	tlsCA   string
 	json    bool
 	timeout time.Duration
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.server, "server", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated; the first is tried first")
-	fs.StringVar(&g.creds, "creds", "", "NATS credentials file")
+	fs.StringVar(&g.creds, "creds", "", "NATS credentials: a .creds file or an nkey seed file (tandem auth init)")
+	fs.StringVar(&g.tlsCA, "tls-ca", "", "PEM CA file the NATS servers' TLS certificates are verified with")
 	fs.BoolVar(&g.json, "json", false, "print JSON")
 	fs.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the nodes")
 }
@@ -51,16 +54,37 @@ func parse(fs *flag.FlagSet, args []string, errOut io.Writer) error {
 
 // connect connects to the pair's NATS servers, in the order given.
 func (g *globals) connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("tandem " + name), nats.Timeout(g.timeout), nats.DontRandomize(),
-		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}
-	if g.creds != "" {
-		opts = append(opts, nats.UserCredentials(g.creds))
+	opts, err := g.authOptions()
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, nats.Name("tandem "+name), nats.Timeout(g.timeout), nats.DontRandomize(),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	nc, err := nats.Connect(g.server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.server, err)
 	}
 	return nc, nil
+}
+
+// authOptions are the options of --creds and --tls-ca.
+func (g *globals) authOptions() ([]nats.Option, error) {
+	var opts []nats.Option
+	if g.creds != "" {
+		opt, err := natsnode.CredsOption(g.creds)
+		if err != nil {
+			return nil, fmt.Errorf("--creds: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if g.tlsCA != "" {
+		opt, err := natsnode.TLSOption(g.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	return opts, nil
 }
 
 // pairFlags are the flags of a command addressed to a pair.

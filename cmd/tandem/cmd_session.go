@@ -66,11 +66,11 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	for i, r := range resources {
 		conns[i] = session.Connection{Address: r, Default: r == *def || (*def == "" && i == 0)}
 	}
-	opts := []nats.Option{nats.Timeout(p.timeout)}
-	if p.creds != "" {
-		opts = append(opts, nats.UserCredentials(p.creds))
+	opts, err := p.authOptions()
+	if err != nil {
+		return err
 	}
-	c, err := session.Dial(strings.Split(p.server, ","), p.pair, opts...)
+	c, err := session.Dial(strings.Split(p.server, ","), p.pair, append(opts, nats.Timeout(p.timeout))...)
 	if err != nil {
 		return err
 	}

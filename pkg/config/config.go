@@ -11,9 +11,14 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nkeys"
 
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -60,7 +65,70 @@ type NATS struct {
 	LeafListen string `yaml:"leaf_listen" help:"leafnode address of the embedded NATS server"`
 	Peer       string `yaml:"peer" help:"the peer's leafnode URL, nats-leaf://host:port"`
 	URL        string `yaml:"url" help:"URL of an external NATS to use instead of the embedded server"`
-	Creds      string `yaml:"creds" help:"credentials file for nats.url"`
+	Creds      string `yaml:"creds" help:"credentials file for nats.url: a .creds file (JWT) or an nkey seed file; overrides nats.creds_dir"`
+	// CredsDir holds one nkey seed file per role, <role>.nk, as written by
+	// `tandem auth init`: each service connecting with nats.url uses its
+	// own, and the soliciting standby's leaf remote leaf.nk.
+	CredsDir string `yaml:"creds_dir" help:"directory of the nkey seed files <role>.nk (tandem auth init): each service's credentials for nats.url, and leaf.nk for the leaf link"`
+	// LeafCreds is the seed file the standby's leaf remote authenticates
+	// with as role leaf; "" means <creds_dir>/leaf.nk when creds_dir is set.
+	LeafCreds string `yaml:"leaf_creds" help:"nkey seed file the standby's leaf connection authenticates with (role leaf); default <creds_dir>/leaf.nk"`
+	// Auth maps a role to the public nkey (U…) of its user; non-empty means
+	// every TCP client and the peer's leaf connection must authenticate.
+	Auth map[string]string `yaml:"auth" help:"role=public nkey (U…) of each NATS user the embedded server accepts; roles: admin, leaf, license, monitor, nats, notifier, printq, replicator, session"`
+	TLS  TLS               `yaml:"tls"`
+}
+
+// TLS is the embedded server's certificate for client and leafnode
+// connections, and the CA clients and the soliciting standby verify it with.
+type TLS struct {
+	Cert string `yaml:"cert" help:"PEM certificate of the embedded NATS server (client and leafnode ports; with nats.tls.verify also the standby's leaf client certificate)"`
+	Key  string `yaml:"key" help:"PEM private key of nats.tls.cert"`
+	CA   string `yaml:"ca" help:"PEM CA bundle that NATS server certificates are verified with (clients, the standby's leaf remote)"`
+	// Verify requires mutual TLS on the leafnode port: the soliciting
+	// standby presents its own nats.tls.cert. Clients are authenticated by
+	// nkey (nats.auth), not by certificate.
+	Verify bool `yaml:"verify" help:"require and verify the peer server's certificate on the leafnode port (mutual TLS between the two servers)"`
+}
+
+// Enabled reports whether the embedded server serves TLS.
+func (t TLS) Enabled() bool { return t.Cert != "" }
+
+// Auth roles: the NATS users nats.auth may name (permissions in
+// pkg/natsnode/auth.go).
+const (
+	RoleAdmin      = "admin"
+	RoleLeaf       = "leaf"
+	RoleLicense    = "license"
+	RoleMonitor    = "monitor"
+	RoleNATS       = "nats"
+	RoleNotifier   = "notifier"
+	RolePrintq     = "printq"
+	RoleReplicator = "replicator"
+	RoleSession    = "session"
+)
+
+// AuthRoles lists every role nats.auth accepts, sorted.
+var AuthRoles = []string{RoleAdmin, RoleLeaf, RoleLicense, RoleMonitor, RoleNATS, RoleNotifier, RolePrintq, RoleReplicator, RoleSession}
+
+// ValidAuthRole reports whether role is one of AuthRoles.
+func ValidAuthRole(role string) bool { return slices.Contains(AuthRoles, role) }
+
+// LeafSeedFile is the seed file the soliciting leaf remote uses, "" for none.
+func (n NATS) LeafSeedFile() string {
+	if n.LeafCreds != "" || n.CredsDir == "" {
+		return n.LeafCreds
+	}
+	return filepath.Join(n.CredsDir, RoleLeaf+".nk")
+}
+
+// CredsFile is the credentials file a client of the given role connects
+// with: nats.creds if set, else <creds_dir>/<role>.nk, else "".
+func (n NATS) CredsFile(role string) string {
+	if n.Creds != "" || n.CredsDir == "" {
+		return n.Creds
+	}
+	return filepath.Join(n.CredsDir, role+".nk")
 }
 
 // Heartbeat timing (F5, F6, F7).
@@ -231,6 +299,7 @@ func (c Config) Validate() error {
 			add("nats.peer: %q is not a URL (nats-leaf://host:port)", c.NATS.Peer)
 		}
 	}
+	errs = append(errs, c.NATS.validateSecurity(c.Role)...)
 	h := c.Heart
 	switch {
 	case h.Interval < 10*time.Millisecond:
@@ -311,4 +380,49 @@ func checkAddr(a string) error {
 		return fmt.Errorf("%q: %w", a, err)
 	}
 	return nil
+}
+
+// validateSecurity checks nats.auth, nats.tls and nats.leaf_creds. Files are
+// not read here: the server and the clients name the file when it is bad.
+func (n NATS) validateSecurity(role Role) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	roles := make([]string, 0, len(n.Auth))
+	for r := range n.Auth {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	seen := make(map[string]string) // public key → role
+	for _, r := range roles {
+		key := n.Auth[r]
+		switch {
+		case !ValidAuthRole(r):
+			add("nats.auth.%s: unknown role (want one of %s)", r, strings.Join(AuthRoles, ", "))
+		case !nkeys.IsValidPublicUserKey(key):
+			add("nats.auth.%s: %q is not a public user nkey (U…, see tandem auth init)", r, key)
+		case seen[key] != "":
+			add("nats.auth.%s: same key as nats.auth.%s; give every role its own", r, seen[key])
+		default:
+			seen[key] = r
+		}
+	}
+	if len(n.Auth) > 0 {
+		if _, ok := n.Auth[RoleLeaf]; !ok && n.LeafListen != "" {
+			add("nats.auth.leaf: required when nats.auth is set and nats.leaf_listen is open (the peer's leaf connection authenticates as leaf)")
+		}
+		if role == Standby && n.Peer != "" && n.LeafSeedFile() == "" {
+			add("nats.leaf_creds: required on the standby when nats.auth is set (or set nats.creds_dir holding leaf.nk)")
+		}
+	}
+	t := n.TLS
+	if (t.Cert == "") != (t.Key == "") {
+		add("nats.tls.cert and nats.tls.key: set both or neither")
+	}
+	if t.Verify && (t.CA == "" || t.Cert == "") {
+		add("nats.tls.verify: needs nats.tls.ca and nats.tls.cert")
+	}
+	if t.Enabled() && t.CA == "" && role == Standby && n.Peer != "" {
+		add("nats.tls.ca: required on the standby with nats.tls.cert (its leaf remote verifies the master's certificate)")
+	}
+	return errs
 }

@@ -2,7 +2,7 @@ package config
 
 // Loading. The keys are not listed anywhere by hand: schema() walks the
 // Config struct once, by reflection, and every key is the dotted path of the
-// yaml tags down to a leaf field (string, Role, time.Duration, []string or
+// yaml tags down to a leaf field (string, Role, bool, time.Duration, []string or
 // map[string]string). The YAML file, the environment and the flags all go
 // through that one schema, so a field added to Config is at once a YAML key,
 // a TANDEM_* variable and a flag.
@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,6 +152,7 @@ const (
 	kindDuration
 	kindList
 	kindMap
+	kindBool
 )
 
 // field is one key: where it is in Config and how its values are read.
@@ -211,6 +213,8 @@ func kindOf(t reflect.Type) kind {
 		return kindDuration
 	case t.Kind() == reflect.String:
 		return kindString
+	case t.Kind() == reflect.Bool:
+		return kindBool
 	case t == reflect.TypeFor[[]string]():
 		return kindList
 	case t == reflect.TypeFor[map[string]string]():
@@ -244,6 +248,8 @@ func (f field) setText(c *Config, s string) error {
 		v, err = parseList(s)
 	case kindMap:
 		v, err = parseMap(s)
+	case kindBool:
+		v, err = parseBool(s)
 	}
 	if err != nil {
 		return err
@@ -262,8 +268,20 @@ func (f field) text(c Config) string {
 		return strings.Join(v.Interface().([]string), ",")
 	case kindMap:
 		return formatMap(v.Interface().(map[string]string))
+	case kindBool:
+		return strconv.FormatBool(v.Bool())
 	}
 	return v.String()
+}
+
+// parseBool reads true/false (and the forms strconv.ParseBool knows: 1, 0,
+// t, f, …); YAML's yes/no are not booleans here.
+func parseBool(s string) (bool, error) {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return false, fmt.Errorf("%q: want true or false", s)
+	}
+	return b, nil
 }
 
 func parseList(s string) ([]string, error) {
@@ -412,6 +430,12 @@ func fromYAML(k kind, n *yaml.Node) (any, error) {
 		return yamlList(n)
 	case kindMap:
 		return yamlMap(n)
+	case kindBool:
+		s, err := scalar(n)
+		if err != nil {
+			return nil, err
+		}
+		return parseBool(s)
 	}
 	return scalar(n)
 }

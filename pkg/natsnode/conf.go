@@ -2,6 +2,7 @@ package natsnode
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,7 @@ type identities struct {
 	sys        nkeys.KeyPair // SYS, in process only: watches advisories
 	sysPub     string
 	defaultPub string // TANDEM, seed discarded: the no_auth_user
+	leafSeed   string // the leaf remote's seed (Options.LeafSeedFile), or ""
 }
 
 func newIdentities() (identities, error) {
@@ -53,6 +55,29 @@ func newIdentities() (identities, error) {
 	return identities{sys: sys, sysPub: sysPub, defaultPub: defPub}, nil
 }
 
+// readLeafSeed reads the user seed the leaf remote signs in with from a
+// seed file or a .creds file.
+func readLeafSeed(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("leaf credentials: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(data)
+	clear(data)
+	if err != nil {
+		return "", fmt.Errorf("leaf credentials %s: %w", path, err)
+	}
+	defer kp.Wipe()
+	seed, err := kp.Seed()
+	if err != nil {
+		return "", fmt.Errorf("leaf credentials %s: %w", path, err)
+	}
+	if len(seed) < 2 || seed[0] != 'S' || seed[1] != 'U' {
+		return "", fmt.Errorf("leaf credentials %s: not a user seed (SU…)", path)
+	}
+	return string(seed), nil
+}
+
 // serverConfig is the nats-server configuration text of o.
 func serverConfig(o Options, id identities) string {
 	name := subject.ServerName(o.Pair, o.Node)
@@ -68,8 +93,11 @@ func serverConfig(o Options, id identities) string {
 	line("jetstream { store_dir: %s, domain: %s }", q(o.StoreDir), q(name))
 	line("system_account: %s", SysAccount)
 	line("no_auth_user: %s", q(id.defaultPub))
+	if o.TLS.Cert != "" {
+		line("tls { cert_file: %s, key_file: %s }", q(o.TLS.Cert), q(o.TLS.Key))
+	}
 	b.WriteString(accountsBlock(o, id))
-	b.WriteString(leafBlock(o))
+	b.WriteString(leafBlock(o, id))
 	return b.String()
 }
 
@@ -91,7 +119,24 @@ func accountsBlock(o Options, id identities) string {
 	return b.String()
 }
 
-func leafBlock(o Options) string {
+// leafTLS is the body of a leafnodes tls block: the listener's (its
+// certificate; with Verify the CA and verify) or the remote's (the CA; with
+// Verify its own certificate as the client certificate).
+func leafTLS(t TLSFiles, remote bool) string {
+	var parts []string
+	if !remote || t.Verify {
+		parts = append(parts, "cert_file: "+q(t.Cert), "key_file: "+q(t.Key))
+	}
+	if remote || t.Verify {
+		parts = append(parts, "ca_file: "+q(t.CA))
+	}
+	if !remote && t.Verify {
+		parts = append(parts, "verify: true")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func leafBlock(o Options, id identities) string {
 	if o.LeafListen == "" && !o.Solicit {
 		return ""
 	}
@@ -101,12 +146,21 @@ func leafBlock(o Options) string {
 	if o.LeafListen != "" {
 		fmt.Fprintf(&b, "  listen: %s\n  no_advertise: true\n", q(o.LeafListen))
 	}
+	if o.LeafListen != "" && o.TLS.Cert != "" {
+		fmt.Fprintf(&b, "  tls { %s }\n", leafTLS(o.TLS, false))
+	}
 	if o.LeafAuthorization != "" {
 		fmt.Fprintf(&b, "  authorization { %s }\n", o.LeafAuthorization)
 	}
 	if o.Solicit {
-		fmt.Fprintf(&b, "  remotes: [{url: %s, account: %s, ignore_discovered_servers: true}]\n",
-			q(o.Peer), AppAccount)
+		fmt.Fprintf(&b, "  remotes: [{url: %s, account: %s, ignore_discovered_servers: true", q(o.Peer), AppAccount)
+		if id.leafSeed != "" {
+			fmt.Fprintf(&b, ", nkey: %s", q(id.leafSeed))
+		}
+		if o.TLS.CA != "" {
+			fmt.Fprintf(&b, ", tls { %s }", leafTLS(o.TLS, true))
+		}
+		b.WriteString("}]\n")
 	}
 	b.WriteString("}\n")
 	return b.String()

@@ -31,6 +31,10 @@
 // RequireAuth limits the credential-less identity to in-process clients, so
 // everything else must present one of Users (or LeafAuthorization for the
 // peer's leaf connection, whose user and password then go into Peer's URL).
+// FromConfig fills them from nats.auth (one user per role, permissions in
+// auth.go, the leaf role as the leafnode authorization, signed by the
+// standby's remote with nats.leaf_creds) and nats.tls (TLS on the client and
+// leafnode ports, mutual on the leaf port with nats.tls.verify).
 // SYS has one nkey user, also generated at each start and allowed only in
 // process; the server uses it to watch its own connection advisories.
 //

@@ -42,21 +42,50 @@ type Options struct {
 	// clients: TCP clients must present one of Users, the peer's leaf
 	// connection one of Users or LeafAuthorization.
 	RequireAuth bool
+	// LeafSeedFile is the nkey seed file (or .creds file) the soliciting
+	// leaf remote signs in with, as the peer's LeafAuthorization expects.
+	LeafSeedFile string
+	// TLS, when TLS.Cert is set, is served on the client and leafnode ports.
+	TLS TLSFiles
+}
+
+// TLSFiles are PEM file paths (config nats.tls.*).
+type TLSFiles struct {
+	// Cert and Key are the server's certificate (also the leaf remote's
+	// client certificate when Verify is set).
+	Cert, Key string
+	// CA verifies the peer server's certificate when soliciting, and with
+	// Verify the soliciting peer's on the leafnode port.
+	CA string
+	// Verify requires a certificate from the soliciting peer (mutual TLS on
+	// the leafnode port only; clients authenticate by nkey).
+	Verify bool
 }
 
 // FromConfig derives a node's server options from its configuration: the
-// standby solicits, JetStream lives in <data_dir>/nats.
+// standby solicits, JetStream lives in <data_dir>/nats. With nats.auth every
+// role becomes a user with the permissions of auth.go, the leaf role the
+// leafnode authorization, and TCP clients must authenticate; the standby's
+// remote signs in with nats.leaf_creds. nats.tls.* go to both ports.
 func FromConfig(c config.Config, log zerolog.Logger) Options {
-	return Options{
-		Pair:       c.Pair,
-		Node:       c.Node,
-		Listen:     c.NATS.Listen,
-		LeafListen: c.NATS.LeafListen,
-		Peer:       c.NATS.Peer,
-		Solicit:    c.Role == config.Standby,
-		StoreDir:   filepath.Join(c.DataDir, "nats"),
-		Logger:     log,
+	o := Options{
+		Pair:         c.Pair,
+		Node:         c.Node,
+		Listen:       c.NATS.Listen,
+		LeafListen:   c.NATS.LeafListen,
+		Peer:         c.NATS.Peer,
+		Solicit:      c.Role == config.Standby,
+		StoreDir:     filepath.Join(c.DataDir, "nats"),
+		Logger:       log,
+		Users:        AuthUsers(c.Pair, c.Node, c.NATS.Auth),
+		RequireAuth:  len(c.NATS.Auth) > 0,
+		LeafSeedFile: c.NATS.LeafSeedFile(),
+		TLS:          TLSFiles{Cert: c.NATS.TLS.Cert, Key: c.NATS.TLS.Key, CA: c.NATS.TLS.CA, Verify: c.NATS.TLS.Verify},
 	}
+	if key, ok := c.NATS.Auth[config.RoleLeaf]; ok {
+		o.LeafAuthorization = LeafAuthorization(key)
+	}
+	return o
 }
 
 func (o Options) validate() error {
@@ -77,6 +106,12 @@ func (o Options) validate() error {
 	}
 	if o.Solicit && o.Peer == "" {
 		errs = append(errs, errors.New("solicit without a peer URL"))
+	}
+	if (o.TLS.Cert == "") != (o.TLS.Key == "") {
+		errs = append(errs, errors.New("tls: cert and key go together"))
+	}
+	if o.TLS.Verify && (o.TLS.CA == "" || o.TLS.Cert == "") {
+		errs = append(errs, errors.New("tls verify: needs a CA and a certificate"))
 	}
 	if o.StoreDir == "" {
 		errs = append(errs, errors.New("store dir: empty"))

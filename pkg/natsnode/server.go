@@ -47,6 +47,11 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Solicit && o.LeafSeedFile != "" {
+		if id.leafSeed, err = readLeafSeed(o.LeafSeedFile); err != nil {
+			return nil, err
+		}
+	}
 	sopts := &server.Options{}
 	if err := sopts.ProcessConfigString(serverConfig(o, id)); err != nil {
 		return nil, fmt.Errorf("nats config: %w", err)

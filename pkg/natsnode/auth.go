@@ -1,0 +1,215 @@
+package natsnode
+
+// NATS users and their subject permissions (SPEC §9). This file is the one
+// place that says who may publish and subscribe to what. nats.auth maps a
+// role to the public nkey of its user; every role below becomes one user of
+// account TANDEM on the node's server, with the permissions of its table
+// entry, built from pkg/subject for this node's pair and name. Role users may
+// connect only as ordinary clients (allowed_connection_types STANDARD): none of
+// them can be used for a leaf connection, and the leaf user can be used for
+// nothing else.
+//
+// The tables are allow lists: anything not listed is denied. Common to the
+// clients that make requests: subscribe _INBOX.> for the replies (a known
+// limit: a client allowed _INBOX.> could also read replies meant for other
+// clients of the account; the tight fix, per-role inbox prefixes, needs every
+// client library to set one). Services also get allow_responses, so they can
+// answer requests wherever the reply subject points.
+//
+// Event subjects (tandem.<pair>.events.<node>.<kind>) are scoped per service
+// to the kinds it emits on its own node: only the monitor may publish failover,
+// switchover, peer and node events, only the replicator repl.*, only the
+// notifier failover.notified, only the license service license.*. Every
+// service may publish input.rejected, which they all emit (the subject does
+// not say which service rejected the input; the envelope's source does). A new
+// event type a service emits must be added to its list here.
+//
+// The services keep their broad JetStream API rights ($JS.API.>) on their own
+// node: they create and update their streams, buckets and consumers, and the
+// exact API subjects depend on the nats.go version. Sessions, printq and
+// admins get narrow, read-only JetStream rights.
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// permissions is one user's allow lists.
+type permissions struct {
+	pub, sub []string
+	// responses lets the user publish to the reply subject of a request it
+	// received (allow_responses).
+	responses bool
+}
+
+// Subjects shared by several roles.
+const (
+	inbox    = "_INBOX.>"
+	jsAPI    = "$JS.API.>"   // the node's own JetStream
+	jsDomain = "$JS.*.API.>" // another domain's JetStream: the peer's, across the leaf
+	jsAck    = "$JS.ACK.>"   // acks of pull consumers
+	jsFlow   = "$JS.FC.>"    // flow-control replies of push consumers
+)
+
+// Events each service emits (see services/<name>); input.rejected is
+// everybody's.
+var (
+	monitorEvents = []string{event.NodeStarted, event.NodeActivated, event.NodeDeactivated, event.NodeStalled,
+		event.PeerLost, event.PeerFound, event.CollisionResolved, event.SwitchoverRequested,
+		event.SwitchoverCompleted, event.SwitchoverRefused, event.SwitchoverRolledBack,
+		event.MaintenanceChanged, event.HookFinished, event.FailoverSuppressed, event.InputRejected}
+	replicatorEvents = []string{event.ReplPaused, event.ReplResumed, event.ReplSnapshot, event.ReplConflict,
+		event.ReplStatusWritten, event.InputRejected}
+	notifierEvents = []string{event.FailoverNotified, event.InputRejected}
+	licenseEvents  = []string{event.LicenseAdded, event.LicenseRefused, event.LicenseWarning,
+		event.LicenseInvalid, event.LicenseValid, event.InputRejected}
+)
+
+// Admin verbs the monitor answers (services/monitor/transport.go).
+var monitorVerbs = []string{"status", "switchover", "maintenance"}
+
+// rolePermissions is the table: the permissions of role on node's server.
+// The leaf role is not here: it is the leafnode authorization (see leafAuth).
+func rolePermissions(role, pair, node string) permissions {
+	events := func(types []string) []string {
+		out := make([]string, len(types))
+		for i, t := range types {
+			out[i] = subject.Event(pair, node, t)
+		}
+		return out
+	}
+	jsClient := []string{jsAPI, jsAck, jsFlow, inbox}
+	stateStream := "KV_" + subject.StateBucket
+	stateKey := "$KV." + subject.StateBucket + "." + pair
+	// Reading the pair's state: the bucket's info, its key by direct get,
+	// and an ordered consumer (a watch) filtered on the key.
+	stateRead := []string{
+		"$JS.API.STREAM.INFO." + stateStream,
+		"$JS.API.DIRECT.GET." + stateStream + "." + stateKey,
+		"$JS.API.CONSUMER.CREATE." + stateStream + ".*." + stateKey,
+	}
+	switch role {
+	case config.RoleMonitor:
+		// Publishes its heartbeats, coordination to the peer's monitor and
+		// the failover/switchover/node events; hears heartbeats, its own
+		// control subject, the link reports of the NATS process and the
+		// admin verbs it answers.
+		sub := []string{subject.Heartbeats(pair), subject.Control(pair, node), subject.Link(pair, node),
+			subject.Admin(pair, subject.PairScope, "status"), inbox}
+		for _, v := range monitorVerbs {
+			sub = append(sub, subject.Admin(pair, node, v))
+		}
+		return permissions{
+			pub:       append([]string{subject.Heartbeat(pair, node), subject.Control(pair, "*")}, append(events(monitorEvents), jsClient...)...),
+			sub:       sub,
+			responses: true,
+		}
+	case config.RoleReplicator:
+		// Ships its change batches, tells the peer how far it applied and
+		// asks the peer for snapshots (core and through the peer's
+		// JetStream domain); answers the peer's snapshot requests, the
+		// notifier's configuration request and the pair's repl.* verbs.
+		return permissions{
+			pub: append([]string{subject.ReplChanges(pair, node), subject.ReplApplied(pair, "*"),
+				subject.ReplSnapshot(pair, "*"), subject.ReplChunk(pair, "*"), jsDomain},
+				append(events(replicatorEvents), jsClient...)...),
+			sub: []string{subject.ReplApplied(pair, node), subject.ReplSnapshot(pair, node), subject.ReplChunk(pair, node),
+				subject.ReplConfig(pair, node), subject.ReplAdmin(pair, "repl.>"), inbox},
+			responses: true,
+		}
+	case config.RoleNotifier:
+		// Publishes notifications (N1, N7) and asks a replicator for the
+		// pair configuration; hears the sessions' acknowledgements and
+		// answers notifier.status.
+		return permissions{
+			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*")},
+				append(events(notifierEvents), jsClient...)...),
+			sub:       []string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), inbox},
+			responses: true,
+		}
+	case config.RoleLicense:
+		// Publishes license events; reads the master's bucket (its own
+		// JetStream, the master's domain for the mirror); hears the pair's
+		// events and heartbeats (to learn the master) and its license verbs.
+		return permissions{
+			pub: append([]string{jsDomain}, append(events(licenseEvents), jsClient...)...),
+			sub: []string{subject.Events(pair), subject.Heartbeats(pair), subject.LicenseAll(pair, node),
+				subject.LicenseAll(pair, subject.PairScope), inbox},
+			responses: true,
+		}
+	case config.RoleNATS:
+		// The node's NATS process, should it ever connect over TCP: it
+		// reports the leaf link to the monitor and may set up streams.
+		return permissions{pub: append([]string{subject.Link(pair, node)}, jsClient...), sub: []string{inbox}}
+	case config.RoleSession:
+		// SPEC §9: reads the pair's notifications and state, publishes
+		// acknowledgements. One key serves every session, so it may
+		// acknowledge as any session of the pair (per-session users would
+		// need one key per session).
+		return permissions{
+			pub: append([]string{subject.Acks(pair), subject.AckBatches(pair)}, stateRead...),
+			sub: []string{subject.Notify(pair), inbox},
+		}
+	case config.RolePrintq:
+		// A stand-in application on the node: reads the pair's state and
+		// notifications, publishes nothing of its own.
+		return permissions{pub: stateRead, sub: []string{subject.Notify(pair), inbox}}
+	case config.RoleAdmin:
+		// Operators: every admin and license verb of the pair, and
+		// read-only JetStream (status, audit replay with ordered
+		// consumers); no stream or bucket can be created, changed,
+		// purged or deleted.
+		return permissions{
+			pub: []string{subject.Admin(pair, "*", ">"), subject.License(pair, "*", "*"),
+				"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
+				"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>",
+				"$JS.API.CONSUMER.CREATE.*", "$JS.API.CONSUMER.CREATE.*.>", "$JS.API.CONSUMER.INFO.*.*",
+				"$JS.API.CONSUMER.MSG.NEXT.*.*", jsFlow},
+			sub: []string{subject.Events(pair), inbox},
+		}
+	}
+	panic(fmt.Sprintf("natsnode: no permissions for role %q", role))
+}
+
+// AuthUsers are the nats-server user entries (Options.Users) of the roles in
+// auth (role → public nkey) on node's server; the leaf role is left out (see
+// LeafAuthorization). Roles come out sorted, so the text is stable.
+func AuthUsers(pair, node string, auth map[string]string) []string {
+	var users []string
+	for _, role := range slices.Sorted(maps.Keys(auth)) {
+		if role == config.RoleLeaf {
+			continue
+		}
+		users = append(users, userEntry(auth[role], rolePermissions(role, pair, node)))
+	}
+	return users
+}
+
+// LeafAuthorization is the leafnodes authorization body that admits the
+// peer's leaf connection signed by the leaf key, into account TANDEM. The
+// leaf connection carries the peer's services' traffic, so it is not
+// restricted by subject: the leaf key is as strong as the whole account.
+func LeafAuthorization(leafKey string) string {
+	return fmt.Sprintf("nkey: %s, account: %s", q(leafKey), AppAccount)
+}
+
+func userEntry(key string, p permissions) string {
+	list := func(s []string) string {
+		quoted := make([]string, len(s))
+		for i, x := range s {
+			quoted[i] = q(x)
+		}
+		return "[" + strings.Join(quoted, ", ") + "]"
+	}
+	perm := fmt.Sprintf("publish: {allow: %s}, subscribe: {allow: %s}", list(p.pub), list(p.sub))
+	if p.responses {
+		perm += ", allow_responses: true"
+	}
+	return fmt.Sprintf(`{nkey: %s, permissions: {%s}, allowed_connection_types: ["STANDARD"]}`, q(key), perm)
+}
