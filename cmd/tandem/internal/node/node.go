@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor"
 )
 
@@ -43,6 +46,7 @@ type Node struct {
 
 	retention audit.Retention
 
+	part    string        // "node", or the one service RunService runs
 	started chan struct{} // closed once everything runs
 	mu      sync.Mutex    // guards killed
 	killed  bool
@@ -50,7 +54,7 @@ type Node struct {
 
 // New returns a node for cfg; Run starts it.
 func New(cfg config.Config, log zerolog.Logger) *Node {
-	return &Node{cfg: cfg, log: log, nlog: log.With().Str("service", "node").Logger(), started: make(chan struct{})}
+	return &Node{cfg: cfg, log: log, nlog: log.With().Str("service", "node").Logger(), part: "node", started: make(chan struct{})}
 }
 
 // Started is closed once the node runs (its NATS server, stream and services).
@@ -61,35 +65,80 @@ func (n *Node) Server() *natsnode.Server { return n.srv }
 
 // Run starts the node and runs it until ctx ends or a service fails.
 func (n *Node) Run(ctx context.Context) error {
-	if err := n.cfg.Validate(); err != nil {
-		return err
+	return n.run(ctx, Services...)
+}
+
+// Services are the node's services, in start order.
+var Services = []string{"monitor", "replicator", "notifier", "license"}
+
+// RunService runs one of the node's services alone in this process (the
+// split layout of deploy/: one process or container per service). It uses
+// the node's NATS server at nats.url, run by `tandem nats`.
+func (n *Node) RunService(ctx context.Context, name string) error {
+	if !slices.Contains(Services, name) {
+		return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
 	}
-	if err := n.startNATS(); err != nil {
+	n.part = name
+	if n.cfg.Embedded() {
+		return fmt.Errorf("tandem %s runs beside the node's NATS server: set nats.url (the server `tandem nats` runs)", name)
+	}
+	return n.run(ctx, name)
+}
+
+// run starts the node's NATS connection (and embedded server), its event
+// stream and publisher, then the services named.
+func (n *Node) run(ctx context.Context, services ...string) error {
+	js, err := n.open(ctx)
+	if err != nil {
 		return err
 	}
 	defer n.stopNATS()
-	js, err := n.jetStream()
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	maxBytes, err := n.cfg.Audit.MaxBytesValue()
-	if err != nil {
-		return err
-	}
-	n.retention = audit.Retention{MaxAge: n.cfg.Audit.MaxAge, MaxBytes: maxBytes}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = audit.EnsureOrigin(sctx, js, n.cfg.Pair, n.cfg.Node, n.retention)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("event stream: %w", err)
-	}
 	pub, err := bus.NewPublisher(js, bus.DefaultPublisherConfig(), n.log)
 	if err != nil {
 		return err
 	}
 	n.emitter = bus.NewEmitter(pub, n.log, 4096)
 	defer n.closeEmitter()
-	return n.runServices(ctx, js)
+	return n.runServices(ctx, js, services)
+}
+
+// open validates the configuration, starts the NATS server or connects to
+// nats.url, and makes the node's event stream. Once it succeeded the caller
+// owes a stopNATS.
+func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
+	if err := n.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := n.startNATS(ctx); err != nil {
+		return nil, err
+	}
+	js, err := n.jetStream()
+	if err == nil {
+		err = n.ensureOrigin(ctx, js)
+	} else {
+		err = fmt.Errorf("jetstream: %w", err)
+	}
+	if err != nil {
+		n.stopNATS()
+		return nil, err
+	}
+	return js, nil
+}
+
+// ensureOrigin makes (or finds) the node's own event stream. Every process
+// of a split node does it, so that none depends on which starts first.
+func (n *Node) ensureOrigin(ctx context.Context, js jetstream.JetStream) error {
+	maxBytes, err := n.cfg.Audit.MaxBytesValue()
+	if err != nil {
+		return err
+	}
+	n.retention = audit.Retention{MaxAge: n.cfg.Audit.MaxAge, MaxBytes: maxBytes}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := audit.EnsureOrigin(sctx, js, n.cfg.Pair, n.cfg.Node, n.retention); err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	return nil
 }
 
 // jetStream is the node's JetStream: the embedded server's own domain, or
@@ -101,15 +150,16 @@ func (n *Node) jetStream() (jetstream.JetStream, error) {
 	return jetstream.New(n.nc)
 }
 
-func (n *Node) startNATS() error {
+func (n *Node) startNATS(ctx context.Context) error {
 	if !n.cfg.Embedded() {
-		opts := []nats.Option{nats.Name("tandem node " + n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}
-		if n.cfg.NATS.Creds != "" {
-			opts = append(opts, nats.UserCredentials(n.cfg.NATS.Creds))
-		}
-		nc, err := nats.Connect(n.cfg.NATS.URL, opts...)
+		opts, err := n.clientOptions()
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", n.cfg.NATS.URL, err)
+			return err
+		}
+		opts = append(opts, nats.Name("tandem "+n.part+" "+n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		nc, err := n.dial(ctx, opts)
+		if err != nil {
+			return err
 		}
 		n.nc = nc
 		return nil
@@ -127,6 +177,62 @@ func (n *Node) startNATS() error {
 	n.nlog.Info().Str("client", srv.ClientURL()).Str("leaf", srv.LeafURL()).Msg("embedded NATS server ready")
 	return nil
 }
+
+// clientOptions are the credentials and TLS of this process's connection
+// to nats.url: a service of the split layout connects as its own user
+// (nats.creds, else <nats.creds_dir>/<service>.nk); a whole node with
+// nats.url uses nats.creds.
+func (n *Node) clientOptions() ([]nats.Option, error) {
+	if n.part != "node" {
+		return natsnode.ClientOptions(n.cfg, n.part)
+	}
+	var opts []nats.Option
+	if n.cfg.NATS.Creds != "" {
+		o, err := natsnode.CredsOption(n.cfg.NATS.Creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	if n.cfg.NATS.TLS.CA != "" {
+		o, err := natsnode.TLSOption(n.cfg.NATS.TLS.CA)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	return opts, nil
+}
+
+// dial connects to nats.url, trying again every dialRetry until ctx ends:
+// in the split layout a service may start before its node's NATS server.
+func (n *Node) dial(ctx context.Context, opts []nats.Option) (*nats.Conn, error) {
+	var logged time.Time
+	for {
+		nc, err := nats.Connect(n.cfg.NATS.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if !errors.Is(err, nats.ErrNoServers) {
+			return nil, fmt.Errorf("connect to %s: %w", n.cfg.NATS.URL, err)
+		}
+		if time.Since(logged) >= dialLog {
+			n.nlog.Warn().Err(err).Str("url", n.cfg.NATS.URL).Msg("waiting for the node's NATS server")
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s: %w", n.cfg.NATS.URL, err)
+		case <-time.After(dialRetry):
+		}
+	}
+}
+
+// How often nats.url is dialled again while it does not answer, and logged.
+const (
+	dialRetry = 250 * time.Millisecond
+	dialLog   = 10 * time.Second
+)
 
 func (n *Node) stopNATS() {
 	n.nc.Close()
@@ -148,9 +254,7 @@ type runner interface {
 	Ready() error
 }
 
-// deps is what a service may use of the node. Each service is built by its
-// own function (replicator.go, notifier.go, license.go), so that the
-// services grow without touching each other's wiring.
+// deps is what a service may use of the node.
 type deps struct {
 	cfg    config.Config
 	log    zerolog.Logger
@@ -160,22 +264,30 @@ type deps struct {
 	reg    prometheus.Registerer
 }
 
-// runServices runs the monitor and the other services with the admin
-// endpoint until ctx ends or one of them fails.
-func (n *Node) runServices(ctx context.Context, js jetstream.JetStream) error {
+// builders build each service but the monitor. Each lives in its own file
+// (replicator.go, notifier.go, license.go), so that the services grow
+// without touching each other's wiring.
+var builders = map[string]func(deps) (runner, error){
+	"replicator": newReplicator,
+	"notifier":   newNotifier,
+	"license":    newLicense,
+}
+
+// runServices runs the named services with the admin endpoint until ctx
+// ends or one of them fails. A whole node (the monitor among its services)
+// also mirrors the peer's event stream; in the split layout `tandem nats`
+// does.
+func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []string) error {
 	reg := admin.NewRegistry()
-	var link monitor.Link
-	if n.srv != nil {
-		link = monitor.LeafLink(n.srv, n.cfg.NATS.Peer)
-	}
-	mon, err := monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: link, Events: n.emitter, Log: n.log, Registry: reg})
-	if err != nil {
-		return err
-	}
-	n.Monitor = mon
-	services := []runner{mon}
-	for _, build := range []func(deps) (runner, error){newReplicator, newNotifier, newLicense} {
-		svc, err := build(deps{cfg: n.cfg, log: n.log, nc: n.nc, js: js, events: n.emitter, reg: reg})
+	var services []runner
+	for _, name := range names {
+		var svc runner
+		var err error
+		if name == "monitor" {
+			svc, err = n.newMonitor(reg)
+		} else {
+			svc, err = builders[name](deps{cfg: n.cfg, log: n.log, nc: n.nc, js: js, events: n.emitter, reg: reg})
+		}
 		if err != nil {
 			return err
 		}
@@ -193,7 +305,9 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream) error {
 		go func() { errs <- s.Run(ctx) }()
 	}
 	var mirror sync.WaitGroup
-	mirror.Go(func() { n.mirrorPeer(ctx, js) })
+	if len(names) == len(Services) {
+		mirror.Go(func() { n.mirrorPeer(ctx, js) })
+	}
 	defer mirror.Wait()
 	close(n.started)
 	var first error
@@ -204,6 +318,29 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream) error {
 		}
 	}
 	return first
+}
+
+// newMonitor builds the monitor. Its view of the leaf link comes from the
+// embedded server, or, in the split layout, from what `tandem nats` relays.
+func (n *Node) newMonitor(reg prometheus.Registerer) (*monitor.Service, error) {
+	var link monitor.Link
+	if n.srv != nil {
+		link = monitor.LeafLink(n.srv, n.cfg.NATS.Peer)
+	} else {
+		f, err := natsnode.FollowLink(n.nc, n.cfg.Pair, n.cfg.Node, func(err error) {
+			n.nlog.Warn().Err(err).Msg("relayed link state rejected")
+		})
+		if err != nil {
+			return nil, err
+		}
+		link = monitor.RelayedLink(f)
+	}
+	mon, err := monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: link, Events: n.emitter, Log: n.log, Registry: reg})
+	if err != nil {
+		return nil, err
+	}
+	n.Monitor = mon
+	return mon, nil
 }
 
 func (n *Node) closeAdmin() {
@@ -249,17 +386,19 @@ func (n *Node) isKilled() bool {
 
 // mirrorPeer makes this node's durable mirror of the peer's event stream as
 // soon as the peer's name is known: from hosts, or from the first heartbeat
-// the monitor hears. It retries until it succeeds or ctx ends.
+// of the peer's monitor. It retries until it succeeds or ctx ends.
 func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
+	peer, stop := n.learnPeer()
+	defer stop()
 	tk := time.NewTicker(200 * time.Millisecond)
 	defer tk.Stop()
 	for {
-		if peer := n.peerName(); peer != "" {
+		if p := peer(); p != "" {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, p, n.retention)
 			cancel()
 			if err == nil {
-				n.nlog.Info().Str("peer", peer).Msg("mirroring the peer's events")
+				n.nlog.Info().Str("peer", p).Msg("mirroring the peer's events")
 				return
 			}
 			n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
@@ -272,11 +411,35 @@ func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
 	}
 }
 
-func (n *Node) peerName() string {
+// learnPeer returns the peer's name as far as it is known: the other node
+// of hosts, else the node whose heartbeats arrive (the subject names it; the
+// monitor validates the heartbeats themselves).
+func (n *Node) learnPeer() (peer func() string, stop func()) {
 	for name := range n.cfg.Hosts {
 		if name != n.cfg.Node {
-			return name
+			return func() string { return name }, func() {}
 		}
 	}
-	return n.Monitor.Status().Peer
+	var mu sync.Mutex
+	var heard string
+	prefix := strings.TrimSuffix(subject.Heartbeats(n.cfg.Pair), "*")
+	sub, err := n.nc.Subscribe(subject.Heartbeats(n.cfg.Pair), func(m *nats.Msg) {
+		name := strings.TrimPrefix(m.Subject, prefix)
+		if name != n.cfg.Node && subject.ValidName(name) {
+			mu.Lock()
+			heard = name
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		n.nlog.Warn().Err(err).Msg("cannot follow heartbeats to learn the peer's name")
+		return func() string { return "" }, func() {}
+	}
+	return func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return heard
+		}, func() {
+			_ = sub.Unsubscribe()
+		}
 }
