@@ -10,7 +10,7 @@ MODULES := pkg services/monitor services/replicator services/notifier services/l
 export CGO_ENABLED ?= 0
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test unit lint tools apt-deps bench images clean fuzz
+.PHONY: all build run test unit lint tools apt-deps bench images clean fuzz up down e2e
 
 all: build
 
@@ -23,8 +23,9 @@ build:
 run: build
 	$(BIN)/tandem demo
 
-## test: lint, then every test of the workspace with the race detector
-test: lint unit
+## test: lint, then every test of the workspace with the race detector, then
+## the Docker Compose end-to-end test when a Docker engine answers
+test: lint unit e2e
 
 unit: apt-deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m work
@@ -66,7 +67,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := \
 	pkg:./event:FuzzDecode \
 	pkg:./api:FuzzDecodeAck pkg:./api:FuzzDecodeConfigReply pkg:./api:FuzzDecodeNotification \
-	pkg:./license:FuzzDecode pkg:./session:FuzzRewrite \
+	pkg:./license:FuzzDecode pkg:./session:FuzzRewrite pkg:./natsnode:FuzzDecodeLinkState \
 	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
 	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral
 fuzz:
@@ -76,9 +77,39 @@ fuzz:
 		(cd $$mod && $(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg) || exit 1; \
 	done
 
-## images: FROM scratch images of the static binaries
+## images: the FROM scratch image tandem:latest (tandem and printq, static)
+IMAGE_CTX := $(BIN)/image
 images: build
-	docker build -q -t tandem:latest -f deploy/Dockerfile $(BIN)
+	@mkdir -p $(IMAGE_CTX)/data $(IMAGE_CTX)/app
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(IMAGE_CTX)/printq ./cmd/tandem/printq
+	cp $(BIN)/tandem $(IMAGE_CTX)/tandem
+	docker build -q -t tandem:latest -f deploy/Dockerfile $(IMAGE_CTX)
+
+# Docker Compose: `docker compose` (v2) where it exists, else docker-compose (v1).
+COMPOSE_FILE := deploy/docker-compose.yml
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
+
+## up: the pair as containers (deploy/docker-compose.yml); see README § Docker Compose
+up: images
+	$(COMPOSE) -f $(COMPOSE_FILE) up -d
+	@echo; echo "the pair is starting; watch it with:"
+	@echo "  $(COMPOSE) -f $(COMPOSE_FILE) exec nats-a /tandem status --pair print"
+
+## down: remove the pair's containers, networks and volumes
+down:
+	$(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
+
+## e2e: the Compose pair killed, restarted, cut and healed (skipped without Docker)
+E2E_PROJECT ?= tandem-e2e-$(shell echo $$PPID)
+e2e:
+	@if ! docker info >/dev/null 2>&1; then echo "e2e: skipped: no Docker engine answers (docker info failed)"; exit 0; fi; \
+	if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then \
+		echo "e2e: skipped: neither docker compose nor docker-compose is installed"; exit 0; fi; \
+	$(MAKE) --no-print-directory images || exit 1; \
+	TANDEM_E2E_COMPOSE="$(COMPOSE)" TANDEM_E2E_FILE=$(CURDIR)/$(COMPOSE_FILE) TANDEM_E2E_PROJECT=$(E2E_PROJECT) \
+		CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout 15m -run TestCompose ./cmd/tandem/internal/e2e/; rc=$$?; \
+	$(COMPOSE) -p $(E2E_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans >/dev/null 2>&1; \
+	exit $$rc
 
 clean:
 	rm -rf $(BIN)
