@@ -123,8 +123,10 @@ func TestCompose(t *testing.T) {
 	acked = append(acked, s.submitN("printq-a", "split, on a", 5)...)
 	acked = append(acked, s.submitN("printq-b", "split, on b", 5)...)
 
-	// 6. Heal: the master stays active in an epoch above both, the standby
-	// goes passive, the databases converge with nothing lost.
+	// 6. Heal: the master stays active, the standby goes passive (F7: the
+	// standby yields to the master's higher epoch, or the master moves to an
+	// epoch above both once the link is stable — whichever comes first), the
+	// databases converge with nothing lost.
 	s.must(run("docker", "network", "connect", link, natsB))
 	var healed api.PairStatus
 	s.await("master active, standby passive after the heal", startLimit, func() (bool, string) {
@@ -134,7 +136,7 @@ func TestCompose(t *testing.T) {
 		}
 		healed = ps
 		a, b := node(ps, "a"), node(ps, "b")
-		return a.State == "active" && b.State == "passive" && b.Reachable && a.Epoch > max(splitA.Epoch, splitB.Epoch), describe(ps)
+		return a.State == "active" && b.State == "passive" && b.Reachable && a.Epoch >= max(splitA.Epoch, splitB.Epoch), describe(ps)
 	})
 	s.awaitSessions("nats-a", healed.Epoch)
 	s.awaitVerified("nats-a")
@@ -250,14 +252,15 @@ func (s *stack) checkStory(via string, final uint64) {
 			told[e.Node+" "+e.Type] = true
 		}
 		sort.SliceStable(acts, func(i, j int) bool { return acts[i].Epoch < acts[j].Epoch })
-		// a at start; b after the crash; b stays active while a returns;
-		// a and b while cut off; a after the heal.
+		// a at start; b after the crash; b stays active while a returns and
+		// while cut off, when a activates too; after the heal a stays active
+		// (in a new epoch if it resolved the collision itself).
 		var seq []string
 		for _, e := range acts {
 			seq = append(seq, fmt.Sprintf("%s@%d", e.Node, e.Epoch))
 		}
 		last := len(acts) > 0 && acts[len(acts)-1].Node == "a" && acts[len(acts)-1].Epoch == final
-		return len(acts) >= 4 && last, strings.Join(seq, " ")
+		return len(acts) >= 3 && last, strings.Join(seq, " ")
 	})
 	byEpoch := map[uint64]string{}
 	lastOf := map[string]uint64{}
@@ -283,7 +286,7 @@ func (s *stack) checkStory(via string, final uint64) {
 			s.t.Errorf("%s: no activation of %s in the audit trail", via, want)
 		}
 	}
-	for _, want := range []string{"b " + event.PeerLost, "a " + event.PeerLost, "a " + event.CollisionResolved, "b " + event.NodeDeactivated} {
+	for _, want := range []string{"b " + event.PeerLost, "a " + event.PeerLost, "b " + event.NodeDeactivated} {
 		if !told[want] {
 			s.t.Errorf("%s: the audit trail does not tell %q", via, want)
 		}
