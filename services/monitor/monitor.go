@@ -98,6 +98,14 @@ type Options struct {
 	Clock    clock.Clock
 	Log      zerolog.Logger
 	Registry prometheus.Registerer
+	// Apart says the monitor runs in a process of its own, beside the node's
+	// NATS server (the split layout). That server can then die alone, and
+	// the peer, seeing it gone, takes over at once: a monitor that loses its
+	// connection to it steps down (on_passive, if it was active) and Run
+	// returns an error, for its supervisor to start it again once the server
+	// is back. It rejoins the pair from the start (F1). In one process the
+	// connection is in-process and ends only with the node.
+	Apart bool
 }
 
 // Service is one node's monitor.
@@ -116,6 +124,7 @@ type Service struct {
 
 	inputs chan input
 	hooks  chan hookJob
+	lost   chan error // Apart: the connection to the node's server is lost
 	snap   atomic.Pointer[snapshot]
 
 	// Owned by run.
@@ -170,6 +179,22 @@ func New(o Options) (*Service, error) {
 		tick:   o.Config.Heart.Interval / TicksPerInterval,
 		inputs: make(chan input, 1024),
 		hooks:  make(chan hookJob, 64),
+	}
+	if o.Apart {
+		s.lost = make(chan error, 1)
+		prev := o.Conn.Opts.DisconnectedErrCB
+		o.Conn.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+			if prev != nil {
+				prev(c, err)
+			}
+			if c.IsClosed() {
+				return // closed by us
+			}
+			select {
+			case s.lost <- err:
+			default:
+			}
+		})
 	}
 	met, err := newMetrics(o.Registry)
 	if err != nil {
@@ -231,9 +256,14 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.run(ctx)
 }
 
+// run is the monitor's loop. It does not wake for every tick: the machine
+// says how many of the next ticks are quiet (Quiet), and the loop sleeps
+// until the first that may act, applying the quiet ones when it wakes — or,
+// when an input comes first, the ones that have passed by then, so that the
+// input finds the machine where a tick-by-tick loop would have left it. An
+// idle pair wakes about once per heartbeat interval instead of
+// TicksPerInterval times.
 func (s *Service) run(ctx context.Context) error {
-	tk := s.clk.NewTicker(s.tick)
-	defer tk.Stop()
 	var linkEvents <-chan natsnode.LinkEvent
 	if s.link != nil {
 		linkEvents = s.link.Events()
@@ -243,25 +273,59 @@ func (s *Service) run(ctx context.Context) error {
 		return err
 	}
 	for {
+		quiet := s.m.Quiet()
+		due := s.lastTick.Add(time.Duration(quiet+1) * s.tick)
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-tk.C():
+		case now := <-s.clk.After(due.Sub(s.clk.Now())):
+			s.passQuiet(quiet)
 			s.onTick(now)
 		case in := <-s.inputs:
-			s.checkStall(s.clk.Now(), false)
+			now := s.clk.Now()
+			s.catchUp(now, quiet)
+			s.checkStall(now, false)
 			s.onInput(in)
 		case le, ok := <-linkEvents:
 			if !ok {
 				linkEvents = nil
 				continue
 			}
+			s.catchUp(s.clk.Now(), quiet)
 			s.onLink(ctx, le.Up)
+		case err := <-s.lost:
+			return s.stepDown(ctx, err)
 		}
 		if err := s.carryOut(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// stepDown ends a monitor that lost its node's NATS server (Apart): an
+// active node runs on_passive before it goes, so that its service stops
+// while the peer takes over. It returns why, as an error.
+func (s *Service) stepDown(ctx context.Context, cause error) error {
+	state, epoch := s.m.State(), s.m.Epoch()
+	s.log.Error().Err(cause).Str("state", string(state)).Uint64("epoch", epoch).
+		Msg("lost the connection to the node's NATS server: stepping down; start again once it is back")
+	if state == failover.Active {
+		s.runHook(ctx, failover.Hook{State: failover.Passive, Epoch: epoch})
+	}
+	return fmt.Errorf("monitor: lost the node's NATS server (%v) while %s in epoch %d: stepped down", cause, state, epoch)
+}
+
+// passQuiet applies n quiet ticks, as if each had come on time.
+func (s *Service) passQuiet(n int) {
+	for range n {
+		s.m.Tick()
+	}
+	s.lastTick = s.lastTick.Add(time.Duration(n) * s.tick)
+}
+
+// catchUp applies the quiet ticks (at most quiet) that have passed by now.
+func (s *Service) catchUp(now time.Time, quiet int) {
+	s.passQuiet(max(0, min(int(now.Sub(s.lastTick)/s.tick), quiet)))
 }
 
 // onTick advances the machine by one tick, first telling it when the tick

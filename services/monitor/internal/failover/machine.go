@@ -190,6 +190,43 @@ func (m *Machine) Tick() {
 	m.decide()
 }
 
+// Quiet is how many of the next ticks are certain to do nothing but count,
+// if no input comes first: no heartbeat due, no timeout, no decision. A
+// driver may sleep through them and apply them (Tick, that many times) when
+// it wakes, instead of waking for each; 0 means the next tick may act. It is
+// exact only in the steady states — active with a passive or absent peer,
+// passive beside an active peer — and 0 everywhere else, so that the
+// starting, switchover, collision and failback rules keep ticking one by one.
+func (m *Machine) Quiet() int {
+	if m.HasReady() || m.sw != nil || m.state == Starting || m.linkDownLeft > 0 {
+		return 0
+	}
+	switch m.state {
+	case Active:
+		if m.peer.heard && m.peer.state == Active {
+			return 0 // counting towards the collision's resolution (F7)
+		}
+	case Passive:
+		if !m.peer.heard {
+			return 0 // the next decision activates or reports the suppression
+		}
+		if m.cfg.Role == config.Master && (m.peer.state != Active || m.cfg.FailbackAutomatic) {
+			return 0 // F4 activation, or counting towards the failback (F9)
+		}
+	}
+	// The heartbeat goes out on the tick that makes now a multiple of
+	// HeartbeatTicks.
+	q := m.cfg.HeartbeatTicks - 1 - m.now%m.cfg.HeartbeatTicks
+	if m.peer.heard {
+		// The peer is lost on the tick its silence exceeds the timeout.
+		q = min(q, m.cfg.TimeoutTicks-m.peer.silence)
+	}
+	if m.maint.on {
+		q = min(q, m.maint.left-1) // maintenance expires on the tick left reaches 0
+	}
+	return max(q, 0)
+}
+
 func (m *Machine) tickPeer() {
 	if m.state == Starting && m.discoveryLeft > 0 {
 		m.discoveryLeft--

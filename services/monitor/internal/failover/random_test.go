@@ -17,20 +17,52 @@ func TestRandomFaults(t *testing.T) {
 	}
 }
 
+// TestRandomFaultsRealTicks is the same with the driver's tick scale (20
+// ticks per heartbeat interval, timeouts of three intervals), where most
+// ticks are quiet: the harness checks on every tick that the ticks Quiet
+// promises are quiet are (checkQuiet).
+func TestRandomFaultsRealTicks(t *testing.T) {
+	quiet := 0
+	for seed := uint64(1); seed <= 30; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			quiet += randomRunWith(t, seed, func(r *rand.Rand) Config {
+				return Config{HeartbeatTicks: 20, TimeoutTicks: 60, DiscoveryTicks: 60, SettleTicks: 60, ConfirmTicks: 60,
+					FailbackAutomatic: r.IntN(2) == 0}
+			}, 3000, 40)
+		})
+	}
+	if quiet == 0 {
+		t.Fatal("no tick was ever quiet: the check proved nothing")
+	}
+	t.Logf("%d quiet ticks verified", quiet)
+}
+
 func randomRun(t *testing.T, seed uint64) {
+	randomRunWith(t, seed, func(r *rand.Rand) Config {
+		c := Config{HeartbeatTicks: 1 + r.IntN(2), DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 4, FailbackAutomatic: r.IntN(2) == 0}
+		c.TimeoutTicks = 3 * c.HeartbeatTicks
+		return c
+	}, 400, 1)
+}
+
+// randomRunWith runs steps random steps with the configuration cfg makes,
+// a step of time being 1 to burst ticks, and returns how many quiet ticks
+// the harness verified.
+func randomRunWith(t *testing.T, seed uint64, cfg func(*rand.Rand) Config, steps, burst int) int {
 	r := rand.New(rand.NewPCG(seed, seed))
 	h := &harness{t: t}
-	h.cfg = Config{HeartbeatTicks: 1 + r.IntN(2), DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 4, FailbackAutomatic: r.IntN(2) == 0}
-	h.cfg.TimeoutTicks = 3 * h.cfg.HeartbeatTicks
+	h.cfg = cfg(r)
 	h.nodes = map[string]*simNode{"a": {name: "a", role: "master"}, "b": {name: "b", role: "standby"}}
 	h.actives = map[uint64]string{}
 	names := []string{"a", "b"}
-	for step := 0; step < 400; step++ {
+	for step := 0; step < steps; step++ {
 		n := h.nodes[names[r.IntN(2)]]
 		op := r.IntN(100)
 		switch {
 		case op < 55:
-			h.tick()
+			for range 1 + r.IntN(burst) {
+				h.tick()
+			}
 		case op < 62:
 			h.cut = !h.cut
 		case op < 67 && n.m != nil:
@@ -68,7 +100,7 @@ func randomRun(t *testing.T, seed uint64) {
 		h.step(n, SetMaintenance{On: false})
 		h.step(n, SyncState{InSync: true})
 	}
-	for i := 0; i < 60; i++ {
+	for i := 0; i < max(60, 10*h.cfg.TimeoutTicks); i++ {
 		h.tick()
 		if err := h.checkInvariants(); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
@@ -86,4 +118,5 @@ func randomRun(t *testing.T, seed uint64) {
 	if h.cfg.FailbackAutomatic && active[0] != "a" {
 		t.Fatalf("seed %d: failback automatic, but %s is active after settling", seed, active[0])
 	}
+	return h.quietTicks
 }

@@ -56,6 +56,9 @@ type harness struct {
 	now     int
 	out     strings.Builder
 	actives map[uint64]string // epoch → node that was active in it
+	// quietTicks counts the ticks checkQuiet verified (so that a test can
+	// tell the check was not vacuous).
+	quietTicks int
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
@@ -247,9 +250,28 @@ func (h *harness) tick() {
 			}
 			continue
 		}
+		h.checkQuiet(n)
 		n.m.Tick()
 		h.flush(n)
 	}
+}
+
+// checkQuiet checks Quiet's promise on a copy of n's machine: the ticks it
+// calls quiet produce nothing to carry out and change no state or epoch.
+func (h *harness) checkQuiet(n *simNode) {
+	q := n.m.Quiet()
+	if q == 0 {
+		return
+	}
+	c := *n.m // Quiet > 0 only without a switchover: no pointer is shared
+	for i := 1; i <= q; i++ {
+		c.Tick()
+		if c.HasReady() || c.State() != n.m.State() || c.Epoch() != n.m.Epoch() {
+			h.t.Fatalf("%s: Quiet() = %d, but tick %d acts: state %s→%s, ready %+v\n%s",
+				n.name, q, i, n.m.State(), c.State(), c.Ready(), h.out.String())
+		}
+	}
+	h.quietTicks += q
 }
 
 func (h *harness) resume(n *simNode) {
