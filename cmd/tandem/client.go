@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -54,7 +55,7 @@ func parse(fs *flag.FlagSet, args []string, errOut io.Writer) error {
 
 // connect connects to the pair's NATS servers, in the order given.
 func (g *globals) connect(name string) (*nats.Conn, error) {
-	opts, err := g.authOptions()
+	opts, err := g.authOptions(config.RoleAdmin)
 	if err != nil {
 		return nil, err
 	}
@@ -67,9 +68,10 @@ func (g *globals) connect(name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// authOptions are the options of --creds and --tls-ca.
-func (g *globals) authOptions() ([]nats.Option, error) {
-	var opts []nats.Option
+// authOptions are the options of --creds and --tls-ca, and the inbox prefix
+// of role (its user may read only its own replies, natsnode.InboxPrefix).
+func (g *globals) authOptions(role string) ([]nats.Option, error) {
+	opts := []nats.Option{nats.CustomInboxPrefix(natsnode.InboxPrefix(role))}
 	if g.creds != "" {
 		opt, err := natsnode.CredsOption(g.creds)
 		if err != nil {

@@ -92,7 +92,7 @@ func TestCredsSeedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := globals{creds: filepath.Join(dir, "admin.nk")}
-	if _, err := g.authOptions(); err != nil {
+	if _, err := g.authOptions(config.RoleAdmin); err != nil {
 		t.Errorf("seed file: %v", err)
 	}
 	bad := filepath.Join(dir, "bad")
@@ -100,11 +100,11 @@ func TestCredsSeedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	g = globals{creds: bad}
-	if _, err := g.authOptions(); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := g.authOptions(config.RoleAdmin); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("bad creds: %v", err)
 	}
 	g = globals{tlsCA: filepath.Join(dir, "missing.pem")}
-	if _, err := g.authOptions(); err == nil || !strings.Contains(err.Error(), "--tls-ca") {
+	if _, err := g.authOptions(config.RoleAdmin); err == nil || !strings.Contains(err.Error(), "--tls-ca") {
 		t.Errorf("missing CA: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -66,7 +67,7 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	for i, r := range resources {
 		conns[i] = session.Connection{Address: r, Default: r == *def || (*def == "" && i == 0)}
 	}
-	opts, err := p.authOptions()
+	opts, err := p.authOptions(config.RoleSession)
 	if err != nil {
 		return err
 	}

@@ -9,12 +9,12 @@ package natsnode
 // them can be used for a leaf connection, and the leaf user can be used for
 // nothing else.
 //
-// The tables are allow lists: anything not listed is denied. Common to the
-// clients that make requests: subscribe _INBOX.> for the replies (a known
-// limit: a client allowed _INBOX.> could also read replies meant for other
-// clients of the account; the tight fix, per-role inbox prefixes, needs every
-// client library to set one). Services also get allow_responses, so they can
-// answer requests wherever the reply subject points.
+// The tables are allow lists: anything not listed is denied. Every role
+// reads its replies (and its consumers' deliveries) under its own inbox
+// prefix, InboxPrefix(role), which its clients set (ClientOptions, the CLI,
+// tandem session, printq): a session cannot read the replicator's changes or
+// the admins' replies. Services also get allow_responses, so they can answer
+// requests wherever the reply subject points.
 //
 // Event subjects (tandem.<pair>.events.<node>.<kind>) are scoped per service
 // to the kinds it emits on its own node: only the monitor may publish failover,
@@ -40,6 +40,10 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
+// InboxPrefix is the inbox prefix of role's clients (nats.CustomInboxPrefix):
+// the only replies its user may subscribe to.
+func InboxPrefix(role string) string { return "_INBOX_" + role }
+
 // permissions is one user's allow lists.
 type permissions struct {
 	pub, sub []string
@@ -50,7 +54,6 @@ type permissions struct {
 
 // Subjects shared by several roles.
 const (
-	inbox    = "_INBOX.>"
 	jsAPI    = "$JS.API.>"   // the node's own JetStream
 	jsDomain = "$JS.*.API.>" // another domain's JetStream: the peer's, across the leaf
 	jsAck    = "$JS.ACK.>"   // acks of pull consumers
@@ -84,6 +87,7 @@ func rolePermissions(role, pair, node string) permissions {
 		}
 		return out
 	}
+	inbox := InboxPrefix(role) + ".>"
 	jsClient := []string{jsAPI, jsAck, jsFlow, inbox}
 	stateStream := "KV_" + subject.StateBucket
 	stateKey := "$KV." + subject.StateBucket + "." + pair
@@ -93,6 +97,7 @@ func rolePermissions(role, pair, node string) permissions {
 		"$JS.API.STREAM.INFO." + stateStream,
 		"$JS.API.DIRECT.GET." + stateStream + "." + stateKey,
 		"$JS.API.CONSUMER.CREATE." + stateStream + ".*." + stateKey,
+		"$JS.FC." + stateStream + ".>", // a watch's flow control
 	}
 	switch role {
 	case config.RoleMonitor:
@@ -124,21 +129,22 @@ func rolePermissions(role, pair, node string) permissions {
 			responses: true,
 		}
 	case config.RoleNotifier:
-		// Publishes notifications (N1, N7) and asks a replicator for the
-		// pair configuration; hears the sessions' acknowledgements and
+		// Publishes notifications (N1, N7), writes them as the pair's state
+		// (KV put), and asks a replicator for the pair configuration; hears the sessions' acknowledgements and
 		// answers notifier.status.
 		return permissions{
-			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*")},
+			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*"), stateKey},
 				append(events(notifierEvents), jsClient...)...),
 			sub:       []string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), inbox},
 			responses: true,
 		}
 	case config.RoleLicense:
-		// Publishes license events; reads the master's bucket (its own
+		// Publishes license events; writes (the master) and reads the
+		// master's bucket (its own
 		// JetStream, the master's domain for the mirror); hears the pair's
 		// events and heartbeats (to learn the master) and its license verbs.
 		return permissions{
-			pub: append([]string{jsDomain}, append(events(licenseEvents), jsClient...)...),
+			pub: append([]string{jsDomain, "$KV." + subject.LicenseBucket(pair) + ".>"}, append(events(licenseEvents), jsClient...)...),
 			sub: []string{subject.Events(pair), subject.Heartbeats(pair), subject.LicenseAll(pair, node),
 				subject.LicenseAll(pair, subject.PairScope), inbox},
 			responses: true,

@@ -50,7 +50,8 @@ func TLSOption(caFile string) (nats.Option, error) {
 // ClientOptions are the options a service of the given role (config's Role*
 // names: "monitor", "replicator", …) connects to nats.url with: its
 // credentials (nats.creds, else <nats.creds_dir>/<role>.nk) and the CA of
-// nats.tls.ca. The caller adds its name, reconnect policy and handlers.
+// nats.tls.ca, and the role's inbox prefix. The caller adds its name,
+// reconnect policy and handlers.
 //
 // Clients present no certificate: nats.tls.verify is mutual TLS between the
 // two servers only, clients authenticate with their nkey.
@@ -58,7 +59,7 @@ func ClientOptions(c config.Config, role string) ([]nats.Option, error) {
 	if !config.ValidAuthRole(role) || role == config.RoleLeaf {
 		return nil, fmt.Errorf("nats client role %q: not a client role", role)
 	}
-	var opts []nats.Option
+	opts := []nats.Option{nats.CustomInboxPrefix(InboxPrefix(role))}
 	var errs []error
 	if path := c.NATS.CredsFile(role); path != "" {
 		opt, err := CredsOption(path)

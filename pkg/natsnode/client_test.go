@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tandem-ha/tandem/pkg/config"
 )
 
@@ -47,8 +49,12 @@ func TestClientOptionsRole(t *testing.T) {
 		}
 	}
 	opts, err := ClientOptions(c, config.RoleMonitor)
-	if err != nil || len(opts) != 0 {
-		t.Errorf("no credentials, no TLS: %d options, %v", len(opts), err)
+	if err != nil || len(opts) != 1 {
+		t.Fatalf("no credentials, no TLS: %d options, %v", len(opts), err)
+	}
+	o := nats.GetDefaultOptions()
+	if err := opts[0](&o); err != nil || o.InboxPrefix != "_INBOX_monitor" {
+		t.Errorf("inbox prefix %q (%v), want _INBOX_monitor", o.InboxPrefix, err)
 	}
 	c.NATS.CredsDir = t.TempDir()
 	if _, err := ClientOptions(c, config.RoleMonitor); err == nil || !strings.Contains(err.Error(), "monitor.nk") {
