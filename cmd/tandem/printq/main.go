@@ -89,7 +89,7 @@ func main() {
 func run(ctx context.Context, args []string, env func(string) (string, bool), stderr io.Writer) int {
 	cfg, err := parseConfig(args, env)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stderr, "usage: printq --db FILE --pair PAIR --node NODE [--listen ADDR] [--nats URL] [--creds FILE] [--log-format json|console]")
+		fmt.Fprintln(stderr, "usage: printq --db FILE --pair PAIR --node NODE [--listen ADDR] [--nats URL] [--creds FILE] [--tls-ca FILE] [--log-format json|console]")
 		return 0
 	}
 	if err == nil {
@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg config, stderr io.Writer) error {
 
 // config is printq's command line.
 type config struct {
-	listen, db, pair, node, nats, creds, logFormat string
+	listen, db, pair, node, nats, creds, tlsCA, logFormat string
 }
 
 // parseConfig reads the flags; a flag not given takes its value from
@@ -132,7 +132,8 @@ func parseConfig(args []string, env func(string) (string, bool)) (config, error)
 	fs.StringVar(&c.pair, "pair", "", "pair name (required)")
 	fs.StringVar(&c.node, "node", "", "this node's name (required)")
 	fs.StringVar(&c.nats, "nats", "nats://127.0.0.1:4222", "URL of this node's NATS server")
-	fs.StringVar(&c.creds, "creds", "", "NATS credentials file")
+	fs.StringVar(&c.creds, "creds", "", "NATS credentials: a .creds file or an nkey seed file (tandem auth init --roles printq)")
+	fs.StringVar(&c.tlsCA, "tls-ca", "", "CA certificate to verify the NATS server with (TLS)")
 	fs.StringVar(&c.logFormat, "log-format", logging.FormatJSON, "log format: json or console")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {

@@ -15,7 +15,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	tconfig "github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/logging"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -85,18 +87,21 @@ func newWatcher(pair, node string, st *state, log zerolog.Logger) *watcher {
 // connection too), and kicks w at every reconnection: the server may have
 // restarted, and with it lost the watch's consumer.
 //
-// While the connection is down the state stays as last known. The node
-// printq runs beside decides who is active, and its monitor and notifier
-// keep running without this connection: losing it says nothing about the
-// node's state, so printq neither stops serving on an active node nor
-// starts on a standby. When the connection comes back the watch reads the
-// current value first.
+// While the connection is down printq does not serve: it cannot see the
+// pair any more, and the other node may be taking over right now (in the
+// split layout the node's NATS server can die alone; the peer then sees this
+// node as gone). An application that serves only while it can see that its
+// node is active never serves beside the other node for longer than it takes
+// to notice its own connection is gone. When the connection comes back the
+// watch reads the current value first.
 func connect(cfg config, w *watcher, log zerolog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{nats.Name("printq " + cfg.node), nats.MaxReconnects(-1),
+		nats.CustomInboxPrefix(natsnode.InboxPrefix(tconfig.RolePrintq)),
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(retryEvery),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if !nc.IsClosed() { // Close calls this too
-				log.Warn().Err(err).Msg("nats disconnected: keeping the last known state")
+				w.state.set(view{})
+				log.Warn().Err(err).Msg("nats disconnected: not serving /jobs until the node's state is read again")
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
@@ -111,7 +116,18 @@ func connect(cfg config, w *watcher, log zerolog.Logger) (*nats.Conn, error) {
 		}),
 	}
 	if cfg.creds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.creds))
+		o, err := natsnode.CredsOption(cfg.creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
+	}
+	if cfg.tlsCA != "" {
+		o, err := natsnode.TLSOption(cfg.tlsCA)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o)
 	}
 	nc, err := nats.Connect(cfg.nats, opts...)
 	if err != nil {
