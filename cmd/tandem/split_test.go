@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,13 +13,39 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
 )
 
 // part runs one part of a split node (tandem run nats|monitor|…) in process
 // until stop is called; stop reports an error the part returned.
 func part(ctx context.Context, t *testing.T, cfg config.Config, name string) (*node.Node, func()) {
 	t.Helper()
-	n := node.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("part", cfg.Node+"/"+name).Logger())
+	n, done, stop := startPart(ctx, t, cfg, name)
+	var stopped bool
+	stopAndCheck := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("%s of %s: %v", name, cfg.Node, err)
+		}
+	}
+	t.Cleanup(stopAndCheck)
+	return n, stopAndCheck
+}
+
+// partLogs collects the warnings and errors of every part, for checks that
+// nothing was refused (permissions).
+var partLogs syncBuffer
+
+// startPart starts a part and returns what its run returns, and how to end
+// it; the caller must end it and read done.
+func startPart(ctx context.Context, t *testing.T, cfg config.Config, name string) (*node.Node, <-chan error, func()) {
+	t.Helper()
+	n := node.New(cfg, zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &partLogs)).Level(zerolog.WarnLevel).
+		With().Str("part", cfg.Node+"/"+name).Logger())
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -34,19 +61,7 @@ func part(ctx context.Context, t *testing.T, cfg config.Config, name string) (*n
 		cancel()
 		t.Fatalf("%s of %s did not start: %v", name, cfg.Node, err)
 	}
-	var stopped bool
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s of %s: %v", name, cfg.Node, err)
-		}
-	}
-	t.Cleanup(stop)
-	return n, stop
+	return n, done, cancel
 }
 
 // The split layout (deploy/): each node's NATS server and its services run
@@ -54,9 +69,27 @@ func part(ctx context.Context, t *testing.T, cfg config.Config, name string) (*n
 // from what its NATS process relays, so a crash of the master's server —
 // link closed, port refused — fails over on the relayed probe, not on the
 // heartbeat timeout, and the audit trail says so.
-func TestSplitNodeFailsOverOnRelayedLink(t *testing.T) {
+func TestSplitNodeFailsOverOnRelayedLink(t *testing.T) { splitScenario(t, false) }
+
+// The same with NATS users (nats.auth): every service connects as its own
+// role and does its real work within that role's permissions — the
+// monitors fail over, the replicators sync and verify, the CLI is an admin.
+func TestSplitNodeWithUsers(t *testing.T) { splitScenario(t, true) }
+
+func splitScenario(t *testing.T, users bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	var auth map[string]string
+	seeds := t.TempDir()
+	var creds []string // the CLI's
+	if users {
+		var err error
+		if auth, err = natsnode.WriteSeeds(seeds, []string{config.RoleAdmin, config.RoleLeaf, config.RoleLicense,
+			config.RoleMonitor, config.RoleNotifier, config.RoleReplicator}); err != nil {
+			t.Fatal(err)
+		}
+		creds = []string{"--creds", filepath.Join(seeds, natsnode.SeedFileName(config.RoleAdmin))}
+	}
 	base := func(name string, role config.Role) config.Config {
 		cfg := config.Default()
 		cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = "sp", name, role, filepath.Join(t.TempDir(), name)
@@ -67,6 +100,9 @@ func TestSplitNodeFailsOverOnRelayedLink(t *testing.T) {
 		cfg.Heart.Discovery = time.Second
 		cfg.Admin.Listen, cfg.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Hosts = map[string]string{"a": "a.test", "b": "b.test"}
+		if users {
+			cfg.NATS.Auth, cfg.NATS.CredsDir = auth, seeds
+		}
 		return cfg
 	}
 	a, b := base("a", config.Master), base("b", config.Standby)
@@ -74,7 +110,12 @@ func TestSplitNodeFailsOverOnRelayedLink(t *testing.T) {
 	b.NATS.Peer = natsA.Server().LeafURL()
 	natsB, _ := part(ctx, t, b, "nats")
 	a.NATS.URL, b.NATS.URL = natsA.Server().ClientURL(), natsB.Server().ClientURL()
-	_, stopMonA := part(ctx, t, a, "monitor")
+	hooked := filepath.Join(t.TempDir(), "hooks-a")
+	monA := a
+	monA.Hooks.OnActive = "echo active >> " + hooked
+	monA.Hooks.OnPassive = "echo passive >> " + hooked
+	_, monDone, stopMonA := startPart(ctx, t, monA, "monitor")
+	defer stopMonA()
 	for _, s := range node.Services[1:] {
 		part(ctx, t, a, s)
 		part(ctx, t, b, s)
@@ -86,7 +127,7 @@ func TestSplitNodeFailsOverOnRelayedLink(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			var out, errOut bytes.Buffer
-			code := run(ctx, []string{"status", "--pair", "sp", "--server", server, "--timeout", "500ms"}, &out, &errOut)
+			code := run(ctx, append([]string{"status", "--pair", "sp", "--server", server, "--timeout", "500ms"}, creds...), &out, &errOut)
 			if code == 0 && strings.Contains(out.String(), want) {
 				return
 			}
@@ -98,19 +139,52 @@ func TestSplitNodeFailsOverOnRelayedLink(t *testing.T) {
 	}
 	status(natsA.Server().ClientURL(), "active a")
 	status(natsB.Server().ClientURL(), "b     standby  passive")
+	// The replicators work: the standby synced from the master, and verify
+	// (an admin request answered by both) finds the databases equal.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out, errOut bytes.Buffer
+		code := run(ctx, append([]string{"repl", "verify", "--pair", "sp", "--server", natsA.Server().ClientURL()}, creds...), &out, &errOut)
+		if code == 0 && strings.Contains(out.String(), "identical") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("repl verify: exit %d: %s %s", code, out.String(), errOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
-	// The master's server crashes (its sockets close); its monitor, left
-	// without a server, is stopped.
+	// The master's server crashes alone (its sockets close). The standby
+	// sees it gone and takes over; the master's monitor, which can no longer
+	// be seen, steps down — on_passive — and ends, for its supervisor to
+	// start it again once the server is back.
 	natsA.Kill()
-	stopMonA()
 	stopNatsA()
 	status(natsB.Server().ClientURL(), "active b")
+	select {
+	case err := <-monDone:
+		if err == nil || !strings.Contains(err.Error(), "stepped down") {
+			t.Fatalf("monitor a without its server: %v, want it to step down", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("monitor a kept running without its server")
+	}
+	if b, err := os.ReadFile(hooked); err != nil || string(b) != "active\npassive\n" {
+		t.Fatalf("hooks of a: %q (%v), want on_active then on_passive", b, err)
+	}
 	var out, errOut bytes.Buffer
-	if code := run(ctx, []string{"audit", "replay", "--pair", "sp", "--node", "b", "--type", "tandem.node.activated",
-		"--server", natsB.Server().ClientURL()}, &out, &errOut); code != 0 {
+	if code := run(ctx, append([]string{"audit", "replay", "--pair", "sp", "--node", "b", "--type", "tandem.node.activated",
+		"--server", natsB.Server().ClientURL()}, creds...), &out, &errOut); code != 0 {
 		t.Fatalf("audit replay: exit %d: %s", code, errOut.String())
 	}
 	if !strings.Contains(out.String(), "refused the connection") {
 		t.Fatalf("b's activation does not come from the relayed probe:\n%s", out.String())
+	}
+	// No service was refused anything its work needs (the servers log each
+	// refusal: "Publish Violation", "Subscription Violation").
+	for line := range strings.Lines(partLogs.String()) {
+		if strings.Contains(line, "Violation") {
+			t.Errorf("refused: %s", line)
+		}
 	}
 }

@@ -335,7 +335,8 @@ func (n *Node) newMonitor(reg prometheus.Registerer) (*monitor.Service, error) {
 		}
 		link = monitor.RelayedLink(f)
 	}
-	mon, err := monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: link, Events: n.emitter, Log: n.log, Registry: reg})
+	mon, err := monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: link, Events: n.emitter, Log: n.log, Registry: reg,
+		Apart: n.srv == nil})
 	if err != nil {
 		return nil, err
 	}
