@@ -101,7 +101,7 @@ down:
 
 ## e2e: the Compose pair killed, restarted, cut and healed (skipped without Docker)
 E2E_PROJECT ?= tandem-e2e-$(shell echo $$PPID)
-e2e:
+e2e: apt-deps
 	@if ! docker info >/dev/null 2>&1; then echo "e2e: skipped: no Docker engine answers (docker info failed)"; exit 0; fi; \
 	if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then \
 		echo "e2e: skipped: neither docker compose nor docker-compose is installed"; exit 0; fi; \

@@ -127,7 +127,7 @@ func TestCompose(t *testing.T) {
 	// standby yields to the master's higher epoch, or the master moves to an
 	// epoch above both once the link is stable — whichever comes first), the
 	// databases converge with nothing lost.
-	s.must(run("docker", "network", "connect", link, natsB))
+	s.must(run("docker", "network", "connect", "--alias", "nats-b", link, natsB)) // as Compose attached it
 	var healed api.PairStatus
 	s.await("master active, standby passive after the heal", startLimit, func() (bool, string) {
 		ps, err := s.status("nats-a")
@@ -251,7 +251,7 @@ func (s *stack) checkStory(via string, final uint64) {
 			}
 			told[e.Node+" "+e.Type] = true
 		}
-		sort.SliceStable(acts, func(i, j int) bool { return acts[i].Epoch < acts[j].Epoch })
+		sort.SliceStable(acts, func(i, j int) bool { return acts[i].Time.Before(acts[j].Time) })
 		// a at start; b after the crash; b stays active while a returns and
 		// while cut off, when a activates too; after the heal a stays active
 		// (in a new epoch if it resolved the collision itself).
@@ -259,7 +259,7 @@ func (s *stack) checkStory(via string, final uint64) {
 		for _, e := range acts {
 			seq = append(seq, fmt.Sprintf("%s@%d", e.Node, e.Epoch))
 		}
-		last := len(acts) > 0 && acts[len(acts)-1].Node == "a" && acts[len(acts)-1].Epoch == final
+		last := len(acts) > 0 && acts[len(acts)-1].Node == "a" && acts[len(acts)-1].Epoch == final // the latest in time
 		return len(acts) >= 3 && last, strings.Join(seq, " ")
 	})
 	byEpoch := map[uint64]string{}
