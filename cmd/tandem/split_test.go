@@ -154,6 +154,31 @@ func splitScenario(t *testing.T, users bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// A relayed link state that does not decode is refused and reported,
+	// and changes nothing.
+	inproc, err := natsB.Server().Connect("garbage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inproc.Close()
+	if err := inproc.Publish("tandem.sp.link.b", []byte(`{"v":1,"up":"maybe"}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var out, errOut bytes.Buffer
+		run(ctx, append([]string{"audit", "replay", "--pair", "sp", "--node", "b", "--type", "tandem.input.rejected",
+			"--server", natsB.Server().ClientURL()}, creds...), &out, &errOut)
+		if strings.Contains(out.String(), "link state") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bad link state was not reported: %s %s", out.String(), errOut.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	status(natsB.Server().ClientURL(), "b     standby  passive")
+
 	// The master's server crashes alone (its sockets close). The standby
 	// sees it gone and takes over; the master's monitor, which can no longer
 	// be seen, steps down — on_passive — and ends, for its supervisor to

@@ -111,11 +111,11 @@ func (s *Server) Relay(ctx context.Context, nc *nats.Conn, peerLeafURL string) {
 type FollowedLink struct {
 	sub    *nats.Subscription
 	events chan LinkEvent
-	bad    func(error)
 
-	mu   sync.Mutex // guards up, gone
+	mu   sync.Mutex // guards up, gone, bad
 	up   bool
 	gone bool
+	bad  func(error)
 }
 
 // FollowLink follows the link state relayed for node of pair on nc. Like
@@ -131,11 +131,22 @@ func FollowLink(nc *nats.Conn, pair, node string, bad func(error)) (*FollowedLin
 	return f, nil
 }
 
+// OnBad makes bad the handler of every message that does not decode (in
+// place of the one FollowLink was given).
+func (f *FollowedLink) OnBad(bad func(error)) {
+	f.mu.Lock()
+	f.bad = bad
+	f.mu.Unlock()
+}
+
 func (f *FollowedLink) onMsg(m *nats.Msg) {
 	ls, err := DecodeLinkState(m.Data)
 	if err != nil {
-		if f.bad != nil {
-			f.bad(err)
+		f.mu.Lock()
+		bad := f.bad
+		f.mu.Unlock()
+		if bad != nil {
+			bad(err)
 		}
 		return
 	}

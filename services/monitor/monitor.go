@@ -34,6 +34,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
 )
@@ -210,6 +211,12 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.publishSnapshot()
+	if rl, ok := o.Link.(relayedLink); ok {
+		// A relayed state that does not decode is refused like any input
+		// (reject reads the snapshot published just above).
+		subj := subject.Link(o.Config.Pair, o.Config.Node)
+		rl.f.OnBad(func(err error) { s.reject("link", subj, err) })
+	}
 	return s, nil
 }
 

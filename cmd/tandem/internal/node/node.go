@@ -327,9 +327,7 @@ func (n *Node) newMonitor(reg prometheus.Registerer) (*monitor.Service, error) {
 	if n.srv != nil {
 		link = monitor.LeafLink(n.srv, n.cfg.NATS.Peer)
 	} else {
-		f, err := natsnode.FollowLink(n.nc, n.cfg.Pair, n.cfg.Node, func(err error) {
-			n.nlog.Warn().Err(err).Msg("relayed link state rejected")
-		})
+		f, err := natsnode.FollowLink(n.nc, n.cfg.Pair, n.cfg.Node, nil) // the monitor reports bad ones
 		if err != nil {
 			return nil, err
 		}
