@@ -14,54 +14,48 @@ import (
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/pairtest"
 )
 
 // part runs one part of a split node (tandem run nats|monitor|…) in process
 // until stop is called; stop reports an error the part returned.
 func part(ctx context.Context, t *testing.T, cfg config.Config, name string) (*node.Node, func()) {
 	t.Helper()
-	n, done, stop := startPart(ctx, t, cfg, name)
-	var stopped bool
-	stopAndCheck := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stop()
-		if err := <-done; err != nil {
+	n, r := startPart(ctx, t, cfg, name)
+	stop := func() {
+		if err := r.Stop(t, name+" of "+cfg.Node, waitLimit); err != nil {
 			t.Errorf("%s of %s: %v", name, cfg.Node, err)
 		}
 	}
-	t.Cleanup(stopAndCheck)
-	return n, stopAndCheck
+	t.Cleanup(stop)
+	return n, stop
 }
 
 // partLogs collects the warnings and errors of every part, for checks that
 // nothing was refused (permissions).
 var partLogs syncBuffer
 
-// startPart starts a part and returns what its run returns, and how to end
-// it; the caller must end it and read done.
-func startPart(ctx context.Context, t *testing.T, cfg config.Config, name string) (*node.Node, <-chan error, func()) {
+// startPart starts a part and returns once it runs; the caller ends it.
+func startPart(ctx context.Context, t *testing.T, cfg config.Config, name string) (*node.Node, *pairtest.Running) {
 	t.Helper()
 	n := node.New(cfg, zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), &partLogs)).Level(zerolog.WarnLevel).
 		With().Str("part", cfg.Node+"/"+name).Logger())
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
+	r := pairtest.Go(func(pctx context.Context) error {
+		pctx, cancel := context.WithCancel(pctx)
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel) // the test's own deadline ends it too
+		defer stop()
 		if name == "nats" {
-			done <- n.RunNATS(pctx)
-		} else {
-			done <- n.RunService(pctx, name)
+			return n.RunNATS(pctx)
 		}
-	}()
+		return n.RunService(pctx, name)
+	})
 	select {
 	case <-n.Started():
-	case err := <-done:
-		cancel()
-		t.Fatalf("%s of %s did not start: %v", name, cfg.Node, err)
+	case <-r.Exited():
+		t.Fatalf("%s of %s did not start: %v", name, cfg.Node, r.Err())
 	}
-	return n, done, cancel
+	return n, r
 }
 
 // The split layout (deploy/): each node's NATS server and its services run
@@ -114,8 +108,8 @@ func splitScenario(t *testing.T, users bool) {
 	monA := a
 	monA.Hooks.OnActive = "echo active >> " + hooked
 	monA.Hooks.OnPassive = "echo passive >> " + hooked
-	_, monDone, stopMonA := startPart(ctx, t, monA, "monitor")
-	defer stopMonA()
+	_, monitorA := startPart(ctx, t, monA, "monitor")
+	defer func() { _ = monitorA.Stop(t, "monitor a", waitLimit) }() // its end is checked below
 	for _, s := range node.Services[1:] {
 		part(ctx, t, a, s)
 		part(ctx, t, b, s)
@@ -186,13 +180,8 @@ func splitScenario(t *testing.T, users bool) {
 	natsA.Kill()
 	stopNatsA()
 	status(natsB.Server().ClientURL(), "active b")
-	select {
-	case err := <-monDone:
-		if err == nil || !strings.Contains(err.Error(), "stepped down") {
-			t.Fatalf("monitor a without its server: %v, want it to step down", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("monitor a kept running without its server")
+	if err := monitorA.Wait(t, "monitor a without its server", waitLimit); err == nil || !strings.Contains(err.Error(), "stepped down") {
+		t.Fatalf("monitor a without its server: %v, want it to step down", err)
 	}
 	if b, err := os.ReadFile(hooked); err != nil || string(b) != "active\npassive\n" {
 		t.Fatalf("hooks of a: %q (%v), want on_active then on_passive", b, err)

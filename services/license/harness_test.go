@@ -57,9 +57,8 @@ type tnode struct {
 	nc     *nats.Conn
 	svc    *license.Service
 	events *sink
-	cancel context.CancelFunc
-	done   chan error
-	killed bool // its server was killed: Run may have ended on the closed connection
+	run    *pairtest.Running // the service, while it runs
+	killed bool              // its server was killed: Run may have ended on the closed connection
 }
 
 // sink records the events a service emits.
@@ -154,28 +153,20 @@ func (w *world) start(node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel, n.done = cancel, make(chan error, 1)
-	go func() { n.done <- n.svc.Run(ctx) }()
+	n.run = pairtest.Go(n.svc.Run)
 	w.waitFor(node+" ready", func() bool { return n.svc.Ready() == nil })
 }
 
 func (w *world) stop(node string) {
 	n := w.nodes[node]
-	if n.cancel == nil {
+	if n.run == nil {
 		return
 	}
-	n.cancel()
-	select {
-	case err := <-n.done:
-		if err != nil && !(n.killed && errors.Is(err, nats.ErrConnectionClosed)) {
-			w.t.Errorf("license %s: %v", node, err)
-		}
-	case <-time.After(waitLimit):
-		w.t.Errorf("license %s did not stop", node)
+	if err := n.run.Stop(w.t, "license "+node, waitLimit); err != nil && !(n.killed && errors.Is(err, nats.ErrConnectionClosed)) {
+		w.t.Errorf("license %s: %v", node, err)
 	}
 	n.nc.Close()
-	n.cancel = nil
+	n.run = nil
 }
 
 // kill kills node's NATS server.

@@ -47,8 +47,7 @@ type tnode struct {
 	svc     *monitor.Service
 	nc      *nats.Conn
 	emitter *bus.Emitter
-	cancel  context.CancelFunc
-	done    chan error
+	run     *pairtest.Running // the service, while it runs
 
 	mu     sync.Mutex // guards events
 	events []event.Envelope
@@ -124,9 +123,7 @@ func (w *world) start(node string) *tnode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	n.cancel, n.done = rcancel, make(chan error, 1)
-	go func() { n.done <- n.svc.Run(rctx) }()
+	n.run = pairtest.Go(n.svc.Run)
 	w.inv.watch(n)
 	return n
 }
@@ -144,17 +141,11 @@ func (n *tnode) record(m *nats.Msg) {
 // stop ends node's monitor (as its process ending would).
 func (w *world) stop(node string) {
 	n := w.nodes[node]
-	if n.cancel == nil {
+	if n.run == nil {
 		return
 	}
-	n.cancel()
-	select {
-	case err := <-n.done:
-		if err != nil {
-			w.t.Errorf("monitor %s: %v", node, err)
-		}
-	case <-time.After(waitLimit):
-		w.t.Errorf("monitor %s did not stop", node)
+	if err := n.run.Stop(w.t, "monitor "+node, waitLimit); err != nil {
+		w.t.Errorf("monitor %s: %v", node, err)
 	}
 	w.inv.unwatch(n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -162,7 +153,7 @@ func (w *world) stop(node string) {
 	cancel()
 	_ = n.evSub.Unsubscribe()
 	n.nc.Close()
-	n.cancel = nil
+	n.run = nil
 }
 
 // crash kills node: its NATS server dies abruptly and its monitor with it.

@@ -73,8 +73,7 @@ type tnode struct {
 	emitter  *bus.Emitter
 	reg      *prometheus.Registry
 	svc      *notifier.Service
-	cancel   context.CancelFunc
-	done     chan error
+	run      *pairtest.Running  // the service, while it runs
 	repl     context.CancelFunc // stops the node's replicator, if it runs
 	replDone chan error
 
@@ -196,13 +195,11 @@ func (w *world) start(node string, edit func(*notifier.Options)) *tnode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.svc, n.cancel, n.done = svc, cancel, make(chan error, 1)
-	go func() { n.done <- svc.Run(ctx) }()
+	n.svc, n.run = svc, pairtest.Go(svc.Run)
 	select {
 	case <-svc.Started():
-	case err := <-n.done:
-		t.Fatalf("notifier %s: %v", node, err)
+	case <-n.run.Exited():
+		t.Fatalf("notifier %s: %v", node, n.run.Err())
 	case <-time.After(waitLimit):
 		t.Fatalf("notifier %s did not start", node)
 	}
@@ -212,19 +209,13 @@ func (w *world) start(node string, edit func(*notifier.Options)) *tnode {
 // stop ends node's notifier.
 func (w *world) stop(node string) {
 	n := w.nodes[node]
-	if n.cancel == nil {
+	if n.run == nil {
 		return
 	}
-	n.cancel()
-	select {
-	case err := <-n.done:
-		if err != nil {
-			w.t.Errorf("notifier %s: %v", node, err)
-		}
-	case <-time.After(waitLimit):
-		w.t.Errorf("notifier %s did not stop", node)
+	if err := n.run.Stop(w.t, "notifier "+node, waitLimit); err != nil {
+		w.t.Errorf("notifier %s: %v", node, err)
 	}
-	n.cancel = nil
+	n.run = nil
 }
 
 // crash kills node: its NATS server dies abruptly, its notifier with it.

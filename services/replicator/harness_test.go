@@ -44,17 +44,16 @@ type world struct {
 }
 
 type tnode struct {
-	name   string
-	dir    string
-	path   string
-	app    *sql.DB // the application's own connection
-	nc     *nats.Conn
-	svc    *replicator.Service
-	sink   *sink
-	reg    *prometheus.Registry
-	cancel context.CancelFunc
-	done   chan error
-	edit   func(*replicator.Options)
+	name string
+	dir  string
+	path string
+	app  *sql.DB // the application's own connection
+	nc   *nats.Conn
+	svc  *replicator.Service
+	sink *sink
+	reg  *prometheus.Registry
+	run  *pairtest.Running // the service, while it runs
+	edit func(*replicator.Options)
 }
 
 // sink records the replicator's events.
@@ -161,41 +160,25 @@ func (w *world) start(node string) *tnode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	n.nc, n.cancel, n.done = nc, rcancel, make(chan error, 1)
-	go func() { n.done <- n.svc.Run(rctx) }()
+	n.nc, n.run = nc, pairtest.Go(n.svc.Run)
 	return n
 }
 
 // stop ends node's replicator and returns what Run returned.
 func (w *world) stop(node string) error {
 	n := w.nodes[node]
-	if n.cancel == nil {
+	if n.run == nil {
 		return nil
 	}
-	n.cancel()
-	var err error
-	select {
-	case err = <-n.done:
-	case <-time.After(waitLimit):
-		w.t.Errorf("replicator %s did not stop", node)
-	}
+	err := n.run.Stop(w.t, "replicator "+node, waitLimit)
 	n.nc.Close()
-	n.cancel = nil
+	n.run = nil
 	return err
 }
 
 // waitExit waits for node's replicator to end by itself (a fault).
 func (w *world) waitExit(node string) error {
-	n := w.nodes[node]
-	select {
-	case err := <-n.done:
-		n.done <- err // for stop
-		return err
-	case <-time.After(waitLimit):
-		w.t.Fatalf("replicator %s did not exit", node)
-	}
-	return nil
+	return w.nodes[node].run.Wait(w.t, "replicator "+node, waitLimit)
 }
 
 func (w *world) exec(node, q string, args ...any) {
