@@ -113,9 +113,12 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	js, err := n.jetStream()
-	if err == nil {
+	switch {
+	case err == nil && n.part != "node":
+		err = n.awaitOrigin(ctx, js)
+	case err == nil:
 		err = n.ensureOrigin(ctx, js)
-	} else {
+	default:
 		err = fmt.Errorf("jetstream: %w", err)
 	}
 	if err != nil {
@@ -125,8 +128,8 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 	return js, nil
 }
 
-// ensureOrigin makes (or finds) the node's own event stream. Every process
-// of a split node does it, so that none depends on which starts first.
+// ensureOrigin makes (or finds) the node's own event stream: a whole node,
+// or the NATS part of a split one, does.
 func (n *Node) ensureOrigin(ctx context.Context, js jetstream.JetStream) error {
 	maxBytes, err := n.cfg.Audit.MaxBytesValue()
 	if err != nil {
@@ -139,6 +142,32 @@ func (n *Node) ensureOrigin(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("event stream: %w", err)
 	}
 	return nil
+}
+
+// awaitOrigin waits, without touching it, until the node's event stream
+// exists: a service of a split node leaves making it to `tandem run nats`,
+// for one process updating a stream while others create consumers on it
+// races inside nats-server. Waiting is logged every dialLog.
+func (n *Node) awaitOrigin(ctx context.Context, js jetstream.JetStream) error {
+	name := subject.EventStream(n.cfg.Pair, n.cfg.Node)
+	var logged time.Time
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.Stream(sctx, name)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Since(logged) >= dialLog {
+			n.nlog.Warn().Err(err).Str("stream", name).Msg("waiting for the node's event stream (tandem run nats makes it)")
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("event stream %s: %w", name, err)
+		case <-time.After(dialRetry):
+		}
+	}
 }
 
 // jetStream is the node's JetStream: the embedded server's own domain, or
