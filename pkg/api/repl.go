@@ -58,6 +58,9 @@ type ReplStatus struct {
 	In ReplDirection `json:"in"`
 	// Snapshot is the progress of a running resync (0–1), if any.
 	Snapshot *float64 `json:"snapshot,omitempty"`
+	// Refused names the application tables that cannot be replicated, with
+	// the reason (R11: the others replicate).
+	Refused map[string]string `json:"refused,omitempty"`
 }
 
 // ReplReply answers pause, resume, resync and status.

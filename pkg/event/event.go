@@ -48,6 +48,8 @@ const (
 	ReplSnapshot         = "tandem.repl.snapshot"
 	ReplConflict         = "tandem.repl.conflict"
 	ReplStatusWritten    = "tandem.repl.status.written"
+	ReplBlocked          = "tandem.repl.blocked"
+	ReplRefused          = "tandem.repl.refused"
 	LicenseAdded         = "tandem.license.added"
 	LicenseRefused       = "tandem.license.refused"
 	LicenseWarning       = "tandem.license.warning"

@@ -68,7 +68,7 @@ var (
 		event.SwitchoverCompleted, event.SwitchoverRefused, event.SwitchoverRolledBack,
 		event.MaintenanceChanged, event.HookFinished, event.FailoverSuppressed, event.InputRejected}
 	replicatorEvents = []string{event.ReplPaused, event.ReplResumed, event.ReplSnapshot, event.ReplConflict,
-		event.ReplStatusWritten, event.InputRejected}
+		event.ReplStatusWritten, event.ReplBlocked, event.ReplRefused, event.InputRejected}
 	notifierEvents = []string{event.FailoverNotified, event.InputRejected}
 	licenseEvents  = []string{event.LicenseAdded, event.LicenseRefused, event.LicenseWarning,
 		event.LicenseInvalid, event.LicenseValid, event.InputRejected}

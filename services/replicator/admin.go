@@ -158,6 +158,9 @@ func (s *Service) Status() api.ReplStatus {
 		if info, err := s.st.Info(ctx); err == nil {
 			st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
 		}
+		if r := s.st.Refused(); len(r) > 0 {
+			st.Refused = r
+		}
 	}
 	return st
 }

@@ -53,6 +53,10 @@ type receiver struct {
 	g        *group
 	resync   string // why a resync is needed, or ""
 	lastSent time.Time
+	retry    backoff // of resyncs that failed or made no progress
+	peerJS   jetstream.JetStream
+	lastMsg  time.Time // when the consumer last delivered
+	checked  time.Time // when the peer's stream was last looked at
 }
 
 // runReceive is the receiver goroutine: it applies the peer's batches.
@@ -66,11 +70,7 @@ func (s *Service) runReceive(ctx context.Context) error {
 	}
 	for ctx.Err() == nil {
 		if r.resync != "" && !s.paused.Load() {
-			if err := s.resync(ctx, r); err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn().Err(err).Msg("resync failed; retrying")
-					sleep(ctx, time.Second)
-				}
+			if !s.resyncWithBackoff(ctx, r) {
 				continue
 			}
 		}
@@ -93,6 +93,85 @@ func (s *Service) runReceive(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// resyncWithBackoff runs a resync unless the last ones failed or made no
+// progress, in which case it waits out an exponential back-off first, in
+// the state "blocked" with the reason (R10: no resync loops). It reports
+// whether the resync succeeded.
+func (s *Service) resyncWithBackoff(ctx context.Context, r *receiver) bool {
+	if wait := r.retry.wait(time.Now()); wait > 0 {
+		if r.retry.reason == "" {
+			reason := "re-sync needed again soon after the last one: " + r.resync
+			r.retry.reason = reason
+			s.log.Warn().Dur("retry_in", wait).Str("why", r.resync).Msg("replication blocked")
+			s.emit(event.ReplBlocked, map[string]any{"reason": reason, "retry_in_seconds": wait.Seconds()})
+		}
+		s.setState("blocked", r.retry.reason)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		case req := <-s.ctl:
+			s.control(ctx, r, req) //nolint:errcheck
+		}
+		return false
+	}
+	why := r.resync
+	err := s.resync(ctx, r)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err == nil {
+		r.retry.attempted(time.Now(), "")
+		return true
+	}
+	reason := "resync failed: " + err.Error()
+	if r.retry.attempted(time.Now(), reason) {
+		s.log.Warn().Err(err).Str("why", why).Dur("retry_in", r.retry.delay).Msg("replication blocked")
+		s.emit(event.ReplBlocked, map[string]any{"reason": reason, "retry_in_seconds": r.retry.delay.Seconds(),
+			"why": "R10: " + why})
+	}
+	s.setState("blocked", reason)
+	return false
+}
+
+// backoff spaces out resyncs: the first runs at once; each one that fails,
+// or that comes again within noProgress of the last, doubles the wait up to
+// maxBackoff; one that holds for noProgress resets it.
+type backoff struct {
+	last   time.Time
+	delay  time.Duration
+	reason string
+}
+
+const (
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+	noProgress = 30 * time.Second
+)
+
+// wait is how long to wait before the next attempt.
+func (b *backoff) wait(now time.Time) time.Duration {
+	if b.last.IsZero() || now.Sub(b.last) > noProgress+b.delay {
+		b.delay = 0
+	}
+	return b.last.Add(b.delay).Sub(now)
+}
+
+// attempted records an attempt (reason "" when it succeeded) and reports
+// whether the reason changed (one event per change, not per attempt).
+func (b *backoff) attempted(now time.Time, reason string) bool {
+	again := !b.last.IsZero() && now.Sub(b.last) < noProgress+b.delay
+	switch {
+	case reason != "" || again:
+		b.delay = min(max(2*b.delay, minBackoff), maxBackoff)
+	default:
+		b.delay = 0
+	}
+	b.last = now
+	changed := reason != b.reason
+	b.reason = reason
+	return changed && reason != ""
 }
 
 func (s *Service) loadPos(ctx context.Context, r *receiver) error {
@@ -124,6 +203,7 @@ func (s *Service) consume(ctx context.Context, r *receiver) error {
 	if err != nil {
 		return err
 	}
+	r.peerJS, r.lastMsg = js, time.Now()
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject.ReplChanges(s.cfg.Pair, s.peer)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -179,6 +259,7 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 		case err := <-pumpErr:
 			return err
 		case m := <-msgs:
+			r.lastMsg = time.Now()
 			if err := s.handle(ctx, r, m); err != nil {
 				return err
 			}
@@ -196,8 +277,40 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 				return errRestart
 			}
 			s.sendApplied(r, "", true)
+			if s.consumerStalled(ctx, r) {
+				return errRestart
+			}
 		}
 	}
+}
+
+// stallAfter is how long a consumer may deliver nothing before the peer's
+// stream is looked at.
+const stallAfter = 5 * time.Second
+
+// consumerStalled reports whether the peer's stream holds batches after the
+// position while the consumer has delivered nothing for stallAfter. An
+// ordered consumer that lost its server-side half across a cut leafnode
+// does not always recover by itself after the heal; a new one does.
+func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
+	now := time.Now()
+	if r.g != nil || now.Sub(r.lastMsg) < stallAfter || now.Sub(r.checked) < stallAfter {
+		return false
+	}
+	r.checked = now
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.peerJS.Stream(cctx, subject.ReplStream(s.cfg.Pair, s.peer))
+	if err != nil {
+		return false // the peer is out of reach: nothing to restart for
+	}
+	last := st.CachedInfo().State.LastSeq
+	if last <= r.pos.Stream {
+		return false
+	}
+	s.log.Warn().Uint64("position", r.pos.Stream).Uint64("peer_last", last).
+		Msg("the peer's stream has batches the consumer does not deliver; starting a new consumer")
+	return true
 }
 
 // control carries out a request from another goroutine.

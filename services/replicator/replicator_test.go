@@ -15,13 +15,15 @@ import (
 func TestReplicateBothWays(t *testing.T) {
 	w := newWorld(t)
 	w.exec("a", `INSERT INTO items VALUES(1, 'before', 1)`)
-	w.exec("b", `INSERT INTO items VALUES(99, 'foreign', 1)`) // overwritten by the snapshot
+	w.exec("b", `INSERT INTO items VALUES(99, 'own', 1)`) // kept, and sent to the master (R10)
 	w.start("a")
 	w.start("b")
 	w.waitSynced()
-	if got := w.items("b"); got != "1:before:1" {
+	if got := w.items("b"); got != "1:before:1,99:own:1" {
 		t.Fatalf("b after the initial sync: %q", got)
 	}
+	w.waitFor("b's own row on a", func() bool { return w.items("a") == "1:before:1,99:own:1" })
+	w.exec("a", `DELETE FROM items WHERE id = 99`)
 	if _, ok := w.nodes["b"].sink.find(event.ReplSnapshot, `"restored"`); !ok {
 		t.Fatal("no snapshot event on b")
 	}

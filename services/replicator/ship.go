@@ -239,7 +239,7 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shi
 		}
 	}
 	b := &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: info.DB,
-		Start: info.LogHigh, From: info.LogHigh, To: info.LogHigh, Final: true, Genesis: &wire.Genesis{Reason: reason},
+		Start: info.DBStart, From: info.DBStart, To: info.DBStart, Final: true, Genesis: &wire.Genesis{Reason: reason},
 		Changes: []wire.Change{}}
 	if !s.master() {
 		b.Genesis.Base, b.Genesis.BasePos = master.DB, master.Log
@@ -247,9 +247,9 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shi
 	if err := s.publish(ctx, b); err != nil {
 		return err
 	}
-	*cur = shipped{db: info.DB, to: info.LogHigh, have: true}
+	*cur = shipped{db: info.DB, to: info.DBStart, have: true}
 	s.setShipped(cur.to)
-	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.LogHigh).Msg("database id announced")
+	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.DBStart).Msg("database id announced")
 	return nil
 }
 

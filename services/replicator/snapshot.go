@@ -80,6 +80,10 @@ func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
 		return wire.SnapshotReply{}, reply.Errorf(reply.CodeBusy, "the replicator stopped before the snapshot was made")
 	}
 	s.cleanSnapshots(false)
+	last, err := s.lastStreamSeq(ctx)
+	if err != nil {
+		return wire.SnapshotReply{}, err
+	}
 	id := nuid.Next()
 	path := filepath.Join(s.dir, "snapshot-"+id+".db")
 	start := time.Now()
@@ -94,7 +98,7 @@ func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
 		return wire.SnapshotReply{}, err
 	}
 	rep := wire.SnapshotReply{ID: id, Size: size, ChunkSize: chunkSize, Chunks: int((size + chunkSize - 1) / chunkSize),
-		SHA256: sum, DB: snap.DB, Log: snap.Log}
+		SHA256: sum, DB: snap.DB, Log: snap.Log, Stream: last}
 	s.mu.Lock()
 	s.snaps[id] = &servedSnap{path: path, reply: rep, created: time.Now()}
 	s.mu.Unlock()
@@ -102,6 +106,19 @@ func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "made", "bytes": size, "log": snap.Log, "db": snap.DB,
 		"seconds": time.Since(start).Seconds(), "reason": "R1: the standby asked for a snapshot"})
 	return rep, nil
+}
+
+// lastStreamSeq is the last sequence of this node's batch stream.
+func (s *Service) lastStreamSeq(ctx context.Context) (uint64, error) {
+	st, err := s.js.Stream(ctx, subject.ReplStream(s.cfg.Pair, s.cfg.Node))
+	if err != nil {
+		return 0, fmt.Errorf("the batch stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("the batch stream: %w", err)
+	}
+	return info.State.LastSeq, nil
 }
 
 func fileSum(path string) (string, int64, error) {
@@ -190,14 +207,19 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.st.Restore(ctx, path, s.peer); err != nil {
+	rec, err := s.st.Restore(ctx, path, s.peer, rep.Stream)
+	if err != nil {
 		return err
+	}
+	for _, c := range rec.Conflicts {
+		s.reportConflict(c)
 	}
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "restored", "bytes": rep.Size, "log": rep.Log, "db": rep.DB,
-		"seconds": took.Seconds(), "reason": "R1: " + r.resync})
+		"seconds": took.Seconds(), "taken": rec.Taken, "kept": rec.Kept, "conflicts": len(rec.Conflicts),
+		"reason": "R10: " + r.resync})
 	r.resync = ""
 	if err := s.loadPos(ctx, r); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -32,8 +33,9 @@ type SQLite struct {
 
 	only []string // database.tables; empty: every application table
 
-	mu      sync.Mutex // guards tables and the poll state below
+	mu      sync.Mutex // guards tables, refused and the poll state below
 	tables  map[string]*table
+	refused map[string]string // table → why it cannot be replicated
 	poll    *sql.Conn
 	dv      int64         // data_version at the last query
 	stamp   fileStamp     // the files' stamp taken before that query
@@ -177,12 +179,25 @@ func newID() string {
 }
 
 // NewID implements Store.
+// The new id's batches start after the log's current end.
 func (s *SQLite) NewID(ctx context.Context) (string, error) {
 	id := newID()
-	if err := s.setMeta(ctx, s.w, "db", id); err != nil {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
 		return "", err
 	}
-	return id, nil
+	defer tx.Rollback() //nolint:errcheck
+	high, err := s.logHigh(ctx, tx)
+	if err != nil {
+		return "", err
+	}
+	if err := s.setMeta(ctx, tx, "db", id); err != nil {
+		return "", err
+	}
+	if err := s.setMeta(ctx, tx, "db_start", fmt.Sprint(high)); err != nil {
+		return "", err
+	}
+	return id, tx.Commit()
 }
 
 type execer interface {
@@ -205,48 +220,69 @@ func (s *SQLite) meta(ctx context.Context, k string) (string, error) {
 
 // install reads the tables' shapes and (re)creates their triggers.
 func (s *SQLite) install(ctx context.Context, names []string) error {
-	tables, stmts, err := s.plan(ctx, names)
+	p, err := s.plan(ctx, names)
 	if err != nil {
 		return err
 	}
-	if err := s.exec(ctx, stmts...); err != nil {
+	if err := s.exec(ctx, p.stmts...); err != nil {
 		return fmt.Errorf("install capture triggers: %w", err)
 	}
-	s.setTables(tables)
+	s.setTables(p)
 	return nil
 }
 
-func (s *SQLite) setTables(tables map[string]*table) {
+func (s *SQLite) setTables(p tablePlan) {
 	s.mu.Lock()
-	s.tables = tables
+	s.tables, s.refused = p.tables, p.refused
 	s.mu.Unlock()
 }
 
+// tablePlan is what plan found: the tables to replicate, the statements
+// that install their triggers, and the tables refused with the reason.
+type tablePlan struct {
+	tables  map[string]*table
+	stmts   []string
+	refused map[string]string
+}
+
 // plan reads the shapes of the tables to replicate and returns the
-// statements that install their triggers.
-func (s *SQLite) plan(ctx context.Context, names []string) (map[string]*table, []string, error) {
+// statements that install their triggers. A table that cannot be
+// replicated (no primary key) is refused alone: the others go on (R11).
+// Its old triggers, if any, are dropped.
+func (s *SQLite) plan(ctx context.Context, names []string) (tablePlan, error) {
+	p := tablePlan{tables: map[string]*table{}, refused: map[string]string{}}
 	all, err := s.userTables(ctx)
 	if err != nil {
-		return nil, nil, err
+		return p, err
 	}
 	if len(names) == 0 {
 		names = all
 	}
-	var stmts []string
-	tables := map[string]*table{}
 	for _, n := range append(slices.Clone(names), FailoverTable) {
 		if n != FailoverTable && !slices.Contains(all, n) {
-			return nil, nil, fmt.Errorf("database.tables: table %q %w", n, ErrNoTable)
+			return p, fmt.Errorf("database.tables: table %q %w", n, ErrNoTable)
 		}
 		t, err := s.shape(ctx, n)
-		if err != nil {
-			return nil, nil, err
+		if errors.Is(err, ErrNoPrimaryKey) && n != FailoverTable {
+			p.refused[n] = err.Error()
+			p.stmts = append(p.stmts, dropTriggers(n)...)
+			continue
 		}
-		tables[n] = t
-		stmts = append(stmts, triggers(t, s.side)...)
+		if err != nil {
+			return p, err
+		}
+		p.tables[n] = t
+		p.stmts = append(p.stmts, triggers(t, s.side)...)
 	}
-	stmts = append(stmts, `INSERT INTO _tandem_meta(k, v) VALUES('side', '`+string(s.side)+`') ON CONFLICT(k) DO UPDATE SET v = excluded.v`)
-	return tables, stmts, nil
+	p.stmts = append(p.stmts, `INSERT INTO _tandem_meta(k, v) VALUES('side', '`+string(s.side)+`') ON CONFLICT(k) DO UPDATE SET v = excluded.v`)
+	return p, nil
+}
+
+// Refused lists the tables that cannot be replicated, with the reason.
+func (s *SQLite) Refused() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.refused)
 }
 
 // userTables lists the application's tables (not SQLite's, not Tandem's).
@@ -329,12 +365,28 @@ func rowExpr(t *table, ref string) string {
 // nowExpr is the commit time in Unix seconds (works in every SQLite).
 const nowExpr = `(julianday('now') - 2440587.5) * 86400.0`
 
-// triggers are the capture triggers of t for side.
-func triggers(t *table, side Side) []string {
-	bump, first := "m = m + 1", "1, 0"
+// tickExpr is the commit time in Unix milliseconds: the floor of a row's
+// local version counter (see versionExprs).
+const tickExpr = `CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)`
+
+// versionExprs are the SQL that raises a row's local counter for side, and
+// the version pair of a row seen for the first time. A counter goes up by
+// one at each change and never below the wall clock in milliseconds (a
+// hybrid logical clock): a database restored from a backup goes on with
+// counters above every one it made before it was copied, so its new
+// changes are never mistaken for old ones the peer has already seen (R10).
+func versionExprs(side Side) (bump, first string) {
 	if side == Standby {
-		bump, first = "s = s + 1", "0, 1"
+		return "s = max(s + 1, " + tickExpr + ")", "0, " + tickExpr
 	}
+	return "m = max(m + 1, " + tickExpr + ")", tickExpr + ", 0"
+}
+
+// triggers are the capture triggers of t for side. They are created in
+// schema main by name, so that an attached database (a snapshot being
+// restored) holding triggers of the same names is never touched.
+func triggers(t *table, side Side) []string {
+	bump, first := versionExprs(side)
 	tn := lit(t.name)
 	ver := func(key, op, where string) string {
 		return fmt.Sprintf(`INSERT INTO _tandem_ver(tbl, pk, m, s, op) SELECT %s, %s, %s, '%s' WHERE %s
@@ -347,13 +399,10 @@ func triggers(t *table, side Side) []string {
 	}
 	kn, ko := keyExpr(t, "NEW"), keyExpr(t, "OLD")
 	rn := rowExpr(t, "NEW")
-	name := func(kind string) string { return ident("_tandem_" + kind + "_" + t.name) }
+	name := func(kind string) string { return triggerName(kind, t.name) }
 	when := `WHEN NOT EXISTS (SELECT 1 FROM _tandem_apply)`
 	moved := ko + " IS NOT " + kn
-	return []string{
-		`DROP TRIGGER IF EXISTS ` + name("ai"),
-		`DROP TRIGGER IF EXISTS ` + name("au"),
-		`DROP TRIGGER IF EXISTS ` + name("ad"),
+	return append(dropTriggers(t.name),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s %s BEGIN %s %s END",
 			name("ai"), ident(t.name), when, ver(kn, "i", "1"), log(kn, "i", rn, "1")),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s %s BEGIN %s %s %s %s END",
@@ -362,6 +411,17 @@ func triggers(t *table, side Side) []string {
 			ver(kn, "u", "1"), log(kn, "u", rn, "1")),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s %s BEGIN %s %s END",
 			name("ad"), ident(t.name), when, ver(ko, "d", "1"), log(ko, "d", "NULL", "1")),
+	)
+}
+
+func triggerName(kind, tbl string) string { return "main." + ident("_tandem_"+kind+"_"+tbl) }
+
+// dropTriggers removes the capture triggers of table tbl.
+func dropTriggers(tbl string) []string {
+	return []string{
+		`DROP TRIGGER IF EXISTS ` + triggerName("ai", tbl),
+		`DROP TRIGGER IF EXISTS ` + triggerName("au", tbl),
+		`DROP TRIGGER IF EXISTS ` + triggerName("ad", tbl),
 	}
 }
 

@@ -79,7 +79,7 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 				return err
 			}
 		}
-		if err := a.change(ctx, c); err != nil {
+		if _, err := a.change(ctx, c); err != nil {
 			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Table, c.PK, err)
 		}
 		a.res.LastTS = c.TS
@@ -113,38 +113,39 @@ func (a *sqliteApply) check(c *wire.Change) error {
 	return nil
 }
 
-// change decides one change against the local version and carries it out.
-func (a *sqliteApply) change(ctx context.Context, c *wire.Change) error {
+// change decides one change against the local version, carries it out, and
+// returns the decision.
+func (a *sqliteApply) change(ctx context.Context, c *wire.Change) (conflict.Outcome, error) {
 	t, _ := a.s.table(c.Table)
 	local, localOp, err := a.version(ctx, c.Table, c.PK)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	in := conflict.Version{M: c.M, S: c.S}
 	out, after := conflict.Decide(local, in, a.fromMaster)
 	switch out {
 	case conflict.Stale:
 		a.res.Stale++
-		return nil
+		return out, nil
 	case conflict.TakeIncoming:
 		loser, err := a.rowImage(ctx, t, c.PK)
 		if err != nil {
-			return err
+			return out, err
 		}
 		if err := a.conflict(ctx, c, c.Op, localOp, loser, in, local); err != nil {
-			return err
+			return out, err
 		}
 	case conflict.KeepLocal:
 		if err := a.conflict(ctx, c, localOp, c.Op, string(c.Row), local, in); err != nil {
-			return err
+			return out, err
 		}
-		return a.setVersion(ctx, c.Table, c.PK, after, localOp)
+		return out, a.setVersion(ctx, c.Table, c.PK, after, localOp)
 	}
 	if err := a.write(ctx, t, c); err != nil {
-		return err
+		return out, err
 	}
 	a.res.Applied++
-	return a.setVersion(ctx, c.Table, c.PK, after, c.Op)
+	return out, a.setVersion(ctx, c.Table, c.PK, after, c.Op)
 }
 
 func (a *sqliteApply) version(ctx context.Context, tbl, pk string) (conflict.Version, string, error) {

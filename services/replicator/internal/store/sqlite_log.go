@@ -22,8 +22,15 @@ func (s *SQLite) Info(ctx context.Context) (Info, error) {
 		return in, err
 	}
 	in.Paused = p == "1"
+	var ok bool
+	if in.DBStart, ok, err = s.dbStart(ctx); err != nil {
+		return in, err
+	}
 	if in.LogHigh, err = s.logHigh(ctx, s.r); err != nil {
 		return in, err
+	}
+	if !ok {
+		in.DBStart = in.LogHigh // a database made before the start was recorded
 	}
 	err = s.r.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM _tandem_log), (SELECT count(*) FROM _tandem_conflict)`).
 		Scan(&in.LogRows, &in.Conflicts)
@@ -158,4 +165,18 @@ func (s *SQLite) Conflicts(ctx context.Context) ([]Conflict, error) {
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// dbStart is the log sequence the current database id's batches start
+// after; ok is false when it was never recorded (a database made by an
+// older Tandem).
+func (s *SQLite) dbStart(ctx context.Context) (n uint64, ok bool, err error) {
+	v, err := s.meta(ctx, "db_start")
+	if err != nil || v == "" {
+		return 0, false, err
+	}
+	if _, err := fmt.Sscan(v, &n); err != nil {
+		return 0, false, fmt.Errorf("meta db_start %q: %w", v, err)
+	}
+	return n, true, nil
 }

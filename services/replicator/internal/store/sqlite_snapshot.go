@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strings"
 )
 
 // Snapshot implements Store with VACUUM INTO: SQLite writes a consistent,
@@ -18,6 +17,9 @@ import (
 // the log and its sqlite_sequence, so the log position the snapshot
 // contains is read from the copy itself: it cannot disagree with the data.
 func (s *SQLite) Snapshot(ctx context.Context, path string) (Snapshot, error) {
+	if err := s.adoptAll(ctx); err != nil {
+		return Snapshot{}, fmt.Errorf("version the rows written before capture: %w", err)
+	}
 	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
 		return Snapshot{}, fmt.Errorf("vacuum into %s: %w", path, err)
 	}
@@ -44,32 +46,31 @@ func ReadSnapshot(ctx context.Context, path string) (Snapshot, error) {
 	return snap, nil
 }
 
-// Restore implements Store: in one write transaction (echo marker set), each
-// replicated table's rows are replaced by the snapshot's, the version table
-// too; the snapshot's conflicts are added; the log is emptied; the database
-// gets a new id and source's position becomes the snapshot's. The
-// application's connections stay valid (the file is not swapped under them).
-func (s *SQLite) Restore(ctx context.Context, path, source string) (Snapshot, error) {
+// Restore implements Store. The snapshot is attached read-only; tables
+// and indexes this database lacks are created; then reconcile merges it in
+// one write transaction (see sqlite_reconcile.go).
+func (s *SQLite) Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error) {
 	snap, err := ReadSnapshot(ctx, path)
 	if err != nil {
-		return snap, err
+		return Reconciled{Snapshot: snap}, err
 	}
 	c, err := s.w.Conn(ctx)
 	if err != nil {
-		return snap, err
+		return Reconciled{Snapshot: snap}, err
 	}
 	defer c.Close()
 	if _, err := c.ExecContext(ctx, `ATTACH DATABASE ? AS snap`, "file:"+path+"?mode=ro"); err != nil {
-		return snap, fmt.Errorf("attach snapshot: %w", err)
+		return Reconciled{Snapshot: snap}, fmt.Errorf("attach snapshot: %w", err)
 	}
 	defer c.ExecContext(context.Background(), `DETACH DATABASE snap`) //nolint:errcheck
 	if err := s.createMissing(ctx, c); err != nil {
-		return snap, fmt.Errorf("restore snapshot: %w", err)
+		return Reconciled{Snapshot: snap}, fmt.Errorf("restore snapshot: %w", err)
 	}
-	if err := s.restoreTx(ctx, c, snap, source); err != nil {
-		return snap, fmt.Errorf("restore snapshot: %w", err)
+	rec, err := s.reconcile(ctx, c, snap, source, stream)
+	if err != nil {
+		return rec, fmt.Errorf("reconcile with the snapshot: %w", err)
 	}
-	return snap, nil
+	return rec, nil
 }
 
 // createMissing creates the snapshot's application tables (and their
@@ -113,7 +114,7 @@ func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	tables, triggers, err := s.plan(ctx, s.only)
+	p, err := s.plan(ctx, s.only)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,8 @@ func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range triggers {
+	defer tx.Rollback() //nolint:errcheck
+	for _, q := range p.stmts {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", firstLine(q), err)
 		}
@@ -129,63 +131,11 @@ func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	s.setTables(tables)
+	s.setTables(p)
 	return nil
 }
 
-func (s *SQLite) restoreTx(ctx context.Context, c *sql.Conn, snap Snapshot, source string) error {
-	tx, err := c.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck
-	stmts := []string{`INSERT INTO _tandem_apply(x) VALUES(1)`}
-	for _, name := range s.tableNames() {
-		t, _ := s.table(name)
-		cols, err := snapColumns(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		if len(cols) == 0 {
-			continue // a table only this node has: left as it is
-		}
-		for _, col := range cols {
-			if !t.has[col] {
-				return fmt.Errorf("the snapshot's table %q has column %q, this database's has not", name, col)
-			}
-		}
-		list := make([]string, len(cols))
-		for i, col := range cols {
-			list[i] = ident(col)
-		}
-		l := strings.Join(list, ", ")
-		stmts = append(stmts, `DELETE FROM main.`+ident(name),
-			fmt.Sprintf(`INSERT INTO main.%s(%s) SELECT %s FROM snap.%s`, ident(name), l, l, ident(name)))
-	}
-	stmts = append(stmts,
-		`DELETE FROM main._tandem_ver`,
-		`INSERT INTO main._tandem_ver SELECT tbl, pk, m, s, op FROM snap._tandem_ver`,
-		`INSERT INTO main._tandem_conflict(tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at)
-			SELECT tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at
-			FROM snap._tandem_conflict WHERE true ON CONFLICT DO NOTHING`,
-		`DELETE FROM main._tandem_log`,
-		`DELETE FROM main._tandem_pos`,
-		`DELETE FROM main._tandem_apply`)
-	for _, q := range stmts {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", firstLine(q), err)
-		}
-	}
-	if err := s.setMeta(ctx, tx, "db", newID()); err != nil {
-		return err
-	}
-	if err := setPosition(ctx, tx, source, Position{DB: snap.DB, Log: snap.Log}); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-func snapColumns(ctx context.Context, tx *sql.Tx, name string) ([]string, error) {
+func snapColumns(ctx context.Context, tx rowQuerier, name string) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT name FROM pragma_table_info(?, 'snap') ORDER BY cid`, name)
 	if err != nil {
 		return nil, err

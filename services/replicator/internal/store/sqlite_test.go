@@ -87,15 +87,21 @@ func TestCaptureSQLiteShell(t *testing.T) {
 	}
 }
 
-func TestNoPrimaryKeyError(t *testing.T) {
+// R11: a table without a primary key is refused alone, with a reason that
+// names it and says what to do; opening the store does not fail.
+func TestNoPrimaryKeyRefusedAlone(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.db")
 	db, _ := sql.Open("sqlite", "file:"+path)
 	if _, err := db.Exec(`CREATE TABLE nokey(a, b)`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	_, err := store.OpenSQLite(t.Context(), path, store.Master, nil)
-	if err == nil || !strings.Contains(err.Error(), `table "nokey" cannot be replicated`) {
-		t.Fatalf("error %v", err)
+	st, err := store.OpenSQLite(t.Context(), path, store.Master, nil)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer st.Close()
+	if why := st.Refused()["nokey"]; !strings.Contains(why, `table "nokey" cannot be replicated`) || !strings.Contains(why, "declare one") {
+		t.Fatalf("refused: %v", st.Refused())
 	}
 }

@@ -30,7 +30,8 @@
 // captured as a delete of the old key and an upsert of the new one.
 //
 // Values are captured with quote(), so reals and blobs travel exactly (see
-// package wire). A table without a primary key is refused at Open.
+// package wire). A table without a primary key is refused alone: it gets no
+// triggers, Refused names it, and every other table is replicated.
 //
 // # Apply (R3, R9)
 //
@@ -75,6 +76,7 @@ const (
 // Info is the store's state.
 type Info struct {
 	DB        string // the database id
+	DBStart   uint64 // the log sequence the database id's batches start after
 	Side      Side
 	Paused    bool
 	LogHigh   uint64 // highest log sequence ever assigned
@@ -160,10 +162,13 @@ type Store interface {
 	NewID(ctx context.Context) (string, error)
 	// Snapshot writes a consistent copy of the database to path.
 	Snapshot(ctx context.Context, path string) (Snapshot, error)
-	// Restore replaces the replicated tables' contents with those of the
-	// snapshot at path (from source), in one transaction: the database gets
-	// a new id, an empty log, and source's position at the snapshot's.
-	Restore(ctx context.Context, path, source string) (Snapshot, error)
+	// Restore merges the snapshot at path (from source, the master) into
+	// the replicated tables row by row by version, in one transaction
+	// (R10): rows the snapshot lacks or has older are kept and queued for
+	// the master, concurrent ones go the master's way with the loser kept.
+	// The database gets a new id and source's position becomes the
+	// snapshot's, at stream sequence stream of source's batches.
+	Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
 	// Sums computes every replicated table's checksum in nb buckets.
 	Sums(ctx context.Context, nb int) ([]TableSum, error)
 	// RowSums lists the row hashes of table in the given buckets.
@@ -178,6 +183,9 @@ type Store interface {
 	// WriteFailover records that node became active in epoch at at (R8);
 	// an older epoch than the one recorded for node is ignored.
 	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error
+	// Refused lists the application tables that cannot be replicated
+	// (no primary key), with the reason.
+	Refused() map[string]string
 	// Close closes the store.
 	Close() error
 }

@@ -407,6 +407,10 @@ type SnapshotReply struct {
 	SHA256    string `json:"sha256"`
 	DB        string `json:"db"`
 	Log       uint64 `json:"log"`
+	// Stream is the last sequence of the master's batch stream before the
+	// snapshot was made: every batch up to it is in the snapshot or of an
+	// older database id, so the standby reads the stream after it.
+	Stream uint64 `json:"stream,omitempty"`
 }
 
 // ChunkRequest fetches one chunk of a snapshot; the reply is the bytes,

@@ -8,10 +8,11 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
@@ -101,19 +102,20 @@ func testCapture(t *testing.T, h Harness) {
 	db.Exec(t, `UPDATE items SET id = 2 WHERE id = 1`)
 	db.Exec(t, `DELETE FROM items WHERE id = 2`)
 	changes, to := readLog(t, db, 0)
-	want := []struct {
-		op, pk string
-		v      conflict.Version
-	}{{"i", "1", conflict.Version{M: 1}}, {"u", "1", conflict.Version{M: 2}}, {"d", "1", conflict.Version{M: 3}},
-		{"u", "2", conflict.Version{M: 1}}, {"d", "2", conflict.Version{M: 2}}}
+	want := []struct{ op, pk string }{{"i", "1"}, {"u", "1"}, {"d", "1"}, {"u", "2"}, {"d", "2"}}
 	if len(changes) != len(want) || to != changes[len(changes)-1].Seq {
 		t.Fatalf("captured %d changes up to %d: %+v", len(changes), to, changes)
 	}
+	// A row's master counter rises at every change, and never stays below
+	// the wall clock in milliseconds (versions survive a restored backup).
+	floor := uint64(time.Now().Add(-time.Hour).UnixMilli())
+	last := map[string]uint64{}
 	for i, w := range want {
 		c := changes[i]
-		if c.Op != w.op || c.PK != w.pk || (conflict.Version{M: c.M, S: c.S}) != w.v || c.Table != "items" {
-			t.Errorf("change %d: %s %s %d/%d, want %s %s %v", i, c.Op, c.PK, c.M, c.S, w.op, w.pk, w.v)
+		if c.Op != w.op || c.PK != w.pk || c.S != 0 || c.M <= last[c.PK] || c.M < floor || c.Table != "items" {
+			t.Errorf("change %d: %s %s %d/%d, want %s %s with a rising master counter", i, c.Op, c.PK, c.M, c.S, w.op, w.pk)
 		}
+		last[c.PK] = c.M
 	}
 	cols, vals, err := changes[0].Columns()
 	if err != nil || len(cols) != 5 {
@@ -243,16 +245,26 @@ func testRefusals(t *testing.T, h Harness) {
 	if got := a.Query(t, `SELECT count(*) FROM items`); got != "0" {
 		t.Fatalf("%s rows applied from refused batches", got)
 	}
-	_, err := h.Open(t, t.TempDir(), store.Master, []string{`CREATE TABLE nokey(a, b)`}, nil)
-	if !errors.Is(err, store.ErrNoPrimaryKey) {
-		t.Fatalf("table without a key: %v", err)
+	// R11: a table without a key is refused alone; the others replicate.
+	c, err := h.Open(t, t.TempDir(), store.Master, append(slices.Clone(setup), `CREATE TABLE nokey(a, b)`), nil)
+	if err != nil {
+		t.Fatalf("a table without a key stopped the store: %v", err)
+	}
+	t.Cleanup(func() { c.Store.Close() })
+	if why := c.Store.Refused()["nokey"]; !strings.Contains(why, store.ErrNoPrimaryKey.Error()) {
+		t.Fatalf("refused: %v", c.Store.Refused())
+	}
+	c.Exec(t, `INSERT INTO nokey VALUES(1, 2)`)
+	c.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'still captured')`)
+	if cs, _ := readLog(t, c, 0); len(cs) != 1 || cs[0].Table != "items" {
+		t.Fatalf("captured %+v", cs)
 	}
 }
 
 func testSnapshot(t *testing.T, h Harness) {
 	a, b := open(t, h, store.Master), open(t, h, store.Standby)
 	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'one'), (2, 'two')`)
-	b.Exec(t, `INSERT INTO items(id, name) VALUES(9, 'foreign')`)
+	b.Exec(t, `INSERT INTO items(id, name) VALUES(9, 'own'), (2, 'concurrent')`)
 	path := filepath.Join(t.TempDir(), "snap.db")
 	snap, err := a.Store.Snapshot(ctx(t), path)
 	if err != nil {
@@ -264,30 +276,41 @@ func testSnapshot(t *testing.T, h Harness) {
 	}
 	a.Exec(t, `INSERT INTO items(id, name) VALUES(3, 'after')`) // not in the snapshot
 	before, _ := b.Store.Info(ctx(t))
-	if _, err := b.Store.Restore(ctx(t), path, "a"); err != nil {
+	rec, err := b.Store.Restore(ctx(t), path, "a", 7)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// R10: b's own row 9 is kept and queued for the master; its row 2 was
+	// written concurrently with the master's: the master's wins, b's is
+	// recorded and queued so that the master records it too.
 	after, _ := b.Store.Info(ctx(t))
-	if after.DB == before.DB || after.LogRows != 0 {
+	if after.DB == before.DB || after.LogRows != 2 || after.DBStart != after.LogHigh-2 || after.Conflicts != 1 {
 		t.Fatalf("after restore: %+v (before %+v)", after, before)
 	}
-	if got := b.Query(t, `SELECT group_concat(id, ',') FROM items`); got != "1,2" {
+	if rec.Taken != 2 || rec.Kept != 1 || len(rec.Conflicts) != 1 || rec.Conflicts[0].PK != "2" {
+		t.Fatalf("reconciled: %+v", rec)
+	}
+	if got := b.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM items`); got != "1:one,2:two,9:own" {
 		t.Fatalf("items after restore: %q", got)
 	}
+	queued, _ := readLog(t, b, after.DBStart)
+	if len(queued) != 2 || queued[0].PK != "2" || !strings.Contains(string(queued[0].Row), "concurrent") || queued[1].PK != "9" {
+		t.Fatalf("queued for the master: %+v", queued)
+	}
 	p, _, _ := b.Store.Position(ctx(t), "a")
-	if p.DB != snap.DB || p.Log != snap.Log {
+	if p.DB != snap.DB || p.Log != snap.Log || p.Stream != 7 {
 		t.Fatalf("position %+v, snapshot %+v", p, snap)
 	}
 	// The rest follows from the position: only the change after it.
 	_, res := ship(t, a, b, "a", true, 0)
 	_ = res
-	if got := b.Query(t, `SELECT group_concat(id, ',') FROM items`); got != "1,2,3" {
+	if got := b.Query(t, `SELECT group_concat(id, ',') FROM items`); got != "1,2,3,9" {
 		t.Fatalf("items after catching up: %q", got)
 	}
 	// Capture on b still works, as the standby's.
 	b.Exec(t, `UPDATE items SET name = 'b' WHERE id = 1`)
-	cs, _ := readLog(t, b, 0)
-	if len(cs) != 1 || cs[0].M != 1 || cs[0].S != 1 {
+	cs, _ := readLog(t, b, after.LogHigh)
+	if len(cs) != 1 || cs[0].M == 0 || cs[0].S == 0 {
 		t.Fatalf("capture after restore: %+v", cs)
 	}
 }

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
+)
+
+// Reconciled is what merging a snapshot into this database did.
+type Reconciled struct {
+	Snapshot
+	Taken     int        // rows (or deletions) taken from the snapshot
+	Kept      int        // rows (or deletions) of this database the snapshot lacked, kept and queued for the peer
+	Conflicts []Conflict // concurrent versions: the snapshot's (the master's) won
+}
+
+// reconcile merges the attached snapshot into this database, row by row by
+// version (R10): a node's data is never overwritten by a snapshot that
+// lacks writes it holds. For every row whose version or contents differ,
+// the snapshot's row is applied as a change from the master would be
+// (conflict.Decide):
+//
+//   - the snapshot's version covers this one: the snapshot's row is taken;
+//   - this version covers the snapshot's: this row is kept, and queued in
+//     the log so that the master gets it;
+//   - concurrent: the master's row wins (R3); the loser is recorded here
+//     and queued, so that the master records it too.
+//
+// An empty database therefore takes the snapshot whole (R1), and a
+// standby whose master was rebuilt or restored from a backup keeps what
+// the master lacks and sends it back. Rows written before capture was
+// installed get a version first (adopt). The old log is dropped: what the
+// master lacks is queued again from the rows themselves. The database gets
+// a new id, whose batches start after the old log's end; source's position
+// becomes the snapshot's (its log, and stream, the last message of the
+// source's stream before the snapshot was made).
+func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, source string, stream uint64) (Reconciled, error) {
+	rec := Reconciled{Snapshot: snap}
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return rec, err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.ExecContext(ctx, `INSERT INTO main._tandem_apply(x) VALUES(1)`); err != nil {
+		return rec, fmt.Errorf("set echo marker: %w", err)
+	}
+	a := &sqliteApply{s: s, tx: tx, source: source, fromMaster: true, stmts: map[string]*sql.Stmt{}}
+	defer a.closeStmts()
+	var queue []wire.Change
+	for _, name := range s.tableNames() {
+		t, _ := s.table(name)
+		cols, err := snapColumns(ctx, tx, name)
+		if err != nil {
+			return rec, err
+		}
+		if len(cols) == 0 {
+			continue // a table only this node has: left as it is
+		}
+		if d := columnDiff(t.cols, cols); d != "" {
+			return rec, fmt.Errorf("table %q differs from the master's: %s", name, d)
+		}
+		if _, err := tx.ExecContext(ctx, adoptSQL(t, "main", s.side)); err != nil {
+			return rec, fmt.Errorf("version the rows of %s written before capture: %w", name, err)
+		}
+		q, err := a.reconcileTable(ctx, t, &rec)
+		if err != nil {
+			return rec, fmt.Errorf("table %s: %w", name, err)
+		}
+		queue = append(queue, q...)
+	}
+	rec.Conflicts = a.res.Conflicts
+	if err := finishReconcile(ctx, tx, queue); err != nil {
+		return rec, err
+	}
+	high, err := s.logHigh(ctx, tx)
+	if err != nil {
+		return rec, err
+	}
+	start := high - uint64(len(queue))
+	if err := s.setMeta(ctx, tx, "db", newID()); err != nil {
+		return rec, err
+	}
+	if err := s.setMeta(ctx, tx, "db_start", fmt.Sprint(start)); err != nil {
+		return rec, err
+	}
+	if err := setPosition(ctx, tx, source, Position{DB: snap.DB, Log: snap.Log, Stream: stream}); err != nil {
+		return rec, err
+	}
+	return rec, tx.Commit()
+}
+
+// finishReconcile drops the old log, queues the changes the master lacks,
+// takes the snapshot's conflict records, and forgets every position.
+func finishReconcile(ctx context.Context, tx *sql.Tx, queue []wire.Change) error {
+	stmts := []string{
+		`INSERT INTO main._tandem_conflict(tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at)
+			SELECT tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at
+			FROM snap._tandem_conflict WHERE true ON CONFLICT DO NOTHING`,
+		`DELETE FROM main._tandem_log`,
+		`DELETE FROM main._tandem_pos`,
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(q), err)
+		}
+	}
+	for _, ch := range queue {
+		var row any
+		if ch.Op != wire.OpDelete {
+			row = string(ch.Row)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO main._tandem_log(tbl, op, pk, row, m, s, ts) VALUES(?, ?, ?, ?, ?, ?, `+nowExpr+`)`,
+			ch.Table, ch.Op, ch.PK, row, int64(ch.M), int64(ch.S)); err != nil {
+			return fmt.Errorf("queue %s %s: %w", ch.Table, ch.PK, err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM main._tandem_apply`)
+	return err
+}
+
+// reconcileTable merges one table and returns the changes to queue.
+func (a *sqliteApply) reconcileTable(ctx context.Context, t *table, rec *Reconciled) ([]wire.Change, error) {
+	diffs, err := differing(ctx, a.tx, t)
+	if err != nil {
+		return nil, err
+	}
+	var queue []wire.Change
+	for _, d := range diffs {
+		in := d.change(t.name, d.snap, wire.OpUpdate)
+		local := d.local.version()
+		if d.local.img == d.snap.img && d.local.present() == d.snap.present() {
+			// The same contents under other versions: take the master's.
+			if err := a.setVersion(ctx, t.name, d.pk, d.snap.version(), in.Op); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if local == d.snap.version() {
+			// Different contents under one version: no order can be
+			// trusted; the master's row wins and this one is recorded.
+			if err := a.takeOver(ctx, t, &in, d.local); err != nil {
+				return nil, err
+			}
+			rec.Taken++
+			continue
+		}
+		out, err := a.change(ctx, &in)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", in.Op, d.pk, err)
+		}
+		switch out {
+		case conflict.Apply, conflict.TakeIncoming:
+			rec.Taken++
+		}
+		if out == conflict.Stale || out == conflict.TakeIncoming {
+			queue = append(queue, d.change(t.name, d.local, wire.OpUpdate))
+			if out == conflict.Stale {
+				rec.Kept++
+			}
+		}
+	}
+	return queue, nil
+}
+
+// takeOver writes the master's row over a local one of the same version
+// and records the local one as the loser.
+func (a *sqliteApply) takeOver(ctx context.Context, t *table, in *wire.Change, local side) error {
+	v := local.version()
+	if err := a.conflict(ctx, in, in.Op, local.opOr(), local.img, v, v); err != nil {
+		return err
+	}
+	if err := a.write(ctx, t, in); err != nil {
+		return err
+	}
+	return a.setVersion(ctx, t.name, in.PK, v, in.Op)
+}
+
+func (a *sqliteApply) closeStmts() {
+	for _, st := range a.stmts {
+		st.Close()
+	}
+	a.stmts = map[string]*sql.Stmt{}
+}
+
+// side is one node's state of a row: its image (JSON of literals, "" when
+// the row is absent) and its version (nil when never versioned).
+type side struct {
+	img  string
+	m, s sql.NullInt64
+	op   sql.NullString
+}
+
+func (x side) present() bool { return x.img != "" }
+
+func (x side) version() conflict.Version {
+	if !x.m.Valid {
+		if x.present() {
+			return conflict.Version{M: 1} // a row of an old snapshot without versions
+		}
+		return conflict.Version{}
+	}
+	return conflict.Version{M: uint64(x.m.Int64), S: uint64(x.s.Int64)}
+}
+
+func (x side) opOr() string {
+	if x.op.Valid {
+		return x.op.String
+	}
+	if x.present() {
+		return wire.OpInsert
+	}
+	return wire.OpDelete
+}
+
+// diff is a row whose version or contents differ between the two sides.
+type diff struct {
+	pk          string
+	local, snap side
+}
+
+// change is the row's state on one side as a change: an upsert of its
+// image, or a delete.
+func (d diff) change(tbl string, x side, upsert string) wire.Change {
+	v := x.version()
+	c := wire.Change{Table: tbl, PK: d.pk, Op: wire.OpDelete, M: v.M, S: v.S}
+	if x.present() {
+		c.Op, c.Row = upsert, json.RawMessage(x.img)
+	}
+	return c
+}
+
+// differing lists the rows of t whose version or contents differ between
+// main and the attached snapshot, by key: one sort of the union of both
+// sides' rows and versions, no join.
+func differing(ctx context.Context, tx *sql.Tx, t *table) ([]diff, error) {
+	ml, sl := "main."+ident(t.name), "snap."+ident(t.name)
+	q := `SELECT k, max(li), max(lm), max(ls), max(lo), max(si), max(sm), max(ss), max(so) FROM (
+		SELECT ` + keyExpr(t, ml) + ` AS k, ` + rowExpr(t, ml) + ` AS li, NULL AS lm, NULL AS ls, NULL AS lo,
+			NULL AS si, NULL AS sm, NULL AS ss, NULL AS so FROM ` + ml + `
+		UNION ALL SELECT pk, NULL, m, s, op, NULL, NULL, NULL, NULL FROM main._tandem_ver WHERE tbl = ?1
+		UNION ALL SELECT ` + keyExpr(t, sl) + `, NULL, NULL, NULL, NULL, ` + rowExpr(t, sl) + `, NULL, NULL, NULL FROM ` + sl + `
+		UNION ALL SELECT pk, NULL, NULL, NULL, NULL, NULL, m, s, op FROM snap._tandem_ver WHERE tbl = ?1
+	) GROUP BY k HAVING max(li) IS NOT max(si) OR max(lm) IS NOT max(sm) OR max(ls) IS NOT max(ss)`
+	rows, err := tx.QueryContext(ctx, q, t.name)
+	if err != nil {
+		return nil, fmt.Errorf("compare with the snapshot: %w", err)
+	}
+	defer rows.Close()
+	var out []diff
+	for rows.Next() {
+		var d diff
+		var li, si sql.NullString
+		if err := rows.Scan(&d.pk, &li, &d.local.m, &d.local.s, &d.local.op, &si, &d.snap.m, &d.snap.s, &d.snap.op); err != nil {
+			return nil, err
+		}
+		d.local.img, d.snap.img = li.String, si.String
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// adoptSQL gives every row of t in schema that has no version yet (written
+// before capture was installed) a first version of side.
+func adoptSQL(t *table, schema string, sd Side) string {
+	_, first := versionExprs(sd)
+	ref := schema + "." + ident(t.name)
+	return `INSERT INTO ` + schema + `._tandem_ver(tbl, pk, m, s, op) SELECT ` + lit(t.name) + `, ` + keyExpr(t, ref) +
+		`, ` + first + `, 'i' FROM ` + ref + ` WHERE true ON CONFLICT(tbl, pk) DO NOTHING`
+}
+
+// adoptAll versions every row written before capture was installed.
+func (s *SQLite) adoptAll(ctx context.Context) error {
+	var stmts []string
+	for _, name := range s.tableNames() {
+		t, _ := s.table(name)
+		stmts = append(stmts, adoptSQL(t, "main", s.side))
+	}
+	return s.exec(ctx, stmts...)
+}
+
+// columnDiff says how the column sets differ ("" when equal).
+func columnDiff(here, there []string) string {
+	var only, missing []string
+	for _, c := range there {
+		if !slices.Contains(here, c) {
+			missing = append(missing, c)
+		}
+	}
+	for _, c := range here {
+		if !slices.Contains(there, c) {
+			only = append(only, c)
+		}
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "the master's has column(s) "+strings.Join(missing, ", ")+" this one lacks")
+	}
+	if len(only) > 0 {
+		parts = append(parts, "this one has column(s) "+strings.Join(only, ", ")+" the master's lacks")
+	}
+	return strings.Join(parts, "; ")
+}

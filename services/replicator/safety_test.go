@@ -1,0 +1,155 @@
+package replicator_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tandem-ha/tandem/pkg/event"
+)
+
+// R1: the normal first install — the application's table exists on the
+// master only, the standby's database does not exist yet. The standby takes
+// the master's snapshot (tables, indexes, rows) and then follows it.
+func TestFirstStartTableOnMasterOnly(t *testing.T) {
+	w := newWorld(t)
+	b := w.nodes["b"]
+	b.app.Close()
+	os.Remove(b.path)
+	w.exec("a", `CREATE INDEX items_name ON items(name)`)
+	for i := 1; i <= 500; i++ {
+		w.exec("a", `INSERT INTO items VALUES(?, ?, ?)`, i, fmt.Sprintf("before %d", i), i)
+	}
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.openApp("b")
+	for i := 501; i <= 1000; i++ {
+		w.exec("a", `INSERT INTO items VALUES(?, ?, ?)`, i, fmt.Sprintf("after %d", i), i)
+	}
+	w.waitFor("1000 rows on b", func() bool { return rowCount(w, "b", "items") == 1000 })
+	if got := w.query("b", `SELECT count(*) FROM sqlite_schema WHERE name = 'items_name'`); got != "1" {
+		t.Fatalf("the master's index is missing on b")
+	}
+	w.exec("b", `UPDATE items SET name = 'from b' WHERE id = 7`)
+	w.waitFor("b's change on a", func() bool { return w.query("a", `SELECT name FROM items WHERE id = 7`) == "from b" })
+	w.waitConverged()
+}
+
+// R10: the master's database is lost (disk replaced) while the standby took
+// writes. The master returns with an empty database and takes new writes;
+// nothing written on either side is lost, and the standby does not re-sync
+// in a loop.
+func TestMasterDatabaseLost(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i := 1; i <= 10; i++ {
+		w.write("a", i, "a before", a)
+		w.write("b", 100+i, "b before", a)
+	}
+	w.waitConverged()
+	w.stop("a")
+	for i := 200; i < 210; i++ {
+		w.write("b", i, "b while a is down", a)
+	}
+	replaceDatabase(w, "a", "")
+	w.exec("a", schema)
+	w.write("a", 300, "a on its new disk", a)
+	w.start("a")
+	w.write("a", 301, "a after its start", a)
+	w.waitFor("rows of both sides on a", func() bool { return rowCount(w, "a", "items") == len(a) })
+	w.waitConverged()
+	w.write("b", 400, "b afterwards", a)
+	w.write("a", 401, "a afterwards", a)
+	w.waitFor("both later rows", func() bool { return rowCount(w, "a", "items") == len(a) && rowCount(w, "b", "items") == len(a) })
+	w.checkAcked(a)
+	checkSnapshots(t, w, 3)
+}
+
+// R10: the master's database is restored from an older backup. The
+// standby's writes and those made before and after the backup all survive.
+func TestMasterRestoredFromBackup(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i := 1; i <= 4; i++ {
+		w.write("a", i, "a early", a)
+	}
+	w.waitConverged()
+	backup := w.nodes["a"].path + ".bak"
+	w.exec("a", `VACUUM INTO '`+backup+`'`)
+	for i := 5; i <= 10; i++ {
+		w.write("a", i, "a after the backup", a)
+		w.write("b", 100+i, "b after the backup", a)
+	}
+	w.write("a", 2, "a changed after the backup", a)
+	w.waitConverged()
+	w.stop("a")
+	w.write("b", 3, "b while a is down", a)
+	replaceDatabase(w, "a", backup)
+	w.write("a", 500, "a after the restore", a)
+	w.start("a")
+	w.write("a", 501, "a after its start", a)
+	w.waitFor("every row on a", func() bool { return rowCount(w, "a", "items") == len(a) })
+	w.waitConverged()
+	w.checkAcked(a)
+	checkSnapshots(t, w, 3)
+}
+
+// replaceDatabase swaps node's database file for src (a backup), or for a
+// new empty database when src is "", as an operator replacing a disk does.
+func replaceDatabase(w *world, node, src string) {
+	w.t.Helper()
+	n := w.nodes[node]
+	n.app.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(n.path + suffix)
+	}
+	if src != "" {
+		if err := os.Rename(src, n.path); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	w.openApp(node)
+}
+
+// checkSnapshots fails when the standby took more than limit snapshots: a
+// resync loop.
+func checkSnapshots(t *testing.T, w *world, limit int) {
+	t.Helper()
+	if n := w.nodes["b"].sink.count(event.ReplSnapshot); n > limit*3 {
+		t.Fatalf("%d snapshot events on b: a resync loop", n)
+	}
+}
+
+// R11: a table without a primary key is refused alone, on both nodes: the
+// replicator runs, says which table and why (status, event), and every
+// other table replicates.
+func TestTableWithoutKeyRefusedAlone(t *testing.T) {
+	w := newWorld(t)
+	for _, n := range []string{"a", "b"} {
+		w.exec(n, `CREATE TABLE nokey(a, b)`)
+	}
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	st := w.nodes["a"].svc.Status()
+	if why := st.Refused["nokey"]; !strings.Contains(why, "no primary key") {
+		t.Fatalf("status of a: refused %v", st.Refused)
+	}
+	if _, ok := w.nodes["a"].sink.find(event.ReplRefused, "nokey"); !ok {
+		t.Fatal("no tandem.repl.refused event naming the table")
+	}
+	w.exec("a", `INSERT INTO nokey VALUES(1, 2)`)
+	w.exec("a", `INSERT INTO items VALUES(1, 'replicated', 1)`)
+	w.waitFor("items on b", func() bool { return w.items("b") == "1:replicated:1" })
+	if n := rowCount(w, "b", "nokey"); n != 0 {
+		t.Fatalf("%d rows of the refused table on b", n)
+	}
+}
