@@ -308,7 +308,7 @@ var builders = map[string]func(deps) (runner, error){
 // does.
 func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []string) error {
 	reg := admin.NewRegistry()
-	var services []runner
+	var services []*part
 	for _, name := range names {
 		var svc runner
 		var err error
@@ -320,7 +320,7 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 		if err != nil {
 			return err
 		}
-		services = append(services, svc)
+		services = append(services, &part{name: name, svc: svc})
 	}
 	n.admin = admin.New(n.cfg.Admin.Listen, reg, func() error { return readyAll(services) }, n.log)
 	if err := n.admin.Start(); err != nil {
@@ -329,9 +329,13 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 	defer n.closeAdmin()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, len(services))
-	for _, s := range services {
-		go func() { errs <- s.Run(ctx) }()
+	type ended struct {
+		p   *part
+		err error
+	}
+	errs := make(chan ended, len(services))
+	for _, p := range services {
+		go func() { errs <- ended{p, p.svc.Run(ctx)} }()
 	}
 	var mirror sync.WaitGroup
 	if len(names) == len(Services) {
@@ -341,12 +345,49 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 	close(n.started)
 	var first error
 	for range services {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+		e := <-errs
+		if e.err == nil || ctx.Err() != nil {
+			continue
+		}
+		if e.p.name != "monitor" && len(services) > 1 {
+			// No failure of one part takes the others down: the pair stays
+			// available (the monitor fails over, the notifier notifies)
+			// while /readyz and the log say what failed.
+			n.log.Error().Err(e.err).Str("part", e.p.name).Msg("service stopped; the node's other services go on")
+			e.p.fail(e.err)
+			continue
+		}
+		if first == nil {
+			first = e.err
 			cancel()
 		}
 	}
 	return first
+}
+
+// part is one service of the node and, once it has failed, why.
+type part struct {
+	name string
+	svc  runner
+
+	mu     sync.Mutex // guards failed
+	failed error
+}
+
+func (p *part) fail(err error) {
+	p.mu.Lock()
+	p.failed = err
+	p.mu.Unlock()
+}
+
+func (p *part) ready() error {
+	p.mu.Lock()
+	failed := p.failed
+	p.mu.Unlock()
+	if failed != nil {
+		return fmt.Errorf("%s stopped: %w", p.name, failed)
+	}
+	return p.svc.Ready()
 }
 
 // newMonitor builds the monitor. Its view of the leaf link comes from the
@@ -385,10 +426,10 @@ func (n *Node) AdminAddr() string {
 	return n.admin.Addr()
 }
 
-func readyAll(services []runner) error {
+func readyAll(services []*part) error {
 	var errs []error
-	for _, s := range services {
-		if err := s.Ready(); err != nil {
+	for _, p := range services {
+		if err := p.ready(); err != nil {
 			errs = append(errs, err)
 		}
 	}
