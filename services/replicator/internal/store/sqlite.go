@@ -348,16 +348,28 @@ func lit(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` 
 func keyExpr(t *table, ref string) string {
 	parts := make([]string, len(t.pk))
 	for i, c := range t.pk {
-		parts[i] = "quote(" + ref + "." + ident(c) + ")"
+		parts[i] = valueExpr(ref + "." + ident(c))
 	}
 	return strings.Join(parts, "||','||")
+}
+
+// valueExpr is the SQL literal of a column value, as package wire reads
+// it: quote()'s, except where quote() loses the value — text holding a NUL
+// byte (quote() stops at it) travels as CAST(X'…' AS TEXT), and the
+// infinities (which some SQLite versions quote as Inf) as ±9.0e+999 (R12).
+func valueExpr(x string) string {
+	return `CASE typeof(` + x + `) WHEN 'text' THEN CASE WHEN instr(CAST(` + x + ` AS BLOB), X'00') > 0
+		THEN 'CAST(X''' || hex(` + x + `) || ''' AS TEXT)' ELSE quote(` + x + `) END
+		WHEN 'real' THEN CASE WHEN ` + x + ` > 1.7976931348623157e308 THEN '9.0e+999'
+		WHEN ` + x + ` < -1.7976931348623157e308 THEN '-9.0e+999' ELSE quote(` + x + `) END
+		ELSE quote(` + x + `) END`
 }
 
 // rowExpr is the row image: a JSON object of column → quote(value).
 func rowExpr(t *table, ref string) string {
 	parts := make([]string, 0, 2*len(t.cols))
 	for _, c := range t.cols {
-		parts = append(parts, lit(c), "quote("+ref+"."+ident(c)+")")
+		parts = append(parts, lit(c), valueExpr(ref+"."+ident(c)))
 	}
 	return "json_object(" + strings.Join(parts, ", ") + ")"
 }

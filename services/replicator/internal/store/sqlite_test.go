@@ -105,3 +105,47 @@ func TestNoPrimaryKeyRefusedAlone(t *testing.T) {
 		t.Fatalf("refused: %v", st.Refused())
 	}
 }
+
+// R7, R12: verify compares bytes: two rows that differ only after a NUL
+// byte, or only in the sign of an infinity, have different checksums.
+func TestSumsSeeEveryByte(t *testing.T) {
+	for _, pair := range [][2]string{{`'ab' || char(0) || 'c'`, `'ab' || char(0) || 'd'`}, {`9e999`, `-9e999`}} {
+		var sums []string
+		for _, v := range pair {
+			st, _ := openWith(t, `CREATE TABLE t(id INTEGER PRIMARY KEY, v)`, `INSERT INTO t VALUES(1, `+v+`)`)
+			s, err := st.Sums(t.Context(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ts := range s {
+				if ts.Table == "t" {
+					sums = append(sums, ts.Sum)
+				}
+			}
+		}
+		if len(sums) != 2 || sums[0] == sums[1] {
+			t.Errorf("%s and %s: checksums %v", pair[0], pair[1], sums)
+		}
+	}
+}
+
+func openWith(t *testing.T, setup ...string) (*store.SQLite, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "app.db")
+	app, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	for _, q := range setup {
+		if _, err := app.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.OpenSQLite(t.Context(), path, store.Master, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, app
+}

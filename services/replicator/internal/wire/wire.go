@@ -275,6 +275,8 @@ func parseOne(s string) (any, string, error) {
 		return nil, s[4:], nil
 	case s[0] == '\'':
 		return parseText(s)
+	case strings.HasPrefix(s, textBlobOpen):
+		return parseTextBlob(s)
 	case s[0] == 'X' || s[0] == 'x':
 		return parseBlob(s)
 	}
@@ -313,6 +315,24 @@ func parseText(s string) (any, string, error) {
 	return nil, "", errors.New("unterminated text literal")
 }
 
+// A text value holding a NUL byte is written as its bytes cast to text:
+// quote() would cut it at the NUL.
+const (
+	textBlobOpen  = "CAST(X'"
+	textBlobClose = " AS TEXT)"
+)
+
+func parseTextBlob(s string) (any, string, error) {
+	v, rest, err := parseBlob(s[len("CAST("):])
+	if err != nil {
+		return nil, "", err
+	}
+	if !strings.HasPrefix(rest, textBlobClose) {
+		return nil, "", fmt.Errorf("not a text literal: %q", trim(s))
+	}
+	return string(v.([]byte)), rest[len(textBlobClose):], nil
+}
+
 func parseBlob(s string) (any, string, error) {
 	if len(s) < 3 || s[1] != '\'' {
 		return nil, "", fmt.Errorf("not a blob literal: %q", trim(s))
@@ -348,6 +368,9 @@ func Literal(v any) string {
 		}
 		return s
 	case string:
+		if strings.IndexByte(x, 0) >= 0 {
+			return textBlobOpen + strings.ToUpper(hex.EncodeToString([]byte(x))) + "'" + textBlobClose
+		}
 		return "'" + strings.ReplaceAll(x, "'", "''") + "'"
 	case []byte:
 		return "X'" + strings.ToUpper(hex.EncodeToString(x)) + "'"
