@@ -292,7 +292,7 @@ func replStatusLines(out io.Writer, ps api.PairStatus) {
 			state = fmt.Sprintf("%s %.0f%%", state, *r.Snapshot*100)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s → %s\t%d\t%d\t%s\t%d\t%d\n", r.Node, state, orDash(r.In.From), r.In.To,
-			r.In.Applied, r.In.Pending, (time.Duration(r.In.LagMS) * time.Millisecond).String(), r.LogHigh-r.Shipped, r.Conflicts)
+			r.In.Applied, r.In.Pending, (time.Duration(r.In.LagMS) * time.Millisecond).String(), r.Unacked, r.Conflicts)
 	}
 	tw.Flush()
 }

@@ -47,12 +47,15 @@ type ReplStatus struct {
 	Role  string `json:"role"`
 	State string `json:"state"` // running, paused, syncing, blocked, disabled
 	// Reason says why the state is not running.
-	Reason    string `json:"reason,omitempty"`
-	DB        string `json:"db"`
-	Paused    bool   `json:"paused"`
-	LogHigh   uint64 `json:"log_high"`
-	Shipped   uint64 `json:"shipped"`
-	Unpruned  int64  `json:"log_rows"`
+	Reason   string `json:"reason,omitempty"`
+	DB       string `json:"db"`
+	Paused   bool   `json:"paused"`
+	LogHigh  uint64 `json:"log_high"`
+	Shipped  uint64 `json:"shipped"`
+	Unpruned int64  `json:"log_rows"`
+	// Unacked counts this node's changes the peer has not yet acknowledged
+	// applying (0 when the peer has them all).
+	Unacked   uint64 `json:"unacked"`
 	Conflicts int64  `json:"conflicts"`
 	// In is the peer → this node direction.
 	In ReplDirection `json:"in"`

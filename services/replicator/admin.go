@@ -143,7 +143,8 @@ func (s *Service) Status() api.ReplStatus {
 	st.State, st.Reason = s.state, s.reason
 	st.Shipped = s.shipped
 	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node, DB: s.in.db, Applied: s.in.applied, Pending: s.in.pending,
-		LagMS: s.in.lag.Milliseconds()}
+		LagMS: s.in.lagNow(time.Now()).Milliseconds()}
+	acked := s.peerApplied
 	if !s.in.at.IsZero() {
 		st.In.LastApplied = s.in.at.UTC().Format(time.RFC3339Nano)
 	}
@@ -157,6 +158,7 @@ func (s *Service) Status() api.ReplStatus {
 		defer cancel()
 		if info, err := s.st.Info(ctx); err == nil {
 			st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
+			st.Unacked = unacked(info, acked)
 		}
 		if r := s.st.Refused(); len(r) > 0 {
 			st.Refused = r
@@ -193,4 +195,28 @@ func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.
 		out.Tables = append(out.Tables, api.ReplTableSum{Table: t.Table, Rows: t.Rows, Sum: t.Sum, Buckets: t.Buckets})
 	}
 	return out, nil
+}
+
+// lagNow is the lag of this direction at now: 0 when nothing of the
+// peer's stream is pending (caught up), else the age of the last change
+// applied — the oldest not yet applied is at most that old. It is not the
+// lag of the last apply frozen in time (an idle pair has no lag).
+func (in inStatus) lagNow(now time.Time) time.Duration {
+	if in.pending == 0 || in.lastTS == 0 {
+		return 0
+	}
+	return max(now.Sub(time.Unix(0, int64(in.lastTS*1e9))), 0)
+}
+
+// unacked is how many of this database's changes the peer has not yet
+// acknowledged applying.
+func unacked(info store.Info, acked peerPos) uint64 {
+	from := info.DBStart
+	if acked.db == info.DB {
+		from = max(from, acked.log)
+	}
+	if info.LogHigh <= from {
+		return 0
+	}
+	return info.LogHigh - from
 }

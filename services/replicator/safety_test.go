@@ -153,3 +153,33 @@ func TestTableWithoutKeyRefusedAlone(t *testing.T) {
 		t.Fatalf("%d rows of the refused table on b", n)
 	}
 }
+
+// Truthful status: on an idle, converged pair LAG is 0 (not the lag of the
+// last apply, frozen) and no change is unacknowledged, also after a restart.
+func TestStatusTruthfulWhenIdle(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i := 1; i <= 20; i++ {
+		w.write("a", i, "a", a)
+		w.write("b", 100+i, "b", a)
+	}
+	w.waitConverged()
+	idle := func() bool {
+		for _, n := range []string{"a", "b"} {
+			st := w.nodes[n].svc.Status()
+			if st.In.LagMS != 0 || st.Unacked != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	w.waitFor("no lag and nothing unacknowledged", idle)
+	w.stop("b")
+	w.start("b")
+	w.waitFor("b running again", func() bool { return w.nodes["b"].svc.Status().State == "running" })
+	w.waitFor("no lag and nothing unacknowledged after b's restart", idle)
+	w.checkAcked(a)
+}
