@@ -18,6 +18,11 @@ func (n *Node) RunNATS(ctx context.Context) error {
 	if !n.cfg.Embedded() {
 		return errors.New("tandem run nats runs the node's own server: unset nats.url (the services use it, not the server)")
 	}
+	release, err := n.lockParts("nats")
+	if err != nil {
+		return err
+	}
+	defer release()
 	js, err := n.open(ctx)
 	if err != nil {
 		return err

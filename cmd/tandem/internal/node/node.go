@@ -88,6 +88,15 @@ func (n *Node) RunService(ctx context.Context, name string) error {
 // run starts the node's NATS connection (and embedded server), its event
 // stream and publisher, then the services named.
 func (n *Node) run(ctx context.Context, services ...string) error {
+	parts := services
+	if n.cfg.Embedded() {
+		parts = append([]string{"nats"}, services...)
+	}
+	release, err := n.lockParts(parts...)
+	if err != nil {
+		return err
+	}
+	defer release()
 	js, err := n.open(ctx)
 	if err != nil {
 		return err
