@@ -56,6 +56,7 @@ type receiver struct {
 	retry    backoff // of resyncs that failed or made no progress
 	peerJS   jetstream.JetStream
 	lastMsg  time.Time // when the consumer last delivered
+	lastSeq  uint64    // the stream sequence it last delivered
 	checked  time.Time // when the peer's stream was last looked at
 }
 
@@ -203,7 +204,7 @@ func (s *Service) consume(ctx context.Context, r *receiver) error {
 	if err != nil {
 		return err
 	}
-	r.peerJS, r.lastMsg = js, time.Now()
+	r.peerJS, r.lastMsg, r.lastSeq = js, time.Now(), 0
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject.ReplChanges(s.cfg.Pair, s.peer)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -260,6 +261,9 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 			return err
 		case m := <-msgs:
 			r.lastMsg = time.Now()
+			if meta, err := m.Metadata(); err == nil {
+				r.lastSeq = meta.Sequence.Stream
+			}
 			if err := s.handle(ctx, r, m); err != nil {
 				return err
 			}
@@ -289,12 +293,13 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 const stallAfter = 5 * time.Second
 
 // consumerStalled reports whether the peer's stream holds batches after the
-// position while the consumer has delivered nothing for stallAfter. An
+// position while the consumer has delivered nothing for stallAfter (also in
+// the middle of a group: its parts are read again from the position). An
 // ordered consumer that lost its server-side half across a cut leafnode
 // does not always recover by itself after the heal; a new one does.
 func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 	now := time.Now()
-	if r.g != nil || now.Sub(r.lastMsg) < stallAfter || now.Sub(r.checked) < stallAfter {
+	if now.Sub(r.lastMsg) < stallAfter || now.Sub(r.checked) < stallAfter {
 		return false
 	}
 	r.checked = now
@@ -305,10 +310,13 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 		return false // the peer is out of reach: nothing to restart for
 	}
 	last := st.CachedInfo().State.LastSeq
-	if last <= r.pos.Stream {
+	if last <= max(r.pos.Stream, r.lastSeq) {
+		s.mu.Lock()
+		s.in.pending = 0 // the last delivery's count is stale: nothing waits
+		s.mu.Unlock()
 		return false
 	}
-	s.log.Warn().Uint64("position", r.pos.Stream).Uint64("peer_last", last).
+	s.log.Warn().Uint64("position", max(r.pos.Stream, r.lastSeq)).Uint64("peer_last", last).
 		Msg("the peer's stream has batches the consumer does not deliver; starting a new consumer")
 	return true
 }
@@ -445,7 +453,9 @@ func (s *Service) addPart(ctx context.Context, r *receiver, b *wire.Batch, seq u
 	g.to = b.To
 	if g.tx == nil {
 		g.parts = append(g.parts, b)
-		g.size += len(b.Changes) * 128
+		for _, c := range b.Changes {
+			g.size += len(c.Row) + len(c.Chunk) + 128
+		}
 	} else if err := s.applyPart(ctx, r, b); err != nil {
 		return s.failGroup(r, err)
 	}

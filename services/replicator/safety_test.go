@@ -37,6 +37,27 @@ func TestFirstStartTableOnMasterOnly(t *testing.T) {
 	w.waitConverged()
 }
 
+// R1, R11: a table only the standby has at the first start (it was
+// installed first) is offered to the master with its index and rows, and
+// then replicates both ways.
+func TestFirstStartTableOnStandbyOnly(t *testing.T) {
+	w := newWorld(t)
+	w.exec("b", `CREATE TABLE local(id INTEGER PRIMARY KEY, v TEXT)`)
+	w.exec("b", `CREATE INDEX local_v ON local(v)`)
+	for i := 1; i <= 50; i++ {
+		w.exec("b", `INSERT INTO local VALUES(?, 'standby')`, i)
+	}
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.waitFor("the standby's table and rows on a", func() bool {
+		return w.query("a", `SELECT count(*) FROM sqlite_schema WHERE name IN ('local', 'local_v')`) == "2" && rowCount(w, "a", "local") == 50
+	})
+	w.exec("a", `INSERT INTO local VALUES(100, 'master')`)
+	w.waitFor("the master's row on b", func() bool { return rowCount(w, "b", "local") == 51 })
+	w.waitConverged()
+}
+
 // R10: the master's database is lost (disk replaced) while the standby took
 // writes. The master returns with an empty database and takes new writes;
 // nothing written on either side is lost, and the standby does not re-sync

@@ -63,6 +63,7 @@ func (s *Service) runShip(ctx context.Context) error {
 	timer := time.NewTimer(s.poll)
 	defer timer.Stop()
 	var p shipPoll
+	var stuck backoff // of changes that cannot be shipped
 	now := time.Now()
 	p.start(now)
 	for ctx.Err() == nil {
@@ -71,14 +72,16 @@ func (s *Service) runShip(ctx context.Context) error {
 			s.log.Warn().Err(err).Msg("poll the change log")
 		}
 		now = time.Now()
+		delay := time.Duration(0)
 		if p.due(now, changed, s.paused.Load()) {
 			err := s.shipOnce(ctx, stream, &cur)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("ship changes")
 			}
 			p.shipped(now, err == nil)
+			delay = s.shipBlocked(&stuck, err)
 		}
-		timer.Reset(p.delay(now, s.poll))
+		timer.Reset(max(p.delay(now, s.poll), delay))
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
@@ -188,6 +191,7 @@ func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (shi
 // shipOnce ships what the log holds after cur, first announcing a new
 // database id if there is one.
 func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *shipped) error {
+	s.syncSchema(ctx)
 	info, err := s.st.Info(ctx)
 	if err != nil {
 		return err
@@ -263,20 +267,22 @@ func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error 
 		return &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: db,
 			Start: start, From: from, To: from, Part: n, Changes: []wire.Change{}}
 	}
-	to, err := s.st.ReadLog(ctx, start, func(c wire.Change) error {
-		est := len(c.Row) + len(c.PK) + len(c.Table) + 96
-		if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
-			if err := s.publish(ctx, part); err != nil {
-				return err
+	to, err := s.st.ReadLog(ctx, start, func(whole wire.Change) error {
+		for _, c := range whole.Split() {
+			est := 2*len(c.Chunk) + len(c.Row) + len(c.PK) + len(c.Table) + 128
+			if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
+				if err := s.publish(ctx, part); err != nil {
+					return err
+				}
+				part, size = newPart(part.To, part.Part+1), 0
 			}
-			part, size = newPart(part.To, part.Part+1), 0
+			if part == nil {
+				part = newPart(start, 0)
+			}
+			part.Changes = append(part.Changes, c)
+			part.To = c.Seq
+			size += est
 		}
-		if part == nil {
-			part = newPart(start, 0)
-		}
-		part.Changes = append(part.Changes, c)
-		part.To = c.Seq
-		size += est
 		rows++
 		return nil
 	})
@@ -308,7 +314,7 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 		return err
 	}
 	if len(data) > wire.MaxSize {
-		return fmt.Errorf("batch part of %d bytes over the limit %d (one row too large?)", len(data), wire.MaxSize)
+		return fmt.Errorf("%w: a batch part of %d bytes is over the limit of %d", errTooLarge, len(data), wire.MaxSize)
 	}
 	msg := &nats.Msg{Subject: subject.ReplChanges(s.cfg.Pair, s.cfg.Node), Data: data}
 	id := fmt.Sprintf("%s:%d:%d:%d", b.DB, b.Start, b.To, b.Part)
@@ -387,4 +393,47 @@ func (s *Service) prune(a *wire.Applied) bool {
 		}
 	}
 	return true
+}
+
+// syncSchema queues the schema changes made since the last look (R11) and
+// reports those that cannot be replicated.
+func (s *Service) syncSchema(ctx context.Context) {
+	ch, err := s.st.SyncSchema(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("look for schema changes")
+		return
+	}
+	for _, q := range ch.Shipped {
+		s.log.Info().Str("sql", q).Msg("schema change queued for the peer")
+	}
+	for tbl, why := range ch.Refused {
+		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
+		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
+	}
+}
+
+// errTooLarge: a change does not fit in one message (not yet split).
+var errTooLarge = errors.New("a row too large for one message")
+
+// shipBlocked sets the state blocked, with one event per reason, while the
+// log holds a change that cannot be shipped, and returns how long to wait
+// before trying again (doubling up to a minute: reading and encoding the
+// row again every second costs the node); it clears the state when
+// shipping works again.
+func (s *Service) shipBlocked(b *backoff, err error) time.Duration {
+	if !errors.Is(err, errTooLarge) {
+		if b.reason != "" && err == nil {
+			*b = backoff{}
+			if st, _ := s.stateNow(); st == "blocked" {
+				s.setState("running", "")
+			}
+		}
+		return 0
+	}
+	reason := "cannot ship: " + err.Error()
+	if b.attempted(time.Now(), reason) {
+		s.emit(event.ReplBlocked, map[string]any{"reason": reason})
+	}
+	s.setState("blocked", reason)
+	return b.delay
 }

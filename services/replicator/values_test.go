@@ -2,6 +2,7 @@ package replicator_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,30 @@ func TestValuesRoundTrip(t *testing.T) {
 	w.waitFor("the change after the NUL on a", func() bool {
 		return w.query("a", `SELECT hex(v) FROM vals WHERE id = 0`) == "6162006365"
 	})
+	w.waitConverged()
+}
+
+// R12: a row too large for one message travels in pieces and arrives
+// whole; replication goes on after it.
+func TestLargeRowsInPieces(t *testing.T) {
+	w := newWorld(t)
+	for _, n := range []string{"a", "b"} {
+		w.exec(n, `CREATE TABLE files(id INTEGER PRIMARY KEY, body BLOB, note TEXT)`)
+	}
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	big := make([]byte, 5<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	w.exec("a", `INSERT INTO files VALUES(1, ?, ?)`, big, strings.Repeat("it's text ", 200_000))
+	w.exec("a", `INSERT INTO items VALUES(1, 'after the big row', 1)`)
+	sum := `SELECT coalesce((SELECT group_concat(id || ':' || length(body) || ':' || length(note) || ':' || substr(hex(body), 4000001, 64), ',') FROM files), '')`
+	want := w.query("a", sum)
+	w.waitFor("the big row on b", func() bool { return w.query("b", sum) == want })
+	w.waitFor("the row after it on b", func() bool { return w.items("b") == "1:after the big row:1" })
+	w.exec("b", `UPDATE files SET body = zeroblob(3000000) WHERE id = 1`)
+	w.waitFor("b's big update on a", func() bool { return w.query("a", `SELECT length(body) FROM files`) == "3000000" })
 	w.waitConverged()
 }

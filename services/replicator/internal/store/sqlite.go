@@ -36,6 +36,7 @@ type SQLite struct {
 	mu      sync.Mutex // guards tables, refused and the poll state below
 	tables  map[string]*table
 	refused map[string]string // table → why it cannot be replicated
+	schema  schemaState       // the schema the tables were planned on
 	poll    *sql.Conn
 	dv      int64         // data_version at the last query
 	stamp   fileStamp     // the files' stamp taken before that query
@@ -220,14 +221,21 @@ func (s *SQLite) meta(ctx context.Context, k string) (string, error) {
 
 // install reads the tables' shapes and (re)creates their triggers.
 func (s *SQLite) install(ctx context.Context, names []string) error {
-	p, err := s.plan(ctx, names)
+	p, err := s.planWith(ctx, s.r, names)
 	if err != nil {
 		return err
 	}
 	if err := s.exec(ctx, p.stmts...); err != nil {
 		return fmt.Errorf("install capture triggers: %w", err)
 	}
+	sc, err := schemaNow(ctx, s.r, p)
+	if err != nil {
+		return err
+	}
 	s.setTables(p)
+	s.mu.Lock()
+	s.schema = sc
+	s.mu.Unlock()
 	return nil
 }
 
@@ -249,9 +257,9 @@ type tablePlan struct {
 // statements that install their triggers. A table that cannot be
 // replicated (no primary key) is refused alone: the others go on (R11).
 // Its old triggers, if any, are dropped.
-func (s *SQLite) plan(ctx context.Context, names []string) (tablePlan, error) {
+func (s *SQLite) planWith(ctx context.Context, q rowQuerier, names []string) (tablePlan, error) {
 	p := tablePlan{tables: map[string]*table{}, refused: map[string]string{}}
-	all, err := s.userTables(ctx)
+	all, err := userTables(ctx, q)
 	if err != nil {
 		return p, err
 	}
@@ -262,7 +270,7 @@ func (s *SQLite) plan(ctx context.Context, names []string) (tablePlan, error) {
 		if n != FailoverTable && !slices.Contains(all, n) {
 			return p, fmt.Errorf("database.tables: table %q %w", n, ErrNoTable)
 		}
-		t, err := s.shape(ctx, n)
+		t, err := shape(ctx, q, n)
 		if errors.Is(err, ErrNoPrimaryKey) && n != FailoverTable {
 			p.refused[n] = err.Error()
 			p.stmts = append(p.stmts, dropTriggers(n)...)
@@ -286,8 +294,8 @@ func (s *SQLite) Refused() map[string]string {
 }
 
 // userTables lists the application's tables (not SQLite's, not Tandem's).
-func (s *SQLite) userTables(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table'
+func userTables(ctx context.Context, q rowQuerier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table'
 		AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_tandem\_%' ESCAPE '\' ORDER BY name`)
 	if err != nil {
 		return nil, err
@@ -305,8 +313,8 @@ func (s *SQLite) userTables(ctx context.Context) ([]string, error) {
 }
 
 // shape reads a table's columns and primary key.
-func (s *SQLite) shape(ctx context.Context, name string) (*table, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`, name)
+func shape(ctx context.Context, q rowQuerier, name string) (*table, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, pk FROM pragma_table_info(?) ORDER BY cid`, name)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,44 @@ type sqliteApply struct {
 	hook       func(seq uint64) error
 	res        Result
 	done       bool
+	plan       *tablePlan   // the tables after a schema change in this group
+	piece      *wire.Change // a row arriving in pieces, joined so far
+	joined     []byte
+}
+
+// join adds a piece of a row; it returns the whole change once the last
+// piece is in, else nil.
+func (a *sqliteApply) join(c *wire.Change) (*wire.Change, error) {
+	if c.Piece == 0 {
+		p := *c
+		a.piece, a.joined = &p, append(a.joined[:0], c.Chunk...)
+	} else {
+		if a.piece == nil || a.piece.Seq != c.Seq || c.Piece != a.piece.Piece+1 || c.Pieces != a.piece.Pieces {
+			return nil, fmt.Errorf("piece %d of %d of change %d out of order", c.Piece, c.Pieces, c.Seq)
+		}
+		a.piece.Piece = c.Piece
+		a.joined = append(a.joined, c.Chunk...)
+	}
+	if c.Piece < c.Pieces-1 {
+		return nil, nil
+	}
+	whole := *a.piece
+	whole.Row, whole.Chunk, whole.Piece, whole.Pieces = a.joined, "", 0, 0
+	a.piece, a.joined = nil, nil
+	if _, _, err := whole.Columns(); err != nil {
+		return nil, fmt.Errorf("change %d joined from pieces: %w", whole.Seq, err)
+	}
+	return &whole, nil
+}
+
+// table is a replicated table as this group sees it: after a schema change
+// of the group, with its new shape.
+func (a *sqliteApply) table(name string) (*table, bool) {
+	if a.plan != nil {
+		t, ok := a.plan.tables[name]
+		return t, ok
+	}
+	return a.s.table(name)
 }
 
 // Begin implements Store.
@@ -57,16 +95,13 @@ func (a *sqliteApply) exec(ctx context.Context, q string, args ...any) error {
 	return err
 }
 
-// Apply implements Apply. Every change is checked before the first is
-// written, so a bad part changes nothing.
+// Apply implements Apply. Each change is checked before it is written (a
+// schema change earlier in the group may add the table or column a later
+// change names); any error fails the whole group, which then changes
+// nothing.
 func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) error {
 	if a.done {
 		return errors.New("apply: group already ended")
-	}
-	for i := range b.Changes {
-		if err := a.check(&b.Changes[i]); err != nil {
-			return err
-		}
 	}
 	for i := range b.Changes {
 		c := &b.Changes[i]
@@ -74,12 +109,28 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 			a.res.Skipped++
 			continue
 		}
+		if c.Pieces > 0 {
+			whole, err := a.join(c)
+			if err != nil || whole == nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			c = whole
+		}
 		if a.hook != nil {
 			if err := a.hook(c.Seq); err != nil {
 				return err
 			}
 		}
-		if _, err := a.change(ctx, c); err != nil {
+		var err error
+		if c.Op == wire.OpSchema {
+			err = a.applySchema(ctx, c)
+		} else if err = a.check(c); err == nil {
+			_, err = a.change(ctx, c)
+		}
+		if err != nil {
 			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Table, c.PK, err)
 		}
 		a.res.LastTS = c.TS
@@ -90,7 +141,7 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 // check refuses a change to a table that is not replicated here or with a
 // column the table does not have.
 func (a *sqliteApply) check(c *wire.Change) error {
-	t, ok := a.s.table(c.Table)
+	t, ok := a.table(c.Table)
 	if !ok {
 		return fmt.Errorf("change %d: %w %q", c.Seq, ErrUnknownTable, c.Table)
 	}
@@ -116,7 +167,7 @@ func (a *sqliteApply) check(c *wire.Change) error {
 // change decides one change against the local version, carries it out, and
 // returns the decision.
 func (a *sqliteApply) change(ctx context.Context, c *wire.Change) (conflict.Outcome, error) {
-	t, _ := a.s.table(c.Table)
+	t, _ := a.table(c.Table)
 	local, localOp, err := a.version(ctx, c.Table, c.PK)
 	if err != nil {
 		return 0, err
@@ -266,6 +317,9 @@ func (a *sqliteApply) Commit(ctx context.Context, p Position) (Result, error) {
 		return a.res, errors.New("apply: group already ended")
 	}
 	defer a.end()
+	if a.piece != nil {
+		return a.res, fmt.Errorf("the group ends inside change %d (piece %d of %d)", a.piece.Seq, a.piece.Piece, a.piece.Pieces)
+	}
 	if p.TS == 0 {
 		p.TS = a.res.LastTS
 	}
@@ -275,9 +329,24 @@ func (a *sqliteApply) Commit(ctx context.Context, p Position) (Result, error) {
 	if _, err := a.tx.ExecContext(ctx, `DELETE FROM _tandem_apply`); err != nil {
 		return a.res, fmt.Errorf("clear echo marker: %w", err)
 	}
+	if a.plan == nil {
+		if err := a.tx.Commit(); err != nil {
+			return a.res, fmt.Errorf("commit apply: %w", err)
+		}
+		return a.res, nil
+	}
+	// A schema change: the new plan and schema are published with the
+	// commit, so that SyncSchema never sees one without the other.
+	sc, err := schemaNow(ctx, a.tx, *a.plan)
+	if err != nil {
+		return a.res, err
+	}
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
 	if err := a.tx.Commit(); err != nil {
 		return a.res, fmt.Errorf("commit apply: %w", err)
 	}
+	a.s.tables, a.s.refused, a.s.schema = a.plan.tables, a.plan.refused, sc
 	return a.res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -60,7 +61,14 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			return rec, err
 		}
 		if len(cols) == 0 {
-			continue // a table only this node has: left as it is
+			// A table only this node has: offered to the master whole.
+			q, err := a.offerTable(ctx, t)
+			if err != nil {
+				return rec, fmt.Errorf("table %s: %w", name, err)
+			}
+			rec.Kept += len(q)
+			queue = append(queue, q...)
+			continue
 		}
 		if d := columnDiff(t.cols, cols); d != "" {
 			return rec, fmt.Errorf("table %q differs from the master's: %s", name, d)
@@ -305,4 +313,64 @@ func columnDiff(here, there []string) string {
 		parts = append(parts, "this one has column(s) "+strings.Join(only, ", ")+" the master's lacks")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// offerTable queues a table the master lacks: its schema (the table and its
+// indexes, as schema changes) and then every row with its version.
+func (a *sqliteApply) offerTable(ctx context.Context, t *table) ([]wire.Change, error) {
+	if _, err := a.tx.ExecContext(ctx, adoptSQL(t, "main", a.s.side)); err != nil {
+		return nil, err
+	}
+	stmts, err := tableDDL(ctx, a.tx, t.name)
+	if err != nil {
+		return nil, err
+	}
+	tick := uint64(time.Now().UnixMilli())
+	var out []wire.Change
+	for _, q := range stmts {
+		c := wire.Change{Table: wire.SchemaTable, Op: wire.OpSchema, PK: "'schema'", Row: ddlRow(q), M: tick}
+		if a.s.side == Standby {
+			c.M, c.S = 0, tick
+		}
+		out = append(out, c)
+	}
+	ref := "main." + ident(t.name)
+	k := keyExpr(t, ref)
+	rows, err := a.tx.QueryContext(ctx, `SELECT `+k+`, `+rowExpr(t, ref)+`,
+		(SELECT m FROM main._tandem_ver WHERE tbl = ?1 AND pk = `+k+`), (SELECT s FROM main._tandem_ver WHERE tbl = ?1 AND pk = `+k+`)
+		FROM `+ref, t.name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		c := wire.Change{Table: t.name, Op: wire.OpUpdate}
+		var img string
+		var m, sv int64
+		if err := rows.Scan(&c.PK, &img, &m, &sv); err != nil {
+			return nil, err
+		}
+		c.Row, c.M, c.S = json.RawMessage(img), uint64(m), uint64(sv)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// tableDDL is the CREATE statement of a table and of its indexes.
+func tableDDL(ctx context.Context, q rowQuerier, name string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT sql FROM main.sqlite_schema WHERE tbl_name = ? AND sql IS NOT NULL
+		AND type IN ('table', 'index') ORDER BY type = 'index', rowid`, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			return nil, err
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
 }

@@ -114,7 +114,7 @@ func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	p, err := s.plan(ctx, s.only)
+	p, err := s.planWith(ctx, c, s.only)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,14 @@ func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	sc, err := schemaNow(ctx, c, p)
+	if err != nil {
+		return err
+	}
 	s.setTables(p)
+	s.mu.Lock()
+	s.schema = sc
+	s.mu.Unlock()
 	return nil
 }
 

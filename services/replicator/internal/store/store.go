@@ -183,6 +183,9 @@ type Store interface {
 	// WriteFailover records that node became active in epoch at at (R8);
 	// an older epoch than the one recorded for node is ignored.
 	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error
+	// SyncSchema looks for schema changes since the last call (cheap when
+	// there are none) and queues those that replicate (R11).
+	SyncSchema(ctx context.Context) (SchemaChange, error)
 	// Refused lists the application tables that cannot be replicated
 	// (no primary key), with the reason.
 	Refused() map[string]string

@@ -55,7 +55,14 @@ const (
 	OpInsert = "i"
 	OpUpdate = "u"
 	OpDelete = "d"
+	// OpSchema is a schema change: Row is {"sql": <the statement as a text
+	// literal>}, one of CREATE TABLE, CREATE INDEX, ALTER TABLE … ADD
+	// COLUMN; Table is SchemaTable.
+	OpSchema = "s"
 )
+
+// SchemaTable is the table name of schema changes.
+const SchemaTable = "_tandem_schema"
 
 // Batch is one part of a group of source transactions.
 type Batch struct {
@@ -102,6 +109,36 @@ type Change struct {
 	M     uint64          `json:"m"`
 	S     uint64          `json:"s"`
 	TS    float64         `json:"ts"` // commit time on the source, Unix seconds
+	// A row too large for one message travels in Pieces (≥ 2) consecutive
+	// changes of the same Seq, each with a Chunk of the row's JSON text and
+	// no Row, possibly across parts; the receiver joins them in order.
+	Piece  int    `json:"piece,omitempty"`
+	Pieces int    `json:"pieces,omitempty"`
+	Chunk  string `json:"chunk,omitempty"`
+}
+
+// PieceSize is the largest chunk of a row that travels in one change.
+const PieceSize = 192 << 10
+
+// MaxPieces bounds a row's pieces (SQLite's default limit on one value is
+// 1e9 bytes, and a blob's literal is twice its size).
+const MaxPieces = 2*1_000_000_000/PieceSize + 2
+
+// Split returns c as one change, or, when its row is larger than
+// PieceSize, as pieces.
+func (c Change) Split() []Change {
+	if len(c.Row) <= PieceSize {
+		return []Change{c}
+	}
+	n := (len(c.Row) + PieceSize - 1) / PieceSize
+	out := make([]Change, n)
+	for i := range out {
+		p := c
+		p.Row, p.Piece, p.Pieces = nil, i, n
+		p.Chunk = string(c.Row[i*PieceSize : min((i+1)*PieceSize, len(c.Row))])
+		out[i] = p
+	}
+	return out
 }
 
 var (
@@ -158,7 +195,8 @@ func (b *Batch) Validate(pair string) error {
 	last := b.From
 	for i := range b.Changes {
 		c := &b.Changes[i]
-		if c.Seq <= last || c.Seq > b.To {
+		continued := c.Piece > 0 && c.Seq == last
+		if (c.Seq <= last && !continued) || c.Seq > b.To {
 			return bad("change %d: sequence %d out of order in (%d, %d]", i, c.Seq, b.From, b.To)
 		}
 		last = c.Seq
@@ -182,6 +220,17 @@ func (c *Change) validate() error {
 	if math.IsNaN(c.TS) || c.TS < 0 {
 		return fmt.Errorf("commit time %v", c.TS)
 	}
+	if c.Pieces != 0 || c.Piece != 0 || c.Chunk != "" {
+		switch {
+		case c.Pieces < 2 || c.Pieces > MaxPieces || c.Piece < 0 || c.Piece >= c.Pieces:
+			return fmt.Errorf("piece %d of %d", c.Piece, c.Pieces)
+		case c.Op != OpInsert && c.Op != OpUpdate:
+			return fmt.Errorf("a %q change in pieces", c.Op)
+		case len(c.Row) != 0 || c.Chunk == "" || len(c.Chunk) > PieceSize:
+			return errors.New("a piece carries a chunk of at most PieceSize bytes and no row")
+		}
+		return nil // the row is checked once joined
+	}
 	switch c.Op {
 	case OpDelete:
 		if len(c.Row) != 0 && string(c.Row) != "null" {
@@ -191,6 +240,15 @@ func (c *Change) validate() error {
 	case OpInsert, OpUpdate:
 		_, _, err := c.Columns()
 		return err
+	case OpSchema:
+		cols, vals, err := c.Columns()
+		if err != nil {
+			return err
+		}
+		if q, ok := vals[0].(string); len(cols) != 1 || cols[0] != "sql" || !ok || q == "" || c.Table != SchemaTable {
+			return errors.New("a schema change carries one statement as sql, in table " + SchemaTable)
+		}
+		return nil
 	}
 	return fmt.Errorf("op %q", c.Op)
 }
