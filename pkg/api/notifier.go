@@ -234,7 +234,7 @@ type Notification struct {
 	// sessions leave them as they are and report them (N8).
 	Missing []string `json:"missing,omitempty"`
 	Reason  string   `json:"reason"`
-	Outage  bool              `json:"outage"`
+	Outage  bool     `json:"outage"`
 	// Time is when the node was activated.
 	Time time.Time `json:"time"`
 	// Source says where Hosts and Renames come from (N4): database, cache
