@@ -251,11 +251,11 @@ func (a *Agent) pass(ctx context.Context, n api.Notification) error {
 	if took < 0 {
 		took = 0
 	}
-	a.ack(api.AckSwitched, n.Epoch, done, skipped, took.Milliseconds())
 	if len(done) > 0 || len(skipped) > 0 {
 		a.print(Line{Session: a.cfg.Session, Epoch: n.Epoch, From: n.Failed, To: n.Active,
 			Resources: orEmpty(done), Skipped: skipped, MS: took.Milliseconds(), Source: n.Source})
 	}
+	a.ack(api.AckSwitched, n.Epoch, done, skipped, took.Milliseconds())
 	return nil
 }
 
