@@ -252,7 +252,7 @@ func TestAgentNewerEpochWhileSwitching(t *testing.T) {
 	}
 	h.a.Notify(note(3, "a", "b", "print-b", "print-a"))
 	h.a.Notify(note(2, "b", "a", "print-a", "print-b")) // older than pending: dropped
-	d.hold <- struct{}{}                                 // Floor3 a→b completes
+	d.hold <- struct{}{}                                // Floor3 a→b completes
 	ack := h.ack()
 	if ack.Epoch != 2 || len(ack.Switched) != 1 || len(ack.Skipped) != 1 || ack.Skipped[0].Reason != "superseded by epoch 3" {
 		t.Fatalf("superseded pass: %+v", ack)
