@@ -11,6 +11,7 @@ require (
 	github.com/tandem-ha/tandem/services/monitor v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/notifier v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/replicator v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 	modernc.org/sqlite v1.60.1
 )
 
@@ -39,7 +40,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
