@@ -216,10 +216,13 @@ func (s *sessionProc) lines() string {
 // TestSessionCUPS: a workstation's CUPS queues on the master's print server
 // (with colour and duplex defaults, a description, a location, and one of
 // them the default printer) and a queue on an unrelated server; a
-// `tandem session --driver cups` agent. The master is killed: the queues
-// point at the standby's host, every setting unchanged, the unrelated queue
-// untouched. The master comes back, the standby is killed: the queues point
-// at the master's host again, every setting still unchanged.
+// `tandem session --driver cups` agent. The application's resources table
+// names Floor4 differently on the standby and has no Plotter there. The
+// master is killed: the queues point at the standby's host (Floor4 at its
+// other name), every setting unchanged, the unrelated queue untouched, and
+// Plotter stays, reported with the reason. The master comes back, the
+// standby is killed: the queues point at the master's host again, every
+// setting still unchanged.
 func TestSessionCUPS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts cupsd and tandem processes")
@@ -227,14 +230,16 @@ func TestSessionCUPS(t *testing.T) {
 	cups := startCUPS(t)
 	hosts := map[string]string{master: "print-alpha", standby: "print-bravo"}
 	queues := map[string]string{
-		"Floor3": "ipp://print-alpha:631/printers/Floor3",
-		"Floor4": "ipps://PRINT-ALPHA/printers/Floor4?waitjob=false",
-		"Scan":   "ipp://files.example:631/printers/Scan",
+		"Floor3":  "ipp://print-alpha:631/printers/Floor3",
+		"Floor4":  "ipps://PRINT-ALPHA/printers/Floor4?waitjob=false",
+		"Plotter": "ipp://print-alpha:631/printers/Plotter",
+		"Scan":    "ipp://files.example:631/printers/Scan",
 	}
 	cups.run("lpadmin", "-p", "Floor3", "-E", "-v", queues["Floor3"], "-m", "raw", "-D", "Floor 3, colour",
 		"-L", "Building 1, floor 3", "-o", "print-color-mode-default=color", "-o", "sides-default=two-sided-long-edge")
 	cups.run("lpadmin", "-p", "Floor4", "-E", "-v", queues["Floor4"], "-m", "raw", "-D", "Floor 4 mono",
 		"-L", "Building 1, floor 4", "-o", "print-color-mode-default=monochrome", "-o", "sides-default=two-sided-short-edge")
+	cups.run("lpadmin", "-p", "Plotter", "-E", "-v", queues["Plotter"], "-m", "raw", "-D", "A0 plotter")
 	cups.run("lpadmin", "-p", "Scan", "-E", "-v", queues["Scan"], "-m", "raw", "-D", "Scanner", "-L", "Basement")
 	cups.run("lpadmin", "-d", "Floor3")
 	before := map[string]string{}
@@ -246,9 +251,17 @@ func TestSessionCUPS(t *testing.T) {
 		t.Fatalf("the queue was not set up as intended: %s", before["Floor3"])
 	}
 
-	p, st := proctest.StartActive(t, proctest.Options{
+	p := proctest.New(t, proctest.Options{
 		Pair: "p1", Master: master, Standby: standby, Heartbeat: testHeartbeat, Failback: "manual", Wait: waitLimit, Hosts: hosts,
+		Extra: func(string) map[string]any { return map[string]any{"notifier.config_refresh": "200ms"} },
 	})
+	writeResources(t, p)
+	mark := p.Watch().Mark()
+	p.StartNode(master)
+	p.AwaitBeat(mark, waitLimit, proctest.Match{Node: master, State: "active", Via: master})
+	p.StartNode(standby)
+	st := p.WaitStable(master, waitLimit)
+	waitResources(t, p)
 	s := startSession(t, p, cups)
 
 	// The master is active: nothing moves. The agent's hello shows in the
@@ -261,24 +274,28 @@ func TestSessionCUPS(t *testing.T) {
 	// First failover: the master is killed.
 	took := crashMaster(t, p, st)
 	want := map[string]string{
-		"Floor3": "ipp://print-bravo:631/printers/Floor3",
-		"Floor4": "ipps://print-bravo/printers/Floor4?waitjob=false",
-		"Scan":   queues["Scan"],
+		"Floor3":  "ipp://print-bravo:631/printers/Floor3",
+		"Floor4":  "ipps://print-bravo/printers/Floor4-B",
+		"Plotter": queues["Plotter"],
+		"Scan":    queues["Scan"],
 	}
 	waitQueues(t, cups, s, want)
 	checkSettings(t, cups, before)
-	waitLine(t, s, took.Epoch, master, standby)
+	line := waitLine(t, s, took.Epoch, master, standby)
+	if !strings.Contains(line, `"skipped":[{"address":"ipp://print-alpha:631/printers/Plotter","reason":"no resource of the same name on node bravo"}]`) {
+		t.Errorf("the missing plotter is not reported: %s", line)
+	}
 
 	// Second failover, back: the master returns (passive), the standby is
 	// killed.
-	mark := p.Watch().Mark()
+	mark = p.Watch().Mark()
 	p.Restart(master)
 	p.AwaitBeat(mark, waitLimit, proctest.Match{Node: master, State: "passive"})
 	p.WaitStable(standby, waitLimit)
 	mark = p.Watch().Mark()
 	p.Kill9(standby)
 	back, _ := p.AwaitBeat(mark, waitLimit, proctest.Match{Node: master, State: "active", MinEpoch: took.Epoch + 1})
-	want["Floor3"], want["Floor4"] = queues["Floor3"], "ipps://print-alpha/printers/Floor4?waitjob=false"
+	want["Floor3"], want["Floor4"] = queues["Floor3"], queues["Floor4"]
 	waitQueues(t, cups, s, want)
 	checkSettings(t, cups, before)
 	waitLine(t, s, back.Epoch, standby, master)
@@ -389,15 +406,60 @@ func checkSettings(t *testing.T, cups *privateCUPS, before map[string]string) {
 	}
 }
 
-// waitLine waits for the agent's JSON line of epoch.
-func waitLine(t *testing.T, s *sessionProc, epoch uint64, from, to string) {
+// waitLine waits for the agent's JSON line of epoch and returns it.
+func waitLine(t *testing.T, s *sessionProc, epoch uint64, from, to string) string {
 	t.Helper()
 	want := fmt.Sprintf(`{"session":"ws1","epoch":%d,"from":%q,"to":%q,"resources":[`, epoch, from, to)
 	deadline := time.Now().Add(waitLimit)
-	for !strings.Contains(s.lines(), want) {
+	for {
+		for _, line := range strings.Split(s.lines(), "\n") {
+			if strings.HasPrefix(line, want) {
+				return line
+			}
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no line %s… in %s", want, s.lines())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeResources creates the application's resources table, the same in
+// both nodes' databases, before their first start.
+func writeResources(t *testing.T, p *proctest.Pair) {
+	t.Helper()
+	sql := `CREATE TABLE resources(node TEXT NOT NULL, name TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY (node, name));
+INSERT INTO resources VALUES
+ ('alpha', 'Floor3', 'ipp://print-alpha:631/printers/Floor3'), ('bravo', 'Floor3', 'ipp://print-bravo:631/printers/Floor3'),
+ ('alpha', 'Floor4', 'ipps://PRINT-ALPHA/printers/Floor4?waitjob=false'), ('bravo', 'Floor4', 'ipps://print-bravo/printers/Floor4-B'),
+ ('alpha', 'Plotter', 'ipp://print-alpha:631/printers/Plotter');`
+	for _, node := range []string{master, standby} {
+		dir := p.Node(node).DataDir
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		db := filepath.Join(dir, "tandem.db")
+		if out, err := exec.Command("sqlite3", db, sql).CombinedOutput(); err != nil {
+			t.Fatalf("sqlite3 %s: %v: %s", db, err, out)
+		}
+	}
+}
+
+// waitResources waits until both nodes' notifiers have read the resources
+// table from their own database.
+func waitResources(t *testing.T, p *proctest.Pair) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for _, node := range []string{master, standby} {
+		for {
+			log, _ := os.ReadFile(p.Node(node).LogPath)
+			if bytes.Contains(log, []byte(`"resources":5,`)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the notifier of %s has not read the resources table", node)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
