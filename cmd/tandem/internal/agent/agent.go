@@ -74,6 +74,12 @@ type Config struct {
 	Retry time.Duration
 	// StepTimeout bounds one Apply (default 2 min).
 	StepTimeout time.Duration
+	// Recheck spaces the passes for re-announcements of the epoch already
+	// carried out without a skip (N7 repeats it every few seconds): within
+	// Recheck of the last clean pass such a re-announcement is only
+	// acknowledged, without reading the connections. 0 reads them every
+	// time (cheap for CUPS; a PowerShell start per pass on Windows).
+	Recheck time.Duration
 	// Now is the clock for the time taken (default time.Now).
 	Now func() time.Time
 }
@@ -99,8 +105,9 @@ type Agent struct {
 	mu      sync.Mutex // guards pending
 	pending *api.Notification
 
-	applied uint64 // owned by Run
-	outMu   sync.Mutex
+	applied   uint64    // owned by Run
+	cleanPass time.Time // owned by Run: the last pass of applied without a skip; zero if none
+	outMu     sync.Mutex
 }
 
 // New returns an agent; Run starts it.
@@ -209,6 +216,10 @@ func (a *Agent) pass(ctx context.Context, n api.Notification) error {
 	if n.Epoch < a.applied {
 		return nil
 	}
+	if n.Epoch == a.applied && !a.cleanPass.IsZero() && a.cfg.Now().Sub(a.cleanPass) < a.cfg.Recheck {
+		a.ack(api.AckHello, n.Epoch, nil, nil, 0)
+		return nil
+	}
 	conns, err := a.cfg.Driver.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list connections: %w", err)
@@ -242,7 +253,10 @@ func (a *Agent) pass(ctx context.Context, n api.Notification) error {
 		done = append(done, api.Switch{From: c.From, To: c.To})
 	}
 	newEpoch := n.Epoch > a.applied
-	a.applied = n.Epoch
+	a.applied, a.cleanPass = n.Epoch, time.Time{}
+	if len(skipped) == 0 {
+		a.cleanPass = a.cfg.Now()
+	}
 	if !newEpoch && len(done) == 0 && len(skipped) == 0 {
 		a.ack(api.AckHello, n.Epoch, nil, nil, 0)
 		return nil

@@ -330,3 +330,39 @@ func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
 }
+
+// With Recheck, a re-announcement of a cleanly carried-out epoch is only
+// acknowledged until Recheck has passed; then the connections are read
+// again (a queue added meanwhile on the failed host moves).
+func TestAgentRecheck(t *testing.T) {
+	d := printers()
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	acks := &fakeAcks{ch: make(chan api.SessionAck, 8)}
+	a, _ := New(Config{Pair: "p", Session: "ws1", Driver: d, Acks: acks, Log: zerolog.Nop(), Recheck: time.Minute, Now: clock})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-acks.ch // hello
+	n := note(2, "b", "a", "print-a", "print-b")
+	a.Notify(n)
+	if ack := <-acks.ch; len(ack.Switched) != 2 {
+		t.Fatalf("%+v", ack)
+	}
+	d.mu.Lock()
+	d.conns = append(d.conns, plan.Connection{ID: "New", Address: "ipp://print-a/printers/New"})
+	d.mu.Unlock()
+	a.Notify(n)
+	if ack := <-acks.ch; ack.Kind != api.AckHello || ack.Epoch != 2 {
+		t.Fatalf("within Recheck: %+v", ack)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	a.Notify(n)
+	if ack := <-acks.ch; ack.Kind != api.AckSwitched || len(ack.Switched) != 1 || ack.Switched[0].To != "ipp://print-b/printers/New" {
+		t.Fatalf("after Recheck: %+v", ack)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 )
@@ -15,6 +16,10 @@ const (
 	DriverWindows = "windows"
 	DriverExec    = "exec"
 )
+
+// WindowsRecheck is Follow's default Recheck for the Windows driver: a
+// terminal server runs one agent per user, and each pass starts PowerShell.
+const WindowsRecheck = time.Minute
 
 // Options are the command line's choice of driver.
 type Options struct {
@@ -64,6 +69,9 @@ type Source interface {
 // and every notification after it.
 func Follow(ctx context.Context, src Source, cfg Config) error {
 	cfg.Acks = src
+	if _, ok := cfg.Driver.(*Windows); ok && cfg.Recheck == 0 {
+		cfg.Recheck = WindowsRecheck
+	}
 	a, err := New(cfg)
 	if err != nil {
 		return err
