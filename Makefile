@@ -30,10 +30,14 @@ test: lint unit e2e
 unit: apt-deps
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m work
 
-## lint: gofmt, go vet, staticcheck, go mod tidy leaves no diff
+## lint: gofmt, go vet, staticcheck, go mod tidy leaves no diff, and the
+## programs that ship (tandem, printq) build for Windows (the session agent's
+## Windows driver)
 lint: tools
 	@out=$$(gofmt -l pkg services cmd); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet work
+	cd cmd/tandem && GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null . ./printq ./internal/agent/...
+	cd cmd/tandem && GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./internal/agent/...
 	$(BIN)/staticcheck work
 	@for m in $(MODULES); do \
 		cp $$m/go.mod /tmp/tandem-go.mod.bak; cp $$m/go.sum /tmp/tandem-go.sum.bak 2>/dev/null || true; \
@@ -47,11 +51,14 @@ $(BIN)/staticcheck:
 	@mkdir -p $(BIN)
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-## apt-deps: Debian packages the tests use (gcc for -race, sqlite3 for replication tests)
+## apt-deps: Debian packages the tests use (gcc for -race, sqlite3 for replication tests,
+## cupsd (cups-daemon) and lpadmin/lpstat/lpoptions (cups-client) for the CUPS session agent's test)
 apt-deps:
 	@missing=""; \
 	command -v gcc >/dev/null || missing="$$missing gcc libc6-dev"; \
 	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
+	{ command -v cupsd >/dev/null || [ -x /usr/sbin/cupsd ]; } || missing="$$missing cups-daemon"; \
+	{ command -v lpstat >/dev/null && command -v lpoptions >/dev/null && { command -v lpadmin >/dev/null || [ -x /usr/sbin/lpadmin ]; }; } || missing="$$missing cups-client"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -7,13 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/agent"
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/session"
@@ -51,6 +54,9 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	name := fs.String("name", "", "the session's name (1–64 of A-Z a-z 0-9 _ -)")
 	fs.Var(&resources, "resource", "a resource address the session is connected to (repeatable), e.g. \\\\print-a\\Floor3")
 	def := fs.String("default", "", "the address of the default resource (default: the first)")
+	driver := fs.String("driver", agent.DriverNone, "what the session switches: none (its --resource addresses, in memory), cups (the local CUPS queues), windows (the user's printer connections), exec (runs --exec per --resource)")
+	execCmd := fs.String("exec", "", "with --driver exec: the command run per switched resource (TANDEM_RESOURCE, TANDEM_FROM, TANDEM_TO, TANDEM_EPOCH in its environment)")
+	cupsServer := fs.String("cups-server", os.Getenv("CUPS_SERVER"), "with --driver cups: the CUPS server (host[:port] or socket path; default $CUPS_SERVER, else CUPS's default)")
 	if err := parse(fs, args, errOut); err != nil {
 		return err
 	}
@@ -59,6 +65,12 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	}
 	if !subject.ValidSession(*name) {
 		return fmt.Errorf("--name %q: want 1–64 of A-Z a-z 0-9 _ -", *name)
+	}
+	if *driver != agent.DriverNone {
+		return runAgent(ctx, p, *name, agent.Options{Driver: *driver, Resources: resources, Default: *def, Exec: *execCmd, CUPSServer: *cupsServer}, out, errOut)
+	}
+	if *execCmd != "" {
+		return errors.New("--exec is for --driver exec")
 	}
 	if len(resources) == 0 {
 		return errors.New("at least one --resource is required")
@@ -92,6 +104,26 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// runAgent runs a session agent that switches the system's connections
+// (package agent).
+func runAgent(ctx context.Context, p pairFlags, name string, o agent.Options, out, errOut io.Writer) error {
+	d, err := agent.NewDriver(o)
+	if err != nil {
+		return err
+	}
+	opts, err := p.authOptions(config.RoleSession)
+	if err != nil {
+		return err
+	}
+	c, err := session.Dial(strings.Split(p.server, ","), p.pair, append(opts, nats.Timeout(p.timeout))...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	log := zerolog.New(errOut).With().Timestamp().Str("pair", p.pair).Str("session", name).Str("driver", o.Driver).Logger()
+	return agent.Follow(ctx, c, agent.Config{Pair: p.pair, Session: name, Driver: d, Out: out, Log: log})
 }
 
 // sessionStatusExtra adds each notifier's session counts to the status.

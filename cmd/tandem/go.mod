@@ -11,6 +11,7 @@ require (
 	github.com/tandem-ha/tandem/services/monitor v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/notifier v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/replicator v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 	modernc.org/sqlite v1.60.1
 )
 

@@ -229,8 +229,12 @@ type Notification struct {
 	// Renames maps an old resource address to its new address where the
 	// resource is named differently on the active node.
 	Renames map[string]string `json:"renames,omitempty"`
-	Reason  string            `json:"reason"`
-	Outage  bool              `json:"outage"`
+	// Missing lists the failed node's resource addresses that have no
+	// resource of the same name on the active node (resources table):
+	// sessions leave them as they are and report them (N8).
+	Missing []string `json:"missing,omitempty"`
+	Reason  string   `json:"reason"`
+	Outage  bool     `json:"outage"`
 	// Time is when the node was activated.
 	Time time.Time `json:"time"`
 	// Source says where Hosts and Renames come from (N4): database, cache
@@ -255,7 +259,7 @@ func (n Notification) Validate() error {
 		return fmt.Errorf("notification: failed node %q", n.Failed)
 	case n.Source != SourceDatabase && n.Source != SourceCache && n.Source != SourceLocal:
 		return fmt.Errorf("notification: source %q", n.Source)
-	case len(n.Hosts) > 2 || len(n.Renames) > MaxNotifyRenames || len(n.Reason) > maxFieldLen:
+	case len(n.Hosts) > 2 || len(n.Renames) > MaxNotifyRenames || len(n.Missing) > MaxResources || len(n.Reason) > maxFieldLen:
 		return fmt.Errorf("notification: too many hosts or renames, or reason too long")
 	}
 	for _, m := range []map[string]string{n.Hosts, n.Renames} {
@@ -263,6 +267,11 @@ func (n Notification) Validate() error {
 			if !validField(k) || !validField(v) {
 				return fmt.Errorf("notification: mapping %q → %q", k, v)
 			}
+		}
+	}
+	for _, m := range n.Missing {
+		if !validField(m) {
+			return fmt.Errorf("notification: missing resource %q", m)
 		}
 	}
 	return nil
@@ -290,6 +299,14 @@ type Switch struct {
 	To   string `json:"to"`
 }
 
+// Skip is one connection a session should have moved and did not: a
+// resource missing on the active node, or a change the operating system
+// refused, with the reason.
+type Skip struct {
+	Address string `json:"address"`
+	Reason  string `json:"reason"`
+}
+
 // SessionAck is what a session publishes on subject.Ack(pair, session)
 // (or POSTs to the push endpoint): that it is at Epoch and what it switched
 // to get there (N2, N6).
@@ -300,6 +317,8 @@ type SessionAck struct {
 	Kind     string   `json:"kind"`
 	Epoch    uint64   `json:"epoch"`
 	Switched []Switch `json:"switched,omitempty"`
+	// Skipped is what the session left as it was, and why (N8).
+	Skipped []Skip `json:"skipped,omitempty"`
 	// MS is how long the session took from the activation to the switch.
 	MS int64 `json:"ms,omitempty"`
 }
@@ -315,14 +334,19 @@ func (a SessionAck) Validate() error {
 		return fmt.Errorf("ack: session %q", a.Session)
 	case a.Kind != AckHello && a.Kind != AckSwitched && a.Kind != AckBye:
 		return fmt.Errorf("ack: kind %q", a.Kind)
-	case len(a.Switched) > MaxAckSwitches:
-		return fmt.Errorf("ack: %d switches, limit %d", len(a.Switched), MaxAckSwitches)
+	case len(a.Switched) > MaxAckSwitches || len(a.Skipped) > MaxAckSwitches:
+		return fmt.Errorf("ack: %d switches and %d skipped, limit %d each", len(a.Switched), len(a.Skipped), MaxAckSwitches)
 	case a.MS < 0:
 		return fmt.Errorf("ack: negative ms")
 	}
 	for _, s := range a.Switched {
 		if !validField(s.From) || !validField(s.To) {
 			return fmt.Errorf("ack: switch %q → %q", s.From, s.To)
+		}
+	}
+	for _, s := range a.Skipped {
+		if !validField(s.Address) || !validField(s.Reason) {
+			return fmt.Errorf("ack: skipped %q: %q", s.Address, s.Reason)
 		}
 	}
 	return nil
@@ -350,9 +374,14 @@ func DecodeAck(b []byte) (SessionAck, error) {
 
 // AppendAck appends a's JSON encoding to dst: what encoding/json writes,
 // except that no character is escaped but \\ and " (so that DecodeAck reads
-// it on its fast path); a string that would need another escape makes it
-// use encoding/json.
+// it on its fast path); a string that would need another escape, or a
+// skipped connection (rare: the fast path does not read them), makes it use
+// encoding/json.
 func AppendAck(dst []byte, a SessionAck) []byte {
+	if len(a.Skipped) > 0 {
+		b, _ := json.Marshal(a)
+		return append(dst, b...)
+	}
 	strs := []string{a.Pair, a.Session, a.Kind}
 	for _, s := range a.Switched {
 		strs = append(strs, s.From, s.To)

@@ -31,6 +31,8 @@ func TestNotificationRoundTrip(t *testing.T) {
 		func(n *Notification) { n.Source = "guess" },
 		func(n *Notification) { n.Hosts = map[string]string{"a": "b", "c": "d", "e": "f"} },
 		func(n *Notification) { n.Renames = map[string]string{"x": ""} },
+		func(n *Notification) { n.Missing = []string{"ok", ""} },
+		func(n *Notification) { n.Missing = []string{"bad\x00"} },
 	} {
 		n := validNotification()
 		edit(&n)
@@ -53,6 +55,24 @@ func TestAckAndSubject(t *testing.T) {
 	b, _ := json.Marshal(SessionAck{V: 1, Pair: "p", Session: "ts1", Kind: AckSwitched, Epoch: 3, Switched: []Switch{{From: "a", To: "b"}}})
 	if _, err := DecodeAck(b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An acknowledgement with skipped connections round-trips through
+// AppendAck and DecodeAck; a bad skip is refused.
+func TestAckSkipped(t *testing.T) {
+	a := SessionAck{V: 1, Pair: "p", Session: "ts1", Kind: AckSwitched, Epoch: 3,
+		Switched: []Switch{{From: `\\a\x`, To: `\\b\x`}},
+		Skipped:  []Skip{{Address: `\\a\y`, Reason: "missing on node b"}}}
+	got, err := DecodeAck(AppendAck(nil, a))
+	if err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for _, bad := range []Skip{{Address: "", Reason: "r"}, {Address: "x", Reason: ""}, {Address: "x", Reason: "a\nb"}} {
+		a.Skipped = []Skip{bad}
+		if _, err := DecodeAck(AppendAck(nil, a)); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
 	}
 }
 

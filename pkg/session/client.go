@@ -66,6 +66,7 @@ type Client struct {
 	mu       sync.Mutex // guards the fields below
 	latest   *api.Notification
 	sessions map[string]*Session
+	watchers []func(api.Notification)
 	closed   bool
 }
 
@@ -195,6 +196,35 @@ func (c *Client) Add(name string, conns []Connection, onChange func(Change)) (*S
 	return s, nil
 }
 
+// Watch calls fn with every notification the client receives that is not
+// older than the newest it has seen (re-announcements included), and at once
+// with the newest if there is one. fn runs on the client's goroutines (the
+// subscription's, the state reader's) and must not block: a session agent
+// that switches the operating system's connections (tandem session --driver)
+// hands the notification to its own goroutine and acknowledges itself
+// (PublishAck), where a Session acknowledges what it rewrote in memory.
+func (c *Client) Watch(fn func(api.Notification)) {
+	c.mu.Lock()
+	c.watchers = append(c.watchers[:len(c.watchers):len(c.watchers)], fn)
+	latest := c.latest
+	c.mu.Unlock()
+	if latest != nil {
+		fn(*latest)
+	}
+}
+
+// PublishAck publishes a on the subject of a.Session's acknowledgements.
+func (c *Client) PublishAck(a api.SessionAck) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := c.nc.Publish(subject.Ack(c.pair, a.Session), api.AppendAck(nil, a)); err != nil {
+		c.ackFails.Add(1)
+		return fmt.Errorf("publish acknowledgement of %s: %w", a.Session, err)
+	}
+	return nil
+}
+
 // Close ends every session (each says bye), stops following and closes the
 // connection if the client owns it.
 func (c *Client) Close() {
@@ -253,7 +283,11 @@ func (c *Client) deliver(n api.Notification) {
 	for _, s := range c.sessions {
 		sessions = append(sessions, s)
 	}
+	watchers := c.watchers
 	c.mu.Unlock()
+	for _, w := range watchers {
+		w(n)
+	}
 	acks := make([][]byte, 0, len(sessions))
 	from := make([]*Session, 0, len(sessions))
 	var changes []Change

@@ -24,6 +24,12 @@
 // notifier's count converges even if an acknowledgement was lost while the
 // connection was down.
 //
+// A session agent that moves the operating system's connections (tandem
+// session --driver cups|windows|exec) does not use a Session: it follows the
+// Client's notifications with Watch, carries them out on its own goroutine
+// and acknowledges what it really changed, and what it could not, with
+// PublishAck.
+//
 // # Concurrency
 //
 // The Client's mutex guards its newest notification and the set of

@@ -81,6 +81,7 @@ func Notification(a Activation, p Pair) api.Notification {
 	}
 	if p.DB != nil {
 		n.Renames = renames(p.DB.Resources, n.Failed, n.Active, from, to)
+		n.Missing = missing(p.DB.Resources, n.Failed, n.Active)
 	}
 	return n
 }
@@ -125,6 +126,29 @@ func renames(rs []api.Resource, failed, active, fromHost, toHost string) map[str
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// missing lists the addresses of the failed node's resources that have no
+// resource of the same name on the active node, in the table's order. It
+// says nothing when the table lists no resource of the active node at all
+// (a table that describes one node only is no evidence of absence).
+func missing(rs []api.Resource, failed, active string) []string {
+	names := map[string]bool{}
+	for _, r := range rs {
+		if r.Node == active {
+			names[r.Name] = true
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var out []string
+	for _, r := range rs {
+		if r.Node == failed && !names[r.Name] {
+			out = append(out, r.Address)
+		}
 	}
 	return out
 }

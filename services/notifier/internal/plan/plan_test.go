@@ -30,17 +30,18 @@ func TestNotification(t *testing.T) {
 		renames map[string]string
 		source  string
 		failed  string
+		missing []string
 	}{
 		{"database", Pair{Self: "b", Peer: "a", Hosts: map[string]string{"a": "cfg-a", "b": "cfg-b"}, DB: db, Source: api.SourceDatabase},
-			map[string]string{"db-a": "db-b"}, map[string]string{"ipp://db-a:631/printers/L": "ipp://db-b:631/printers/L2"}, api.SourceDatabase, "a"},
+			map[string]string{"db-a": "db-b"}, map[string]string{"ipp://db-a:631/printers/L": "ipp://db-b:631/printers/L2"}, api.SourceDatabase, "a", []string{`\\db-a\X`}},
 		{"cache", Pair{Self: "a", Peer: "b", DB: db, Source: api.SourceCache},
-			map[string]string{"db-a": "db-b"}, map[string]string{"ipp://db-a:631/printers/L": "ipp://db-b:631/printers/L2"}, api.SourceCache, "a"},
+			map[string]string{"db-a": "db-b"}, map[string]string{"ipp://db-a:631/printers/L": "ipp://db-b:631/printers/L2"}, api.SourceCache, "a", []string{`\\db-a\X`}},
 		{"never read", Pair{Self: "b", Peer: "a", Hosts: map[string]string{"a": "cfg-a", "b": "cfg-b"}},
-			map[string]string{"cfg-a": "cfg-b"}, nil, api.SourceLocal, "a"},
+			map[string]string{"cfg-a": "cfg-b"}, nil, api.SourceLocal, "a", nil},
 		{"database without hosts table", Pair{Self: "b", Peer: "a", Hosts: map[string]string{"a": "cfg-a", "b": "cfg-b"}, DB: &api.PairConfig{}, Source: api.SourceDatabase},
-			map[string]string{"cfg-a": "cfg-b"}, nil, api.SourceDatabase, "a"},
+			map[string]string{"cfg-a": "cfg-b"}, nil, api.SourceDatabase, "a", nil},
 		{"peer unknown", Pair{Self: "b", Hosts: map[string]string{"b": "cfg-b"}},
-			map[string]string{}, nil, api.SourceLocal, ""},
+			map[string]string{}, nil, api.SourceLocal, "", nil},
 	}
 	for _, c := range cases {
 		n := Notification(act, c.p)
@@ -52,6 +53,9 @@ func TestNotification(t *testing.T) {
 		}
 		if !reflect.DeepEqual(n.Hosts, c.hosts) || !reflect.DeepEqual(n.Renames, c.renames) {
 			t.Errorf("%s: hosts %v renames %v", c.name, n.Hosts, n.Renames)
+		}
+		if want := c.missing; !reflect.DeepEqual(n.Missing, want) {
+			t.Errorf("%s: missing %v, want %v", c.name, n.Missing, want)
 		}
 	}
 }

@@ -1,0 +1,27 @@
+$ErrorActionPreference = 'Stop'
+$from = '\\print-a\Floor3'
+$to = '\\print-b\Floor3'
+# 1. the preferences of the old connection (as last read, if its server does not answer)
+$duplex = 'TwoSidedLongEdge'; $color = $true; $paper = 'A4'
+try {
+    $c = Get-PrintConfiguration -PrinterName $from
+    $duplex = [string]$c.DuplexingMode; $color = [bool]$c.Color; $paper = [string]$c.PaperSize
+} catch { }
+# 2. the connection on the new server
+Add-Printer -ConnectionName $to
+try {
+    # 3. the preferences on it
+    if ($duplex) { Set-PrintConfiguration -PrinterName $to -DuplexingMode $duplex }
+    if ($null -ne $color) { Set-PrintConfiguration -PrinterName $to -Color $color }
+    if ($paper) { Set-PrintConfiguration -PrinterName $to -PaperSize $paper }
+    # 4. the default printer, as the old connection was
+    $p = Get-CimInstance -ClassName Win32_Printer | Where-Object { $_.Name -eq $to } | Select-Object -First 1
+    $r = Invoke-CimMethod -InputObject $p -MethodName SetDefaultPrinter
+    if ($r.ReturnValue -ne 0) { throw "SetDefaultPrinter returned $($r.ReturnValue)" }
+} catch {
+    # nothing half-done: the new connection goes, the old one stays
+    Remove-Printer -Name $to -ErrorAction SilentlyContinue
+    throw
+}
+# 5. the old connection (if it cannot be removed now, the switch stands and the next pass removes it)
+try { Remove-Printer -Name $from } catch { Write-Warning "old connection not removed: $_" }
