@@ -15,8 +15,9 @@ import (
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
 
-// fencedDB is the position's database id while the master serves the
-// standby a snapshot: the standby's batches of its old id are not applied.
+// fencedDB is the position's database id an older Tandem wrote while it
+// served the standby a snapshot (batches of the standby's old id were not
+// applied); kept so that such a position is still understood.
 const fencedDB = "fenced"
 
 // memGroupLimit is how many bytes of a group's parts are held in memory
@@ -32,7 +33,7 @@ var (
 
 // ctlReq is a request to the receiver goroutine.
 type ctlReq struct {
-	kind string // "fence" (the master, before a snapshot) or "resync" (the standby)
+	kind string // "resync" (the standby)
 	why  string
 	done chan error // nil: no answer wanted
 }
@@ -325,11 +326,6 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
 	var err, ret error
 	switch req.kind {
-	case "fence":
-		s.abort(r)
-		r.pos.DB = fencedDB
-		err = s.st.SetPosition(ctx, s.peer, r.pos)
-		s.log.Info().Msg("the standby's batches are fenced: it is being sent a snapshot")
 	case "resync":
 		if s.master() {
 			err = errors.New("the master is the source of every resync")

@@ -62,14 +62,24 @@
 // and the standby re-syncs from it). A batch of an unknown database id is
 // rejected and reported.
 //
-// Snapshot (R1). A standby without a position in the master's changes (first
-// start, foreign database) or told the master's database changed asks the
-// master for a snapshot: the master fences the standby's old batches, runs
-// VACUUM INTO (one consistent read; the copy holds its own log position),
-// and serves the file in checksummed 512 KiB chunks; the standby verifies
-// every chunk and the whole file, reports progress, and restores it into its
-// live database in one transaction (the application's connections stay
-// valid), then continues from the snapshot's position.
+// Snapshot and reconcile (R1, R10). A standby without a position in the
+// master's changes (first start, foreign database) or told the master's
+// database changed (rebuilt, restored from a backup) asks the master for a
+// snapshot: the master runs VACUUM INTO (one consistent read; the copy
+// holds its own log position and the last sequence of the master's batch
+// stream before it), and serves the file in checksummed 512 KiB chunks; the
+// standby verifies every chunk and the whole file, reports progress, and
+// merges it into its live database row by row by version in one
+// transaction (store.Restore; the application's connections stay valid).
+// The safety rule, enforced there and nowhere else: a node's data is never
+// overwritten by a snapshot from a node that lacks writes it holds — rows
+// the standby has newer, or that the master lacks, are kept and queued for
+// the master; concurrent ones go the master's way with the loser kept on
+// both. An empty standby simply takes the snapshot whole. Row versions
+// never fall below the wall clock in milliseconds, so a restored backup's
+// new writes order after everything it held. A resync that fails, or that
+// is needed again within 30 s, backs off (1 s doubling to a minute) in the
+// state "blocked", with one tandem.repl.blocked event per reason.
 //
 // Pause (R4) is persisted in the database: while paused a node neither ships
 // nor applies; changes wait in its log and in the peer's stream.
@@ -85,7 +95,7 @@
 // Run starts three goroutines. ship owns the shipping state (what was
 // shipped, the stream's last batch). receive owns the apply: the consumer,
 // the group being assembled and the position; a resync runs inside it, and
-// the snapshot handler asks it (through ctl) to fence the peer first.
+// resync requests reach it through ctl.
 // failover owns the event consumer. NATS callbacks (applied positions, admin
 // verbs, snapshot chunks) touch only the store (safe for concurrent use),
 // the atomics below and the fields guarded by mu. The store serialises

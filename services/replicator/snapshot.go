@@ -36,8 +36,8 @@ type servedSnap struct {
 	created time.Time
 }
 
-// onSnapshotRequest makes a snapshot for the peer: fence the peer's old
-// batches (through the receiver), VACUUM INTO, checksum, reply.
+// onSnapshotRequest makes a snapshot for the peer: VACUUM INTO, checksum,
+// reply.
 func (s *Service) onSnapshotRequest(m *nats.Msg) {
 	var req wire.SnapshotRequest
 	err := event.DecodeStrict(m.Data, 4096, &req)
@@ -62,23 +62,14 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 	_ = m.Respond(reply.OK(rep))
 }
 
+// makeSnapshot makes a snapshot for the standby. The standby's batches go
+// on being applied meanwhile: it merges the snapshot by version and sends
+// back what the master lacks (R10), so nothing it shipped is overwritten
+// and nothing needs fencing (a fenced standby whose transfer then failed
+// was never heard again).
 func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
 	ctx, cancel := context.WithTimeout(s.base, snapMakeWait)
 	defer cancel()
-	done := make(chan error, 1)
-	select {
-	case s.ctl <- ctlReq{kind: "fence", done: done}:
-	case <-ctx.Done():
-		return wire.SnapshotReply{}, reply.Errorf(reply.CodeBusy, "the replicator is not taking requests")
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			return wire.SnapshotReply{}, err
-		}
-	case <-ctx.Done():
-		return wire.SnapshotReply{}, reply.Errorf(reply.CodeBusy, "the replicator stopped before the snapshot was made")
-	}
 	s.cleanSnapshots(false)
 	last, err := s.lastStreamSeq(ctx)
 	if err != nil {
