@@ -57,9 +57,9 @@ func (s *Service) StatusReply() api.StatusReply {
 			age := sn.at.Sub(sn.lastHeard).Milliseconds()
 			peer.HeartbeatAgeMS = &age
 		}
-		if !st.PeerHeard {
-			peer.State = ""
-		}
+		// A peer not heard keeps the state it was last heard in
+		// (Reachable false says it is old): tandem status shows an
+		// unreachable node from this view.
 		r.Peer = &peer
 	}
 	return r
