@@ -25,7 +25,9 @@ func init() {
 	commandFactories = append(commandFactories, newLicenseCmd)
 	statusParts = append(statusParts, newStatusPart(
 		func(pair string) string { return subject.License(pair, subject.PairScope, api.VerbLicenseStatus) },
-		func(pair string) any { return api.LicenseStatusRequest{Request: api.Request{V: api.Version, Pair: pair}} },
+		func(pair string) any {
+			return api.LicenseStatusRequest{Request: api.Request{V: api.Version, Pair: pair}}
+		},
 		func(r api.LicenseStatusReply) string { return r.State.Node },
 		func(n *api.NodeStatus, r api.LicenseStatusReply) { n.License = r.State }))
 	statusLines = append(statusLines, licenseStatusLines)

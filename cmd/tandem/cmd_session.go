@@ -24,7 +24,9 @@ func init() {
 	commandFactories = append(commandFactories, newSessionCmd)
 	statusParts = append(statusParts, newStatusPart(
 		subject.NotifierStatus,
-		func(pair string) any { return api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: pair}} },
+		func(pair string) any {
+			return api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: pair}}
+		},
 		func(r api.NotifierStatusReply) string { return r.Status.Node },
 		func(n *api.NodeStatus, r api.NotifierStatusReply) { n.Sessions = r.Status }))
 	statusLines = append(statusLines, sessionStatusLines)
