@@ -162,6 +162,11 @@ func strictArgs(c *cobra.Command) {
 		}
 		return nil
 	}
+	if c.HasSubCommands() {
+		// A mistyped command comes with the flags meant for it: let them
+		// pass so that groupRun names the command and suggests one.
+		c.FParseErrWhitelist.UnknownFlags = true
+	}
 	for _, sub := range c.Commands() {
 		strictArgs(sub)
 	}
