@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -94,7 +95,7 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 		}
 		maint := "off"
 		if n.Maintenance {
-			maint = "on " + n.MaintenanceLeft
+			maint = strings.TrimSpace("on " + n.MaintenanceLeft)
 		}
 		state := orDash(n.State)
 		if !n.Reachable {

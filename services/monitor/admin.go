@@ -57,9 +57,11 @@ func (s *Service) StatusReply() api.StatusReply {
 			age := sn.at.Sub(sn.lastHeard).Milliseconds()
 			peer.HeartbeatAgeMS = &age
 		}
-		// A peer not heard keeps the state it was last heard in
-		// (Reachable false says it is old): tandem status shows an
-		// unreachable node from this view.
+		if !st.PeerHeard {
+			// The state it was last heard in (Reachable false says it
+			// is old): tandem status shows an unreachable node so.
+			peer.State = string(sn.lastPeer)
+		}
 		r.Peer = &peer
 	}
 	return r
