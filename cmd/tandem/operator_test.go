@@ -31,6 +31,23 @@ func TestOperatorOutage(t *testing.T) {
 	}
 	check(0, "TANDEM OK - pair p1: alpha active in epoch", p.Servers())
 
+	// The build, as --version prints it, is also a metric.
+	metrics, err := p.Metrics(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := p.CLI("--version").Stdout
+	found := false
+	for series, v := range metrics {
+		if strings.HasPrefix(series, "tandem_build_info{") && v == 1 && strings.Contains(series, `goversion="`) &&
+			strings.Contains(version, between(series, `commit="`, `"`)) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no tandem_build_info matching %q in the master's metrics", version)
+	}
+
 	// Maintenance on (through the master): WARNING, and no failover.
 	if r := p.CLI("maintenance", "on", "--pair", p.Name, "--server", p.Servers(master), "--for", "10m"); r.Code != 0 {
 		t.Fatalf("maintenance on: exit %d: %s", r.Code, r.Stderr)
@@ -89,4 +106,14 @@ func TestOperatorOutage(t *testing.T) {
 	})
 	check(1, "alpha unreachable", p.Servers())
 	p.Term(standby)
+}
+
+// between is the part of s after start, up to end.
+func between(s, start, end string) string {
+	_, after, ok := strings.Cut(s, start)
+	if !ok {
+		return "\x00"
+	}
+	v, _, _ := strings.Cut(after, end)
+	return v
 }

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Set at link time: -X github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo.commit=…
@@ -66,4 +68,17 @@ func read(commit, date string) Info {
 // String is the --version line.
 func (in Info) String() string {
 	return "tandem " + in.Version + " (commit " + in.Commit + ", built " + in.Date + ", " + in.Go + ")"
+}
+
+// Register adds the tandem_build_info gauge (always 1, the build in its
+// labels: version, commit, date, goversion) to reg, as Prometheus
+// exporters do for their own builds.
+func Register(reg prometheus.Registerer) {
+	in := Get()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tandem_build_info",
+		Help: "The running tandem build: always 1, with the module version, commit, build date and Go version as labels.",
+	}, []string{"version", "commit", "date", "goversion"})
+	g.WithLabelValues(in.Version, in.Commit, in.Date, in.Go).Set(1)
+	reg.MustRegister(g)
 }
