@@ -19,14 +19,25 @@ func init() {
 
 func newStatusCmd(a *app) *cobra.Command {
 	var p pairFlags
+	var watch bool
 	c := &cobra.Command{
-		Use:   "status --pair P",
+		Use:   "status --pair P [--watch]",
 		Short: "the pair: epoch, active node, and each node's role, state, epoch, heartbeat age, maintenance",
+		Long: "Shows the pair: epoch, active node, and each node's role, state, epoch,\n" +
+			"heartbeat age, maintenance, replication, license and sessions. Every node and\n" +
+			"service is asked at once, within one --timeout; a node that does not answer\n" +
+			"is shown from its peer's last view (state, epoch, heartbeat age), marked\n" +
+			"unreachable. --watch redraws the view on every change of the pair (its events\n" +
+			"and state), until interrupted.",
 		RunE: func(c *cobra.Command, _ []string) error {
+			if watch {
+				return watchStatus(c.Context(), p, c.OutOrStdout(), isTerminal(c.OutOrStdout()))
+			}
 			return cmdStatus(c.Context(), p, c.OutOrStdout())
 		},
 	}
 	p.register(c.Flags(), a.client, time.Second)
+	c.Flags().BoolVarP(&watch, "watch", "w", false, "a live view, redrawn on every change (--json: one object per line)")
 	return c
 }
 
