@@ -61,10 +61,6 @@ type usageError struct{ err error }
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
-
 // exitError ends a command with a given exit status; its message, if any,
 // was printed already.
 type exitError struct{ code int }
