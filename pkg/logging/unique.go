@@ -16,6 +16,11 @@ import (
 	"strconv"
 )
 
+// UniqueKeys returns a writer that passes JSON log lines to w with no
+// top-level key repeated (see uniqueKeys). New uses it for FormatJSON; test
+// loggers that format differently put it in front of their own writer.
+func UniqueKeys(w io.Writer) io.Writer { return uniqueKeys{w} }
+
 // uniqueKeys rewrites each line written to it (zerolog writes one event per
 // Write) so that no top-level key repeats. Lines that are not JSON objects
 // pass unchanged.
