@@ -101,7 +101,8 @@ func (p *pairFlags) open(ctx context.Context, name string) (*nats.Conn, []api.St
 	if err != nil {
 		return nil, nil, err
 	}
-	replies, err := gatherStatus(ctx, nc, p.pair, p.timeout)
+	// As tandem status asks: a dead node costs no waiting.
+	_, replies, err := askPair(ctx, nc, p.pair, p.timeout)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
