@@ -93,8 +93,9 @@ func TestBinaryRefusesWithSuggestions(t *testing.T) {
 		{[]string{"status", "extra", "--pair", "x"}, 2, `unknown command "extra" for "tandem status"`},
 		{[]string{"license", "add"}, 2, "accepts 1 arg"},
 		{[]string{"node", "--heartbeat.interval", "soon"}, 2, "heartbeat.interval"},
-		{[]string{"check", "--bogus"}, 3, ""}, // a monitoring plugin's bad command line is UNKNOWN
+		{[]string{"check", "--bogus"}, 3, "TANDEM UNKNOWN - unknown flag: --bogus"}, // a monitoring plugin's bad command line is UNKNOWN
 		{nil, 2, "Usage:"},
+		{[]string{"help", "stauts"}, 2, `did you mean "status"?`},
 	} {
 		r := runBinary(t, nil, c.args...)
 		msg := r.stderr

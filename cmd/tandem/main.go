@@ -118,12 +118,39 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 	root.SetErr(errOut)
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
-	root.CompletionOptions.HiddenDefaultCmd = false
+	root.SetHelpCommand(newHelpCmd())
 	for _, f := range commandFactories {
 		root.AddCommand(f(a))
 	}
 	strictArgs(root)
 	return root
+}
+
+// newHelpCmd is `tandem help [COMMAND…]`: the command's help on stdout, or
+// for a command that does not exist a usage error with a suggestion (cobra's
+// own help command prints the general usage and exits 0).
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "help about any command",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err == nil && len(rest) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown help topic %q", strings.Join(args, " "))
+			if cmd != nil && len(rest) > 0 {
+				if cmd.SuggestionsMinimumDistance <= 0 {
+					cmd.SuggestionsMinimumDistance = 2
+				}
+				if s := cmd.SuggestionsFor(rest[0]); len(s) > 0 {
+					msg += fmt.Sprintf("; did you mean %q?", s[0])
+				}
+			}
+			return &usageError{errors.New(msg)}
+		},
+	}
 }
 
 // groupRun is the RunE of a command that only holds subcommands: without

@@ -64,7 +64,11 @@ func (r Result) Line() string {
 
 // UnknownResult is the result when the pair cannot be asked.
 func UnknownResult(pair string, err error) Result {
-	return Result{Code: Unknown, Status: names[Unknown], Summary: fmt.Sprintf("pair %s: cannot ask: %s", pair, oneLine(err.Error()))}
+	what := "cannot ask"
+	if pair != "" {
+		what = "pair " + pair + ": cannot ask"
+	}
+	return Result{Code: Unknown, Status: names[Unknown], Summary: what + ": " + oneLine(err.Error())}
 }
 
 // Evaluate decides the check's result from the pair's status.
