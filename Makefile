@@ -17,8 +17,11 @@ all: build
 # The commit and build date tandem --version prints (and tandem_build_info
 # carries): -buildvcs=false and -trimpath leave them out of Go's build info.
 BUILDINFO := github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo
-LDFLAGS := -X $(BUILDINFO).commit=$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty) \
-	-X $(BUILDINFO).date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+ifneq ($(COMMIT),)
+COMMIT := $(COMMIT)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+endif
+LDFLAGS := -X $(BUILDINFO).commit=$(or $(COMMIT),unknown) -X $(BUILDINFO).date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 ## build: static binaries in ./bin
 build:
