@@ -10,14 +10,27 @@ MODULES := pkg services/monitor services/replicator services/notifier services/l
 export CGO_ENABLED ?= 0
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test unit lint tools apt-deps bench images clean fuzz up down e2e
+.PHONY: all build man run test unit lint tools apt-deps bench images clean fuzz up down e2e
 
 all: build
+
+# The commit and build date tandem --version prints (and tandem_build_info
+# carries): -buildvcs=false and -trimpath leave them out of Go's build info.
+BUILDINFO := github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+ifneq ($(COMMIT),)
+COMMIT := $(COMMIT)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+endif
+LDFLAGS := -X $(BUILDINFO).commit=$(or $(COMMIT),unknown) -X $(BUILDINFO).date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 ## build: static binaries in ./bin
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/tandem ./cmd/tandem
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/tandem ./cmd/tandem
+
+## man: the man pages of every command, from the same definitions as the help
+man: build
+	$(BIN)/tandem man --dir $(BIN)/man
 
 ## run: the demo — a whole pair on loopback with embedded NATS, and a failover
 run: build

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/pflag"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
@@ -19,38 +19,26 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-var (
-	errUsage = errors.New("usage")        // bad flags or arguments: exit 2, the flag package printed why
-	errHelp  = errors.New("help printed") // -h: exit 0
-)
-
-// globals are the flags every client command takes (SPEC §8).
+// globals are the flags every client command takes (SPEC §8). Their
+// defaults come from the environment and the client file (clientDefaults).
 type globals struct {
 	server  string
 	creds   string
 	tlsCA   string
 	json    bool
 	timeout time.Duration
+	fileErr error // the client file could not be read
 }
 
-func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.server, "server", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated; the first is tried first")
-	fs.StringVar(&g.creds, "creds", "", "NATS credentials: a .creds file or an nkey seed file (tandem auth init)")
-	fs.StringVar(&g.tlsCA, "tls-ca", "", "PEM CA file the NATS servers' TLS certificates are verified with")
+// register defines the global flags on fs, with d's defaults and timeout as
+// the default --timeout.
+func (g *globals) register(fs *pflag.FlagSet, d clientDefaults, timeout time.Duration) {
+	g.fileErr = d.Err
+	fs.StringVar(&g.server, "server", d.Server, "NATS server URL(s), comma separated; the first is tried first ($TANDEM_SERVER)")
+	fs.StringVar(&g.creds, "creds", d.Creds, "NATS credentials: a .creds file or an nkey seed file, tandem auth init ($TANDEM_CREDS)")
+	fs.StringVar(&g.tlsCA, "tls-ca", d.TLSCA, "PEM CA file the NATS servers' TLS certificates are verified with ($TANDEM_TLS_CA)")
 	fs.BoolVar(&g.json, "json", false, "print JSON")
-	fs.DurationVar(&g.timeout, "timeout", 3*time.Second, "how long to wait for the nodes")
-}
-
-// parse parses a command's flags; -h prints them and ends the command.
-func parse(fs *flag.FlagSet, args []string, errOut io.Writer) error {
-	fs.SetOutput(errOut)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return errUsage
-	}
-	return nil
+	fs.DurationVar(&g.timeout, "timeout", timeout, "how long to wait for the nodes")
 }
 
 // connect connects to the pair's NATS servers, in the order given.
@@ -71,6 +59,9 @@ func (g *globals) connect(name string) (*nats.Conn, error) {
 // authOptions are the options of --creds and --tls-ca, and the inbox prefix
 // of role (its user may read only its own replies, natsnode.InboxPrefix).
 func (g *globals) authOptions(role string) ([]nats.Option, error) {
+	if g.fileErr != nil {
+		return nil, g.fileErr
+	}
 	opts := []nats.Option{nats.CustomInboxPrefix(natsnode.InboxPrefix(role))}
 	if g.creds != "" {
 		opt, err := natsnode.CredsOption(g.creds)
@@ -95,9 +86,9 @@ type pairFlags struct {
 	pair string
 }
 
-func (p *pairFlags) register(fs *flag.FlagSet) {
-	p.globals.register(fs)
-	fs.StringVar(&p.pair, "pair", "", "the pair")
+func (p *pairFlags) register(fs *pflag.FlagSet, d clientDefaults, timeout time.Duration) {
+	p.globals.register(fs, d, timeout)
+	fs.StringVar(&p.pair, "pair", d.Pair, "the pair ($TANDEM_PAIR)")
 }
 
 // open connects and asks every node of the pair for its status. The caller
@@ -110,7 +101,8 @@ func (p *pairFlags) open(ctx context.Context, name string) (*nats.Conn, []api.St
 	if err != nil {
 		return nil, nil, err
 	}
-	replies, err := gatherStatus(ctx, nc, p.pair, p.timeout)
+	// As tandem status asks: a dead node costs no waiting.
+	_, replies, err := askPair(ctx, nc, p.pair, p.timeout)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -5,61 +5,82 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/audit"
 )
 
 func init() {
-	commands["audit"] = command{"audit replay|export: the pair's events, from either node, by time, node and type", cmdAudit}
+	commandFactories = append(commandFactories, newAuditCmd)
 }
 
-func cmdAudit(ctx context.Context, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 || (args[0] != "replay" && args[0] != "export") {
-		fmt.Fprintln(errOut, "usage: tandem audit replay [--pair P] [--node N] [--type GLOB] [--since T] [--until T] [--follow] [--json]\n       tandem audit export [--pair P] [--node N] [--type GLOB] --since T [--until T] > events.jsonl")
-		return errUsage
+// auditOptions are the flags of audit replay and export.
+type auditOptions struct {
+	globals
+	pair, nodes, typ, since, until string
+	follow                         bool
+}
+
+func newAuditCmd(a *app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "audit replay|export",
+		Short: "audit replay|export: the pair's events, from either node, by time, node and type",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
 	}
-	export := args[0] == "export"
-	var g globals
-	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
-	g.register(fs)
-	pair := fs.String("pair", "", "the pair (default: every pair on the server)")
-	nodes := fs.String("node", "", "only events made on these nodes (comma separated)")
-	typ := fs.String("type", "", "only events whose type matches this glob, e.g. 'tandem.node.*'")
-	since := fs.String("since", "", "from this time: RFC 3339, or a duration back from now such as 24h")
-	until := fs.String("until", "", "up to this time: RFC 3339, or a duration back from now")
-	follow := false
-	if !export {
-		fs.BoolVar(&follow, "follow", false, "after the history, show new events until interrupted")
+	for _, export := range []bool{false, true} {
+		var o auditOptions
+		sub := &cobra.Command{
+			Use:   "replay [--pair P] [--node N] [--type GLOB] [--since T] [--until T] [--follow]",
+			Short: "the events as a table or JSON lines, and with --follow the new ones as they come (A4)",
+			RunE: func(c *cobra.Command, _ []string) error {
+				return cmdAudit(c.Context(), o, export, c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		if export {
+			sub.Use, sub.Short = "export --since T [--pair P] [--node N] [--type GLOB] [--until T] > events.jsonl", "the events as JSON lines, exactly as stored"
+		}
+		f := sub.Flags()
+		o.register(f, a.client, 3*time.Second)
+		f.StringVar(&o.pair, "pair", a.client.Pair, "the pair (default: every pair on the server; $TANDEM_PAIR)")
+		f.StringVar(&o.nodes, "node", "", "only events made on these nodes (comma separated)")
+		f.StringVar(&o.typ, "type", "", "only events whose type matches this glob, e.g. 'tandem.node.*'")
+		f.StringVar(&o.since, "since", "", "from this time: RFC 3339, or a duration back from now such as 24h")
+		f.StringVar(&o.until, "until", "", "up to this time: RFC 3339, or a duration back from now")
+		if !export {
+			f.BoolVar(&o.follow, "follow", false, "after the history, show new events until interrupted")
+		}
+		c.AddCommand(sub)
 	}
-	if err := parse(fs, args[1:], errOut); err != nil {
-		return err
-	}
+	return c
+}
+
+func cmdAudit(ctx context.Context, o auditOptions, export bool, out, errOut io.Writer) error {
 	now := time.Now()
-	q := audit.Query{Pair: *pair, Type: *typ, Follow: follow}
+	q := audit.Query{Pair: o.pair, Type: o.typ, Follow: o.follow}
 	var err error
-	if q.Since, err = parseWhen(*since, now); err != nil {
+	if q.Since, err = parseWhen(o.since, now); err != nil {
 		return fmt.Errorf("--since: %w", err)
 	}
-	if q.Until, err = parseWhen(*until, now); err != nil {
+	if q.Until, err = parseWhen(o.until, now); err != nil {
 		return fmt.Errorf("--until: %w", err)
 	}
 	if export && q.Since.IsZero() {
 		return errors.New("--since is required for export (use --since 87600h for everything)")
 	}
-	if *nodes != "" {
-		q.Nodes = strings.Split(*nodes, ",")
+	if o.nodes != "" {
+		q.Nodes = strings.Split(o.nodes, ",")
 	}
 	if err := q.Validate(); err != nil {
 		return err
 	}
-	return runReplay(ctx, &g, q, export || g.json, out, errOut)
+	return runReplay(ctx, &o.globals, q, export || o.json, out, errOut)
 }
 
 // parseWhen reads an RFC 3339 time, or a duration back from now.

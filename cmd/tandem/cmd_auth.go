@@ -1,61 +1,61 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 )
 
 func init() {
-	commands["auth"] = command{"NATS credentials: auth init makes one nkey seed per role and prints the nats.auth block", cmdAuth}
+	commandFactories = append(commandFactories, newAuthCmd)
 }
 
-func cmdAuth(ctx context.Context, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 || args[0] != "init" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(errOut, "usage: tandem auth init --dir DIR [--roles ROLE,…]")
-			return errHelp
-		}
-		fmt.Fprintln(errOut, "usage: tandem auth init --dir DIR [--roles ROLE,…]")
-		return errUsage
+func newAuthCmd(*app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "auth init --dir DIR [--roles ROLE,...]",
+		Short: "NATS credentials: auth init makes one nkey seed per role and prints the nats.auth block",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
 	}
-	return cmdAuthInit(ctx, args[1:], out, errOut)
+	var dir, roles string
+	sub := &cobra.Command{
+		Use:   "init --dir DIR [--roles ROLE,...]",
+		Short: "write DIR/<role>.nk (0600, never overwriting) and print the nats.auth block of their public keys",
+		RunE: func(c *cobra.Command, _ []string) error {
+			return cmdAuthInit(dir, roles, c.OutOrStdout())
+		},
+	}
+	sub.Flags().StringVar(&dir, "dir", "", "directory for the seed files <role>.nk (created 0700 if missing)")
+	sub.Flags().StringVar(&roles, "roles", strings.Join(defaultAuthRoles(), ","),
+		"comma list of roles, of "+strings.Join(config.AuthRoles, ", "))
+	c.AddCommand(sub)
+	return c
 }
 
 // cmdAuthInit writes DIR/<role>.nk (mode 0600, never overwriting) and prints
 // the nats: auth: block of their public keys, for both nodes' configuration.
-func cmdAuthInit(_ context.Context, args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("auth init", flag.ContinueOnError)
-	dir := fs.String("dir", "", "directory for the seed files <role>.nk (created 0700 if missing)")
-	roles := fs.String("roles", strings.Join(defaultAuthRoles(), ","),
-		"comma list of roles, of "+strings.Join(config.AuthRoles, ", "))
-	if err := parse(fs, args, errOut); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *dir == "" {
+func cmdAuthInit(dir, roles string, out io.Writer) error {
+	if dir == "" {
 		return errors.New("--dir is required")
 	}
-	list, err := parseRoles(*roles)
+	list, err := parseRoles(roles)
 	if err != nil {
 		return err
 	}
-	keys, err := natsnode.WriteSeeds(*dir, list)
+	keys, err := natsnode.WriteSeeds(dir, list)
 	if err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(*dir)
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		abs = *dir
+		abs = dir
 	}
 	fmt.Fprintf(out, "# Public keys of the seeds in %s; the same block goes into both nodes' configuration.\n", abs)
 	fmt.Fprintln(out, "nats:")

@@ -72,7 +72,7 @@ func TestAuthInitUsage(t *testing.T) {
 		want int
 		msg  string
 	}{
-		{[]string{"auth"}, 2, "usage"},
+		{[]string{"auth"}, 2, "Usage:"},
 		{[]string{"auth", "init"}, 1, "--dir is required"},
 		{[]string{"auth", "init", "--dir", t.TempDir(), "--roles", "monitor,foo"}, 1, `"foo" is not a role`},
 		{[]string{"auth", "init", "--dir", t.TempDir(), "--roles", "monitor,monitor"}, 1, "given twice"},

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	lic "github.com/tandem-ha/tandem/pkg/license"
@@ -22,55 +22,91 @@ import (
 )
 
 func init() {
-	commands["license"] = command{"licenses: keygen and issue (vendor side); add, list, check (on a pair)", cmdLicense}
-	statusExtras = append(statusExtras, licenseStatusExtra)
+	commandFactories = append(commandFactories, newLicenseCmd)
+	statusParts = append(statusParts, newStatusPart(
+		func(pair string) string { return subject.License(pair, subject.PairScope, api.VerbLicenseStatus) },
+		func(pair string) any {
+			return api.LicenseStatusRequest{Request: api.Request{V: api.Version, Pair: pair}}
+		},
+		func(r api.LicenseStatusReply) string { return r.State.Node },
+		func(n *api.NodeStatus, r api.LicenseStatusReply) { n.License = r.State }))
 	statusLines = append(statusLines, licenseStatusLines)
 }
 
-var licenseCommands = map[string]func(ctx context.Context, args []string, out, errOut io.Writer) error{
-	"keygen": cmdLicenseKeygen,
-	"issue":  cmdLicenseIssue,
-	"add":    cmdLicenseAdd,
-	"list":   cmdLicenseList,
-	"check":  cmdLicenseCheck,
+func newLicenseCmd(a *app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "license keygen|issue|add|list|check",
+		Short: "licenses: keygen and issue (vendor side); add, list, check (on a pair)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
+	}
+	var kg keygenOptions
+	keygen := &cobra.Command{
+		Use:   "keygen --private FILE --public FILE",
+		Short: "make the vendor's Ed25519 key pair (L1)",
+		RunE:  func(c *cobra.Command, _ []string) error { return cmdLicenseKeygen(kg, c.OutOrStdout()) },
+	}
+	keygen.Flags().StringVar(&kg.priv, "private", "", "file to write the vendor's private key to (keep it secret)")
+	keygen.Flags().StringVar(&kg.pub, "public", "", "file to write the public key to (license.public_key of every node)")
+
+	var is issueOptions
+	issue := &cobra.Command{
+		Use:   "issue --key FILE --customer NAME --features a,b --seats N --expires YYYY-MM-DD",
+		Short: "sign a license with the vendor's private key and print it",
+		RunE:  func(c *cobra.Command, _ []string) error { return cmdLicenseIssue(is, c.OutOrStdout()) },
+	}
+	f := issue.Flags()
+	f.StringVar(&is.key, "key", "", "the vendor's private key file")
+	f.StringVar(&is.customer, "customer", "", "customer name")
+	f.StringVar(&is.product, "product", "tandem", "product")
+	f.StringSliceVar(&is.features, "features", nil, "licensed features, comma separated")
+	f.IntVar(&is.seats, "seats", 1, "seats")
+	f.StringVar(&is.expires, "expires", "", "last valid day, YYYY-MM-DD (UTC)")
+	f.StringVar(&is.id, "id", "", "license id (default: a new unique id)")
+
+	var ap pairFlags
+	add := &cobra.Command{
+		Use:   "add FILE --pair P",
+		Short: "add a license on the master; it is replicated to the standby (L2, L3)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return cmdLicenseAdd(c.Context(), ap, args[0], c.OutOrStdout())
+		},
+	}
+	ap.register(add.Flags(), a.client, 3*time.Second)
+
+	var lp pairFlags
+	list := &cobra.Command{
+		Use:   "list --pair P",
+		Short: "each node's licenses and license state",
+		RunE:  func(c *cobra.Command, _ []string) error { return cmdLicenseList(c.Context(), lp, c.OutOrStdout()) },
+	}
+	lp.register(list.Flags(), a.client, 3*time.Second)
+
+	var cp pairFlags
+	check := &cobra.Command{
+		Use:   "check FEATURE --pair P",
+		Short: "is FEATURE licensed on each node, and why not (L5)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return cmdLicenseCheck(c.Context(), cp, args[0], c.OutOrStdout())
+		},
+	}
+	cp.register(check.Flags(), a.client, 3*time.Second)
+	c.AddCommand(keygen, issue, add, list, check)
+	return c
 }
 
-func cmdLicense(ctx context.Context, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 || licenseCommands[args[0]] == nil {
-		fmt.Fprintln(errOut, `usage:
-  tandem license keygen --private FILE --public FILE
-  tandem license issue --key FILE --customer NAME --features a,b --seats N --expires YYYY-MM-DD [--product P] [--id ID]
-  tandem license add FILE --pair P
-  tandem license list --pair P [--json]
-  tandem license check FEATURE --pair P [--json]`)
-		return errUsage
-	}
-	return licenseCommands[args[0]](ctx, args[1:], out, errOut)
+type keygenOptions struct{ priv, pub string }
+
+type issueOptions struct {
+	key, customer, product, expires, id string
+	features                            []string
+	seats                               int
 }
 
-// parseMixed parses flags that may come before or after the positional
-// arguments (tandem license add FILE --pair P) and returns the positionals.
-func parseMixed(fs *flag.FlagSet, args []string, errOut io.Writer) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args, errOut); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-func cmdLicenseKeygen(_ context.Context, args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("license keygen", flag.ContinueOnError)
-	privPath := fs.String("private", "", "file to write the vendor's private key to (keep it secret)")
-	pubPath := fs.String("public", "", "file to write the public key to (license.public_key of every node)")
-	if err := parse(fs, args, errOut); err != nil {
-		return err
-	}
+func cmdLicenseKeygen(o keygenOptions, out io.Writer) error {
+	privPath, pubPath := &o.priv, &o.pub
 	if *privPath == "" || *pubPath == "" {
 		return errors.New("--private and --public are required")
 	}
@@ -126,18 +162,8 @@ func readLimited(path string, limit int) ([]byte, error) {
 	return b, nil
 }
 
-func cmdLicenseIssue(_ context.Context, args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("license issue", flag.ContinueOnError)
-	key := fs.String("key", "", "the vendor's private key file")
-	customer := fs.String("customer", "", "customer name")
-	product := fs.String("product", "tandem", "product")
-	features := fs.String("features", "", "licensed features, comma separated")
-	seats := fs.Int("seats", 1, "seats")
-	expires := fs.String("expires", "", "last valid day, YYYY-MM-DD (UTC)")
-	id := fs.String("id", "", "license id (default: a new unique id)")
-	if err := parse(fs, args, errOut); err != nil {
-		return err
-	}
+func cmdLicenseIssue(o issueOptions, out io.Writer) error {
+	key, customer, product, expires, id := &o.key, &o.customer, &o.product, &o.expires, &o.id
 	if *key == "" {
 		return errors.New("--key is required")
 	}
@@ -155,13 +181,13 @@ func cmdLicenseIssue(_ context.Context, args []string, out, errOut io.Writer) er
 		*id = hex.EncodeToString(b)
 	}
 	var feats []string
-	for _, f := range strings.Split(*features, ",") {
+	for _, f := range o.features {
 		if f = strings.TrimSpace(f); f != "" {
 			feats = append(feats, f)
 		}
 	}
 	s, err := lic.Sign(priv, lic.Payload{V: lic.Version, ID: *id, Customer: *customer, Product: *product,
-		Features: feats, Seats: *seats, Issued: time.Now(), Expires: *expires})
+		Features: feats, Seats: o.seats, Issued: time.Now(), Expires: *expires})
 	if err != nil {
 		return err
 	}
@@ -169,18 +195,8 @@ func cmdLicenseIssue(_ context.Context, args []string, out, errOut io.Writer) er
 	return err
 }
 
-func cmdLicenseAdd(ctx context.Context, args []string, out, errOut io.Writer) error {
-	var p pairFlags
-	fs := flag.NewFlagSet("license add", flag.ContinueOnError)
-	p.register(fs)
-	pos, err := parseMixed(fs, args, errOut)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: tandem license add FILE --pair P")
-	}
-	text, err := readLimited(pos[0], lic.MaxArmoredSize)
+func cmdLicenseAdd(ctx context.Context, p pairFlags, file string, out io.Writer) error {
+	text, err := readLimited(file, lic.MaxArmoredSize)
 	if err != nil {
 		return err
 	}
@@ -215,13 +231,7 @@ func gatherLicense[T any](ctx context.Context, nc *nats.Conn, pair, verb string,
 	return gatherReplies[T](ctx, nc, subject.License(pair, subject.PairScope, verb), req, wait, fmt.Sprintf("license service of pair %q", pair))
 }
 
-func cmdLicenseList(ctx context.Context, args []string, out, errOut io.Writer) error {
-	var p pairFlags
-	fs := flag.NewFlagSet("license list", flag.ContinueOnError)
-	p.register(fs)
-	if err := parse(fs, args, errOut); err != nil {
-		return err
-	}
+func cmdLicenseList(ctx context.Context, p pairFlags, out io.Writer) error {
 	if err := requirePair(p.pair); err != nil {
 		return err
 	}
@@ -256,17 +266,8 @@ func cmdLicenseList(ctx context.Context, args []string, out, errOut io.Writer) e
 	return nil
 }
 
-func cmdLicenseCheck(ctx context.Context, args []string, out, errOut io.Writer) error {
-	var p pairFlags
-	fs := flag.NewFlagSet("license check", flag.ContinueOnError)
-	p.register(fs)
-	pos, err := parseMixed(fs, args, errOut)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: tandem license check FEATURE --pair P")
-	}
+func cmdLicenseCheck(ctx context.Context, p pairFlags, feature string, out io.Writer) error {
+	pos := []string{feature}
 	if err := requirePair(p.pair); err != nil {
 		return err
 	}
@@ -321,22 +322,13 @@ func sortByNode[T any](rs []T, node func(T) string) {
 	}
 }
 
-// licenseStatusExtra adds each node's license state to tandem status.
-func licenseStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) {
-	replies, err := gatherLicense[api.LicenseStatusReply](ctx, nc, ps.Pair, api.VerbLicenseStatus,
-		api.LicenseStatusRequest{Request: api.Request{V: api.Version, Pair: ps.Pair}}, time.Second)
-	if err != nil {
-		return
-	}
-	for _, r := range replies {
-		attach(ps, r.State.Node, func(n *api.NodeStatus) { n.License = r.State })
-	}
-}
-
 func licenseStatusLines(out io.Writer, ps api.PairStatus) {
 	for _, n := range ps.Nodes {
 		s, ok := n.License.(api.LicenseState)
 		if !ok {
+			if anyNode(ps, func(n api.NodeStatus) bool { _, ok := n.License.(api.LicenseState); return ok }) {
+				fmt.Fprintf(out, "license %s: %s\n", n.Node, noAnswer(n))
+			}
 			continue
 		}
 		fmt.Fprintf(out, "license %s: %s — %s%s\n", n.Node, s.Status, s.Reason, graceNote(s))

@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/config"
@@ -15,64 +16,120 @@ import (
 )
 
 func init() {
-	commands["node"] = command{"run one node: embedded NATS + monitor, replicator, notifier, license", nodeCommand("node")}
-	commands["run"] = command{"run one part of a node: nats (its NATS server) or " + strings.Join(node.Services, ", ") + " (the split layout of deploy/)", cmdRun}
+	commandFactories = append(commandFactories, newNodeCmd, newRunCmd)
 }
 
-// cmdRun runs one part of a node in this process: `tandem run nats` the
+func newNodeCmd(*app) *cobra.Command {
+	return nodeCommand("node", "node --config FILE [flags]", "run one node: embedded NATS + monitor, replicator, notifier, license")
+}
+
+// newRunCmd runs one part of a node in this process: `tandem run nats` the
 // node's NATS server, `tandem run monitor` (…) one service, which connects to
 // that server with nats.url.
-func cmdRun(ctx context.Context, args []string, out, errOut io.Writer) error {
+func newRunCmd(*app) *cobra.Command {
 	parts := append([]string{"nats"}, node.Services...)
-	if len(args) == 0 || !slices.Contains(parts, args[0]) {
-		fmt.Fprintf(errOut, "usage: tandem run %s --config FILE [flags]\n", strings.Join(parts, "|"))
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return errHelp
-		}
-		return errUsage
+	c := &cobra.Command{
+		Use:   "run " + strings.Join(parts, "|") + " --config FILE [flags]",
+		Short: "run one part of a node: nats (its NATS server) or " + strings.Join(node.Services, ", ") + " (the split layout of deploy/)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
 	}
-	return nodeCommand(args[0])(ctx, args[1:], out, errOut)
+	for _, part := range parts {
+		short := "run the node's NATS server alone"
+		if part != "nats" {
+			short = "run the node's " + part + " alone, connected to the node's NATS server (nats.url)"
+		}
+		c.AddCommand(nodeCommand(part, part+" --config FILE [flags]", short))
+	}
+	return c
+}
+
+// configFlag is one configuration key as a typed flag: its value is checked
+// when it is parsed, and its type shows in the help.
+type configFlag struct {
+	spec  config.FlagSpec
+	value string
+}
+
+func (f *configFlag) String() string { return f.value }
+func (f *configFlag) Type() string   { return f.spec.Type }
+func (f *configFlag) Set(v string) error {
+	var c config.Config
+	if err := config.ParseValue(f.spec.Key, v, &c); err != nil {
+		return err
+	}
+	f.value = v
+	return nil
+}
+
+// registerConfigFlags defines one flag per configuration key; the returned
+// func gives the ones the user set, for config.Load.
+func registerConfigFlags(fs *pflag.FlagSet) (set func() map[string]string) {
+	for _, spec := range config.FlagSpecs() {
+		fl := fs.VarPF(&configFlag{spec: spec, value: spec.Default}, spec.Key, "", spec.Help)
+		if spec.Type == "bool" {
+			fl.NoOptDefVal = "true"
+		}
+	}
+	return func() map[string]string {
+		m := map[string]string{}
+		fs.Visit(func(fl *pflag.Flag) {
+			if cf, ok := fl.Value.(*configFlag); ok {
+				m[cf.spec.Key] = cf.value
+			}
+		})
+		return m
+	}
 }
 
 // nodeCommand runs a whole node ("node"), its NATS server alone ("nats"), or
 // one of its services alone: all read the node's configuration the same way.
-func nodeCommand(part string) func(ctx context.Context, args []string, out, errOut io.Writer) error {
-	return func(ctx context.Context, args []string, out, errOut io.Writer) error {
-		fs := flag.NewFlagSet(part, flag.ContinueOnError)
-		file := fs.String("config", "", "the node's YAML configuration file")
-		logFormat := fs.String("log-format", "", "json or console (same as --log.format)")
-		set := config.RegisterFlags(fs)
-		if err := parse(fs, args, errOut); err != nil {
-			return err
-		}
-		flags := set()
-		if *logFormat != "" {
-			flags["log.format"] = *logFormat
-		}
-		cfg, err := config.Load(*file, os.Environ(), flags)
-		if err != nil {
-			return err
-		}
-		log, err := logging.New(errOut, cfg.Log.Format, cfg.Log.Level)
-		if err != nil {
-			return err
-		}
-		// The services add their own "service" field; the node's own lines
-		// say service=node.
-		log = logging.For(log, "", cfg.Pair, cfg.Node, string(cfg.Role))
-		n := node.New(cfg, log)
-		switch part {
-		case "node":
-			err = n.Run(ctx)
-		case "nats":
-			err = n.RunNATS(ctx)
-		default:
-			err = n.RunService(ctx, part)
-		}
-		if err != nil {
-			return fmt.Errorf("node %s: %w", cfg.Node, err)
-		}
-		log.Info().Str("service", "node").Str("part", part).Msg("stopped")
-		return nil
+func nodeCommand(part, use, short string) *cobra.Command {
+	var file, logFormat string
+	var set func() map[string]string
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + ".\n\nEvery configuration key is also a flag (--heartbeat.interval 500ms) and an\n" +
+			"environment variable (TANDEM_HEARTBEAT_INTERVAL); flags override the variables,\n" +
+			"which override the file.",
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runNode(c.Context(), part, file, logFormat, set(), c.ErrOrStderr())
+		},
 	}
+	c.Flags().StringVar(&file, "config", "", "the node's YAML configuration file")
+	c.Flags().StringVar(&logFormat, "log-format", "", "json or console (same as --log.format)")
+	set = registerConfigFlags(c.Flags())
+	return c
+}
+
+func runNode(ctx context.Context, part, file, logFormat string, flags map[string]string, errOut io.Writer) error {
+	if logFormat != "" {
+		flags["log.format"] = logFormat
+	}
+	cfg, err := config.Load(file, os.Environ(), flags)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(errOut, cfg.Log.Format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	// The services add their own "service" field; the node's own lines
+	// say service=node.
+	log = logging.For(log, "", cfg.Pair, cfg.Node, string(cfg.Role))
+	n := node.New(cfg, log)
+	switch part {
+	case "node":
+		err = n.Run(ctx)
+	case "nats":
+		err = n.RunNATS(ctx)
+	default:
+		err = n.RunService(ctx, part)
+	}
+	if err != nil {
+		return fmt.Errorf("node %s: %w", cfg.Node, err)
+	}
+	log.Info().Str("service", "node").Str("part", part).Msg("stopped")
+	return nil
 }

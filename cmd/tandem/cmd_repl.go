@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/reply"
@@ -20,24 +20,63 @@ import (
 )
 
 func init() {
-	commands["repl"] = command{"replication: pause|resume (R4), resync (R1), verify (R7)", cmdRepl}
-	statusExtras = append(statusExtras, replStatusExtra)
+	commandFactories = append(commandFactories, newReplCmd)
+	statusParts = append(statusParts, newStatusPart(
+		func(pair string) string { return subject.ReplAdmin(pair, api.VerbReplStatus) },
+		func(pair string) any { return api.ReplRequest{Request: api.Request{V: api.Version, Pair: pair}} },
+		func(r api.ReplReply) string { return r.Status.Node },
+		func(n *api.NodeStatus, r api.ReplReply) { n.Replication = r.Status }))
 	statusLines = append(statusLines, replStatusLines)
 }
 
-func cmdRepl(ctx context.Context, args []string, out, errOut io.Writer) error {
-	verbs := map[string]string{"pause": api.VerbReplPause, "resume": api.VerbReplResume, "resync": api.VerbReplResync, "verify": api.VerbReplVerify}
-	if len(args) == 0 || verbs[args[0]] == "" {
-		fmt.Fprintln(errOut, "usage: tandem repl pause|resume|resync|verify --pair P")
-		return errUsage
+func newReplCmd(a *app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "repl pause|resume|resync|verify --pair P",
+		Short: "replication: pause|resume (R4), resync (R1), verify (R7)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
+	}
+	for _, v := range []struct{ name, verb, short string }{
+		{"pause", api.VerbReplPause, "pause replication on both nodes; changes queue, nothing is lost (R4)"},
+		{"resume", api.VerbReplResume, "resume replication; the queued changes catch up (R4)"},
+		{"resync", api.VerbReplResync, "overwrite the standby's database with the master's (R1)"},
+	} {
+		var p pairFlags
+		sub := &cobra.Command{
+			Use:   v.name + " --pair P",
+			Short: v.short,
+			RunE: func(c *cobra.Command, _ []string) error {
+				return cmdReplVerb(c.Context(), p, v.verb, c.OutOrStdout(), c.ErrOrStderr())
+			},
+		}
+		p.register(sub.Flags(), a.client, 3*time.Second)
+		c.AddCommand(sub)
 	}
 	var p pairFlags
-	fs := flag.NewFlagSet("repl "+args[0], flag.ContinueOnError)
-	p.register(fs)
-	attempts := fs.Int("attempts", 3, "verify: how many times to compare before reporting a difference (changes in flight settle)")
-	if err := parse(fs, args[1:], errOut); err != nil {
-		return err
+	var attempts int
+	verify := &cobra.Command{
+		Use:   "verify --pair P",
+		Short: "compare both nodes' tables by checksums and name the rows that differ (R7)",
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := requirePair(p.pair); err != nil {
+				return err
+			}
+			nc, err := p.connect("repl")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			return replVerify(c.Context(), nc, p, max(attempts, 1), c.OutOrStdout())
+		},
 	}
+	p.register(verify.Flags(), a.client, 3*time.Second)
+	verify.Flags().IntVar(&attempts, "attempts", 3, "how many times to compare before reporting a difference (changes in flight settle)")
+	c.AddCommand(verify)
+	return c
+}
+
+// cmdReplVerb sends pause, resume or resync to both nodes.
+func cmdReplVerb(ctx context.Context, p pairFlags, verb string, out, errOut io.Writer) error {
 	if err := requirePair(p.pair); err != nil {
 		return err
 	}
@@ -46,10 +85,7 @@ func cmdRepl(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	if args[0] == "verify" {
-		return replVerify(ctx, nc, p, max(*attempts, 1), out)
-	}
-	replies, err := replGather(ctx, nc, p.pair, verbs[args[0]], api.ReplRequest{}, p.timeout)
+	replies, err := replGather(ctx, nc, p.pair, verb, api.ReplRequest{}, p.timeout)
 	if err != nil {
 		return err
 	}
@@ -258,25 +294,16 @@ func printVerify(out io.Writer, res verifyResult) {
 	}
 }
 
-// replStatusExtra adds each node's replication state to the pair's status.
-func replStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) {
-	replies, err := gatherReplies[api.ReplReply](ctx, nc, subject.ReplAdmin(ps.Pair, api.VerbReplStatus),
-		api.ReplRequest{Request: api.Request{V: api.Version, Pair: ps.Pair}}, 2*time.Second, "replicator")
-	if err != nil {
-		return
-	}
-	for _, r := range replies {
-		attach(ps, r.Status.Node, func(n *api.NodeStatus) { n.Replication = r.Status })
-	}
-}
-
 // replStatusLines prints the replication part of `tandem status`: state and
 // the lag of each direction (as its receiving node sees it).
 func replStatusLines(out io.Writer, ps api.PairStatus) {
 	var rows []api.ReplStatus
+	var silent []api.NodeStatus
 	for _, n := range ps.Nodes {
 		if st, ok := asReplStatus(n.Replication); ok {
 			rows = append(rows, st)
+		} else {
+			silent = append(silent, n)
 		}
 	}
 	if len(rows) == 0 {
@@ -286,6 +313,9 @@ func replStatusLines(out io.Writer, ps api.PairStatus) {
 	fmt.Fprintln(out, "\nreplication")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tDIRECTION\tAPPLIED\tPENDING\tLAG\tUNSHIPPED LOG\tCONFLICTS")
+	for _, n := range silent {
+		fmt.Fprintf(tw, "%s\t%s\n", n.Node, noAnswer(n))
+	}
 	for _, r := range rows {
 		state := r.State
 		if r.Snapshot != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/agent"
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -24,16 +24,46 @@ import (
 )
 
 func init() {
-	commands["session"] = command{"run one session: follow the pair's notifications, switch its resources, print each switch as a JSON line", cmdSession}
-	statusExtras = append(statusExtras, sessionStatusExtra)
+	commandFactories = append(commandFactories, newSessionCmd)
+	statusParts = append(statusParts, newStatusPart(
+		subject.NotifierStatus,
+		func(pair string) any {
+			return api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: pair}}
+		},
+		func(r api.NotifierStatusReply) string { return r.Status.Node },
+		func(n *api.NodeStatus, r api.NotifierStatusReply) { n.Sessions = r.Status }))
 	statusLines = append(statusLines, sessionStatusLines)
 }
 
-// listFlag is a repeatable string flag.
-type listFlag []string
+// sessionOptions are the flags of tandem session.
+type sessionOptions struct {
+	pairFlags
+	name       string
+	resources  []string
+	def        string
+	driver     string
+	exec       string
+	cupsServer string
+}
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func newSessionCmd(a *app) *cobra.Command {
+	var o sessionOptions
+	c := &cobra.Command{
+		Use:   "session --pair P --name S --resource ADDR...",
+		Short: "run one session: follow the pair's notifications, switch its resources, print each switch as a JSON line",
+		RunE: func(c *cobra.Command, _ []string) error {
+			return cmdSession(c.Context(), o, c.OutOrStdout())
+		},
+	}
+	o.register(c.Flags(), a.client, 3*time.Second)
+	c.Flags().StringVar(&o.name, "name", "", "the session's name (1–64 of A-Z a-z 0-9 _ -)")
+	c.Flags().StringArrayVar(&o.resources, "resource", nil, "a resource address the session is connected to (repeatable), e.g. \\\\print-a\\Floor3")
+	c.Flags().StringVar(&o.def, "default", "", "the address of the default resource (default: the first)")
+	c.Flags().StringVar(&o.driver, "driver", agent.DriverNone, "what the session switches: none (its --resource addresses, in memory), cups (the local CUPS queues), windows (the user's printer connections), exec (runs --exec per --resource)")
+	c.Flags().StringVar(&o.exec, "exec", "", "with --driver exec: the command run per switched resource (TANDEM_RESOURCE, TANDEM_FROM, TANDEM_TO, TANDEM_EPOCH in its environment)")
+	c.Flags().StringVar(&o.cupsServer, "cups-server", os.Getenv("CUPS_SERVER"), "with --driver cups: the CUPS server (host[:port] or socket path; default $CUPS_SERVER, else CUPS's default)")
+	return c
+}
 
 // switchLine is one printed switch (SPEC §8).
 type switchLine struct {
@@ -46,51 +76,38 @@ type switchLine struct {
 	Source    string       `json:"source"`
 }
 
-func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error {
-	var p pairFlags
-	var resources listFlag
-	fs := flag.NewFlagSet("session", flag.ContinueOnError)
-	p.register(fs)
-	name := fs.String("name", "", "the session's name (1–64 of A-Z a-z 0-9 _ -)")
-	fs.Var(&resources, "resource", "a resource address the session is connected to (repeatable), e.g. \\\\print-a\\Floor3")
-	def := fs.String("default", "", "the address of the default resource (default: the first)")
-	driver := fs.String("driver", agent.DriverNone, "what the session switches: none (its --resource addresses, in memory), cups (the local CUPS queues), windows (the user's printer connections), exec (runs --exec per --resource)")
-	execCmd := fs.String("exec", "", "with --driver exec: the command run per switched resource (TANDEM_RESOURCE, TANDEM_FROM, TANDEM_TO, TANDEM_EPOCH in its environment)")
-	cupsServer := fs.String("cups-server", os.Getenv("CUPS_SERVER"), "with --driver cups: the CUPS server (host[:port] or socket path; default $CUPS_SERVER, else CUPS's default)")
-	if err := parse(fs, args, errOut); err != nil {
+func cmdSession(ctx context.Context, o sessionOptions, out io.Writer) error {
+	if err := requirePair(o.pair); err != nil {
 		return err
 	}
-	if err := requirePair(p.pair); err != nil {
-		return err
+	if !subject.ValidSession(o.name) {
+		return fmt.Errorf("--name %q: want 1–64 of A-Z a-z 0-9 _ -", o.name)
 	}
-	if !subject.ValidSession(*name) {
-		return fmt.Errorf("--name %q: want 1–64 of A-Z a-z 0-9 _ -", *name)
+	if o.driver != agent.DriverNone {
+		return runAgent(ctx, o, agent.Options{Driver: o.driver, Resources: o.resources, Default: o.def, Exec: o.exec, CUPSServer: o.cupsServer}, out)
 	}
-	if *driver != agent.DriverNone {
-		return runAgent(ctx, p, *name, agent.Options{Driver: *driver, Resources: resources, Default: *def, Exec: *execCmd, CUPSServer: *cupsServer}, out, errOut)
-	}
-	if *execCmd != "" {
+	if o.exec != "" {
 		return errors.New("--exec is for --driver exec")
 	}
-	if len(resources) == 0 {
+	if len(o.resources) == 0 {
 		return errors.New("at least one --resource is required")
 	}
-	conns := make([]session.Connection, len(resources))
-	for i, r := range resources {
-		conns[i] = session.Connection{Address: r, Default: r == *def || (*def == "" && i == 0)}
+	conns := make([]session.Connection, len(o.resources))
+	for i, r := range o.resources {
+		conns[i] = session.Connection{Address: r, Default: r == o.def || (o.def == "" && i == 0)}
 	}
-	opts, err := p.authOptions(config.RoleSession)
+	opts, err := o.authOptions(config.RoleSession)
 	if err != nil {
 		return err
 	}
-	c, err := session.Dial(strings.Split(p.server, ","), p.pair, append(opts, nats.Timeout(p.timeout))...)
+	c, err := session.Dial(strings.Split(o.server, ","), o.pair, append(opts, nats.Timeout(o.timeout))...)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	var mu sync.Mutex // guards out
 	enc := json.NewEncoder(out)
-	_, err = c.Add(*name, conns, func(ch session.Change) {
+	_, err = c.Add(o.name, conns, func(ch session.Change) {
 		if len(ch.Switched) == 0 {
 			return
 		}
@@ -106,49 +123,21 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	return nil
 }
 
-// runAgent runs a session agent that switches the system's connections
-// (package agent).
-func runAgent(ctx context.Context, p pairFlags, name string, o agent.Options, out, errOut io.Writer) error {
-	d, err := agent.NewDriver(o)
-	if err != nil {
-		return err
-	}
-	opts, err := p.authOptions(config.RoleSession)
-	if err != nil {
-		return err
-	}
-	c, err := session.Dial(strings.Split(p.server, ","), p.pair, append(opts, nats.Timeout(p.timeout))...)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	log := zerolog.New(errOut).With().Timestamp().Str("pair", p.pair).Str("session", name).Str("driver", o.Driver).Logger()
-	return agent.Follow(ctx, c, agent.Config{Pair: p.pair, Session: name, Driver: d, Out: out, Log: log})
-}
-
-// sessionStatusExtra adds each notifier's session counts to the status.
-func sessionStatusExtra(ctx context.Context, nc *nats.Conn, ps *api.PairStatus) {
-	replies, err := gatherReplies[api.NotifierStatusReply](ctx, nc, subject.NotifierStatus(ps.Pair),
-		api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: ps.Pair}}, time.Second, "notifier")
-	if err != nil {
+// sessionStatusLines prints the sessions part of `tandem status`: what each
+// node's notifier knows; a node whose notifier did not answer has a row that
+// says so.
+func sessionStatusLines(out io.Writer, ps api.PairStatus) {
+	if !anyNode(ps, func(n api.NodeStatus) bool { _, ok := n.Sessions.(api.SessionStatus); return ok }) {
 		return
 	}
-	for _, r := range replies {
-		attach(ps, r.Status.Node, func(n *api.NodeStatus) { n.Sessions = r.Status })
-	}
-}
-
-func sessionStatusLines(out io.Writer, ps api.PairStatus) {
+	fmt.Fprintln(out, "\nsessions")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	header := false
+	fmt.Fprintln(tw, "NODE\tEPOCH\tKNOWN\tACKNOWLEDGED\tNOTIFIED\tALL ACKED\tSOURCE\tPUSH CLIENTS")
 	for _, n := range ps.Nodes {
 		s, ok := n.Sessions.(api.SessionStatus)
 		if !ok {
+			fmt.Fprintf(tw, "%s\t%s\n", n.Node, noAnswer(n))
 			continue
-		}
-		if !header {
-			fmt.Fprintln(tw, "SESSIONS\tEPOCH\tKNOWN\tACKNOWLEDGED\tNOTIFIED\tALL ACKED\tSOURCE\tPUSH CLIENTS")
-			header = true
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n", n.Node, s.Epoch, s.Known, s.Acknowledged,
 			msOrDash(s.NotifiedMS), msOrDash(s.AllAckedMS), orDash(s.Source), s.PushClients)
@@ -161,4 +150,24 @@ func msOrDash(ms *int64) string {
 		return "-"
 	}
 	return (time.Duration(*ms) * time.Millisecond).String()
+}
+
+// runAgent runs a session agent that switches the system's connections
+// (package agent).
+func runAgent(ctx context.Context, o sessionOptions, ao agent.Options, out io.Writer) error {
+	d, err := agent.NewDriver(ao)
+	if err != nil {
+		return err
+	}
+	opts, err := o.authOptions(config.RoleSession)
+	if err != nil {
+		return err
+	}
+	c, err := session.Dial(strings.Split(o.server, ","), o.pair, append(opts, nats.Timeout(o.timeout))...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	log := zerolog.New(os.Stderr).With().Timestamp().Str("pair", o.pair).Str("session", o.name).Str("driver", ao.Driver).Logger()
+	return agent.Follow(ctx, c, agent.Config{Pair: o.pair, Session: o.name, Driver: d, Out: out, Log: log})
 }

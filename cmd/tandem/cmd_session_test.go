@@ -92,10 +92,10 @@ func TestSessionCommand(t *testing.T) {
 	for {
 		var sout, serr bytes.Buffer
 		if code := run(ctx, []string{"status", "--server", server, "--pair", "p"}, &sout, &serr); code == 0 &&
-			strings.Contains(sout.String(), "SESSIONS") && strings.Contains(sout.String(), "configuration") {
-			fields := strings.Fields(sout.String()[strings.Index(sout.String(), "SESSIONS"):])
-			// SESSIONS EPOCH KNOWN ACKNOWLEDGED NOTIFIED ALL ACKED SOURCE PUSH CLIENTS | a <epoch> 1 1 …
-			if len(fields) > 13 && fields[12] == "1" && fields[13] == "1" {
+			strings.Contains(sout.String(), "\nsessions\n") && strings.Contains(sout.String(), "configuration") {
+			fields := strings.Fields(sout.String()[strings.Index(sout.String(), "\nsessions\n"):])
+			// sessions NODE EPOCH KNOWN ACKNOWLEDGED NOTIFIED ALL ACKED SOURCE PUSH CLIENTS | a <epoch> 1 1 …
+			if len(fields) > 14 && fields[11] == "a" && fields[13] == "1" && fields[14] == "1" {
 				break
 			}
 		}

@@ -2,36 +2,57 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 )
 
 func init() {
-	commands["status"] = command{"the pair: epoch, active node, and each node's role, state, epoch, heartbeat age, maintenance", cmdStatus}
+	commandFactories = append(commandFactories, newStatusCmd)
 }
 
-func cmdStatus(ctx context.Context, args []string, out, errOut io.Writer) error {
+func newStatusCmd(a *app) *cobra.Command {
 	var p pairFlags
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	p.register(fs)
-	if err := parse(fs, args, errOut); err != nil {
+	var watch bool
+	c := &cobra.Command{
+		Use:   "status --pair P [--watch]",
+		Short: "the pair: epoch, active node, and each node's role, state, epoch, heartbeat age, maintenance",
+		Long: "Shows the pair: epoch, active node, and each node's role, state, epoch,\n" +
+			"heartbeat age, maintenance, replication, license and sessions. Every node and\n" +
+			"service is asked at once, within one --timeout; a node that does not answer\n" +
+			"is shown from its peer's last view (state, epoch, heartbeat age), marked\n" +
+			"unreachable. --watch redraws the view on every change of the pair (its events\n" +
+			"and state), until interrupted.",
+		RunE: func(c *cobra.Command, _ []string) error {
+			if watch {
+				return watchStatus(c.Context(), p, c.OutOrStdout(), isTerminal(c.OutOrStdout()))
+			}
+			return cmdStatus(c.Context(), p, c.OutOrStdout())
+		},
+	}
+	p.register(c.Flags(), a.client, time.Second)
+	c.Flags().BoolVarP(&watch, "watch", "w", false, "a live view, redrawn on every change (--json: one object per line)")
+	return c
+}
+
+func cmdStatus(ctx context.Context, p pairFlags, out io.Writer) error {
+	if err := requirePair(p.pair); err != nil {
 		return err
 	}
-	nc, replies, err := p.open(ctx, "status")
+	nc, err := p.connect("status")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ps := api.Combine(p.pair, replies)
-	for _, extra := range statusExtras {
-		extra(ctx, nc, &ps)
+	ps, _, err := askPair(ctx, nc, p.pair, p.timeout)
+	if err != nil {
+		return err
 	}
 	if p.json {
 		return printJSON(out, ps)
@@ -39,12 +60,6 @@ func cmdStatus(ctx context.Context, args []string, out, errOut io.Writer) error 
 	printStatus(out, ps)
 	return nil
 }
-
-// statusExtras add what the other services know to a pair's status
-// (replication lag, license state, sessions). Each service's command file
-// appends its own in init(); an extra that gets no answer leaves the status
-// as it is.
-var statusExtras []func(ctx context.Context, nc *nats.Conn, ps *api.PairStatus)
 
 // attach hands the status entry of node to set, if the pair has that node.
 func attach(ps *api.PairStatus, node string, set func(*api.NodeStatus)) {
@@ -55,7 +70,25 @@ func attach(ps *api.PairStatus, node string, set func(*api.NodeStatus)) {
 	}
 }
 
-// statusLines print the extras' part of the table view, after the nodes.
+// anyNode reports whether a node of ps satisfies f.
+func anyNode(ps api.PairStatus, f func(api.NodeStatus) bool) bool {
+	for _, n := range ps.Nodes {
+		if f(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// noAnswer is the row of a node whose service did not answer.
+func noAnswer(n api.NodeStatus) string {
+	if !n.Reachable {
+		return "no answer: the node is unreachable"
+	}
+	return "no answer"
+}
+
+// statusLines print the services' part of the table view, after the nodes.
 var statusLines []func(out io.Writer, ps api.PairStatus)
 
 func printStatus(out io.Writer, ps api.PairStatus) {
@@ -73,9 +106,14 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 		}
 		maint := "off"
 		if n.Maintenance {
-			maint = "on " + n.MaintenanceLeft
+			maint = strings.TrimSpace("on " + n.MaintenanceLeft)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Node, n.Role, orDash(n.State), n.Epoch, yesNo(n.Reachable), age, maint)
+		state := orDash(n.State)
+		if !n.Reachable {
+			// Its peer's last view of it: the state it was last heard in.
+			state = "last " + state
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Node, n.Role, state, n.Epoch, yesNo(n.Reachable), age, maint)
 	}
 	tw.Flush()
 	for _, lines := range statusLines {

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/reply"
@@ -15,19 +15,27 @@ import (
 )
 
 func init() {
-	commands["switchover"] = command{"hand the active role to the other node (only through the master)", cmdSwitchover}
-	commands["maintenance"] = command{"maintenance on|off: no automatic failover while on (with a time limit)", cmdMaintenance}
+	commandFactories = append(commandFactories, newSwitchoverCmd, newMaintenanceCmd)
 }
 
-func cmdSwitchover(ctx context.Context, args []string, out, errOut io.Writer) error {
+func newSwitchoverCmd(a *app) *cobra.Command {
 	var p pairFlags
-	fs := flag.NewFlagSet("switchover", flag.ContinueOnError)
-	p.register(fs)
-	to := fs.String("to", "", "the node to make active (default: the passive one)")
-	wait := fs.Duration("wait", 15*time.Second, "how long to wait for the switchover to complete (0: do not wait)")
-	if err := parse(fs, args, errOut); err != nil {
-		return err
+	var to string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "switchover --pair P [--to NODE]",
+		Short: "hand the active role to the other node (only through the master)",
+		RunE: func(c *cobra.Command, _ []string) error {
+			return cmdSwitchover(c.Context(), p, to, wait, c.OutOrStdout())
+		},
 	}
+	p.register(c.Flags(), a.client, 3*time.Second)
+	c.Flags().StringVar(&to, "to", "", "the node to make active (default: the passive one)")
+	c.Flags().DurationVar(&wait, "wait", 15*time.Second, "how long to wait for the switchover to complete (0: do not wait)")
+	return c
+}
+
+func cmdSwitchover(ctx context.Context, p pairFlags, to string, wait time.Duration, out io.Writer) error {
 	nc, replies, err := p.open(ctx, "switchover")
 	if err != nil {
 		return err
@@ -40,15 +48,15 @@ func cmdSwitchover(ctx context.Context, args []string, out, errOut io.Writer) er
 	before := api.Combine(p.pair, replies)
 	rctx, cancel := context.WithTimeout(ctx, p.timeout+5*time.Second)
 	defer cancel()
-	req := api.SwitchoverRequest{Request: api.Request{V: api.Version, Pair: p.pair}, To: *to}
+	req := api.SwitchoverRequest{Request: api.Request{V: api.Version, Pair: p.pair}, To: to}
 	if err := reply.Request(rctx, nc, subject.Admin(p.pair, node, api.VerbSwitchover), req, nil); err != nil {
 		return err
 	}
-	if *wait == 0 {
+	if wait == 0 {
 		fmt.Fprintf(out, "switchover accepted by %s\n", node)
 		return nil
 	}
-	after, err := waitForNewActive(ctx, nc, p.pair, before, *wait)
+	after, err := waitForNewActive(ctx, nc, p.pair, before, wait)
 	if err != nil {
 		return err
 	}
@@ -80,19 +88,34 @@ func waitForNewActive(ctx context.Context, nc *nats.Conn, pair string, before ap
 	return api.PairStatus{}, fmt.Errorf("the switchover did not complete within %v (the master may have rolled it back; see tandem status)", wait)
 }
 
-func cmdMaintenance(ctx context.Context, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 || (args[0] != "on" && args[0] != "off") {
-		fmt.Fprintln(errOut, "usage: tandem maintenance on|off --pair P [--for D]")
-		return errUsage
+func newMaintenanceCmd(a *app) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "maintenance on|off --pair P [--for D]",
+		Short: "maintenance on|off: no automatic failover while on (with a time limit)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
 	}
-	on := args[0] == "on"
-	var p pairFlags
-	fs := flag.NewFlagSet("maintenance", flag.ContinueOnError)
-	p.register(fs)
-	dur := fs.Duration("for", 0, "how long maintenance lasts (default: the node's maintenance.default, 1h)")
-	if err := parse(fs, args[1:], errOut); err != nil {
-		return err
+	for _, on := range []bool{true, false} {
+		var p pairFlags
+		var dur time.Duration
+		sub := &cobra.Command{
+			Use:   "off --pair P",
+			Short: "end maintenance: automatic failover again",
+			RunE: func(c *cobra.Command, _ []string) error {
+				return cmdMaintenance(c.Context(), p, on, dur, c.OutOrStdout())
+			},
+		}
+		p.register(sub.Flags(), a.client, 3*time.Second)
+		if on {
+			sub.Use, sub.Short = "on --pair P [--for D]", "start maintenance: no automatic failover until it ends (F10)"
+			sub.Flags().DurationVar(&dur, "for", 0, "how long maintenance lasts (default: the node's maintenance.default, 1h)")
+		}
+		c.AddCommand(sub)
 	}
+	return c
+}
+
+func cmdMaintenance(ctx context.Context, p pairFlags, on bool, dur time.Duration, out io.Writer) error {
 	nc, replies, err := p.open(ctx, "maintenance")
 	if err != nil {
 		return err
@@ -103,7 +126,7 @@ func cmdMaintenance(ctx context.Context, args []string, out, errOut io.Writer) e
 		return err
 	}
 	req := api.MaintenanceRequest{Request: api.Request{V: api.Version, Pair: p.pair}, On: on}
-	if *dur > 0 {
+	if dur > 0 {
 		req.For = dur.String()
 	}
 	var res map[string]any

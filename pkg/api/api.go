@@ -114,11 +114,14 @@ type PairStatus struct {
 
 // Combine merges the replies of the nodes that answered into the pair's
 // status. A node that answered speaks for itself; a node that did not is
-// described by its peer's view, marked unreachable. The active node is the
-// active one in the highest epoch (a node cut off may still believe it is
-// active in an older epoch).
+// described by its peer's view (its last state, epoch and heartbeat age),
+// marked unreachable — never left out. The active node is the active one in
+// the highest epoch (a node cut off may still believe it is active in an
+// older epoch); a node that did not answer counts only while its peer still
+// hears it (a dead node's last state is history, not the present).
 func Combine(pair string, replies []StatusReply) PairStatus {
 	byNode := map[string]NodeStatus{}
+	gone := map[string]bool{} // did not answer, and its peer no longer hears it
 	for _, r := range replies {
 		s := r.Self
 		s.Reachable = true
@@ -135,6 +138,7 @@ func Combine(pair string, replies []StatusReply) PairStatus {
 			continue
 		}
 		p := *r.Peer
+		gone[p.Node] = !p.Reachable
 		p.Reachable = false
 		byNode[p.Node] = p
 	}
@@ -147,7 +151,7 @@ func Combine(pair string, replies []StatusReply) PairStatus {
 		if n.Epoch > ps.Epoch {
 			ps.Epoch = n.Epoch
 		}
-		if n.State == "active" && (ps.Active == nil || n.Epoch > activeEpoch(ps)) {
+		if n.State == "active" && !gone[n.Node] && (ps.Active == nil || n.Epoch > activeEpoch(ps)) {
 			name := n.Node
 			ps.Active = &name
 		}

@@ -42,4 +42,15 @@ func TestCombine(t *testing.T) {
 	if ps := Combine("p", nil); ps.Active != nil || ps.Nodes == nil {
 		t.Fatalf("no replies: %+v", ps)
 	}
+	// b answered, passive (maintenance: no takeover); a is dead, its
+	// peer no longer hears it: a is shown in its last state, unreachable,
+	// and is not the active node.
+	age = 5000
+	ps = Combine("p", []StatusReply{{Pair: "p",
+		Self: NodeStatus{Node: "b", Role: "standby", State: "passive", Epoch: 4},
+		Peer: &NodeStatus{Node: "a", Role: "master", State: "active", Epoch: 4, Reachable: false, HeartbeatAgeMS: &age}}})
+	if ps.Active != nil || len(ps.Nodes) != 2 || ps.Nodes[0].Node != "a" || ps.Nodes[0].State != "active" ||
+		ps.Nodes[0].Reachable || *ps.Nodes[0].HeartbeatAgeMS != 5000 {
+		t.Fatalf("dead node: %+v", ps)
+	}
 }

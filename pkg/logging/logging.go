@@ -63,6 +63,7 @@ func New(w io.Writer, format, level string) (zerolog.Logger, error) {
 	}
 	switch format {
 	case FormatJSON:
+		w = uniqueKeys{w}
 	case FormatConsole:
 		w = console(w)
 	default:

@@ -150,3 +150,35 @@ func TestWatermillDebug(t *testing.T) {
 		t.Errorf("got %v, want one debug line with the topic", got)
 	}
 }
+
+// TestOneKeyOnce: a field added twice (For, then a service's own context)
+// appears once; a repeated key with another value is kept under key_2; the
+// check used on every log line in tests finds a repeated key at any depth.
+func TestOneKeyOnce(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(&buf, FormatJSON, "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = For(l, "", "p", "a", "master")
+	l.Info().Str("service", "notifier").Str("pair", "p").Str("node", "a").Str("role", "standby").Uint64("epoch", 2).Msg("notification")
+	line := buf.Bytes()
+	if err := CheckJSONLine(line); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["pair"] != "p" || m["node"] != "a" || m["role"] != "master" || m["role_2"] != "standby" || m["message"] != "notification" {
+		t.Errorf("fields: %v", m)
+	}
+	for _, bad := range []string{`{"a":1,"a":1}`, `{"a":{"b":1,"b":2}}`, `{"a":[{"c":1,"c":1}]}`, `{"a":`, `{} {}`} {
+		if CheckJSONLine([]byte(bad)) == nil {
+			t.Errorf("CheckJSONLine(%s) passed", bad)
+		}
+	}
+	if n, err := CheckJSONLines([]byte("{\"a\":1}\npanic: x\n{\"b\":2}\n")); n != 2 || err != nil {
+		t.Errorf("CheckJSONLines: %d, %v", n, err)
+	}
+}

@@ -58,7 +58,9 @@ func (s *Service) StatusReply() api.StatusReply {
 			peer.HeartbeatAgeMS = &age
 		}
 		if !st.PeerHeard {
-			peer.State = ""
+			// The state it was last heard in (Reachable false says it
+			// is old): tandem status shows an unreachable node so.
+			peer.State = string(sn.lastPeer)
 		}
 		r.Peer = &peer
 	}

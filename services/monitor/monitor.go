@@ -131,7 +131,8 @@ type Service struct {
 	// Owned by run.
 	seq       uint64
 	lastHeard time.Time
-	linkDown  time.Time // when the link last went down, zero while up
+	lastPeer  failover.State // the state the peer was last heard in
+	linkDown  time.Time      // when the link last went down, zero while up
 	lastTick  time.Time
 
 	rejectMu     sync.Mutex // guards rejectWindow and rejectCount
@@ -156,6 +157,7 @@ type hookJob struct {
 type snapshot struct {
 	status    failover.Status
 	lastHeard time.Time
+	lastPeer  failover.State // the state the peer was last heard in
 	at        time.Time
 }
 
@@ -472,7 +474,11 @@ func outageActivation(rd failover.Ready) bool {
 }
 
 func (s *Service) publishSnapshot() {
-	s.snap.Store(&snapshot{status: s.m.Status(), lastHeard: s.lastHeard, at: s.clk.Now()})
+	st := s.m.Status()
+	if st.PeerHeard {
+		s.lastPeer = st.PeerState
+	}
+	s.snap.Store(&snapshot{status: st, lastHeard: s.lastHeard, lastPeer: s.lastPeer, at: s.clk.Now()})
 	s.met.observe(s.m.Status(), s.lastHeard, s.clk.Now())
 }
 

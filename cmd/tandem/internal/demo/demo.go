@@ -130,7 +130,35 @@ type demo struct {
 	back      bool      // and came back
 	endAt     time.Time // zero: until ctx ends
 	shown     string    // the active node in the last frame, "" for none
+	summary   []string  // what happened, for the closing summary
 }
+
+// remember adds a line to the closing summary, stamped with the time since
+// the demo started.
+func (d *demo) remember(format string, args ...any) {
+	d.summary = append(d.summary, fmt.Sprintf("%6.1fs  ", time.Since(d.start).Seconds())+fmt.Sprintf(format, args...))
+}
+
+// printSummary closes the demo: what happened, with the measured timings,
+// and why the failover time differs from the benchmark's.
+func (d *demo) printSummary() {
+	d.v.printf("\nsummary (%s):\n", since(d.start))
+	if len(d.summary) == 0 {
+		d.v.printf("  nothing happened: no failover was played (--kill-after %v)\n", d.o.KillAfter)
+	}
+	for _, l := range d.summary {
+		d.v.printf("  %s\n", l)
+	}
+	if d.took != nil && d.took.ok {
+		d.v.printf("  %s\n", inProcessNote)
+	}
+}
+
+// inProcessNote says why the demo's failover takes longer than the
+// benchmark's (README § The demo).
+const inProcessNote = "note: here a node is stopped inside this one process, which closes its sockets one by one while\n" +
+	"  both nodes share the process and its CPU; make bench kills a separate node process with kill -9,\n" +
+	"  whose sockets the kernel closes at once: its crash failover is about ten times faster."
 
 // Run runs the demo until ctx ends or Options.Duration has passed. It
 // returns nil after a clean shutdown, and leaves no process, goroutine or
@@ -153,6 +181,7 @@ func Run(ctx context.Context, o Options) error {
 		err = fmt.Errorf("remove the temporary directory: %w", rerr)
 	}
 	if err == nil {
+		d.printSummary()
 		d.v.printf("stopped after %s: both nodes shut down, %s removed\n", since(d.start), dir)
 	}
 	return err
@@ -382,6 +411,9 @@ func (d *demo) refresh() {
 	d.shown = ""
 	if ps.Active != nil {
 		d.shown = *ps.Active
+		if len(d.summary) == 0 {
+			d.remember("the pair is up: %s active in epoch %d", *ps.Active, ps.Epoch)
+		}
 	}
 }
 
@@ -438,6 +470,7 @@ func (d *demo) kill() bool {
 	victim.kill()
 	d.v.note(d.killedAt, "==> killed %s (the active node) at %s: its sockets closed, as in a crash",
 		victim.name, d.killedAt.Format("15:04:05.000"))
+	d.remember("killed %s, the active node (in process: its NATS server and services stopped at once)", victim.name)
 	return true
 }
 
@@ -473,9 +506,12 @@ func (d *demo) onTakeover(t takeover) {
 	d.took = &t
 	if !t.ok {
 		d.v.note(time.Now(), "==> %s is still not active %v after the kill", t.node, t.after.Round(time.Millisecond))
+		d.remember("%s was still not active %v after the kill", t.node, t.after.Round(time.Millisecond))
 		return
 	}
-	d.v.note(d.killedAt.Add(t.after), "==> %s took over: active in epoch %d, %v after the kill (heartbeat timeout %v)",
+	d.v.note(d.killedAt.Add(t.after), "==> %s took over: active in epoch %d, %v after the kill (heartbeat timeout %v; in-process kill, see the summary)",
+		t.node, t.epoch, t.after.Round(time.Millisecond), d.o.Timeout)
+	d.remember("%s took over: active in epoch %d, %v after the kill, without waiting for the heartbeat timeout (%v)",
 		t.node, t.epoch, t.after.Round(time.Millisecond), d.o.Timeout)
 }
 
@@ -514,6 +550,7 @@ func (d *demo) checkBack() {
 		return
 	}
 	d.back = true
+	d.remember("%s restarted and came back %s in epoch %d", d.victim.name, r.Self.State, r.Self.Epoch)
 	if r.Self.State == "passive" {
 		d.v.note(time.Now(), "==> %s is back: passive in epoch %d; %s stays active (failback manual: F3, F9)",
 			d.victim.name, r.Self.Epoch, d.survivor.name)
@@ -637,6 +674,8 @@ func (d *demo) checkSessions() {
 		return
 	}
 	d.allMoved = true
+	d.remember("all %d sessions switched to the new active node (%d exactly once), the last %v after the activation",
+		len(d.fleet.sessions), once, took.Round(time.Millisecond))
 	d.v.note(time.Now(), "==> sessions: all %d switched after the kill (%d exactly once), the last %v after the activation",
 		len(d.fleet.sessions), once, took.Round(time.Millisecond))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
 )
 
@@ -28,7 +29,9 @@ func (n *Node) RunNATS(ctx context.Context) error {
 		return err
 	}
 	defer n.stopNATS()
-	n.admin = admin.New(n.cfg.Admin.Listen, admin.NewRegistry(), func() error { return nil }, n.log)
+	reg := admin.NewRegistry()
+	buildinfo.Register(reg)
+	n.admin = admin.New(n.cfg.Admin.Listen, reg, func() error { return nil }, n.log)
 	if err := n.admin.Start(); err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
@@ -317,6 +318,7 @@ var builders = map[string]func(deps) (runner, error){
 // does.
 func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []string) error {
 	reg := admin.NewRegistry()
+	buildinfo.Register(reg)
 	var services []*part
 	for _, name := range names {
 		var svc runner

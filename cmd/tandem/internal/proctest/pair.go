@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tandem-ha/tandem/pkg/logging"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -410,8 +411,27 @@ func (p *Pair) close() {
 			p.t.Errorf("proctest: cleanup of %s: %v", name, err)
 		}
 	}
+	p.checkLogs()
 	if p.t.Failed() {
 		p.showLogs()
+	}
+}
+
+// checkLogs fails the test on a node's JSON log line that does not decode
+// or repeats a key (log stores reject those).
+func (p *Pair) checkLogs() {
+	for _, name := range p.names() {
+		n := p.Nodes[name]
+		if n == nil {
+			continue
+		}
+		b, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			continue // never started
+		}
+		if _, err := logging.CheckJSONLines(b); err != nil {
+			p.t.Errorf("proctest: %s's log: %v", name, err)
+		}
 	}
 }
 

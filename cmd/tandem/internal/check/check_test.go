@@ -1,0 +1,67 @@
+package check
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+)
+
+func node(name, state string, epoch uint64, reachable bool) api.NodeStatus {
+	return api.NodeStatus{Node: name, State: state, Epoch: epoch, Reachable: reachable}
+}
+
+func pair(active string, nodes ...api.NodeStatus) api.PairStatus {
+	ps := api.PairStatus{Pair: "p", Nodes: nodes}
+	for _, n := range nodes {
+		ps.Epoch = max(ps.Epoch, n.Epoch)
+	}
+	if active != "" {
+		ps.Active = &active
+	}
+	return ps
+}
+
+func TestEvaluate(t *testing.T) {
+	lagged := node("b", "passive", 3, true)
+	lagged.Replication = api.ReplStatus{Node: "b", State: "running", In: api.ReplDirection{LagMS: 12}}
+	acked := node("a", "active", 3, true)
+	acked.Sessions = api.SessionStatus{Node: "a", Epoch: 3, Acknowledged: 20}
+	paused := node("b", "passive", 3, true)
+	paused.Replication = api.ReplStatus{Node: "b", State: "paused", Paused: true}
+	maint := node("a", "active", 3, true)
+	maint.Maintenance = true
+	invalid := node("b", "passive", 3, true)
+	invalid.License = api.LicenseState{Node: "b", Status: api.LicenseInvalid, Reason: "no contact for 29 days"}
+	warn := node("b", "passive", 3, true)
+	warn.License = api.LicenseState{Node: "b", Status: api.LicenseWarning, Reason: "3 days left"}
+	for _, c := range []struct {
+		name string
+		ps   api.PairStatus
+		code int
+		want string // in the line
+	}{
+		{"healthy", pair("a", acked, lagged), OK, "TANDEM OK - pair p: a active in epoch 3, b passive | epoch=3 lag=0.012s sessions_acked=20"},
+		{"peer dead", pair("b", node("a", "active", 2, false), node("b", "active", 3, true)), Warning, "a unreachable"},
+		{"paused", pair("a", node("a", "active", 3, true), paused), Warning, "replication paused on b"},
+		{"maintenance", pair("a", maint, node("b", "passive", 3, true)), Warning, "maintenance on (a)"},
+		{"license warning", pair("a", node("a", "active", 3, true), warn), Warning, "license warning on b"},
+		{"no active", pair("", node("a", "passive", 3, true), node("b", "passive", 3, true)), Critical, "no active node"},
+		{"two active", pair("a", node("a", "active", 4, true), node("b", "active", 3, true)), Critical, "2 active nodes (a, b)"},
+		{"license invalid", pair("a", node("a", "active", 3, true), invalid), Critical, "licenses invalid on b"},
+		{"dead active, no takeover", pair("", node("a", "active", 3, false), node("b", "passive", 3, true)), Critical, "no active node; a unreachable"},
+	} {
+		r := Evaluate(c.ps)
+		if r.Code != c.code || !strings.Contains(r.Line(), c.want) || !strings.HasPrefix(r.Line(), "TANDEM "+names[c.code]+" - ") {
+			t.Errorf("%s: code %d, line %q; want %d with %q", c.name, r.Code, r.Line(), c.code, c.want)
+		}
+		if strings.Count(r.Line(), "\n") != 0 || strings.Count(r.Line(), "|") != 1 {
+			t.Errorf("%s: not one line with one perfdata separator: %q", c.name, r.Line())
+		}
+	}
+	u := UnknownResult("p", errors.New("connect to nats://x:\n refused"))
+	if u.Code != Unknown || u.Line() != "TANDEM UNKNOWN - pair p: cannot ask: connect to nats://x: refused" {
+		t.Errorf("unknown: %d %q", u.Code, u.Line())
+	}
+}
