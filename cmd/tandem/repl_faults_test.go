@@ -57,6 +57,14 @@ func TestReplicationFaultSchedule(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		p.Restart(standby)
 	})
+	step("SIGSTOP of the master past the heartbeat timeout, then SIGCONT", func() {
+		mark := p.Watch().Mark()
+		p.Stop(master)
+		p.AwaitBeat(mark, waitLimit, proctest.Match{Node: standby, State: "active"})
+		time.Sleep(300 * time.Millisecond) // both take writes: the master's wait in its file
+		p.Cont(master)
+		p.WaitStable(master, waitLimit)
+	})
 	step("the master's database replaced by an empty one", func() {
 		f.pause(func() {
 			p.Kill9(master)
@@ -167,10 +175,13 @@ func (f *faultApp) writeOn(nodes ...string) (stop func()) {
 	return func() { close(done); <-ended }
 }
 
-// pause runs fn with the writer held (a database file is being replaced).
+// pause runs fn with the writer held once both databases are equal: a
+// database file is about to be lost, and a write that never left it would
+// be lost with it (rightly: the disk is gone).
 func (f *faultApp) pause(fn func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.verify("before a database is lost")
 	fn()
 }
 
@@ -188,15 +199,20 @@ func (f *faultApp) cli(args ...string) {
 	}
 }
 
-// converged waits until tandem repl verify is clean (the writer goes on,
-// so it holds it for each attempt).
+// converged waits until tandem repl verify is clean, with the writer held.
 func (f *faultApp) converged(after string) {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verify(after)
+}
+
+// verify waits until tandem repl verify is clean; the caller holds mu.
+func (f *faultApp) verify(after string) {
 	f.t.Helper()
 	deadline := time.Now().Add(3 * waitLimit)
 	for {
-		f.mu.Lock()
 		r := f.p.CLI("repl", "verify", "--pair", "p1", "--attempts", "1", "--server", f.p.Servers())
-		f.mu.Unlock()
 		if r.Code == 0 {
 			return
 		}
