@@ -141,7 +141,12 @@ func (d *Dashboard) refresh(ctx context.Context) {
 		return
 	}
 	in.Now = time.Now()
-	v := Build(in)
+	d.publish(Build(in))
+}
+
+// publish renders v, makes it the newest page and hands it to every
+// subscriber.
+func (d *Dashboard) publish(v View) {
 	var buf bytes.Buffer
 	if err := tmpl.ExecuteTemplate(&buf, "live", d.data(v, "")); err != nil {
 		d.log.Error().Err(err).Msg("cannot render the dashboard")

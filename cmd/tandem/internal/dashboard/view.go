@@ -146,8 +146,9 @@ type Timeline struct {
 	Steps  []Step `json:"steps"`
 }
 
-// Step is one step of a Timeline. At is its wall-clock time; After is how
-// long after the previous step it came ("" for the first).
+// Step is one step of a Timeline, in the order they happened. At is its
+// wall-clock time; After is how long after the previous step it came (""
+// for the first, and for a step that has not happened yet).
 type Step struct {
 	Name   string `json:"name"`
 	At     string `json:"at,omitempty"`
@@ -174,7 +175,7 @@ func Build(in Input) View {
 		v.Active = *ps.Active
 	}
 	v.PeerLost = peerLost(in)
-	v.Repl = repl(in.Repl)
+	v.Repl = repl(in.Repl, v.Nodes)
 	v.Sessions = sessions(in.Sessions)
 	v.Licenses = licenses(in.License)
 	evs := newestFirst(in.Events)
@@ -187,7 +188,7 @@ func Build(in Input) View {
 // nodes are the pair's nodes, as api.Combine merges the status replies,
 // each marked with whether it serves the page and with its health checks.
 func nodes(in Input) []NodeView {
-	ps := api.Combine(in.Pair, in.Status)
+	ps := api.Combine(in.Pair, aged(in.Status, in.Now))
 	out := make([]NodeView, 0, len(ps.Nodes))
 	for _, n := range ps.Nodes {
 		nv := NodeView{Node: n.Node, Role: n.Role, State: n.State, Epoch: n.Epoch, Reachable: n.Reachable,
@@ -209,10 +210,27 @@ func nodes(in Input) []NodeView {
 	return out
 }
 
+// aged returns the replies with the peer's heartbeat age carried forward
+// from the time of each reply to now: a monitor's status is a snapshot, and
+// a dead peer's silence keeps growing after it.
+func aged(rs []api.StatusReply, now time.Time) []api.StatusReply {
+	out := make([]api.StatusReply, len(rs))
+	for i, r := range rs {
+		if r.Peer != nil && r.Peer.HeartbeatAgeMS != nil && !r.Time.IsZero() && now.After(r.Time) {
+			p := *r.Peer
+			age := *p.HeartbeatAgeMS + now.Sub(r.Time).Milliseconds()
+			p.HeartbeatAgeMS = &age
+			r.Peer = &p
+		}
+		out[i] = r
+	}
+	return out
+}
+
 // peerLost says that the serving node has lost its peer, or "" while it
 // hears it.
 func peerLost(in Input) string {
-	for _, r := range in.Status {
+	for _, r := range aged(in.Status, in.Now) {
 		if r.Self.Node != in.Self {
 			continue
 		}
@@ -234,8 +252,21 @@ func peerLost(in Input) string {
 	return fmt.Sprintf("Node %s's monitor does not answer.", in.Self)
 }
 
-func repl(rs []api.ReplStatus) []ReplView {
-	out := make([]ReplView, 0, len(rs))
+// repl is one row per direction, as its receiving node reports it; a node
+// of the pair whose replicator does not answer gets a row saying so.
+func repl(rs []api.ReplStatus, nodes []NodeView) []ReplView {
+	out := make([]ReplView, 0, len(nodes))
+	for _, n := range nodes {
+		if !slices.ContainsFunc(rs, func(r api.ReplStatus) bool { return r.Node == n.Node }) {
+			from := "peer"
+			for _, o := range nodes {
+				if o.Node != n.Node {
+					from = o.Node
+				}
+			}
+			out = append(out, ReplView{From: from, To: n.Node, State: "no answer", Lag: "–"})
+		}
+	}
 	for _, r := range rs {
 		from := r.In.From
 		if from == "" {
@@ -358,14 +389,18 @@ func timeline(evs []event.Envelope, ss []api.SessionStatus) *Timeline {
 	if d["outage"] != true {
 		t.Kind = "switchover"
 	}
-	prev := time.Time{}
+	type timed struct {
+		at   time.Time
+		step Step
+	}
+	var steps []timed
+	var pending []Step // steps that have not happened yet
 	add := func(name string, at time.Time, detail string) {
-		s := Step{Name: name, At: clock(at), Detail: detail}
-		if !prev.IsZero() {
-			s.After = ms(at.Sub(prev).Milliseconds())
+		if at.IsZero() {
+			pending = append(pending, Step{Name: name, Detail: detail})
+			return
 		}
-		t.Steps = append(t.Steps, s)
-		prev = at
+		steps = append(steps, timed{at, Step{Name: name, At: clock(at), Detail: detail}})
 	}
 	if det, ok := detection(evs[i+1:], act); ok {
 		add("detection", det.Time, fmt.Sprintf("%s: %s", det.Type, str(data(det), "reason")))
@@ -377,7 +412,15 @@ func timeline(evs []event.Envelope, ss []api.SessionStatus) *Timeline {
 			break
 		}
 	}
-	notified(t, act, evs[:i], ss, add)
+	notified(act, evs[:i], ss, add)
+	slices.SortStableFunc(steps, func(a, b timed) int { return a.at.Compare(b.at) })
+	for j, s := range steps {
+		if j > 0 {
+			s.step.After = ms(s.at.Sub(steps[j-1].at).Milliseconds())
+		}
+		t.Steps = append(t.Steps, s.step)
+	}
+	t.Steps = append(t.Steps, pending...)
 	return t
 }
 
@@ -408,7 +451,7 @@ func detection(older []event.Envelope, act event.Envelope) (event.Envelope, bool
 
 // notified adds the notification and acknowledgement steps: from the
 // notifier's event for the epoch, else from its live status.
-func notified(t *Timeline, act event.Envelope, newer []event.Envelope, ss []api.SessionStatus, add func(string, time.Time, string)) {
+func notified(act event.Envelope, newer []event.Envelope, ss []api.SessionStatus, add func(string, time.Time, string)) {
 	var notMS, ackMS *int64
 	known, acked := -1, 0
 	for j := len(newer) - 1; j >= 0; j-- { // the oldest first: the first report
@@ -429,13 +472,13 @@ func notified(t *Timeline, act event.Envelope, newer []event.Envelope, ss []api.
 		}
 	}
 	if notMS == nil {
-		t.Steps = append(t.Steps, Step{Name: "notification", Detail: "not yet sent"})
+		add("notification", time.Time{}, "not yet sent")
 		return
 	}
 	add("notification", act.Time.Add(time.Duration(*notMS)*time.Millisecond), fmt.Sprintf("published %s after the activation", ms(*notMS)))
 	detail := fmt.Sprintf("%d of %d sessions acknowledged", acked, max(known, 0))
 	if ackMS == nil {
-		t.Steps = append(t.Steps, Step{Name: "acknowledgements", Detail: detail + ", waiting"})
+		add("acknowledgements", time.Time{}, detail+", waiting")
 		return
 	}
 	add("acknowledgements", act.Time.Add(time.Duration(*ackMS)*time.Millisecond), fmt.Sprintf("%s; all %s after the activation", detail, ms(*ackMS)))
