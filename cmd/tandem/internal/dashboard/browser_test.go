@@ -12,6 +12,8 @@ package dashboard_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,4 +144,70 @@ func connLive(s *session) func() (string, error) {
 		}
 		return "", nil
 	}
+}
+
+// TestActions: the dashboard's actions on real nodes with credentials go
+// through the CLI's admin verbs and meet its refusals: a switchover offered
+// on the standby is refused naming the master; maintenance on and off, and
+// a switchover through the master, work.
+func TestActions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tandem processes")
+	}
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("dash-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, st := proctest.StartActive(t, proctest.Options{
+		Pair: "print", Master: "a", Standby: "b", Wait: 60 * time.Second,
+		Heartbeat: proctest.Heartbeat{Interval: 100 * time.Millisecond, Timeout: 3 * time.Second, Discovery: 2 * time.Second},
+		Extra:     func(string) map[string]any { return map[string]any{"admin.tokens_file": tokens} },
+	})
+	act := func(node, verb string) (int, string) {
+		t.Helper()
+		form := "verb=" + verb + "&confirm=yes"
+		req, _ := http.NewRequest("POST", "http://"+p.Node(node).AdminAddr+"/action", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Authorization", "Bearer dash-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", verb, node, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if resp, _ := http.Get("http://" + p.Node("a").AdminAddr + "/"); resp != nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the page without the token: %d, want 401", resp.StatusCode)
+		}
+	}
+	if code, body := act("b", "switchover"); code != http.StatusConflict || !strings.Contains(body, `"ok":false`) || !strings.Contains(body, "master a") {
+		t.Errorf("switchover on the standby: %d %s, want a refusal naming the master", code, body)
+	} else {
+		t.Logf("switchover on the standby: %s", body)
+	}
+	if code, body := act("a", "maintenance-on"); code != 200 {
+		t.Fatalf("maintenance on: %d %s", code, body)
+	}
+	p.WaitStatus("maintenance on", pageWait, func(s proctest.Status) bool {
+		n, ok := s.Get("a")
+		return ok && n.Maintenance
+	})
+	if code, body := act("a", "maintenance-off"); code != 200 {
+		t.Fatalf("maintenance off: %d %s", code, body)
+	}
+	for _, c := range [][2]string{{"repl-pause", "replication paused"}, {"repl-resume", "replication resumed"}} {
+		if code, body := act("a", c[0]); code != 200 || !strings.Contains(body, c[1]) {
+			t.Errorf("%s: %d %s", c[0], code, body)
+		}
+	}
+	if code, body := act("a", "switchover"); code != 200 {
+		t.Fatalf("switchover through the master: %d %s", code, body)
+	}
+	p.WaitStatus("b active after the switchover", pageWait, func(s proctest.Status) bool {
+		return s.Active != nil && *s.Active == "b" && s.Epoch > st.Epoch
+	})
 }
