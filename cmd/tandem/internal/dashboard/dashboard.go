@@ -19,7 +19,9 @@
 // # Concurrency
 //
 // Run owns the gathering loop: it alone gathers, builds and renders, then
-// stores the newest page and wakes the subscribers. The HTTP handlers run
+// stores the newest page and wakes the subscribers. It gathers only while
+// a browser watches or a page is asked for, so an unwatched dashboard costs
+// the node nothing. The HTTP handlers run
 // in net/http's goroutines and only read the newest page (mu) or wait for
 // the next one on their own channel of size 1, which Run fills without
 // blocking (a slow browser skips pages, it never holds the loop up).
@@ -74,6 +76,9 @@ type Dashboard struct {
 	src *source
 	log zerolog.Logger
 
+	want    chan struct{} // a page is asked for: gather now (size 1)
+	stopped chan struct{} // closed when Run returns: streams end
+
 	mu   sync.Mutex // guards the fields below
 	page page
 	subs map[chan page]struct{}
@@ -82,6 +87,7 @@ type Dashboard struct {
 // page is one rendering of the view.
 type page struct {
 	seq  uint64
+	at   time.Time // when it was gathered
 	view View
 	live []byte // the live part of the HTML, as SSE sends it
 }
@@ -92,16 +98,21 @@ func New(o Options) *Dashboard {
 		o.Wait = 800 * time.Millisecond
 	}
 	return &Dashboard{o: o, src: newSource(o.Pair, o.Node, o.Conn, o.JS, o.Wait),
-		log: o.Log.With().Str("service", "dashboard").Logger(), subs: map[chan page]struct{}{}}
+		log: o.Log.With().Str("service", "dashboard").Logger(), subs: map[chan page]struct{}{},
+		want: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 // Ready is always nil: the page shows what it can while nodes do not answer.
 func (d *Dashboard) Ready() error { return nil }
 
-// Run gathers every Interval, and at once when an event of the pair is
-// published, until ctx ends. It never fails: a dashboard that cannot gather
-// says so on the page, and takes nothing else of the node down.
+// Run gathers while someone watches: every Interval while a browser holds
+// the event stream open, at once when an event of the pair is published,
+// and when a page is asked for. Nobody watching costs nothing. It runs
+// until ctx ends, and then ends every open stream. It never fails: a
+// dashboard that cannot gather says so on the page, and takes nothing else
+// of the node down.
 func (d *Dashboard) Run(ctx context.Context) error {
+	defer close(d.stopped)
 	kick := make(chan struct{}, 1)
 	sub, err := d.o.Conn.Subscribe(subject.Events(d.o.Pair), func(*nats.Msg) {
 		select {
@@ -117,12 +128,18 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	tk := time.NewTicker(Interval)
 	defer tk.Stop()
 	for {
-		d.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-d.want:
 		case <-tk.C:
+			if !d.watched() {
+				continue
+			}
 		case <-kick:
+			if !d.watched() {
+				continue
+			}
 			// Let the events of one transition arrive together.
 			select {
 			case <-time.After(50 * time.Millisecond):
@@ -130,6 +147,22 @@ func (d *Dashboard) Run(ctx context.Context) error {
 				return nil
 			}
 		}
+		d.refresh(ctx)
+	}
+}
+
+// watched reports whether a browser holds the event stream open.
+func (d *Dashboard) watched() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.subs) > 0
+}
+
+// ask makes Run gather now.
+func (d *Dashboard) ask() {
+	select {
+	case d.want <- struct{}{}:
+	default:
 	}
 }
 
@@ -153,7 +186,7 @@ func (d *Dashboard) publish(v View) {
 		return
 	}
 	d.mu.Lock()
-	d.page = page{seq: d.page.seq + 1, view: v, live: buf.Bytes()}
+	d.page = page{seq: d.page.seq + 1, at: time.Now(), view: v, live: buf.Bytes()}
 	p := d.page
 	for ch := range d.subs {
 		select {
@@ -229,13 +262,15 @@ func (d *Dashboard) guard(h http.Handler) http.Handler {
 	})
 }
 
-// wait returns the newest page, waiting for the first for a while.
-func (d *Dashboard) wait(ctx context.Context) (page, bool) {
-	if p, ok := d.current(); ok {
+// fresh returns a page gathered within the last Interval: the newest, or
+// the next one, which it asks for and waits for a while.
+func (d *Dashboard) fresh(ctx context.Context) (page, bool) {
+	if p, ok := d.current(); ok && time.Since(p.at) < Interval {
 		return p, true
 	}
 	ch, stop := d.subscribe()
 	defer stop()
+	d.ask()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	select {
@@ -243,11 +278,13 @@ func (d *Dashboard) wait(ctx context.Context) (page, bool) {
 		return p, true
 	case <-ctx.Done():
 		return d.current()
+	case <-d.stopped:
+		return d.current()
 	}
 }
 
 func (d *Dashboard) serveIndex(w http.ResponseWriter, r *http.Request) {
-	p, _ := d.wait(r.Context())
+	p, _ := d.fresh(r.Context())
 	if p.seq == 0 {
 		p.view = View{Pair: d.o.Pair, Self: d.o.Node, Time: time.Now().UTC(), Problems: []string{"still gathering the first view"}}
 	}
@@ -286,6 +323,7 @@ func (d *Dashboard) serveSSE(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	ch, stop := d.subscribe()
 	defer stop()
+	d.ask()
 	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
 		return
 	}
@@ -301,6 +339,8 @@ func (d *Dashboard) serveSSE(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-d.stopped:
 			return
 		case p := <-ch:
 			if writeEvent(w, rc, p) != nil {
@@ -333,6 +373,7 @@ func writeEvent(w http.ResponseWriter, rc *http.ResponseController, p page) erro
 // lines, oldest first, exactly as the streams hold them.
 func (d *Dashboard) serveExport(w http.ResponseWriter, r *http.Request) {
 	typ := r.URL.Query().Get("type")
+	d.fresh(r.Context())
 	evs := newestFirst(d.src.lastEvents())
 	if len(evs) > MaxEvents {
 		evs = evs[:MaxEvents]
@@ -355,7 +396,7 @@ func (d *Dashboard) serveExport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) serveState(w http.ResponseWriter, r *http.Request) {
-	p, _ := d.wait(r.Context())
+	p, _ := d.fresh(r.Context())
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(p.view)
