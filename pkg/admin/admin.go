@@ -1,9 +1,9 @@
 // Package admin is the HTTP endpoint every Tandem service serves on its
 // admin.listen address (SPEC §8): Prometheus metrics on /metrics, liveness on
 // /healthz (200 while the process runs) and readiness on /readyz (200 when
-// the service's ready func says so, else 503 with its reason). Nothing else is
-// served, and nothing here changes the service's state: the endpoint only
-// reads.
+// the service's ready func says so, else 503 with its reason). These paths
+// only read. A process may add its own handlers with Handle (the node's
+// live dashboard, which checks its own credentials before any action).
 //
 // A service's Main builds its registry with NewRegistry, registers its own
 // collectors, and calls New, Start, and, when it stops, Close. A node adds
