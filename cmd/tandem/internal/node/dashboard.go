@@ -16,8 +16,9 @@ import (
 // monitor serves at / of admin.listen (a whole node, or `tandem run monitor`
 // in the split layout). It mounts it on the admin server. In the split
 // layout it talks to the node's server as the admin user (nats.creds, or
-// <nats.creds_dir>/admin.nk), whose rights it needs; the returned func
-// closes that connection.
+// <nats.creds_dir>/admin.nk), whose rights it needs, and falls back on the
+// monitor's connection when it cannot; the returned func closes the
+// admin connection.
 func (n *Node) newDashboard(js jetstream.JetStream) (*dashboard.Dashboard, func(), error) {
 	access, err := dashboard.LoadAccess(n.cfg.Admin.Listen, n.cfg.Admin.TokensFile, n.cfg.Admin.UsersFile)
 	if err != nil {
@@ -25,22 +26,33 @@ func (n *Node) newDashboard(js jetstream.JetStream) (*dashboard.Dashboard, func(
 	}
 	nc, closeConn := n.nc, func() {}
 	if n.srv == nil {
-		opts, err := natsnode.ClientOptions(n.cfg, config.RoleAdmin)
-		if err != nil {
-			return nil, nil, fmt.Errorf("dashboard: %w", err)
+		if c, cjs, err := n.adminConn(); err != nil {
+			n.nlog.Warn().Err(err).Msg("the dashboard uses the monitor's own NATS user, which may lack the rights to show everything")
+		} else {
+			nc, js, closeConn = c, cjs, c.Close
 		}
-		opts = append(opts, nats.Name("tandem dashboard "+n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-		c, err := nats.Connect(n.cfg.NATS.URL, opts...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("dashboard: connect to %s: %w", n.cfg.NATS.URL, err)
-		}
-		if js, err = jetstream.New(c); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("dashboard: jetstream: %w", err)
-		}
-		nc, closeConn = c, c.Close
 	}
 	d := dashboard.New(dashboard.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Conn: nc, JS: js, Access: access, Log: n.log})
 	n.admin.Handle("/", d.Handler())
 	return d, closeConn, nil
+}
+
+// adminConn connects to nats.url as the admin user, for the dashboard of a
+// split node.
+func (n *Node) adminConn() (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := natsnode.ClientOptions(n.cfg, config.RoleAdmin)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dashboard: %w", err)
+	}
+	opts = append(opts, nats.Name("tandem dashboard "+n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	c, err := nats.Connect(n.cfg.NATS.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dashboard: connect to %s: %w", n.cfg.NATS.URL, err)
+	}
+	js, err := jetstream.New(c)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("dashboard: jetstream: %w", err)
+	}
+	return c, js, nil
 }
