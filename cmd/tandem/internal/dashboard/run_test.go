@@ -111,4 +111,3 @@ func TestRunLoop(t *testing.T) {
 		}
 	}
 }
-
