@@ -52,12 +52,17 @@
   var forms = document.querySelectorAll("form.action");
   var result = document.getElementById("action-result");
   Array.prototype.forEach.call(forms, function (f) {
+    // With the script, the confirmation is a dialog instead of the checkbox.
+    var box = f.querySelector("input[name=confirm]");
+    if (box) box.required = false;
     f.addEventListener("submit", function (ev) {
       ev.preventDefault();
       if (!window.confirm(f.getAttribute("data-confirm"))) return;
       var body = new URLSearchParams(new FormData(f));
       body.set("confirm", "yes");
-      fetch("/action", { method: "POST", body: body, headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      // location.origin: a page opened as http://user:pass@host/ must not
+      // hand its credentials to fetch (which refuses them in the URL).
+      fetch(location.origin + "/action", { method: "POST", body: body, headers: { "Accept": "application/json" }, credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (j) {
           result.hidden = false;
