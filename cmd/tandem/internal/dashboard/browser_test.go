@@ -154,14 +154,20 @@ func TestActions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts tandem processes")
 	}
-	tokens := filepath.Join(t.TempDir(), "tokens")
+	dir := t.TempDir()
+	tokens, users := filepath.Join(dir, "tokens"), filepath.Join(dir, "users")
 	if err := os.WriteFile(tokens, []byte("dash-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(users, []byte("ops:pass-word\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p, st := proctest.StartActive(t, proctest.Options{
 		Pair: "print", Master: "a", Standby: "b", Wait: 60 * time.Second,
 		Heartbeat: proctest.Heartbeat{Interval: 100 * time.Millisecond, Timeout: 3 * time.Second, Discovery: 2 * time.Second},
-		Extra:     func(string) map[string]any { return map[string]any{"admin.tokens_file": tokens} },
+		Extra: func(string) map[string]any {
+			return map[string]any{"admin.tokens_file": tokens, "admin.users_file": users}
+		},
 	})
 	act := func(node, verb string) (int, string) {
 		t.Helper()
@@ -204,10 +210,67 @@ func TestActions(t *testing.T) {
 			t.Errorf("%s: %d %s", c[0], code, body)
 		}
 	}
+	if chromium, chromedriver, err := browserPaths(); err == nil {
+		confirmInBrowser(t, chromium, chromedriver, p.Node("a").AdminAddr)
+		if code, body := act("a", "maintenance-off"); code != 200 {
+			t.Fatalf("maintenance off: %d %s", code, body)
+		}
+	} else {
+		t.Logf("the actions' dialogs are not tried in a browser: %v", err)
+	}
 	if code, body := act("a", "switchover"); code != 200 {
 		t.Fatalf("switchover through the master: %d %s", code, body)
 	}
 	p.WaitStatus("b active after the switchover", pageWait, func(s proctest.Status) bool {
 		return s.Active != nil && *s.Active == "b" && s.Epoch > st.Epoch
+	})
+}
+
+// confirmInBrowser switches maintenance on from the master's page in a
+// browser logged in with basic auth: the button asks for a confirmation,
+// the answer is shown, and the live page shows maintenance on. It leaves
+// to the caller to switch it off.
+func confirmInBrowser(t *testing.T, chromium, chromedriver, addr string) {
+	t.Helper()
+	s := startDriver(t, chromedriver).newSession(t, chromium, 1000, 1400, true)
+	s.open("http://ops:pass-word@" + addr + "/")
+	s.await(pageWait, connLive(s))
+	btn, err := s.find(`form.action input[value="maintenance-on"] ~ button`)
+	if btn == "" || err != nil {
+		t.Fatalf("no maintenance-on button: %v", err)
+	}
+	if err := s.click(btn); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	s.await(pageWait, func() (string, error) {
+		var err error
+		if text, err = s.acceptAlert(); err != nil {
+			return "the confirmation dialog", err
+		}
+		return "", nil
+	})
+	if !strings.Contains(text, "maintenance on") {
+		t.Errorf("the dialog says %q", text)
+	}
+	s.await(pageWait, func() (string, error) {
+		el, err := s.find("#action-result")
+		if el == "" || err != nil {
+			return "the action's result", err
+		}
+		if got, err := s.text(el); err != nil || !strings.Contains(got, "maintenance on for") {
+			return fmt.Sprintf("the action's result (shows %q)", got), err
+		}
+		return "", nil
+	})
+	s.await(pageWait, func() (string, error) {
+		el, err := s.find(`[data-node="a"] .maint`)
+		if el == "" || err != nil {
+			return "a's maintenance", err
+		}
+		if got, err := s.text(el); err != nil || !strings.HasPrefix(got, "on") {
+			return fmt.Sprintf("a's maintenance on (shows %q)", got), err
+		}
+		return "", nil
 	})
 }

@@ -226,6 +226,19 @@ func (s *session) text(el string) (string, error) {
 	return v, err
 }
 
+func (s *session) click(el string) error {
+	return s.d.call("POST", s.path("/element/"+el+"/click"), map[string]any{}, nil)
+}
+
+// acceptAlert accepts the open dialog (window.confirm), returning its text.
+func (s *session) acceptAlert() (string, error) {
+	var text string
+	if err := s.d.call("GET", s.path("/alert/text"), nil, &text); err != nil {
+		return "", err
+	}
+	return text, s.d.call("POST", s.path("/alert/accept"), map[string]any{}, nil)
+}
+
 // script runs JavaScript in the page and returns its result.
 func (s *session) script(js string) (any, error) {
 	var v any
