@@ -40,8 +40,9 @@ run: build
 ## the Docker Compose end-to-end test when a Docker engine answers
 test: lint unit e2e
 
+# The dashboard's browser test saves its screenshots in bin/test-artifacts.
 unit: apt-deps
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m work
+	TANDEM_TEST_ARTIFACTS=$(BIN)/test-artifacts CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m work
 
 ## lint: gofmt, go vet, staticcheck, go mod tidy leaves no diff, and the
 ## programs that ship (tandem, printq) build for Windows (the session agent's
@@ -65,17 +66,26 @@ $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 ## apt-deps: Debian packages the tests use (gcc for -race, sqlite3 for replication tests,
-## cupsd (cups-daemon) and lpadmin/lpstat/lpoptions (cups-client) for the CUPS session agent's test)
+## cupsd (cups-daemon) and lpadmin/lpstat/lpoptions (cups-client) for the CUPS session agent's test,
+## chromium and chromium-driver for the dashboard's browser test). The browser is
+## optional: when it cannot be installed, the browser test says so and skips.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 apt-deps:
-	@missing=""; \
+	@missing=""; browser=""; \
 	command -v gcc >/dev/null || missing="$$missing gcc libc6-dev"; \
 	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
 	{ command -v cupsd >/dev/null || [ -x /usr/sbin/cupsd ]; } || missing="$$missing cups-daemon"; \
 	{ command -v lpstat >/dev/null && command -v lpoptions >/dev/null && { command -v lpadmin >/dev/null || [ -x /usr/sbin/lpadmin ]; }; } || missing="$$missing cups-client"; \
-	if [ -n "$$missing" ]; then \
+	command -v chromium >/dev/null || browser="$$browser chromium"; \
+	command -v chromedriver >/dev/null || browser="$$browser chromium-driver"; \
+	if [ -n "$$missing$$browser" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-		else echo "please install:$$missing"; exit 1; fi; \
+			$(APT_GET) update -qq || true; \
+			if [ -n "$$missing" ]; then $(APT_GET) install -y -qq $$missing || exit 1; fi; \
+			if [ -n "$$browser" ]; then $(APT_GET) install -y -qq $$browser || \
+				echo "apt-deps: could not install$$browser: the dashboard's browser test will skip"; fi; \
+		elif [ -n "$$missing" ]; then echo "please install:$$missing"; exit 1; \
+		else echo "apt-deps: not root, cannot install$$browser: the dashboard's browser test will skip"; fi; \
 	fi
 
 ## bench: the figures of SPEC §10 beside their targets

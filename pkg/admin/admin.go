@@ -1,12 +1,13 @@
 // Package admin is the HTTP endpoint every Tandem service serves on its
 // admin.listen address (SPEC §8): Prometheus metrics on /metrics, liveness on
 // /healthz (200 while the process runs) and readiness on /readyz (200 when
-// the service's ready func says so, else 503 with its reason). Nothing else is
-// served, and nothing here changes the service's state: the endpoint only
-// reads.
+// the service's ready func says so, else 503 with its reason). These paths
+// only read. A process may add its own handlers with Handle (the node's
+// live dashboard, which checks its own credentials before any action).
 //
 // A service's Main builds its registry with NewRegistry, registers its own
-// collectors, and calls New, Start, and, when it stops, Close.
+// collectors, and calls New, Start, and, when it stops, Close. A node adds
+// its live dashboard with Handle before Start, and TLS with SetTLS.
 //
 // # Concurrency
 //
@@ -19,6 +20,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -50,6 +52,7 @@ var ErrClosed = errors.New("admin server closed")
 type Server struct {
 	addr string
 	srv  *http.Server
+	mux  *http.ServeMux
 	log  zerolog.Logger
 
 	mu       sync.Mutex // guards the fields below
@@ -80,12 +83,14 @@ func New(addr string, reg *prometheus.Registry, ready func() error, log zerolog.
 	if ready == nil {
 		ready = func() error { return nil }
 	}
+	mux := handler(reg, ready, log)
 	return &Server{
 		addr: addr,
 		log:  log,
+		mux:  mux,
 		done: make(chan struct{}),
 		srv: &http.Server{
-			Handler:           handler(reg, ready, log),
+			Handler:           mux,
 			ReadHeaderTimeout: readHeaderTimeout,
 			ReadTimeout:       readTimeout,
 			WriteTimeout:      writeTimeout,
@@ -94,6 +99,24 @@ func New(addr string, reg *prometheus.Registry, ready func() error, log zerolog.
 			ErrorLog:          stdlog.New(warnWriter{log}, "", 0),
 		},
 	}
+}
+
+// Handle serves h on pattern (http.ServeMux syntax) beside /metrics,
+// /healthz and /readyz; call it before Start. h serves only what it is
+// given: a pattern of "/" receives every path the others do not claim.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+}
+
+// SetTLS makes the server answer HTTPS with the PEM certificate and key of
+// the files; call it before Start.
+func (s *Server) SetTLS(certFile, keyFile string) error {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("admin tls: %w", err)
+	}
+	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return nil
 }
 
 // Start listens on the address and serves in the background.
@@ -111,6 +134,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	s.ln = ln
+	if s.srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.srv.TLSConfig)
+	}
 	go s.serve(ln)
 	s.log.Info().Str("addr", ln.Addr().String()).Msg("admin endpoint listening")
 	return nil
@@ -161,7 +187,7 @@ func (s *Server) Close(ctx context.Context) error {
 	return err
 }
 
-func handler(reg *prometheus.Registry, ready func() error, log zerolog.Logger) http.Handler {
+func handler(reg *prometheus.Registry, ready func() error, log zerolog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{log},

@@ -172,9 +172,23 @@ type License struct {
 	Grace     time.Duration `yaml:"grace" help:"how long the standby's licenses stay valid without contact with the master"`
 }
 
-// Admin is the HTTP address of /metrics, /healthz and /readyz.
+// Admin is the HTTP address of /metrics, /healthz, /readyz and the live
+// dashboard at /, with the dashboard's credentials and the address's TLS.
 type Admin struct {
-	Listen string `yaml:"listen" help:"address of /metrics, /healthz and /readyz"`
+	Listen string `yaml:"listen" help:"address of /metrics, /healthz, /readyz and the dashboard at /"`
+	// TokensFile and UsersFile are the dashboard's credentials: bearer
+	// tokens, one per line, and user:password lines for basic auth. With
+	// either, every dashboard request needs them and the actions are shown;
+	// without, the dashboard is open (read-only) on a loopback address only.
+	TokensFile string   `yaml:"tokens_file" help:"file of bearer tokens the dashboard accepts, one per line (# comments)"`
+	UsersFile  string   `yaml:"users_file" help:"file of user:password lines the dashboard accepts as basic auth (# comments)"`
+	TLS        AdminTLS `yaml:"tls"`
+}
+
+// AdminTLS is the admin address's certificate: HTTPS when set.
+type AdminTLS struct {
+	Cert string `yaml:"cert" help:"PEM certificate of the admin address (HTTPS for /metrics and the dashboard)"`
+	Key  string `yaml:"key" help:"PEM private key of admin.tls.cert"`
 }
 
 // Maintenance settings (F10).
@@ -300,6 +314,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.NATS.validateSecurity(c.Role)...)
+	if (c.Admin.TLS.Cert == "") != (c.Admin.TLS.Key == "") {
+		add("admin.tls.cert and admin.tls.key: set both or neither")
+	}
 	h := c.Heart
 	switch {
 	case h.Interval < 10*time.Millisecond:

@@ -313,7 +313,8 @@ var builders = map[string]func(deps) (runner, error){
 }
 
 // runServices runs the named services with the admin endpoint until ctx
-// ends or one of them fails. A whole node (the monitor among its services)
+// ends or one of them fails. Where the monitor runs, the admin endpoint
+// also serves the live dashboard at / (internal/dashboard). A whole node (the monitor among its services)
 // also mirrors the peer's event stream; in the split layout `tandem nats`
 // does.
 func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []string) error {
@@ -334,6 +335,19 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 		services = append(services, &part{name: name, svc: svc})
 	}
 	n.admin = admin.New(n.cfg.Admin.Listen, reg, func() error { return readyAll(services) }, n.log)
+	if n.cfg.Admin.TLS.Cert != "" {
+		if err := n.admin.SetTLS(n.cfg.Admin.TLS.Cert, n.cfg.Admin.TLS.Key); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(names, "monitor") {
+		dash, closeDash, err := n.newDashboard(js)
+		if err != nil {
+			return err
+		}
+		defer closeDash()
+		services = append(services, &part{name: "dashboard", svc: dash})
+	}
 	if err := n.admin.Start(); err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
