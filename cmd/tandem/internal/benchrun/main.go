@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command benchrun measures the figures of SPEC §10 on real `tandem node`
 // processes and prints them beside their targets (`make bench`):
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package proctest runs a Tandem pair as real `tandem node` processes, the
 // way an operator runs it, and breaks it the way production does: kill -9
 // (Kill9), a frozen process (Stop, Cont), a clean shutdown (Term) and a
