@@ -57,6 +57,10 @@ type Config struct {
 	Maintenance Maintenance       `yaml:"maintenance"`
 	Log         Log               `yaml:"log"`
 	Audit       Audit             `yaml:"audit"`
+	// Insecure turns protected mode off: without nats.auth the node then
+	// listens on non-loopback addresses too, open to anyone who reaches
+	// them (warned at every start, shown in status).
+	Insecure bool `yaml:"insecure" help:"allow non-loopback listeners without nats.auth (protected mode off: anyone on the network may connect)"`
 }
 
 // NATS says where the node's NATS server is.
@@ -230,7 +234,7 @@ func Default() Config {
 		DataDir: "./data",
 		NATS: NATS{
 			Listen:     "127.0.0.1:4222",
-			LeafListen: "0.0.0.0:7422",
+			LeafListen: "127.0.0.1:7422",
 		},
 		Heart: Heartbeat{
 			Interval: time.Second,
@@ -238,7 +242,7 @@ func Default() Config {
 		},
 		Failback: FailbackManual,
 		Hooks:    Hooks{Timeout: 30 * time.Second},
-		Notifier: Notifier{PushListen: ":8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
+		Notifier: Notifier{PushListen: "127.0.0.1:8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
 			ProgressTimeout: 30 * time.Second, HostsTable: "hosts", ResourcesTable: "resources"},
 		License: License{Grace: 28 * 24 * time.Hour},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
@@ -300,6 +304,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.NATS.validateSecurity(c.Role)...)
+	errs = append(errs, c.protectedMode()...)
 	h := c.Heart
 	switch {
 	case h.Interval < 10*time.Millisecond:

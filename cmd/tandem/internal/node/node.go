@@ -109,6 +109,7 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 	if err := n.cfg.Validate(); err != nil {
 		return nil, err
 	}
+	n.warnInsecure()
 	if err := n.startNATS(ctx); err != nil {
 		return nil, err
 	}
@@ -126,6 +127,20 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	return js, nil
+}
+
+// warnInsecure says, at every start, that protected mode is off
+// (insecure: true) and which listeners anyone on the network can reach.
+func (n *Node) warnInsecure() {
+	if !n.cfg.Insecure {
+		return
+	}
+	ev := n.nlog.Warn().Bool("insecure", true).Strs("open_listeners", n.cfg.InsecureListeners())
+	if n.cfg.Secured() {
+		ev.Msg("insecure: true is set but has no effect: nats.auth requires credentials")
+		return
+	}
+	ev.Msg("protected mode is off (insecure: true): no credentials are required; run `tandem auth init` and set nats.auth to secure this node")
 }
 
 // ensureOrigin makes (or finds) the node's own event stream: a whole node,
