@@ -39,7 +39,7 @@ func cmdLicense(ctx context.Context, args []string, out, errOut io.Writer) error
 	if len(args) == 0 || licenseCommands[args[0]] == nil {
 		fmt.Fprintln(errOut, `usage:
   tandem license keygen --private FILE --public FILE
-  tandem license issue --key FILE --customer NAME --features a,b --seats N --expires YYYY-MM-DD [--product P] [--id ID]
+  tandem license issue --key FILE --customer NAME --features a,b --seats N --expires YYYY-MM-DD --pair P [--product P] [--id ID]
   tandem license add FILE --pair P
   tandem license list --pair P [--json]
   tandem license check FEATURE --pair P [--json]`)
@@ -135,6 +135,7 @@ func cmdLicenseIssue(_ context.Context, args []string, out, errOut io.Writer) er
 	seats := fs.Int("seats", 1, "seats")
 	expires := fs.String("expires", "", "last valid day, YYYY-MM-DD (UTC)")
 	id := fs.String("id", "", "license id (default: a new unique id)")
+	pair := fs.String("pair", "", "bind the license to this pair (a node of another pair refuses it)")
 	if err := parse(fs, args, errOut); err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func cmdLicenseIssue(_ context.Context, args []string, out, errOut io.Writer) er
 		}
 	}
 	s, err := lic.Sign(priv, lic.Payload{V: lic.Version, ID: *id, Customer: *customer, Product: *product,
-		Features: feats, Seats: *seats, Issued: time.Now(), Expires: *expires})
+		Features: feats, Seats: *seats, Issued: time.Now(), Expires: *expires, Pair: *pair})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -143,8 +144,11 @@ func rolePermissions(role, pair, node string) permissions {
 		// master's bucket (its own
 		// JetStream, the master's domain for the mirror); hears the pair's
 		// events and heartbeats (to learn the master) and its license verbs.
+		// The standby challenges the master's license service for its
+		// proof of contact (services/license/contact.go).
 		return permissions{
-			pub: append([]string{jsDomain, "$KV." + subject.LicenseBucket(pair) + ".>"}, append(events(licenseEvents), jsClient...)...),
+			pub: append([]string{jsDomain, "$KV." + subject.LicenseBucket(pair) + ".>", subject.License(pair, "*", api.VerbLicenseChallenge)},
+				append(events(licenseEvents), jsClient...)...),
 			sub: []string{subject.Events(pair), subject.Heartbeats(pair), subject.LicenseAll(pair, node),
 				subject.LicenseAll(pair, subject.PairScope), inbox},
 			responses: true,

@@ -26,7 +26,11 @@ import (
 	"github.com/tandem-ha/tandem/services/license"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The server's mirror set-up goroutine outlives Shutdown by its own bounded
+// timer (as in services/notifier and pkg/audit).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).setupMirrorConsumer.func3"))
+}
 
 const (
 	pairName  = "p"
@@ -48,6 +52,8 @@ type world struct {
 	// reconnect forever, as `tandem node` does with an external server;
 	// else in process, without reconnecting.
 	tcp bool
+	// grace is license.grace (the default when 0).
+	grace time.Duration
 }
 
 type tnode struct {
@@ -125,6 +131,9 @@ func (w *world) config(node string) config.Config {
 	}
 	c.Hosts = w.hosts
 	c.License.PublicKey = w.key
+	if w.grace > 0 {
+		c.License.Grace = w.grace
+	}
 	return c
 }
 
@@ -266,3 +275,19 @@ func asReplyError(t *testing.T, err error) *reply.Error {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// waitContact waits until the standby node has a proof of contact with the
+// master (its status names a last contact).
+func (w *world) waitContact(node string) time.Time {
+	w.t.Helper()
+	var at time.Time
+	w.waitFor(node+" in contact with the master", func() bool {
+		st := w.list(node).State
+		if st.LastContact != nil && !st.LastContact.IsZero() {
+			at = *st.LastContact
+			return true
+		}
+		return false
+	})
+	return at
+}
