@@ -54,6 +54,9 @@ const (
 	LicenseInvalid       = "tandem.license.invalid"
 	LicenseValid         = "tandem.license.valid"
 	InputRejected        = "tandem.input.rejected"
+	// AuditChanged: an event stream or mirror was found changed (deleted,
+	// retention shrunk, deny flags lifted) and restored — critical.
+	AuditChanged = "tandem.audit.changed"
 )
 
 // Envelope is one event.

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/tandem-ha/tandem/pkg/admin"
+	"github.com/tandem-ha/tandem/pkg/bus"
 )
 
 // RunNATS runs only the node's NATS server (`tandem nats`, the split layout
@@ -23,6 +24,12 @@ func (n *Node) RunNATS(ctx context.Context) error {
 		return err
 	}
 	defer n.stopNATS()
+	pub, err := bus.NewPublisher(js, bus.DefaultPublisherConfig(), n.log)
+	if err != nil {
+		return err
+	}
+	n.emitter = bus.NewEmitter(pub, n.log, 64) // the audit guard's events
+	defer n.closeEmitter()
 	n.admin = admin.New(n.cfg.Admin.Listen, admin.NewRegistry(), func() error { return nil }, n.log)
 	if err := n.admin.Start(); err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor"
@@ -429,7 +430,8 @@ func (n *Node) isKilled() bool {
 
 // mirrorPeer makes this node's durable mirror of the peer's event stream as
 // soon as the peer's name is known: from hosts, or from the first heartbeat
-// of the peer's monitor. It retries until it succeeds or ctx ends.
+// of the peer's monitor. It retries until it succeeds, then guards both
+// streams (guardAudit) until ctx ends.
 func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
 	peer, stop := n.learnPeer()
 	defer stop()
@@ -442,6 +444,7 @@ func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
 			cancel()
 			if err == nil {
 				n.nlog.Info().Str("peer", p).Msg("mirroring the peer's events")
+				n.guardAudit(ctx, js, p)
 				return
 			}
 			n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
@@ -485,4 +488,45 @@ func (n *Node) learnPeer() (peer func() string, stop func()) {
 		}, func() {
 			_ = sub.Unsubscribe()
 		}
+}
+
+// auditGuardEvery is how often the server part checks the configuration of
+// the node's event stream and mirror.
+const auditGuardEvery = 2 * time.Second
+
+// guardAudit checks the node's event stream and its mirror of peer's every
+// auditGuardEvery until ctx ends (SPEC §7 A3): a change made behind the
+// node's back (retention shrunk, a stream deleted) is restored and reported
+// as critical, in the log and as a tandem.audit.changed event.
+func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream, peer string) {
+	tk := time.NewTicker(auditGuardEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		n.checkAudit(ctx, js, peer)
+	}
+}
+
+func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer string) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	drift, err := audit.Drift(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	if err != nil || len(drift) == 0 {
+		return
+	}
+	rerr := audit.Restore(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	n.nlog.Error().Strs("changes", drift).AnErr("restore_error", rerr).
+		Msg("CRITICAL: the audit streams were changed behind the node's back; their configuration is restored, lost events are gone")
+	if n.emitter == nil {
+		return
+	}
+	e, err := event.New(n.cfg.Pair, n.cfg.Node, "node", event.AuditChanged, 0, time.Now(),
+		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
+	if err == nil {
+		n.emitter.Emit(e)
+	}
 }
