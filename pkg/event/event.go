@@ -204,6 +204,8 @@ func (e Envelope) Validate() error {
 		return fmt.Errorf("%w: node %q", ErrInvalid, e.Node)
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: no time", ErrInvalid)
+	case e.Epoch > MaxEpoch:
+		return fmt.Errorf("%w: epoch %d beyond %d", ErrInvalid, e.Epoch, MaxEpoch)
 	case e.DataContentType != "" && e.DataContentType != "application/json":
 		return fmt.Errorf("%w: datacontenttype %q", ErrInvalid, e.DataContentType)
 	}

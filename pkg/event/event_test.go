@@ -96,3 +96,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckEpoch(t *testing.T) {
+	for _, tt := range []struct {
+		epoch, newest uint64
+		ok            bool
+	}{
+		{1, 0, true}, {7, 6, true}, {MaxEpochJump, 0, true}, {MaxEpochJump + 1, 0, false},
+		{1<<64 - 1, 5, false}, {MaxEpoch + 1, MaxEpoch, false}, {MaxEpoch, MaxEpoch - 1, true}, {3, 9, true},
+	} {
+		if err := CheckEpoch(tt.epoch, tt.newest); (err == nil) != tt.ok {
+			t.Errorf("CheckEpoch(%d, %d) = %v, want ok %v", tt.epoch, tt.newest, err, tt.ok)
+		}
+	}
+	e, err := New("p", "a", "monitor", NodeActivated, 1<<64-1, time.Now(), nil)
+	if err == nil {
+		if err := e.Validate(); err == nil {
+			t.Error("an event in epoch 2^64-1 validates")
+		}
+	}
+}
