@@ -18,12 +18,15 @@ func init() {
 }
 
 func cmdAuth(ctx context.Context, args []string, out, errOut io.Writer) error {
+	if len(args) > 0 && args[0] == "session" {
+		return cmdAuthSession(ctx, args[1:], out, errOut)
+	}
 	if len(args) == 0 || args[0] != "init" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(errOut, "usage: tandem auth init --dir DIR [--roles ROLE,…]")
+			fmt.Fprintln(errOut, "usage: tandem auth init --dir DIR [--roles ROLE,…]\n       tandem auth session NAME --dir DIR")
 			return errHelp
 		}
-		fmt.Fprintln(errOut, "usage: tandem auth init --dir DIR [--roles ROLE,…]")
+		fmt.Fprintln(errOut, "usage: tandem auth init --dir DIR [--roles ROLE,…]\n       tandem auth session NAME --dir DIR")
 		return errUsage
 	}
 	return cmdAuthInit(ctx, args[1:], out, errOut)
@@ -99,4 +102,31 @@ func parseRoles(s string) ([]string, error) {
 		return nil, errors.New("--roles: empty")
 	}
 	return out, nil
+}
+
+// cmdAuthSession makes one client's own session key (SPEC §9):
+// DIR/session-NAME.nk, and prints the nats.sessions line for both nodes'
+// configuration. Removing the line (and restarting the nodes) revokes that
+// key alone.
+func cmdAuthSession(_ context.Context, args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("auth session", flag.ContinueOnError)
+	dir := fs.String("dir", "", "directory for the seed file session-NAME.nk (created 0700 if missing)")
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := parse(fs, args, errOut); err != nil {
+		return err
+	}
+	if name == "" || fs.NArg() > 0 || *dir == "" {
+		fmt.Fprintln(errOut, "usage: tandem auth session NAME --dir DIR")
+		return errUsage
+	}
+	path, pub, err := natsnode.WriteSessionSeed(*dir, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "# Session %s signs in with --creds %s; add to both nodes' configuration (remove to revoke):\n", name, path)
+	fmt.Fprintf(out, "nats:\n  sessions:\n    %s: %s\n", name, pub)
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -71,6 +72,9 @@ func cmdSession(ctx context.Context, args []string, out, errOut io.Writer) error
 	if err != nil {
 		return err
 	}
+	// Its own inbox (under the session role's): a per-client key reads
+	// only its own replies.
+	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(*name)))
 	c, err := session.Dial(strings.Split(p.server, ","), p.pair, append(opts, nats.Timeout(p.timeout))...)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"path/filepath"
@@ -80,7 +81,11 @@ type NATS struct {
 	// Auth maps a role to the public nkey (U…) of its user; non-empty means
 	// every TCP client and the peer's leaf connection must authenticate.
 	Auth map[string]string `yaml:"auth" help:"role=public nkey (U…) of each NATS user the embedded server accepts; roles: admin, leaf, license, monitor, nats, notifier, printq, replicator, session"`
-	TLS  TLS               `yaml:"tls"`
+	// Sessions maps a session's name to the public nkey of its own user
+	// (tandem auth session NAME): a key per client, revoked by removing its
+	// line. Such a user may acknowledge only as that session.
+	Sessions map[string]string `yaml:"sessions" help:"session name=public nkey (U…) of each per-client session user (tandem auth session NAME); remove a line to revoke"`
+	TLS      TLS               `yaml:"tls"`
 }
 
 // TLS is the embedded server's certificate for client and leafnode
@@ -117,6 +122,20 @@ var AuthRoles = []string{RoleAdmin, RoleLeaf, RoleLicense, RoleMonitor, RoleNATS
 
 // ValidAuthRole reports whether role is one of AuthRoles.
 func ValidAuthRole(role string) bool { return slices.Contains(AuthRoles, role) }
+
+// ValidSessionName reports whether name is a session name: 1–64 of
+// A-Z a-z 0-9 _ - (as tandem session --name).
+func ValidSessionName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // LeafSeedFile is the seed file the soliciting leaf remote uses, "" for none.
 func (n NATS) LeafSeedFile() string {
@@ -410,6 +429,22 @@ func (n NATS) validateSecurity(role Role) []error {
 		default:
 			seen[key] = r
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(n.Sessions)) {
+		key := n.Sessions[name]
+		switch {
+		case !ValidSessionName(name):
+			add("nats.sessions.%s: want 1-64 of A-Z a-z 0-9 _ -", name)
+		case !nkeys.IsValidPublicUserKey(key):
+			add("nats.sessions.%s: %q is not a public user nkey (U…, see tandem auth session)", name, key)
+		case seen[key] != "":
+			add("nats.sessions.%s: same key as %s; give every session its own", name, seen[key])
+		default:
+			seen[key] = "nats.sessions." + name
+		}
+	}
+	if len(n.Sessions) > 0 && len(n.Auth) == 0 {
+		add("nats.sessions: needs nats.auth (the server accepts users only with nats.auth)")
 	}
 	if len(n.Auth) > 0 {
 		if _, ok := n.Auth[RoleLeaf]; !ok && n.LeafListen != "" {

@@ -49,7 +49,7 @@ func TestKeys(t *testing.T) {
 		"hooks.on_active", "hooks.on_passive", "hooks.timeout", "hosts", "insecure",
 		"license.grace", "license.public_key", "log.format", "log.level",
 		"maintenance.default", "maintenance.max",
-		"nats.auth", "nats.creds", "nats.creds_dir", "nats.leaf_creds", "nats.leaf_listen", "nats.listen", "nats.peer",
+		"nats.auth", "nats.creds", "nats.creds_dir", "nats.leaf_creds", "nats.leaf_listen", "nats.listen", "nats.peer", "nats.sessions",
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.tls.verify", "nats.url",
 		"node", "notifier.config_refresh", "notifier.hosts_table", "notifier.progress_timeout", "notifier.push_listen",
 		"notifier.reannounce", "notifier.resources_table", "notifier.tokens_file", "pair", "role",

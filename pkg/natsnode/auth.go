@@ -264,3 +264,25 @@ func userEntry(key string, p permissions) string {
 	}
 	return fmt.Sprintf(`{nkey: %s, permissions: {%s}, allowed_connection_types: ["STANDARD"]}`, q(key), perm)
 }
+
+// SessionInboxPrefix is the inbox prefix of session name's clients: under
+// the session role's, so one client works with the shared session key and
+// with its own.
+func SessionInboxPrefix(name string) string { return InboxPrefix(config.RoleSession) + "." + name }
+
+// SessionUsers are the user entries of the per-client session keys
+// (nats.sessions, tandem auth session): each may do what the session role
+// may, but acknowledge only as its own session and read only its own
+// replies.
+func SessionUsers(pair string, sessions map[string]string) []string {
+	var users []string
+	for _, name := range slices.Sorted(maps.Keys(sessions)) {
+		p := rolePermissions(config.RoleSession, pair, "")
+		p.pub = slices.DeleteFunc(p.pub, func(s string) bool { return s == subject.Acks(pair) })
+		p.pub = append(p.pub, subject.Ack(pair, name))
+		p.sub = slices.DeleteFunc(p.sub, func(s string) bool { return strings.HasPrefix(s, InboxPrefix(config.RoleSession)) })
+		p.sub = append(p.sub, SessionInboxPrefix(name)+".>")
+		users = append(users, userEntry(sessions[name], p))
+	}
+	return users
+}
