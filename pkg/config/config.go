@@ -187,6 +187,14 @@ type Notifier struct {
 	ProgressTimeout time.Duration `yaml:"progress_timeout" help:"how long the notifier counts acknowledgements of one notification (N6)"`
 	HostsTable      string        `yaml:"hosts_table" help:"application table of client-facing hosts: (node TEXT PRIMARY KEY, host TEXT)"`
 	ResourcesTable  string        `yaml:"resources_table" help:"application table of resources: (node, name, address, PRIMARY KEY(node, name))"`
+	TLS             PushTLS       `yaml:"tls"`
+}
+
+// PushTLS is the push endpoint's certificate: HTTPS instead of HTTP, so
+// bearer tokens do not cross the network in clear text.
+type PushTLS struct {
+	Cert string `yaml:"cert" help:"PEM certificate of the push endpoint (HTTPS)"`
+	Key  string `yaml:"key" help:"PEM private key of notifier.tls.cert"`
 }
 
 // License settings.
@@ -363,6 +371,9 @@ func (c Config) Validate() error {
 		if !validTable(tbl) {
 			add("notifier: table name %q: want [A-Za-z_][A-Za-z0-9_]*", tbl)
 		}
+	}
+	if (c.Notifier.TLS.Cert == "") != (c.Notifier.TLS.Key == "") {
+		add("notifier.tls.cert and notifier.tls.key: set both or neither")
 	}
 	if c.License.Grace <= 0 {
 		add("license.grace: %v must be positive", c.License.Grace)

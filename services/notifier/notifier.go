@@ -103,6 +103,9 @@ type Options struct {
 	// refuses every request unless Open is set (the loopback demo).
 	Tokens []string
 	Open   bool
+	// MaxConns bounds the push endpoint's open connections
+	// (DefaultMaxConns when 0); more are shed.
+	MaxConns int
 	// Reannounce, ConfigRefresh and ProgressTimeout default to the
 	// constants above.
 	Reannounce      time.Duration
