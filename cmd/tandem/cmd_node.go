@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/logging"
@@ -60,6 +62,7 @@ func nodeCommand(part string) func(ctx context.Context, args []string, out, errO
 		// The services add their own "service" field; the node's own lines
 		// say service=node.
 		log = logging.For(log, "", cfg.Pair, cfg.Node, string(cfg.Role))
+		warnUnknownEnv(log, os.Environ())
 		n := node.New(cfg, log)
 		switch part {
 		case "node":
@@ -74,5 +77,12 @@ func nodeCommand(part string) func(ctx context.Context, args []string, out, errO
 		}
 		log.Info().Str("service", "node").Str("part", part).Msg("stopped")
 		return nil
+	}
+}
+
+// warnUnknownEnv reports TANDEM_* variables that set no key (a typo).
+func warnUnknownEnv(log zerolog.Logger, environ []string) {
+	if unknown := config.UnknownEnv(environ); len(unknown) > 0 {
+		log.Warn().Str("service", "node").Strs("variables", unknown).Msg("unknown TANDEM_* environment variables ignored (no such key)")
 	}
 }

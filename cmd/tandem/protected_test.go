@@ -128,3 +128,29 @@ func TestComposeConfigsLoad(t *testing.T) {
 		}
 	}
 }
+
+// A data directory the node cannot write says so at start, and an unknown
+// TANDEM_* variable (a typo) is reported.
+func TestDataDirAndUnknownEnvReported(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "data")
+	if err := os.WriteFile(notDir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "node.yaml")
+	if err := os.WriteFile(file, []byte("pair: p\nnode: a\ndata_dir: "+notDir+"\nnats:\n  listen: 127.0.0.1:-1\n  leaf_listen: \"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TANDEM_HEARTBEAT_INTERVALL", "1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"node", "--config", file}, &out, &errOut); code == 0 {
+		t.Fatal("a node started on a data_dir that is a file")
+	}
+	for _, want := range []string{"data_dir " + notDir, "fix the directory's owner or mode", "TANDEM_HEARTBEAT_INTERVALL", "unknown TANDEM_"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("output does not say %q:\n%s", want, errOut.String())
+		}
+	}
+}

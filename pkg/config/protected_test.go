@@ -79,3 +79,11 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"TANDEM_HEARTBEAT_INTERVALL=1s", "TANDEM_PAIR=p", "TANDEM_SERVER=x", "TANDEM_EPOCH=3",
+		"HOME=/root", "TANDEM_NATS_LEAF_LISTEN=x", "TANDEM_X=1", "TANDEM_X=2"})
+	if strings.Join(got, ",") != "TANDEM_HEARTBEAT_INTERVALL,TANDEM_X" {
+		t.Fatalf("unknown %v", got)
+	}
+}

@@ -121,6 +121,7 @@ func (s *Service) stateTrouble(err error) {
 	s.stateErr.Store(&msg)
 	s.log.Error().Err(err).Msg("license state")
 	s.emit(event.InputRejected, s.clk.Now(), map[string]any{"kind": "license.state", "reason": msg})
+	s.rejected.WithLabelValues("license.state").Inc()
 }
 
 // answerChallenge is the master's side: a signed answer to a standby's

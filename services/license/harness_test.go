@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -64,6 +65,7 @@ type tnode struct {
 	svc    *license.Service
 	events *sink
 	run    *pairtest.Running // the service, while it runs
+	reg    *prometheus.Registry
 	killed bool              // its server was killed: Run may have ended on the closed connection
 }
 
@@ -156,9 +158,9 @@ func (w *world) start(node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.nc, n.events = nc, &sink{}
+	n.nc, n.events, n.reg = nc, &sink{}, prometheus.NewRegistry()
 	n.svc, err = license.New(license.Options{Config: w.config(node), Conn: nc, JS: js, Events: n.events,
-		Clock: n.clk, Log: pairtest.Logger(t).With().Str("node", node).Logger(), LeaseInterval: leaseTick})
+		Clock: n.clk, Log: pairtest.Logger(t).With().Str("node", node).Logger(), LeaseInterval: leaseTick, Registry: n.reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	lic "github.com/tandem-ha/tandem/pkg/license"
+	"github.com/tandem-ha/tandem/pkg/pairtest"
 	"github.com/tandem-ha/tandem/services/license"
 )
 
@@ -99,7 +100,17 @@ func TestShortGraceAnsweredAtTheTimeOfTheQuestion(t *testing.T) {
 	if c := w.check("b", "audit"); !c.Licensed {
 		t.Fatalf("check right after losing the master: %+v", c)
 	}
+	if v := pairtest.MetricSum(t, w.nodes["b"].reg, "tandem_license_valid"); v != 1 {
+		t.Fatalf("tandem_license_valid %v before the grace ran out", v)
+	}
 	w.nodes["b"].clk.Advance(30 * time.Second)
+	// The metrics, too, are evaluated when scraped.
+	if v := pairtest.MetricSum(t, w.nodes["b"].reg, "tandem_license_valid"); v != 0 {
+		t.Fatalf("tandem_license_valid %v after the grace ran out", v)
+	}
+	if v := pairtest.MetricSum(t, w.nodes["b"].reg, "tandem_license_grace_left_seconds"); v != 0 {
+		t.Fatalf("tandem_license_grace_left_seconds %v after the grace ran out", v)
+	}
 	// No waiting: the very next answer is evaluated now.
 	if c := w.check("b", "audit"); c.Licensed || !contains(c.Reason, "longer than the grace of 20s") {
 		t.Fatalf("check 30 s after losing the master with a 20 s grace: %+v", c)

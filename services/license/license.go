@@ -53,6 +53,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/clock"
@@ -89,8 +90,9 @@ type Options struct {
 	Events        EventSink
 	Clock         clock.Clock // clock.Real{} when nil
 	Log           zerolog.Logger
-	LeaseInterval time.Duration // DefaultLeaseInterval when 0
-	CheckInterval time.Duration // DefaultCheckInterval when 0
+	LeaseInterval time.Duration         // DefaultLeaseInterval when 0
+	CheckInterval time.Duration         // DefaultCheckInterval when 0
+	Registry      prometheus.Registerer // a fresh registry when nil
 }
 
 // Service is one node's license service.
@@ -122,6 +124,7 @@ type Service struct {
 	kick     chan struct{}          // standby: challenge now (size 1)
 	stateErr atomic.Pointer[string] // trouble with the state file, for status
 	seats    seatTable
+	rejected *prometheus.CounterVec
 
 	rejectMu sync.Mutex // guards rejectAt and rejectN
 	rejectAt time.Time
@@ -159,6 +162,13 @@ func New(o Options) (*Service, error) {
 		check: orDefault(o.CheckInterval, DefaultCheckInterval),
 		added: make(chan *lic.Signed), licenses: map[string]*lic.Signed{},
 		answers: make(chan answered), kick: make(chan struct{}, 1),
+		rejected: newRejected(),
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if err := s.register(o.Registry); err != nil {
+		return nil, fmt.Errorf("license: metrics: %w", err)
 	}
 	// A short grace is re-evaluated often enough for its events.
 	s.check = min(s.check, max(o.Config.License.Grace/20, 100*time.Millisecond))
@@ -410,6 +420,7 @@ func (s *Service) emit(typ string, now time.Time, data any) {
 // reject logs, and reports as an event (at most 10 a second), an input
 // that was refused without changing any state.
 func (s *Service) reject(kind, subj string, err error) {
+	s.rejected.WithLabelValues(kind).Inc()
 	now := s.clk.Now()
 	s.rejectMu.Lock()
 	if now.Sub(s.rejectAt) >= time.Second || now.Before(s.rejectAt) {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -111,6 +112,9 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	n.warnInsecure()
+	if err := checkDataDir(n.cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := n.startNATS(ctx); err != nil {
 		return nil, err
 	}
@@ -529,4 +533,22 @@ func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer stri
 	if err == nil {
 		n.emitter.Emit(e)
 	}
+}
+
+// checkDataDir makes data_dir if needed and checks that this process may
+// write in it, so that a wrong owner or mode is said plainly at start
+// rather than by whichever part first fails to write.
+func checkDataDir(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("data_dir %s: %w (this process runs as uid %d: fix the directory's owner or mode, or set data_dir)", dir, err, os.Getuid())
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fail(err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
