@@ -66,7 +66,7 @@ type tnode struct {
 	events *sink
 	run    *pairtest.Running // the service, while it runs
 	reg    *prometheus.Registry
-	killed bool              // its server was killed: Run may have ended on the closed connection
+	killed bool // its server was killed: Run may have ended on the closed connection
 }
 
 // sink records the events a service emits.
