@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -77,6 +78,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"specversion":"1.0"}`))
 	f.Add([]byte(`null`))
+	huge := good
+	huge.Epoch = 1<<64 - 1
+	hb, _ := json.Marshal(huge)
+	f.Add(hb)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		e, err := Decode(in)
 		if err != nil {
@@ -93,6 +98,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if _, err := DecodeStored(in); err != nil {
 			t.Fatalf("Decode accepted what DecodeStored refuses: %v", err)
+		}
+		if e.Epoch > MaxEpoch {
+			t.Fatalf("accepted epoch %d beyond %d", e.Epoch, MaxEpoch)
 		}
 	})
 }
