@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strconv"
@@ -118,8 +119,10 @@ func (s *Service) startPush(ctx context.Context) (*http.Server, error) {
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       idleTimeout,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		MaxHeaderBytes:    16 << 10,
+		// TLS handshake failures and the like: the service's log, not stderr.
+		ErrorLog:       stdlog.New(s.log.With().Str("component", "push").Logger(), "", 0),
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+		MaxHeaderBytes: 16 << 10,
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
