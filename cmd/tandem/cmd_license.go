@@ -42,7 +42,7 @@ func cmdLicense(ctx context.Context, args []string, out, errOut io.Writer) error
   tandem license issue --key FILE --customer NAME --features a,b --seats N --expires YYYY-MM-DD --pair P [--product P] [--id ID]
   tandem license add FILE --pair P
   tandem license list --pair P [--json]
-  tandem license check FEATURE --pair P [--json]`)
+  tandem license check FEATURE --pair P [--seat NAME] [--json]`)
 		return errUsage
 	}
 	return licenseCommands[args[0]](ctx, args[1:], out, errOut)
@@ -261,6 +261,7 @@ func cmdLicenseCheck(ctx context.Context, args []string, out, errOut io.Writer) 
 	var p pairFlags
 	fs := flag.NewFlagSet("license check", flag.ContinueOnError)
 	p.register(fs)
+	seat := fs.String("seat", "", "hold one of the license's seats for this client name (10 min after its last check)")
 	pos, err := parseMixed(fs, args, errOut)
 	if err != nil {
 		return err
@@ -277,7 +278,7 @@ func cmdLicenseCheck(ctx context.Context, args []string, out, errOut io.Writer) 
 	}
 	defer nc.Close()
 	replies, err := gatherLicense[api.LicenseCheckReply](ctx, nc, p.pair, api.VerbLicenseCheck,
-		api.LicenseCheckRequest{Request: api.Request{V: api.Version, Pair: p.pair}, Feature: pos[0]}, p.timeout)
+		api.LicenseCheckRequest{Request: api.Request{V: api.Version, Pair: p.pair}, Feature: pos[0], Seat: *seat}, p.timeout)
 	if err != nil {
 		return err
 	}
