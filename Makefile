@@ -99,7 +99,8 @@ FUZZ_TARGETS := \
 	pkg:./api:FuzzDecodeAck pkg:./api:FuzzDecodeConfigReply pkg:./api:FuzzDecodeNotification \
 	pkg:./license:FuzzDecode pkg:./session:FuzzRewrite pkg:./natsnode:FuzzDecodeLinkState \
 	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
-	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral
+	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral \
+	services/license:./internal/contact:FuzzDecodeChallenge
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		mod=$${t%%:*}; rest=$${t#*:}; pkg=$${rest%%:*}; fn=$${rest#*:}; \

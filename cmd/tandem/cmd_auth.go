@@ -19,7 +19,7 @@ func init() {
 
 func newAuthCmd(*app) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "auth init --dir DIR [--roles ROLE,...]",
+		Use:   "auth init|session …",
 		Short: "NATS credentials: auth init makes one nkey seed per role and prints the nats.auth block",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRun,
@@ -36,7 +36,33 @@ func newAuthCmd(*app) *cobra.Command {
 	sub.Flags().StringVar(&roles, "roles", strings.Join(defaultAuthRoles(), ","),
 		"comma list of roles, of "+strings.Join(config.AuthRoles, ", "))
 	c.AddCommand(sub)
+	var sdir string
+	session := &cobra.Command{
+		Use:   "session NAME --dir DIR",
+		Short: "write DIR/session-NAME.nk and print the nats.sessions line of its public key (a per-session key, revoked by removing the line)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return cmdAuthSession(args[0], sdir, c.OutOrStdout())
+		},
+	}
+	session.Flags().StringVar(&sdir, "dir", "", "directory for the seed file session-NAME.nk (created 0700 if missing)")
+	c.AddCommand(session)
 	return c
+}
+
+// cmdAuthSession writes a session's own key and prints the configuration
+// line that admits it.
+func cmdAuthSession(name, dir string, out io.Writer) error {
+	if dir == "" {
+		return errors.New("--dir is required")
+	}
+	path, pub, err := natsnode.WriteSessionSeed(dir, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "# Session %s signs in with --creds %s; add to both nodes' configuration (remove to revoke):\n", name, path)
+	fmt.Fprintf(out, "nats:\n  sessions:\n    %s: %s\n", name, pub)
+	return nil
 }
 
 // cmdAuthInit writes DIR/<role>.nk (mode 0600, never overwriting) and prints

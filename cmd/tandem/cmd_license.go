@@ -63,6 +63,7 @@ func newLicenseCmd(a *app) *cobra.Command {
 	f.IntVar(&is.seats, "seats", 1, "seats")
 	f.StringVar(&is.expires, "expires", "", "last valid day, YYYY-MM-DD (UTC)")
 	f.StringVar(&is.id, "id", "", "license id (default: a new unique id)")
+	f.StringVar(&is.pair, "pair", "", "bind the license to this pair (a node of another pair refuses it)")
 
 	var ap pairFlags
 	add := &cobra.Command{
@@ -84,15 +85,17 @@ func newLicenseCmd(a *app) *cobra.Command {
 	lp.register(list.Flags(), a.client, 3*time.Second)
 
 	var cp pairFlags
+	var seat string
 	check := &cobra.Command{
 		Use:   "check FEATURE --pair P",
 		Short: "is FEATURE licensed on each node, and why not (L5)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return cmdLicenseCheck(c.Context(), cp, args[0], c.OutOrStdout())
+			return cmdLicenseCheck(c.Context(), cp, args[0], seat, c.OutOrStdout())
 		},
 	}
 	cp.register(check.Flags(), a.client, 3*time.Second)
+	check.Flags().StringVar(&seat, "seat", "", "hold one of the license's seats for this client name (10 min after its last check)")
 	c.AddCommand(keygen, issue, add, list, check)
 	return c
 }
@@ -101,6 +104,7 @@ type keygenOptions struct{ priv, pub string }
 
 type issueOptions struct {
 	key, customer, product, expires, id string
+	pair                                string
 	features                            []string
 	seats                               int
 }
@@ -187,7 +191,7 @@ func cmdLicenseIssue(o issueOptions, out io.Writer) error {
 		}
 	}
 	s, err := lic.Sign(priv, lic.Payload{V: lic.Version, ID: *id, Customer: *customer, Product: *product,
-		Features: feats, Seats: o.seats, Issued: time.Now(), Expires: *expires})
+		Features: feats, Seats: o.seats, Issued: time.Now(), Expires: *expires, Pair: o.pair})
 	if err != nil {
 		return err
 	}
@@ -266,7 +270,7 @@ func cmdLicenseList(ctx context.Context, p pairFlags, out io.Writer) error {
 	return nil
 }
 
-func cmdLicenseCheck(ctx context.Context, p pairFlags, feature string, out io.Writer) error {
+func cmdLicenseCheck(ctx context.Context, p pairFlags, feature, seat string, out io.Writer) error {
 	pos := []string{feature}
 	if err := requirePair(p.pair); err != nil {
 		return err
@@ -277,7 +281,7 @@ func cmdLicenseCheck(ctx context.Context, p pairFlags, feature string, out io.Wr
 	}
 	defer nc.Close()
 	replies, err := gatherLicense[api.LicenseCheckReply](ctx, nc, p.pair, api.VerbLicenseCheck,
-		api.LicenseCheckRequest{Request: api.Request{V: api.Version, Pair: p.pair}, Feature: pos[0]}, p.timeout)
+		api.LicenseCheckRequest{Request: api.Request{V: api.Version, Pair: p.pair}, Feature: pos[0], Seat: seat}, p.timeout)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -118,6 +119,7 @@ func runNode(ctx context.Context, part, file, logFormat string, flags map[string
 	// The services add their own "service" field; the node's own lines
 	// say service=node.
 	log = logging.For(log, "", cfg.Pair, cfg.Node, string(cfg.Role))
+	warnUnknownEnv(log, os.Environ())
 	n := node.New(cfg, log)
 	switch part {
 	case "node":
@@ -132,4 +134,12 @@ func runNode(ctx context.Context, part, file, logFormat string, flags map[string
 	}
 	log.Info().Str("service", "node").Str("part", part).Msg("stopped")
 	return nil
+}
+
+// warnUnknownEnv warns about TANDEM_* variables that name no configuration
+// key (a typo would otherwise be ignored silently).
+func warnUnknownEnv(log zerolog.Logger, environ []string) {
+	if unknown := config.UnknownEnv(environ); len(unknown) > 0 {
+		log.Warn().Str("service", "node").Strs("variables", unknown).Msg("unknown TANDEM_* environment variables ignored (no such key)")
+	}
 }

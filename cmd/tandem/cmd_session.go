@@ -19,6 +19,7 @@ import (
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/agent"
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -100,6 +101,9 @@ func cmdSession(ctx context.Context, o sessionOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Its own inbox (under the session role's): a per-client key reads
+	// only its own replies.
+	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(o.name)))
 	c, err := session.Dial(strings.Split(o.server, ","), o.pair, append(opts, nats.Timeout(o.timeout))...)
 	if err != nil {
 		return err
@@ -163,6 +167,7 @@ func runAgent(ctx context.Context, o sessionOptions, ao agent.Options, out io.Wr
 	if err != nil {
 		return err
 	}
+	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(o.name)))
 	c, err := session.Dial(strings.Split(o.server, ","), o.pair, append(opts, nats.Timeout(o.timeout))...)
 	if err != nil {
 		return err

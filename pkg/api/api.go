@@ -80,6 +80,9 @@ type NodeStatus struct {
 	Epoch       uint64 `json:"epoch"`
 	Reachable   bool   `json:"reachable"`
 	Maintenance bool   `json:"maintenance"`
+	// Insecure is set when the node runs with protected mode off
+	// (insecure: true and no nats.auth).
+	Insecure bool `json:"insecure,omitempty"`
 	// MaintenanceLeft is how long maintenance still lasts (Go duration).
 	MaintenanceLeft string `json:"maintenance_left,omitempty"`
 	// HeartbeatAgeMS is the age of the last heartbeat heard from this node,

@@ -8,6 +8,10 @@ const (
 	VerbLicenseList   = "list"
 	VerbLicenseCheck  = "check"
 	VerbLicenseStatus = "status"
+	// VerbLicenseChallenge is the standby license service's challenge to
+	// the master's (services/license/internal/contact): the answer, signed
+	// with the master's node key, is the standby's proof of contact.
+	VerbLicenseChallenge = "challenge"
 )
 
 // License states of a node (LicenseState.Status).
@@ -31,9 +35,13 @@ type LicenseListRequest struct {
 }
 
 // LicenseCheckRequest asks a node whether Feature is licensed there (L5).
+// With Seat (a client's stable name, e.g. its host), the answer also holds
+// one of the license's seats for that client: a client beyond the
+// license's seats is refused while the others hold theirs.
 type LicenseCheckRequest struct {
 	Request
 	Feature string `json:"feature"`
+	Seat    string `json:"seat,omitempty"`
 }
 
 // LicenseStatusRequest asks a node for its license state (tandem status).

@@ -253,6 +253,8 @@ func (n Notification) Validate() error {
 		return fmt.Errorf("notification: pair %q", n.Pair)
 	case n.Epoch == 0:
 		return fmt.Errorf("notification: epoch 0")
+	case n.Epoch > event.MaxEpoch:
+		return fmt.Errorf("notification: epoch %d beyond %d", n.Epoch, event.MaxEpoch)
 	case !subject.ValidName(n.Active):
 		return fmt.Errorf("notification: active node %q", n.Active)
 	case n.Failed != "" && (!subject.ValidName(n.Failed) || n.Failed == n.Active):

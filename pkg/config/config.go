@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"path/filepath"
@@ -57,6 +58,10 @@ type Config struct {
 	Maintenance Maintenance       `yaml:"maintenance"`
 	Log         Log               `yaml:"log"`
 	Audit       Audit             `yaml:"audit"`
+	// Insecure turns protected mode off: without nats.auth the node then
+	// listens on non-loopback addresses too, open to anyone who reaches
+	// them (warned at every start, shown in status).
+	Insecure bool `yaml:"insecure" help:"allow non-loopback listeners without nats.auth (protected mode off: anyone on the network may connect)"`
 }
 
 // NATS says where the node's NATS server is.
@@ -76,7 +81,11 @@ type NATS struct {
 	// Auth maps a role to the public nkey (U…) of its user; non-empty means
 	// every TCP client and the peer's leaf connection must authenticate.
 	Auth map[string]string `yaml:"auth" help:"role=public nkey (U…) of each NATS user the embedded server accepts; roles: admin, leaf, license, monitor, nats, notifier, printq, replicator, session"`
-	TLS  TLS               `yaml:"tls"`
+	// Sessions maps a session's name to the public nkey of its own user
+	// (tandem auth session NAME): a key per client, revoked by removing its
+	// line. Such a user may acknowledge only as that session.
+	Sessions map[string]string `yaml:"sessions" help:"session name=public nkey (U…) of each per-client session user (tandem auth session NAME); remove a line to revoke"`
+	TLS      TLS               `yaml:"tls"`
 }
 
 // TLS is the embedded server's certificate for client and leafnode
@@ -113,6 +122,20 @@ var AuthRoles = []string{RoleAdmin, RoleLeaf, RoleLicense, RoleMonitor, RoleNATS
 
 // ValidAuthRole reports whether role is one of AuthRoles.
 func ValidAuthRole(role string) bool { return slices.Contains(AuthRoles, role) }
+
+// ValidSessionName reports whether name is a session name: 1–64 of
+// A-Z a-z 0-9 _ - (as tandem session --name).
+func ValidSessionName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // LeafSeedFile is the seed file the soliciting leaf remote uses, "" for none.
 func (n NATS) LeafSeedFile() string {
@@ -164,6 +187,14 @@ type Notifier struct {
 	ProgressTimeout time.Duration `yaml:"progress_timeout" help:"how long the notifier counts acknowledgements of one notification (N6)"`
 	HostsTable      string        `yaml:"hosts_table" help:"application table of client-facing hosts: (node TEXT PRIMARY KEY, host TEXT)"`
 	ResourcesTable  string        `yaml:"resources_table" help:"application table of resources: (node, name, address, PRIMARY KEY(node, name))"`
+	TLS             PushTLS       `yaml:"tls"`
+}
+
+// PushTLS is the push endpoint's certificate: HTTPS instead of HTTP, so
+// bearer tokens do not cross the network in clear text.
+type PushTLS struct {
+	Cert string `yaml:"cert" help:"PEM certificate of the push endpoint (HTTPS)"`
+	Key  string `yaml:"key" help:"PEM private key of notifier.tls.cert"`
 }
 
 // License settings.
@@ -244,7 +275,7 @@ func Default() Config {
 		DataDir: "./data",
 		NATS: NATS{
 			Listen:     "127.0.0.1:4222",
-			LeafListen: "0.0.0.0:7422",
+			LeafListen: "127.0.0.1:7422",
 		},
 		Heart: Heartbeat{
 			Interval: time.Second,
@@ -252,7 +283,7 @@ func Default() Config {
 		},
 		Failback: FailbackManual,
 		Hooks:    Hooks{Timeout: 30 * time.Second},
-		Notifier: Notifier{PushListen: ":8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
+		Notifier: Notifier{PushListen: "127.0.0.1:8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
 			ProgressTimeout: 30 * time.Second, HostsTable: "hosts", ResourcesTable: "resources"},
 		License: License{Grace: 28 * 24 * time.Hour},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
@@ -317,6 +348,7 @@ func (c Config) Validate() error {
 	if (c.Admin.TLS.Cert == "") != (c.Admin.TLS.Key == "") {
 		add("admin.tls.cert and admin.tls.key: set both or neither")
 	}
+	errs = append(errs, c.protectedMode()...)
 	h := c.Heart
 	switch {
 	case h.Interval < 10*time.Millisecond:
@@ -356,6 +388,9 @@ func (c Config) Validate() error {
 		if !validTable(tbl) {
 			add("notifier: table name %q: want [A-Za-z_][A-Za-z0-9_]*", tbl)
 		}
+	}
+	if (c.Notifier.TLS.Cert == "") != (c.Notifier.TLS.Key == "") {
+		add("notifier.tls.cert and notifier.tls.key: set both or neither")
 	}
 	if c.License.Grace <= 0 {
 		add("license.grace: %v must be positive", c.License.Grace)
@@ -422,6 +457,22 @@ func (n NATS) validateSecurity(role Role) []error {
 		default:
 			seen[key] = r
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(n.Sessions)) {
+		key := n.Sessions[name]
+		switch {
+		case !ValidSessionName(name):
+			add("nats.sessions.%s: want 1-64 of A-Z a-z 0-9 _ -", name)
+		case !nkeys.IsValidPublicUserKey(key):
+			add("nats.sessions.%s: %q is not a public user nkey (U…, see tandem auth session)", name, key)
+		case seen[key] != "":
+			add("nats.sessions.%s: same key as %s; give every session its own", name, seen[key])
+		default:
+			seen[key] = "nats.sessions." + name
+		}
+	}
+	if len(n.Sessions) > 0 && len(n.Auth) == 0 {
+		add("nats.sessions: needs nats.auth (the server accepts users only with nats.auth)")
 	}
 	if len(n.Auth) > 0 {
 		if _, ok := n.Auth[RoleLeaf]; !ok && n.LeafListen != "" {

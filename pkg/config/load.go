@@ -509,3 +509,25 @@ func describe(n *yaml.Node) string {
 	}
 	return fmt.Sprintf("%q", n.Value)
 }
+
+// otherEnv are TANDEM_* variables that are not node keys yet expected: the
+// client defaults and what hooks are given.
+var otherEnv = map[string]bool{"TANDEM_SERVER": true, "TANDEM_CREDS": true, "TANDEM_PAIR": true, "TANDEM_TLS_CA": true, "TANDEM_EPOCH": true, "TANDEM_STATE": true}
+
+// UnknownEnv lists the TANDEM_* variables of environ that set no key (a
+// typo such as TANDEM_HEARTBEAT_INTERVALL), sorted, for a warning at start.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{}
+	for _, k := range schema().keys {
+		known[EnvVar(k)] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && !known[name] && !otherEnv[name] && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

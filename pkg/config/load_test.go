@@ -46,13 +46,13 @@ func TestKeys(t *testing.T) {
 	want := []string{
 		"admin.listen", "admin.tls.cert", "admin.tls.key", "admin.tokens_file", "admin.users_file", "audit.max_age", "audit.max_bytes", "data_dir", "database.path", "database.tables", "failback",
 		"heartbeat.discovery", "heartbeat.interval", "heartbeat.settle", "heartbeat.timeout",
-		"hooks.on_active", "hooks.on_passive", "hooks.timeout", "hosts",
+		"hooks.on_active", "hooks.on_passive", "hooks.timeout", "hosts", "insecure",
 		"license.grace", "license.public_key", "log.format", "log.level",
 		"maintenance.default", "maintenance.max",
-		"nats.auth", "nats.creds", "nats.creds_dir", "nats.leaf_creds", "nats.leaf_listen", "nats.listen", "nats.peer",
+		"nats.auth", "nats.creds", "nats.creds_dir", "nats.leaf_creds", "nats.leaf_listen", "nats.listen", "nats.peer", "nats.sessions",
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.tls.verify", "nats.url",
 		"node", "notifier.config_refresh", "notifier.hosts_table", "notifier.progress_timeout", "notifier.push_listen",
-		"notifier.reannounce", "notifier.resources_table", "notifier.tokens_file", "pair", "role",
+		"notifier.reannounce", "notifier.resources_table", "notifier.tls.cert", "notifier.tls.key", "notifier.tokens_file", "pair", "role",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)
@@ -141,8 +141,8 @@ func TestLoadEnv(t *testing.T) {
 		},
 		{
 			name:    "underscore in a key",
-			environ: []string{"TANDEM_NATS_LEAF_LISTEN=0.0.0.0:17422"},
-			check:   func(c Config) bool { return c.NATS.LeafListen == "0.0.0.0:17422" },
+			environ: []string{"TANDEM_NATS_LEAF_LISTEN=127.0.0.2:17422"},
+			check:   func(c Config) bool { return c.NATS.LeafListen == "127.0.0.2:17422" },
 		},
 		{
 			name:    "hosts",

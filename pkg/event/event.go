@@ -56,6 +56,9 @@ const (
 	LicenseInvalid       = "tandem.license.invalid"
 	LicenseValid         = "tandem.license.valid"
 	InputRejected        = "tandem.input.rejected"
+	// AuditChanged: an event stream or mirror was found changed (deleted,
+	// retention shrunk, deny flags lifted) and restored — critical.
+	AuditChanged = "tandem.audit.changed"
 )
 
 // Envelope is one event.
@@ -203,6 +206,8 @@ func (e Envelope) Validate() error {
 		return fmt.Errorf("%w: node %q", ErrInvalid, e.Node)
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: no time", ErrInvalid)
+	case e.Epoch > MaxEpoch:
+		return fmt.Errorf("%w: epoch %d beyond %d", ErrInvalid, e.Epoch, MaxEpoch)
 	case e.DataContentType != "" && e.DataContentType != "application/json":
 		return fmt.Errorf("%w: datacontenttype %q", ErrInvalid, e.DataContentType)
 	}

@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -77,6 +78,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"specversion":"1.0"}`))
 	f.Add([]byte(`null`))
+	huge := good
+	huge.Epoch = 1<<64 - 1
+	hb, _ := json.Marshal(huge)
+	f.Add(hb)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		e, err := Decode(in)
 		if err != nil {
@@ -94,5 +99,28 @@ func FuzzDecode(f *testing.F) {
 		if _, err := DecodeStored(in); err != nil {
 			t.Fatalf("Decode accepted what DecodeStored refuses: %v", err)
 		}
+		if e.Epoch > MaxEpoch {
+			t.Fatalf("accepted epoch %d beyond %d", e.Epoch, MaxEpoch)
+		}
 	})
+}
+
+func TestCheckEpoch(t *testing.T) {
+	for _, tt := range []struct {
+		epoch, newest uint64
+		ok            bool
+	}{
+		{1, 0, true}, {7, 6, true}, {MaxEpochJump, 0, true}, {MaxEpochJump + 1, 0, false},
+		{1<<64 - 1, 5, false}, {MaxEpoch + 1, MaxEpoch, false}, {MaxEpoch, MaxEpoch - 1, true}, {3, 9, true},
+	} {
+		if err := CheckEpoch(tt.epoch, tt.newest); (err == nil) != tt.ok {
+			t.Errorf("CheckEpoch(%d, %d) = %v, want ok %v", tt.epoch, tt.newest, err, tt.ok)
+		}
+	}
+	e, err := New("p", "a", "monitor", NodeActivated, 1<<64-1, time.Now(), nil)
+	if err == nil {
+		if err := e.Validate(); err == nil {
+			t.Error("an event in epoch 2^64-1 validates")
+		}
+	}
 }

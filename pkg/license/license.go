@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 // Limits of what Decode accepts.
@@ -69,6 +70,7 @@ var (
 	ErrBadSignature = errors.New("license signature invalid")
 	ErrExpired      = errors.New("license expired")
 	ErrNotYetValid  = errors.New("license issued in the future")
+	ErrWrongPair    = errors.New("license of another pair")
 )
 
 // Payload is what the vendor signs.
@@ -83,6 +85,10 @@ type Payload struct {
 	// Expires is the last day (UTC) on which the license is valid,
 	// YYYY-MM-DD.
 	Expires string `json:"expires"`
+	// Pair binds the license to one pair: a node of another pair refuses
+	// it. Licenses issued before the field existed have none and are
+	// accepted by any pair (see the README's licenses section).
+	Pair string `json:"pair,omitempty"`
 }
 
 var (
@@ -110,6 +116,8 @@ func (p Payload) Validate() error {
 		return bad("seats %d: want at least 1", p.Seats)
 	case p.Issued.IsZero():
 		return bad("no issue time")
+	case p.Pair != "" && !subject.ValidName(p.Pair):
+		return bad("pair %q: want [a-z0-9][a-z0-9-]{0,31}", p.Pair)
 	}
 	for _, f := range p.Features {
 		if !featureRE.MatchString(f) {
@@ -154,6 +162,15 @@ func (p Payload) ExpiresAt() time.Time {
 
 // Has reports whether the license grants feature.
 func (p Payload) Has(feature string) bool { return slices.Contains(p.Features, feature) }
+
+// CheckPair checks that the license may be used by pair: bound to it, or
+// to no pair at all.
+func (p Payload) CheckPair(pair string) error {
+	if p.Pair != "" && p.Pair != pair {
+		return fmt.Errorf("%w: issued for pair %q, this is pair %q", ErrWrongPair, p.Pair, pair)
+	}
+	return nil
+}
 
 // CheckTime checks that the license is valid at now: issued no later than
 // tolerance after now (a clock slightly behind the vendor's), and not
@@ -250,7 +267,7 @@ func decodePayload(raw []byte) (Payload, error) {
 
 // headerValues are the header lines of a payload, in order.
 func headerValues(p Payload) [][2]string {
-	return [][2]string{
+	h := [][2]string{
 		{"Id", p.ID},
 		{"Customer", p.Customer},
 		{"Product", p.Product},
@@ -259,4 +276,8 @@ func headerValues(p Payload) [][2]string {
 		{"Issued", p.Issued.UTC().Format(time.RFC3339)},
 		{"Expires", p.Expires},
 	}
+	if p.Pair != "" {
+		h = append(h, [2]string{"Pair", p.Pair})
+	}
+	return h
 }

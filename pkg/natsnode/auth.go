@@ -24,10 +24,16 @@ package natsnode
 // not say which service rejected the input; the envelope's source does). A new
 // event type a service emits must be added to its list here.
 //
-// The services keep their broad JetStream API rights ($JS.API.>) on their own
-// node: they create and update their streams, buckets and consumers, and the
-// exact API subjects depend on the nats.go version. Sessions, printq and
-// admins get narrow, read-only JetStream rights.
+// JetStream (SPEC §9, least privilege): each service may read any stream's
+// info and messages and manage consumers on its own node, and create,
+// update (and, the replicator, purge) only the streams and buckets it owns
+// (jsFor). No service may create, update, purge or delete an event stream or
+// its mirror, nor delete any stream or message, on its node or across the
+// leaf ($JS.<domain>.API: consumers and reads only, jsPeer): the node's
+// server part makes and configures the event streams under its own
+// in-process identity. The nats role (the server part, should it connect
+// over TCP) keeps the whole API but is denied every delete and purge.
+// Sessions, printq and admins get narrow, read-only JetStream rights.
 
 import (
 	"fmt"
@@ -35,6 +41,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -44,9 +51,10 @@ import (
 // the only replies its user may subscribe to.
 func InboxPrefix(role string) string { return "_INBOX_" + role }
 
-// permissions is one user's allow lists.
+// permissions is one user's allow lists (and publish deny list).
 type permissions struct {
 	pub, sub []string
+	denyPub  []string
 	// responses lets the user publish to the reply subject of a request it
 	// received (allow_responses).
 	responses bool
@@ -54,11 +62,38 @@ type permissions struct {
 
 // Subjects shared by several roles.
 const (
-	jsAPI    = "$JS.API.>"   // the node's own JetStream
-	jsDomain = "$JS.*.API.>" // another domain's JetStream: the peer's, across the leaf
-	jsAck    = "$JS.ACK.>"   // acks of pull consumers
-	jsFlow   = "$JS.FC.>"    // flow-control replies of push consumers
+	jsAPI  = "$JS.API.>" // the node's own JetStream
+	jsAck  = "$JS.ACK.>" // acks of pull consumers
+	jsFlow = "$JS.FC.>"  // flow-control replies of push consumers
 )
+
+// jsRead is the JetStream API every service may use on its own node:
+// account and stream info, message reads, and consumers (create, info,
+// next, delete: ordered consumers recreate theirs).
+var jsRead = []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
+	"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.>"}
+
+// jsPeer is what a service may do in another node's JetStream domain, across
+// the leaf: read, and consumers.
+var jsPeer = []string{"$JS.*.API.INFO", "$JS.*.API.STREAM.INFO.*", "$JS.*.API.STREAM.MSG.GET.*",
+	"$JS.*.API.DIRECT.GET.>", "$JS.*.API.CONSUMER.>"}
+
+// jsFor is a service's JetStream API: jsRead, plus create and update of the
+// streams it owns, plus purge of those in purge.
+func jsFor(own []string, purge ...string) []string {
+	out := slices.Clone(jsRead)
+	for _, name := range own {
+		out = append(out, "$JS.API.STREAM.CREATE."+name, "$JS.API.STREAM.UPDATE."+name)
+	}
+	for _, name := range purge {
+		out = append(out, "$JS.API.STREAM.PURGE."+name)
+	}
+	return out
+}
+
+// jsDestroy is what the nats role may not do although it has the whole API.
+var jsDestroy = []string{"$JS.API.STREAM.DELETE.*", "$JS.API.STREAM.PURGE.*", "$JS.API.STREAM.MSG.DELETE.*",
+	"$JS.*.API.STREAM.DELETE.*", "$JS.*.API.STREAM.PURGE.*", "$JS.*.API.STREAM.MSG.DELETE.*"}
 
 // Events each service emits (see services/<name>); input.rejected is
 // everybody's.
@@ -88,8 +123,10 @@ func rolePermissions(role, pair, node string) permissions {
 		return out
 	}
 	inbox := InboxPrefix(role) + ".>"
-	jsClient := []string{jsAPI, jsAck, jsFlow, inbox}
+	// jsClient is a service's JetStream rights with the streams it owns.
+	jsClient := func(api []string) []string { return append(slices.Clone(api), jsAck, jsFlow, inbox) }
 	stateStream := "KV_" + subject.StateBucket
+	repl := subject.ReplStream(pair, node)
 	stateKey := "$KV." + subject.StateBucket + "." + pair
 	// Reading the pair's state: the bucket's info, its key by direct get,
 	// and an ordered consumer (a watch) filtered on the key.
@@ -111,7 +148,7 @@ func rolePermissions(role, pair, node string) permissions {
 			sub = append(sub, subject.Admin(pair, node, v))
 		}
 		return permissions{
-			pub:       append([]string{subject.Heartbeat(pair, node), subject.Control(pair, "*")}, append(events(monitorEvents), jsClient...)...),
+			pub:       append([]string{subject.Heartbeat(pair, node), subject.Control(pair, "*")}, append(events(monitorEvents), jsClient(jsFor(nil))...)...),
 			sub:       sub,
 			responses: true,
 		}
@@ -121,9 +158,9 @@ func rolePermissions(role, pair, node string) permissions {
 		// JetStream domain); answers the peer's snapshot requests, the
 		// notifier's configuration request and the pair's repl.* verbs.
 		return permissions{
-			pub: append([]string{subject.ReplChanges(pair, node), subject.ReplApplied(pair, "*"),
-				subject.ReplSnapshot(pair, "*"), subject.ReplChunk(pair, "*"), jsDomain},
-				append(events(replicatorEvents), jsClient...)...),
+			pub: append(append([]string{subject.ReplChanges(pair, node), subject.ReplApplied(pair, "*"),
+				subject.ReplSnapshot(pair, "*"), subject.ReplChunk(pair, "*")}, jsPeer...),
+				append(events(replicatorEvents), jsClient(jsFor([]string{repl}, repl))...)...),
 			sub: []string{subject.ReplApplied(pair, node), subject.ReplSnapshot(pair, node), subject.ReplChunk(pair, node),
 				subject.ReplConfig(pair, node), subject.ReplAdmin(pair, "repl.>"), inbox},
 			responses: true,
@@ -134,7 +171,7 @@ func rolePermissions(role, pair, node string) permissions {
 		// answers notifier.status.
 		return permissions{
 			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*"), stateKey},
-				append(events(notifierEvents), jsClient...)...),
+				append(events(notifierEvents), jsClient(jsFor([]string{stateStream}))...)...),
 			sub:       []string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), inbox},
 			responses: true,
 		}
@@ -143,8 +180,11 @@ func rolePermissions(role, pair, node string) permissions {
 		// master's bucket (its own
 		// JetStream, the master's domain for the mirror); hears the pair's
 		// events and heartbeats (to learn the master) and its license verbs.
+		// The standby challenges the master's license service for its
+		// proof of contact (services/license/contact.go).
 		return permissions{
-			pub: append([]string{jsDomain, "$KV." + subject.LicenseBucket(pair) + ".>"}, append(events(licenseEvents), jsClient...)...),
+			pub: append(append([]string{"$KV." + subject.LicenseBucket(pair) + ".>", subject.License(pair, "*", api.VerbLicenseChallenge)}, jsPeer...),
+				append(events(licenseEvents), jsClient(jsFor([]string{"KV_" + subject.LicenseBucket(pair)}))...)...),
 			sub: []string{subject.Events(pair), subject.Heartbeats(pair), subject.LicenseAll(pair, node),
 				subject.LicenseAll(pair, subject.PairScope), inbox},
 			responses: true,
@@ -152,7 +192,8 @@ func rolePermissions(role, pair, node string) permissions {
 	case config.RoleNATS:
 		// The node's NATS process, should it ever connect over TCP: it
 		// reports the leaf link to the monitor and may set up streams.
-		return permissions{pub: append([]string{subject.Link(pair, node)}, jsClient...), sub: []string{inbox}}
+		return permissions{pub: append([]string{subject.Link(pair, node)}, jsClient([]string{jsAPI})...), sub: []string{inbox},
+			denyPub: jsDestroy}
 	case config.RoleSession:
 		// SPEC §9: reads the pair's notifications and state, publishes
 		// acknowledgements. One key serves every session, so it may
@@ -213,9 +254,35 @@ func userEntry(key string, p permissions) string {
 		}
 		return "[" + strings.Join(quoted, ", ") + "]"
 	}
-	perm := fmt.Sprintf("publish: {allow: %s}, subscribe: {allow: %s}", list(p.pub), list(p.sub))
+	deny := ""
+	if len(p.denyPub) > 0 {
+		deny = ", deny: " + list(p.denyPub)
+	}
+	perm := fmt.Sprintf("publish: {allow: %s%s}, subscribe: {allow: %s}", list(p.pub), deny, list(p.sub))
 	if p.responses {
 		perm += ", allow_responses: true"
 	}
 	return fmt.Sprintf(`{nkey: %s, permissions: {%s}, allowed_connection_types: ["STANDARD"]}`, q(key), perm)
+}
+
+// SessionInboxPrefix is the inbox prefix of session name's clients: under
+// the session role's, so one client works with the shared session key and
+// with its own.
+func SessionInboxPrefix(name string) string { return InboxPrefix(config.RoleSession) + "." + name }
+
+// SessionUsers are the user entries of the per-client session keys
+// (nats.sessions, tandem auth session): each may do what the session role
+// may, but acknowledge only as its own session and read only its own
+// replies.
+func SessionUsers(pair string, sessions map[string]string) []string {
+	var users []string
+	for _, name := range slices.Sorted(maps.Keys(sessions)) {
+		p := rolePermissions(config.RoleSession, pair, "")
+		p.pub = slices.DeleteFunc(p.pub, func(s string) bool { return s == subject.Acks(pair) })
+		p.pub = append(p.pub, subject.Ack(pair, name))
+		p.sub = slices.DeleteFunc(p.sub, func(s string) bool { return strings.HasPrefix(s, InboxPrefix(config.RoleSession)) })
+		p.sub = append(p.sub, SessionInboxPrefix(name)+".>")
+		users = append(users, userEntry(sessions[name], p))
+	}
+	return users
 }

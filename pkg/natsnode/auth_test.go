@@ -439,19 +439,25 @@ func TestSecureAdminRequest(t *testing.T) {
 
 // TestSecureAdminReplay checks that the admin's read-only JetStream rights
 // are enough for an ordered consumer on an event stream (tandem audit
-// replay), and that a service's rights are enough to make the stream.
+// replay), that the server part's rights (role nats) make the stream, and
+// that the monitor publishes into it.
 func TestSecureAdminReplay(t *testing.T) {
 	p := startSecurePair(t, SeedFileName(config.RoleLeaf))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	mon, _ := p.connectAs(t, config.RoleMonitor)
-	mjs, err := jetstream.New(mon)
+	srv, _ := p.connectAs(t, config.RoleNATS)
+	sjs, err := jetstream.New(srv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stream := subject.EventStream("t", "a")
-	if _, err := mjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject.EventsOf("t", "a")}}); err != nil {
-		t.Fatalf("monitor creates the event stream: %v", err)
+	if _, err := sjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject.EventsOf("t", "a")}}); err != nil {
+		t.Fatalf("the server part creates the event stream: %v", err)
+	}
+	mon, _ := p.connectAs(t, config.RoleMonitor)
+	mjs, err := jetstream.New(mon)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, err := mjs.Publish(ctx, subject.Event("t", "a", event.NodeActivated), []byte(`{}`)); err != nil {
 		t.Fatalf("monitor publishes an event: %v", err)

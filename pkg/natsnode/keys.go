@@ -79,3 +79,20 @@ func writeSeed(path string) (string, error) {
 	}
 	return pub, nil
 }
+
+// WriteSessionSeed writes dir/session-<name>.nk, a new per-client session
+// key (never overwriting one), and returns its public key.
+func WriteSessionSeed(dir, name string) (path, pub string, err error) {
+	if !config.ValidSessionName(name) {
+		return "", "", fmt.Errorf("session name %q: want 1-64 of A-Z a-z 0-9 _ -", name)
+	}
+	path = filepath.Join(dir, "session-"+name+".nk")
+	if _, err := os.Lstat(path); err == nil {
+		return "", "", fmt.Errorf("%s exists; not overwriting it (remove it to make a new key)", path)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	pub, err = writeSeed(path)
+	return path, pub, err
+}

@@ -77,7 +77,7 @@ func FromConfig(c config.Config, log zerolog.Logger) Options {
 		Solicit:      c.Role == config.Standby,
 		StoreDir:     filepath.Join(c.DataDir, "nats"),
 		Logger:       log,
-		Users:        AuthUsers(c.Pair, c.Node, c.NATS.Auth),
+		Users:        append(AuthUsers(c.Pair, c.Node, c.NATS.Auth), SessionUsers(c.Pair, c.NATS.Sessions)...),
 		RequireAuth:  len(c.NATS.Auth) > 0,
 		LeafSeedFile: c.NATS.LeafSeedFile(),
 		TLS:          TLSFiles{Cert: c.NATS.TLS.Cert, Key: c.NATS.TLS.Key, CA: c.NATS.TLS.CA, Verify: c.NATS.TLS.Verify},

@@ -70,6 +70,12 @@ func (s *Service) onRequest(m *nats.Msg) {
 		out = s.list(m.Data)
 	case api.VerbLicenseCheck:
 		out = s.checkFeature(m.Data)
+	case api.VerbLicenseChallenge:
+		if strings.Contains(m.Subject, "."+subject.PairScope+".") {
+			out = s.fail("license.challenge", m.Subject, reply.Errorf(reply.CodeBadRequest, "a challenge goes to the master, not to the pair"))
+			break
+		}
+		out = s.answerChallenge(m.Subject, m.Data)
 	case api.VerbLicenseStatus:
 		var req api.LicenseStatusRequest
 		if err := api.Decode(m.Data, s.cfg.Pair, &req); err != nil {
@@ -116,6 +122,9 @@ func (s *Service) accept(text []byte) (*lic.Signed, error) {
 		return nil, reply.Errorf(reply.CodeInvalidState, "this node has no license.public_key: it cannot verify licenses")
 	}
 	l, err := lic.Open(text, s.pub, s.clk.Now(), Tolerance)
+	if err == nil {
+		err = l.CheckPair(s.cfg.Pair)
+	}
 	if err != nil {
 		return nil, reply.Errorf(reply.CodeBadRequest, "license refused: %v", err)
 	}
@@ -185,7 +194,7 @@ func (s *Service) list(data []byte) []byte {
 	if err := api.Decode(data, s.cfg.Pair, &req); err != nil {
 		return s.fail("license.list", "", err)
 	}
-	st := s.snap.Load().status
+	st := s.current()
 	out := api.LicenseListReply{Pair: s.cfg.Pair, State: s.state(), Licenses: []api.LicenseInfo{}}
 	for _, e := range st.Licenses {
 		out.Licenses = append(out.Licenses, info(e))
@@ -201,15 +210,21 @@ func (s *Service) checkFeature(data []byte) []byte {
 	if !featureRE.MatchString(req.Feature) {
 		return s.fail("license.check", "", reply.Errorf(reply.CodeBadRequest, "feature %q: want [a-z0-9][a-z0-9_-]{0,63}", req.Feature))
 	}
-	ok, id, why := s.snap.Load().status.Check(req.Feature)
+	ok, id, why := s.current().Check(req.Feature)
+	if ok && req.Seat != "" {
+		ok, why = s.seats.take(id, s.seatLimit(id), req.Seat, s.clk.Now(), why)
+	}
 	return reply.OK(api.LicenseCheckReply{Pair: s.cfg.Pair, Feature: req.Feature, Licensed: ok, Reason: why,
 		License: id, State: s.state()})
 }
 
 // state is this node's license state for replies.
 func (s *Service) state() api.LicenseState {
-	st := s.snap.Load().status
+	st := s.current()
 	out := api.LicenseState{Node: s.cfg.Node, Role: string(s.cfg.Role), Reason: st.Reason(), Licenses: len(st.Licenses)}
+	if trouble := s.stateErr.Load(); trouble != nil {
+		out.Reason += "; " + *trouble
+	}
 	switch {
 	case st.Level == grace.Invalid:
 		out.Status = api.LicenseInvalid

@@ -15,7 +15,6 @@ import (
 	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
 	"github.com/tandem-ha/tandem/pkg/subject"
-	"github.com/tandem-ha/tandem/services/license/internal/grace"
 )
 
 // Bucket keys.
@@ -128,14 +127,9 @@ func (s *Service) onLease(b []byte) {
 		s.reject("license.lease", leaseKey, fmt.Errorf("malformed lease: %v", err))
 		return
 	}
-	st, ok := grace.Contacted(s.rec.State, s.clk.Now(), l.ID)
-	if !ok {
-		return
-	}
-	if master := s.masterNode(); master == "" || l.Master != master {
-		s.log.Debug().Str("master", l.Master).Msg("lease from the master")
-	}
-	s.rec.State = st
+	// A new lease says the master is reachable: ask it for a proof of
+	// contact now. The lease itself proves nothing (it may be a replay).
+	s.kickChallenger()
 }
 
 // onLicense keeps a license from the bucket if it verifies against this
@@ -147,6 +141,9 @@ func (s *Service) onLicense(id string, b []byte) {
 	}
 	if err == nil {
 		err = l.Verify(s.pub)
+	}
+	if err == nil {
+		err = l.CheckPair(s.cfg.Pair)
 	}
 	if err == nil && l.ID != id {
 		err = fmt.Errorf("license %s stored under id %s", l.ID, id)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -26,7 +27,11 @@ import (
 	"github.com/tandem-ha/tandem/services/license"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The server's mirror set-up goroutine outlives Shutdown by its own bounded
+// timer (as in services/notifier and pkg/audit).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).setupMirrorConsumer.func3"))
+}
 
 const (
 	pairName  = "p"
@@ -48,6 +53,8 @@ type world struct {
 	// reconnect forever, as `tandem node` does with an external server;
 	// else in process, without reconnecting.
 	tcp bool
+	// grace is license.grace (the default when 0).
+	grace time.Duration
 }
 
 type tnode struct {
@@ -58,7 +65,8 @@ type tnode struct {
 	svc    *license.Service
 	events *sink
 	run    *pairtest.Running // the service, while it runs
-	killed bool              // its server was killed: Run may have ended on the closed connection
+	reg    *prometheus.Registry
+	killed bool // its server was killed: Run may have ended on the closed connection
 }
 
 // sink records the events a service emits.
@@ -125,6 +133,9 @@ func (w *world) config(node string) config.Config {
 	}
 	c.Hosts = w.hosts
 	c.License.PublicKey = w.key
+	if w.grace > 0 {
+		c.License.Grace = w.grace
+	}
 	return c
 }
 
@@ -147,9 +158,9 @@ func (w *world) start(node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.nc, n.events = nc, &sink{}
+	n.nc, n.events, n.reg = nc, &sink{}, prometheus.NewRegistry()
 	n.svc, err = license.New(license.Options{Config: w.config(node), Conn: nc, JS: js, Events: n.events,
-		Clock: n.clk, Log: pairtest.Logger(t).With().Str("node", node).Logger(), LeaseInterval: leaseTick})
+		Clock: n.clk, Log: pairtest.Logger(t).With().Str("node", node).Logger(), LeaseInterval: leaseTick, Registry: n.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,3 +277,19 @@ func asReplyError(t *testing.T, err error) *reply.Error {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// waitContact waits until the standby node has a proof of contact with the
+// master (its status names a last contact).
+func (w *world) waitContact(node string) time.Time {
+	w.t.Helper()
+	var at time.Time
+	w.waitFor(node+" in contact with the master", func() bool {
+		st := w.list(node).State
+		if st.LastContact != nil && !st.LastContact.IsZero() {
+			at = *st.LastContact
+			return true
+		}
+		return false
+	})
+	return at
+}

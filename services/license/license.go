@@ -13,8 +13,9 @@
 // verify against their own public key; a copy that does not verify is
 // rejected (tandem.input.rejected) and never used.
 //
-// A lease the standby has not seen before is its proof of contact with the
-// master. The grace decision is internal/grace, pure; this file is its
+// The standby's proof of contact with the master is a fresh answer of the
+// master to its challenge, signed with the master's node key (contact.go);
+// a new lease in the bucket only prompts a challenge. The grace decision is internal/grace, pure; this file is its
 // driver: it reads the clock, persists the grace state (internal/statefile)
 // before it reports anything, then publishes an event for each change of
 // level, then a snapshot that requests read.
@@ -52,6 +53,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/clock"
@@ -88,8 +90,9 @@ type Options struct {
 	Events        EventSink
 	Clock         clock.Clock // clock.Real{} when nil
 	Log           zerolog.Logger
-	LeaseInterval time.Duration // DefaultLeaseInterval when 0
-	CheckInterval time.Duration // DefaultCheckInterval when 0
+	LeaseInterval time.Duration         // DefaultLeaseInterval when 0
+	CheckInterval time.Duration         // DefaultCheckInterval when 0
+	Registry      prometheus.Registerer // a fresh registry when nil
 }
 
 // Service is one node's license service.
@@ -114,6 +117,14 @@ type Service struct {
 	// Owned by run.
 	licenses map[string]*lic.Signed
 	rec      statefile.Record
+	pinned   ed25519.PublicKey // standby: the master's node key, nil until known
+
+	nodeKey  ed25519.PrivateKey     // master: signs answers to challenges; nil when unusable
+	answers  chan answered          // standby: the challenger's answers, to run
+	kick     chan struct{}          // standby: challenge now (size 1)
+	stateErr atomic.Pointer[string] // trouble with the state file, for status
+	seats    seatTable
+	rejected *prometheus.CounterVec
 
 	rejectMu sync.Mutex // guards rejectAt and rejectN
 	rejectAt time.Time
@@ -123,10 +134,12 @@ type Service struct {
 	master   string     // the master's node name, "" while unknown
 }
 
-// snapshot is run's latest decision, read by request handlers.
+// snapshot is run's latest decision, read by request handlers, with its
+// inputs: an answer is evaluated again at the time of the question.
 type snapshot struct {
 	status grace.Status
 	at     time.Time
+	in     grace.Input // Now is the time of run's evaluation
 }
 
 // New builds the service; Run starts it. It fails when license.public_key
@@ -148,7 +161,17 @@ func New(o Options) (*Service, error) {
 		lease: orDefault(o.LeaseInterval, DefaultLeaseInterval),
 		check: orDefault(o.CheckInterval, DefaultCheckInterval),
 		added: make(chan *lic.Signed), licenses: map[string]*lic.Signed{},
+		answers: make(chan answered), kick: make(chan struct{}, 1),
+		rejected: newRejected(),
 	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if err := s.register(o.Registry); err != nil {
+		return nil, fmt.Errorf("license: metrics: %w", err)
+	}
+	// A short grace is re-evaluated often enough for its events.
+	s.check = min(s.check, max(o.Config.License.Grace/20, 100*time.Millisecond))
 	s.setMaster(masterName(o.Config))
 	if path := o.Config.License.PublicKey; path != "" {
 		pub, err := readPublicKey(path)
@@ -198,9 +221,7 @@ func readPublicKey(path string) (ed25519.PublicKey, error) {
 
 // Run runs the service until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.loadState(); err != nil {
-		return err
-	}
+	s.loadState(ctx)
 	kv, err := s.openBucket(ctx)
 	if err != nil {
 		return err
@@ -227,6 +248,13 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer subs.Unsubscribe()
+	if s.cfg.Role == config.Standby {
+		cctx, stopChallenger := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { s.challenger(cctx) })
+		defer wg.Wait()
+		defer stopChallenger()
+	}
 	var learned chan jetstream.KeyValue
 	if s.masterNode() == "" {
 		learned = make(chan jetstream.KeyValue)
@@ -278,18 +306,6 @@ type watchState struct {
 	learned <-chan jetstream.KeyValue
 }
 
-func (s *Service) loadState() error {
-	rec, ok, err := statefile.Load(s.dir)
-	if err != nil {
-		return fmt.Errorf("license: %w", err)
-	}
-	if !ok {
-		rec = statefile.Record{State: grace.Start(s.clk.Now())}
-	}
-	s.rec = rec
-	return nil
-}
-
 func (s *Service) run(ctx context.Context, w watchState) error {
 	check := s.clk.NewTicker(s.check)
 	defer check.Stop()
@@ -333,6 +349,8 @@ func (s *Service) run(ctx context.Context, w watchState) error {
 			s.onEntry(e)
 		case l := <-s.added:
 			s.licenses[l.ID] = l
+		case a := <-s.answers:
+			s.onAnswer(a)
 		}
 		if err := s.evaluate(); err != nil {
 			return err
@@ -341,22 +359,24 @@ func (s *Service) run(ctx context.Context, w watchState) error {
 }
 
 // evaluate runs the grace decision at now, persists, reports, publishes.
+// A state that cannot be persisted is reported, never fatal: the node runs
+// on, and the standby's grace is not extended by it.
 func (s *Service) evaluate() error {
 	now := s.clk.Now()
-	in := grace.Input{Master: s.cfg.Role == config.Master, State: s.rec.State, Now: now,
-		Grace: s.cfg.License.Grace, Tolerance: Tolerance}
-	for _, l := range s.licenses {
-		in.Licenses = append(in.Licenses, l.Payload)
-	}
+	in := s.input(now)
 	st, status := grace.Evaluate(in)
 	if status.RolledBack > 0 {
 		s.log.Warn().Dur("set_back", status.RolledBack).Msg("the clock was set back; the grace keeps counting from where it was")
 	}
 	typ := grace.Transition(s.rec.Level, status.Level)
-	rec := statefile.Record{State: st, Level: status.Level}
-	if rec != s.rec {
+	// The snapshot first: answers are evaluated at the time of the question
+	// from it, and a higher high-water mark in it only makes them stricter.
+	in.State = st
+	s.snap.Store(&snapshot{status: status, at: now, in: in})
+	rec := statefile.Record{State: st, Level: status.Level, Proof: s.rec.Proof}
+	if rec.State != s.rec.State || rec.Level != s.rec.Level {
 		if err := statefile.Save(s.dir, rec); err != nil {
-			return fmt.Errorf("license: cannot persist the grace state, stopping: %w", err)
+			s.stateTrouble(fmt.Errorf("cannot persist the license state: %w", err))
 		}
 		s.rec = rec
 	}
@@ -365,8 +385,27 @@ func (s *Service) evaluate() error {
 		s.emit(typ, now, map[string]any{"level": status.Level.String(), "days_left": status.Level.DaysLeft(),
 			"grace_left": status.Left.Round(time.Second).String(), "last_contact": status.Contact.UTC(), "reason": status.Reason()})
 	}
-	s.snap.Store(&snapshot{status: status, at: now})
 	return nil
+}
+
+// input is the grace decision's input at now.
+func (s *Service) input(now time.Time) grace.Input {
+	in := grace.Input{Master: s.cfg.Role == config.Master, State: s.rec.State, Now: now,
+		Grace: s.cfg.License.Grace, Tolerance: Tolerance}
+	for _, l := range s.licenses {
+		in.Licenses = append(in.Licenses, l.Payload)
+	}
+	return in
+}
+
+// current is the license decision at the time of the question (L5): run's
+// last inputs, evaluated at now. Nothing is persisted from here.
+func (s *Service) current() grace.Status {
+	sn := s.snap.Load()
+	in := sn.in
+	in.Now = s.clk.Now()
+	_, st := grace.Evaluate(in)
+	return st
 }
 
 func (s *Service) emit(typ string, now time.Time, data any) {
@@ -381,6 +420,7 @@ func (s *Service) emit(typ string, now time.Time, data any) {
 // reject logs, and reports as an event (at most 10 a second), an input
 // that was refused without changing any state.
 func (s *Service) reject(kind, subj string, err error) {
+	s.rejected.WithLabelValues(kind).Inc()
 	now := s.clk.Now()
 	s.rejectMu.Lock()
 	if now.Sub(s.rejectAt) >= time.Second || now.Before(s.rejectAt) {

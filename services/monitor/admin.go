@@ -44,7 +44,7 @@ func (s *Service) StatusReply() api.StatusReply {
 	self := api.NodeStatus{
 		Node: st.Self, Role: string(st.Role), State: string(st.State), Epoch: st.Epoch,
 		Reachable: true, Maintenance: st.Maintenance, Switchover: st.Switchover,
-		Server: s.nc.ConnectedServerName(),
+		Server: s.nc.ConnectedServerName(), Insecure: s.cfg.Insecure && !s.cfg.Secured(),
 	}
 	if st.Maintenance {
 		self.MaintenanceLeft = (time.Duration(st.MaintLeft) * s.tick).Round(time.Second).String()

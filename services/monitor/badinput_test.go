@@ -43,6 +43,10 @@ func TestBadInputIsRejected(t *testing.T) {
 		"third node":     variant("node", "c"),
 		"bad state":      variant("state", "rebooting"),
 		"same role as b": variant("role", "standby"),
+		// Epochs: one that would wrap the next failover, one far ahead
+		// of anything the pair knows (issue 12 §4).
+		"epoch 2^64-1": variant("epoch", uint64(1<<64-1)),
+		"epoch jump":   variant("epoch", uint64(1<<21)),
 	}
 	hbSubject := map[string]string{"third node": subject.Heartbeat(pairName, "c")}
 	for name, data := range heartbeats {

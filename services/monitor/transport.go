@@ -49,6 +49,9 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	if err == nil && m.Subject != subject.Heartbeat(s.cfg.Pair, hb.Node) {
 		err = fmt.Errorf("heartbeat from node %q on subject %s", hb.Node, m.Subject)
 	}
+	if err == nil {
+		err = event.CheckEpoch(hb.Epoch, s.newestEpoch())
+	}
 	if err != nil {
 		s.reject("heartbeat", m.Subject, err)
 		return
@@ -62,6 +65,9 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 
 func (s *Service) onControlMsg(m *nats.Msg) {
 	c, err := wire.DecodeControl(m.Data, s.cfg.Pair)
+	if err == nil {
+		err = event.CheckEpoch(c.Epoch, s.newestEpoch())
+	}
 	if err != nil {
 		s.reject("control", m.Subject, err)
 		return
@@ -173,4 +179,14 @@ func (s *Service) ask(in failover.Input) error {
 	case <-time.After(5 * time.Second):
 		return reply.Errorf(reply.CodeTimeout, "the monitor did not answer")
 	}
+}
+
+// newestEpoch is the newest epoch this monitor knows: its own or its
+// peer's, as of the last snapshot (0 before the first).
+func (s *Service) newestEpoch() uint64 {
+	sn := s.snap.Load()
+	if sn == nil {
+		return 0
+	}
+	return max(sn.status.Epoch, sn.status.PeerEpoch)
 }

@@ -110,6 +110,7 @@ func (r *rateLimit) allow(now time.Time) bool {
 // else. Reports are limited to 10 events a second.
 func (s *Service) reject(kind, subj string, err error) {
 	s.met.rejected.WithLabelValues(kind).Inc()
+	s.met.inputRejected.WithLabelValues(kind).Inc()
 	now := s.clk.Now()
 	if !s.rejects.allow(now) {
 		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")

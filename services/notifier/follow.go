@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -70,7 +71,7 @@ func (s *Service) follow(ctx context.Context, node string) {
 	filter := subject.EventsOf(s.pair, node)
 	warned := false
 	for ctx.Err() == nil {
-		err := s.consume(ctx, stream, filter)
+		err := s.consume(ctx, node, stream, filter)
 		if ctx.Err() != nil {
 			return
 		}
@@ -84,7 +85,7 @@ func (s *Service) follow(ctx context.Context, node string) {
 	}
 }
 
-func (s *Service) consume(ctx context.Context, stream, filter string) error {
+func (s *Service) consume(ctx context.Context, node, stream, filter string) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	cfg := bus.ConsumerConfig(ConsumerName(s.self), filter)
 	cfg.Description = "the notifier follows activations"
@@ -103,14 +104,17 @@ func (s *Service) consume(ctx context.Context, stream, filter string) error {
 		return err
 	}
 	for m := range msgs {
-		s.onEvent(ctx, m.Payload)
+		s.onEvent(ctx, node, m.Payload)
 		m.Ack()
 	}
 	return nil
 }
 
-// onEvent handles one stored event; anything but an activation is skipped.
-func (s *Service) onEvent(ctx context.Context, data []byte) {
+// onEvent handles one event stored in node's stream; anything but an
+// activation is skipped. An activation counts only when it comes from the
+// monitor of the node whose stream holds it (identity: the stream is
+// node's, the source its monitor) in a plausible epoch.
+func (s *Service) onEvent(ctx context.Context, node string, data []byte) {
 	e, err := event.DecodeStored(data)
 	if err != nil {
 		s.reject("event", "", err)
@@ -120,6 +124,9 @@ func (s *Service) onEvent(ctx context.Context, data []byte) {
 		return
 	}
 	a, ok, err := plan.FromEvent(e)
+	if err == nil && ok {
+		err = s.checkActivation(e, node)
+	}
 	if err != nil {
 		s.reject("event", e.Subject(), err)
 		return
@@ -127,6 +134,21 @@ func (s *Service) onEvent(ctx context.Context, data []byte) {
 	if ok {
 		s.onActivation(ctx, a)
 	}
+}
+
+// checkActivation refuses an activation not made by the monitor of node,
+// or in an implausible epoch.
+func (s *Service) checkActivation(e event.Envelope, node string) error {
+	if e.Node != node || e.Source != event.Source(s.pair, node, "monitor") {
+		return fmt.Errorf("%s from %s (node %s) in the stream of node %s: only that node's monitor announces activations", e.Type, e.Source, e.Node, node)
+	}
+	s.mu.Lock()
+	var newest uint64
+	if s.current != nil {
+		newest = s.current.Epoch
+	}
+	s.mu.Unlock()
+	return event.CheckEpoch(e.Epoch, newest)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

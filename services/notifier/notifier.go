@@ -103,6 +103,12 @@ type Options struct {
 	// refuses every request unless Open is set (the loopback demo).
 	Tokens []string
 	Open   bool
+	// JanitorInterval is how often the state bucket's consumers are
+	// checked (DefaultJanitorInterval when 0; janitor.go).
+	JanitorInterval time.Duration
+	// MaxConns bounds the push endpoint's open connections
+	// (DefaultMaxConns when 0); more are shed.
+	MaxConns int
 	// Reannounce, ConfigRefresh and ProgressTimeout default to the
 	// constants above.
 	Reannounce      time.Duration
@@ -221,7 +227,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		defer s.stopPush(srv)
 	}
-	for _, f := range []func(context.Context){s.refreshConfig, s.followOwn, s.followPeer, s.tick} {
+	for _, f := range []func(context.Context){s.refreshConfig, s.followOwn, s.followPeer, s.tick, s.janitor} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

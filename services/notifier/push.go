@@ -7,22 +7,31 @@ package notifier
 //	GET  /v1/pairs/{pair}/active                    the current notification as JSON, for clients that poll
 //	POST /v1/pairs/{pair}/sessions/{session}/ack    a SessionAck (JSON), as a NATS session would publish it
 //
-// Every request needs "Authorization: Bearer <token>" with one of
-// Options.Tokens (unless Options.Open). Refusals are counted by reason
-// (tandem_notifier_push_refused_total) and change nothing.
+// Every request needs "Authorization: Bearer <token>" (the scheme in any
+// case) with one of Options.Tokens (unless Options.Open). Refusals are
+// counted by reason (tandem_notifier_push_refused_total) and change nothing.
+//
+// Hardening (SPEC §9): HTTPS with notifier.tls.cert/key; a request's
+// headers must arrive within 5 s and an ack's body within bodyTimeout; an
+// idle keep-alive connection is closed after idleTimeout; beyond
+// Options.MaxConns open connections (DefaultMaxConns) a new one is closed
+// at once (shed, counted as refused "shed").
 
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -33,6 +42,11 @@ const (
 	sseKeepalive  = 15 * time.Second
 	sseRetryMS    = 1000
 	writeDeadline = 5 * time.Second
+	idleTimeout   = 10 * time.Second
+	bodyTimeout   = 10 * time.Second
+	// DefaultMaxConns is the push endpoint's connection limit when
+	// Options.MaxConns is 0.
+	DefaultMaxConns = 1024
 )
 
 // hub wakes every SSE client when the current notification changes.
@@ -80,6 +94,19 @@ func (s *Service) startPush(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: push endpoint: %w", err)
 	}
+	limit := s.o.MaxConns
+	if limit <= 0 {
+		limit = DefaultMaxConns
+	}
+	ln = &shedListener{Listener: ln, max: int64(limit), shed: func() { s.met.pushRefused.WithLabelValues("shed").Inc() }}
+	if t := s.cfg.Notifier.TLS; t.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("notifier: push endpoint: notifier.tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	if len(s.o.Tokens) == 0 && !s.o.Open {
 		s.log.Warn().Str("listen", ln.Addr().String()).Msg("push endpoint has no credentials configured: it refuses every request")
 	}
@@ -91,8 +118,11 @@ func (s *Service) startPush(ctx context.Context) (*http.Server, error) {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		MaxHeaderBytes:    16 << 10,
+		IdleTimeout:       idleTimeout,
+		// TLS handshake failures and the like: the service's log, not stderr.
+		ErrorLog:       stdlog.New(s.log.With().Str("component", "push").Logger(), "", 0),
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+		MaxHeaderBytes: 16 << 10,
 	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -130,8 +160,9 @@ func (s *Service) checkToken(header string) string {
 	if s.o.Open {
 		return ""
 	}
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || tok == "" {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "missing"
 	}
 	valid := 0
@@ -198,6 +229,7 @@ func (s *Service) hostOf(node string) string {
 
 // serveAck takes a session's acknowledgement over HTTP.
 func (s *Service) serveAck(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := io.ReadAll(io.LimitReader(r.Body, api.MaxAck+1))
 	if err != nil {
 		s.refuse(w, r, http.StatusBadRequest, "malformed", "read body: "+err.Error())
@@ -276,4 +308,40 @@ func lastEventID(r *http.Request) uint64 {
 		return 0
 	}
 	return n
+}
+
+// shedListener closes a new connection at once while max are open.
+type shedListener struct {
+	net.Listener
+	max  int64
+	open atomic.Int64
+	shed func()
+}
+
+func (l *shedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) > l.max {
+			l.open.Add(-1)
+			_ = c.Close()
+			l.shed()
+			continue
+		}
+		return &countedConn{Conn: c, l: l}, nil
+	}
+}
+
+// countedConn gives its place back once, when closed.
+type countedConn struct {
+	net.Conn
+	l    *shedListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }

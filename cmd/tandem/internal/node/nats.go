@@ -8,6 +8,7 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
+	"github.com/tandem-ha/tandem/pkg/bus"
 )
 
 // RunNATS runs only the node's NATS server (`tandem nats`, the split layout
@@ -29,6 +30,12 @@ func (n *Node) RunNATS(ctx context.Context) error {
 		return err
 	}
 	defer n.stopNATS()
+	pub, err := bus.NewPublisher(js, bus.DefaultPublisherConfig(), n.log)
+	if err != nil {
+		return err
+	}
+	n.emitter = bus.NewEmitter(pub, n.log, 64) // the audit guard's events
+	defer n.closeEmitter()
 	reg := admin.NewRegistry()
 	buildinfo.Register(reg)
 	n.admin = admin.New(n.cfg.Admin.Listen, reg, func() error { return nil }, n.log)

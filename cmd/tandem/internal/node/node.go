@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor"
@@ -119,6 +121,10 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 	if err := n.cfg.Validate(); err != nil {
 		return nil, err
 	}
+	n.warnInsecure()
+	if err := checkDataDir(n.cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := n.startNATS(ctx); err != nil {
 		return nil, err
 	}
@@ -136,6 +142,20 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	return js, nil
+}
+
+// warnInsecure says, at every start, that protected mode is off
+// (insecure: true) and which listeners anyone on the network can reach.
+func (n *Node) warnInsecure() {
+	if !n.cfg.Insecure {
+		return
+	}
+	ev := n.nlog.Warn().Bool("insecure", true).Strs("open_listeners", n.cfg.InsecureListeners())
+	if n.cfg.Secured() {
+		ev.Msg("insecure: true is set but has no effect: nats.auth requires credentials")
+		return
+	}
+	ev.Msg("protected mode is off (insecure: true): no credentials are required; run `tandem auth init` and set nats.auth to secure this node")
 }
 
 // ensureOrigin makes (or finds) the node's own event stream: a whole node,
@@ -480,7 +500,8 @@ func (n *Node) isKilled() bool {
 
 // mirrorPeer makes this node's durable mirror of the peer's event stream as
 // soon as the peer's name is known: from hosts, or from the first heartbeat
-// of the peer's monitor. It retries until it succeeds or ctx ends.
+// of the peer's monitor. It retries until it succeeds, then guards both
+// streams (guardAudit) until ctx ends.
 func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
 	peer, stop := n.learnPeer()
 	defer stop()
@@ -493,6 +514,7 @@ func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
 			cancel()
 			if err == nil {
 				n.nlog.Info().Str("peer", p).Msg("mirroring the peer's events")
+				n.guardAudit(ctx, js, p)
 				return
 			}
 			n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
@@ -536,4 +558,63 @@ func (n *Node) learnPeer() (peer func() string, stop func()) {
 		}, func() {
 			_ = sub.Unsubscribe()
 		}
+}
+
+// auditGuardEvery is how often the server part checks the configuration of
+// the node's event stream and mirror.
+const auditGuardEvery = 2 * time.Second
+
+// guardAudit checks the node's event stream and its mirror of peer's every
+// auditGuardEvery until ctx ends (SPEC §7 A3): a change made behind the
+// node's back (retention shrunk, a stream deleted) is restored and reported
+// as critical, in the log and as a tandem.audit.changed event.
+func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream, peer string) {
+	tk := time.NewTicker(auditGuardEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		n.checkAudit(ctx, js, peer)
+	}
+}
+
+func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer string) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	drift, err := audit.Drift(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	if err != nil || len(drift) == 0 {
+		return
+	}
+	rerr := audit.Restore(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	n.nlog.Error().Strs("changes", drift).AnErr("restore_error", rerr).
+		Msg("CRITICAL: the audit streams were changed behind the node's back; their configuration is restored, lost events are gone")
+	if n.emitter == nil {
+		return
+	}
+	e, err := event.New(n.cfg.Pair, n.cfg.Node, "node", event.AuditChanged, 0, time.Now(),
+		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
+	if err == nil {
+		n.emitter.Emit(e)
+	}
+}
+
+// checkDataDir makes data_dir if needed and checks that this process may
+// write in it, so that a wrong owner or mode is said plainly at start
+// rather than by whichever part first fails to write.
+func checkDataDir(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("data_dir %s: %w (this process runs as uid %d: fix the directory's owner or mode, or set data_dir)", dir, err, os.Getuid())
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fail(err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }

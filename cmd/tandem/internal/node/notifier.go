@@ -2,11 +2,11 @@ package node
 
 import (
 	"bufio"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/services/notifier"
 )
 
@@ -26,7 +26,7 @@ func newNotifier(d deps) (runner, error) {
 	}
 	return notifier.New(notifier.Options{
 		Config: d.cfg, Conn: d.nc, JS: d.js, Events: d.events,
-		Tokens: tokens, Open: len(tokens) == 0 && loopback(d.cfg.Notifier.PushListen),
+		Tokens: tokens, Open: len(tokens) == 0 && config.Loopback(d.cfg.Notifier.PushListen),
 		Log: d.log, Registry: d.reg,
 	})
 }
@@ -48,16 +48,4 @@ func readTokens(path string) ([]string, error) {
 		}
 	}
 	return out, sc.Err()
-}
-
-func loopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

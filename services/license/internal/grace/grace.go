@@ -86,49 +86,62 @@ func levelFor(left time.Duration) Level {
 	return Valid
 }
 
-// State is what the standby persists.
+// State is what a node persists.
 type State struct {
 	// Contact is the last proof of contact with the master, on this node's
-	// clock (moved back with every clock set back; see the package doc).
+	// clock (moved back with every clock set back; see the package doc);
+	// zero when there is none: no grace until the next contact.
 	Contact time.Time `json:"contact"`
-	// HighWater is the latest reading of this node's clock seen.
+	// HighWater is the latest reading of this node's clock seen, or the
+	// latest trusted timestamp seen elsewhere (Floor).
 	HighWater time.Time `json:"high_water"`
-	// Lease is the id of the last lease of the master received: a lease
-	// proves contact only once.
-	Lease string `json:"lease,omitempty"`
+	// Skew is how far the clock was found set back in all: license time
+	// checks use now + Skew, so setting the clock back revives nothing.
+	Skew time.Duration `json:"skew,omitempty"`
 }
 
-// Start is the state of a node that has never run: the grace starts now.
+// Start is the state of a node in contact with the master now.
 func Start(now time.Time) State { return State{Contact: now, HighWater: now} }
 
 // Observe accounts for a reading of the clock: it returns the state with
 // HighWater at now and, if the clock was set back, how far (Contact moved
-// back by as much).
+// back and Skew raised by as much).
 func Observe(s State, now time.Time) (State, time.Duration) {
 	if s.HighWater.IsZero() {
 		s.HighWater = now
 	}
-	if s.Contact.IsZero() {
-		s.Contact = now
-	}
 	var back time.Duration
 	if now.Before(s.HighWater) {
 		back = s.HighWater.Sub(now)
-		s.Contact = s.Contact.Add(-back)
+		if !s.Contact.IsZero() {
+			s.Contact = s.Contact.Add(-back)
+		}
+		s.Skew += back
 	}
 	s.HighWater = now
 	return s, back
 }
 
-// Contacted records proof of contact by lease at now. A lease already seen
-// proves nothing (false): it is the last value replayed, not a new one.
-func Contacted(s State, now time.Time, lease string) (State, bool) {
-	if lease == "" || lease == s.Lease {
-		return s, false
+// Floor raises HighWater to t, a timestamp this node has seen that it can
+// trust (a signed answer of the master, the last message of its own event
+// stream): a clock found behind it was set back.
+func Floor(s State, t time.Time) State {
+	if t.After(s.HighWater) {
+		s.HighWater = t
 	}
+	return s
+}
+
+// Contacted records a fresh, verified proof of contact: the master's
+// answer, signed at masterTime on its clock, received at now. Contact is
+// the earlier of the two, so a master clock ahead gives nothing extra.
+func Contacted(s State, now, masterTime time.Time) State {
 	s, _ = Observe(s, now)
-	s.Contact, s.Lease = now, lease
-	return s, true
+	s.Contact = now
+	if masterTime.Before(now) {
+		s.Contact = masterTime
+	}
+	return s
 }
 
 // Input is everything a node's license decision depends on.
@@ -157,20 +170,26 @@ type Status struct {
 	RolledBack time.Duration // how far the clock was found set back by this evaluation
 	Licenses   []Entry       // sorted by id
 	ValidOnes  int
+	NoContact  bool // standby: no proof of contact at all (state missing or not trusted)
 }
 
 // Evaluate observes now and decides. It returns the state to persist.
+// Licenses are checked at now plus the clock's known set-back (Skew).
 func Evaluate(in Input) (State, Status) {
 	st := Status{Master: in.Master, Grace: in.Grace}
-	s := in.State
+	s, back := Observe(in.State, in.Now)
+	st.RolledBack = back
 	if !in.Master {
-		s, st.RolledBack = Observe(s, in.Now)
-		st.Left = max(in.Grace-in.Now.Sub(s.Contact), 0)
+		st.NoContact = s.Contact.IsZero()
+		if !st.NoContact {
+			st.Left = max(in.Grace-in.Now.Sub(s.Contact), 0)
+		}
 		st.Level = levelFor(st.Left)
 		st.Contact = s.Contact
 	}
+	now := in.Now.Add(s.Skew)
 	for _, p := range in.Licenses {
-		e := Entry{Payload: p, Err: p.CheckTime(in.Now, in.Tolerance)}
+		e := Entry{Payload: p, Err: p.CheckTime(now, in.Tolerance)}
 		if e.Err == nil {
 			st.ValidOnes++
 		}
@@ -186,6 +205,9 @@ func (st Status) Licensed() bool { return st.ValidOnes > 0 && st.Level != Invali
 // Reason explains the node's state in one sentence.
 func (st Status) Reason() string {
 	switch {
+	case st.NoContact:
+		return "no proof of contact with the master yet (the license state is new, missing or not trusted): " +
+			"licenses are invalid on this standby until the master answers its challenge"
 	case st.Level == Invalid:
 		return fmt.Sprintf("no contact with the master since %s, longer than the grace of %v",
 			st.Contact.UTC().Format(time.RFC3339), st.Grace)

@@ -83,13 +83,9 @@ func (s *standby) restart() {
 	s.eval()
 }
 
-func (s *standby) contact(lease string) {
+func (s *standby) contact() {
 	p := s.load()
-	st, ok := Contacted(p.State, s.clk.Now(), lease)
-	if !ok {
-		s.t.Fatalf("lease %q not taken as contact", lease)
-	}
-	p.State = st
+	p.State = Contacted(p.State, s.clk.Now(), s.clk.Now())
 	s.save(p)
 	s.eval()
 }
@@ -176,20 +172,16 @@ func TestClockSetBackDoesNotExtend(t *testing.T) {
 func TestContactRestoresValidity(t *testing.T) {
 	s := newStandby(t)
 	s.runDays(30, nil)
-	s.contact("lease-1")
+	s.contact()
 	if s.status.Level != Valid || !s.status.Licensed() || s.status.Left != grace28 {
 		t.Fatalf("after contact: %s, %v left", s.status.Level, s.status.Left)
 	}
 	if last := s.events[len(s.events)-1]; last != "day 30 valid valid" {
 		t.Fatalf("last event %q", last)
 	}
-	// The same lease again (replayed at a restart) is no proof.
-	if _, ok := Contacted(s.load().State, s.clk.Now(), "lease-1"); ok {
-		t.Fatal("a lease seen before was taken as contact")
-	}
 	// Contact in the warning days restores validity too.
 	s.advance(22 * day)
-	s.contact("lease-2")
+	s.contact()
 	if s.status.Level != Valid {
 		t.Fatalf("after contact in the warning days: %s", s.status.Level)
 	}
@@ -219,5 +211,46 @@ func TestCheckReasons(t *testing.T) {
 	_, none := Evaluate(Input{Master: true, Now: start, Grace: grace28})
 	if ok, _, why := none.Check("audit"); ok || why != "no license on this node" {
 		t.Errorf("no licenses: %v %q", ok, why)
+	}
+}
+
+// No proof of contact (a missing or untrusted state): no grace at all.
+func TestNoContactNoGrace(t *testing.T) {
+	_, st := Evaluate(Input{Licenses: []license.Payload{lic}, State: State{}, Now: start, Grace: grace28, Tolerance: time.Minute})
+	if st.Licensed() || st.Level != Invalid || !st.NoContact || !strings.Contains(st.Reason(), "no proof of contact") {
+		t.Fatalf("no contact: %s %s", st.Level, st.Reason())
+	}
+	if ok, _, why := st.Check("audit"); ok || !strings.Contains(why, "no proof of contact") {
+		t.Fatalf("check: %v %q", ok, why)
+	}
+	s := Contacted(State{}, start, start.Add(time.Hour)) // a master clock ahead gives nothing extra
+	if _, st := Evaluate(Input{Licenses: []license.Payload{lic}, State: s, Now: start, Grace: grace28}); st.Level != Valid || st.Left != grace28 {
+		t.Fatalf("after contact: %s %v", st.Level, st.Left)
+	}
+}
+
+// Setting the master's clock back does not revive an expired license; a
+// trusted timestamp (Floor) counts as seen.
+func TestMasterClockSetBack(t *testing.T) {
+	short := lic
+	short.Expires = "2026-11-30"
+	in := Input{Master: true, Licenses: []license.Payload{short}, Now: start.Add(40 * day), Grace: grace28}
+	s, st := Evaluate(in)
+	if st.Licensed() {
+		t.Fatal("expired license valid")
+	}
+	in.State, in.Now = s, start
+	s, st = Evaluate(in)
+	if st.Licensed() || st.RolledBack != 40*day {
+		t.Fatalf("after setting the clock back 40 days: licensed %v, rolled back %v", st.Licensed(), st.RolledBack)
+	}
+	in.State = s
+	if _, st := Evaluate(in); st.Licensed() {
+		t.Fatal("licensed on the next evaluation")
+	}
+	// A floor from a trusted timestamp: a fresh state, clock behind it.
+	f := Floor(State{}, start.Add(40*day))
+	if _, st := Evaluate(Input{Master: true, Licenses: []license.Payload{short}, State: f, Now: start, Grace: grace28}); st.Licensed() {
+		t.Fatal("licensed with the clock behind a trusted timestamp")
 	}
 }

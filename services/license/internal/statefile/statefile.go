@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/services/license/internal/contact"
 	"github.com/tandem-ha/tandem/services/license/internal/grace"
 )
 
@@ -21,11 +22,19 @@ const Name = "grace.json"
 
 const maxSize = 4 << 10
 
+// version is the record's schema version: 2 carries the master's signed
+// answer (Proof); a version-1 record (a stored lease id) is not trusted.
+const version = 2
+
 // Record is what is persisted.
 type Record struct {
 	V     int         `json:"v"`
 	State grace.State `json:"state"`
 	Level grace.Level `json:"level"` // last level reported by an event
+	// Proof is the master's signed answer that set State.Contact (the
+	// standby); nil when there was none. The file can be edited: the
+	// license service trusts Contact only up to Proof's signed time.
+	Proof *contact.Answer `json:"proof,omitempty"`
 }
 
 // Load reads dir's record; ok is false when there is none yet.
@@ -37,7 +46,7 @@ func Load(dir string) (r Record, ok bool, err error) {
 	if err != nil {
 		return Record{}, false, fmt.Errorf("read license state: %w", err)
 	}
-	if err := event.DecodeStrict(b, maxSize, &r); err != nil || r.V != 1 {
+	if err := event.DecodeStrict(b, maxSize, &r); err != nil || r.V != version {
 		return Record{}, false, fmt.Errorf("license state %s is damaged (v %d): %v", filepath.Join(dir, Name), r.V, err)
 	}
 	return r, true, nil
@@ -45,7 +54,7 @@ func Load(dir string) (r Record, ok bool, err error) {
 
 // Save writes r to dir atomically.
 func Save(dir string, r Record) error {
-	r.V = 1
+	r.V = version
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

@@ -70,6 +70,8 @@ func (h Heartbeat) validate(pair string) error {
 		return fmt.Errorf("heartbeat: maintenance left %dms with maintenance %v", h.MaintenanceLeftMS, h.Maintenance)
 	case h.Sent.IsZero():
 		return fmt.Errorf("heartbeat: no send time")
+	case h.Epoch > event.MaxEpoch:
+		return fmt.Errorf("heartbeat: epoch %d beyond %d", h.Epoch, event.MaxEpoch)
 	}
 	return nil
 }
@@ -89,6 +91,8 @@ func DecodeControl(b []byte, pair string) (Control, error) {
 		return Control{}, fmt.Errorf("control: node name %q", c.From)
 	case c.Kind != "yield" && c.Kind != "take":
 		return Control{}, fmt.Errorf("control: kind %q", c.Kind)
+	case c.Epoch > event.MaxEpoch:
+		return Control{}, fmt.Errorf("control: epoch %d beyond %d", c.Epoch, event.MaxEpoch)
 	}
 	return c, nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/pkg/event"
 )
 
 func goodHeartbeat() Heartbeat {
@@ -60,6 +62,9 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if h.Epoch > event.MaxEpoch {
+			t.Fatalf("accepted epoch %d", h.Epoch)
+		}
 		out, _ := json.Marshal(h)
 		if _, err := DecodeHeartbeat(out, "p"); err != nil {
 			t.Fatalf("accepted heartbeat does not re-decode: %v", err)
@@ -69,7 +74,10 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 
 func FuzzDecodeControl(f *testing.F) {
 	f.Add([]byte(`{"v":1,"pair":"p","from":"a","kind":"yield","epoch":3}`))
+	f.Add([]byte(`{"v":1,"pair":"p","from":"a","kind":"take","epoch":18446744073709551615}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		_, _ = DecodeControl(in, "p")
+		if c, err := DecodeControl(in, "p"); err == nil && c.Epoch > event.MaxEpoch {
+			t.Fatalf("accepted epoch %d", c.Epoch)
+		}
 	})
 }
