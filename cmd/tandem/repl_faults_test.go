@@ -217,7 +217,7 @@ func (f *faultApp) verify(after string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("after %s: the databases did not converge: %s%s", after, r.Stdout, r.Stderr)
+			f.t.Fatalf("after %s: the databases did not converge: %s%s\n(their copies are kept in %s)", after, r.Stdout, r.Stderr, f.keep())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -250,4 +250,21 @@ func (f *faultApp) checkAcked() {
 			f.t.Errorf("%s: %d of %d acknowledged writes lost", node, missing, len(f.acked))
 		}
 	}
+}
+
+// keep copies both databases (with their WAL) where a failed run can be
+// inspected, and returns the folder.
+func (f *faultApp) keep() string {
+	dir, err := os.MkdirTemp("", "tandem-fault-dbs-")
+	if err != nil {
+		return err.Error()
+	}
+	for _, node := range []string{master, standby} {
+		for _, suffix := range []string{"", "-wal"} {
+			if b, err := os.ReadFile(f.db[node] + suffix); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, node+".db"+suffix), b, 0o644)
+			}
+		}
+	}
+	return dir
 }

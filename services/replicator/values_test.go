@@ -7,7 +7,7 @@ import (
 )
 
 // R12: every value round-trips exactly — text with NUL bytes, blobs of
-// zeros, the infinities, 64-bit integer limits, empty text beside NULL —
+// zeros, the infinities, -0.0, 64-bit integer limits, empty text beside NULL —
 // and arrives as the same storage class with the same bytes.
 func TestValuesRoundTrip(t *testing.T) {
 	w := newWorld(t)
@@ -19,7 +19,7 @@ func TestValuesRoundTrip(t *testing.T) {
 	w.start("b")
 	w.waitSynced()
 	values := []any{"ab\x00cd", "\x00", "", nil, []byte{0, 0, 1}, []byte{}, math.Inf(1), math.Inf(-1),
-		int64(math.MaxInt64), int64(math.MinInt64), 0.1, 1e308, "it's 'quoted'", "ünïcødé"}
+		int64(math.MaxInt64), int64(math.MinInt64), 0.1, 1e308, math.Copysign(0, -1), 0.0, "it's 'quoted'", "ünïcødé"}
 	for i, v := range values {
 		w.exec("a", `INSERT INTO vals VALUES(?, ?)`, i, v)
 	}

@@ -364,12 +364,14 @@ func keyExpr(t *table, ref string) string {
 // valueExpr is the SQL literal of a column value, as package wire reads
 // it: quote()'s, except where quote() loses the value — text holding a NUL
 // byte (quote() stops at it) travels as CAST(X'…' AS TEXT), and the
-// infinities (which some SQLite versions quote as Inf) as ±9.0e+999 (R12).
+// infinities (which some SQLite versions quote as Inf) as ±9.0e+999, and
+// -0.0 (which quote() writes as 0.0; atan2 tells the sign) as -0.0 (R12).
 func valueExpr(x string) string {
 	return `CASE typeof(` + x + `) WHEN 'text' THEN CASE WHEN instr(CAST(` + x + ` AS BLOB), X'00') > 0
 		THEN 'CAST(X''' || hex(` + x + `) || ''' AS TEXT)' ELSE quote(` + x + `) END
 		WHEN 'real' THEN CASE WHEN ` + x + ` > 1.7976931348623157e308 THEN '9.0e+999'
-		WHEN ` + x + ` < -1.7976931348623157e308 THEN '-9.0e+999' ELSE quote(` + x + `) END
+		WHEN ` + x + ` < -1.7976931348623157e308 THEN '-9.0e+999'
+		WHEN ` + x + ` = 0 AND atan2(` + x + `, -1.0) < 0 THEN '-0.0' ELSE quote(` + x + `) END
 		ELSE quote(` + x + `) END`
 }
 

@@ -109,7 +109,7 @@ func TestNoPrimaryKeyRefusedAlone(t *testing.T) {
 // R7, R12: verify compares bytes: two rows that differ only after a NUL
 // byte, or only in the sign of an infinity, have different checksums.
 func TestSumsSeeEveryByte(t *testing.T) {
-	for _, pair := range [][2]string{{`'ab' || char(0) || 'c'`, `'ab' || char(0) || 'd'`}, {`9e999`, `-9e999`}} {
+	for _, pair := range [][2]string{{`'ab' || char(0) || 'c'`, `'ab' || char(0) || 'd'`}, {`9e999`, `-9e999`}, {`0.0`, `-0.0`}} {
 		var sums []string
 		for _, v := range pair {
 			st, _ := openWith(t, `CREATE TABLE t(id INTEGER PRIMARY KEY, v)`, `INSERT INTO t VALUES(1, `+v+`)`)
