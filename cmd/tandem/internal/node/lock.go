@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
@@ -13,8 +12,8 @@ import (
 // epoch file and the database with the running one. release frees them.
 func (n *Node) lockParts(parts ...string) (release func(), err error) {
 	dir := n.cfg.DataDir
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("data directory %s: %w", dir, err)
+	if err := checkDataDir(dir); err != nil {
+		return nil, err
 	}
 	var held []func()
 	release = func() {
