@@ -42,7 +42,7 @@ test: lint unit e2e
 
 # The dashboard's browser test saves its screenshots in bin/test-artifacts.
 unit: apt-deps
-	TANDEM_TEST_ARTIFACTS=$(BIN)/test-artifacts CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m work
+	TEST_ARTIFACTS_DIR=$(BIN)/test-artifacts CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m work
 
 ## lint: gofmt, go vet, staticcheck, go mod tidy leaves no diff, and the
 ## programs that ship (tandem, printq) build for Windows (the session agent's

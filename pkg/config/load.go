@@ -512,7 +512,7 @@ func describe(n *yaml.Node) string {
 
 // otherEnv are TANDEM_* variables that are not node keys yet expected: the
 // client defaults and what hooks are given.
-var otherEnv = map[string]bool{"TANDEM_SERVER": true, "TANDEM_CREDS": true, "TANDEM_PAIR": true, "TANDEM_TLS_CA": true, "TANDEM_TEST_ARTIFACTS": true, "TANDEM_EPOCH": true, "TANDEM_STATE": true}
+var otherEnv = map[string]bool{"TANDEM_SERVER": true, "TANDEM_CREDS": true, "TANDEM_PAIR": true, "TANDEM_TLS_CA": true, "TANDEM_EPOCH": true, "TANDEM_STATE": true}
 
 // UnknownEnv lists the TANDEM_* variables of environ that set no key (a
 // typo such as TANDEM_HEARTBEAT_INTERVALL), sorted, for a warning at start.

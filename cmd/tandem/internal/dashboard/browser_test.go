@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { proctest.Main(m) }
 
 // ArtifactsEnv names the directory the browser test saves its screenshots
 // in; the default is tandem-test-artifacts in the temporary directory.
-const ArtifactsEnv = "TANDEM_TEST_ARTIFACTS"
+const ArtifactsEnv = "TEST_ARTIFACTS_DIR"
 
 const pageWait = 90 * time.Second
 
