@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -76,6 +77,11 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 		if _, err := tx.ExecContext(ctx, adoptSQL(t, "main", s.side)); err != nil {
 			return rec, fmt.Errorf("version the rows of %s written before capture: %w", name, err)
 		}
+		n, err := takeNew(ctx, tx, t, cols)
+		if err != nil {
+			return rec, fmt.Errorf("table %s: %w", name, err)
+		}
+		rec.Taken += n
 		q, err := a.reconcileTable(ctx, t, &rec)
 		if err != nil {
 			return rec, fmt.Errorf("table %s: %w", name, err)
@@ -141,21 +147,11 @@ func (a *sqliteApply) reconcileTable(ctx context.Context, t *table, rec *Reconci
 	var queue []wire.Change
 	for _, d := range diffs {
 		in := d.change(t.name, d.snap, wire.OpUpdate)
-		local := d.local.version()
 		if d.local.img == d.snap.img && d.local.present() == d.snap.present() {
 			// The same contents under other versions: take the master's.
 			if err := a.setVersion(ctx, t.name, d.pk, d.snap.version(), in.Op); err != nil {
 				return nil, err
 			}
-			continue
-		}
-		if local == d.snap.version() {
-			// Different contents under one version: no order can be
-			// trusted; the master's row wins and this one is recorded.
-			if err := a.takeOver(ctx, t, &in, d.local); err != nil {
-				return nil, err
-			}
-			rec.Taken++
 			continue
 		}
 		out, err := a.change(ctx, &in)
@@ -174,19 +170,6 @@ func (a *sqliteApply) reconcileTable(ctx context.Context, t *table, rec *Reconci
 		}
 	}
 	return queue, nil
-}
-
-// takeOver writes the master's row over a local one of the same version
-// and records the local one as the loser.
-func (a *sqliteApply) takeOver(ctx context.Context, t *table, in *wire.Change, local side) error {
-	v := local.version()
-	if err := a.conflict(ctx, in, in.Op, local.opOr(), local.img, v, v); err != nil {
-		return err
-	}
-	if err := a.write(ctx, t, in); err != nil {
-		return err
-	}
-	return a.setVersion(ctx, t.name, in.PK, v, in.Op)
 }
 
 func (a *sqliteApply) closeStmts() {
@@ -243,34 +226,68 @@ func (d diff) change(tbl string, x side, upsert string) wire.Change {
 	return c
 }
 
-// differing lists the rows of t whose version or contents differ between
-// main and the attached snapshot, by key: one sort of the union of both
-// sides' rows and versions, no join.
+// differing lists the rows of t whose versions differ between main and
+// the attached snapshot, with both sides' images. Every row has a version
+// on both sides (rows written before capture are adopted first, here and
+// by the master before its snapshot), and a change of contents always
+// changes the version, so comparing the version tables finds every
+// difference without reading the rows: two index-ordered scans of the
+// version tables, then each differing row by its key.
 func differing(ctx context.Context, tx *sql.Tx, t *table) ([]diff, error) {
-	ml, sl := "main."+ident(t.name), "snap."+ident(t.name)
-	q := `SELECT k, max(li), max(lm), max(ls), max(lo), max(si), max(sm), max(ss), max(so) FROM (
-		SELECT ` + keyExpr(t, ml) + ` AS k, ` + rowExpr(t, ml) + ` AS li, NULL AS lm, NULL AS ls, NULL AS lo,
-			NULL AS si, NULL AS sm, NULL AS ss, NULL AS so FROM ` + ml + `
-		UNION ALL SELECT pk, NULL, m, s, op, NULL, NULL, NULL, NULL FROM main._tandem_ver WHERE tbl = ?1
-		UNION ALL SELECT ` + keyExpr(t, sl) + `, NULL, NULL, NULL, NULL, ` + rowExpr(t, sl) + `, NULL, NULL, NULL FROM ` + sl + `
-		UNION ALL SELECT pk, NULL, NULL, NULL, NULL, NULL, m, s, op FROM snap._tandem_ver WHERE tbl = ?1
-	) GROUP BY k HAVING max(li) IS NOT max(si) OR max(lm) IS NOT max(sm) OR max(ls) IS NOT max(ss)`
-	rows, err := tx.QueryContext(ctx, q, t.name)
+	rows, err := tx.QueryContext(ctx, `
+		SELECT sv.pk, v.m, v.s, v.op, sv.m, sv.s, sv.op FROM snap._tandem_ver sv
+			LEFT JOIN main._tandem_ver v ON v.tbl = sv.tbl AND v.pk = sv.pk
+			WHERE sv.tbl = ?1 AND (v.m IS NOT sv.m OR v.s IS NOT sv.s)
+		UNION ALL
+		SELECT v.pk, v.m, v.s, v.op, NULL, NULL, NULL FROM main._tandem_ver v
+			WHERE v.tbl = ?1 AND NOT EXISTS (SELECT 1 FROM snap._tandem_ver sv WHERE sv.tbl = ?1 AND sv.pk = v.pk)
+		ORDER BY 1`, t.name)
 	if err != nil {
 		return nil, fmt.Errorf("compare with the snapshot: %w", err)
 	}
-	defer rows.Close()
 	var out []diff
 	for rows.Next() {
 		var d diff
-		var li, si sql.NullString
-		if err := rows.Scan(&d.pk, &li, &d.local.m, &d.local.s, &d.local.op, &si, &d.snap.m, &d.snap.s, &d.snap.op); err != nil {
+		if err := rows.Scan(&d.pk, &d.local.m, &d.local.s, &d.local.op, &d.snap.m, &d.snap.s, &d.snap.op); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		d.local.img, d.snap.img = li.String, si.String
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		var err error
+		if out[i].local.img, err = image(ctx, tx, t, "main", out[i].pk); err != nil {
+			return nil, err
+		}
+		if out[i].snap.img, err = image(ctx, tx, t, "snap", out[i].pk); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// image is the row of t with key pk in schema, as the triggers capture it
+// ("" when there is none), looked up by its key columns.
+func image(ctx context.Context, tx *sql.Tx, t *table, schema, pk string) (string, error) {
+	vals, err := wire.ParseList(pk)
+	if err != nil || len(vals) != len(t.pk) {
+		return "", fmt.Errorf("key %q of %s: %v", pk, t.name, err)
+	}
+	where := make([]string, len(t.pk))
+	for i, k := range t.pk {
+		where[i] = ident(k) + " IS ?"
+	}
+	ref := schema + "." + ident(t.name)
+	var img string
+	err = tx.QueryRowContext(ctx, `SELECT `+rowExpr(t, ref)+` FROM `+ref+` WHERE `+strings.Join(where, " AND "), vals...).Scan(&img)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return img, err
 }
 
 // adoptSQL gives every row of t in schema that has no version yet (written
@@ -373,4 +390,29 @@ func tableDDL(ctx context.Context, q rowQuerier, name string) ([]string, error) 
 		out = append(out, q)
 	}
 	return out, rows.Err()
+}
+
+// takeNew copies, in bulk, the snapshot's rows and versions of keys this
+// database has never seen (no row, no version: Decide would apply them):
+// the whole table on a first start, so that an empty standby takes its
+// snapshot at the speed of INSERT … SELECT. What is left differs, and goes
+// row by row.
+func takeNew(ctx context.Context, tx *sql.Tx, t *table, cols []string) (int, error) {
+	list := make([]string, len(cols))
+	for i, c := range cols {
+		list[i] = ident(c)
+	}
+	l := strings.Join(list, ", ")
+	sl := "snap." + ident(t.name)
+	res, err := tx.ExecContext(ctx, `INSERT INTO main.`+ident(t.name)+`(`+l+`) SELECT `+l+` FROM `+sl+`
+		WHERE NOT EXISTS (SELECT 1 FROM main._tandem_ver v WHERE v.tbl = ?1 AND v.pk = `+keyExpr(t, sl)+`)`, t.name)
+	if err != nil {
+		return 0, fmt.Errorf("take the new rows: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO main._tandem_ver(tbl, pk, m, s, op) SELECT tbl, pk, m, s, op FROM snap._tandem_ver sv
+		WHERE sv.tbl = ?1 AND NOT EXISTS (SELECT 1 FROM main._tandem_ver v WHERE v.tbl = ?1 AND v.pk = sv.pk)`, t.name); err != nil {
+		return 0, fmt.Errorf("take the new versions: %w", err)
+	}
+	return int(n), nil
 }
