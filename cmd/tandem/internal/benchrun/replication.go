@@ -34,6 +34,7 @@ func init() {
 		benchmark{"repl-throughput", "rows/s master → standby: 100,000 rows in transactions of 1,000, as time per 10,000 rows", replThroughput},
 		benchmark{"repl-lag", "replication lag at 1,000 rows/s for 10 s (10 rows every 10 ms): p99 of commit → applied", replLag},
 		benchmark{"repl-snapshot", "resync of a standby from a snapshot of a 1 GiB database (BENCH_SNAPSHOT_MIB to change)", replSnapshot},
+		benchmark{"repl-reconcile", "reconcile of two 1 GiB databases differing in 1 % of their rows, written on both sides (BENCH_SNAPSHOT_MIB to change)", replReconcile},
 	)
 }
 
@@ -284,13 +285,80 @@ func (p *replPair) lags() []float64 {
 	return out
 }
 
-func replSnapshot(t proctest.T, e env) []row {
+// snapshotMiB is the database size of the snapshot and reconcile rows.
+func snapshotMiB(t proctest.T) int {
 	mib := 1024
 	if v := os.Getenv("BENCH_SNAPSHOT_MIB"); v != "" {
 		if _, err := fmt.Sscan(v, &mib); err != nil || mib < 1 {
 			t.Fatalf("BENCH_SNAPSHOT_MIB=%q", v)
 		}
 	}
+	return mib
+}
+
+// replReconcile: a synced pair; while the standby is stopped, 0.5 % of the
+// rows change on the master and another 0.5 % on the standby, and the
+// standby loses its position (as a database restored or rebuilt does), so
+// it must reconcile (R10). Timed from the standby's start until both
+// databases hold both sides' changes.
+func replReconcile(t proctest.T, e env) []row {
+	mib := snapshotMiB(t)
+	p := newReplPair(t)
+	fillRows(t, p.app["a"], mib)
+	p.start("a")
+	p.start("b")
+	p.waitSynced(10 * time.Minute)
+	p.stop("b")
+	p.exec("a", `UPDATE items SET qty = qty + 1 WHERE id % 200 = 0`)
+	p.exec("b", `UPDATE items SET qty = qty + 2 WHERE id % 200 = 100`)
+	p.exec("b", `DELETE FROM _tandem_pos`)
+	want := p.sumBoth()
+	start := time.Now()
+	p.start("b")
+	deadline := start.Add(10 * time.Minute)
+	for p.sum("a") != want || p.sum("b") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("not reconciled within 10 min: sums %d and %d, want %d", p.sum("a"), p.sum("b"), want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	took := time.Since(start)
+	fmt.Fprintf(e.log, "benchrun: repl-reconcile: %d rows, 1 %% changed on both sides, reconciled in %v\n", p.count("a"), took.Round(time.Millisecond))
+	what := fmt.Sprintf("reconcile of two %d MiB databases differing in 1 %% of the rows (standby start → both hold both sides' changes)", mib)
+	return []row{{what: what, unit: seconds, samples: []float64{took.Seconds()}, target: &target{stat: "max", limit: 60}}}
+}
+
+// sum is the sum of qty on node n: it changes with every update of the
+// reconcile benchmark.
+func (p *replPair) sum(n string) int64 {
+	var s int64
+	if err := p.app[n].QueryRow(`SELECT sum(qty) FROM items`).Scan(&s); err != nil {
+		p.t.Fatalf("sum: %v", err)
+	}
+	return s
+}
+
+// sumBoth is the sum both nodes reach once each has the other's changes
+// (their updates touch different rows, each adding to qty).
+func (p *replPair) sumBoth() int64 {
+	var base int64
+	if err := p.app["a"].QueryRow(`SELECT sum(qty - (id % 200 = 0)) FROM items`).Scan(&base); err != nil {
+		p.t.Fatalf("sum: %v", err)
+	}
+	return base + p.extra("a", 0, 1) + p.extra("b", 100, 2)
+}
+
+// extra is what node n's updates (rows id % 200 = rem, by add) added.
+func (p *replPair) extra(n string, rem, add int) int64 {
+	var c int64
+	if err := p.app[n].QueryRow(`SELECT count(*) FROM items WHERE id % 200 = ?`, rem).Scan(&c); err != nil {
+		p.t.Fatalf("count: %v", err)
+	}
+	return c * int64(add)
+}
+
+func replSnapshot(t proctest.T, e env) []row {
+	mib := snapshotMiB(t)
 	p := newReplPair(t)
 	fillRows(t, p.app["a"], mib)
 	var size int64
