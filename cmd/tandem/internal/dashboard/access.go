@@ -71,14 +71,14 @@ func match(tokens []string, tok string) error {
 func LoadAccess(listen, tokensFile, usersFile string) (Access, error) {
 	a := Access{Loopback: isLoopback(listen), Users: map[string]string{}}
 	if tokensFile != "" {
-		lines, err := readLines(tokensFile)
+		lines, err := ReadLines(tokensFile)
 		if err != nil {
 			return Access{}, fmt.Errorf("admin.tokens_file: %w", err)
 		}
 		a.Tokens = lines
 	}
 	if usersFile != "" {
-		lines, err := readLines(usersFile)
+		lines, err := ReadLines(usersFile)
 		if err != nil {
 			return Access{}, fmt.Errorf("admin.users_file: %w", err)
 		}
@@ -93,8 +93,9 @@ func LoadAccess(listen, tokensFile, usersFile string) (Access, error) {
 	return a, nil
 }
 
-// readLines reads the non-empty lines of path that are not # comments.
-func readLines(path string) ([]string, error) {
+// ReadLines reads the non-empty lines of path that are not # comments (a
+// tokens or users file).
+func ReadLines(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -1,11 +1,11 @@
 package node
 
 import (
-	"bufio"
-	"os"
+	"errors"
+	"io/fs"
 	"path/filepath"
-	"strings"
 
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/dashboard"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/services/notifier"
 )
@@ -32,20 +32,9 @@ func newNotifier(d deps) (runner, error) {
 }
 
 func readTokens(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
+	lines, err := dashboard.ReadLines(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if t := strings.TrimSpace(sc.Text()); t != "" && !strings.HasPrefix(t, "#") {
-			out = append(out, t)
-		}
-	}
-	return out, sc.Err()
+	return lines, err
 }
