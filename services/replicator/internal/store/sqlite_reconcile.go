@@ -199,16 +199,6 @@ func (x side) version() conflict.Version {
 	return conflict.Version{M: uint64(x.m.Int64), S: uint64(x.s.Int64)}
 }
 
-func (x side) opOr() string {
-	if x.op.Valid {
-		return x.op.String
-	}
-	if x.present() {
-		return wire.OpInsert
-	}
-	return wire.OpDelete
-}
-
 // diff is a row whose version or contents differ between the two sides.
 type diff struct {
 	pk          string
