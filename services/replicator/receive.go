@@ -524,7 +524,7 @@ func (s *Service) commitGroup(ctx context.Context, r *receiver, b *wire.Batch, s
 		s.met.lag.Observe(max(lag.Seconds(), 0))
 	}
 	s.mu.Lock()
-	s.in = inStatus{db: p.DB, applied: p.Log, pending: s.in.pending, lag: lag, lastTS: res.LastTS, at: now}
+	s.in = inStatus{db: p.DB, applied: p.Log, pending: s.in.pending, lastTS: res.LastTS, at: now}
 	s.mu.Unlock()
 	s.met.rowsApplied.Add(float64(res.Applied))
 	s.met.groupsApplied.Inc()

@@ -210,8 +210,7 @@ type inStatus struct {
 	db      string
 	applied uint64
 	pending uint64
-	lag     time.Duration // at the last apply
-	lastTS  float64       // commit time of the last applied change on the peer (Unix s)
+	lastTS  float64 // commit time of the last applied change on the peer (Unix s)
 	at      time.Time
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -111,7 +110,7 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 
 // finishReconcile drops the old log, queues the changes the master lacks,
 // takes the snapshot's conflict records, and forgets every position.
-func finishReconcile(ctx context.Context, tx *sql.Tx, queue []wire.Change) error {
+func finishReconcile(ctx context.Context, tx *sql.Tx, changes []wire.Change) error {
 	stmts := []string{
 		`INSERT INTO main._tandem_conflict(tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at)
 			SELECT tbl, pk, kind, winner, loser, loser_op, loser_row, loser_m, loser_s, winner_m, winner_s, at
@@ -124,7 +123,16 @@ func finishReconcile(ctx context.Context, tx *sql.Tx, queue []wire.Change) error
 			return fmt.Errorf("%s: %w", firstLine(q), err)
 		}
 	}
-	for _, ch := range queue {
+	if err := queueChanges(ctx, tx, changes); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM main._tandem_apply`)
+	return err
+}
+
+// queueChanges appends changes to the log, to be shipped like captured ones.
+func queueChanges(ctx context.Context, tx *sql.Tx, changes []wire.Change) error {
+	for _, ch := range changes {
 		var row any
 		if ch.Op != wire.OpDelete {
 			row = string(ch.Row)
@@ -134,8 +142,7 @@ func finishReconcile(ctx context.Context, tx *sql.Tx, queue []wire.Change) error
 			return fmt.Errorf("queue %s %s: %w", ch.Table, ch.PK, err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM main._tandem_apply`)
-	return err
+	return nil
 }
 
 // reconcileTable merges one table and returns the changes to queue.
@@ -184,7 +191,6 @@ func (a *sqliteApply) closeStmts() {
 type side struct {
 	img  string
 	m, s sql.NullInt64
-	op   sql.NullString
 }
 
 func (x side) present() bool { return x.img != "" }
@@ -199,7 +205,7 @@ func (x side) version() conflict.Version {
 	return conflict.Version{M: uint64(x.m.Int64), S: uint64(x.s.Int64)}
 }
 
-// diff is a row whose version or contents differ between the two sides.
+// diff is a row whose versions differ between the two sides.
 type diff struct {
 	pk          string
 	local, snap side
@@ -225,11 +231,11 @@ func (d diff) change(tbl string, x side, upsert string) wire.Change {
 // version tables, then each differing row by its key.
 func differing(ctx context.Context, tx *sql.Tx, t *table) ([]diff, error) {
 	rows, err := tx.QueryContext(ctx, `
-		SELECT sv.pk, v.m, v.s, v.op, sv.m, sv.s, sv.op FROM snap._tandem_ver sv
+		SELECT sv.pk, v.m, v.s, sv.m, sv.s FROM snap._tandem_ver sv
 			LEFT JOIN main._tandem_ver v ON v.tbl = sv.tbl AND v.pk = sv.pk
 			WHERE sv.tbl = ?1 AND (v.m IS NOT sv.m OR v.s IS NOT sv.s)
 		UNION ALL
-		SELECT v.pk, v.m, v.s, v.op, NULL, NULL, NULL FROM main._tandem_ver v
+		SELECT v.pk, v.m, v.s, NULL, NULL FROM main._tandem_ver v
 			WHERE v.tbl = ?1 AND NOT EXISTS (SELECT 1 FROM snap._tandem_ver sv WHERE sv.tbl = ?1 AND sv.pk = v.pk)
 		ORDER BY 1`, t.name)
 	if err != nil {
@@ -238,7 +244,7 @@ func differing(ctx context.Context, tx *sql.Tx, t *table) ([]diff, error) {
 	var out []diff
 	for rows.Next() {
 		var d diff
-		if err := rows.Scan(&d.pk, &d.local.m, &d.local.s, &d.local.op, &d.snap.m, &d.snap.s, &d.snap.op); err != nil {
+		if err := rows.Scan(&d.pk, &d.local.m, &d.local.s, &d.snap.m, &d.snap.s); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -332,15 +338,7 @@ func (a *sqliteApply) offerTable(ctx context.Context, t *table) ([]wire.Change, 
 	if err != nil {
 		return nil, err
 	}
-	tick := uint64(time.Now().UnixMilli())
-	var out []wire.Change
-	for _, q := range stmts {
-		c := wire.Change{Table: wire.SchemaTable, Op: wire.OpSchema, PK: "'schema'", Row: ddlRow(q), M: tick}
-		if a.s.side == Standby {
-			c.M, c.S = 0, tick
-		}
-		out = append(out, c)
-	}
+	out := schemaChanges(a.s.side, stmts)
 	ref := "main." + ident(t.name)
 	k := keyExpr(t, ref)
 	rows, err := a.tx.QueryContext(ctx, `SELECT `+k+`, `+rowExpr(t, ref)+`,

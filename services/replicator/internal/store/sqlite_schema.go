@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
@@ -48,9 +49,19 @@ type schemaState struct {
 	indexes map[string]string // index name → its SQL, on replicated tables
 }
 
-// ddlRow is the row of a schema change: the statement as a text literal.
-func ddlRow(q string) []byte {
-	return fmt.Appendf(nil, `{"sql":%q}`, wire.Literal(q))
+// schemaChanges are the statements as schema changes made on side, to
+// queue for the peer: each row is the statement as a text literal.
+func schemaChanges(sd Side, stmts []string) []wire.Change {
+	tick := uint64(time.Now().UnixMilli())
+	out := make([]wire.Change, len(stmts))
+	for i, q := range stmts {
+		out[i] = wire.Change{Table: wire.SchemaTable, Op: wire.OpSchema, PK: "'schema'",
+			Row: fmt.Appendf(nil, `{"sql":%q}`, wire.Literal(q)), M: tick}
+		if sd == Standby {
+			out[i].M, out[i].S = 0, tick
+		}
+	}
+	return out
 }
 
 // SyncSchema implements Store.
@@ -160,12 +171,8 @@ func (s *SQLite) queueSchema(ctx context.Context, tx *sql.Tx, p tablePlan, ddl, 
 			return fmt.Errorf("%s: %w", firstLine(q), err)
 		}
 	}
-	_, first := versionExprs(s.side)
-	for _, q := range ddl {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO _tandem_log(tbl, op, pk, row, m, s, ts)
-			VALUES('_tandem_schema', ?, '''schema''', ?, `+first+`, `+nowExpr+`)`, wire.OpSchema, string(ddlRow(q))); err != nil {
-			return fmt.Errorf("queue %s: %w", firstLine(q), err)
-		}
+	if err := queueChanges(ctx, tx, schemaChanges(s.side, ddl)); err != nil {
+		return err
 	}
 	for _, q := range recapture {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
