@@ -188,7 +188,19 @@ type Notifier struct {
 	HostsTable      string        `yaml:"hosts_table" help:"application table of client-facing hosts: (node TEXT PRIMARY KEY, host TEXT)"`
 	ResourcesTable  string        `yaml:"resources_table" help:"application table of resources: (node, name, address, PRIMARY KEY(node, name))"`
 	TLS             PushTLS       `yaml:"tls"`
+	MaxConns        int           `yaml:"max_conns" help:"open connections the push endpoint keeps; more are closed at once (1 to 1000000)"`
+	StateConsumers  int           `yaml:"state_consumers" help:"consumers the state bucket's stream holds at most, every client's watches together (1 to 1000000)"`
 }
+
+// Defaults and upper bound of the notifier's integer keys. 1,000 state
+// consumers hold a watch for each of 100 connections (10,000 sessions on
+// 100 connections, SPEC §10) ten times over, so that the watches of clients
+// that reconnected can wait out their inactivity threshold.
+const (
+	DefaultPushMaxConns   = 1024
+	DefaultStateConsumers = 1000
+	MaxNotifierInt        = 1000000
+)
 
 // PushTLS is the push endpoint's certificate: HTTPS instead of HTTP, so
 // bearer tokens do not cross the network in clear text.
@@ -284,7 +296,8 @@ func Default() Config {
 		Failback: FailbackManual,
 		Hooks:    Hooks{Timeout: 30 * time.Second},
 		Notifier: Notifier{PushListen: "127.0.0.1:8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
-			ProgressTimeout: 30 * time.Second, HostsTable: "hosts", ResourcesTable: "resources"},
+			ProgressTimeout: 30 * time.Second, HostsTable: "hosts", ResourcesTable: "resources",
+			MaxConns: DefaultPushMaxConns, StateConsumers: DefaultStateConsumers},
 		License: License{Grace: 28 * 24 * time.Hour},
 		Admin:   Admin{Listen: "127.0.0.1:8080"},
 		Maintenance: Maintenance{
@@ -388,6 +401,12 @@ func (c Config) Validate() error {
 		if !validTable(tbl) {
 			add("notifier: table name %q: want [A-Za-z_][A-Za-z0-9_]*", tbl)
 		}
+	}
+	if n := c.Notifier.MaxConns; n < 1 || n > MaxNotifierInt {
+		add("notifier.max_conns is %d: want 1 to %d", n, MaxNotifierInt)
+	}
+	if n := c.Notifier.StateConsumers; n < 1 || n > MaxNotifierInt {
+		add("notifier.state_consumers is %d: want 1 to %d", n, MaxNotifierInt)
 	}
 	if (c.Notifier.TLS.Cert == "") != (c.Notifier.TLS.Key == "") {
 		add("notifier.tls.cert and notifier.tls.key: set both or neither")

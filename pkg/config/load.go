@@ -2,8 +2,8 @@ package config
 
 // Loading. The keys are not listed anywhere by hand: schema() walks the
 // Config struct once, by reflection, and every key is the dotted path of the
-// yaml tags down to a leaf field (string, Role, bool, time.Duration, []string or
-// map[string]string). The YAML file, the environment and the flags all go
+// yaml tags down to a leaf field (string, Role, bool, int, time.Duration,
+// []string or map[string]string). The YAML file, the environment and the flags all go
 // through that one schema, so a field added to Config is at once a YAML key,
 // a TANDEM_* variable and a flag.
 //
@@ -153,6 +153,7 @@ const (
 	kindList
 	kindMap
 	kindBool
+	kindInt
 )
 
 // field is one key: where it is in Config and how its values are read.
@@ -215,6 +216,8 @@ func kindOf(t reflect.Type) kind {
 		return kindString
 	case t.Kind() == reflect.Bool:
 		return kindBool
+	case t.Kind() == reflect.Int:
+		return kindInt
 	case t == reflect.TypeFor[[]string]():
 		return kindList
 	case t == reflect.TypeFor[map[string]string]():
@@ -230,7 +233,8 @@ func joinKey(prefix, name string) string {
 	return prefix + "." + name
 }
 
-// set stores v, a string, time.Duration, []string or map[string]string.
+// set stores v, a string, bool, int, time.Duration, []string or
+// map[string]string.
 func (f field) set(c *Config, v any) {
 	reflect.ValueOf(c).Elem().FieldByIndex(f.index).Set(reflect.ValueOf(v).Convert(f.typ))
 }
@@ -250,6 +254,8 @@ func (f field) setText(c *Config, s string) error {
 		v, err = parseMap(s)
 	case kindBool:
 		v, err = parseBool(s)
+	case kindInt:
+		v, err = parseInt(s)
 	}
 	if err != nil {
 		return err
@@ -270,8 +276,20 @@ func (f field) text(c Config) string {
 		return formatMap(v.Interface().(map[string]string))
 	case kindBool:
 		return strconv.FormatBool(v.Bool())
+	case kindInt:
+		return strconv.FormatInt(v.Int(), 10)
 	}
 	return v.String()
+}
+
+// parseInt reads a whole number in decimal ("1024"); signs are allowed, so
+// that Validate can say a negative value is out of range.
+func parseInt(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a whole number", s)
+	}
+	return n, nil
 }
 
 // parseBool reads true/false (and the forms strconv.ParseBool knows: 1, 0,
@@ -430,10 +448,13 @@ func fromYAML(k kind, n *yaml.Node) (any, error) {
 		return yamlList(n)
 	case kindMap:
 		return yamlMap(n)
-	case kindBool:
+	case kindBool, kindInt:
 		s, err := scalar(n)
 		if err != nil {
 			return nil, err
+		}
+		if k == kindInt {
+			return parseInt(s)
 		}
 		return parseBool(s)
 	}

@@ -51,8 +51,8 @@ func TestKeys(t *testing.T) {
 		"maintenance.default", "maintenance.max",
 		"nats.auth", "nats.creds", "nats.creds_dir", "nats.leaf_creds", "nats.leaf_listen", "nats.listen", "nats.peer", "nats.sessions",
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.tls.verify", "nats.url",
-		"node", "notifier.config_refresh", "notifier.hosts_table", "notifier.progress_timeout", "notifier.push_listen",
-		"notifier.reannounce", "notifier.resources_table", "notifier.tls.cert", "notifier.tls.key", "notifier.tokens_file", "pair", "role",
+		"node", "notifier.config_refresh", "notifier.hosts_table", "notifier.max_conns", "notifier.progress_timeout", "notifier.push_listen",
+		"notifier.reannounce", "notifier.resources_table", "notifier.state_consumers", "notifier.tls.cert", "notifier.tls.key", "notifier.tokens_file", "pair", "role",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)
@@ -483,4 +483,48 @@ func fileKeys(t *testing.T, data []byte) []string {
 	walk("", doc.Content[0])
 	slices.Sort(keys)
 	return keys
+}
+
+// The integer keys (notifier.max_conns, notifier.state_consumers) load from
+// the file, the environment and flags; what is not a whole number, or out
+// of range, is an error naming the key and the source, and changes nothing.
+func TestIntKeys(t *testing.T) {
+	c, err := Load(writeFile(t, "pair: shop\nnode: alpha\nnotifier:\n  max_conns: 2000\n"),
+		[]string{"TANDEM_NOTIFIER_STATE_CONSUMERS= 150 "}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Notifier.MaxConns != 2000 || c.Notifier.StateConsumers != 150 {
+		t.Fatalf("max_conns %d, state_consumers %d; want 2000, 150", c.Notifier.MaxConns, c.Notifier.StateConsumers)
+	}
+	if d := Default(); d.Notifier.MaxConns != DefaultPushMaxConns || text(d, "notifier.state_consumers") != "1000" {
+		t.Fatalf("defaults: max_conns %d, state_consumers %q", d.Notifier.MaxConns, text(d, "notifier.state_consumers"))
+	}
+	c, err = Load("", named, map[string]string{"notifier.max_conns": "64"})
+	if err != nil || c.Notifier.MaxConns != 64 {
+		t.Fatalf("flag: %v, max_conns %d", err, c.Notifier.MaxConns)
+	}
+	for _, tc := range []struct {
+		file  string
+		env   []string
+		flags map[string]string
+		want  []string
+	}{
+		{env: []string{"TANDEM_NOTIFIER_MAX_CONNS=lots"}, want: []string{"environment TANDEM_NOTIFIER_MAX_CONNS", "notifier.max_conns", `"lots": want a whole number`}},
+		{env: []string{"TANDEM_NOTIFIER_MAX_CONNS=1e3"}, want: []string{"want a whole number"}},
+		{flags: map[string]string{"notifier.state_consumers": "2.5"}, want: []string{"flag --notifier.state_consumers", "want a whole number"}},
+		{file: "notifier:\n  max_conns: [1]\n", want: []string{"notifier.max_conns", "want a single value"}},
+		{file: "notifier:\n  max_conns: ten\n", want: []string{":4:", "notifier.max_conns", "want a whole number"}},
+		{file: "notifier:\n  max_conns: 0\n", want: []string{"notifier.max_conns is 0: want 1 to 1000000"}},
+		{env: []string{"TANDEM_NOTIFIER_STATE_CONSUMERS=-5"}, want: []string{"notifier.state_consumers is -5"}},
+		{env: []string{"TANDEM_NOTIFIER_STATE_CONSUMERS=1000001"}, want: []string{"notifier.state_consumers is 1000001"}},
+		{env: []string{"TANDEM_NOTIFIER_MAX_CONNS=99999999999999999999"}, want: []string{"want a whole number"}},
+	} {
+		file := ""
+		if tc.file != "" {
+			file = writeFile(t, "pair: shop\nnode: alpha\n"+tc.file)
+		}
+		_, err := Load(file, append(slices.Clone(named), tc.env...), tc.flags)
+		wantErr(t, err, tc.want...)
+	}
 }

@@ -106,9 +106,6 @@ type Options struct {
 	// JanitorInterval is how often the state bucket's consumers are
 	// checked (DefaultJanitorInterval when 0; janitor.go).
 	JanitorInterval time.Duration
-	// MaxConns bounds the push endpoint's open connections
-	// (DefaultMaxConns when 0); more are shed.
-	MaxConns int
 	// Reannounce, ConfigRefresh and ProgressTimeout default to the
 	// constants above.
 	Reannounce      time.Duration

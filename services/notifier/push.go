@@ -14,8 +14,8 @@ package notifier
 // Hardening (SPEC §9): HTTPS with notifier.tls.cert/key; a request's
 // headers must arrive within 5 s and an ack's body within bodyTimeout; an
 // idle keep-alive connection is closed after idleTimeout; beyond
-// Options.MaxConns open connections (DefaultMaxConns) a new one is closed
-// at once (shed, counted as refused "shed").
+// notifier.max_conns open connections a new one is closed at once (shed,
+// counted as refused "shed").
 
 import (
 	"context"
@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/reply"
 )
 
@@ -44,9 +45,6 @@ const (
 	writeDeadline = 5 * time.Second
 	idleTimeout   = 10 * time.Second
 	bodyTimeout   = 10 * time.Second
-	// DefaultMaxConns is the push endpoint's connection limit when
-	// Options.MaxConns is 0.
-	DefaultMaxConns = 1024
 )
 
 // hub wakes every SSE client when the current notification changes.
@@ -94,9 +92,9 @@ func (s *Service) startPush(ctx context.Context) (*http.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifier: push endpoint: %w", err)
 	}
-	limit := s.o.MaxConns
-	if limit <= 0 {
-		limit = DefaultMaxConns
+	limit := s.cfg.Notifier.MaxConns
+	if limit <= 0 { // a Config not made by config.Default
+		limit = config.DefaultPushMaxConns
 	}
 	ln = &shedListener{Listener: ln, max: int64(limit), shed: func() { s.met.pushRefused.WithLabelValues("shed").Inc() }}
 	if t := s.cfg.Notifier.TLS; t.Cert != "" {

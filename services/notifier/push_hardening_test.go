@@ -40,7 +40,7 @@ func getActive(t *testing.T, client *http.Client, base, auth string) (int, error
 // read in any case (issue 12 §6).
 func TestPushShedsIdleConnections(t *testing.T) {
 	w := newWorld(t)
-	a := w.start("a", func(o *notifier.Options) { o.MaxConns = 500 })
+	a := w.start("a", func(o *notifier.Options) { o.Config.Notifier.MaxConns = 500 })
 	base := "http://" + a.svc.PushAddr()
 	var idle []net.Conn
 	defer func() {
