@@ -19,6 +19,13 @@ import (
 // returns once the node is active.
 func startMaster(ctx context.Context, t *testing.T, edit func(*config.Config)) *node.Node {
 	t.Helper()
+	return startMasterNode(ctx, t, edit, nil)
+}
+
+// startMasterNode is startMaster with editNode applied to the node before
+// it runs.
+func startMasterNode(ctx context.Context, t *testing.T, edit func(*config.Config), editNode func(*node.Node)) *node.Node {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = "p", "a", config.Master, filepath.Join(t.TempDir(), "a")
 	cfg.NATS.Listen, cfg.NATS.LeafListen = "127.0.0.1:-1", ""
@@ -28,6 +35,9 @@ func startMaster(ctx context.Context, t *testing.T, edit func(*config.Config)) *
 		edit(&cfg)
 	}
 	n := node.New(cfg, zerolog.Nop())
+	if editNode != nil {
+		editNode(n)
+	}
 	nctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- n.Run(nctx) }()

@@ -96,6 +96,8 @@ type NodeStatus struct {
 	Replication any `json:"replication,omitempty"`
 	License     any `json:"license,omitempty"`
 	Sessions    any `json:"sessions,omitempty"`
+	// Audit is the node's audit guard's AuditState (SPEC §7 A3).
+	Audit any `json:"audit,omitempty"`
 }
 
 // StatusReply is a node's answer to a status request: itself and its view

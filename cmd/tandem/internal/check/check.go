@@ -6,7 +6,9 @@
 // Evaluate is a pure function of the pair's status as `tandem status`
 // assembles it (api.Combine plus the services' parts): no I/O, no clock.
 //
-//   - CRITICAL: no active node; two active nodes; licenses invalid on a node.
+//   - CRITICAL: no active node; two active nodes; licenses invalid on a node;
+//     a node's audit streams changed behind its back (until restored and
+//     unchanged for the guard's hold time).
 //   - WARNING: a node unreachable; replication paused or blocked; a license
 //     warning (the standby's grace running out); maintenance on.
 //   - UNKNOWN: the pair could not be asked (the caller's Unknown).
@@ -116,6 +118,13 @@ func nodeProblems(n api.NodeStatus, raise func(int, string, ...any)) {
 			msg += " (" + st.Reason + ")"
 		}
 		raise(Warning, "%s", msg)
+	}
+	if a, ok := n.Audit.(api.AuditState); ok && a.Status == api.AuditCritical {
+		restored := "restored"
+		if a.RestoreError != "" {
+			restored = "not restored: " + a.RestoreError
+		}
+		raise(Critical, "audit streams changed on %s (%s; %s)", n.Node, strings.Join(a.Changes, "; "), restored)
 	}
 	if l, ok := n.License.(api.LicenseState); ok {
 		switch l.Status {

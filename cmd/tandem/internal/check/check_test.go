@@ -36,6 +36,14 @@ func TestEvaluate(t *testing.T) {
 	invalid.License = api.LicenseState{Node: "b", Status: api.LicenseInvalid, Reason: "no contact for 29 days"}
 	warn := node("b", "passive", 3, true)
 	warn.License = api.LicenseState{Node: "b", Status: api.LicenseWarning, Reason: "3 days left"}
+	drifted := node("b", "passive", 3, true)
+	drifted.Audit = api.AuditState{Node: "b", Status: api.AuditCritical, Restored: true,
+		Changes: []string{"tandem_events_p_b: max_age is 1s, want 2160h0m0s"}}
+	lost := node("a", "active", 3, true)
+	lost.Audit = api.AuditState{Node: "a", Status: api.AuditCritical, Changes: []string{"tandem_events_p_b: deleted"},
+		RestoreError: "peer unreachable"}
+	auditOK := node("b", "passive", 3, true)
+	auditOK.Audit = api.AuditState{Node: "b", Status: api.AuditOK}
 	for _, c := range []struct {
 		name string
 		ps   api.PairStatus
@@ -50,6 +58,9 @@ func TestEvaluate(t *testing.T) {
 		{"no active", pair("", node("a", "passive", 3, true), node("b", "passive", 3, true)), Critical, "no active node"},
 		{"two active", pair("a", node("a", "active", 4, true), node("b", "active", 3, true)), Critical, "2 active nodes (a, b)"},
 		{"license invalid", pair("a", node("a", "active", 3, true), invalid), Critical, "licenses invalid on b"},
+		{"audit ok", pair("a", acked, auditOK), OK, "TANDEM OK - pair p: a active in epoch 3, b passive"},
+		{"audit drift restored", pair("a", acked, drifted), Critical, "audit streams changed on b (tandem_events_p_b: max_age is 1s, want 2160h0m0s; restored)"},
+		{"audit mirror lost", pair("a", lost, auditOK), Critical, "audit streams changed on a (tandem_events_p_b: deleted; not restored: peer unreachable)"},
 		{"dead active, no takeover", pair("", node("a", "active", 3, false), node("b", "passive", 3, true)), Critical, "no active node; a unreachable"},
 	} {
 		r := Evaluate(c.ps)

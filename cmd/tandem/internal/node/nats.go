@@ -44,7 +44,7 @@ func (n *Node) RunNATS(ctx context.Context) error {
 	}
 	defer n.closeAdmin()
 	var wg sync.WaitGroup
-	wg.Go(func() { n.mirrorPeer(ctx, js) })
+	wg.Go(func() { n.guardAudit(ctx, js) })
 	wg.Go(func() { n.srv.Relay(ctx, n.nc, n.cfg.NATS.Peer) })
 	close(n.started)
 	n.nlog.Info().Str("domain", n.srv.Domain()).Msg("node's NATS server running")

@@ -26,11 +26,13 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
+	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor"
 )
@@ -48,6 +50,13 @@ type Node struct {
 	Monitor *monitor.Service
 
 	retention audit.Retention
+
+	// AuditHold is how long the audit streams must stay as restored before
+	// the node reports them ok again (audit.DefaultHold when 0). Set it
+	// before Run.
+	AuditHold time.Duration
+	auditMu   sync.Mutex // guards audit
+	audit     audit.Watch
 
 	part    string        // "node", or the one service RunService runs
 	started chan struct{} // closed once everything runs
@@ -384,7 +393,7 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 	}
 	var mirror sync.WaitGroup
 	if len(names) == len(Services) {
-		mirror.Go(func() { n.mirrorPeer(ctx, js) })
+		mirror.Go(func() { n.guardAudit(ctx, js) })
 	}
 	defer mirror.Wait()
 	close(n.started)
@@ -498,31 +507,46 @@ func (n *Node) isKilled() bool {
 	return n.killed
 }
 
-// mirrorPeer makes this node's durable mirror of the peer's event stream as
-// soon as the peer's name is known: from hosts, or from the first heartbeat
-// of the peer's monitor. It retries until it succeeds, then guards both
-// streams (guardAudit) until ctx ends.
-func (n *Node) mirrorPeer(ctx context.Context, js jetstream.JetStream) {
+// guardAudit makes this node's durable mirror of the peer's event stream as
+// soon as the peer's name is known (from hosts, or from the first heartbeat
+// of the peer's monitor), retrying until it succeeds, and guards the
+// node's event stream, and the mirror once made, every auditGuardEvery
+// until ctx ends (checkAudit). It answers the audit status requests of
+// tandem status and tandem check meanwhile.
+func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
+	n.auditMu.Lock()
+	n.audit.Hold = n.AuditHold
+	n.auditMu.Unlock()
 	peer, stop := n.learnPeer()
 	defer stop()
-	tk := time.NewTicker(200 * time.Millisecond)
-	defer tk.Stop()
-	for {
-		if p := peer(); p != "" {
+	unserve := n.serveAudit()
+	defer unserve()
+	retry := time.NewTicker(200 * time.Millisecond)
+	defer retry.Stop()
+	check := time.NewTicker(auditGuardEvery)
+	defer check.Stop()
+	mirrored := ""
+	for first := true; ; first = false {
+		if p := peer(); p != "" && mirrored == "" {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, p, n.retention)
 			cancel()
 			if err == nil {
 				n.nlog.Info().Str("peer", p).Msg("mirroring the peer's events")
-				n.guardAudit(ctx, js, p)
-				return
+				mirrored = p
+			} else if first || ctx.Err() == nil {
+				n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
 			}
-			n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
+		}
+		if first {
+			n.checkAudit(ctx, js, mirrored)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tk.C:
+		case <-check.C:
+			n.checkAudit(ctx, js, mirrored)
+		case <-retry.C:
 		}
 	}
 }
@@ -564,31 +588,28 @@ func (n *Node) learnPeer() (peer func() string, stop func()) {
 // the node's event stream and mirror.
 const auditGuardEvery = 2 * time.Second
 
-// guardAudit checks the node's event stream and its mirror of peer's every
-// auditGuardEvery until ctx ends (SPEC §7 A3): a change made behind the
-// node's back (retention shrunk, a stream deleted) is restored and reported
-// as critical, in the log and as a tandem.audit.changed event.
-func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream, peer string) {
-	tk := time.NewTicker(auditGuardEvery)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tk.C:
-		}
-		n.checkAudit(ctx, js, peer)
-	}
-}
-
+// checkAudit checks the node's event stream and, when peer is not "", its
+// mirror of peer's (SPEC §7 A3): a change made behind the node's back
+// (retention shrunk, a stream deleted) is restored and reported as
+// critical, in the log, as a tandem.audit.changed event and in the audit
+// state that tandem status and tandem check show (audit.Watch).
 func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer string) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	drift, err := audit.Drift(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	if ctx.Err() != nil {
+		return
+	}
+	var rerr error
+	if err == nil && len(drift) > 0 {
+		rerr = audit.Restore(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	}
+	n.auditMu.Lock()
+	n.audit.Observe(time.Now(), drift, err, rerr)
+	n.auditMu.Unlock()
 	if err != nil || len(drift) == 0 {
 		return
 	}
-	rerr := audit.Restore(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
 	n.nlog.Error().Strs("changes", drift).AnErr("restore_error", rerr).
 		Msg("CRITICAL: the audit streams were changed behind the node's back; their configuration is restored, lost events are gone")
 	if n.emitter == nil {
@@ -598,6 +619,41 @@ func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer stri
 		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
 	if err == nil {
 		n.emitter.Emit(e)
+	}
+}
+
+// AuditState is the node's audit guard's verdict now.
+func (n *Node) AuditState() api.AuditState {
+	n.auditMu.Lock()
+	defer n.auditMu.Unlock()
+	return n.audit.State(n.cfg.Node, time.Now())
+}
+
+// serveAudit answers the audit status requests (api.VerbAuditStatus) sent
+// to the pair or to this node, until the returned func is called.
+func (n *Node) serveAudit() (stop func()) {
+	handle := func(m *nats.Msg) {
+		var req api.AuditStatusRequest
+		out := reply.OK(api.AuditStatusReply{Pair: n.cfg.Pair, State: n.AuditState()})
+		if err := api.Decode(m.Data, n.cfg.Pair, &req); err != nil {
+			n.nlog.Warn().Err(err).Str("subject", m.Subject).Msg("audit status request refused")
+			out = reply.Fail(err)
+		}
+		_ = m.Respond(out)
+	}
+	var subs []*nats.Subscription
+	for _, scope := range []string{subject.PairScope, n.cfg.Node} {
+		sub, err := n.nc.Subscribe(subject.Admin(n.cfg.Pair, scope, api.VerbAuditStatus), handle)
+		if err != nil {
+			n.nlog.Warn().Err(err).Msg("cannot answer audit status requests")
+			continue
+		}
+		subs = append(subs, sub)
+	}
+	return func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
 	}
 }
 
