@@ -133,6 +133,8 @@ func splitScenario(t *testing.T, users bool) {
 	}
 	status(natsA.Server().ClientURL(), "active a")
 	status(natsB.Server().ClientURL(), "b     standby  passive")
+	// Each node's NATS process guards its audit streams and answers for them.
+	status(natsA.Server().ClientURL(), "audit a: ok\naudit b: ok")
 	// The replicators work: the standby synced from the master, and verify
 	// (an admin request answered by both) finds the databases equal.
 	deadline := time.Now().Add(30 * time.Second)
