@@ -83,6 +83,16 @@ func (s *source) gather(ctx context.Context) Input {
 		}
 	})
 	wg.Go(func() {
+		rs, err := askAll[api.AuditStatusReply](ctx, s, subject.Admin(s.pair, subject.PairScope, api.VerbAuditStatus),
+			api.AuditStatusRequest{Request: req})
+		for _, r := range rs {
+			in.Audit = append(in.Audit, r.State)
+		}
+		if err != nil {
+			problem("audit", err)
+		}
+	})
+	wg.Go(func() {
 		rs, err := askAll[api.NotifierStatusReply](ctx, s, subject.NotifierStatus(s.pair), api.NotifierStatusRequest{Request: req})
 		for _, r := range rs {
 			in.Sessions = append(in.Sessions, r.Status)

@@ -43,6 +43,7 @@ type Input struct {
 	Health   map[string]Health // node → its checks, when its status carried them
 	Repl     []api.ReplStatus
 	License  []api.LicenseState
+	Audit    []api.AuditState
 	Sessions []api.SessionStatus
 	Events   []event.Envelope // any order
 	Problems []string         // what could not be gathered, said on the page
@@ -66,7 +67,10 @@ type View struct {
 	Conflicts []ConflictView `json:"conflicts"`
 	Sessions  []SessionView  `json:"sessions"`
 	Licenses  []LicenseView  `json:"licenses"`
-	Events    []EventView    `json:"events"`
+	// AuditAlerts say which node's audit streams were changed behind its
+	// back (SPEC §7 A3), while its guard reports them critical.
+	AuditAlerts []AuditAlert `json:"audit_alerts,omitempty"`
+	Events      []EventView  `json:"events"`
 	Types     []string       `json:"event_types"`
 	Timeline  *Timeline      `json:"timeline,omitempty"`
 	Problems  []string       `json:"problems,omitempty"`
@@ -178,6 +182,7 @@ func Build(in Input) View {
 	v.Repl = repl(in.Repl, v.Nodes)
 	v.Sessions = sessions(in.Sessions)
 	v.Licenses = licenses(in.License)
+	v.AuditAlerts = auditAlerts(in.Audit)
 	evs := newestFirst(in.Events)
 	v.Conflicts = conflicts(evs)
 	v.Events, v.Types = eventList(evs)
@@ -533,3 +538,21 @@ func humanDuration(d time.Duration) string {
 }
 
 func clock(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }
+
+// AuditAlert is one node's critical audit state.
+type AuditAlert struct {
+	Node     string `json:"node"`
+	Changes  string `json:"changes"`
+	Restored bool   `json:"restored"`
+}
+
+func auditAlerts(as []api.AuditState) []AuditAlert {
+	var out []AuditAlert
+	for _, a := range as {
+		if a.Status == api.AuditCritical {
+			out = append(out, AuditAlert{Node: a.Node, Changes: strings.Join(a.Changes, "; "), Restored: a.RestoreError == ""})
+		}
+	}
+	slices.SortFunc(out, func(a, b AuditAlert) int { return strings.Compare(a.Node, b.Node) })
+	return out
+}

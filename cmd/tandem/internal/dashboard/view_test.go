@@ -122,3 +122,24 @@ func TestEventsBounded(t *testing.T) {
 		t.Errorf("json %v %.200s", err, b)
 	}
 }
+
+// A node whose audit streams were changed is a critical alert on the page
+// (and in the state JSON), naming the node and the change; an ok one is not.
+func TestAuditAlert(t *testing.T) {
+	in := Input{Pair: "print", Self: "a", Now: t0, Audit: []api.AuditState{
+		{Node: "b", Status: api.AuditCritical, Changes: []string{"tandem_events_print_b: deleted"}, RestoreError: "timeout"},
+		{Node: "a", Status: api.AuditOK},
+	}}
+	v := Build(in)
+	if len(v.AuditAlerts) != 1 || v.AuditAlerts[0].Node != "b" || v.AuditAlerts[0].Restored {
+		t.Fatalf("alerts %+v", v.AuditAlerts)
+	}
+	var b strings.Builder
+	if err := tmpl.ExecuteTemplate(&b, "live", (&Dashboard{}).data(v, "")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `data-audit="b">CRITICAL: the audit streams of b were changed behind its back: tandem_events_print_b: deleted (not restored)`) ||
+		strings.Contains(b.String(), `data-audit="a"`) {
+		t.Fatalf("page:\n%s", b.String())
+	}
+}
