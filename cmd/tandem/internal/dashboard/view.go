@@ -71,9 +71,9 @@ type View struct {
 	// back (SPEC §7 A3), while its guard reports them critical.
 	AuditAlerts []AuditAlert `json:"audit_alerts,omitempty"`
 	Events      []EventView  `json:"events"`
-	Types     []string       `json:"event_types"`
-	Timeline  *Timeline      `json:"timeline,omitempty"`
-	Problems  []string       `json:"problems,omitempty"`
+	Types       []string     `json:"event_types"`
+	Timeline    *Timeline    `json:"timeline,omitempty"`
+	Problems    []string     `json:"problems,omitempty"`
 }
 
 // NodeView is one node's row.
