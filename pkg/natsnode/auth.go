@@ -33,7 +33,8 @@ package natsnode
 // server part makes and configures the event streams under its own
 // in-process identity. The nats role (the server part, should it connect
 // over TCP) keeps the whole API but is denied every delete and purge.
-// Sessions, printq and admins get narrow, read-only JetStream rights.
+// Sessions, printq and admins get narrow, read-only JetStream rights;
+// sessions create no consumer at all (see stateWatch).
 
 import (
 	"fmt"
@@ -128,14 +129,25 @@ func rolePermissions(role, pair, node string) permissions {
 	stateStream := "KV_" + subject.StateBucket
 	repl := subject.ReplStream(pair, node)
 	stateKey := "$KV." + subject.StateBucket + "." + pair
-	// Reading the pair's state: the bucket's info, its key by direct get,
-	// and an ordered consumer (a watch) filtered on the key.
+	// Reading the pair's state: the bucket's info and its key by direct
+	// get (sessions: the last value, N5; what changes comes as
+	// notifications, re-announced, N7).
 	stateRead := []string{
 		"$JS.API.STREAM.INFO." + stateStream,
 		"$JS.API.DIRECT.GET." + stateStream + "." + stateKey,
-		"$JS.API.CONSUMER.CREATE." + stateStream + ".*." + stateKey,
-		"$JS.FC." + stateStream + ".>", // a watch's flow control
 	}
+	// Watching it (printq): an ordered consumer filtered on the key, its
+	// number and inactivity bounded by the stream (notifier.state_consumers,
+	// services/notifier/janitor.go). Sessions get no consumer at all:
+	// nats-server 2.15 lets the creator of a consumer pick its deliver
+	// subject without checking it (nats-io/nats-server#8274), lets a durable
+	// be made through every named create form, and does not count a
+	// consumer created with "direct" or "sourcing" set against
+	// max_consumers, so only a session key that may create none is bounded.
+	stateWatch := append(slices.Clone(stateRead),
+		"$JS.API.CONSUMER.CREATE."+stateStream+".*."+stateKey,
+		"$JS.FC."+stateStream+".>", // a watch's flow control
+	)
 	switch role {
 	case config.RoleMonitor:
 		// Publishes its heartbeats, coordination to the peer's monitor and
@@ -195,18 +207,18 @@ func rolePermissions(role, pair, node string) permissions {
 		return permissions{pub: append([]string{subject.Link(pair, node)}, jsClient([]string{jsAPI})...), sub: []string{inbox},
 			denyPub: jsDestroy}
 	case config.RoleSession:
-		// SPEC §9: reads the pair's notifications and state, publishes
-		// acknowledgements. One key serves every session, so it may
-		// acknowledge as any session of the pair (per-session users would
-		// need one key per session).
+		// SPEC §9: reads the pair's notifications and state (no consumers:
+		// see stateWatch), publishes acknowledgements. One key serves every
+		// session, so it may acknowledge as any session of the pair
+		// (per-client keys, SessionUsers, acknowledge as their own only).
 		return permissions{
 			pub: append([]string{subject.Acks(pair), subject.AckBatches(pair)}, stateRead...),
 			sub: []string{subject.Notify(pair), inbox},
 		}
 	case config.RolePrintq:
-		// A stand-in application on the node: reads the pair's state and
-		// notifications, publishes nothing of its own.
-		return permissions{pub: stateRead, sub: []string{subject.Notify(pair), inbox}}
+		// A stand-in application on the node: reads and watches the pair's
+		// state, reads notifications, publishes nothing of its own.
+		return permissions{pub: stateWatch, sub: []string{subject.Notify(pair), inbox}}
 	case config.RoleAdmin:
 		// Operators: every admin and license verb of the pair, and
 		// read-only JetStream (status, audit replay with ordered

@@ -321,6 +321,9 @@ func (s *Service) openBucket(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: state bucket: %w", err)
 	}
+	if err := s.boundStateConsumers(cctx); err != nil {
+		return fmt.Errorf("notifier: state bucket: %w", err)
+	}
 	s.kv = kv
 	e, err := kv.Get(cctx, s.pair)
 	switch {
