@@ -14,7 +14,8 @@ package notifier
 // Hardening (SPEC §9): HTTPS with notifier.tls.cert/key; a request's
 // headers must arrive within 5 s and an ack's body within bodyTimeout; an
 // idle keep-alive connection is closed after idleTimeout; beyond
-// notifier.max_conns open connections a new one is closed at once (shed,
+// notifier.max_conns open connections a new one takes the place of the
+// oldest quiet one, or is closed at once if all are busy (shedListener;
 // counted as refused "shed").
 
 import (
@@ -96,7 +97,7 @@ func (s *Service) startPush(ctx context.Context) (*http.Server, error) {
 	if limit <= 0 { // a Config not made by config.Default
 		limit = config.DefaultPushMaxConns
 	}
-	ln = &shedListener{Listener: ln, max: int64(limit), shed: func() { s.met.pushRefused.WithLabelValues("shed").Inc() }}
+	ln = &shedListener{Listener: ln, max: limit, shed: func() { s.met.pushRefused.WithLabelValues("shed").Inc() }}
 	if t := s.cfg.Notifier.TLS; t.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
 		if err != nil {
@@ -117,6 +118,7 @@ func (s *Service) startPush(ctx context.Context) (*http.Server, error) {
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       idleTimeout,
+		ConnState:         connState,
 		// TLS handshake failures and the like: the service's log, not stderr.
 		ErrorLog:       stdlog.New(s.log.With().Str("component", "push").Logger(), "", 0),
 		BaseContext:    func(net.Listener) context.Context { return ctx },
@@ -308,12 +310,19 @@ func lastEventID(r *http.Request) uint64 {
 	return n
 }
 
-// shedListener closes a new connection at once while max are open.
+// shedListener keeps at most max connections open. At the limit, a new
+// connection takes the place of the oldest quiet one — a connection that
+// has not sent a request yet, or waits idle between two (keep-alive) — so
+// that idle connections cannot keep clients with a request out; when every
+// connection is busy (a request or an event stream under way) the new one
+// is closed at once. Either is counted by shed.
 type shedListener struct {
 	net.Listener
-	max  int64
-	open atomic.Int64
+	max  int
 	shed func()
+
+	mu   sync.Mutex // guards open
+	open map[*countedConn]struct{}
 }
 
 func (l *shedListener) Accept() (net.Conn, error) {
@@ -322,24 +331,70 @@ func (l *shedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.max {
-			l.open.Add(-1)
-			_ = c.Close()
-			l.shed()
-			continue
+		cc := &countedConn{Conn: c, l: l, since: time.Now()}
+		cc.quiet.Store(true)
+		if victim, ok := l.admit(cc); ok {
+			if victim != nil {
+				_ = victim.Close()
+				l.shed()
+			}
+			return cc, nil
 		}
-		return &countedConn{Conn: c, l: l}, nil
+		_ = c.Close()
+		l.shed()
+	}
+}
+
+// admit records c if there is room, or makes room by giving up the oldest
+// quiet connection, which the caller closes; false when there is none.
+func (l *shedListener) admit(c *countedConn) (victim *countedConn, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open == nil {
+		l.open = make(map[*countedConn]struct{})
+	}
+	if len(l.open) >= l.max {
+		for o := range l.open {
+			if o.quiet.Load() && (victim == nil || o.since.Before(victim.since)) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			return nil, false
+		}
+		delete(l.open, victim)
+	}
+	l.open[c] = struct{}{}
+	return victim, true
+}
+
+func (l *shedListener) release(c *countedConn) {
+	l.mu.Lock()
+	delete(l.open, c)
+	l.mu.Unlock()
+}
+
+// connState marks a connection quiet while it has no request under way
+// (http.Server.ConnState).
+func connState(c net.Conn, state http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if cc, ok := c.(*countedConn); ok {
+		cc.quiet.Store(state == http.StateNew || state == http.StateIdle)
 	}
 }
 
 // countedConn gives its place back once, when closed.
 type countedConn struct {
 	net.Conn
-	l    *shedListener
-	once sync.Once
+	l     *shedListener
+	since time.Time   // accepted
+	quiet atomic.Bool // no request under way
+	once  sync.Once
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.once.Do(func() { c.l.release(c) })
 	return c.Conn.Close()
 }
