@@ -218,7 +218,7 @@ func (st Status) Reason() string {
 	case st.Master:
 		return fmt.Sprintf("%d valid license(s) on the master", st.ValidOnes)
 	case st.Level != Valid:
-		return fmt.Sprintf("no contact with the master for %v: %v of grace left", st.Grace-st.Left, st.Left.Round(time.Minute))
+		return fmt.Sprintf("no contact with the master for %v: %v of grace left", roughly(st.Grace-st.Left), roughly(st.Left))
 	}
 	return fmt.Sprintf("%d valid license(s), in contact with the master", st.ValidOnes)
 }
@@ -237,7 +237,7 @@ func (st Status) Check(feature string) (ok bool, id, reason string) {
 		if e.Err == nil {
 			r := fmt.Sprintf("granted by license %s (%s), valid until the end of %s", e.ID, e.Customer, e.Expires)
 			if !st.Master && st.Level != Valid {
-				r += fmt.Sprintf("; %v of grace left without contact with the master", st.Left.Round(time.Minute))
+				r += fmt.Sprintf("; %v of grace left without contact with the master", roughly(st.Left))
 			}
 			return true, e.ID, r
 		}
@@ -271,4 +271,14 @@ func Transition(from, to Level) string {
 	// A warning level, reached from any other (more days left after a
 	// longer license.grace is configured, too).
 	return event.LicenseWarning
+}
+
+// roughly rounds d for people: to the minute from a minute up, else to the
+// second (a 20 s grace is how an operator tries the feature; "0s of grace
+// left" with 11 s left would be wrong).
+func roughly(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Minute)
+	}
+	return d.Round(time.Second)
 }

@@ -254,3 +254,16 @@ func TestMasterClockSetBack(t *testing.T) {
 		t.Fatal("licensed with the clock behind a trusted timestamp")
 	}
 }
+
+// A short grace (how an operator tries the feature) is said in seconds,
+// not rounded to "0s" (issue 12, outside probe).
+func TestShortGraceReason(t *testing.T) {
+	st := Status{Level: Warn1, Grace: 20 * time.Second, Left: 11400 * time.Millisecond, ValidOnes: 1, Licenses: []Entry{{}}}
+	if r := st.Reason(); r != "no contact with the master for 9s: 11s of grace left" {
+		t.Fatalf("reason %q", r)
+	}
+	st.Grace, st.Left = 28*24*time.Hour, 3*24*time.Hour+20*time.Second
+	if r := st.Reason(); r != "no contact with the master for 600h0m0s: 72h0m0s of grace left" {
+		t.Fatalf("reason %q", r)
+	}
+}
