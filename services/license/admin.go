@@ -222,8 +222,10 @@ func (s *Service) checkFeature(data []byte) []byte {
 func (s *Service) state() api.LicenseState {
 	st := s.current()
 	out := api.LicenseState{Node: s.cfg.Node, Role: string(s.cfg.Role), Reason: st.Reason(), Licenses: len(st.Licenses)}
-	if trouble := s.stateErr.Load(); trouble != nil {
-		out.Reason += "; " + *trouble
+	for _, trouble := range []*string{s.stateErr.Load(), s.saveErr.Load()} {
+		if trouble != nil {
+			out.Reason += "; " + *trouble
+		}
 	}
 	switch {
 	case st.Level == grace.Invalid:

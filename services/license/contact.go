@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -116,9 +117,13 @@ func (s *Service) streamTime(ctx context.Context) time.Time {
 
 // stateTrouble logs and reports a problem with the license state; status
 // shows it until the service restarts.
-func (s *Service) stateTrouble(err error) {
+func (s *Service) stateTrouble(err error) { s.trouble(&s.stateErr, err) }
+
+// trouble records err in slot (stateErr or saveErr), for status, and
+// reports it.
+func (s *Service) trouble(slot *atomic.Pointer[string], err error) {
 	msg := err.Error()
-	s.stateErr.Store(&msg)
+	slot.Store(&msg)
 	s.log.Error().Err(err).Msg("license state")
 	s.emit(event.InputRejected, s.clk.Now(), map[string]any{"kind": "license.state", "reason": msg})
 	s.rejected.WithLabelValues("license.state").Inc()
@@ -229,7 +234,18 @@ func (s *Service) onAnswer(x answered) {
 	s.rec.State = grace.Floor(s.rec.State, x.a.Time.Add(-Tolerance))
 	proof := x.a
 	s.rec.Proof = &proof
-	if err := statefile.Save(s.dir, s.rec); err != nil {
-		s.stateTrouble(fmt.Errorf("cannot persist the license state: %w", err))
+	// Contact replaces whatever was wrong with the state read at start
+	// (missing, damaged, not trusted).
+	s.stateErr.Store(nil)
+	s.save(s.rec)
+}
+
+// save persists rec; a failure is reported and shown in status until a
+// save succeeds.
+func (s *Service) save(rec statefile.Record) {
+	if err := statefile.Save(s.dir, rec); err != nil {
+		s.trouble(&s.saveErr, fmt.Errorf("cannot persist the license state: %w", err))
+		return
 	}
+	s.saveErr.Store(nil)
 }

@@ -91,6 +91,15 @@ func TestDamagedStateFileKeepsServiceRunning(t *testing.T) {
 	if !contains(st.Reason, "damaged") {
 		t.Fatalf("status with a damaged state: %+v", st)
 	}
+	// The master back: contact, and the trouble is no longer reported.
+	w.pair.Restart(t, "a")
+	w.nodes["a"].killed = false
+	w.start("a")
+	w.waitContact("b")
+	w.waitFor("b's status without the damaged state's trouble", func() bool {
+		st = w.list("b").State
+		return st.Status != api.LicenseInvalid && !contains(st.Reason, "damaged")
+	})
 }
 
 // A 20 s grace: 30 s after the master is gone every answer says invalid,

@@ -122,7 +122,8 @@ type Service struct {
 	nodeKey  ed25519.PrivateKey     // master: signs answers to challenges; nil when unusable
 	answers  chan answered          // standby: the challenger's answers, to run
 	kick     chan struct{}          // standby: challenge now (size 1)
-	stateErr atomic.Pointer[string] // trouble with the state file, for status
+	stateErr atomic.Pointer[string] // trouble with the state file read at start, until contact, for status
+	saveErr  atomic.Pointer[string] // the last save's failure, until a save succeeds, for status
 	seats    seatTable
 	rejected *prometheus.CounterVec
 
@@ -375,9 +376,7 @@ func (s *Service) evaluate() error {
 	s.snap.Store(&snapshot{status: status, at: now, in: in})
 	rec := statefile.Record{State: st, Level: status.Level, Proof: s.rec.Proof}
 	if rec.State != s.rec.State || rec.Level != s.rec.Level {
-		if err := statefile.Save(s.dir, rec); err != nil {
-			s.stateTrouble(fmt.Errorf("cannot persist the license state: %w", err))
-		}
+		s.save(rec)
 		s.rec = rec
 	}
 	if typ != "" {
