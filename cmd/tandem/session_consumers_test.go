@@ -12,9 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -36,29 +34,13 @@ func TestSessionKeyConsumersBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = "p", "a", config.Master, filepath.Join(t.TempDir(), "a")
-	cfg.NATS.Listen, cfg.NATS.LeafListen = "127.0.0.1:-1", ""
-	cfg.Heart.Interval, cfg.Heart.Timeout = 100*time.Millisecond, 400*time.Millisecond
-	cfg.Admin.Listen, cfg.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.NATS.Auth, cfg.NATS.CredsDir = auth, seeds
 	const limit = 5
-	cfg.Notifier.StateConsumers = limit
-	n := node.New(cfg, zerolog.Nop())
-	nctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- n.Run(nctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("node: %v", err)
-		}
-	}()
-	select {
-	case <-n.Started():
-	case err := <-done:
-		t.Fatalf("node did not start: %v", err)
-	}
+	var cfg config.Config
+	n := startMasterNode(ctx, t, func(c *config.Config) {
+		c.NATS.Auth, c.NATS.CredsDir = auth, seeds
+		c.Notifier.StateConsumers = limit
+		cfg = *c
+	}, nil)
 	own, err := n.Server().Connect("test")
 	if err != nil {
 		t.Fatal(err)
