@@ -25,8 +25,9 @@ func newCheckCmd(a *app) *cobra.Command {
 			"  TANDEM OK - pair p: a active in epoch 4, b passive | epoch=4 lag=0.012s sessions_acked=20\n\n" +
 			"and the exit status 0 OK; 1 WARNING: a node unreachable, replication paused or\n" +
 			"blocked, a license warning, maintenance on; 2 CRITICAL: no active node, two\n" +
-			"active nodes, licenses invalid; 3 UNKNOWN: the pair cannot be asked (and a\n" +
-			"command line that does not parse).",
+			"active nodes, licenses invalid, a node's audit streams changed behind its\n" +
+			"back; 3 UNKNOWN: the pair cannot be asked (and a command line that does not\n" +
+			"parse).",
 		RunE: func(c *cobra.Command, _ []string) error {
 			return cmdCheck(c.Context(), p, c.OutOrStdout())
 		},
