@@ -52,15 +52,19 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	if err == nil {
 		err = event.CheckEpoch(hb.Epoch, s.newestEpoch())
 	}
+	var health wire.Health
+	if err == nil {
+		health, err = peerHealth(m)
+	}
 	if err != nil {
 		s.reject("heartbeat", m.Subject, err)
 		return
 	}
-	s.enqueue(failover.Heartbeat{
+	s.enqueueWith(failover.Heartbeat{
 		From: hb.Node, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
 		Maint: hb.Maintenance, MaintLeft: s.ticks(time.Duration(hb.MaintenanceLeftMS) * time.Millisecond),
-		MaintVersion: hb.MaintenanceVersion,
-	})
+		MaintVersion: hb.MaintenanceVersion, Unhealthy: !health.Healthy, Failing: health.Failing(),
+	}, &health)
 }
 
 func (s *Service) onControlMsg(m *nats.Msg) {
@@ -80,9 +84,11 @@ func (s *Service) onControlMsg(m *nats.Msg) {
 	}
 }
 
-func (s *Service) enqueue(in failover.Input) {
+func (s *Service) enqueue(in failover.Input) { s.enqueueWith(in, nil) }
+
+func (s *Service) enqueueWith(in failover.Input, h *wire.Health) {
 	select {
-	case s.inputs <- input{in: in, at: s.clk.Now()}:
+	case s.inputs <- input{in: in, at: s.clk.Now(), health: h}:
 	default:
 		s.met.inputsDropped.Inc()
 	}
@@ -100,7 +106,7 @@ func (s *Service) sendHeartbeat() {
 		hb.MaintenanceLeftMS = (time.Duration(st.MaintLeft) * s.tick).Milliseconds()
 	}
 	b, _ := json.Marshal(hb)
-	if err := s.nc.Publish(subject.Heartbeat(s.cfg.Pair, s.cfg.Node), b); err != nil {
+	if err := s.nc.PublishMsg(s.heartbeatMsg(b, st)); err != nil {
 		s.log.Warn().Err(err).Msg("send heartbeat")
 		return
 	}
