@@ -58,9 +58,9 @@ func runExec(ctx context.Context, c config.Check, env Env) Result {
 	h := hooks.Run(ctx, hooks.Spec{Command: c.Exec, Pair: env.Pair, Node: env.Node, Role: env.Role,
 		State: env.State, Epoch: env.Epoch, Timeout: c.Timeout})
 	if h.Err != nil {
-		out := strings.TrimSpace(h.Output)
-		if out == "" || h.ExitCode == -1 {
-			out = h.Err.Error()
+		out := LastLine(h.Output)
+		if out == "" || h.ExitCode <= 0 { // killed, or did not start
+			return Result{Output: h.Err.Error()}
 		}
 		return Result{Output: fmt.Sprintf("exit %d: %s", h.ExitCode, out)}
 	}
