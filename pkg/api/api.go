@@ -93,9 +93,10 @@ type NodeStatus struct {
 	// Server is the NATS server the node's monitor is connected to.
 	Server string `json:"server,omitempty"`
 	// Healthy: every health check of the node passes (F15); a node without
-	// checks is healthy. Checks are its checks, in configuration order (the
-	// peer's as its last heartbeat said).
-	Healthy bool          `json:"healthy"`
+	// checks is healthy; null when not known (a monitor of an older
+	// version), which counts as healthy. Checks are its checks, in
+	// configuration order (the peer's as its last heartbeat said).
+	Healthy *bool         `json:"healthy"`
 	Checks  []CheckStatus `json:"checks"`
 	// Replication, License and Sessions are filled by those services.
 	Replication any `json:"replication,omitempty"`
@@ -114,6 +115,9 @@ type CheckStatus struct {
 	// monitor started).
 	Since time.Time `json:"since"`
 }
+
+// IsHealthy reports Healthy, true when not known.
+func (n NodeStatus) IsHealthy() bool { return n.Healthy == nil || *n.Healthy }
 
 // StatusReply is a node's answer to a status request: itself and its view
 // of the peer.

@@ -62,7 +62,7 @@ func TestCheckFailureHandsOver(t *testing.T) {
 	w.waitState("a", failover.Passive)
 
 	sr := w.nodes["b"].svc.StatusReply()
-	if !sr.Self.Healthy || sr.Peer == nil || sr.Peer.Healthy || len(sr.Peer.Checks) != 1 ||
+	if !sr.Self.IsHealthy() || sr.Peer == nil || sr.Peer.IsHealthy() || len(sr.Peer.Checks) != 1 ||
 		sr.Peer.Checks[0].Name != "spooler" || sr.Peer.Checks[0].Output != "exit 1: spooler hung" || sr.Peer.Checks[0].Since.IsZero() {
 		t.Errorf("b's status of the pair: self %+v peer %+v", sr.Self, sr.Peer)
 	}
@@ -75,7 +75,7 @@ func TestCheckFailureHandsOver(t *testing.T) {
 	// a recovers: it says so, and stays passive (failback manual).
 	w.setSick("a", false)
 	w.waitEvent("a", event.CheckRecovered, "spooler")
-	w.waitFor("b sees a healthy", func() bool { return w.nodes["b"].svc.StatusReply().Peer.Healthy })
+	w.waitFor("b sees a healthy", func() bool { return w.nodes["b"].svc.StatusReply().Peer.IsHealthy() })
 	if st := w.status("b"); st.State != failover.Active {
 		t.Fatalf("b is %s after a recovered", st.State)
 	}
