@@ -80,7 +80,7 @@ func (s *Service) onControlMsg(m *nats.Msg) {
 	case "yield":
 		s.enqueue(failover.Yield{From: c.From, Epoch: c.Epoch})
 	case "take":
-		s.enqueue(failover.Take{From: c.From, Epoch: c.Epoch})
+		s.enqueue(failover.Take{From: c.From, Epoch: c.Epoch, Reason: wire.TakeReason(m.Header.Get(wire.ReasonHeader))})
 	}
 }
 
@@ -114,8 +114,12 @@ func (s *Service) sendHeartbeat() {
 }
 
 func (s *Service) sendControl(msg failover.Message) {
-	b, _ := json.Marshal(wire.Control{V: wire.Version, Pair: s.cfg.Pair, From: s.cfg.Node, Kind: string(msg.Kind), Epoch: msg.Epoch})
-	if err := s.nc.Publish(subject.Control(s.cfg.Pair, msg.To), b); err != nil {
+	m := nats.NewMsg(subject.Control(s.cfg.Pair, msg.To))
+	m.Data, _ = json.Marshal(wire.Control{V: wire.Version, Pair: s.cfg.Pair, From: s.cfg.Node, Kind: string(msg.Kind), Epoch: msg.Epoch})
+	if msg.Reason != "" {
+		m.Header.Set(wire.ReasonHeader, msg.Reason)
+	}
+	if err := s.nc.PublishMsg(m); err != nil {
 		s.log.Warn().Err(err).Str("to", msg.To).Msg("send control message")
 	}
 }

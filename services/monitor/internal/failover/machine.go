@@ -152,6 +152,7 @@ type switchover struct {
 	// finish (HookDone) before it sends Take; the rollback clock starts
 	// then (F8: the protected service never runs on both nodes).
 	hookPending bool
+	reason      string // sent with Take: why health made this node yield (F15)
 }
 
 type swKind int

@@ -6,7 +6,10 @@ package wire
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -153,4 +156,27 @@ func (h Health) Failing() []string {
 		}
 	}
 	return out
+}
+
+// ReasonHeader is the NATS header of a Take that says why the node yields
+// when its health made it (F15), for the peer's activation reason. A header,
+// like HealthHeader, so that older peers ignore it.
+const ReasonHeader = "Tandem-Reason"
+
+// maxReason bounds a Take's reason.
+const maxReason = 512
+
+// TakeReason is the reason of a Take header as the machine may use it: a
+// health reason ("F15: …") of printable text within maxReason bytes, else
+// "" (the peer then says why from what its heartbeats told).
+func TakeReason(h string) string {
+	if len(h) > maxReason || !strings.HasPrefix(h, "F15: ") || !utf8.ValidString(h) {
+		return ""
+	}
+	for _, r := range h {
+		if !unicode.IsPrint(r) {
+			return ""
+		}
+	}
+	return h
 }

@@ -122,3 +122,15 @@ func FuzzDecodeHealth(f *testing.F) {
 		}
 	})
 }
+
+func TestTakeReason(t *testing.T) {
+	ok := "F15: check web failed on alpha"
+	if got := TakeReason(ok); got != ok {
+		t.Errorf("TakeReason(%q) = %q", ok, got)
+	}
+	for _, bad := range []string{"", "switchover", "F15: " + strings.Repeat("x", 600), "F15: a\nb", "F15: \xff"} {
+		if got := TakeReason(bad); got != "" {
+			t.Errorf("TakeReason(%q) = %q, want refused", bad, got)
+		}
+	}
+}
