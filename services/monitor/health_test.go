@@ -26,6 +26,15 @@ func sickCheck(c *config.Config) {
 		Interval: 100 * time.Millisecond, Timeout: 5 * time.Second, Fall: 2, Rise: 2}.WithDefaults()}
 }
 
+// sickPair starts a pair with sickCheck on both nodes and waits until a is
+// active and b passive; it returns a's status.
+func sickPair(t *testing.T) (*world, failover.Status) {
+	w := newWorld(t, sickCheck)
+	w.start("a")
+	w.start("b")
+	return w, w.waitSteady()
+}
+
 func (w *world) setSick(node string, sick bool) {
 	p := filepath.Join(w.nodes[node].dir, "sick")
 	if !sick {
@@ -43,10 +52,7 @@ func (w *world) setSick(node string, sick bool) {
 // passive node, the reason names the check on both sides, status and the
 // metrics show it, and the events are published.
 func TestCheckFailureHandsOver(t *testing.T) {
-	w := newWorld(t, sickCheck)
-	w.start("a")
-	w.start("b")
-	a := w.waitSteady()
+	w, a := sickPair(t)
 	w.setSick("a", true)
 	b := w.waitState("b", failover.Active)
 	if b.Epoch <= a.Epoch {
@@ -87,10 +93,7 @@ func TestCheckFailureHandsOver(t *testing.T) {
 // F15: both nodes unhealthy: nothing moves, both report critical; once the
 // passive node recovers, the active one hands over to it.
 func TestBothUnhealthyCritical(t *testing.T) {
-	w := newWorld(t, sickCheck)
-	w.start("a")
-	w.start("b")
-	a := w.waitSteady()
+	w, a := sickPair(t)
 	w.setSick("b", true)
 	w.waitFor("a sees b unhealthy", func() bool { return !w.status("a").PeerHealthy })
 	w.setSick("a", true)
@@ -106,10 +109,7 @@ func TestBothUnhealthyCritical(t *testing.T) {
 
 // F15: an unhealthy passive node does not take over from a crashed peer.
 func TestUnhealthyPassiveNoTakeover(t *testing.T) {
-	w := newWorld(t, sickCheck)
-	w.start("a")
-	w.start("b")
-	w.waitSteady()
+	w, _ := sickPair(t)
 	w.setSick("b", true)
 	w.waitFor("a sees b unhealthy", func() bool { return !w.status("a").PeerHealthy })
 	w.crash("a")
