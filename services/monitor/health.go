@@ -138,17 +138,18 @@ func b2f(b bool) float64 {
 }
 
 // waitsForSync says whether the machine must hear that this node is in sync
-// before an automatic failback (F9): the master with failback automatic and
-// a database to replicate.
+// before an automatic failback (F9): the master with failback automatic.
+// Every node runs a replicator (database.path, or tandem.db in data_dir).
 func (s *Service) waitsForSync() bool {
 	c := s.cfg
-	return c.Failback == config.FailbackAutomatic && c.Role == config.Master && c.Database.Path != ""
+	return c.Failback == config.FailbackAutomatic && c.Role == config.Master
 }
 
 // watchSync asks the node's replicator, every heartbeat interval while this
 // node is passive beside an active peer, whether it is in sync, and tells
-// the machine (F9). In sync: replication running, nothing of the peer's
-// left to apply. No answer is not in sync.
+// the machine (F9). In sync: replication running with nothing of the
+// peer's left to apply, or disabled (nothing to replicate). No answer is
+// not in sync: the master waits, and says so in its log.
 func (s *Service) watchSync(ctx context.Context) {
 	defer s.wg.Done()
 	last := -1
@@ -189,6 +190,9 @@ func (s *Service) askInSync(ctx context.Context) (bool, string) {
 			continue
 		}
 		st := r.Status
+		if st.State == "disabled" {
+			return true, "replication disabled: nothing to wait for (" + st.Reason + ")"
+		}
 		if st.State != "running" || st.Paused || st.In.Pending > 0 {
 			return false, "replication " + st.State + ", " + st.Reason
 		}

@@ -206,7 +206,6 @@ func (w *world) fakeReplicator(node, state string) *fakeRepl {
 func TestFailbackWaitsForSync(t *testing.T) {
 	w := newWorld(t, func(c *config.Config) {
 		c.Failback = config.FailbackAutomatic
-		c.Database.Path = filepath.Join(c.DataDir, "app.db")
 	})
 	repl := w.fakeReplicator("a", "syncing")
 	w.start("b")
