@@ -44,6 +44,12 @@ func TestEvaluate(t *testing.T) {
 		RestoreError: "peer unreachable"}
 	auditOK := node("b", "passive", 3, true)
 	auditOK.Audit = api.AuditState{Node: "b", Status: api.AuditOK}
+	sick := func(n api.NodeStatus) api.NodeStatus {
+		f := false
+		n.Healthy = &f
+		n.Checks = []api.CheckStatus{{Name: "spooler", Output: "HTTP 503"}, {Name: "port", Healthy: true}}
+		return n
+	}
 	for _, c := range []struct {
 		name string
 		ps   api.PairStatus
@@ -61,6 +67,9 @@ func TestEvaluate(t *testing.T) {
 		{"audit ok", pair("a", acked, auditOK), OK, "TANDEM OK - pair p: a active in epoch 3, b passive"},
 		{"audit drift restored", pair("a", acked, drifted), Critical, "audit streams changed on b (tandem_events_p_b: max_age is 1s, want 2160h0m0s; restored)"},
 		{"audit mirror lost", pair("a", lost, auditOK), Critical, "audit streams changed on a (tandem_events_p_b: deleted; not restored: peer unreachable)"},
+		{"passive unhealthy", pair("a", acked, sick(lagged)), Warning, "b unhealthy (check spooler)"},
+		{"both unhealthy", pair("a", sick(acked), sick(lagged)), Critical, "no healthy node: a unhealthy (check spooler), b unhealthy (check spooler)"},
+		{"alone and unhealthy", pair("b", node("a", "active", 2, false), sick(node("b", "active", 3, true))), Critical, "no healthy node: b unhealthy"},
 		{"dead active, no takeover", pair("", node("a", "active", 3, false), node("b", "passive", 3, true)), Critical, "no active node; a unreachable"},
 	} {
 		r := Evaluate(c.ps)
