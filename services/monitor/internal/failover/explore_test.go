@@ -1,0 +1,584 @@
+package failover
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+)
+
+// The explorer drives two real machines (this package's Machine, no model of
+// it) through every interleaving of ticks, message deliveries, drops,
+// duplicates and reorderings, link cuts (both ways or one way) and heals,
+// kills (the peer seeing the link close, or silence) and restarts from the
+// persisted epoch, and admin switchovers, breadth first up to a depth, with
+// a visited set of canonical state hashes. After every step it checks the
+// safety invariants; from every state it reaches it checks bounded liveness:
+// once the faults stop (link healed, both processes running, messages
+// delivered at once), exactly one node is active within a bounded number of
+// ticks, and stays so.
+//
+// The depth is chosen so that `make test` (with -race, on two cores) runs it
+// in well under two minutes; TANDEM_SOAK=1 (`make soak`) explores deeper.
+
+// xmsg is a message in flight on the link.
+type xmsg struct{ in Input }
+
+// xnode is one node of the explored world.
+type xnode struct {
+	m    *Machine // nil while the process is down
+	disk uint64   // the persisted epoch
+}
+
+// world is one state of the explored system. It is copied by clone.
+type world struct {
+	n      [2]xnode
+	q      [2][]xmsg // q[i]: in flight from node i to the other
+	cut    [2]bool   // cut[i]: the direction i → other carries nothing
+	cfg    Config
+	faults int // faults left on this path, see xcfg.faults
+}
+
+// xcfg is one exploration's setup.
+type xcfg struct {
+	name   string
+	cfg    Config
+	depth  int // actions per path
+	faults int // faults per path (drops, duplicates, cuts, kills, switchovers)
+	queue  int // messages in flight per direction
+	settle int // ticks the liveness check allows
+}
+
+var names = [2]string{"a", "b"}
+var roles = [2]config.Role{config.Master, config.Standby}
+
+func cloneMachine(m *Machine) *Machine {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	if m.sw != nil {
+		sw := *m.sw
+		c.sw = &sw
+	}
+	c.rd = Ready{}
+	return &c
+}
+
+func (w *world) clone() *world {
+	c := *w
+	for i := range w.n {
+		c.n[i].m = cloneMachine(w.n[i].m)
+		c.q[i] = append([]xmsg(nil), w.q[i]...)
+	}
+	return &c
+}
+
+// start starts node i's process from its persisted epoch.
+func (w *world) start(i int) {
+	c := w.cfg
+	c.Self, c.Role, c.Epoch = names[i], roles[i], w.n[i].disk
+	if i == 0 {
+		c.Peer = names[1]
+	} else {
+		c.Peer = names[0]
+	}
+	m, err := New(c)
+	if err != nil {
+		panic(err)
+	}
+	w.n[i].m = m
+	w.flush(i)
+}
+
+// flush carries out node i's Ready: persist, then send.
+func (w *world) flush(i int) {
+	m := w.n[i].m
+	for m != nil && m.HasReady() {
+		rd := m.Ready()
+		m.Advance()
+		if rd.PersistEpoch {
+			w.n[i].disk = rd.Epoch
+		}
+		for _, msg := range rd.Messages {
+			switch msg.Kind {
+			case MsgTake:
+				w.send(i, Take{From: names[i], Epoch: msg.Epoch})
+			case MsgYield:
+				w.send(i, Yield{From: names[i], Epoch: msg.Epoch})
+			}
+		}
+		if rd.Heartbeat {
+			s := m.Status()
+			w.send(i, Heartbeat{From: names[i], Role: roles[i], State: s.State, Epoch: s.Epoch,
+				Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion})
+		}
+	}
+}
+
+var queueCap = 2
+
+// send puts a message on the link from i, unless that direction is cut or
+// the peer's process is down. A full link drops the newest message (the
+// explorer also drops any message on its own).
+func (w *world) send(i int, in Input) {
+	if w.cut[i] || w.n[1-i].m == nil || len(w.q[i]) >= queueCap {
+		return
+	}
+	w.q[i] = append(w.q[i], xmsg{in})
+}
+
+func (w *world) step(i int, in Input) {
+	if w.n[i].m == nil {
+		return
+	}
+	_ = w.n[i].m.Step(in) // refusals are answers, not faults of the explorer
+	w.flush(i)
+}
+
+// tick advances time by one tick for every running node.
+func (w *world) tick() {
+	for i := range w.n {
+		if w.n[i].m != nil {
+			w.n[i].m.Tick()
+			w.flush(i)
+		}
+	}
+}
+
+// deliver hands message k in flight from i to the other node; keep leaves
+// a copy on the link (a duplicate).
+func (w *world) deliver(i, k int, keep bool) {
+	msg := w.q[i][k]
+	if !keep {
+		w.q[i] = append(w.q[i][:k:k], w.q[i][k+1:]...)
+	}
+	w.step(1-i, msg.in)
+}
+
+// action is one step the explorer may take from a state.
+type action struct {
+	name  string
+	fault bool
+	do    func(w *world)
+}
+
+// actions lists what may happen in w.
+func (w *world) actions() []action {
+	as := []action{{name: "tick", do: (*world).tick}}
+	for i := range w.n {
+		for k := range w.q[i] {
+			i, k := i, k
+			as = append(as,
+				action{name: fmt.Sprintf("deliver %s#%d", names[i], k), do: func(w *world) { w.deliver(i, k, false) }},
+				action{name: fmt.Sprintf("drop %s#%d", names[i], k), fault: true, do: func(w *world) { w.q[i] = append(w.q[i][:k:k], w.q[i][k+1:]...) }},
+				action{name: fmt.Sprintf("duplicate %s#%d", names[i], k), fault: true, do: func(w *world) { w.deliver(i, k, true) }},
+			)
+		}
+	}
+	if !w.cut[0] || !w.cut[1] {
+		as = append(as,
+			action{name: "cut", fault: true, do: func(w *world) { w.setCut(true, true, false) }},
+			action{name: "cut+linkdown", fault: true, do: func(w *world) { w.setCut(true, true, true) }},
+		)
+	}
+	if !w.cut[0] && !w.cut[1] {
+		as = append(as,
+			action{name: "cut a→b", fault: true, do: func(w *world) { w.setCut(true, false, false) }},
+			action{name: "cut b→a", fault: true, do: func(w *world) { w.setCut(false, true, false) }},
+		)
+	}
+	if w.cut[0] || w.cut[1] {
+		as = append(as, action{name: "heal", do: (*world).heal})
+	}
+	for i := range w.n {
+		i := i
+		if w.n[i].m == nil {
+			as = append(as, action{name: "start " + names[i], do: func(w *world) { w.start(i) }})
+			continue
+		}
+		as = append(as,
+			action{name: "kill " + names[i], fault: true, do: func(w *world) { w.kill(i, false) }},
+			action{name: "kill " + names[i] + " link=closed", fault: true, do: func(w *world) { w.kill(i, true) }},
+		)
+	}
+	if w.n[0].m != nil {
+		as = append(as, action{name: "switchover a", fault: true, do: func(w *world) { w.step(0, Switchover{}) }})
+	}
+	return as
+}
+
+func (w *world) setCut(ab, ba, linkDown bool) {
+	w.cut[0] = w.cut[0] || ab
+	w.cut[1] = w.cut[1] || ba
+	for i := range w.q {
+		if w.cut[i] {
+			w.q[i] = nil
+		}
+	}
+	if linkDown {
+		w.step(0, LinkDown{})
+		w.step(1, LinkDown{})
+	}
+}
+
+func (w *world) heal() {
+	w.cut = [2]bool{}
+	w.step(0, LinkUp{})
+	w.step(1, LinkUp{})
+}
+
+// kill stops node i's process; with closed the peer sees the link close and
+// its probe refused.
+func (w *world) kill(i int, closed bool) {
+	w.n[i].m = nil
+	w.q[1-i] = nil // nothing reaches a dead process
+	if closed && !w.cut[0] && !w.cut[1] {
+		w.step(1-i, LinkDown{Gone: true})
+	}
+}
+
+// check is the safety invariants of one state.
+func (w *world) check() error {
+	var active []int
+	for i, n := range w.n {
+		if n.m == nil || n.m.State() != Active {
+			continue
+		}
+		active = append(active, i)
+		e := n.m.Epoch()
+		if n.disk < e {
+			return fmt.Errorf("%s active in epoch %d, but only %d persisted", names[i], e, n.disk)
+		}
+		// Each node activates only into epochs of its own parity, and
+		// never below one it has been in (persisted): so no epoch is
+		// ever shared.
+		if want := uint64(i); e%2 != want%2 || e == 0 {
+			return fmt.Errorf("%s active in epoch %d, not of its parity", names[i], e)
+		}
+	}
+	if len(active) == 2 && w.n[0].m.Epoch() == w.n[1].m.Epoch() {
+		return fmt.Errorf("both active in epoch %d", w.n[0].m.Epoch())
+	}
+	return nil
+}
+
+// quiesce stops the faults: heals the link, starts what is down, and runs
+// up to settle ticks delivering every message at once. It returns an error
+// when the pair does not end with exactly one active node, stable for a
+// heartbeat timeout.
+func (w *world) quiesce(settle int) error {
+	if w.cut[0] || w.cut[1] {
+		w.heal()
+	}
+	for i := range w.n {
+		if w.n[i].m == nil {
+			w.start(i)
+		}
+	}
+	stable := 0
+	for t := 0; t < settle; t++ {
+		w.drain()
+		if err := w.check(); err != nil {
+			return fmt.Errorf("after %d quiet ticks: %w", t, err)
+		}
+		if w.actives() == 1 {
+			stable++
+			if stable > w.cfg.TimeoutTicks+w.cfg.SettleTicks {
+				return nil
+			}
+		} else {
+			stable = 0
+		}
+		w.tick()
+	}
+	return fmt.Errorf("no single stable active node within %d ticks of the faults stopping (%d active)", settle, w.actives())
+}
+
+// drain delivers every message in flight, in order, until none is left.
+func (w *world) drain() {
+	for n := 0; n < 100 && (len(w.q[0]) > 0 || len(w.q[1]) > 0); n++ {
+		for i := range w.q {
+			if len(w.q[i]) > 0 {
+				w.deliver(i, 0, false)
+			}
+		}
+	}
+}
+
+func (w *world) actives() int {
+	n := 0
+	for _, x := range w.n {
+		if x.m != nil && x.m.State() == Active {
+			n++
+		}
+	}
+	return n
+}
+
+// key is the canonical hash of a state: equal for states the machines
+// cannot tell apart. Absolute time and epochs are left out: only time
+// modulo the heartbeat interval (and whether the start-up windows are
+// over), and epochs relative to the lowest one in the state, matter.
+func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
+	k := kb{b: buf[:0], base: w.minEpoch() &^ 1} // keep the parity
+	k.u(uint64(w.faults))
+	for i, n := range w.n {
+		k.bl(w.cut[i])
+		k.e(n.disk)
+		if n.m == nil {
+			k.b = append(k.b, 0xff)
+		} else {
+			k.machine(n.m)
+		}
+		k.u(uint64(len(w.q[i])))
+		for _, msg := range w.q[i] {
+			k.input(msg.in)
+		}
+	}
+	return maphash.Bytes(seed, k.b), k.b
+}
+
+func (w *world) minEpoch() uint64 {
+	lo := ^uint64(0)
+	see := func(e uint64) { lo = min(lo, e) }
+	for i, n := range w.n {
+		see(n.disk)
+		if m := n.m; m != nil {
+			see(m.epoch)
+			see(m.seen)
+			if m.peer.heard || m.peer.everHeard {
+				see(m.peer.epoch)
+			}
+			if m.sw != nil {
+				see(m.sw.epoch)
+			}
+		}
+		for _, msg := range w.q[i] {
+			see(inputEpoch(msg.in))
+		}
+	}
+	return lo
+}
+
+func inputEpoch(in Input) uint64 {
+	switch in := in.(type) {
+	case Heartbeat:
+		return in.Epoch
+	case Take:
+		return in.Epoch
+	case Yield:
+		return in.Epoch
+	}
+	return 0
+}
+
+// kb builds a canonical key.
+type kb struct {
+	b    []byte
+	base uint64
+}
+
+func (k *kb) u(v uint64) { k.b = binary.AppendUvarint(k.b, v) }
+func (k *kb) i(v int)    { k.b = binary.AppendVarint(k.b, int64(v)) }
+func (k *kb) e(e uint64) { k.u(e - min(e, k.base)) }
+func (k *kb) s(s string) { k.b = append(append(k.b, s...), 0) }
+func (k *kb) bl(v bool) {
+	if v {
+		k.b = append(k.b, 1)
+	} else {
+		k.b = append(k.b, 0)
+	}
+}
+
+func (k *kb) input(in Input) {
+	switch in := in.(type) {
+	case Heartbeat:
+		k.b = append(k.b, 'H')
+		k.s(string(in.State))
+		k.e(in.Epoch)
+		k.bl(in.Maint)
+		k.i(in.MaintLeft)
+		k.u(in.MaintVersion)
+	case Take:
+		k.b = append(k.b, 'T')
+		k.e(in.Epoch)
+	case Yield:
+		k.b = append(k.b, 'Y')
+		k.e(in.Epoch)
+	default:
+		k.s(fmt.Sprintf("%T", in))
+	}
+}
+
+// machine appends the machine's canonical state (see world.key).
+func (k *kb) machine(m *Machine) {
+	c := m.cfg
+	k.s(string(m.state))
+	k.e(m.epoch)
+	k.e(m.seen)
+	k.i(min(m.now, c.TimeoutTicks+1)) // decideStarting compares now with the timeout
+	k.i(m.now % c.HeartbeatTicks)
+	p := m.peer
+	k.s(p.name)
+	k.bl(p.heard)
+	k.bl(p.everHeard)
+	k.i(p.silence)
+	k.s(string(p.role))
+	k.s(string(p.state))
+	k.e(p.epoch)
+	k.i(m.discoveryLeft)
+	k.bl(m.linkUp)
+	k.i(m.linkDownLeft)
+	k.i(m.collision)
+	k.i(min(m.stableFor, c.SettleTicks))
+	k.bl(m.maint.on)
+	k.i(m.maint.left)
+	k.u(m.maint.version)
+	k.bl(m.inSync)
+	k.bl(m.suppressed)
+	if m.sw != nil {
+		k.i(int(m.sw.kind))
+		k.s(m.sw.to)
+		k.i(m.sw.left)
+		k.e(m.sw.epoch)
+	}
+	k.b = append(k.b, '|')
+}
+
+// pathStep is one action of the path to a state, linked to the one before.
+type pathStep struct {
+	name string
+	prev *pathStep
+}
+
+func (p *pathStep) String() string {
+	if p == nil {
+		return "(start)"
+	}
+	return p.prev.String() + " → " + p.name
+}
+
+// explore runs one exploration from w0 and returns the number of distinct
+// states.
+func explore(t *testing.T, x xcfg, w0 *world) int {
+	t.Helper()
+	seed := maphash.MakeSeed()
+	w0.faults = x.faults
+	queueCap = x.queue
+	k0, buf := w0.key(seed, nil)
+	seen := map[uint64]struct{}{k0: {}}
+	type node struct {
+		w    *world
+		path *pathStep
+	}
+	frontier := []node{{w: w0}}
+	for d := 0; d < x.depth && len(frontier) > 0; d++ {
+		var next []node
+		for _, s := range frontier {
+			for _, a := range s.w.actions() {
+				if a.fault && s.w.faults == 0 {
+					continue
+				}
+				w := s.w.clone()
+				if a.fault {
+					w.faults--
+				}
+				a.do(w)
+				path := &pathStep{a.name, s.path}
+				if err := w.check(); err != nil {
+					t.Fatalf("%s: invariant broken: %v\npath: %s", x.name, err, path)
+				}
+				var k uint64
+				k, buf = w.key(seed, buf)
+				if _, ok := seen[k]; ok {
+					continue
+				}
+				seen[k] = struct{}{}
+				if err := w.clone().quiesce(x.settle); err != nil {
+					t.Fatalf("%s: liveness: %v\npath: %s", x.name, err, path)
+				}
+				next = append(next, node{w: w, path: path})
+			}
+		}
+		frontier = next
+		if testing.Verbose() {
+			t.Logf("%s: depth %d: %d states, frontier %d", x.name, d+1, len(seen), len(frontier))
+		}
+	}
+	return len(seen)
+}
+
+func soak() bool { return os.Getenv("TANDEM_SOAK") != "" }
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// steady returns the pair after a quiet start: both running, the link up,
+// a active and b passive; with switched, b active after a switchover.
+func steady(c Config, switched bool) *world {
+	w := &world{cfg: c}
+	w.start(0)
+	w.start(1)
+	if err := w.quiesce(100); err != nil {
+		panic(err)
+	}
+	if switched {
+		w.step(0, Switchover{})
+		for range 2 * c.TimeoutTicks {
+			w.drain()
+			w.tick()
+		}
+		w.drain()
+	}
+	return w
+}
+
+// TestExplore explores the pair from three starting points — both
+// processes down, a active beside a passive b, and b active after a
+// switchover — with the smallest timings the machine accepts, so that
+// timeouts, settle delays and switchover confirmations all happen within
+// the depth.
+func TestExplore(t *testing.T) {
+	depth, faults := 7, 3
+	if soak() {
+		depth, faults = 14, 5
+	}
+	depth = envInt("TANDEM_EXPLORE_DEPTH", depth)
+	faults = envInt("TANDEM_EXPLORE_FAULTS", faults)
+	total := 0
+	for _, fb := range []bool{false, true} {
+		c := Config{HeartbeatTicks: 1, TimeoutTicks: 2, DiscoveryTicks: 2, SettleTicks: 2, ConfirmTicks: 2, FailbackAutomatic: fb}
+		starts := []struct {
+			name string
+			w    *world
+		}{
+			{"cold", &world{cfg: c}},
+			{"a-active", steady(c, false)},
+		}
+		if !fb { // with automatic failback a active is where b-active leads
+			starts = append(starts, struct {
+				name string
+				w    *world
+			}{"b-active", steady(c, true)})
+		}
+		for _, s := range starts {
+			if s.name == "b-active" && s.w.n[1].m.State() != Active {
+				t.Fatalf("setup: the switchover did not make b active: %+v", s.w.n[1].m.Status())
+			}
+			x := xcfg{name: fmt.Sprintf("%s failback=%v", s.name, fb), cfg: c, depth: depth, faults: faults, queue: 2, settle: 60}
+			n := explore(t, x, s.w)
+			total += n
+			fmt.Printf("explorer %s: %d states explored (depth %d, up to %d faults per path)\n", x.name, n, depth, faults)
+		}
+	}
+	t.Logf("%d states explored in all", total)
+}
