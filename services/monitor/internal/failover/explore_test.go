@@ -267,16 +267,17 @@ func (w *world) check() error {
 	return nil
 }
 
-// quiesce stops the faults: heals the link, starts what is down, and runs
-// up to settle ticks delivering every message at once. It returns an error
-// when the pair does not end with exactly one active node, stable for a
-// heartbeat timeout.
-func (w *world) quiesce(settle int) error {
+// quiesce stops the faults: heals the link, starts what is down (unless
+// keepDown: a node that died stays dead), and runs up to settle ticks
+// delivering every message at once. It returns an error when the pair does
+// not end with exactly one active node, stable for a heartbeat timeout and
+// a settle delay.
+func (w *world) quiesce(settle int, keepDown bool) error {
 	if w.cut[0] || w.cut[1] {
 		w.heal()
 	}
 	for i := range w.n {
-		if w.n[i].m == nil {
+		if w.n[i].m == nil && !keepDown {
 			w.start(i)
 		}
 	}
@@ -499,8 +500,13 @@ func explore(t *testing.T, x xcfg, w0 *world) int {
 					continue
 				}
 				seen[k] = struct{}{}
-				if err := w.clone().quiesce(x.settle); err != nil {
+				if err := w.clone().quiesce(x.settle, false); err != nil {
 					t.Fatalf("%s: liveness: %v\npath: %s", x.name, err, path)
+				}
+				if (w.n[0].m == nil) != (w.n[1].m == nil) {
+					if err := w.clone().quiesce(x.settle, true); err != nil {
+						t.Fatalf("%s: liveness with the dead node left dead: %v\npath: %s", x.name, err, path)
+					}
 				}
 				next = append(next, node{w: w, path: path})
 			}
@@ -528,7 +534,7 @@ func steady(c Config, switched bool) *world {
 	w := &world{cfg: c}
 	w.start(0)
 	w.start(1)
-	if err := w.quiesce(100); err != nil {
+	if err := w.quiesce(100, false); err != nil {
 		panic(err)
 	}
 	if switched {
