@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -50,6 +51,7 @@ type Config struct {
 	Heart       Heartbeat         `yaml:"heartbeat"`
 	Failback    string            `yaml:"failback" help:"failback policy: manual or automatic"`
 	Hooks       Hooks             `yaml:"hooks"`
+	Checks      Checks            `yaml:"checks"`
 	Hosts       map[string]string `yaml:"hosts" help:"client-facing host of each node, as node=host,node=host"`
 	Database    Database          `yaml:"database"`
 	Notifier    Notifier          `yaml:"notifier"`
@@ -170,6 +172,131 @@ type Hooks struct {
 	OnActive  string        `yaml:"on_active" help:"command run when this node becomes active"`
 	OnPassive string        `yaml:"on_passive" help:"command run when this node becomes passive"`
 	Timeout   time.Duration `yaml:"timeout" help:"longest a hook may run"`
+}
+
+// Checks are the health checks of the protected service (F15). In the file,
+// "checks:" is either the list itself (the short form) or a mapping with the
+// list under "list" and the other keys beside it:
+//
+//	checks:
+//	  takeover_when_unhealthy: true
+//	  list:
+//	    - name: spooler
+//	      http: http://127.0.0.1:631/
+//
+// The list is read from the file only; checks.takeover_when_unhealthy is a
+// key like any other (environment, flags).
+type Checks struct {
+	TakeoverWhenUnhealthy bool    `yaml:"takeover_when_unhealthy" help:"an unhealthy passive node takes over from a lost peer all the same"`
+	List                  []Check `yaml:"list" file:"only"`
+}
+
+// Check is one health check: exactly one of Exec, HTTP and TCP.
+type Check struct {
+	Name string `yaml:"name"`
+	// Exec is a command run like the hooks are (exit 0 = healthy).
+	Exec string `yaml:"exec,omitempty"`
+	// HTTP is a URL; a 2xx answer is healthy.
+	HTTP string `yaml:"http,omitempty"`
+	// TCP is host:port; an accepted connection is healthy.
+	TCP      string        `yaml:"tcp,omitempty"`
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"` // 0 in the file: Interval
+	Fall     int           `yaml:"fall"`    // consecutive failures before unhealthy
+	Rise     int           `yaml:"rise"`    // consecutive successes before healthy again
+}
+
+// Check defaults (F15).
+const (
+	DefaultCheckInterval = time.Second
+	DefaultCheckFall     = 3
+	DefaultCheckRise     = 2
+	// MaxChecks bounds the list: every check's state travels in each
+	// heartbeat.
+	MaxChecks = 16
+)
+
+// WithDefaults fills the fields the file left out: interval 1s, timeout
+// the interval, fall 3, rise 2.
+func (c Check) WithDefaults() Check {
+	if c.Interval == 0 {
+		c.Interval = DefaultCheckInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = c.Interval
+	}
+	if c.Fall == 0 {
+		c.Fall = DefaultCheckFall
+	}
+	if c.Rise == 0 {
+		c.Rise = DefaultCheckRise
+	}
+	return c
+}
+
+// Kind is "exec", "http" or "tcp" ("" when none or several are set).
+func (c Check) Kind() string {
+	kinds := []string{}
+	for k, v := range map[string]string{"exec": c.Exec, "http": c.HTTP, "tcp": c.TCP} {
+		if v != "" {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) != 1 {
+		return ""
+	}
+	return kinds[0]
+}
+
+// Target is what the check runs or reaches.
+func (c Check) Target() string { return c.Exec + c.HTTP + c.TCP }
+
+// validate names the check and the field at fault.
+func (c Check) validate() error {
+	at := fmt.Sprintf("checks: %q", c.Name)
+	if !subject.ValidName(c.Name) {
+		return fmt.Errorf("checks: name %q: want [a-z0-9][a-z0-9-]{0,31}", c.Name)
+	}
+	switch c.Kind() {
+	case "":
+		return fmt.Errorf("%s: set exactly one of exec, http and tcp", at)
+	case "http":
+		u, err := url.Parse(c.HTTP)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: http %q is not an http:// or https:// URL", at, c.HTTP)
+		}
+	case "tcp":
+		if err := checkAddr(c.TCP); err != nil {
+			return fmt.Errorf("%s: tcp: %w", at, err)
+		}
+	}
+	switch {
+	case c.Interval < 10*time.Millisecond:
+		return fmt.Errorf("%s: interval %v is below 10ms", at, c.Interval)
+	case c.Timeout <= 0:
+		return fmt.Errorf("%s: timeout %v must be positive", at, c.Timeout)
+	case c.Fall < 1 || c.Rise < 1:
+		return fmt.Errorf("%s: fall %d and rise %d must be at least 1", at, c.Fall, c.Rise)
+	}
+	return nil
+}
+
+func (c Checks) validate() []error {
+	var errs []error
+	if len(c.List) > MaxChecks {
+		errs = append(errs, fmt.Errorf("checks: %d checks, at most %d", len(c.List), MaxChecks))
+	}
+	seen := map[string]bool{}
+	for _, ch := range c.List {
+		if seen[ch.Name] {
+			errs = append(errs, fmt.Errorf("checks: %q given twice", ch.Name))
+		}
+		seen[ch.Name] = true
+		if err := ch.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // Database is the application database the replicator keeps in sync.
@@ -365,6 +492,7 @@ func (c Config) Validate() error {
 	if c.Hooks.Timeout <= 0 {
 		add("hooks.timeout: %v must be positive", c.Hooks.Timeout)
 	}
+	errs = append(errs, c.Checks.validate()...)
 	for n, host := range c.Hosts {
 		if !subject.ValidName(n) {
 			add("hosts: node name %q is invalid", n)

@@ -168,12 +168,15 @@ type keySchema struct {
 	fields   map[string]field
 	sections map[string]bool // keys of the nested structs: "nats", "heartbeat", …
 	keys     []string        // of fields, sorted
+	// fileOnly are the fields tagged file:"only", set from the YAML file
+	// alone (checks.list): not keys, no variable, no flag.
+	fileOnly map[string][]int
 }
 
 // schema is built once; a Config field it cannot load is a programming error
 // and panics (every test of this package would).
 var schema = sync.OnceValue(func() keySchema {
-	s := keySchema{fields: make(map[string]field), sections: make(map[string]bool)}
+	s := keySchema{fields: make(map[string]field), sections: make(map[string]bool), fileOnly: make(map[string][]int)}
 	s.add(reflect.TypeFor[Config](), "", nil)
 	sort.Strings(s.keys)
 	env := make(map[string]string)
@@ -197,6 +200,10 @@ func (s *keySchema) add(t reflect.Type, prefix string, index []int) {
 			panic(fmt.Sprintf("config: field %s.%s has no yaml tag", t.Name(), sf.Name))
 		}
 		key, idx := joinKey(prefix, name), append(slices.Clone(index), i)
+		if sf.Tag.Get("file") == "only" {
+			s.fileOnly[key] = idx
+			continue
+		}
 		if sf.Type.Kind() == reflect.Struct {
 			s.sections[key] = true
 			s.add(sf.Type, key, idx)
@@ -396,6 +403,12 @@ func (f yamlFile) section(prefix string, n *yaml.Node) error {
 
 func (f yamlFile) entry(key string, k, v *yaml.Node) error {
 	s := schema()
+	if idx, ok := s.fileOnly[key+".list"]; ok && s.sections[key] && resolve(v).Kind == yaml.SequenceNode {
+		return f.list(key+".list", idx, v) // the short form: the section is its list
+	}
+	if idx, ok := s.fileOnly[key]; ok {
+		return f.list(key, idx, v)
+	}
 	if s.sections[key] {
 		return f.section(key, v)
 	}
@@ -412,6 +425,75 @@ func (f yamlFile) entry(key string, k, v *yaml.Node) error {
 	}
 	fl.set(f.c, val)
 	return nil
+}
+
+// list sets a file-only field: the only one is checks.list.
+func (f yamlFile) list(key string, idx []int, v *yaml.Node) error {
+	if isNull(resolve(v)) {
+		return nil
+	}
+	checks, err := f.checks(key, v)
+	if err != nil {
+		return err
+	}
+	reflect.ValueOf(f.c).Elem().FieldByIndex(idx).Set(reflect.ValueOf(checks))
+	return nil
+}
+
+// checks reads the list of health checks (F15), filling the defaults of the
+// fields each item leaves out; an unknown or repeated field is an error.
+func (f yamlFile) checks(key string, n *yaml.Node) ([]Check, error) {
+	n = resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		return nil, f.errorf(n, "%s: want a list of checks, got %s", key, describe(n))
+	}
+	var out []Check
+	var errs []error
+	for i, item := range n.Content {
+		c, err := f.check(fmt.Sprintf("%s item %d", key, i+1), resolve(item))
+		errs = append(errs, err)
+		out = append(out, c.WithDefaults())
+	}
+	return out, errors.Join(errs...)
+}
+
+func (f yamlFile) check(at string, n *yaml.Node) (Check, error) {
+	var c Check
+	if n.Kind != yaml.MappingNode {
+		return c, f.errorf(n, "%s: want a mapping (name, exec|http|tcp, interval, timeout, fall, rise), got %s", at, describe(n))
+	}
+	strs := map[string]*string{"name": &c.Name, "exec": &c.Exec, "http": &c.HTTP, "tcp": &c.TCP}
+	durs := map[string]*time.Duration{"interval": &c.Interval, "timeout": &c.Timeout}
+	ints := map[string]*int{"fall": &c.Fall, "rise": &c.Rise}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		val, err := scalar(v)
+		switch {
+		case seen[k.Value]:
+			return c, f.errorf(k, "%s: %s given twice", at, k.Value)
+		case err != nil:
+			return c, f.errorf(v, "%s: %s: %w", at, k.Value, err)
+		case strs[k.Value] != nil:
+			*strs[k.Value] = val
+		case durs[k.Value] != nil:
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				return c, f.errorf(v, "%s: %s: %w", at, k.Value, err)
+			}
+			*durs[k.Value] = d
+		case ints[k.Value] != nil:
+			x, err := strconv.Atoi(val)
+			if err != nil || x < 1 {
+				return c, f.errorf(v, "%s: %s: %q is not a whole number of at least 1", at, k.Value, val)
+			}
+			*ints[k.Value] = x
+		default:
+			return c, f.errorf(k, "%s: unknown field %q (want name, exec, http, tcp, interval, timeout, fall, rise)", at, k.Value)
+		}
+		seen[k.Value] = true
+	}
+	return c, nil
 }
 
 func (f yamlFile) errorf(n *yaml.Node, format string, args ...any) error {

@@ -44,7 +44,7 @@ func wantErr(t *testing.T, err error, parts ...string) {
 
 func TestKeys(t *testing.T) {
 	want := []string{
-		"admin.listen", "admin.tls.cert", "admin.tls.key", "admin.tokens_file", "admin.users_file", "audit.max_age", "audit.max_bytes", "data_dir", "database.path", "database.tables", "failback",
+		"admin.listen", "admin.tls.cert", "admin.tls.key", "admin.tokens_file", "admin.users_file", "audit.max_age", "audit.max_bytes", "checks.takeover_when_unhealthy", "data_dir", "database.path", "database.tables", "failback",
 		"heartbeat.discovery", "heartbeat.interval", "heartbeat.settle", "heartbeat.timeout",
 		"hooks.on_active", "hooks.on_passive", "hooks.timeout", "hosts", "insecure",
 		"license.grace", "license.public_key", "log.format", "log.level",

@@ -56,6 +56,12 @@ const (
 	LicenseInvalid       = "tandem.license.invalid"
 	LicenseValid         = "tandem.license.valid"
 	InputRejected        = "tandem.input.rejected"
+	// Health checks (F15): a check turned unhealthy (after fall failures)
+	// or healthy again (after rise successes); both nodes unhealthy (data
+	// critical true), or no longer (false).
+	CheckFailed    = "tandem.check.failed"
+	CheckRecovered = "tandem.check.recovered"
+	HealthCritical = "tandem.health.critical"
 	// AuditChanged: an event stream or mirror was found changed (deleted,
 	// retention shrunk, deny flags lifted) and restored — critical.
 	AuditChanged = "tandem.audit.changed"

@@ -62,6 +62,15 @@ type Config struct {
 	ConfirmTicks   int // how long a yielding node waits for the other to activate (F8)
 
 	FailbackAutomatic bool // F9
+	// HookTicks is the hooks' time limit: a master that asked the active
+	// standby to yield waits this much longer for its Take, which comes
+	// only once the standby's on_passive hook has finished (F8).
+	HookTicks int
+	// HookAckTimeoutTicks bounds how long a yielding node waits for its
+	// on_passive hook to finish before it sends Take (F8); 0: no bound
+	// (the driver reports every hook, killed at hooks.timeout).
+	Checks                []CheckConfig // F15
+	TakeoverWhenUnhealthy bool          // F15: an unhealthy node may take over from a lost peer
 }
 
 // Validate checks the cross-field rules.
@@ -77,8 +86,10 @@ func (c Config) Validate() error {
 		return errors.New("failover: timeout must be at least two heartbeat intervals")
 	case c.DiscoveryTicks < 1, c.SettleTicks < 1, c.ConfirmTicks < 1:
 		return errors.New("failover: discovery, settle and confirm must be at least one tick")
+	case c.HookTicks < 0:
+		return errors.New("failover: negative hook time limit")
 	}
-	return nil
+	return validateChecks(c.Checks)
 }
 
 // Machine is the failover state machine of one node. It is not safe for
@@ -102,7 +113,10 @@ type Machine struct {
 	sw         *switchover
 	inSync     bool   // the replicator reports this node in sync (F9 automatic failback)
 	lostReason string // why the peer was lost
-	suppressed bool   // a failover was suppressed by maintenance since the loss
+	suppressed string // why a failover was last suppressed since the loss ("" none)
+
+	checks   []checkState // F15, in configuration order
+	critical bool         // both nodes unhealthy, as last reported
 
 	rd Ready
 }
@@ -115,6 +129,8 @@ type peerView struct {
 	role      config.Role
 	state     State
 	epoch     uint64
+	unhealthy bool     // the peer's heartbeat says it is unhealthy (F15)
+	failing   []string // and which of its checks fail
 }
 
 type maintenance struct {
@@ -129,6 +145,10 @@ type switchover struct {
 	to    string
 	left  int    // ticks until rollback
 	epoch uint64 // this node's epoch when it yielded
+	// hookPending: the yielding node waits for its on_passive hook to
+	// finish (HookDone) before it sends Take; the rollback clock starts
+	// then (F8: the protected service never runs on both nodes).
+	hookPending bool
 }
 
 type swKind int
@@ -151,6 +171,7 @@ func New(c Config) (*Machine, error) {
 		discoveryLeft: c.DiscoveryTicks,
 		inSync:        true,
 		peer:          peerView{name: c.Peer, state: Starting},
+		checks:        newChecks(c.Checks),
 	}
 	m.emit(event.NodeStarted, "node started; listening for the peer", nil)
 	m.rd.Heartbeat = true
@@ -263,7 +284,7 @@ func (m *Machine) tickMaintenance() {
 }
 
 func (m *Machine) tickSwitchover() {
-	if m.sw == nil {
+	if m.sw == nil || m.sw.hookPending {
 		return
 	}
 	m.sw.left--
@@ -300,11 +321,12 @@ func (m *Machine) losePeer(reason string) {
 	m.stableFor = 0
 	m.emit(event.PeerLost, reason, map[string]any{"peer": m.peer.name})
 	m.lostReason = reason
-	m.suppressed = false
+	m.suppressed = ""
 }
 
 // decide applies the rules that depend on what the node knows now.
 func (m *Machine) decide() {
+	m.observeCritical()
 	switch m.state {
 	case Starting:
 		m.decideStarting()
@@ -329,6 +351,10 @@ func (m *Machine) decideStarting() {
 	if !m.peer.everHeard && m.linkUp && m.now <= m.cfg.TimeoutTicks {
 		return
 	}
+	if why := m.unhealthyNoTakeover(); why != "" && !m.peer.heard {
+		m.deactivate(Passive, why) // decidePassive activates once it is healthy
+		return
+	}
 	switch {
 	case !m.peer.heard && m.peer.everHeard:
 		m.activate("F2: the peer was lost during discovery: " + m.lostReason)
@@ -336,6 +362,8 @@ func (m *Machine) decideStarting() {
 		m.activate("F2: the link to the peer is up, but no heartbeat came within the timeout")
 	case !m.peer.heard:
 		m.activate("F2: no peer heard during discovery")
+	case m.cfg.Role == config.Master && m.cedeToPeer():
+		m.handOver()
 	case m.cfg.Role == config.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
 	default:
@@ -352,18 +380,25 @@ func (m *Machine) decidePassive() {
 	}
 	switch {
 	case !m.peer.heard:
-		if m.maint.on {
-			if !m.suppressed {
-				m.suppressed = true
-				m.emit(event.FailoverSuppressed, "F10: maintenance mode is on: no automatic failover", map[string]any{"peer": m.peer.name, "lost": m.lostReason})
+		if why := m.noTakeover(); why != "" {
+			if m.suppressed != why {
+				m.suppressed = why
+				m.emit(event.FailoverSuppressed, why, map[string]any{"peer": m.peer.name, "lost": m.lostReason})
 			}
+			return
+		}
+		if !m.peer.everHeard {
+			m.activate("F2: no peer heard; this node is healthy again (F15)")
 			return
 		}
 		m.activate("F6: outage: " + m.lostReason)
 	case m.peer.state != Active && m.cfg.Role == config.Master && m.sw != nil && m.sw.kind == swAsked:
-		m.sw = nil
-		m.activate(fmt.Sprintf("F8: switchover: %s yielded", m.peer.name))
-		m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), map[string]any{"to": m.cfg.Self, "epoch": m.epoch})
+		// The standby yielded: its Take comes once its on_passive hook
+		// has finished (F8); activating now could run the service twice.
+	case m.peer.state != Active && m.cfg.Role == config.Master && m.cedeToPeer():
+		if m.sw == nil {
+			m.handOver()
+		}
 	case m.peer.state != Active && m.cfg.Role == config.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
 	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == config.Master:
@@ -371,8 +406,17 @@ func (m *Machine) decidePassive() {
 	}
 }
 
+// noTakeover is why this passive node must not activate without its peer,
+// or "" when it may.
+func (m *Machine) noTakeover() string {
+	if m.maint.on {
+		return "F10: maintenance mode is on: no automatic failover"
+	}
+	return m.unhealthyNoTakeover()
+}
+
 func (m *Machine) maybeFailback() {
-	if m.sw != nil || m.maint.on || !m.inSync || m.stableFor < m.cfg.SettleTicks {
+	if m.sw != nil || m.maint.on || !m.inSync || !m.healthy() || m.stableFor < m.cfg.SettleTicks {
 		return
 	}
 	m.emit(event.SwitchoverRequested, "F9: automatic failback to the master", map[string]any{"to": m.cfg.Self, "automatic": true})
@@ -380,6 +424,10 @@ func (m *Machine) maybeFailback() {
 }
 
 func (m *Machine) decideActive() {
+	if m.sw == nil && m.peer.state == Passive && m.cedeToPeer() {
+		m.handOver()
+		return
+	}
 	if m.collision < m.cfg.SettleTicks {
 		return
 	}

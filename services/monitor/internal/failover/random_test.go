@@ -9,8 +9,9 @@ import (
 // TestRandomFaults drives the pair through random cuts, heals, kills,
 // restarts, pauses, switchovers and maintenance, and checks after every step
 // that no two nodes were active in one epoch and that no epoch was used
-// before it was persisted. At the end the link is healed, both nodes run, and
-// the pair must settle to exactly one active node.
+// before it was persisted. Half the runs have a health check that flips at
+// random (F15). At the end the link is healed, both nodes run and are
+// healthy, and the pair must settle to exactly one active node.
 func TestRandomFaults(t *testing.T) {
 	for seed := uint64(1); seed <= 300; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { randomRun(t, seed) })
@@ -52,6 +53,10 @@ func randomRunWith(t *testing.T, seed uint64, cfg func(*rand.Rand) Config, steps
 	r := rand.New(rand.NewPCG(seed, seed))
 	h := &harness{t: t}
 	h.cfg = cfg(r)
+	if r.IntN(2) == 0 {
+		h.cfg.Checks = []CheckConfig{{Name: "x", Fall: 1 + r.IntN(3), Rise: 1 + r.IntN(2)}}
+		h.cfg.TakeoverWhenUnhealthy = r.IntN(2) == 0
+	}
 	h.nodes = map[string]*simNode{"a": {name: "a", role: "master"}, "b": {name: "b", role: "standby"}}
 	h.actives = map[uint64]string{}
 	names := []string{"a", "b"}
@@ -85,6 +90,8 @@ func randomRunWith(t *testing.T, seed uint64, cfg func(*rand.Rand) Config, steps
 			h.step(n, LinkDown{})
 		case op < 94:
 			h.step(n, LinkUp{})
+		case op < 98 && len(h.cfg.Checks) > 0:
+			h.step(n, CheckResult{Name: "x", OK: r.IntN(2) == 0})
 		}
 		if err := h.checkInvariants(); err != nil {
 			t.Fatalf("seed %d: %v\n%s", seed, err, h.out.String())
@@ -99,6 +106,11 @@ func randomRunWith(t *testing.T, seed uint64, cfg func(*rand.Rand) Config, steps
 		n.paused = 0
 		h.step(n, SetMaintenance{On: false})
 		h.step(n, SyncState{InSync: true})
+		for range 2 {
+			if len(h.cfg.Checks) > 0 {
+				h.step(n, CheckResult{Name: "x", OK: true})
+			}
+		}
 	}
 	for i := 0; i < max(60, 10*h.cfg.TimeoutTicks); i++ {
 		h.tick()

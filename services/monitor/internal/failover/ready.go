@@ -68,6 +68,13 @@ type Status struct {
 	MaintVersion uint64
 	Switchover   string // "", "yielding", "asked"
 	InSync       bool
+	// Health (F15): this node's checks, the peer's as its heartbeat said,
+	// and whether both are unhealthy.
+	Healthy     bool
+	Checks      []CheckStatus
+	PeerHealthy bool
+	PeerFailing []string
+	Critical    bool
 }
 
 // Status returns the node's view of the pair.
@@ -77,7 +84,9 @@ func (m *Machine) Status() Status {
 		Peer: m.peer.name, PeerHeard: m.peer.heard, PeerRole: m.peer.role,
 		PeerState: m.peer.state, PeerEpoch: m.peer.epoch, PeerSilence: m.peer.silence,
 		Maintenance: m.maint.on, MaintLeft: m.maint.left, MaintVersion: m.maint.version,
-		InSync: m.inSync,
+		InSync:  m.inSync,
+		Healthy: m.healthy(), Checks: m.checkStatuses(), PeerHealthy: !m.peer.unhealthy,
+		PeerFailing: m.peer.failing, Critical: m.critical,
 	}
 	if m.sw != nil {
 		s.Switchover = map[swKind]string{swYielding: "yielding", swAsked: "asked"}[m.sw.kind]

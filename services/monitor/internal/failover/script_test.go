@@ -15,7 +15,8 @@ import (
 // The scripts in testdata drive two machines, a (master) and b (standby),
 // joined by a simulated link. Commands:
 //
-//	pair [hb=N timeout=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N]
+//	pair [hb=N timeout=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N
+//	     hooktimeout=N checks=(x,y) fall=N rise=N takeover=true hooks=manual]
 //	start a|b           the node's process starts (a new machine from its persisted epoch)
 //	kill a|b [link=closed|silent]   the process dies; with link=closed the peer sees the link close and the refused probe
 //	tick [N]            N ticks pass for every running node
@@ -26,6 +27,9 @@ import (
 //	switchover a|b [to=x]
 //	maintenance a|b on for=N | off
 //	insync a|b true|false
+//	check a|b NAME ok|fail [out=TEXT]   one result of a health check (F15)
+//	hookdone a|b        the node's oldest running hook finishes (with hooks=manual;
+//	                    otherwise every hook finishes as soon as it starts)
 //	inject a|b heartbeat|yield|take k=v…  raw input, as from the wire
 //	status
 //
@@ -39,6 +43,7 @@ func TestScripts(t *testing.T) {
 }
 
 type simNode struct {
+	hooks   []Hook // running (hooks=manual)
 	name    string
 	role    config.Role
 	m       *Machine // nil while the process is down
@@ -59,6 +64,8 @@ type harness struct {
 	// quietTicks counts the ticks checkQuiet verified (so that a test can
 	// tell the check was not vacuous).
 	quietTicks int
+	// manualHooks: hooks run until hookdone (else they finish at once).
+	manualHooks bool
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
@@ -102,6 +109,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.maintenance(d)
 	case "insync":
 		h.step(h.node(d, 0), SyncState{InSync: d.CmdArgs[1].Key == "true"})
+	case "check":
+		var out string
+		d.MaybeScanArgs(t, "out", &out)
+		h.step(h.node(d, 0), CheckResult{Name: d.CmdArgs[1].Key, OK: d.CmdArgs[2].Key == "ok", Output: out})
+	case "hookdone":
+		h.hookDone(h.node(d, 0))
 	case "inject":
 		h.inject(d)
 	case "status":
@@ -126,7 +139,8 @@ func atoi(d *datadriven.TestData, s string) int {
 func (h *harness) pair(d *datadriven.TestData) {
 	h.cfg = Config{HeartbeatTicks: 1, TimeoutTicks: 3, DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 3}
 	ints := map[string]*int{"hb": &h.cfg.HeartbeatTicks, "timeout": &h.cfg.TimeoutTicks,
-		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks}
+		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks,
+		"hooktimeout": &h.cfg.HookTicks}
 	h.nodes = map[string]*simNode{
 		"a": {name: "a", role: config.Master},
 		"b": {name: "b", role: config.Standby},
@@ -138,6 +152,22 @@ func (h *harness) pair(d *datadriven.TestData) {
 			*ints[a.Key] = atoi(d, a.Vals[0])
 		case a.Key == "failback":
 			h.cfg.FailbackAutomatic = a.Vals[0] == "automatic"
+		case a.Key == "checks":
+			for _, name := range a.Vals {
+				h.cfg.Checks = append(h.cfg.Checks, CheckConfig{Name: name, Fall: 3, Rise: 2})
+			}
+		case a.Key == "fall" || a.Key == "rise":
+			for i := range h.cfg.Checks {
+				if a.Key == "fall" {
+					h.cfg.Checks[i].Fall = atoi(d, a.Vals[0])
+				} else {
+					h.cfg.Checks[i].Rise = atoi(d, a.Vals[0])
+				}
+			}
+		case a.Key == "takeover":
+			h.cfg.TakeoverWhenUnhealthy = a.Vals[0] == "true"
+		case a.Key == "hooks":
+			h.manualHooks = a.Vals[0] == "manual"
 		case a.Key == "epoch-a" || a.Key == "epoch-b":
 			h.nodes[a.Key[6:]].disk = uint64(atoi(d, a.Vals[0]))
 		default:
@@ -171,14 +201,14 @@ func (h *harness) start(n *simNode) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	n.m, n.paused, n.inbox = m, 0, nil
+	n.m, n.paused, n.inbox, n.hooks = m, 0, nil, nil
 	h.printf("%s: started in epoch %d", n.name, n.disk)
 	h.flush(n)
 }
 
 func (h *harness) kill(d *datadriven.TestData) {
 	n := h.node(d, 0)
-	n.m = nil
+	n.m, n.hooks = nil, nil
 	h.printf("%s: killed", n.name)
 	var link string
 	d.MaybeScanArgs(h.t, "link", &link)
@@ -305,7 +335,26 @@ func (h *harness) flush(n *simNode) {
 			h.printf("%s: hook on_%s epoch=%d", n.name, hk.State, hk.Epoch)
 		}
 		h.deliver(n, rd)
+		for _, hk := range rd.Hooks {
+			if h.manualHooks {
+				n.hooks = append(n.hooks, hk)
+			} else if n.m != nil {
+				_ = n.m.Step(HookDone(hk))
+			}
+		}
 	}
+}
+
+// hookDone finishes the node's oldest running hook.
+func (h *harness) hookDone(n *simNode) {
+	if len(n.hooks) == 0 {
+		h.printf("%s: no hook running", n.name)
+		return
+	}
+	hk := n.hooks[0]
+	n.hooks = n.hooks[1:]
+	h.printf("%s: hook on_%s epoch=%d finished", n.name, hk.State, hk.Epoch)
+	h.step(n, HookDone(hk))
 }
 
 func fmtData(d map[string]any) string {
@@ -346,7 +395,8 @@ func (h *harness) deliver(from *simNode, rd Ready) {
 	if rd.Heartbeat {
 		s := from.m.Status()
 		h.step(p, Heartbeat{From: from.name, Role: from.role, State: s.State, Epoch: s.Epoch,
-			Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion})
+			Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion,
+			Unhealthy: !s.Healthy, Failing: failingOf(s)})
 	}
 }
 
@@ -365,8 +415,27 @@ func (h *harness) status() {
 		if s.Switchover != "" {
 			extra += " switchover:" + s.Switchover
 		}
+		if len(s.Checks) > 0 {
+			extra += fmt.Sprintf(" healthy=%v", s.Healthy)
+			if f := failingOf(s); len(f) > 0 {
+				extra += fmt.Sprintf(" failing=%v", f)
+			}
+			if s.Critical {
+				extra += " CRITICAL"
+			}
+		}
 		h.printf("%s: %s %s epoch=%d peer-heard=%v%s", name, s.Role, s.State, s.Epoch, s.PeerHeard, extra)
 	}
+}
+
+func failingOf(s Status) []string {
+	var out []string
+	for _, c := range s.Checks {
+		if !c.Healthy {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // checkInvariants reports two nodes ever active in one epoch, or an epoch

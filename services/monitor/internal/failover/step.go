@@ -21,6 +21,11 @@ type Heartbeat struct {
 	Maint        bool
 	MaintLeft    int
 	MaintVersion uint64
+	// Unhealthy: the peer's health checks fail (F15), naming them in
+	// Failing. A peer without checks, or too old to send its health, is
+	// healthy.
+	Unhealthy bool
+	Failing   []string
 }
 
 // LinkDown says the link to the peer closed. Gone is set when the peer's
@@ -60,6 +65,15 @@ type Take struct {
 // SyncState is the replicator's word on whether this node is in sync (F9).
 type SyncState struct{ InSync bool }
 
+// HookDone says that a hook of Ready.Hooks has finished, successfully or
+// not (a hook is killed at its time limit). The driver reports every hook,
+// also when no command is configured for it: a yielding node sends Take
+// only once its on_passive hook is done (F8).
+type HookDone struct {
+	State State
+	Epoch uint64
+}
+
 func (Heartbeat) isInput()      {}
 func (LinkDown) isInput()       {}
 func (LinkUp) isInput()         {}
@@ -69,6 +83,7 @@ func (SetMaintenance) isInput() {}
 func (Yield) isInput()          {}
 func (Take) isInput()           {}
 func (SyncState) isInput()      {}
+func (HookDone) isInput()       {}
 
 // Step applies one input. A bad input or a refused command returns an error
 // (a *reply.Error for commands) and changes nothing.
@@ -96,6 +111,10 @@ func (m *Machine) Step(in Input) error {
 		err = m.stepTake(in)
 	case SyncState:
 		m.inSync = in.InSync
+	case HookDone:
+		m.stepHookDone(in)
+	case CheckResult:
+		err = m.stepCheck(in)
 	default:
 		err = fmt.Errorf("failover: unknown input %T", in)
 	}
@@ -143,6 +162,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 	}
 	m.peer.silence, m.linkDownLeft, m.lostReason = 0, 0, ""
 	m.peer.role, m.peer.state, m.peer.epoch = h.Role, h.State, h.Epoch
+	m.peer.unhealthy, m.peer.failing = h.Unhealthy, h.Failing
 	m.observeEpoch(h.Epoch)
 	m.adoptMaintenance(h)
 	m.observeSwitchover()
@@ -238,15 +258,36 @@ func orUnknown(s string) string {
 	return s
 }
 
-// yield turns this active node passive and hands over to the peer.
+// yield turns this node passive and hands over to the peer: an active (or
+// starting) node first runs on_passive and sends Take once the hook is done
+// (stepHookDone); a node already passive sends Take at once.
 func (m *Machine) yield(to, reason string) {
 	m.sw = &switchover{kind: swYielding, to: to, left: m.cfg.ConfirmTicks, epoch: m.epoch}
+	if m.state == Passive {
+		m.sendTake()
+		return
+	}
+	m.sw.hookPending = true
 	m.deactivate(Passive, reason)
-	m.rd.Messages = append(m.rd.Messages, Message{Kind: MsgTake, To: to, Epoch: m.epoch})
+}
+
+func (m *Machine) sendTake() {
+	m.rd.Messages = append(m.rd.Messages, Message{Kind: MsgTake, To: m.sw.to, Epoch: m.epoch})
+}
+
+// stepHookDone sends the Take a yielding node holds back until its
+// on_passive hook has finished (F8), and starts the rollback clock.
+func (m *Machine) stepHookDone(h HookDone) {
+	if m.sw == nil || !m.sw.hookPending || h.State != Passive || h.Epoch != m.sw.epoch {
+		return
+	}
+	m.sw.hookPending = false
+	m.sw.left = m.cfg.ConfirmTicks
+	m.sendTake()
 }
 
 func (m *Machine) askPeerToYield() {
-	m.sw = &switchover{kind: swAsked, to: m.cfg.Self, left: m.cfg.ConfirmTicks}
+	m.sw = &switchover{kind: swAsked, to: m.cfg.Self, left: m.cfg.ConfirmTicks + m.cfg.HookTicks}
 	m.rd.Messages = append(m.rd.Messages, Message{Kind: MsgYield, To: m.peer.name, Epoch: m.peer.epoch})
 }
 
@@ -282,7 +323,11 @@ func (m *Machine) stepTake(t Take) error {
 	}
 	m.observeEpoch(t.Epoch)
 	m.sw = nil
-	m.activate("F8: switchover from " + t.From)
+	reason := "F8: switchover from " + t.From
+	if m.peer.heard && m.peer.unhealthy {
+		reason = "F15: " + m.peerUnhealthyReason() + "; handover from " + t.From
+	}
+	m.activate(reason)
 	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), map[string]any{"to": m.cfg.Self, "epoch": m.epoch})
 	return nil
 }
