@@ -30,8 +30,9 @@ type xmsg struct{ in Input }
 
 // xnode is one node of the explored world.
 type xnode struct {
-	m    *Machine // nil while the process is down
-	disk uint64   // the persisted epoch
+	m     *Machine // nil while the process is down
+	disk  uint64   // the persisted epoch
+	hooks []Hook   // running, oldest first; each finishes by an action
 }
 
 // world is one state of the explored system. It is copied by clone.
@@ -61,6 +62,7 @@ func cloneMachine(m *Machine) *Machine {
 		return nil
 	}
 	c := *m
+	c.checks = append([]checkState(nil), m.checks...)
 	if m.sw != nil {
 		sw := *m.sw
 		c.sw = &sw
@@ -73,6 +75,7 @@ func (w *world) clone() *world {
 	c := *w
 	for i := range w.n {
 		c.n[i].m = cloneMachine(w.n[i].m)
+		c.n[i].hooks = append([]Hook(nil), w.n[i].hooks...)
 		c.q[i] = append([]xmsg(nil), w.q[i]...)
 	}
 	return &c
@@ -91,7 +94,7 @@ func (w *world) start(i int) {
 	if err != nil {
 		panic(err)
 	}
-	w.n[i].m = m
+	w.n[i].m, w.n[i].hooks = m, nil
 	w.flush(i)
 }
 
@@ -115,8 +118,10 @@ func (w *world) flush(i int) {
 		if rd.Heartbeat {
 			s := m.Status()
 			w.send(i, Heartbeat{From: names[i], Role: roles[i], State: s.State, Epoch: s.Epoch,
-				Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion})
+				Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion,
+				Unhealthy: !s.Healthy, Failing: failingOf(s)})
 		}
+		w.n[i].hooks = append(w.n[i].hooks, rd.Hooks...)
 	}
 }
 
@@ -209,6 +214,22 @@ func (w *world) actions() []action {
 	if w.n[0].m != nil {
 		as = append(as, action{name: "switchover a", fault: true, do: func(w *world) { w.step(0, Switchover{}) }})
 	}
+	for i := range w.n {
+		i := i
+		if len(w.n[i].hooks) > 0 {
+			as = append(as, action{name: "hookdone " + names[i], do: func(w *world) { w.hookDone(i) }})
+		}
+		if w.n[i].m == nil {
+			continue
+		}
+		for _, c := range w.cfg.Checks {
+			name := c.Name
+			as = append(as,
+				action{name: "check " + names[i] + " " + name + " fail", fault: true, do: func(w *world) { w.step(i, CheckResult{Name: name, Output: "down"}) }},
+				action{name: "check " + names[i] + " " + name + " ok", do: func(w *world) { w.step(i, CheckResult{Name: name, OK: true}) }},
+			)
+		}
+	}
 	return as
 }
 
@@ -232,10 +253,17 @@ func (w *world) heal() {
 	w.step(1, LinkUp{})
 }
 
+// hookDone finishes node i's oldest running hook.
+func (w *world) hookDone(i int) {
+	hk := w.n[i].hooks[0]
+	w.n[i].hooks = w.n[i].hooks[1:]
+	w.step(i, HookDone(hk))
+}
+
 // kill stops node i's process; with closed the peer sees the link close and
 // its probe refused.
 func (w *world) kill(i int, closed bool) {
-	w.n[i].m = nil
+	w.n[i].m, w.n[i].hooks = nil, nil
 	w.q[1-i] = nil // nothing reaches a dead process
 	if closed && !w.cut[0] && !w.cut[1] {
 		w.step(1-i, LinkDown{Gone: true})
@@ -281,6 +309,13 @@ func (w *world) quiesce(settle int, keepDown bool) error {
 			w.start(i)
 		}
 	}
+	for i := range w.n {
+		for _, c := range w.cfg.Checks {
+			for range c.Rise {
+				w.step(i, CheckResult{Name: c.Name, OK: true})
+			}
+		}
+	}
 	stable := 0
 	for t := 0; t < settle; t++ {
 		w.drain()
@@ -300,13 +335,23 @@ func (w *world) quiesce(settle int, keepDown bool) error {
 	return fmt.Errorf("no single stable active node within %d ticks of the faults stopping (%d active)", settle, w.actives())
 }
 
-// drain delivers every message in flight, in order, until none is left.
+// drain delivers every message in flight, in order, and finishes every
+// running hook, until nothing is left.
 func (w *world) drain() {
-	for n := 0; n < 100 && (len(w.q[0]) > 0 || len(w.q[1]) > 0); n++ {
+	for n := 0; n < 100; n++ {
+		busy := false
 		for i := range w.q {
 			if len(w.q[i]) > 0 {
 				w.deliver(i, 0, false)
+				busy = true
 			}
+			if len(w.n[i].hooks) > 0 {
+				w.hookDone(i)
+				busy = true
+			}
+		}
+		if !busy {
+			return
 		}
 	}
 }
@@ -331,6 +376,11 @@ func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
 	for i, n := range w.n {
 		k.bl(w.cut[i])
 		k.e(n.disk)
+		k.u(uint64(len(n.hooks)))
+		for _, h := range n.hooks {
+			k.s(string(h.State))
+			k.e(h.Epoch)
+		}
 		if n.m == nil {
 			k.b = append(k.b, 0xff)
 		} else {
@@ -358,6 +408,9 @@ func (w *world) minEpoch() uint64 {
 			if m.sw != nil {
 				see(m.sw.epoch)
 			}
+		}
+		for _, h := range n.hooks {
+			see(h.Epoch)
 		}
 		for _, msg := range w.q[i] {
 			see(inputEpoch(msg.in))
@@ -405,6 +458,10 @@ func (k *kb) input(in Input) {
 		k.bl(in.Maint)
 		k.i(in.MaintLeft)
 		k.u(in.MaintVersion)
+		k.bl(in.Unhealthy)
+		for _, f := range in.Failing {
+			k.s(f)
+		}
 	case Take:
 		k.b = append(k.b, 'T')
 		k.e(in.Epoch)
@@ -441,12 +498,23 @@ func (k *kb) machine(m *Machine) {
 	k.i(m.maint.left)
 	k.u(m.maint.version)
 	k.bl(m.inSync)
-	k.bl(m.suppressed)
+	k.s(m.suppressed)
+	k.bl(p.unhealthy)
+	for _, f := range p.failing {
+		k.s(f)
+	}
+	k.bl(m.critical)
+	for _, c := range m.checks {
+		k.bl(c.healthy)
+		k.i(min(c.fails, c.cfg.Fall))
+		k.i(min(c.successes, c.cfg.Rise))
+	}
 	if m.sw != nil {
 		k.i(int(m.sw.kind))
 		k.s(m.sw.to)
 		k.i(m.sw.left)
 		k.e(m.sw.epoch)
+		k.bl(m.sw.hookPending)
 	}
 	k.b = append(k.b, '|')
 }
@@ -550,38 +618,44 @@ func steady(c Config, switched bool) *world {
 
 // TestExplore explores the pair from three starting points — both
 // processes down, a active beside a passive b, and b active after a
-// switchover — with the smallest timings the machine accepts, so that
-// timeouts, settle delays and switchover confirmations all happen within
-// the depth.
+// switchover — in three configurations (manual failback, automatic
+// failback, one health check with fall and rise 1), with the smallest
+// timings the machine accepts, so that timeouts, settle delays and
+// switchover confirmations all happen within the depth.
 func TestExplore(t *testing.T) {
-	depth, faults := 7, 3
+	depth, faults := 6, 3
 	if soak() {
-		depth, faults = 14, 5
+		depth, faults = 10, 5
 	}
 	depth = envInt("TANDEM_EXPLORE_DEPTH", depth)
 	faults = envInt("TANDEM_EXPLORE_FAULTS", faults)
+	base := Config{HeartbeatTicks: 1, TimeoutTicks: 2, DiscoveryTicks: 2, SettleTicks: 2, ConfirmTicks: 2}
+	configs := []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"manual", func(*Config) {}},
+		{"failback", func(c *Config) { c.FailbackAutomatic = true }},
+		{"checks", func(c *Config) { c.Checks = []CheckConfig{{Name: "svc", Fall: 1, Rise: 1}} }},
+	}
 	total := 0
-	for _, fb := range []bool{false, true} {
-		c := Config{HeartbeatTicks: 1, TimeoutTicks: 2, DiscoveryTicks: 2, SettleTicks: 2, ConfirmTicks: 2, FailbackAutomatic: fb}
-		starts := []struct {
-			name string
-			w    *world
-		}{
-			{"cold", &world{cfg: c}},
-			{"a-active", steady(c, false)},
+	for _, cc := range configs {
+		c := base
+		cc.edit(&c)
+		starts := map[string]*world{"cold": {cfg: c}, "a-active": steady(c, false)}
+		if !c.FailbackAutomatic { // with automatic failback a active is where b-active leads
+			starts["b-active"] = steady(c, true)
 		}
-		if !fb { // with automatic failback a active is where b-active leads
-			starts = append(starts, struct {
-				name string
-				w    *world
-			}{"b-active", steady(c, true)})
-		}
-		for _, s := range starts {
-			if s.name == "b-active" && s.w.n[1].m.State() != Active {
-				t.Fatalf("setup: the switchover did not make b active: %+v", s.w.n[1].m.Status())
+		for _, sn := range []string{"cold", "a-active", "b-active"} {
+			w := starts[sn]
+			if w == nil {
+				continue
 			}
-			x := xcfg{name: fmt.Sprintf("%s failback=%v", s.name, fb), cfg: c, depth: depth, faults: faults, queue: 2, settle: 60}
-			n := explore(t, x, s.w)
+			if sn == "b-active" && w.n[1].m.State() != Active {
+				t.Fatalf("setup: the switchover did not make b active: %+v", w.n[1].m.Status())
+			}
+			x := xcfg{name: cc.name + "/" + sn, cfg: c, depth: depth, faults: faults, queue: 2, settle: 60}
+			n := explore(t, x, w)
 			total += n
 			fmt.Printf("explorer %s: %d states explored (depth %d, up to %d faults per path)\n", x.name, n, depth, faults)
 		}
