@@ -6,9 +6,11 @@ import (
 	"hash/maphash"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
 // The explorer drives two real machines (this package's Machine, no model of
@@ -42,6 +44,23 @@ type world struct {
 	cut    [2]bool   // cut[i]: the direction i → other carries nothing
 	cfg    Config
 	faults int // faults left on this path, see xcfg.faults
+
+	// The witness (F14), when cfg.Witness: its lease (Expires on the
+	// global clock wnow), the requests on their way to it and the replies
+	// on their way back, and which nodes cannot reach it.
+	wl     witness.Lease
+	wnow   int64
+	wreq   [2]*xreq
+	wrep   [2]*LeaseReply
+	wcut   [2]bool
+	wfault bool // the witness was cut off from a node on this path
+}
+
+// xreq is a lease request on its way to the witness; orphan when the
+// process that sent it has died (the witness still serves it).
+type xreq struct {
+	r      LeaseRequest
+	orphan bool
 }
 
 // xcfg is one exploration's setup.
@@ -63,6 +82,10 @@ func cloneMachine(m *Machine) *Machine {
 	}
 	c := *m
 	c.checks = append([]checkState(nil), m.checks...)
+	if m.wit.take != nil {
+		t := *m.wit.take
+		c.wit.take = &t
+	}
 	if m.sw != nil {
 		sw := *m.sw
 		c.sw = &sw
@@ -76,6 +99,14 @@ func (w *world) clone() *world {
 	for i := range w.n {
 		c.n[i].m = cloneMachine(w.n[i].m)
 		c.n[i].hooks = append([]Hook(nil), w.n[i].hooks...)
+		if w.wreq[i] != nil {
+			r := *w.wreq[i]
+			c.wreq[i] = &r
+		}
+		if w.wrep[i] != nil {
+			r := *w.wrep[i]
+			c.wrep[i] = &r
+		}
 		c.q[i] = append([]xmsg(nil), w.q[i]...)
 	}
 	return &c
@@ -119,9 +150,12 @@ func (w *world) flush(i int) {
 			s := m.Status()
 			w.send(i, Heartbeat{From: names[i], Role: roles[i], State: s.State, Epoch: s.Epoch,
 				Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion,
-				Unhealthy: !s.Healthy, Failing: failingOf(s)})
+				Unhealthy: !s.Healthy, Failing: failingOf(s), WitnessDown: s.Witness.Configured && !s.Witness.Reachable})
 		}
 		w.n[i].hooks = append(w.n[i].hooks, rd.Hooks...)
+		if rd.Lease != nil {
+			w.wreq[i] = &xreq{r: *rd.Lease}
+		}
 	}
 }
 
@@ -145,8 +179,10 @@ func (w *world) step(i int, in Input) {
 	w.flush(i)
 }
 
-// tick advances time by one tick for every running node.
+// tick advances time by one tick for every running node (and the
+// witness).
 func (w *world) tick() {
+	w.wnow++
 	for i := range w.n {
 		if w.n[i].m != nil {
 			w.n[i].m.Tick()
@@ -174,7 +210,10 @@ type action struct {
 
 // actions lists what may happen in w.
 func (w *world) actions() []action {
-	as := []action{{name: "tick", do: (*world).tick}}
+	var as []action
+	if !w.witnessOverdue() {
+		as = append(as, action{name: "tick", do: (*world).tick})
+	}
 	for i := range w.n {
 		for k := range w.q[i] {
 			i, k := i, k
@@ -230,7 +269,81 @@ func (w *world) actions() []action {
 			)
 		}
 	}
+	if w.cfg.Witness {
+		as = w.witnessActions(as)
+	}
 	return as
+}
+
+// witnessActions adds what may happen between the nodes and the witness.
+func (w *world) witnessActions(as []action) []action {
+	for i := range w.n {
+		i := i
+		if w.wreq[i] != nil && !w.wcut[i] {
+			as = append(as, action{name: "witness serves " + names[i], do: func(w *world) { w.serve(i) }})
+		}
+		if w.wreq[i] != nil && w.wcut[i] {
+			as = append(as, action{name: "witness times out for " + names[i], do: func(w *world) { w.witnessTimeout(i) }})
+		}
+		if w.wrep[i] != nil {
+			as = append(as, action{name: "witness answers " + names[i], do: func(w *world) { w.answer(i) }})
+		}
+		if !w.wcut[i] {
+			as = append(as, action{name: "witness cut from " + names[i], fault: true, do: func(w *world) { w.wcut[i], w.wfault = true, true }})
+		}
+	}
+	if !w.wcut[0] && !w.wcut[1] {
+		as = append(as, action{name: "witness down", fault: true, do: func(w *world) { w.wcut, w.wfault = [2]bool{true, true}, true }})
+	}
+	if w.wcut[0] || w.wcut[1] {
+		as = append(as, action{name: "witness back", do: func(w *world) { w.wcut = [2]bool{} }})
+	}
+	return as
+}
+
+// witnessOverdue reports whether a node's request to a witness it can
+// reach would go unanswered past the node's deadline if time moved on: a
+// reachable witness answers in time (a slow one is an unreachable one,
+// which the witness cuts model).
+func (w *world) witnessOverdue() bool {
+	for i, n := range w.n {
+		m := n.m
+		if m == nil || !m.wit.pending || w.wcut[i] || m.now-m.wit.sentAt < m.cfg.LeaseTicks {
+			continue
+		}
+		if (w.wreq[i] != nil && w.current(i, w.wreq[i].r.Seq)) || (w.wrep[i] != nil && w.current(i, w.wrep[i].Seq)) {
+			return true
+		}
+	}
+	return false
+}
+
+// serve has the witness decide node i's request; the reply goes back
+// unless the process that asked has died.
+func (w *world) serve(i int) {
+	q := w.wreq[i]
+	w.wreq[i] = nil
+	var rep witness.Reply
+	w.wl, rep = witness.Decide(w.wl, q.r.Request, w.wnow, int64(w.cfg.LeaseTicks))
+	if !q.orphan {
+		w.wrep[i] = &LeaseReply{Seq: q.r.Seq, Reply: rep}
+	}
+}
+
+func (w *world) answer(i int) {
+	r := *w.wrep[i]
+	w.wrep[i] = nil
+	w.step(i, r)
+}
+
+// witnessTimeout is the driver giving up on a request the witness cannot
+// get: the node hears Unreachable.
+func (w *world) witnessTimeout(i int) {
+	q := w.wreq[i]
+	w.wreq[i] = nil
+	if !q.orphan {
+		w.step(i, LeaseReply{Seq: q.r.Seq, Unreachable: true})
+	}
 }
 
 func (w *world) setCut(ab, ba, linkDown bool) {
@@ -264,7 +377,11 @@ func (w *world) hookDone(i int) {
 // its probe refused.
 func (w *world) kill(i int, closed bool) {
 	w.n[i].m, w.n[i].hooks = nil, nil
-	w.q[1-i] = nil // nothing reaches a dead process
+	w.q[1-i] = nil
+	w.wrep[i] = nil
+	if w.wreq[i] != nil {
+		w.wreq[i].orphan = true
+	} // nothing reaches a dead process
 	if closed && !w.cut[0] && !w.cut[1] {
 		w.step(1-i, LinkDown{Gone: true})
 	}
@@ -292,6 +409,27 @@ func (w *world) check() error {
 	if len(active) == 2 && w.n[0].m.Epoch() == w.n[1].m.Epoch() {
 		return fmt.Errorf("both active in epoch %d", w.n[0].m.Epoch())
 	}
+	if w.cfg.Witness {
+		return w.checkWitness(len(active))
+	}
+	return nil
+}
+
+// checkWitness is the witness's invariants: a node that believes it holds
+// the lease does, at the witness; with witness.required never two active
+// nodes; without, never two while no node lost the witness on this path.
+func (w *world) checkWitness(active int) error {
+	for i, n := range w.n {
+		if n.m != nil && n.m.holdsLease() && (w.wl.Holder != names[i] || w.wl.Expires <= w.wnow) {
+			return fmt.Errorf("%s holds the lease for %d more ticks, but the witness has %+v at %d", names[i], n.m.wit.until-n.m.now, w.wl, w.wnow)
+		}
+	}
+	switch {
+	case active == 2 && w.cfg.WitnessRequired:
+		return fmt.Errorf("two active nodes with witness.required")
+	case active == 2 && !w.wfault:
+		return fmt.Errorf("two active nodes, and both always reached the witness")
+	}
 	return nil
 }
 
@@ -304,6 +442,7 @@ func (w *world) quiesce(settle int, keepDown bool) error {
 	if w.cut[0] || w.cut[1] {
 		w.heal()
 	}
+	w.wcut = [2]bool{}
 	for i := range w.n {
 		if w.n[i].m == nil && !keepDown {
 			w.start(i)
@@ -349,6 +488,18 @@ func (w *world) drain() {
 				w.hookDone(i)
 				busy = true
 			}
+			if w.wreq[i] != nil {
+				if w.wcut[i] {
+					w.witnessTimeout(i)
+				} else {
+					w.serve(i)
+				}
+				busy = true
+			}
+			if w.wrep[i] != nil {
+				w.answer(i)
+				busy = true
+			}
 		}
 		if !busy {
 			return
@@ -373,6 +524,32 @@ func (w *world) actives() int {
 func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
 	k := kb{b: buf[:0], base: w.minEpoch() &^ 1} // keep the parity
 	k.u(uint64(w.faults))
+	if w.cfg.Witness {
+		k.s(w.wl.Holder)
+		k.e(w.wl.Epoch)
+		k.i(int(max(0, w.wl.Expires-w.wnow)))
+		k.bl(w.wfault)
+		for i := range w.n {
+			k.bl(w.wcut[i])
+			k.bl(w.wreq[i] != nil)
+			if q := w.wreq[i]; q != nil {
+				k.bl(q.orphan)
+				k.bl(w.current(i, q.r.Seq))
+				k.s(q.r.Node)
+				k.e(q.r.Epoch)
+				k.bl(q.r.Over)
+				k.e(q.r.PeerEpoch)
+			}
+			k.bl(w.wrep[i] != nil)
+			if r := w.wrep[i]; r != nil {
+				k.bl(w.current(i, r.Seq))
+				k.bl(r.Granted)
+				k.s(r.Holder)
+				k.e(r.Epoch)
+				k.i(int(r.Left))
+			}
+		}
+	}
 	for i, n := range w.n {
 		k.bl(w.cut[i])
 		k.e(n.disk)
@@ -394,9 +571,35 @@ func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
 	return maphash.Bytes(seed, k.b), k.b
 }
 
+// current reports whether seq is the request node i waits for.
+func (w *world) current(i int, seq uint64) bool {
+	m := w.n[i].m
+	return m != nil && m.wit.pending && m.wit.seq == seq
+}
+
 func (w *world) minEpoch() uint64 {
 	lo := ^uint64(0)
 	see := func(e uint64) { lo = min(lo, e) }
+	if w.cfg.Witness {
+		see(w.wl.Epoch)
+		for i := range w.n {
+			if q := w.wreq[i]; q != nil {
+				see(q.r.Epoch)
+				if q.r.Over {
+					see(q.r.PeerEpoch)
+				}
+			}
+			if r := w.wrep[i]; r != nil {
+				see(r.Epoch)
+			}
+			if m := w.n[i].m; m != nil && m.wit.holder != "" {
+				see(m.wit.holderEp)
+			}
+			if m := w.n[i].m; m != nil && m.wit.take != nil {
+				see(m.wit.take.Epoch)
+			}
+		}
+	}
 	for i, n := range w.n {
 		see(n.disk)
 		if m := n.m; m != nil {
@@ -509,6 +712,27 @@ func (k *kb) machine(m *Machine) {
 		k.i(min(c.fails, c.cfg.Fall))
 		k.i(min(c.successes, c.cfg.Rise))
 	}
+	k.bl(m.peerGone)
+	k.bl(p.witnessDown)
+	if m.cfg.Witness {
+		v := m.wit
+		k.bl(v.pending)
+		k.bl(v.renewal)
+		if v.pending {
+			k.i(min(m.now-v.sentAt, m.cfg.LeaseTicks+1))
+		}
+		k.i(max(0, v.nextAsk-m.now))
+		k.i(max(0, v.until-m.now))
+		k.bl(v.held)
+		k.bl(v.down)
+		k.bl(v.stepped)
+		k.s(v.holder)
+		k.e(v.holderEp)
+		k.bl(v.take != nil)
+		if v.take != nil {
+			k.e(v.take.Epoch)
+		}
+	}
 	if m.sw != nil {
 		k.i(int(m.sw.kind))
 		k.s(m.sw.to)
@@ -517,6 +741,46 @@ func (k *kb) machine(m *Machine) {
 		k.bl(m.sw.hookPending)
 	}
 	k.b = append(k.b, '|')
+}
+
+// replay runs path again from w0, then the liveness check, and returns a
+// trace of both.
+func replay(w0 *world, path *pathStep, settle int) string {
+	var names []string
+	for p := path; p != nil; p = p.prev {
+		names = append([]string{p.name}, names...)
+	}
+	w := w0.clone()
+	w.faults = 1 << 20
+	var b strings.Builder
+	for _, name := range names {
+		for _, a := range w.actions() {
+			if a.name == name {
+				a.do(w)
+				break
+			}
+		}
+		fmt.Fprintf(&b, "%-28s %s\n", name, w.describe())
+	}
+	err := w.quiesce(settle, false)
+	fmt.Fprintf(&b, "%-28s %s (%v)\n", "quiesce", w.describe(), err)
+	return b.String()
+}
+
+func (w *world) describe() string {
+	var b strings.Builder
+	for i, n := range w.n {
+		if n.m == nil {
+			fmt.Fprintf(&b, "%s:down ", names[i])
+			continue
+		}
+		s := n.m.Status()
+		fmt.Fprintf(&b, "%s:%s/e%d heard=%v wit=%+v pend=%v ", names[i], s.State, s.Epoch, s.PeerHeard, s.Witness, n.m.wit.pending)
+	}
+	if w.cfg.Witness {
+		fmt.Fprintf(&b, "W=%+v@%d cut=%v", w.wl, w.wnow, w.wcut)
+	}
+	return b.String()
 }
 
 // pathStep is one action of the path to a state, linked to the one before.
@@ -569,7 +833,7 @@ func explore(t *testing.T, x xcfg, w0 *world) int {
 				}
 				seen[k] = struct{}{}
 				if err := w.clone().quiesce(x.settle, false); err != nil {
-					t.Fatalf("%s: liveness: %v\npath: %s", x.name, err, path)
+					t.Fatalf("%s: liveness: %v\npath: %s\n%s", x.name, err, path, replay(w0, path, x.settle))
 				}
 				if (w.n[0].m == nil) != (w.n[1].m == nil) {
 					if err := w.clone().quiesce(x.settle, true); err != nil {
@@ -637,11 +901,16 @@ func TestExplore(t *testing.T) {
 		{"manual", func(*Config) {}},
 		{"failback", func(c *Config) { c.FailbackAutomatic = true }},
 		{"checks", func(c *Config) { c.Checks = []CheckConfig{{Name: "svc", Fall: 1, Rise: 1}} }},
+		{"witness", func(c *Config) { c.Witness, c.LeaseTicks = true, 3 }},
+		{"witness-required", func(c *Config) { c.Witness, c.WitnessRequired, c.LeaseTicks = true, true, 3 }},
 	}
 	total := 0
 	for _, cc := range configs {
 		c := base
 		cc.edit(&c)
+		if only := os.Getenv("TANDEM_EXPLORE_ONLY"); only != "" && only != cc.name {
+			continue
+		}
 		starts := map[string]*world{"cold": {cfg: c}, "a-active": steady(c, false)}
 		if !c.FailbackAutomatic { // with automatic failback a active is where b-active leads
 			starts["b-active"] = steady(c, true)
