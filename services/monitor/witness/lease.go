@@ -30,6 +30,8 @@ type Request struct {
 	Over      bool   `json:"over,omitempty"`
 	Peer      string `json:"peer,omitempty"`
 	PeerEpoch uint64 `json:"peer_epoch,omitempty"`
+	// Probe only asks whether the witness answers: nothing changes.
+	Probe bool `json:"probe,omitempty"`
 }
 
 // Reply is the witness's answer.
@@ -47,6 +49,12 @@ type Reply struct {
 // Otherwise it is refused, and the reply says who holds it.
 func Decide(cur Lease, r Request, now, ttl int64) (Lease, Reply) {
 	lapsed := cur.Holder == "" || now >= cur.Expires
+	if r.Probe {
+		if lapsed {
+			return cur, Reply{}
+		}
+		return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
+	}
 	over := r.Over && cur.Holder == r.Peer && cur.Epoch <= r.PeerEpoch
 	if lapsed || cur.Holder == r.Node || over {
 		next := Lease{Holder: r.Node, Epoch: r.Epoch, Expires: now + ttl}

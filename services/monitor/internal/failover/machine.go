@@ -415,6 +415,8 @@ func (m *Machine) decidePassive() {
 		}
 	case m.peer.state != Active && m.cfg.Role == config.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
+	case m.peer.state == Passive && m.takeOverFromCutMaster():
+		m.activate("F14: the master cannot reach the witness; the standby takes over")
 	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == config.Master:
 		m.maybeFailback()
 	}

@@ -60,6 +60,7 @@ func (LeaseReply) isInput() {}
 type witnessView struct {
 	pending bool // a request is out
 	renewal bool // and it renews the lease of an active node
+	probe   bool // or only asks whether the witness answers
 	seq     uint64
 	sentAt  int // the tick of the last request
 	nextAsk int // no new request before this tick (after a refusal or a failure)
@@ -84,23 +85,40 @@ func (m *Machine) mayActivate() bool {
 	if !m.cfg.Witness || m.holdsLease() {
 		return true
 	}
-	if m.wit.down && !m.cfg.WitnessRequired && (!m.wit.stepped || m.peerGone) {
+	if m.wit.down && !m.cfg.WitnessRequired && m.mayFallBack() {
 		return true // seed behaviour; the unreachable witness was reported
 	}
-	m.askWitness(m.nextEpoch())
+	m.askWitness(m.nextEpoch(), false)
 	return false
+}
+
+// mayFallBack reports whether a node that cannot reach the witness may act
+// as the seeds describe: when the peer is proven dead, when the peer is
+// heard and cannot reach the witness either, and when the peer is lost —
+// unless this node stepped down for losing both (the other side of the cut
+// may hold the lease).
+func (m *Machine) mayFallBack() bool {
+	switch {
+	case m.peerGone:
+		return true
+	case m.peer.heard:
+		return m.peer.witnessDown
+	default:
+		return !m.wit.stepped
+	}
 }
 
 // askWitness sends a lease request for epoch, unless one is out or the last
 // one failed or was refused less than a heartbeat interval ago.
-func (m *Machine) askWitness(epoch uint64) {
+func (m *Machine) askWitness(epoch uint64, probe bool) {
 	if m.wit.pending || m.now < m.wit.nextAsk {
 		return
 	}
 	m.wit.seq++
-	m.wit.pending, m.wit.sentAt, m.wit.renewal = true, m.now, m.state == Active
-	r := witness.Request{Node: m.cfg.Self, Epoch: epoch}
+	m.wit.pending, m.wit.sentAt, m.wit.renewal, m.wit.probe = true, m.now, m.state == Active, probe
+	r := witness.Request{Node: m.cfg.Self, Epoch: epoch, Probe: probe}
 	switch {
+	case probe:
 	case m.wit.over != nil:
 		r.Over, r.Peer, r.PeerEpoch = true, m.peer.name, *m.wit.over
 	case m.peerGone:
@@ -127,8 +145,13 @@ func (m *Machine) tickWitness() {
 	if m.wit.pending && m.now-m.wit.sentAt > m.cfg.LeaseTicks {
 		m.stepLease(LeaseReply{Seq: m.wit.seq, Unreachable: true})
 	}
-	if m.state == Active && m.now%m.cfg.HeartbeatTicks == 0 {
-		m.askWitness(m.epoch)
+	if m.now%m.cfg.HeartbeatTicks != 0 {
+		return
+	}
+	if m.state == Active {
+		m.askWitness(m.epoch, false)
+	} else {
+		m.askWitness(0, true) // so that its heartbeat says whether it reaches the witness
 	}
 }
 
@@ -156,6 +179,9 @@ func (m *Machine) stepLease(r LeaseReply) {
 		m.emit(event.WitnessReachable, "F14: the witness answers again", nil)
 	}
 	m.wit.stepped = false
+	if m.wit.probe {
+		return
+	}
 	if r.Granted {
 		if m.wit.renewal && m.state != Active {
 			return // renewed for a node that has stepped down since: not its to use
@@ -196,14 +222,18 @@ func (m *Machine) keepLease() bool {
 		return false // active in the seed fallback, never held it
 	case m.peer.heard && m.peer.state == Active:
 		why = "F14: the lease lapsed and the peer is active"
-	case m.peer.heard && !m.peer.witnessDown:
+	case !m.wit.down:
+		why = "F14: the witness did not renew the lease in time"
+	case m.peer.heard && !m.peer.witnessDown && m.now >= m.wit.until+m.cfg.HeartbeatTicks:
+		// One interval of grace: the peer's heartbeat has said by then
+		// whether the witness answers it.
 		why = "F14: the lease lapsed; the peer reaches the witness and this node does not"
 	case m.peer.heard, m.peerGone:
 		return false // seed behaviour: the peer cannot reach the witness either, or is dead
 	default:
 		why = "F14: lost both the peer and the witness; stepping down before the lease runs out"
-		m.wit.stepped = true
 	}
+	m.wit.stepped = true
 	m.wit.held = false
 	m.deactivate(Passive, why)
 	return true
@@ -224,4 +254,12 @@ func (m *Machine) witnessStatus() WitnessStatus {
 		s.LeaseLeft = m.wit.until - m.now
 	}
 	return s
+}
+
+// takeOverFromCutMaster reports whether this passive standby should take
+// the active role from a passive master that cannot reach the witness
+// while this node can (the master stepped down for it, or cannot activate).
+func (m *Machine) takeOverFromCutMaster() bool {
+	return m.cfg.Witness && m.cfg.Role == config.Standby && m.sw == nil &&
+		m.peer.heard && m.peer.witnessDown && !m.wit.down
 }
