@@ -59,7 +59,7 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	s.enqueue(failover.Heartbeat{
 		From: hb.Node, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
 		Maint: hb.Maintenance, MaintLeft: s.ticks(time.Duration(hb.MaintenanceLeftMS) * time.Millisecond),
-		MaintVersion: hb.MaintenanceVersion,
+		MaintVersion: hb.MaintenanceVersion, WitnessDown: hb.WitnessDown,
 	})
 }
 
@@ -95,6 +95,7 @@ func (s *Service) sendHeartbeat() {
 		V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Role: string(s.cfg.Role),
 		State: string(st.State), Epoch: st.Epoch, Maintenance: st.Maintenance,
 		MaintenanceVersion: st.MaintVersion, Seq: s.seq, Sent: s.clk.Now().UTC(),
+		WitnessDown: st.Witness.Configured && !st.Witness.Reachable,
 	}
 	if st.Maintenance {
 		hb.MaintenanceLeftMS = (time.Duration(st.MaintLeft) * s.tick).Milliseconds()

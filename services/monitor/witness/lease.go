@@ -32,6 +32,9 @@ type Request struct {
 	PeerEpoch uint64 `json:"peer_epoch,omitempty"`
 	// Probe only asks whether the witness answers: nothing changes.
 	Probe bool `json:"probe,omitempty"`
+	// TTLMS is the lease's term the node asks for, in milliseconds (the
+	// server's unit; the explorer passes its own term to Decide).
+	TTLMS int64 `json:"ttl_ms,omitempty"`
 }
 
 // Reply is the witness's answer.
