@@ -3,58 +3,13 @@
 package main
 
 import (
-	"bufio"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
 )
-
-// startWitnessProc runs `tandem witness` on a free loopback port and returns
-// its URL and process (killed at cleanup).
-func startWitnessProc(t *testing.T, bin string) (string, *exec.Cmd) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "witness", "--listen", addr, "--data-dir", filepath.Join(t.TempDir(), "witness"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "witness listening on ") {
-				ready <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(waitLimit):
-		t.Fatal("the witness did not start")
-	}
-	return "nats://" + addr, cmd
-}
 
 // TestProcessWitness: a pair with a witness (F14). A crashed master (its
 // port refuses the connection) still fails over at once — the standby
@@ -66,18 +21,16 @@ func TestProcessWitness(t *testing.T) {
 		t.Skip("starts tandem processes")
 	}
 	bin := proctest.Build(t)
-	url, wit := startWitnessProc(t, bin)
+	wit := proctest.StartWitness(t, bin, waitLimit)
 	p, st := proctest.StartActive(t, proctest.Options{
 		Binary: bin, Pair: "p1", Master: master, Standby: standby, Heartbeat: testHeartbeat, Wait: waitLimit,
-		Extra: func(string) map[string]any { return map[string]any{"witness.url": url} },
+		Extra: func(string) map[string]any { return map[string]any{"witness.url": wit.URL} },
 	})
 	crashMaster(t, p, st)
 
 	// The witness dies: the standby stays active, in the same epoch.
 	before := p.Status(time.Second)
-	if err := wit.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	wit.Kill()
 	mark := p.Watch().Mark()
 	p.AwaitBeats(mark, 20, waitLimit, proctest.Match{Node: standby})
 	for _, b := range p.Watch().Since(mark) {
