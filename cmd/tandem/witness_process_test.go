@@ -49,5 +49,17 @@ func TestProcessWitness(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
+	// tandem check: WARNING, naming the witness.
+	deadline = time.Now().Add(waitLimit)
+	for {
+		r := p.CLI("check", "--pair", p.Name, "--server", p.Servers(standby))
+		if r.Code == 1 && strings.Contains(r.Stdout, "witness unreachable from "+standby) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tandem check with the witness dead: exit %d, %q %q", r.Code, r.Stdout, r.Stderr)
+		}
+		time.Sleep(100 * time.Millisecond) // polling with a deadline
+	}
 	checkInvariants(t, p)
 }

@@ -96,6 +96,16 @@ type NodeStatus struct {
 	Replication any `json:"replication,omitempty"`
 	License     any `json:"license,omitempty"`
 	Sessions    any `json:"sessions,omitempty"`
+	// Witness is the node's view of the pair's witness (F14); absent
+	// without one.
+	Witness *WitnessStatus `json:"witness,omitempty"`
+}
+
+// WitnessStatus is a node's view of the pair's witness (F14).
+type WitnessStatus struct {
+	Reachable bool `json:"reachable"` // its last request was answered
+	Lease     bool `json:"lease"`     // the node holds the lease
+	Required  bool `json:"required"`  // witness.required
 }
 
 // StatusReply is a node's answer to a status request: itself and its view

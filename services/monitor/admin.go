@@ -46,6 +46,9 @@ func (s *Service) StatusReply() api.StatusReply {
 		Reachable: true, Maintenance: st.Maintenance, Switchover: st.Switchover,
 		Server: s.nc.ConnectedServerName(), Insecure: s.cfg.Insecure && !s.cfg.Secured(),
 	}
+	if w := st.Witness; w.Configured {
+		self.Witness = &api.WitnessStatus{Reachable: w.Reachable, Lease: w.Holds, Required: w.Required}
+	}
 	if st.Maintenance {
 		self.MaintenanceLeft = (time.Duration(st.MaintLeft) * s.tick).Round(time.Second).String()
 	}
