@@ -91,6 +91,29 @@ func noAnswer(n api.NodeStatus) string {
 // statusLines print the services' part of the table view, after the nodes.
 var statusLines []func(out io.Writer, ps api.PairStatus)
 
+// printChecks prints one line per node that has health checks (F15):
+// "checks a: healthy — spooler ok" or "checks b: UNHEALTHY — spooler
+// failing since 12:03:04 (HTTP 503)".
+func printChecks(out io.Writer, ps api.PairStatus) {
+	for _, n := range ps.Nodes {
+		if len(n.Checks) == 0 {
+			continue
+		}
+		parts := make([]string, len(n.Checks))
+		for i, c := range n.Checks {
+			parts[i] = c.Name + " ok"
+			if !c.Healthy {
+				parts[i] = fmt.Sprintf("%s failing since %s (%s)", c.Name, c.Since.Local().Format(time.TimeOnly), c.Output)
+			}
+		}
+		health := "healthy"
+		if !n.IsHealthy() {
+			health = "UNHEALTHY"
+		}
+		fmt.Fprintf(out, "checks %s: %s — %s\n", n.Node, health, strings.Join(parts, ", "))
+	}
+}
+
 func printStatus(out io.Writer, ps api.PairStatus) {
 	active := "none"
 	if ps.Active != nil {
@@ -116,6 +139,7 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Node, n.Role, state, n.Epoch, yesNo(n.Reachable), age, maint)
 	}
 	tw.Flush()
+	printChecks(out, ps)
 	for _, lines := range statusLines {
 		lines(out, ps)
 	}

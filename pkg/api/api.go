@@ -92,6 +92,12 @@ type NodeStatus struct {
 	Switchover string `json:"switchover,omitempty"`
 	// Server is the NATS server the node's monitor is connected to.
 	Server string `json:"server,omitempty"`
+	// Healthy: every health check of the node passes (F15); a node without
+	// checks is healthy; null when not known (a monitor of an older
+	// version), which counts as healthy. Checks are its checks, in
+	// configuration order (the peer's as its last heartbeat said).
+	Healthy *bool         `json:"healthy"`
+	Checks  []CheckStatus `json:"checks"`
 	// Replication, License and Sessions are filled by those services.
 	Replication any `json:"replication,omitempty"`
 	License     any `json:"license,omitempty"`
@@ -107,6 +113,21 @@ type WitnessStatus struct {
 	Lease     bool `json:"lease"`     // the node holds the lease
 	Required  bool `json:"required"`  // witness.required
 }
+
+// CheckStatus is one health check of a node (F15).
+type CheckStatus struct {
+	Name    string `json:"name"`
+	Healthy bool   `json:"healthy"`
+	// Output is the last line of the last run: the command's output, the
+	// HTTP status, or why it failed.
+	Output string `json:"output"`
+	// Since is when the check last turned healthy or unhealthy (or the
+	// monitor started).
+	Since time.Time `json:"since"`
+}
+
+// IsHealthy reports Healthy, true when not known.
+func (n NodeStatus) IsHealthy() bool { return n.Healthy == nil || *n.Healthy }
 
 // StatusReply is a node's answer to a status request: itself and its view
 // of the peer.

@@ -101,7 +101,8 @@ var (
 	monitorEvents = []string{event.NodeStarted, event.NodeActivated, event.NodeDeactivated, event.NodeStalled,
 		event.PeerLost, event.PeerFound, event.CollisionResolved, event.SwitchoverRequested,
 		event.SwitchoverCompleted, event.SwitchoverRefused, event.SwitchoverRolledBack,
-		event.MaintenanceChanged, event.HookFinished, event.FailoverSuppressed, event.InputRejected}
+		event.MaintenanceChanged, event.HookFinished, event.FailoverSuppressed, event.InputRejected,
+		event.CheckFailed, event.CheckRecovered, event.HealthCritical}
 	replicatorEvents = []string{event.ReplPaused, event.ReplResumed, event.ReplSnapshot, event.ReplConflict,
 		event.ReplStatusWritten, event.ReplBlocked, event.ReplRefused, event.InputRejected}
 	notifierEvents = []string{event.FailoverNotified, event.InputRejected}
@@ -148,7 +149,9 @@ func rolePermissions(role, pair, node string) permissions {
 			sub = append(sub, subject.Admin(pair, node, v))
 		}
 		return permissions{
-			pub:       append([]string{subject.Heartbeat(pair, node), subject.Control(pair, "*")}, append(events(monitorEvents), jsClient(jsFor(nil))...)...),
+			// It asks its node's replicator whether it is in sync (F9).
+			pub: append([]string{subject.Heartbeat(pair, node), subject.Control(pair, "*"), subject.ReplAdmin(pair, "repl.status")},
+				append(events(monitorEvents), jsClient(jsFor(nil))...)...),
 			sub:       sub,
 			responses: true,
 		}

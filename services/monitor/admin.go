@@ -45,6 +45,7 @@ func (s *Service) StatusReply() api.StatusReply {
 		Node: st.Self, Role: string(st.Role), State: string(st.State), Epoch: st.Epoch,
 		Reachable: true, Maintenance: st.Maintenance, Switchover: st.Switchover,
 		Server: s.nc.ConnectedServerName(), Insecure: s.cfg.Insecure && !s.cfg.Secured(),
+		Healthy: &st.Healthy, Checks: apiChecks(sn.health),
 	}
 	if w := st.Witness; w.Configured {
 		self.Witness = &api.WitnessStatus{Reachable: w.Reachable, Lease: w.Holds, Required: w.Required}
@@ -55,7 +56,8 @@ func (s *Service) StatusReply() api.StatusReply {
 	r := api.StatusReply{Pair: s.cfg.Pair, Self: self, Time: sn.at.UTC()}
 	if st.Peer != "" {
 		peer := api.NodeStatus{Node: st.Peer, Role: string(st.PeerRole), State: string(st.PeerState),
-			Epoch: st.PeerEpoch, Reachable: st.PeerHeard, Maintenance: st.Maintenance}
+			Epoch: st.PeerEpoch, Reachable: st.PeerHeard, Maintenance: st.Maintenance,
+			Healthy: &sn.peerHealth.Healthy, Checks: apiChecks(sn.peerHealth)}
 		if !sn.lastHeard.IsZero() {
 			age := sn.at.Sub(sn.lastHeard).Milliseconds()
 			peer.HeartbeatAgeMS = &age

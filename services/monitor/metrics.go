@@ -24,6 +24,12 @@ type metrics struct {
 	inputsDropped prometheus.Counter
 	stalls        prometheus.Counter
 	linkDowns     prometheus.Counter
+	// Health checks (F15).
+	healthy      prometheus.Gauge
+	critical     prometheus.Gauge
+	checkHealthy *prometheus.GaugeVec
+	checkRuns    *prometheus.CounterVec
+	checkSeconds *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,9 +51,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inputsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_inputs_dropped_total", Help: "Inputs dropped because the queue was full."}),
 		stalls:        prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_stalls_total", Help: "Ticks that came late (F12)."}),
 		linkDowns:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_link_down_total", Help: "Times the link to the peer went down."}),
+		healthy:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_healthy", Help: "1 while every health check of this node passes (F15)."}),
+		critical:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_health_critical", Help: "1 while both nodes are unhealthy (F15)."}),
+		checkHealthy:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tandem_monitor_check_healthy", Help: "1 while the check is healthy (after rise successes), 0 after fall failures."}, []string{"check"}),
+		checkRuns:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_monitor_check_runs_total", Help: "Runs of each health check, by result (ok, fail)."}, []string{"check", "result"}),
+		checkSeconds:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_check_seconds", Help: "Run time of each health check.", Buckets: buckets}, []string{"check"}),
 	}
 	for _, c := range []prometheus.Collector{m.state, m.epoch, m.peerAge, m.maintenance, m.failovers, m.activations,
-		m.phase, m.hookSeconds, m.heartbeatsIn, m.heartbeatsOut, m.rejected, m.inputsDropped, m.stalls, m.linkDowns} {
+		m.phase, m.hookSeconds, m.heartbeatsIn, m.heartbeatsOut, m.rejected, m.inputsDropped, m.stalls, m.linkDowns,
+		m.healthy, m.critical, m.checkHealthy, m.checkRuns, m.checkSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

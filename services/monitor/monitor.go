@@ -37,6 +37,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
+	"github.com/tandem-ha/tandem/services/monitor/internal/wire"
 )
 
 // TicksPerInterval is how many ticks make one heartbeat interval. Timeouts
@@ -134,6 +135,11 @@ type Service struct {
 	lastPeer  failover.State // the state the peer was last heard in
 	linkDown  time.Time      // when the link last went down, zero while up
 	lastTick  time.Time
+	// checkSince is when each check last changed health; peer is the
+	// peer's health from its last heartbeat (F15).
+	checkSince map[string]time.Time
+	peerHealth wire.Health
+	started    time.Time
 
 	rejectMu     sync.Mutex // guards rejectWindow and rejectCount
 	rejectWindow time.Time
@@ -146,9 +152,10 @@ type Service struct {
 }
 
 type input struct {
-	in   failover.Input
-	at   time.Time
-	done chan error // nil for inputs that need no answer
+	in     failover.Input
+	at     time.Time
+	done   chan error   // nil for inputs that need no answer
+	health *wire.Health // with a heartbeat: the peer's health
 }
 
 type hookJob struct {
@@ -157,10 +164,12 @@ type hookJob struct {
 
 // snapshot is what run last published of the machine.
 type snapshot struct {
-	status    failover.Status
-	lastHeard time.Time
-	lastPeer  failover.State // the state the peer was last heard in
-	at        time.Time
+	status     failover.Status
+	health     wire.Health // this node's, as its heartbeats say
+	peerHealth wire.Health
+	lastHeard  time.Time
+	lastPeer   failover.State // the state the peer was last heard in
+	at         time.Time
 }
 
 // New builds a monitor; Run starts it.
@@ -184,7 +193,11 @@ func New(o Options) (*Service, error) {
 		tick:   o.Config.Heart.Interval / TicksPerInterval,
 		inputs: make(chan input, 1024),
 		hooks:  make(chan hookJob, 64),
+
+		checkSince: map[string]time.Time{},
+		peerHealth: wire.Health{V: wire.Version, Healthy: true},
 	}
+	s.started = s.clk.Now()
 	if o.Apart {
 		s.lost = make(chan error, 1)
 		prev := o.Conn.Opts.DisconnectedErrCB
@@ -239,15 +252,19 @@ func (s *Service) machineConfig(epoch uint64) failover.Config {
 	}
 	return failover.Config{
 		Self: c.Node, Peer: peer, Role: c.Role, Epoch: epoch,
-		HeartbeatTicks:    TicksPerInterval,
-		TimeoutTicks:      s.ticks(c.Heart.Timeout),
-		DiscoveryTicks:    s.ticks(c.Heart.DiscoveryWindow()),
-		SettleTicks:       s.ticks(c.Heart.SettleDelay()),
-		ConfirmTicks:      s.ticks(c.Heart.Timeout),
-		FailbackAutomatic: c.Failback == config.FailbackAutomatic,
-		Witness:           c.Witness.URL != "",
-		WitnessRequired:   c.Witness.Required,
-		LeaseTicks:        s.ticks(c.Heart.Timeout),
+		HeartbeatTicks:        TicksPerInterval,
+		TimeoutTicks:          s.ticks(c.Heart.Timeout),
+		DiscoveryTicks:        s.ticks(c.Heart.DiscoveryWindow()),
+		SettleTicks:           s.ticks(c.Heart.SettleDelay()),
+		ConfirmTicks:          s.ticks(c.Heart.Timeout),
+		FailbackAutomatic:     c.Failback == config.FailbackAutomatic,
+		HookTicks:             s.ticks(c.Hooks.Timeout),
+		Checks:                s.checkConfigs(),
+		TakeoverWhenUnhealthy: c.Checks.TakeoverWhenUnhealthy,
+		WaitForSync:           s.waitsForSync(),
+		Witness:               c.Witness.URL != "",
+		WitnessRequired:       c.Witness.Required,
+		LeaseTicks:            s.ticks(c.Heart.Timeout),
 	}
 }
 
@@ -265,6 +282,11 @@ func (s *Service) Run(ctx context.Context) error {
 	hctx, cancelHooks := context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.runHooks(hctx)
+	s.startChecks(hctx)
+	if s.waitsForSync() {
+		s.wg.Add(1)
+		go s.watchSync(hctx)
+	}
 	defer func() {
 		cancelHooks()
 		s.wg.Wait()
@@ -399,6 +421,9 @@ func (s *Service) onInput(in input) {
 	if _, ok := in.in.(failover.Heartbeat); ok {
 		s.lastHeard = in.at
 		s.met.heartbeatsIn.Inc()
+		if in.health != nil {
+			s.peerHealth = *in.health
+		}
 	}
 	err := s.m.Step(in.in)
 	if in.done != nil {
@@ -462,6 +487,7 @@ func (s *Service) carryOut(ctx context.Context) error {
 		}
 		for _, e := range rd.Events {
 			s.observeTransition(e, start)
+			s.noteCheckEvent(e, start)
 			s.publishEvent(e)
 		}
 		for _, h := range rd.Hooks {
@@ -490,8 +516,10 @@ func (s *Service) publishSnapshot() {
 	if st.PeerHeard {
 		s.lastPeer = st.PeerState
 	}
-	s.snap.Store(&snapshot{status: st, lastHeard: s.lastHeard, lastPeer: s.lastPeer, at: s.clk.Now()})
-	s.met.observe(s.m.Status(), s.lastHeard, s.clk.Now())
+	s.snap.Store(&snapshot{status: st, lastHeard: s.lastHeard, lastPeer: s.lastPeer, at: s.clk.Now(),
+		health: s.health(st), peerHealth: s.peerHealth})
+	s.met.observe(st, s.lastHeard, s.clk.Now())
+	s.met.observeHealth(st)
 }
 
 // Status is the node's latest view of the pair.

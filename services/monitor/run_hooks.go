@@ -19,6 +19,13 @@ func (s *Service) runHooks(ctx context.Context) {
 			return
 		case j := <-s.hooks:
 			s.runHook(ctx, j.hook)
+			// A yielding node sends Take only now (F8); a hook killed
+			// at its time limit is done too, and reported as failed.
+			select {
+			case s.inputs <- input{in: failover.HookDone(j.hook), at: s.clk.Now()}:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 }

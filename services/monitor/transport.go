@@ -52,15 +52,20 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	if err == nil {
 		err = event.CheckEpoch(hb.Epoch, s.newestEpoch())
 	}
+	var health wire.Health
+	if err == nil {
+		health, err = peerHealth(m)
+	}
 	if err != nil {
 		s.reject("heartbeat", m.Subject, err)
 		return
 	}
-	s.enqueue(failover.Heartbeat{
+	s.enqueueWith(failover.Heartbeat{
 		From: hb.Node, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
 		Maint: hb.Maintenance, MaintLeft: s.ticks(time.Duration(hb.MaintenanceLeftMS) * time.Millisecond),
-		MaintVersion: hb.MaintenanceVersion, WitnessDown: hb.WitnessDown,
-	})
+		MaintVersion: hb.MaintenanceVersion, Unhealthy: !health.Healthy, Failing: health.Failing(),
+		WitnessDown: hb.WitnessDown,
+	}, &health)
 }
 
 func (s *Service) onControlMsg(m *nats.Msg) {
@@ -76,13 +81,15 @@ func (s *Service) onControlMsg(m *nats.Msg) {
 	case "yield":
 		s.enqueue(failover.Yield{From: c.From, Epoch: c.Epoch})
 	case "take":
-		s.enqueue(failover.Take{From: c.From, Epoch: c.Epoch})
+		s.enqueue(failover.Take{From: c.From, Epoch: c.Epoch, Reason: wire.TakeReason(m.Header.Get(wire.ReasonHeader))})
 	}
 }
 
-func (s *Service) enqueue(in failover.Input) {
+func (s *Service) enqueue(in failover.Input) { s.enqueueWith(in, nil) }
+
+func (s *Service) enqueueWith(in failover.Input, h *wire.Health) {
 	select {
-	case s.inputs <- input{in: in, at: s.clk.Now()}:
+	case s.inputs <- input{in: in, at: s.clk.Now(), health: h}:
 	default:
 		s.met.inputsDropped.Inc()
 	}
@@ -101,7 +108,7 @@ func (s *Service) sendHeartbeat() {
 		hb.MaintenanceLeftMS = (time.Duration(st.MaintLeft) * s.tick).Milliseconds()
 	}
 	b, _ := json.Marshal(hb)
-	if err := s.nc.Publish(subject.Heartbeat(s.cfg.Pair, s.cfg.Node), b); err != nil {
+	if err := s.nc.PublishMsg(s.heartbeatMsg(b, st)); err != nil {
 		s.log.Warn().Err(err).Msg("send heartbeat")
 		return
 	}
@@ -109,8 +116,12 @@ func (s *Service) sendHeartbeat() {
 }
 
 func (s *Service) sendControl(msg failover.Message) {
-	b, _ := json.Marshal(wire.Control{V: wire.Version, Pair: s.cfg.Pair, From: s.cfg.Node, Kind: string(msg.Kind), Epoch: msg.Epoch})
-	if err := s.nc.Publish(subject.Control(s.cfg.Pair, msg.To), b); err != nil {
+	m := nats.NewMsg(subject.Control(s.cfg.Pair, msg.To))
+	m.Data, _ = json.Marshal(wire.Control{V: wire.Version, Pair: s.cfg.Pair, From: s.cfg.Node, Kind: string(msg.Kind), Epoch: msg.Epoch})
+	if msg.Reason != "" {
+		m.Header.Set(wire.ReasonHeader, msg.Reason)
+	}
+	if err := s.nc.PublishMsg(m); err != nil {
 		s.log.Warn().Err(err).Str("to", msg.To).Msg("send control message")
 	}
 }

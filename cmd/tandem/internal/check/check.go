@@ -6,10 +6,12 @@
 // Evaluate is a pure function of the pair's status as `tandem status`
 // assembles it (api.Combine plus the services' parts): no I/O, no clock.
 //
-//   - CRITICAL: no active node; two active nodes; licenses invalid on a node.
+//   - CRITICAL: no active node; two active nodes; licenses invalid on a node;
+//     no reachable node healthy (F15: both unhealthy, or the only one).
 //   - WARNING: a node unreachable; replication paused or blocked; a license
-//     warning (the standby's grace running out); maintenance on; the
-//     witness unreachable from a node (F14).
+//     warning (the standby's grace running out); maintenance on; a node
+//     unhealthy while another is healthy; the witness unreachable from a
+//     node (F14).
 //   - UNKNOWN: the pair could not be asked (the caller's Unknown).
 package check
 
@@ -95,6 +97,7 @@ func Evaluate(ps api.PairStatus) Result {
 	for _, n := range ps.Nodes {
 		nodeProblems(n, raise)
 	}
+	healthProblems(ps.Nodes, raise)
 	r.Status = names[r.Code]
 	r.Summary = summary(ps)
 	return r
@@ -133,6 +136,43 @@ func nodeProblems(n api.NodeStatus, raise func(int, string, ...any)) {
 			raise(Warning, "license warning on %s (%s)", n.Node, l.Reason)
 		}
 	}
+}
+
+// healthProblems reports the reachable nodes whose health checks fail
+// (F15): critical when none is healthy, a warning otherwise.
+func healthProblems(nodes []api.NodeStatus, raise func(int, string, ...any)) {
+	var sick []string
+	healthy := 0
+	for _, n := range nodes {
+		switch {
+		case !n.Reachable:
+		case n.IsHealthy():
+			healthy++
+		default:
+			sick = append(sick, fmt.Sprintf("%s unhealthy (check %s)", n.Node, strings.Join(failingChecks(n), ", ")))
+		}
+	}
+	if len(sick) == 0 {
+		return
+	}
+	if healthy == 0 {
+		raise(Critical, "no healthy node: %s", strings.Join(sick, ", "))
+		return
+	}
+	raise(Warning, "%s", strings.Join(sick, ", "))
+}
+
+func failingChecks(n api.NodeStatus) []string {
+	var out []string
+	for _, c := range n.Checks {
+		if !c.Healthy {
+			out = append(out, c.Name)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"(not named)"}
+	}
+	return out
 }
 
 // summary is the pair in a few words: "pair p: a active in epoch 4, b passive".

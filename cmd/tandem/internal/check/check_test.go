@@ -40,6 +40,12 @@ func TestEvaluate(t *testing.T) {
 	withWit.Witness = &api.WitnessStatus{Reachable: true, Lease: true}
 	warn := node("b", "passive", 3, true)
 	warn.License = api.LicenseState{Node: "b", Status: api.LicenseWarning, Reason: "3 days left"}
+	sick := func(n api.NodeStatus) api.NodeStatus {
+		f := false
+		n.Healthy = &f
+		n.Checks = []api.CheckStatus{{Name: "spooler", Output: "HTTP 503"}, {Name: "port", Healthy: true}}
+		return n
+	}
 	for _, c := range []struct {
 		name string
 		ps   api.PairStatus
@@ -56,6 +62,9 @@ func TestEvaluate(t *testing.T) {
 		{"no active", pair("", node("a", "passive", 3, true), node("b", "passive", 3, true)), Critical, "no active node"},
 		{"two active", pair("a", node("a", "active", 4, true), node("b", "active", 3, true)), Critical, "2 active nodes (a, b)"},
 		{"license invalid", pair("a", node("a", "active", 3, true), invalid), Critical, "licenses invalid on b"},
+		{"passive unhealthy", pair("a", acked, sick(lagged)), Warning, "b unhealthy (check spooler)"},
+		{"both unhealthy", pair("a", sick(acked), sick(lagged)), Critical, "no healthy node: a unhealthy (check spooler), b unhealthy (check spooler)"},
+		{"alone and unhealthy", pair("b", node("a", "active", 2, false), sick(node("b", "active", 3, true))), Critical, "no healthy node: b unhealthy"},
 		{"dead active, no takeover", pair("", node("a", "active", 3, false), node("b", "passive", 3, true)), Critical, "no active node; a unreachable"},
 	} {
 		r := Evaluate(c.ps)

@@ -147,6 +147,56 @@ func TestCompose(t *testing.T) {
 	for _, via := range []string{"nats-a", "nats-b"} {
 		s.checkStory(via, healed.Epoch)
 	}
+
+	// 8. Freeze the protected service on the active node, not Tandem
+	// (F15): b takes over while every Tandem container of a lives, the
+	// reason naming a's check of printq.
+	s.freezeService(healed)
+}
+
+// freezeService pauses printq-a (docker pause: its /healthz stops
+// answering) and waits for b to take over with a's check of printq named
+// in the reason, while a's Tandem containers run on; then it thaws it.
+func (s *stack) freezeService(before api.PairStatus) {
+	s.t.Helper()
+	started := func(c string) string {
+		return strings.TrimSpace(s.must(run("docker", "inspect", "-f", "{{.State.Running}} {{.State.Paused}} {{.State.StartedAt}}", s.id(c))))
+	}
+	alive := map[string]string{}
+	for _, c := range nodeA {
+		if c != "printq-a" {
+			alive[c] = started(c)
+		}
+	}
+	printqA := s.id("printq-a")
+	s.must(run("docker", "pause", printqA))
+	defer s.must(run("docker", "unpause", printqA))
+	s.await("b active after printq-a froze, a passive and unhealthy", stepLimit, func() (bool, string) {
+		ps, err := s.status("nats-b")
+		if err != nil {
+			return false, err.Error()
+		}
+		a, b := node(ps, "a"), node(ps, "b")
+		return b.State == "active" && b.Epoch > before.Epoch && a.Reachable && a.State == "passive" && !a.IsHealthy(),
+			describe(ps) + fmt.Sprintf(" a's checks %+v", a.Checks)
+	})
+	for c, was := range alive {
+		if now := started(c); now != was || !strings.HasPrefix(now, "true false ") {
+			s.t.Errorf("%s did not run undisturbed (running, paused, started: %s, before %s)", c, now, was)
+		}
+	}
+	s.await("b's activation names a's check", stepLimit, func() (bool, string) {
+		evs, err := s.story("nats-b")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs {
+			if e.Type == event.NodeActivated && e.Node == "b" && e.Epoch > before.Epoch && strings.Contains(string(e.Data), "check printq failed on a") {
+				return true, string(e.Data)
+			}
+		}
+		return false, fmt.Sprintf("%d events, no activation of b naming the check", len(evs))
+	})
 }
 
 // submitN submits n jobs to a queue and returns their ids; each must be

@@ -141,7 +141,7 @@ func (w *world) flush(i int) {
 		for _, msg := range rd.Messages {
 			switch msg.Kind {
 			case MsgTake:
-				w.send(i, Take{From: names[i], Epoch: msg.Epoch})
+				w.send(i, Take{From: names[i], Epoch: msg.Epoch, Reason: msg.Reason})
 			case MsgYield:
 				w.send(i, Yield{From: names[i], Epoch: msg.Epoch})
 			}

@@ -176,7 +176,7 @@ func (m *Machine) unhealthyNoTakeover() string {
 func (m *Machine) handOver() {
 	reason := "F15: " + m.unhealthyReason() + "; handing over to " + m.peer.name
 	m.emit(event.SwitchoverRequested, reason, map[string]any{"to": m.peer.name, "automatic": true, "checks": m.failing()})
-	m.yield(m.peer.name, reason)
+	m.yield(m.peer.name, reason, "F15: "+m.unhealthyReason())
 }
 
 // observeCritical reports the pair critical when both nodes are unhealthy

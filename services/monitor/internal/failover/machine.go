@@ -62,6 +62,9 @@ type Config struct {
 	ConfirmTicks   int // how long a yielding node waits for the other to activate (F8)
 
 	FailbackAutomatic bool // F9
+	// WaitForSync: the node is out of sync until the replicator says
+	// otherwise (SyncState); else it counts as in sync (no database).
+	WaitForSync bool
 	// HookTicks is the hooks' time limit: a master that asked the active
 	// standby to yield waits this much longer for its Take, which comes
 	// only once the standby's on_passive hook has finished (F8).
@@ -162,6 +165,7 @@ type switchover struct {
 	// finish (HookDone) before it sends Take; the rollback clock starts
 	// then (F8: the protected service never runs on both nodes).
 	hookPending bool
+	reason      string // sent with Take: why health made this node yield (F15)
 }
 
 type swKind int
@@ -182,7 +186,7 @@ func New(c Config) (*Machine, error) {
 		epoch:         c.Epoch,
 		seen:          c.Epoch,
 		discoveryLeft: c.DiscoveryTicks,
-		inSync:        true,
+		inSync:        !c.WaitForSync,
 		peer:          peerView{name: c.Peer, state: Starting},
 		checks:        newChecks(c.Checks),
 	}

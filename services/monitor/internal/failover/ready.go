@@ -37,6 +37,9 @@ type Message struct {
 	Kind  MsgKind
 	To    string
 	Epoch uint64
+	// Reason is why a Take is sent, when health made the node yield
+	// (F15): the peer names it in its activation.
+	Reason string
 }
 
 // Event is an event to publish (F13). Reason says why, in words.

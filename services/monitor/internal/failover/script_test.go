@@ -341,7 +341,11 @@ func (h *harness) flush(n *simNode) {
 			n.disk = rd.Epoch
 		}
 		for _, msg := range rd.Messages {
-			h.printf("%s → %s: %s epoch=%d", n.name, msg.To, msg.Kind, msg.Epoch)
+			why := ""
+			if msg.Reason != "" {
+				why = " (" + msg.Reason + ")"
+			}
+			h.printf("%s → %s: %s epoch=%d%s", n.name, msg.To, msg.Kind, msg.Epoch, why)
 		}
 		for _, e := range rd.Events {
 			h.printf("%s: %s epoch=%d: %s%s", n.name, e.Type, e.Epoch, e.Reason, fmtData(e.Data))
@@ -405,7 +409,7 @@ func (h *harness) deliver(from *simNode, rd Ready) {
 	for _, msg := range rd.Messages {
 		switch msg.Kind {
 		case MsgTake:
-			h.step(p, Take{From: from.name, Epoch: msg.Epoch})
+			h.step(p, Take{From: from.name, Epoch: msg.Epoch, Reason: msg.Reason})
 		case MsgYield:
 			h.step(p, Yield{From: from.name, Epoch: msg.Epoch})
 		}

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
@@ -58,10 +59,11 @@ type Yield struct {
 }
 
 // Take is the yielding node's request to activate (F8). Epoch is the
-// yielding node's epoch.
+// yielding node's epoch; Reason, if set, why it yields (F15).
 type Take struct {
-	From  string
-	Epoch uint64
+	From   string
+	Epoch  uint64
+	Reason string
 }
 
 // SyncState is the replicator's word on whether this node is in sync (F9).
@@ -244,7 +246,7 @@ func (m *Machine) stepSwitchover(s Switchover) error {
 	m.emit(event.SwitchoverRequested, "requested by an admin", map[string]any{"to": s.To})
 	switch {
 	case m.state == Active && m.peer.state == Passive && s.To != m.cfg.Self:
-		m.yield(m.peer.name, "switchover to "+m.peer.name)
+		m.yield(m.peer.name, "switchover to "+m.peer.name, "")
 	case m.state == Passive && m.peer.state == Active && s.To != m.peer.name:
 		m.askPeerToYield()
 	default:
@@ -266,9 +268,10 @@ func orUnknown(s string) string {
 
 // yield turns this node passive and hands over to the peer: an active (or
 // starting) node first runs on_passive and sends Take once the hook is done
-// (stepHookDone); a node already passive sends Take at once.
-func (m *Machine) yield(to, reason string) {
-	m.sw = &switchover{kind: swYielding, to: to, left: m.cfg.ConfirmTicks, epoch: m.epoch}
+// (stepHookDone); a node already passive sends Take at once. takeReason
+// goes with the Take ("" for a switchover an admin asked for).
+func (m *Machine) yield(to, reason, takeReason string) {
+	m.sw = &switchover{kind: swYielding, to: to, left: m.cfg.ConfirmTicks, epoch: m.epoch, reason: takeReason}
 	m.wit.held = false // the peer takes the lease over with the Take (F14)
 	if m.state == Passive {
 		m.sendTake()
@@ -279,7 +282,7 @@ func (m *Machine) yield(to, reason string) {
 }
 
 func (m *Machine) sendTake() {
-	m.rd.Messages = append(m.rd.Messages, Message{Kind: MsgTake, To: m.sw.to, Epoch: m.epoch})
+	m.rd.Messages = append(m.rd.Messages, Message{Kind: MsgTake, To: m.sw.to, Epoch: m.epoch, Reason: m.sw.reason})
 }
 
 // stepHookDone sends the Take a yielding node holds back until its
@@ -311,7 +314,7 @@ func (m *Machine) stepYield(y Yield) error {
 		return fmt.Errorf("yield from %q while a switchover is in progress", y.From)
 	}
 	m.emit(event.SwitchoverRequested, "the master asked this node to hand over", map[string]any{"to": y.From})
-	m.yield(y.From, "switchover to "+y.From)
+	m.yield(y.From, "switchover to "+y.From, "")
 	return nil
 }
 
@@ -331,7 +334,10 @@ func (m *Machine) stepTake(t Take) error {
 	m.observeEpoch(t.Epoch)
 	m.sw = nil
 	reason := "F8: switchover from " + t.From
-	if m.peer.heard && m.peer.unhealthy {
+	switch {
+	case strings.HasPrefix(t.Reason, "F15: "):
+		reason = t.Reason + "; handover from " + t.From
+	case m.peer.heard && m.peer.unhealthy:
 		reason = "F15: " + m.peerUnhealthyReason() + "; handover from " + t.From
 	}
 	ep := t.Epoch

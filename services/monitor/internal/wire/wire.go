@@ -6,7 +6,10 @@ package wire
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -97,4 +100,85 @@ func DecodeControl(b []byte, pair string) (Control, error) {
 		return Control{}, fmt.Errorf("control: epoch %d beyond %d", c.Epoch, event.MaxEpoch)
 	}
 	return c, nil
+}
+
+// HealthHeader is the NATS header of a heartbeat that carries the node's
+// health (F15). It is a header, not a field of Heartbeat, so that a monitor
+// of an older version, whose heartbeat decoder refuses unknown fields,
+// ignores it; a heartbeat without it is from a node without checks (or
+// older): healthy.
+const HealthHeader = "Tandem-Health"
+
+// MaxHealthSize is the largest health header accepted.
+const MaxHealthSize = 8 << 10
+
+// Health is a node's health as its heartbeats carry it.
+type Health struct {
+	V       int           `json:"v"`
+	Healthy bool          `json:"healthy"`
+	Checks  []CheckHealth `json:"checks"`
+}
+
+// CheckHealth is one check's state.
+type CheckHealth struct {
+	Name    string    `json:"name"`
+	Healthy bool      `json:"healthy"`
+	Output  string    `json:"output"`
+	Since   time.Time `json:"since"`
+}
+
+// DecodeHealth decodes and validates a health header.
+func DecodeHealth(s string) (Health, error) {
+	var h Health
+	if err := event.DecodeStrict([]byte(s), MaxHealthSize, &h); err != nil {
+		return Health{}, fmt.Errorf("health: %w", err)
+	}
+	if h.V != Version {
+		return Health{}, fmt.Errorf("health: schema version %d, want %d", h.V, Version)
+	}
+	all := true
+	for _, c := range h.Checks {
+		if !subject.ValidName(c.Name) {
+			return Health{}, fmt.Errorf("health: check name %q", c.Name)
+		}
+		all = all && c.Healthy
+	}
+	if h.Healthy != all {
+		return Health{}, fmt.Errorf("health: healthy %v, but its checks say %v", h.Healthy, all)
+	}
+	return h, nil
+}
+
+// Failing names the unhealthy checks.
+func (h Health) Failing() []string {
+	var out []string
+	for _, c := range h.Checks {
+		if !c.Healthy {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// ReasonHeader is the NATS header of a Take that says why the node yields
+// when its health made it (F15), for the peer's activation reason. A header,
+// like HealthHeader, so that older peers ignore it.
+const ReasonHeader = "Tandem-Reason"
+
+// maxReason bounds a Take's reason.
+const maxReason = 512
+
+// TakeReason is the reason of a Take header as the machine may use it: a
+// health reason ("F15: …") of printable text within maxReason bytes, else
+// "" (the peer then says why from what its heartbeats told).
+func TakeReason(h string) string {
+	if len(h) > maxReason || !strings.HasPrefix(h, "F15: ") || !utf8.ValidString(h) {
+		return ""
+	}
+	for _, r := range h {
+		if !unicode.IsPrint(r) {
+			return ""
+		}
+	}
+	return h
 }
