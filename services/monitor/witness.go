@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -51,7 +52,7 @@ func (s *Service) closeWitness() {
 }
 
 // askWitness carries a lease request to the witness off the loop and steps
-// the answer in; no answer within half a heartbeat interval is Unreachable.
+// the answer in; no answer within witnessDeadline is Unreachable.
 func (s *Service) askWitness(ctx context.Context, q failover.LeaseRequest) {
 	r := q.Request
 	r.TTLMS = s.cfg.Heart.Timeout.Milliseconds()
@@ -60,7 +61,7 @@ func (s *Service) askWitness(ctx context.Context, q failover.LeaseRequest) {
 		defer s.wg.Done()
 		rep := failover.LeaseReply{Seq: q.Seq, Unreachable: true}
 		if s.wnc != nil && s.wnc.IsConnected() {
-			actx, cancel := context.WithTimeout(ctx, s.cfg.Heart.Interval/2)
+			actx, cancel := context.WithTimeout(ctx, s.witnessDeadline())
 			wr, err := witness.Ask(actx, s.wnc, s.cfg.Pair, r)
 			cancel()
 			if err == nil {
@@ -74,4 +75,11 @@ func (s *Service) askWitness(ctx context.Context, q failover.LeaseRequest) {
 		case <-ctx.Done():
 		}
 	}()
+}
+
+// witnessDeadline is how long a lease request may take: half a heartbeat
+// interval, at least 500 ms (a busy machine answers in tens of
+// milliseconds, not one), and at most a third of the lease's term.
+func (s *Service) witnessDeadline() time.Duration {
+	return min(max(s.cfg.Heart.Interval/2, 500*time.Millisecond), s.cfg.Heart.Timeout/3)
 }
