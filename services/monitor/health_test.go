@@ -112,6 +112,9 @@ func TestUnhealthyPassiveNoTakeover(t *testing.T) {
 	w, _ := sickPair(t)
 	w.setSick("b", true)
 	w.waitFor("a sees b unhealthy", func() bool { return !w.status("a").PeerHealthy })
+	// On a loaded machine a starved heartbeat may have made b active for a
+	// moment (F6, then F7): crash a only once the pair has settled again.
+	w.waitSteady()
 	w.crash("a")
 	w.waitEvent("b", event.FailoverSuppressed, "F15: this node is unhealthy")
 	if st := w.status("b"); st.State != failover.Passive {

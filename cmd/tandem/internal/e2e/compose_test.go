@@ -170,7 +170,7 @@ func (s *stack) freezeService(before api.PairStatus) {
 	}
 	printqA := s.id("printq-a")
 	s.must(run("docker", "pause", printqA))
-	defer s.must(run("docker", "unpause", printqA))
+	defer func() { s.must(run("docker", "unpause", printqA)) }()
 	s.await("b active after printq-a froze, a passive and unhealthy", stepLimit, func() (bool, string) {
 		ps, err := s.status("nats-b")
 		if err != nil {
