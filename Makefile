@@ -10,7 +10,7 @@ MODULES := pkg services/monitor services/replicator services/notifier services/l
 export CGO_ENABLED ?= 0
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build man run test unit lint tools apt-deps bench images clean fuzz up down e2e
+.PHONY: all build man run test unit lint tools apt-deps bench images clean fuzz up down e2e soak
 
 all: build
 
@@ -91,6 +91,11 @@ apt-deps:
 ## bench: the figures of SPEC §10 beside their targets
 bench: build
 	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem
+
+## soak: the long runs (TANDEM_SOAK=1): the failover explorer deeper than
+## in `make test`, printing the states it explored
+soak:
+	cd services/monitor && TANDEM_SOAK=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 120m -v -run '^TestExplore' ./internal/failover/ | grep -v '^=== RUN'
 
 ## fuzz: run every fuzz target of the wire decoders for FUZZTIME each
 FUZZTIME ?= 30s

@@ -104,6 +104,16 @@ type NodeStatus struct {
 	Sessions    any `json:"sessions,omitempty"`
 	// Audit is the node's audit guard's AuditState (SPEC §7 A3).
 	Audit any `json:"audit,omitempty"`
+	// Witness is the node's view of the pair's witness (F14); absent
+	// without one.
+	Witness *WitnessStatus `json:"witness,omitempty"`
+}
+
+// WitnessStatus is a node's view of the pair's witness (F14).
+type WitnessStatus struct {
+	Reachable bool `json:"reachable"` // its last request was answered
+	Lease     bool `json:"lease"`     // the node holds the lease
+	Required  bool `json:"required"`  // witness.required
 }
 
 // CheckStatus is one health check of a node (F15).

@@ -52,6 +52,7 @@ type Config struct {
 	Failback    string            `yaml:"failback" help:"failback policy: manual or automatic"`
 	Hooks       Hooks             `yaml:"hooks"`
 	Checks      Checks            `yaml:"checks"`
+	Witness     Witness           `yaml:"witness"`
 	Hosts       map[string]string `yaml:"hosts" help:"client-facing host of each node, as node=host,node=host"`
 	Database    Database          `yaml:"database"`
 	Notifier    Notifier          `yaml:"notifier"`
@@ -506,6 +507,7 @@ func (c Config) Validate() error {
 		add("hooks.timeout: %v must be positive", c.Hooks.Timeout)
 	}
 	errs = append(errs, c.Checks.validate()...)
+	errs = append(errs, c.Witness.validate()...)
 	for n, host := range c.Hosts {
 		if !subject.ValidName(n) {
 			add("hosts: node name %q is invalid", n)
@@ -638,6 +640,35 @@ func (n NATS) validateSecurity(role Role) []error {
 	}
 	if t.Enabled() && t.CA == "" && role == Standby && n.Peer != "" {
 		add("nats.tls.ca: required on the standby with nats.tls.cert (its leaf remote verifies the master's certificate)")
+	}
+	return errs
+}
+
+// Witness is the optional witness of the pair (F14): a `tandem witness` on a
+// third machine that holds a lease for the active node. Off while URL is
+// empty.
+type Witness struct {
+	URL      string `yaml:"url" help:"NATS URL of the pair's witness (tandem witness), nats://host:port; empty: no witness (the seed behaviour)"`
+	Creds    string `yaml:"creds" help:"credentials file for witness.url: a .creds file (JWT) or an nkey seed file"`
+	Required bool   `yaml:"required" help:"no node activates without the witness's lease (true), or fall back to the seed behaviour when it is unreachable (false)"`
+}
+
+func (w Witness) validate() []error {
+	var errs []error
+	if w.URL == "" {
+		if w.Creds != "" || w.Required {
+			errs = append(errs, errors.New("witness: creds or required without witness.url"))
+		}
+		return errs
+	}
+	u, err := url.Parse(w.URL)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("witness.url: %w", err))
+	case u.Scheme != "nats" && u.Scheme != "tls":
+		errs = append(errs, fmt.Errorf("witness.url: %q is not a nats:// or tls:// URL", w.URL))
+	case u.Host == "" || u.Port() == "":
+		errs = append(errs, fmt.Errorf("witness.url: %q has no host:port", w.URL))
 	}
 	return errs
 }

@@ -62,6 +62,9 @@ const (
 	CheckFailed    = "tandem.check.failed"
 	CheckRecovered = "tandem.check.recovered"
 	HealthCritical = "tandem.health.critical"
+	// The witness (F14): it did not answer a node, or answers again.
+	WitnessUnreachable = "tandem.witness.unreachable"
+	WitnessReachable   = "tandem.witness.reachable"
 	// AuditChanged: an event stream or mirror was found changed (deleted,
 	// retention shrunk, deny flags lifted) and restored — critical.
 	AuditChanged = "tandem.audit.changed"

@@ -47,6 +47,9 @@ func (s *Service) StatusReply() api.StatusReply {
 		Server: s.nc.ConnectedServerName(), Insecure: s.cfg.Insecure && !s.cfg.Secured(),
 		Healthy: &st.Healthy, Checks: apiChecks(sn.health),
 	}
+	if w := st.Witness; w.Configured {
+		self.Witness = &api.WitnessStatus{Reachable: w.Reachable, Lease: w.Holds, Required: w.Required}
+	}
 	if st.Maintenance {
 		self.MaintenanceLeft = (time.Duration(st.MaintLeft) * s.tick).Round(time.Second).String()
 	}

@@ -147,6 +147,8 @@ type Service struct {
 
 	subs bus.Subscriptions
 	wg   sync.WaitGroup
+
+	wnc *nats.Conn // to the witness (F14), nil without one
 }
 
 type input struct {
@@ -260,6 +262,9 @@ func (s *Service) machineConfig(epoch uint64) failover.Config {
 		Checks:                s.checkConfigs(),
 		TakeoverWhenUnhealthy: c.Checks.TakeoverWhenUnhealthy,
 		WaitForSync:           s.waitsForSync(),
+		Witness:               c.Witness.URL != "",
+		WitnessRequired:       c.Witness.Required,
+		LeaseTicks:            s.ticks(c.Heart.Timeout),
 	}
 }
 
@@ -270,6 +275,10 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.subs.Unsubscribe()
+	if err := s.connectWitness(); err != nil {
+		return err
+	}
+	defer s.closeWitness()
 	hctx, cancelHooks := context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.runHooks(hctx)
@@ -466,6 +475,9 @@ func (s *Service) carryOut(ctx context.Context) error {
 		}
 		for _, msg := range rd.Messages {
 			s.sendControl(msg)
+		}
+		if rd.Lease != nil {
+			s.askWitness(ctx, *rd.Lease)
 		}
 		if rd.Heartbeat {
 			s.sendHeartbeat()

@@ -64,6 +64,7 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 		From: hb.Node, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
 		Maint: hb.Maintenance, MaintLeft: s.ticks(time.Duration(hb.MaintenanceLeftMS) * time.Millisecond),
 		MaintVersion: hb.MaintenanceVersion, Unhealthy: !health.Healthy, Failing: health.Failing(),
+		WitnessDown: hb.WitnessDown,
 	}, &health)
 }
 
@@ -101,6 +102,7 @@ func (s *Service) sendHeartbeat() {
 		V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Role: string(s.cfg.Role),
 		State: string(st.State), Epoch: st.Epoch, Maintenance: st.Maintenance,
 		MaintenanceVersion: st.MaintVersion, Seq: s.seq, Sent: s.clk.Now().UTC(),
+		WitnessDown: st.Witness.Configured && !st.Witness.Reachable,
 	}
 	if st.Maintenance {
 		hb.MaintenanceLeftMS = (time.Duration(st.MaintLeft) * s.tick).Milliseconds()

@@ -42,6 +42,19 @@ func startPair(t proctest.T, e env) (*proctest.Pair, proctest.Status) {
 // metrics are reported beside, as it records them.
 func crashFailover(t proctest.T, e env) []row {
 	p, st := startPair(t, e)
+	return crashRuns(t, e, p, st, "crash failover: kill -9 → peer's heartbeat says active")
+}
+
+// crashFailoverWitness is crashFailover with a witness configured (F14):
+// the survivor takes the lease over before it activates.
+func crashFailoverWitness(t proctest.T, e env) []row {
+	w := proctest.StartWitness(t, e.bin, waitLimit)
+	p, st := proctest.StartActive(t, proctest.Options{Binary: e.bin, Pair: "bench", Wait: waitLimit,
+		Extra: func(string) map[string]any { return map[string]any{"witness.url": w.URL} }})
+	return crashRuns(t, e, p, st, "crash failover with a witness (F14)")
+}
+
+func crashRuns(t proctest.T, e env, p *proctest.Pair, st proctest.Status, what string) []row {
 	active := p.Master
 	var total, detection, activation []float64
 	for i := range e.runs {
@@ -66,7 +79,7 @@ func crashFailover(t proctest.T, e env) []row {
 		st = p.WaitStable(active, waitLimit)
 	}
 	return []row{
-		{what: "crash failover: kill -9 → peer's heartbeat says active", unit: seconds, samples: total,
+		{what: what, unit: seconds, samples: total,
 			target: &target{"p95", crashTarget.Seconds()}},
 		{what: `  survivor's failover_phase_seconds{phase="detection"}`, unit: seconds, samples: detection},
 		{what: `  survivor's failover_phase_seconds{phase="activation"}`, unit: seconds, samples: activation},

@@ -46,6 +46,7 @@ type benchmark struct {
 // arrive.
 var benchmarks = []benchmark{
 	{"crash-failover", "kill -9 of the active node's process → the peer's first active heartbeat", crashFailover},
+	{"crash-failover-witness", "the same with a witness configured (F14): the peer takes the lease over first", crashFailoverWitness},
 	{"silent-failover", "SIGSTOP of the active node's process → the peer's first active heartbeat", silentFailover},
 	{"idle", "an idle pair: CPU and resident memory per node", idleCost},
 }

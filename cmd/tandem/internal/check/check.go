@@ -12,7 +12,8 @@
 //     both unhealthy, or the only one).
 //   - WARNING: a node unreachable; replication paused or blocked; a license
 //     warning (the standby's grace running out); maintenance on; a node
-//     unhealthy while another is healthy.
+//     unhealthy while another is healthy; the witness unreachable from a
+//     node (F14).
 //   - UNKNOWN: the pair could not be asked (the caller's Unknown).
 package check
 
@@ -114,6 +115,13 @@ func nodeProblems(n api.NodeStatus, raise func(int, string, ...any)) {
 	}
 	if n.Maintenance {
 		raise(Warning, "maintenance on (%s)", n.Node)
+	}
+	if w := n.Witness; w != nil && !w.Reachable {
+		if w.Required {
+			raise(Warning, "witness unreachable from %s (witness.required: no activation without it)", n.Node)
+		} else {
+			raise(Warning, "witness unreachable from %s (seed behaviour: both nodes may be active during a cut)", n.Node)
+		}
 	}
 	if st, ok := n.Replication.(api.ReplStatus); ok && (st.State == "paused" || st.State == "blocked" || st.Paused) {
 		msg := fmt.Sprintf("replication %s on %s", st.State, n.Node)

@@ -34,6 +34,10 @@ func TestEvaluate(t *testing.T) {
 	maint.Maintenance = true
 	invalid := node("b", "passive", 3, true)
 	invalid.License = api.LicenseState{Node: "b", Status: api.LicenseInvalid, Reason: "no contact for 29 days"}
+	nowit := node("b", "passive", 3, true)
+	nowit.Witness = &api.WitnessStatus{Reachable: false}
+	withWit := node("a", "active", 3, true)
+	withWit.Witness = &api.WitnessStatus{Reachable: true, Lease: true}
 	warn := node("b", "passive", 3, true)
 	warn.License = api.LicenseState{Node: "b", Status: api.LicenseWarning, Reason: "3 days left"}
 	drifted := node("b", "passive", 3, true)
@@ -61,6 +65,8 @@ func TestEvaluate(t *testing.T) {
 		{"paused", pair("a", node("a", "active", 3, true), paused), Warning, "replication paused on b"},
 		{"maintenance", pair("a", maint, node("b", "passive", 3, true)), Warning, "maintenance on (a)"},
 		{"license warning", pair("a", node("a", "active", 3, true), warn), Warning, "license warning on b"},
+		{"witness unreachable", pair("a", withWit, nowit), Warning, "witness unreachable from b (seed behaviour"},
+		{"witness fine", pair("a", withWit, node("b", "passive", 3, true)), OK, "TANDEM OK - pair p: a active in epoch 3"},
 		{"no active", pair("", node("a", "passive", 3, true), node("b", "passive", 3, true)), Critical, "no active node"},
 		{"two active", pair("a", node("a", "active", 4, true), node("b", "active", 3, true)), Critical, "2 active nodes (a, b)"},
 		{"license invalid", pair("a", node("a", "active", 3, true), invalid), Critical, "licenses invalid on b"},

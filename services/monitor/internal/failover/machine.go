@@ -74,6 +74,12 @@ type Config struct {
 	// (the driver reports every hook, killed at hooks.timeout).
 	Checks                []CheckConfig // F15
 	TakeoverWhenUnhealthy bool          // F15: an unhealthy node may take over from a lost peer
+
+	// The witness (F14, witness.go): Witness is set when one is
+	// configured; LeaseTicks is the lease's term at the witness.
+	Witness         bool
+	WitnessRequired bool
+	LeaseTicks      int
 }
 
 // Validate checks the cross-field rules.
@@ -91,6 +97,8 @@ func (c Config) Validate() error {
 		return errors.New("failover: discovery, settle and confirm must be at least one tick")
 	case c.HookTicks < 0:
 		return errors.New("failover: negative hook time limit")
+	case c.Witness && c.LeaseTicks < 2*c.HeartbeatTicks:
+		return errors.New("failover: the witness lease must last at least two heartbeat intervals")
 	}
 	return validateChecks(c.Checks)
 }
@@ -121,6 +129,9 @@ type Machine struct {
 	checks   []checkState // F15, in configuration order
 	critical bool         // both nodes unhealthy, as last reported
 
+	wit      witnessView // F14
+	peerGone bool        // the peer's process is proven dead since it was last heard
+
 	rd Ready
 }
 
@@ -134,6 +145,8 @@ type peerView struct {
 	epoch     uint64
 	unhealthy bool     // the peer's heartbeat says it is unhealthy (F15)
 	failing   []string // and which of its checks fail
+	// witnessDown: the peer's heartbeat says it cannot reach the witness (F14)
+	witnessDown bool
 }
 
 type maintenance struct {
@@ -204,6 +217,7 @@ func (m *Machine) Tick() {
 	m.tickPeer()
 	m.tickMaintenance()
 	m.tickSwitchover()
+	m.tickWitness()
 	if m.state == Active && m.peer.heard && m.peer.state == Active {
 		m.collision++
 	} else {
@@ -405,6 +419,8 @@ func (m *Machine) decidePassive() {
 		}
 	case m.peer.state != Active && m.cfg.Role == config.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
+	case m.peer.state == Passive && m.takeOverFromCutMaster():
+		m.activate("F14: the master cannot reach the witness; the standby takes over")
 	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == config.Master:
 		m.maybeFailback()
 	}
@@ -428,6 +444,9 @@ func (m *Machine) maybeFailback() {
 }
 
 func (m *Machine) decideActive() {
+	if m.keepLease() {
+		return
+	}
 	if m.sw == nil && m.peer.state == Passive && m.cedeToPeer() {
 		m.handOver()
 		return
@@ -449,8 +468,12 @@ func (m *Machine) decideActive() {
 	}
 }
 
-// activate makes the node active in a new epoch.
+// activate makes the node active in a new epoch, once the witness lets it
+// (F14): until then it asks the witness and stays as it is.
 func (m *Machine) activate(reason string) {
+	if !m.mayActivate() {
+		return
+	}
 	old := m.state
 	m.state = Active
 	m.collision = 0
@@ -466,6 +489,7 @@ func (m *Machine) deactivate(to State, reason string) {
 	old := m.state
 	m.state = to
 	m.collision = 0
+	m.wit.held = false // a passive node's lease may be handed over (F14)
 	m.rd.Heartbeat = true
 	m.emit(event.NodeDeactivated, reason, map[string]any{"from": string(old)})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Passive, Epoch: m.epoch})
@@ -473,14 +497,7 @@ func (m *Machine) deactivate(to State, reason string) {
 
 // raiseEpoch moves the node to the next epoch of its parity above all seen.
 func (m *Machine) raiseEpoch() {
-	e := m.seen + 1
-	want := uint64(1) // the standby's epochs are odd
-	if m.cfg.Role == config.Master {
-		want = 0
-	}
-	if e%2 != want {
-		e++
-	}
+	e := m.nextEpoch()
 	m.epoch, m.seen = e, e
 	m.rd.Epoch = e
 	m.rd.PersistEpoch = true

@@ -15,10 +15,12 @@ type Ready struct {
 	Events []Event
 	// Hooks to run, in order.
 	Hooks []Hook
+	// Lease: ask the witness (F14) and step the answer in as a LeaseReply.
+	Lease *LeaseRequest
 }
 
 func (r Ready) empty() bool {
-	return !r.PersistEpoch && !r.Heartbeat && len(r.Messages) == 0 && len(r.Events) == 0 && len(r.Hooks) == 0
+	return !r.PersistEpoch && !r.Heartbeat && len(r.Messages) == 0 && len(r.Events) == 0 && len(r.Hooks) == 0 && r.Lease == nil
 }
 
 // MsgKind is the kind of a control message.
@@ -78,6 +80,7 @@ type Status struct {
 	PeerHealthy bool
 	PeerFailing []string
 	Critical    bool
+	Witness     WitnessStatus // F14
 }
 
 // Status returns the node's view of the pair.
@@ -89,7 +92,7 @@ func (m *Machine) Status() Status {
 		Maintenance: m.maint.on, MaintLeft: m.maint.left, MaintVersion: m.maint.version,
 		InSync:  m.inSync,
 		Healthy: m.healthy(), Checks: m.checkStatuses(), PeerHealthy: !m.peer.unhealthy,
-		PeerFailing: m.peer.failing, Critical: m.critical,
+		PeerFailing: m.peer.failing, Critical: m.critical, Witness: m.witnessStatus(),
 	}
 	if m.sw != nil {
 		s.Switchover = map[swKind]string{swYielding: "yielding", swAsked: "asked"}[m.sw.kind]

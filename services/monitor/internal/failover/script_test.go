@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
 // The scripts in testdata drive two machines, a (master) and b (standby),
@@ -30,6 +31,8 @@ import (
 //	check a|b NAME ok|fail [out=TEXT]   one result of a health check (F15)
 //	hookdone a|b        the node's oldest running hook finishes (with hooks=manual;
 //	                    otherwise every hook finishes as soon as it starts)
+//	witness cut a|b|all | heal     the witness stops (or resumes) answering a node (F14;
+//	                    pair witness=on|required [lease=N]); requests are served at once
 //	inject a|b heartbeat|yield|take k=v…  raw input, as from the wire
 //	status
 //
@@ -66,6 +69,10 @@ type harness struct {
 	quietTicks int
 	// manualHooks: hooks run until hookdone (else they finish at once).
 	manualHooks bool
+	// The witness (F14): its lease, on the harness's clock, and the nodes
+	// it does not answer.
+	wl   witness.Lease
+	wcut map[string]bool
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
@@ -115,6 +122,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.step(h.node(d, 0), CheckResult{Name: d.CmdArgs[1].Key, OK: d.CmdArgs[2].Key == "ok", Output: out})
 	case "hookdone":
 		h.hookDone(h.node(d, 0))
+	case "witness":
+		h.witnessCmd(d)
 	case "inject":
 		h.inject(d)
 	case "status":
@@ -166,6 +175,12 @@ func (h *harness) pair(d *datadriven.TestData) {
 			}
 		case a.Key == "takeover":
 			h.cfg.TakeoverWhenUnhealthy = a.Vals[0] == "true"
+		case a.Key == "witness":
+			h.cfg.Witness, h.cfg.WitnessRequired = true, a.Vals[0] == "required"
+			h.cfg.LeaseTicks = h.cfg.TimeoutTicks
+			h.wcut = map[string]bool{}
+		case a.Key == "lease":
+			h.cfg.LeaseTicks = atoi(d, a.Vals[0])
 		case a.Key == "hooks":
 			h.manualHooks = a.Vals[0] == "manual"
 		case a.Key == "epoch-a" || a.Key == "epoch-b":
@@ -339,6 +354,9 @@ func (h *harness) flush(n *simNode) {
 			h.printf("%s: hook on_%s epoch=%d", n.name, hk.State, hk.Epoch)
 		}
 		h.deliver(n, rd)
+		if rd.Lease != nil {
+			h.askWitness(n, *rd.Lease)
+		}
 		for _, hk := range rd.Hooks {
 			if h.manualHooks {
 				n.hooks = append(n.hooks, hk)
@@ -400,7 +418,7 @@ func (h *harness) deliver(from *simNode, rd Ready) {
 		s := from.m.Status()
 		h.step(p, Heartbeat{From: from.name, Role: from.role, State: s.State, Epoch: s.Epoch,
 			Maint: s.Maintenance, MaintLeft: s.MaintLeft, MaintVersion: s.MaintVersion,
-			Unhealthy: !s.Healthy, Failing: failingOf(s)})
+			Unhealthy: !s.Healthy, Failing: failingOf(s), WitnessDown: s.Witness.Configured && !s.Witness.Reachable})
 	}
 }
 
@@ -418,6 +436,9 @@ func (h *harness) status() {
 		}
 		if s.Switchover != "" {
 			extra += " switchover:" + s.Switchover
+		}
+		if s.Witness.Configured {
+			extra += fmt.Sprintf(" witness(reachable=%v holds=%v left=%d)", s.Witness.Reachable, s.Witness.Holds, s.Witness.LeaseLeft)
 		}
 		if len(s.Checks) > 0 {
 			extra += fmt.Sprintf(" healthy=%v", s.Healthy)
@@ -463,4 +484,50 @@ func (h *harness) checkInvariants() error {
 
 func (h *harness) printf(format string, args ...any) {
 	fmt.Fprintf(&h.out, "t=%d %s\n", h.now, fmt.Sprintf(format, args...))
+}
+
+func (h *harness) witnessCmd(d *datadriven.TestData) {
+	if h.wcut == nil {
+		d.Fatalf(h.t, "witness: pair witness=on first")
+	}
+	switch {
+	case len(d.CmdArgs) == 2 && d.CmdArgs[0].Key == "cut" && d.CmdArgs[1].Key == "all":
+		h.wcut["a"], h.wcut["b"] = true, true
+	case len(d.CmdArgs) == 2 && d.CmdArgs[0].Key == "cut":
+		h.wcut[h.node(d, 1).name] = true
+	case len(d.CmdArgs) == 1 && d.CmdArgs[0].Key == "heal":
+		h.wcut = map[string]bool{}
+	default:
+		d.Fatalf(h.t, "witness cut a|b|all | heal")
+	}
+}
+
+// askWitness serves a lease request at once on the harness's clock, or
+// answers Unreachable when the witness is cut from the node.
+func (h *harness) askWitness(n *simNode, q LeaseRequest) {
+	r := q.Request
+	over := ""
+	if r.Over {
+		over = fmt.Sprintf(" over=%s@%d", r.Peer, r.PeerEpoch)
+	}
+	if h.wcut[n.name] {
+		if !r.Probe { // probes are periodic; their outcome shows in the events
+			h.printf("%s → witness: lease epoch=%d%s: unreachable", n.name, r.Epoch, over)
+		}
+		h.step(n, LeaseReply{Seq: q.Seq, Unreachable: true})
+		return
+	}
+	var rep witness.Reply
+	before := h.wl
+	h.wl, rep = witness.Decide(h.wl, r, int64(h.now), int64(h.cfg.LeaseTicks))
+	verdict := "granted"
+	if !rep.Granted {
+		verdict = fmt.Sprintf("refused: %s holds it in epoch %d for %d more ticks", rep.Holder, rep.Epoch, rep.Left)
+	}
+	// Renewals that change nothing but the term are left out of the
+	// transcript, like periodic heartbeats.
+	if !r.Probe && !(rep.Granted && before.Holder == r.Node && before.Epoch == r.Epoch && before.Expires > int64(h.now)) {
+		h.printf("%s → witness: lease epoch=%d%s: %s", n.name, r.Epoch, over, verdict)
+	}
+	h.step(n, LeaseReply{Seq: q.Seq, Reply: rep})
 }

@@ -27,6 +27,8 @@ type Heartbeat struct {
 	// healthy.
 	Unhealthy bool
 	Failing   []string
+	// WitnessDown: the peer cannot reach the witness (F14).
+	WitnessDown bool
 }
 
 // LinkDown says the link to the peer closed. Gone is set when the peer's
@@ -117,6 +119,8 @@ func (m *Machine) Step(in Input) error {
 		m.stepHookDone(in)
 	case CheckResult:
 		err = m.stepCheck(in)
+	case LeaseReply:
+		m.stepLease(in)
 	default:
 		err = fmt.Errorf("failover: unknown input %T", in)
 	}
@@ -165,6 +169,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 	m.peer.silence, m.linkDownLeft, m.lostReason = 0, 0, ""
 	m.peer.role, m.peer.state, m.peer.epoch = h.Role, h.State, h.Epoch
 	m.peer.unhealthy, m.peer.failing = h.Unhealthy, h.Failing
+	m.peer.witnessDown, m.peerGone = h.WitnessDown, false
 	m.observeEpoch(h.Epoch)
 	m.adoptMaintenance(h)
 	m.observeSwitchover()
@@ -201,6 +206,7 @@ func (m *Machine) stepLinkDown(l LinkDown) {
 		return
 	}
 	if l.Gone {
+		m.peerGone = true
 		m.losePeer("link to the peer closed and its process refused the connection")
 		return
 	}
@@ -266,6 +272,7 @@ func orUnknown(s string) string {
 // goes with the Take ("" for a switchover an admin asked for).
 func (m *Machine) yield(to, reason, takeReason string) {
 	m.sw = &switchover{kind: swYielding, to: to, left: m.cfg.ConfirmTicks, epoch: m.epoch, reason: takeReason}
+	m.wit.held = false // the peer takes the lease over with the Take (F14)
 	if m.state == Passive {
 		m.sendTake()
 		return
@@ -333,7 +340,14 @@ func (m *Machine) stepTake(t Take) error {
 	case m.peer.heard && m.peer.unhealthy:
 		reason = "F15: " + m.peerUnhealthyReason() + "; handover from " + t.From
 	}
+	ep := t.Epoch
+	m.wit.over = &ep // the witness hands the peer's lease over (F14)
 	m.activate(reason)
+	m.wit.over = nil
+	if m.state != Active {
+		m.wit.take = &t // activates when the witness grants the lease
+		return nil
+	}
 	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), map[string]any{"to": m.cfg.Self, "epoch": m.epoch})
 	return nil
 }

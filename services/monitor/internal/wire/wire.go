@@ -36,6 +36,8 @@ type Heartbeat struct {
 	MaintenanceVersion uint64    `json:"maintenance_version"`
 	Seq                uint64    `json:"seq"`
 	Sent               time.Time `json:"sent"`
+	// WitnessDown: the sender cannot reach the pair's witness (F14).
+	WitnessDown bool `json:"witness_down,omitempty"`
 }
 
 // Control is a switchover message: "yield" (master → active standby) or

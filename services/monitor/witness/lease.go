@@ -1,0 +1,67 @@
+// Package witness is the optional third party of a pair (F14): a small
+// process on a third machine that holds a lease for the active node, so
+// that two nodes cut off from each other cannot both be active while the
+// witness is reachable.
+//
+// The lease rule (Decide) is a pure function of the current lease, a
+// request and the witness's clock; the failover machine's explorer drives
+// it directly. The server (Server) answers lease requests over NATS with
+// that rule and keeps the leases in a JetStream key-value bucket; the
+// client (Client) is what a node's monitor asks it with.
+package witness
+
+// Lease is the witness's record for one pair: who holds it, in which epoch,
+// and until when (on the witness's clock, in its units: milliseconds for
+// the server, ticks for the explorer).
+type Lease struct {
+	Holder  string `json:"holder"`
+	Epoch   uint64 `json:"epoch"`
+	Expires int64  `json:"expires"`
+}
+
+// Request is a node's request to take or renew the lease.
+type Request struct {
+	Node  string `json:"node"`  // the node asking
+	Epoch uint64 `json:"epoch"` // the epoch it is (or is about to become) active in
+	// Over asks to take the lease from the peer before it lapses: the peer
+	// handed over (F8 Take) or its process is proven dead (connection
+	// refused). It is granted only while the peer's lease is in an epoch
+	// no newer than PeerEpoch, the epoch the node knows the peer in.
+	Over      bool   `json:"over,omitempty"`
+	Peer      string `json:"peer,omitempty"`
+	PeerEpoch uint64 `json:"peer_epoch,omitempty"`
+	// Probe only asks whether the witness answers: nothing changes.
+	Probe bool `json:"probe,omitempty"`
+	// TTLMS is the lease's term the node asks for, in milliseconds (the
+	// server's unit; the explorer passes its own term to Decide).
+	TTLMS int64 `json:"ttl_ms,omitempty"`
+}
+
+// Reply is the witness's answer.
+type Reply struct {
+	Granted bool   `json:"granted"`
+	Holder  string `json:"holder"` // the holder after the request
+	Epoch   uint64 `json:"epoch"`  // the holder's epoch
+	Left    int64  `json:"left"`   // how long the holder's lease still runs
+}
+
+// Decide applies a request to the current lease at time now, with leases
+// lasting ttl. The lease is granted when nobody holds it, when it has
+// lapsed, when the node already holds it (a renewal), and when the node
+// takes it over from its peer (Request.Over) in an epoch the node knows.
+// Otherwise it is refused, and the reply says who holds it.
+func Decide(cur Lease, r Request, now, ttl int64) (Lease, Reply) {
+	lapsed := cur.Holder == "" || now >= cur.Expires
+	if r.Probe {
+		if lapsed {
+			return cur, Reply{}
+		}
+		return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
+	}
+	over := r.Over && cur.Holder == r.Peer && cur.Epoch <= r.PeerEpoch
+	if lapsed || cur.Holder == r.Node || over {
+		next := Lease{Holder: r.Node, Epoch: r.Epoch, Expires: now + ttl}
+		return next, Reply{Granted: true, Holder: r.Node, Epoch: r.Epoch, Left: ttl}
+	}
+	return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
+}

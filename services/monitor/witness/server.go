@@ -1,0 +1,249 @@
+package witness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// Bucket is the key-value bucket the witness keeps its leases in, one key
+// per pair.
+const Bucket = "tandem_witness"
+
+// MaxRequest is the largest request accepted.
+const MaxRequest = 1 << 10
+
+// The terms a node may ask for.
+const (
+	MinTTL = 100 * time.Millisecond
+	MaxTTL = 10 * time.Minute
+)
+
+// Subject is the subject a pair's nodes ask the witness on.
+func Subject(pair string) string { return "tandem.witness." + pair + ".lease" }
+
+// ServerOptions configure a witness.
+type ServerOptions struct {
+	Listen   string // host:port of its NATS server; loopback unless Insecure
+	DataDir  string // where JetStream keeps the leases
+	Insecure bool   // allow a non-loopback listener without credentials
+	Log      zerolog.Logger
+}
+
+// Server is a running witness: an embedded NATS server with JetStream, a
+// key-value bucket of leases, and a responder that applies Decide.
+//
+// Concurrency: the NATS callback goroutine serves requests; mu guards
+// leases.
+type Server struct {
+	ns    *server.Server
+	nc    *nats.Conn
+	kv    jetstream.KeyValue
+	sub   *nats.Subscription
+	log   zerolog.Logger
+	start time.Time
+
+	mu     sync.Mutex // guards leases
+	leases map[string]Lease
+}
+
+// Start starts a witness.
+func Start(ctx context.Context, o ServerOptions) (*Server, error) {
+	host, portS, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("witness: --listen %q: %w", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portS)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("witness: --listen %q: bad port", o.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if !config.Loopback(o.Listen) && !o.Insecure {
+		return nil, fmt.Errorf("witness: --listen %s is not a loopback address: anyone on the network could take the pairs' leases; pass --insecure to allow it", o.Listen)
+	}
+	if o.DataDir == "" {
+		return nil, errors.New("witness: --data-dir is required")
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "tandem-witness", Host: host, Port: port, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: filepath.Join(o.DataDir, "jetstream"), MaxPayload: 64 << 10,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("witness: the NATS server did not start on %s", o.Listen)
+	}
+	s := &Server{ns: ns, log: o.Log, start: time.Now(), leases: map[string]Lease{}}
+	if err := s.open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) open(ctx context.Context) error {
+	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name("tandem-witness"))
+	if err != nil {
+		return fmt.Errorf("witness: %w", err)
+	}
+	s.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("witness: %w", err)
+	}
+	s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return fmt.Errorf("witness: bucket %s: %w", Bucket, err)
+	}
+	if err := s.load(ctx); err != nil {
+		return err
+	}
+	s.sub, err = nc.Subscribe(Subject("*"), s.serve)
+	if err != nil {
+		return fmt.Errorf("witness: %w", err)
+	}
+	return nc.Flush()
+}
+
+// stored is a lease as the bucket keeps it: the term rather than the
+// expiry, since the witness's clock starts again with each start.
+type stored struct {
+	Holder string `json:"holder"`
+	Epoch  uint64 `json:"epoch"`
+	TTLMS  int64  `json:"ttl_ms"`
+}
+
+// load reads the leases back after a restart. Each counts as renewed now:
+// its holder may still believe it holds it for a whole term.
+func (s *Server) load(ctx context.Context) error {
+	keys, err := s.kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("witness: read leases: %w", err)
+	}
+	now := s.now()
+	for _, k := range keys {
+		e, err := s.kv.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("witness: read lease %s: %w", k, err)
+		}
+		var st stored
+		if err := event.DecodeStrict(e.Value(), MaxRequest, &st); err != nil {
+			s.log.Warn().Err(err).Str("pair", k).Msg("witness: unreadable lease dropped")
+			continue
+		}
+		s.leases[k] = Lease{Holder: st.Holder, Epoch: st.Epoch, Expires: now + st.TTLMS}
+	}
+	return nil
+}
+
+func (s *Server) now() int64 { return time.Since(s.start).Milliseconds() }
+
+func (s *Server) serve(m *nats.Msg) {
+	pair := strings.TrimSuffix(strings.TrimPrefix(m.Subject, "tandem.witness."), ".lease")
+	rep, err := s.handle(pair, m.Data)
+	var b []byte
+	if err != nil {
+		s.log.Warn().Err(err).Str("pair", pair).Msg("witness: request refused")
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	} else {
+		b, _ = json.Marshal(rep)
+	}
+	if m.Reply != "" {
+		_ = m.Respond(b)
+	}
+}
+
+func (s *Server) handle(pair string, data []byte) (Reply, error) {
+	var r Request
+	if err := subject.CheckName("pair", pair); err != nil {
+		return Reply{}, err
+	}
+	if err := event.DecodeStrict(data, MaxRequest, &r); err != nil {
+		return Reply{}, fmt.Errorf("lease request: %w", err)
+	}
+	switch {
+	case !subject.ValidName(r.Node):
+		return Reply{}, fmt.Errorf("lease request: node %q", r.Node)
+	case r.Over && !subject.ValidName(r.Peer):
+		return Reply{}, fmt.Errorf("lease request: peer %q", r.Peer)
+	case !r.Probe && (r.TTLMS < MinTTL.Milliseconds() || r.TTLMS > MaxTTL.Milliseconds()):
+		return Reply{}, fmt.Errorf("lease request: term %d ms outside %v…%v", r.TTLMS, MinTTL, MaxTTL)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.leases[pair]
+	next, rep := Decide(cur, r, s.now(), r.TTLMS)
+	if next != cur {
+		if next.Holder != cur.Holder || next.Epoch != cur.Epoch {
+			b, _ := json.Marshal(stored{Holder: next.Holder, Epoch: next.Epoch, TTLMS: r.TTLMS})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err := s.kv.Put(ctx, pair, b)
+			cancel()
+			if err != nil {
+				return Reply{}, fmt.Errorf("store the lease: %w", err) // not granted unless stored
+			}
+			s.log.Info().Str("pair", pair).Str("holder", next.Holder).Uint64("epoch", next.Epoch).Msg("witness: lease granted")
+		}
+		s.leases[pair] = next
+	}
+	return rep, nil
+}
+
+// ClientURL is the URL nodes reach the witness at.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Close stops the witness.
+func (s *Server) Close() {
+	if s.sub != nil {
+		_ = s.sub.Unsubscribe()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// Ask sends a lease request for pair to the witness nc is connected to.
+func Ask(ctx context.Context, nc *nats.Conn, pair string, r Request) (Reply, error) {
+	b, _ := json.Marshal(r)
+	m, err := nc.RequestWithContext(ctx, Subject(pair), b)
+	if err != nil {
+		return Reply{}, err
+	}
+	var out struct {
+		Reply
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &out); err != nil {
+		return Reply{}, fmt.Errorf("witness reply: %w", err)
+	}
+	if out.Error != "" {
+		return Reply{}, fmt.Errorf("witness: %s", out.Error)
+	}
+	return out.Reply, nil
+}
