@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -29,6 +30,7 @@ type Server struct {
 	log       zerolog.Logger
 
 	sys    *nats.Conn     // in-process SYS client: advisories for the watcher
+	hub    nkeys.KeyPair  // the HUB account's in-process user, nil without an uplink
 	linked atomic.Bool    // written by the watcher only
 	events chan LinkEvent // sent to and closed by the watcher only
 	kick   chan struct{}  // size 1: an advisory asks the watcher to look
@@ -52,6 +54,11 @@ func Start(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if len(o.HubURLs) > 0 && o.HubSeedFile != "" {
+		if id.hubSeed, err = readLeafSeed(o.HubSeedFile); err != nil {
+			return nil, fmt.Errorf("hub.creds: %w", err)
+		}
+	}
 	sopts := &server.Options{}
 	if err := sopts.ProcessConfigString(serverConfig(o, id)); err != nil {
 		return nil, fmt.Errorf("nats config: %w", err)
@@ -65,6 +72,9 @@ func Start(o Options) (*Server, error) {
 	ns.SetLoggerV2(natsLogger{l: o.Logger, fatal: fatal}, enabled(o.Logger, zerolog.DebugLevel),
 		enabled(o.Logger, zerolog.TraceLevel), false)
 	s := newServer(ns, o)
+	if len(o.HubURLs) > 0 {
+		s.hub = id.hub
+	}
 	if err := s.start(sopts, id, fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -161,6 +171,20 @@ func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect %q in process to %s: %w", name, s.domain, err)
 	}
 	return nc, nil
+}
+
+// ConnectHub opens an in-process client connection in account HubAccount,
+// whose traffic goes to the fleet hub over the uplink; an error without
+// hub.url. The connection reconnects never: it lives as long as the server.
+func (s *Server) ConnectHub(name string, opts ...nats.Option) (*nats.Conn, error) {
+	if s.hub == nil {
+		return nil, errors.New("no uplink to a hub (hub.url is not set)")
+	}
+	pub, err := s.hub.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return s.Connect(name, append([]nats.Option{nats.Nkey(pub, s.hub.Sign)}, opts...)...)
 }
 
 // Shutdown stops the server at once: every socket closes, so the peer sees
