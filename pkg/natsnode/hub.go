@@ -267,9 +267,7 @@ func hubConfig(o HubOptions, id identities) string {
 	line("max_payload: 1MB")
 	line("jetstream { store_dir: %s, domain: %s }", q(o.StoreDir), q(subject.HubDomain))
 	line("system_account: %s", SysAccount)
-	if !o.secured() {
-		line("no_auth_user: %s", q(id.defaultPub))
-	}
+	line("no_auth_user: %s", q(id.defaultPub)) // in process only when secured
 	tls := ""
 	if o.TLS.Cert != "" {
 		tls = fmt.Sprintf("tls { %s }", leafTLS(o.TLS, false))
@@ -322,7 +320,7 @@ func UplinkInboxPrefix(pair string) string { return "_INBOX_uplink_" + pair }
 // acknowledgements addressed to its own pair.
 func UplinkPermissions(pair string) permissions {
 	return permissions{
-		pub: []string{subject.Events(pair), subject.Notify(pair), subject.FleetKey(pair), subject.StateKey(pair)},
+		pub: []string{subject.Events(pair), subject.Notify(pair), subject.ViaHub(subject.FleetKey(pair)), subject.ViaHub(subject.StateKey(pair))},
 		sub: []string{subject.AdminAll(pair, "*"), subject.License(pair, "*", "*"), subject.Acks(pair), subject.AckBatches(pair),
 			UplinkInboxPrefix(pair) + ".>"},
 		responses: true,
@@ -355,4 +353,43 @@ func fleetPermissions(role string) permissions {
 		}
 	}
 	panic(fmt.Sprintf("natsnode: no fleet permissions for role %q", role))
+}
+
+// StartHubCluster starts n hub servers hub1…hubN on loopback, routed to
+// each other, with JetStream under dir/<name>, edit applied to each one's
+// options (for tests, benchmarks and the demo). The cluster ports are picked
+// free beforehand (routes name them); the other ports are random.
+func StartHubCluster(n int, dir string, log zerolog.Logger, edit func(*HubOptions)) ([]*Hub, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	var hubs []*Hub
+	for i := range n {
+		o := HubOptions{Name: fmt.Sprintf("hub%d", i+1), Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1",
+			ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]), StoreDir: fmt.Sprintf("%s/hub%d", dir, i+1),
+			Retention: HubRetention{MaxAge: 24 * time.Hour}, Logger: log.With().Str("hub", fmt.Sprintf("hub%d", i+1)).Logger()}
+		for j, p := range ports {
+			if j != i && n > 1 {
+				o.Routes = append(o.Routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+			}
+		}
+		if edit != nil {
+			edit(&o)
+		}
+		h, err := StartHub(o)
+		if err != nil {
+			for _, h := range hubs {
+				h.Shutdown()
+			}
+			return nil, err
+		}
+		hubs = append(hubs, h)
+	}
+	return hubs, nil
 }

@@ -26,3 +26,8 @@ func StateKey(pair string) string { return "$KV." + StateBucket + "." + pair }
 // take from the hub (admin requests, acknowledgements), so that the hub hands
 // each message to one of them.
 func UplinkQueue(pair string) string { return "tandem_uplink_" + pair }
+
+// ViaHub is the subject under which a KV subject (FleetKey, StateKey) is
+// reached across a leafnode: nats-server denies $KV.> on leaf connections
+// and maps $JS.<domain>.API.$KV.> to it in the hub's domain.
+func ViaHub(kvSubject string) string { return "$JS." + HubDomain + ".API." + kvSubject }
