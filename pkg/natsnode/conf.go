@@ -35,8 +35,8 @@ const (
 type identities struct {
 	sys        nkeys.KeyPair // SYS, in process only: watches advisories
 	sysPub     string
-	defaultPub string // TANDEM, seed discarded: the no_auth_user
-	leafSeed   string // the leaf remote's seed (Options.LeafSeedFile), or ""
+	defaultPub string        // TANDEM, seed discarded: the no_auth_user
+	leafSeed   string        // the leaf remote's seed (Options.LeafSeedFile), or ""
 	hub        nkeys.KeyPair // HUB, in process only: the uplink
 	hubPub     string
 	hubSeed    string // the hub remote's seed (Options.HubSeedFile), or ""
