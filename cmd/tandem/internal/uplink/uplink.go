@@ -236,6 +236,7 @@ func (u *Uplink) writeStatus(ctx context.Context) {
 	defer tk.Stop()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -244,8 +245,14 @@ func (u *Uplink) writeStatus(ctx context.Context) {
 		case <-tk.C:
 		case <-retry.C:
 		}
-		if err := u.writeOnce(ctx); err != nil {
-			u.o.Log.Debug().Err(err).Msg("uplink: status not written to the hub")
+		err := u.writeOnce(ctx)
+		switch {
+		case err != nil && !failing:
+			u.o.Log.Warn().Err(err).Msg("uplink: the pair's status is not written to the hub; retrying every second")
+		case err == nil && failing:
+			u.o.Log.Info().Msg("uplink: the pair's status is written to the hub again")
+		}
+		if failing = err != nil; failing {
 			retry.Reset(retryEvery)
 		}
 	}
