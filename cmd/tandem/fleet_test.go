@@ -88,9 +88,10 @@ func startFleetPair(t *testing.T, ctx context.Context, name string, hubs []*nats
 	return p
 }
 
-// start starts a node; on a machine so loaded that the embedded server's
-// first ping overtakes its own in-process client's handshake (seen at load
-// 30+ on 2 cores), it tries again, at most three times.
+// start starts a node; on a machine so loaded that its start fails (seen at
+// load 30–48 on 2 cores: the embedded server's first ping overtaking its own
+// in-process client's handshake, an in-process connection closed while the
+// event stream was made), it tries again, at most three times.
 func (p *fleetPair) start(t *testing.T, ctx context.Context, cfg config.Config) *node.Node {
 	t.Helper()
 	for try := 1; ; try++ {
@@ -98,7 +99,7 @@ func (p *fleetPair) start(t *testing.T, ctx context.Context, cfg config.Config) 
 		if err == nil {
 			return n
 		}
-		if try == 3 || !strings.Contains(err.Error(), "expected 'PONG'") {
+		if try == 3 {
 			t.Fatalf("node %s/%s did not start: %v", p.name, cfg.Node, err)
 		}
 		t.Logf("node %s/%s did not start (%v); trying again", p.name, cfg.Node, err)
@@ -160,7 +161,9 @@ func waitFleet(t *testing.T, ctx context.Context, servers, what string, ok func(
 	return nil
 }
 
-func activeIs(p fleet.Pair, node string) bool { return p.Active != nil && *p.Active == node && !p.Stale }
+func activeIs(p fleet.Pair, node string) bool {
+	return p.Active != nil && *p.Active == node && !p.Stale
+}
 
 // fleetEvents replays the hub's fleet stream as envelopes.
 func fleetEvents(t *testing.T, ctx context.Context, servers string, extra ...string) []event.Envelope {

@@ -85,7 +85,6 @@ type Hub struct {
 	clientURL string
 	leafURL   string
 	routeURL  string
-	sys       *nats.Conn
 }
 
 // secured reports whether connections must authenticate.
@@ -134,16 +133,8 @@ func StartHub(o HubOptions) (*Hub, error) {
 }
 
 func (h *Hub) waitReady(sopts *server.Options, fatal <-chan string) error {
-	deadline := time.Now().Add(readyTimeout)
-	for !h.ns.ReadyForConnections(50 * time.Millisecond) {
-		select {
-		case msg := <-fatal:
-			return fmt.Errorf("hub server %s cannot start: %s", h.opts.Name, msg)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("hub server %s not ready after %v", h.opts.Name, readyTimeout)
-		}
+	if err := awaitReady(h.ns, "hub server "+h.opts.Name, fatal); err != nil {
+		return err
 	}
 	addr, ok := h.ns.Addr().(*net.TCPAddr)
 	if !ok {

@@ -116,15 +116,21 @@ func (s *Server) start(sopts *server.Options, id identities, fatal <-chan string
 // waitReady waits until the server accepts connections, and fails at once
 // with the server's own words when it cannot start (a port in use).
 func (s *Server) waitReady(fatal <-chan string) error {
+	return awaitReady(s.ns, "nats server "+s.domain, fatal)
+}
+
+// awaitReady waits until ns accepts connections, or fails at once with the
+// server's own words (fatal) or after readyTimeout.
+func awaitReady(ns *server.Server, what string, fatal <-chan string) error {
 	deadline := time.Now().Add(readyTimeout)
-	for !s.ns.ReadyForConnections(50 * time.Millisecond) {
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
 		select {
 		case msg := <-fatal:
-			return fmt.Errorf("nats server %s cannot start: %s", s.domain, msg)
+			return fmt.Errorf("%s cannot start: %s", what, msg)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nats server %s not ready after %v", s.domain, readyTimeout)
+			return fmt.Errorf("%s not ready after %v", what, readyTimeout)
 		}
 	}
 	return nil

@@ -102,7 +102,8 @@ func hubURLs(hubs []*hubProc, leaf bool) string {
 func fleetHub(t proctest.T, e env) []row {
 	hubs := startHubProcs(t, e, 3)
 	clients := hubURLs(hubs, false)
-	nc, err := nats.Connect(clients)
+	// The hub processes are still starting: connect in the background.
+	nc, err := nats.Connect(clients, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect to the hub: %v", err)
 	}
