@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -61,11 +62,11 @@ func cmdFleetStatus(ctx context.Context, g globals, watch bool, stale time.Durat
 		return err
 	}
 	if watch {
-		return watchFleet(ctx, js, g.json, stale, out)
+		return watchFleet(ctx, nc, js, g.json, stale, out)
 	}
 	rctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	v, err := fleet.Read(rctx, js, time.Now, stale)
+	v, err := fleet.Read(rctx, nc, js, time.Now, stale)
 	if err != nil {
 		return fmt.Errorf("%w (is %s a fleet hub?)", err, nc.ConnectedUrlRedacted())
 	}
@@ -78,7 +79,7 @@ func cmdFleetStatus(ctx context.Context, g globals, watch bool, stale time.Durat
 
 // watchFleet prints the view, then again on every change of the fleet
 // bucket and every second (ages, stale marks), until ctx ends.
-func watchFleet(ctx context.Context, js jetstream.JetStream, asJSON bool, stale time.Duration, out io.Writer) error {
+func watchFleet(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, asJSON bool, stale time.Duration, out io.Writer) error {
 	kv, err := js.KeyValue(ctx, subject.FleetBucket)
 	if err != nil {
 		return fmt.Errorf("fleet bucket: %w", err)
@@ -99,7 +100,7 @@ func watchFleet(ctx context.Context, js jetstream.JetStream, asJSON bool, stale 
 		case <-tk.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := fleet.Read(rctx, js, time.Now, stale)
+		v, err := fleet.Read(rctx, nc, js, time.Now, stale)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

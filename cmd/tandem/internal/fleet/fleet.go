@@ -6,6 +6,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -78,8 +80,67 @@ func decodeAny(v any, out any) bool {
 	return err == nil && json.Unmarshal(b, out) == nil
 }
 
-// Read reads every pair's row from the hub's fleet bucket.
-func Read(ctx context.Context, js jetstream.JetStream, now func() time.Time, stale time.Duration) (View, error) {
+// Read reads every pair's row from the hub's fleet bucket: with one batched
+// direct get of every key's last value (no consumer to create, which on a
+// clustered stream is a round of the cluster's meta group, seconds on a busy
+// machine), or, when the bucket has more keys than one batch may return
+// (1,024), with a watch.
+func Read(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, now func() time.Time, stale time.Duration) (View, error) {
+	v, err := readDirect(ctx, nc, now, stale)
+	if errors.Is(err, errTooMany) {
+		return readWatch(ctx, js, now, stale)
+	}
+	return v, err
+}
+
+var errTooMany = errors.New("too many keys for one batch")
+
+// readDirect asks the bucket's stream for the last message of every key in
+// one batch ($JS.API.DIRECT.GET with multi_last).
+func readDirect(ctx context.Context, nc *nats.Conn, now func() time.Time, stale time.Duration) (View, error) {
+	stream := "KV_" + subject.FleetBucket
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return View{}, err
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	req, _ := json.Marshal(map[string]any{"multi_last": []string{"$KV." + subject.FleetBucket + ".>"}})
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+		return View{}, err
+	}
+	v := View{Pairs: []Pair{}}
+	t := now()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return View{}, fmt.Errorf("read the fleet: %w", err)
+		}
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "204", "404": // the end of the batch; no key at all
+			Sort(&v)
+			return v, nil
+		case "413":
+			return View{}, errTooMany
+		case "503":
+			return View{}, fmt.Errorf("read the fleet: no fleet bucket %s answers (%s)", subject.FleetBucket, m.Header.Get("Description"))
+		default:
+			return View{}, fmt.Errorf("read the fleet: status %s %s", status, m.Header.Get("Description"))
+		}
+		key := strings.TrimPrefix(m.Header.Get("Nats-Subject"), "$KV."+subject.FleetBucket+".")
+		at, err := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+		if err != nil || m.Header.Get("KV-Operation") != "" {
+			continue // a deleted key, or not a value
+		}
+		if p, ok := decodeValue(key, m.Data, at, t, stale); ok {
+			v.Pairs = append(v.Pairs, p)
+		}
+	}
+}
+
+// readWatch reads every key with a watch (an ordered consumer).
+func readWatch(ctx context.Context, js jetstream.JetStream, now func() time.Time, stale time.Duration) (View, error) {
 	kv, err := js.KeyValue(ctx, subject.FleetBucket)
 	if err != nil {
 		return View{}, fmt.Errorf("fleet bucket %s on the hub: %w", subject.FleetBucket, err)
@@ -109,11 +170,15 @@ func Read(ctx context.Context, js jetstream.JetStream, now func() time.Time, sta
 // decode makes the row of a bucket entry; false for an entry that is not a
 // pair's status.
 func decode(e jetstream.KeyValueEntry, now time.Time, stale time.Duration) (Pair, bool) {
+	return decodeValue(e.Key(), e.Value(), e.Created(), now, stale)
+}
+
+func decodeValue(key string, value []byte, at, now time.Time, stale time.Duration) (Pair, bool) {
 	var ps api.PairStatus
-	if json.Unmarshal(e.Value(), &ps) != nil || ps.Pair != e.Key() || !subject.ValidName(ps.Pair) {
+	if json.Unmarshal(value, &ps) != nil || ps.Pair != key || !subject.ValidName(ps.Pair) {
 		return Pair{}, false
 	}
-	return Row(ps, e.Created(), now, stale), true
+	return Row(ps, at, now, stale), true
 }
 
 // Sort orders the rows by pair.
