@@ -149,9 +149,15 @@ func warnUnknownEnv(log zerolog.Logger, environ []string) {
 	}
 }
 
+// uplinkStatusWait bounds the uplink's status query: at an activation the
+// new active node may still count its dead peer as reachable and wait for
+// its answer; what came by then is written, and the events that follow
+// (failover.notified, …) write it again.
+const uplinkStatusWait = 250 * time.Millisecond
+
 // uplinkStatus is the pair's status as `tandem status --json` prints it, for
 // the uplink to the fleet hub.
 func uplinkStatus(ctx context.Context, nc *nats.Conn, pair string) (api.PairStatus, error) {
-	ps, _, err := askPair(ctx, nc, pair, time.Second)
+	ps, _, err := askPair(ctx, nc, pair, uplinkStatusWait)
 	return ps, err
 }
