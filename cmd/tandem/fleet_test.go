@@ -75,7 +75,7 @@ func startFleetPair(t *testing.T, ctx context.Context, name string, hubs []*nats
 		c := config.Default()
 		c.Pair, c.Node, c.Role, c.DataDir = name, n, role, filepath.Join(dir, n)
 		c.NATS.Listen, c.NATS.LeafListen = "127.0.0.1:-1", "127.0.0.1:-1"
-		c.Heart.Interval, c.Heart.Timeout = 250*time.Millisecond, time.Second
+		c.Heart.Interval, c.Heart.Timeout = 500*time.Millisecond, 2*time.Second
 		c.Admin.Listen, c.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
 		c.Hosts = map[string]string{"a": name + "-a.test", "b": name + "-b.test"}
 		c.Hub.URL = strings.Join(urls, ",")
@@ -108,7 +108,7 @@ func (p *fleetPair) start(t *testing.T, ctx context.Context, cfg config.Config) 
 
 func (p *fleetPair) startOnce(t *testing.T, ctx context.Context, cfg config.Config) (*node.Node, error) {
 	t.Helper()
-	n := node.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", cfg.Pair+"/"+cfg.Node).Logger())
+	n := node.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("node", cfg.Pair+"/"+cfg.Node).Logger())
 	n.PairStatus, n.UplinkEvery = uplinkStatus, time.Second
 	nctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

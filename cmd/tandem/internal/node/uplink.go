@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,10 +23,26 @@ func (n *Node) runUplink(ctx context.Context, js jetstream.JetStream) {
 	if n.srv == nil || n.cfg.Hub.URL == "" {
 		return
 	}
-	hub, err := n.srv.ConnectHub("tandem uplink "+n.cfg.Node, nats.CustomInboxPrefix(natsnode.UplinkInboxPrefix(n.cfg.Pair)))
-	if err != nil {
-		n.nlog.Error().Err(err).Msg("no uplink to the hub")
-		return
+	// The connection is in process, yet the server may still close it (a
+	// stale connection when the machine is so loaded that pings go
+	// unanswered): it reconnects, for the uplink outlives any such closing.
+	reconnect := func(o *nats.Options) error {
+		o.AllowReconnect, o.MaxReconnect, o.ReconnectWait = true, -1, 100*time.Millisecond
+		return nil
+	}
+	var hub *nats.Conn
+	for {
+		var err error
+		hub, err = n.srv.ConnectHub("tandem uplink "+n.cfg.Node, nats.CustomInboxPrefix(natsnode.UplinkInboxPrefix(n.cfg.Pair)), reconnect)
+		if err == nil {
+			break
+		}
+		n.nlog.Warn().Err(err).Msg("no uplink to the hub yet; trying again in a second")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 	defer hub.Close()
 	o := uplink.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Local: n.nc, LocalJS: js, Hub: hub,
