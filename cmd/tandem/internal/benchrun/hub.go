@@ -6,10 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,65 +39,9 @@ const (
 	fleetClientTimeout = "10s"
 )
 
-type hubProc struct {
-	cmd                   *exec.Cmd
-	client, leaf, cluster int
-}
-
-// startHubProcs runs n `tandem hub` processes routed to each other.
-func startHubProcs(t proctest.T, e env, n int) []*hubProc {
-	ports, err := proctest.FreePorts(3 * n)
-	if err != nil {
-		t.Fatalf("ports: %v", err)
-	}
-	dir := t.TempDir()
-	hubs := make([]*hubProc, n)
-	for i := range hubs {
-		hubs[i] = &hubProc{client: ports[3*i], leaf: ports[3*i+1], cluster: ports[3*i+2]}
-	}
-	for i, h := range hubs {
-		var routes []string
-		for j, o := range hubs {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", o.cluster))
-			}
-		}
-		name := fmt.Sprintf("hub%d", i+1)
-		log, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		h.cmd = exec.Command(e.bin, "hub", "--name", name, "--data-dir", filepath.Join(dir, name),
-			"--listen", fmt.Sprintf("127.0.0.1:%d", h.client), "--leaf-listen", fmt.Sprintf("127.0.0.1:%d", h.leaf),
-			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", h.cluster), "--routes", strings.Join(routes, ","))
-		h.cmd.Stdout, h.cmd.Stderr = log, log
-		if err := h.cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() {
-			_ = h.cmd.Process.Kill()
-			_ = h.cmd.Wait()
-			log.Close()
-		})
-	}
-	return hubs
-}
-
-func hubURLs(hubs []*hubProc, leaf bool) string {
-	var urls []string
-	for _, h := range hubs {
-		if leaf {
-			urls = append(urls, fmt.Sprintf("nats-leaf://127.0.0.1:%d", h.leaf))
-		} else {
-			urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", h.client))
-		}
-	}
-	return strings.Join(urls, ",")
-}
-
 func fleetHub(t proctest.T, e env) []row {
-	hubs := startHubProcs(t, e, 3)
-	clients := hubURLs(hubs, false)
+	hubs := proctest.StartHubs(t, e.bin, 3)
+	clients := proctest.HubURLs(hubs, false)
 	// The hub processes are still starting: connect in the background.
 	nc, err := nats.Connect(clients, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
@@ -123,7 +63,7 @@ func fleetHub(t proctest.T, e env) []row {
 	stop := simulatePairs(t, clients, fleetPairs-1)
 	defer stop()
 	p, st := proctest.StartActive(t, proctest.Options{Binary: e.bin, Pair: "real", Wait: waitLimit,
-		Extra: func(string) map[string]any { return map[string]any{"hub.url": hubURLs(hubs, true)} }})
+		Extra: func(string) map[string]any { return map[string]any{"hub.url": proctest.HubURLs(hubs, true)} }})
 	waitView(t, kv, p.Name, p.Master, st.Epoch)
 	fmt.Fprintf(e.log, "  %d simulated pairs and pair %s on the hub\n", fleetPairs-1, p.Name)
 
@@ -176,10 +116,10 @@ func fleetHub(t proctest.T, e env) []row {
 	}
 }
 
-func hubUsage(t proctest.T, hubs []*hubProc) []proctest.Usage {
+func hubUsage(t proctest.T, hubs []*proctest.Hub) []proctest.Usage {
 	out := make([]proctest.Usage, len(hubs))
 	for i, h := range hubs {
-		u, err := proctest.ReadUsage(h.cmd.Process.Pid)
+		u, err := proctest.ReadUsage(h.Cmd.Process.Pid)
 		if err != nil {
 			t.Fatalf("hub usage: %v", err)
 		}

@@ -462,7 +462,3 @@ func (p *Pair) showLogs() {
 		p.t.Logf("proctest: the nodes' logs and configurations are kept in %s", keep)
 	}
 }
-
-// FreePorts is freePorts for other processes' listeners (the fleet hub's
-// servers in benchrun).
-func FreePorts(n int) ([]int, error) { return freePorts(n) }
