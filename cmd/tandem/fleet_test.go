@@ -167,14 +167,24 @@ func activeIs(p fleet.Pair, node string) bool {
 }
 
 // fleetEvents replays the hub's fleet stream as envelopes.
+// After a hub server died or the hub was frozen, the cluster may take a few
+// seconds to answer a consumer's creation again: fleetEvents tries for up
+// to 30 s.
 func fleetEvents(t *testing.T, ctx context.Context, servers string, extra ...string) []event.Envelope {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	args := append([]string{"audit", "replay", "--fleet", "--json", "--server", servers}, extra...)
-	if code := run(ctx, args, &out, &errOut); code != 0 {
-		t.Fatalf("audit replay --fleet: exit %d: %s", code, errOut.String())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out, errOut bytes.Buffer
+		args := append([]string{"audit", "replay", "--fleet", "--json", "--timeout", "10s", "--server", servers}, extra...)
+		code := run(ctx, args, &out, &errOut)
+		if code == 0 {
+			return decodeLines(t, out.Bytes())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit replay --fleet: exit %d: %s", code, errOut.String())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return decodeLines(t, out.Bytes())
 }
 
 func decodeLines(t *testing.T, b []byte) []event.Envelope {
