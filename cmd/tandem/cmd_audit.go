@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-ha/tandem/pkg/audit"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 func init() {
@@ -24,7 +26,7 @@ func init() {
 type auditOptions struct {
 	globals
 	pair, nodes, typ, since, until string
-	follow                         bool
+	follow, fleet                  bool
 }
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -56,6 +58,7 @@ func newAuditCmd(a *app) *cobra.Command {
 		if !export {
 			f.BoolVar(&o.follow, "follow", false, "after the history, show new events until interrupted")
 		}
+		f.BoolVar(&o.fleet, "fleet", false, "every pair's events from the fleet hub (--server = the hub); --pair is then a glob such as 'print-*'")
 		c.AddCommand(sub)
 	}
 	return c
@@ -64,6 +67,9 @@ func newAuditCmd(a *app) *cobra.Command {
 func cmdAudit(ctx context.Context, o auditOptions, export bool, out, errOut io.Writer) error {
 	now := time.Now()
 	q := audit.Query{Pair: o.pair, Type: o.typ, Follow: o.follow}
+	if o.fleet {
+		q.Pair, q.PairGlob, q.Streams = "", o.pair, []string{subject.FleetStream}
+	}
 	var err error
 	if q.Since, err = parseWhen(o.since, now); err != nil {
 		return fmt.Errorf("--since: %w", err)
@@ -114,6 +120,9 @@ func runReplay(ctx context.Context, g *globals, q audit.Query, jsonLines bool, o
 	w := bufio.NewWriterSize(out, 64<<10)
 	defer w.Flush()
 	print := tableRow
+	if len(q.Streams) > 0 {
+		print = fleetRow
+	}
 	if jsonLines {
 		print = jsonLine
 	} else {
@@ -162,8 +171,16 @@ func jsonLine(w io.Writer, r audit.Record) error {
 }
 
 func tableRow(w io.Writer, r audit.Record) error {
-	e := r.Envelope
-	_, err := fmt.Fprintf(w, "%-30s  %-8s  %6d  %-28s  %s\n", e.Time.UTC().Format(time.RFC3339Nano), e.Node, e.Epoch, e.Type, summary(e.Data))
+	return row(w, r.Envelope, r.Node)
+}
+
+// fleetRow is a row of the fleet's events: the node as pair/node.
+func fleetRow(w io.Writer, r audit.Record) error {
+	return row(w, r.Envelope, r.Pair+"/"+r.Node)
+}
+
+func row(w io.Writer, e event.Envelope, node string) error {
+	_, err := fmt.Fprintf(w, "%-30s  %-8s  %6d  %-28s  %s\n", e.Time.UTC().Format(time.RFC3339Nano), node, e.Epoch, e.Type, summary(e.Data))
 	return err
 }
 

@@ -6,12 +6,16 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
+	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/logging"
 )
@@ -121,6 +125,7 @@ func runNode(ctx context.Context, part, file, logFormat string, flags map[string
 	log = logging.For(log, "", cfg.Pair, cfg.Node, string(cfg.Role))
 	warnUnknownEnv(log, os.Environ())
 	n := node.New(cfg, log)
+	n.PairStatus = uplinkStatus
 	switch part {
 	case "node":
 		err = n.Run(ctx)
@@ -142,4 +147,17 @@ func warnUnknownEnv(log zerolog.Logger, environ []string) {
 	if unknown := config.UnknownEnv(environ); len(unknown) > 0 {
 		log.Warn().Str("service", "node").Strs("variables", unknown).Msg("unknown TANDEM_* environment variables ignored (no such key)")
 	}
+}
+
+// uplinkStatusWait bounds the uplink's status query: at an activation the
+// new active node may still count its dead peer as reachable and wait for
+// its answer; what came by then is written, and the events that follow
+// (failover.notified, …) write it again.
+const uplinkStatusWait = 250 * time.Millisecond
+
+// uplinkStatus is the pair's status as `tandem status --json` prints it, for
+// the uplink to the fleet hub.
+func uplinkStatus(ctx context.Context, nc *nats.Conn, pair string) (api.PairStatus, error) {
+	ps, _, err := askPair(ctx, nc, pair, uplinkStatusWait)
+	return ps, err
 }

@@ -25,6 +25,13 @@ type Query struct {
 	Since  time.Time // events at or after
 	Until  time.Time // events at or before
 	Follow bool      // after the history, go on with new events until ctx ends
+
+	// Streams, if set, are the streams to read instead of the node's
+	// event streams (the fleet hub's one stream of every pair's events);
+	// Nodes then select by the events' node attribute, and PairGlob by
+	// their pair attribute.
+	Streams  []string
+	PairGlob string // a glob on the pair attribute, e.g. "print-*"
 }
 
 // Validate checks the query's names, glob and range.
@@ -41,6 +48,9 @@ func (q Query) Validate() error {
 	}
 	if _, err := path.Match(q.Type, ""); err != nil {
 		return fmt.Errorf("type glob %q: %w", q.Type, err)
+	}
+	if _, err := path.Match(q.PairGlob, ""); err != nil {
+		return fmt.Errorf("pair glob %q: %w", q.PairGlob, err)
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
 		return fmt.Errorf("--until %v is before --since %v", q.Until, q.Since)
@@ -62,6 +72,14 @@ func (q Query) match(e event.Envelope) bool {
 		if ok, _ := path.Match(q.Type, e.Type); !ok {
 			return false
 		}
+	}
+	if q.PairGlob != "" {
+		if ok, _ := path.Match(q.PairGlob, e.Pair); !ok {
+			return false
+		}
+	}
+	if len(q.Streams) > 0 && (len(q.Nodes) > 0 && !contains(q.Nodes, e.Node) || q.Pair != "" && e.Pair != q.Pair) {
+		return false
 	}
 	return true
 }
@@ -95,13 +113,17 @@ func Replay(ctx context.Context, js jetstream.JetStream, q Query, fn func(Record
 	if err := q.Validate(); err != nil {
 		return st, err
 	}
-	names, err := Streams(ctx, js, q.Pair, q.Nodes)
-	if err != nil {
-		return st, err
+	names := q.Streams
+	if len(names) == 0 {
+		var err error
+		if names, err = Streams(ctx, js, q.Pair, q.Nodes); err != nil {
+			return st, err
+		}
 	}
 	st.Streams = names
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var err error
 	readers := make([]*reader, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {

@@ -61,6 +61,7 @@ type Config struct {
 	Maintenance Maintenance       `yaml:"maintenance"`
 	Log         Log               `yaml:"log"`
 	Audit       Audit             `yaml:"audit"`
+	Hub         Hub               `yaml:"hub"`
 	// Insecure turns protected mode off: without nats.auth the node then
 	// listens on non-loopback addresses too, open to anyone who reaches
 	// them (warned at every start, shown in status).
@@ -402,6 +403,32 @@ func (a Audit) MaxBytesValue() (int64, error) {
 	return n * mult, nil
 }
 
+// Hub is the fleet hub (SPEC §11): for a node, the uplink to it (url,
+// creds); for `tandem hub`, the hub server itself (the other keys).
+type Hub struct {
+	URL   string `yaml:"url" help:"leafnode URLs of the fleet hub's servers, comma separated (nats-leaf://hub1:7422,…); empty: no uplink"`
+	Creds string `yaml:"creds" help:"nkey seed file (or .creds) the uplink to the hub authenticates with (the pair's key in the hub's hub.uplinks)"`
+	CA    string `yaml:"ca" help:"PEM CA bundle the uplink verifies the hub's certificate with (TLS to the hub)"`
+
+	Name          string   `yaml:"name" help:"tandem hub: this hub server's name (stable across restarts)"`
+	Listen        string   `yaml:"listen" help:"tandem hub: client address (fleet commands, sessions)"`
+	LeafListen    string   `yaml:"leaf_listen" help:"tandem hub: leafnode address the pairs' nodes uplink to"`
+	ClusterListen string   `yaml:"cluster_listen" help:"tandem hub: cluster route address"`
+	Routes        []string `yaml:"routes" help:"tandem hub: route URLs of the other hub servers (nats-route://host:6222,…)"`
+	// Auth maps a fleet role (admin, reader) to its public nkey; Uplinks a
+	// pair to the public nkey its nodes' uplinks sign in with. Either makes
+	// every connection authenticate.
+	Auth    map[string]string `yaml:"auth" help:"tandem hub: fleet role=public nkey (U…): admin (every pair's admin verbs, fleet reads), reader (fleet reads only), session (sessions of every pair)"`
+	Uplinks map[string]string `yaml:"uplinks" help:"tandem hub: pair=public nkey (U…) of each pair's uplink; an uplink publishes only its own pair's subjects"`
+}
+
+// Fleet roles of the hub's users (hub.auth).
+const (
+	FleetAdmin   = "admin"
+	FleetReader  = "reader"
+	FleetSession = "session"
+)
+
 // Log settings.
 type Log struct {
 	Format string `yaml:"format" help:"log format: json or console"`
@@ -434,6 +461,7 @@ func Default() Config {
 		},
 		Log:   Log{Format: "json", Level: "info"},
 		Audit: Audit{MaxAge: 90 * 24 * time.Hour},
+		Hub:   Hub{Listen: "127.0.0.1:4222", LeafListen: "127.0.0.1:7422", ClusterListen: "127.0.0.1:6222"},
 	}
 }
 
@@ -486,6 +514,9 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.NATS.validateSecurity(c.Role)...)
+	if _, err := c.Hub.URLs(); err != nil {
+		add("hub.url: %w", err)
+	}
 	if (c.Admin.TLS.Cert == "") != (c.Admin.TLS.Key == "") {
 		add("admin.tls.cert and admin.tls.key: set both or neither")
 	}
@@ -553,15 +584,21 @@ func (c Config) Validate() error {
 	if _, err := c.Audit.MaxBytesValue(); err != nil {
 		add("%w", err)
 	}
-	switch c.Log.Level {
+	errs = append(errs, c.Log.validate()...)
+	return errors.Join(errs...)
+}
+
+func (l Log) validate() []error {
+	var errs []error
+	switch l.Level {
 	case "trace", "debug", "info", "warn", "error":
 	default:
-		add("log.level: %q is none of trace, debug, info, warn, error", c.Log.Level)
+		errs = append(errs, fmt.Errorf("log.level: %q is none of trace, debug, info, warn, error", l.Level))
 	}
-	if c.Log.Format != "json" && c.Log.Format != "console" {
-		add("log.format: %q is neither json nor console", c.Log.Format)
+	if l.Format != "json" && l.Format != "console" {
+		errs = append(errs, fmt.Errorf("log.format: %q is neither json nor console", l.Format))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func validTable(s string) bool {

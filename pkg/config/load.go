@@ -47,6 +47,12 @@ const EnvPrefix = "TANDEM_"
 // key=value ("alpha=alpha.example,beta=beta.example"); an empty value empties
 // a list or map. Every error names the key and where its value came from.
 func Load(file string, environ []string, flags map[string]string) (Config, error) {
+	return load(file, environ, flags, Config.Validate)
+}
+
+// load reads the three sources over Default() and checks the result with
+// validate.
+func load(file string, environ []string, flags map[string]string, validate func(Config) error) (Config, error) {
 	c := Default()
 	if file != "" {
 		if err := applyFile(&c, file); err != nil {
@@ -56,7 +62,7 @@ func Load(file string, environ []string, flags map[string]string) (Config, error
 	if err := errors.Join(applyEnv(&c, environ), applyFlags(&c, flags)); err != nil {
 		return Config{}, err
 	}
-	if err := c.Validate(); err != nil {
+	if err := validate(c); err != nil {
 		return Config{}, err
 	}
 	return c, nil

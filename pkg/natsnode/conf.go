@@ -15,6 +15,11 @@ import (
 const (
 	SysAccount = "SYS"
 	AppAccount = "TANDEM"
+	// HubAccount holds the uplink to the fleet hub: a separate account,
+	// for in one account the leaf links A↔B, A↔hub, B↔hub form a loop that
+	// the servers close (NOTES.md). Only the node's in-process uplink
+	// (ConnectHub) is a user of it.
+	HubAccount = "HUB"
 )
 
 // Server-wide timing (see the package doc).
@@ -30,8 +35,11 @@ const (
 type identities struct {
 	sys        nkeys.KeyPair // SYS, in process only: watches advisories
 	sysPub     string
-	defaultPub string // TANDEM, seed discarded: the no_auth_user
-	leafSeed   string // the leaf remote's seed (Options.LeafSeedFile), or ""
+	defaultPub string        // TANDEM, seed discarded: the no_auth_user
+	leafSeed   string        // the leaf remote's seed (Options.LeafSeedFile), or ""
+	hub        nkeys.KeyPair // HUB, in process only: the uplink
+	hubPub     string
+	hubSeed    string // the hub remote's seed (Options.HubSeedFile), or ""
 }
 
 func newIdentities() (identities, error) {
@@ -52,7 +60,15 @@ func newIdentities() (identities, error) {
 	if err != nil {
 		return identities{}, fmt.Errorf("default nkey public key: %w", err)
 	}
-	return identities{sys: sys, sysPub: sysPub, defaultPub: defPub}, nil
+	hub, err := nkeys.CreateUser()
+	if err != nil {
+		return identities{}, fmt.Errorf("create hub nkey: %w", err)
+	}
+	hubPub, err := hub.PublicKey()
+	if err != nil {
+		return identities{}, fmt.Errorf("hub nkey public key: %w", err)
+	}
+	return identities{sys: sys, sysPub: sysPub, defaultPub: defPub, hub: hub, hubPub: hubPub}, nil
 }
 
 // readLeafSeed reads the user seed the leaf remote signs in with from a
@@ -111,6 +127,9 @@ func accountsBlock(o Options, id identities) string {
 	var b strings.Builder
 	b.WriteString("accounts {\n")
 	fmt.Fprintf(&b, "  %s { users: [{nkey: %s, %s}] }\n", SysAccount, q(id.sysPub), inProc)
+	if len(o.HubURLs) > 0 {
+		fmt.Fprintf(&b, "  %s { users: [{nkey: %s, %s}] }\n", HubAccount, q(id.hubPub), inProc)
+	}
 	fmt.Fprintf(&b, "  %s {\n    jetstream: enabled\n    users: [\n", AppAccount)
 	for _, u := range users {
 		fmt.Fprintf(&b, "      %s\n", u)
@@ -137,7 +156,7 @@ func leafTLS(t TLSFiles, remote bool) string {
 }
 
 func leafBlock(o Options, id identities) string {
-	if o.LeafListen == "" && !o.Solicit {
+	if o.LeafListen == "" && !o.Solicit && len(o.HubURLs) == 0 {
 		return ""
 	}
 	var b strings.Builder
@@ -152,18 +171,44 @@ func leafBlock(o Options, id identities) string {
 	if o.LeafAuthorization != "" {
 		fmt.Fprintf(&b, "  authorization { %s }\n", o.LeafAuthorization)
 	}
+	var remotes []string
 	if o.Solicit {
-		fmt.Fprintf(&b, "  remotes: [{url: %s, account: %s, ignore_discovered_servers: true", q(o.Peer), AppAccount)
+		var r strings.Builder
+		fmt.Fprintf(&r, "{url: %s, account: %s, ignore_discovered_servers: true", q(o.Peer), AppAccount)
 		if id.leafSeed != "" {
-			fmt.Fprintf(&b, ", nkey: %s", q(id.leafSeed))
+			fmt.Fprintf(&r, ", nkey: %s", q(id.leafSeed))
 		}
 		if o.TLS.CA != "" {
-			fmt.Fprintf(&b, ", tls { %s }", leafTLS(o.TLS, true))
+			fmt.Fprintf(&r, ", tls { %s }", leafTLS(o.TLS, true))
 		}
-		b.WriteString("}]\n")
+		remotes = append(remotes, r.String()+"}")
+	}
+	if len(o.HubURLs) > 0 {
+		remotes = append(remotes, hubRemote(o, id))
+	}
+	if len(remotes) > 0 {
+		fmt.Fprintf(&b, "  remotes: [%s]\n", strings.Join(remotes, ", "))
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// hubRemote is the leaf remote of the uplink to the fleet hub, bound to the
+// separate account HubAccount.
+func hubRemote(o Options, id identities) string {
+	urls := make([]string, len(o.HubURLs))
+	for i, u := range o.HubURLs {
+		urls[i] = q(u)
+	}
+	var r strings.Builder
+	fmt.Fprintf(&r, "{urls: [%s], account: %s", strings.Join(urls, ", "), HubAccount)
+	if id.hubSeed != "" {
+		fmt.Fprintf(&r, ", nkey: %s", q(id.hubSeed))
+	}
+	if o.HubCA != "" {
+		fmt.Fprintf(&r, ", tls { ca_file: %s }", q(o.HubCA))
+	}
+	return r.String() + "}"
 }
 
 // q quotes s for the configuration syntax (same escapes as Go for the

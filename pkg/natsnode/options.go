@@ -47,6 +47,13 @@ type Options struct {
 	LeafSeedFile string
 	// TLS, when TLS.Cert is set, is served on the client and leafnode ports.
 	TLS TLSFiles
+
+	// HubURLs, when set, are the fleet hub's leafnode URLs: a second leaf
+	// remote, bound to the separate local account HubAccount (SPEC §11),
+	// signed with HubSeedFile, verified with HubCA.
+	HubURLs     []string
+	HubSeedFile string
+	HubCA       string
 }
 
 // TLSFiles are PEM file paths (config nats.tls.*).
@@ -82,6 +89,8 @@ func FromConfig(c config.Config, log zerolog.Logger) Options {
 		LeafSeedFile: c.NATS.LeafSeedFile(),
 		TLS:          TLSFiles{Cert: c.NATS.TLS.Cert, Key: c.NATS.TLS.Key, CA: c.NATS.TLS.CA, Verify: c.NATS.TLS.Verify},
 	}
+	o.HubURLs, _ = c.Hub.URLs() // checked by config.Validate
+	o.HubSeedFile, o.HubCA = c.Hub.Creds, c.Hub.CA
 	if key, ok := c.NATS.Auth[config.RoleLeaf]; ok {
 		o.LeafAuthorization = LeafAuthorization(key)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -29,6 +30,7 @@ type Server struct {
 	log       zerolog.Logger
 
 	sys    *nats.Conn     // in-process SYS client: advisories for the watcher
+	hub    nkeys.KeyPair  // the HUB account's in-process user, nil without an uplink
 	linked atomic.Bool    // written by the watcher only
 	events chan LinkEvent // sent to and closed by the watcher only
 	kick   chan struct{}  // size 1: an advisory asks the watcher to look
@@ -52,6 +54,11 @@ func Start(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if len(o.HubURLs) > 0 && o.HubSeedFile != "" {
+		if id.hubSeed, err = readLeafSeed(o.HubSeedFile); err != nil {
+			return nil, fmt.Errorf("hub.creds: %w", err)
+		}
+	}
 	sopts := &server.Options{}
 	if err := sopts.ProcessConfigString(serverConfig(o, id)); err != nil {
 		return nil, fmt.Errorf("nats config: %w", err)
@@ -65,6 +72,9 @@ func Start(o Options) (*Server, error) {
 	ns.SetLoggerV2(natsLogger{l: o.Logger, fatal: fatal}, enabled(o.Logger, zerolog.DebugLevel),
 		enabled(o.Logger, zerolog.TraceLevel), false)
 	s := newServer(ns, o)
+	if len(o.HubURLs) > 0 {
+		s.hub = id.hub
+	}
 	if err := s.start(sopts, id, fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
@@ -106,15 +116,21 @@ func (s *Server) start(sopts *server.Options, id identities, fatal <-chan string
 // waitReady waits until the server accepts connections, and fails at once
 // with the server's own words when it cannot start (a port in use).
 func (s *Server) waitReady(fatal <-chan string) error {
+	return awaitReady(s.ns, "nats server "+s.domain, fatal)
+}
+
+// awaitReady waits until ns accepts connections, or fails at once with the
+// server's own words (fatal) or after readyTimeout.
+func awaitReady(ns *server.Server, what string, fatal <-chan string) error {
 	deadline := time.Now().Add(readyTimeout)
-	for !s.ns.ReadyForConnections(50 * time.Millisecond) {
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
 		select {
 		case msg := <-fatal:
-			return fmt.Errorf("nats server %s cannot start: %s", s.domain, msg)
+			return fmt.Errorf("%s cannot start: %s", what, msg)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nats server %s not ready after %v", s.domain, readyTimeout)
+			return fmt.Errorf("%s not ready after %v", what, readyTimeout)
 		}
 	}
 	return nil
@@ -161,6 +177,20 @@ func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect %q in process to %s: %w", name, s.domain, err)
 	}
 	return nc, nil
+}
+
+// ConnectHub opens an in-process client connection in account HubAccount,
+// whose traffic goes to the fleet hub over the uplink; an error without
+// hub.url. The connection reconnects never: it lives as long as the server.
+func (s *Server) ConnectHub(name string, opts ...nats.Option) (*nats.Conn, error) {
+	if s.hub == nil {
+		return nil, errors.New("no uplink to a hub (hub.url is not set)")
+	}
+	pub, err := s.hub.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return s.Connect(name, append([]nats.Option{nats.Nkey(pub, s.hub.Sign)}, opts...)...)
 }
 
 // Shutdown stops the server at once: every socket closes, so the peer sees

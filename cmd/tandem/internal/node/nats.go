@@ -46,6 +46,7 @@ func (n *Node) RunNATS(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { n.guardAudit(ctx, js) })
 	wg.Go(func() { n.srv.Relay(ctx, n.nc, n.cfg.NATS.Peer) })
+	wg.Go(func() { n.runUplink(ctx, js) })
 	close(n.started)
 	n.nlog.Info().Str("domain", n.srv.Domain()).Msg("node's NATS server running")
 	<-ctx.Done()

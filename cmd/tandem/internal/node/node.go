@@ -49,6 +49,12 @@ type Node struct {
 	admin   *admin.Server
 	Monitor *monitor.Service
 
+	// PairStatus, if set before Run, lets the uplink to the fleet hub
+	// (hub.url) report the pair's status; UplinkEvery is how often at least
+	// (0: every 10 s).
+	PairStatus  PairStatusFunc
+	UplinkEvery time.Duration
+
 	retention audit.Retention
 
 	// AuditHold is how long the audit streams must stay as restored before
@@ -394,6 +400,7 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 	var mirror sync.WaitGroup
 	if len(names) == len(Services) {
 		mirror.Go(func() { n.guardAudit(ctx, js) })
+		mirror.Go(func() { n.runUplink(ctx, js) })
 	}
 	defer mirror.Wait()
 	close(n.started)

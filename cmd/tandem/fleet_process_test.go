@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/fleet"
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/pkg/event"
+)
+
+// TestFleetProcesses: three `tandem hub` processes and two pairs of
+// `tandem node` processes with hub.url. The fleet view lists both pairs; a
+// hub server killed and a pair's master killed → the view, through the
+// other hub servers, shows the new active; the whole hub frozen (cut off
+// from every pair) and a master killed → that pair fails over on its own,
+// and after the hub resumes the view catches up and every event of the pair
+// is in the fleet stream exactly once.
+func TestFleetProcesses(t *testing.T) {
+	ctx := context.Background()
+	hubs := proctest.StartHubs(t, "", 3)
+	leaf := proctest.HubURLs(hubs, true)
+	start := func(name string) (*proctest.Pair, proctest.Status) {
+		return proctest.StartActive(t, proctest.Options{Pair: name, Heartbeat: testHeartbeat, Wait: waitLimit,
+			Extra: func(string) map[string]any { return map[string]any{"hub.url": leaf} }})
+	}
+	p1, st1 := start("f1")
+	p2, st2 := start("f2")
+	all, rest := proctest.HubURLs(hubs, false), proctest.HubURLs(hubs[1:], false)
+	waitFleet(t, ctx, all, "both pairs active on their masters", func(m map[string]fleet.Pair) bool {
+		return activeIs(m["f1"], p1.Master) && activeIs(m["f2"], p2.Master)
+	})
+
+	_ = hubs[0].Cmd.Process.Kill()
+	p1.Kill9(p1.Master)
+	waitFleet(t, ctx, rest, "f1 active on its standby", func(m map[string]fleet.Pair) bool {
+		return activeIs(m["f1"], p1.Standby) && m["f1"].Epoch > st1.Epoch
+	})
+
+	for _, h := range hubs[1:] {
+		_ = h.Cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	p2.Kill9(p2.Master)
+	deadline := time.Now().Add(waitLimit)
+	for s := p2.Status(time.Second); s.Active == nil || *s.Active != p2.Standby || s.Epoch <= st2.Epoch; s = p2.Status(time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatal("f2 did not fail over while the hub was frozen")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, h := range hubs[1:] {
+		_ = h.Cmd.Process.Signal(syscall.SIGCONT)
+	}
+	waitFleet(t, ctx, rest, "f2 active on its standby after the hub resumed", func(m map[string]fleet.Pair) bool {
+		return activeIs(m["f2"], p2.Standby) && m["f2"].Epoch > st2.Epoch
+	})
+
+	var own, errOut bytes.Buffer
+	if code := run(ctx, []string{"audit", "replay", "--pair", "f2", "--json", "--server", p2.Servers(p2.Standby)}, &own, &errOut); code != 0 {
+		t.Fatalf("audit replay on f2's standby: %s", errOut.String())
+	}
+	want := decodeLines(t, own.Bytes())
+	var got []event.Envelope
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(200 * time.Millisecond) {
+		got = fleetEvents(t, ctx, rest, "--pair", "f2")
+		missing, dups := compareEvents(want, got)
+		if len(dups) > 0 {
+			t.Fatalf("fleet stream holds f2's events twice: %v", dups)
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet stream lacks f2's events %v", missing)
+		}
+	}
+	checkFleetInvariants(t, fleetEvents(t, ctx, rest))
+}

@@ -1,0 +1,78 @@
+//go:build linux
+
+package proctest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Hub is a `tandem hub` process of a cluster started by StartHubs.
+type Hub struct {
+	Name                  string
+	Cmd                   *exec.Cmd
+	Client, Leaf, Cluster int // ports on 127.0.0.1
+}
+
+// StartHubs runs n `tandem hub` processes of bin (Build when ""), routed to
+// each other, killed at cleanup. They are not waited for: the fleet's
+// bucket appears once the cluster has elected a meta leader.
+func StartHubs(t T, bin string, n int) []*Hub {
+	t.Helper()
+	if bin == "" {
+		bin = Build(t)
+	}
+	ports, err := freePorts(3 * n)
+	if err != nil {
+		t.Fatalf("ports: %v", err)
+	}
+	dir := t.TempDir()
+	hubs := make([]*Hub, n)
+	for i := range hubs {
+		hubs[i] = &Hub{Name: fmt.Sprintf("hub%d", i+1), Client: ports[3*i], Leaf: ports[3*i+1], Cluster: ports[3*i+2]}
+	}
+	for i, h := range hubs {
+		var routes []string
+		for j, o := range hubs {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", o.Cluster))
+			}
+		}
+		log, err := os.Create(filepath.Join(dir, h.Name+".log"))
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		h.Cmd = exec.Command(bin, "hub", "--name", h.Name, "--data-dir", filepath.Join(dir, h.Name),
+			"--listen", fmt.Sprintf("127.0.0.1:%d", h.Client), "--leaf-listen", fmt.Sprintf("127.0.0.1:%d", h.Leaf),
+			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", h.Cluster), "--routes", strings.Join(routes, ","))
+		h.Cmd.Stdout, h.Cmd.Stderr = log, log
+		if err := h.Cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", h.Name, err)
+		}
+		t.Cleanup(func() {
+			_ = h.Cmd.Process.Signal(syscall.SIGCONT)
+			_ = h.Cmd.Process.Kill()
+			_ = h.Cmd.Wait()
+			log.Close()
+		})
+	}
+	return hubs
+}
+
+// HubURLs are the hubs' client URLs, or with leaf their leafnode URLs
+// (hub.url), comma separated.
+func HubURLs(hubs []*Hub, leaf bool) string {
+	var urls []string
+	for _, h := range hubs {
+		if leaf {
+			urls = append(urls, fmt.Sprintf("nats-leaf://127.0.0.1:%d", h.Leaf))
+		} else {
+			urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", h.Client))
+		}
+	}
+	return strings.Join(urls, ",")
+}

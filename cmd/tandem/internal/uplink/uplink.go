@@ -1,0 +1,397 @@
+// Package uplink carries a node's part of its pair up to the fleet hub
+// (SPEC §11): its events, the pair's current status, its notifications and
+// their last value; and down from the hub: its pair's admin requests (with
+// every answer) and session acknowledgements.
+//
+// The uplink talks to the hub through the node's own NATS server, in the
+// separate account natsnode.HubAccount whose leaf remote dials the hub; the
+// pair's traffic stays in account TANDEM. Nothing the pair needs waits on the
+// hub: the uplink only reads the node's stream and subjects and writes to the
+// hub, and a hub that is down, cut off or slow costs the pair nothing but the
+// uplink's own retries.
+//
+// What goes up, and who sends it:
+//   - events: each node forwards its own event stream, from a durable
+//     consumer (Consumer), each event published into the hub's fleet stream
+//     with its id as Nats-Msg-Id and acknowledged locally only once the hub
+//     stored it; so after an outage the hub catches up with no event lost,
+//     and a retry is stored once.
+//   - status: the active node (or, with no active node, the master, or a
+//     node whose peer is unreachable) writes the pair's `tandem status
+//     --json` object as key <pair> of the hub's fleet bucket on every event
+//     of the pair and at least every Options.Every; a failed write is
+//     retried every second.
+//   - notifications: the notifier of the node that became active publishes
+//     them; that node's uplink forwards each one and writes it as the last
+//     value (key <pair> of the hub's state bucket), for sessions connected to
+//     the hub (N5).
+//
+// What comes down goes through a queue group of the pair's two uplinks, so
+// the hub hands each message to one node, which passes it into the pair:
+// admin requests (the monitors answer or refuse them by their own rules,
+// F8's master-only included) and acknowledgements.
+//
+// # Concurrency
+//
+// Run starts two goroutines, the event forwarder and the status writer, and
+// subscriptions whose callbacks run on nats.go's goroutines; they share only
+// the status writer's trigger channel (size 1) and the last notification
+// (mu).
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// Consumer is the durable consumer on a node's own event stream that feeds
+// the hub.
+const Consumer = "tandem_uplink"
+
+// Defaults.
+const (
+	DefaultEvery = 10 * time.Second
+	retryEvery   = time.Second
+	hubTimeout   = 2 * time.Second
+	relayWindow  = 10 * time.Second // how long answers to a relayed request are passed on
+	fetchBatch   = 256
+)
+
+// StatusFunc asks the pair for its status, as `tandem status` does.
+type StatusFunc func(ctx context.Context) (api.PairStatus, error)
+
+// Options are what an uplink needs.
+type Options struct {
+	Pair, Node string
+	Local      *nats.Conn          // the node's own account
+	LocalJS    jetstream.JetStream // the node's own JetStream domain
+	Hub        *nats.Conn          // account HUB (natsnode.Server.ConnectHub)
+	Status     StatusFunc          // nil: no status is written
+	Every      time.Duration       // 0: DefaultEvery
+	Log        zerolog.Logger
+}
+
+// Uplink is a running uplink.
+type Uplink struct {
+	o     Options
+	hubJS jetstream.JetStream
+	kick  chan struct{} // size 1: write the status now
+
+	mu       sync.Mutex // guards the fields below
+	lastNote []byte     // the last notification forwarded
+	noteOK   bool       // lastNote is stored as the hub's last value
+}
+
+// Run runs the uplink until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if o.Every <= 0 {
+		o.Every = DefaultEvery
+	}
+	hubJS, err := jetstream.New(o.Hub)
+	if err != nil {
+		return err
+	}
+	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1)}
+	subs, err := u.subscribe()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { u.forwardEvents(ctx) })
+	if o.Status != nil {
+		wg.Go(func() { u.writeStatus(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// subscribe sets up what is event-driven: a status write on every event of
+// the pair, notifications up, admin requests and acknowledgements down.
+func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
+	p := u.o.Pair
+	var subs []*nats.Subscription
+	add := func(s *nats.Subscription, err error) error {
+		if err == nil {
+			subs = append(subs, s)
+		}
+		return err
+	}
+	q := subject.UplinkQueue(p)
+	err := errors.Join(
+		add(u.o.Local.Subscribe(subject.Events(p), func(*nats.Msg) { u.trigger() })),
+		add(u.o.Local.Subscribe(subject.Notify(p), u.notification)),
+		add(u.o.Hub.QueueSubscribe(subject.AdminAll(p, "*"), q, u.relay)),
+		add(u.o.Hub.QueueSubscribe(subject.License(p, "*", "*"), q, u.relay)),
+		add(u.o.Hub.QueueSubscribe(subject.Acks(p), q, u.down)),
+		add(u.o.Hub.QueueSubscribe(subject.AckBatches(p), q, u.down)),
+	)
+	if err != nil {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+		return nil, fmt.Errorf("uplink subscriptions: %w", err)
+	}
+	return subs, nil
+}
+
+func (u *Uplink) trigger() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// forwardEvents feeds the node's own events to the hub's fleet stream, in
+// order, each acknowledged locally once the hub stored it.
+func (u *Uplink) forwardEvents(ctx context.Context) {
+	var cons jetstream.Consumer
+	for cons == nil {
+		var err error
+		if cons, err = u.consumer(ctx); err != nil {
+			u.o.Log.Warn().Err(err).Msg("uplink: no consumer on the event stream yet")
+			if !sleep(ctx, retryEvery) {
+				return
+			}
+		}
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if !sleep(ctx, retryEvery) {
+				return
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			if !u.forwardOne(ctx, m) {
+				return
+			}
+		}
+	}
+}
+
+func (u *Uplink) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return u.o.LocalJS.CreateOrUpdateConsumer(cctx, subject.EventStream(u.o.Pair, u.o.Node), jetstream.ConsumerConfig{
+		Durable:       Consumer,
+		Description:   "feeds the fleet hub with this node's events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: fetchBatch,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+}
+
+// forwardOne stores m on the hub, retrying until the hub took it or ctx
+// ends, then acknowledges it locally; false when ctx ended.
+func (u *Uplink) forwardOne(ctx context.Context, m jetstream.Msg) bool {
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	out := &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: nats.Header{}}
+	if id != "" {
+		out.Header.Set(jetstream.MsgIDHeader, id)
+	}
+	failing := false
+	for {
+		pctx, cancel := context.WithTimeout(ctx, hubTimeout)
+		_, err := u.hubJS.PublishMsg(pctx, out)
+		cancel()
+		if err == nil {
+			if failing {
+				u.o.Log.Info().Msg("uplink: the hub takes events again")
+			}
+			_ = m.Ack()
+			return true
+		}
+		if !failing {
+			u.o.Log.Warn().Err(err).Str("subject", out.Subject).Msg("uplink: the hub does not take events; retrying")
+			failing = true
+		}
+		if !sleep(ctx, retryEvery) {
+			return false
+		}
+	}
+}
+
+// writeStatus writes the pair's status to the hub on every trigger and every
+// Every; after a failed write, every retryEvery until one succeeds.
+func (u *Uplink) writeStatus(ctx context.Context) {
+	tk := time.NewTicker(u.o.Every)
+	defer tk.Stop()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.kick:
+		case <-tk.C:
+		case <-retry.C:
+		}
+		err := u.writeOnce(ctx)
+		switch {
+		case err != nil && !failing:
+			u.o.Log.Warn().Err(err).Msg("uplink: the pair's status is not written to the hub; retrying every second")
+		case err == nil && failing:
+			u.o.Log.Info().Msg("uplink: the pair's status is written to the hub again")
+		}
+		if failing = err != nil; failing {
+			retry.Reset(retryEvery)
+		}
+	}
+}
+
+func (u *Uplink) writeOnce(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ps, err := u.o.Status(sctx)
+	if err != nil {
+		return err
+	}
+	writer := Writes(ps, u.o.Node)
+	u.mu.Lock()
+	note, noteOK := u.lastNote, u.noteOK
+	u.mu.Unlock()
+	if note != nil && !noteOK {
+		u.storeNote(note)
+	}
+	if !writer {
+		return nil
+	}
+	data, err := json.Marshal(ps)
+	if err != nil {
+		return err
+	}
+	return u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
+}
+
+// Writes reports whether node writes the pair's status ps to the hub: it is
+// the active node; or no node is active and it is the master or its peer is
+// unreachable; or the active node is unreachable from it.
+func Writes(ps api.PairStatus, node string) bool {
+	if ps.Active != nil {
+		if *ps.Active == node {
+			return true
+		}
+		for _, n := range ps.Nodes {
+			if n.Node == *ps.Active {
+				return !n.Reachable
+			}
+		}
+		return true
+	}
+	for _, n := range ps.Nodes {
+		if n.Node == node && n.Role == "master" {
+			return true
+		}
+		if n.Node != node && !n.Reachable {
+			return true
+		}
+	}
+	return false
+}
+
+// request publishes data on subj to the hub's JetStream and checks its
+// answer.
+func (u *Uplink) request(subj string, data []byte) error {
+	resp, err := u.o.Hub.Request(subj, data, hubTimeout)
+	if err != nil {
+		return err
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return fmt.Errorf("hub answer: %w", err)
+	}
+	if ack.Error != nil {
+		return ack.Error
+	}
+	return nil
+}
+
+// notification forwards a notification of this node's notifier (the node it
+// names active) to the hub, and stores it as the pair's last value there.
+func (u *Uplink) notification(m *nats.Msg) {
+	n, err := api.DecodeNotification(m.Data)
+	if err != nil || n.Pair != u.o.Pair || n.Active != u.o.Node {
+		return
+	}
+	_ = u.o.Hub.Publish(subject.Notify(u.o.Pair), m.Data)
+	u.mu.Lock()
+	same := string(u.lastNote) == string(m.Data) && u.noteOK
+	u.lastNote = m.Data
+	u.mu.Unlock()
+	if !same {
+		u.storeNote(m.Data)
+	}
+}
+
+// storeNote writes the last notification into the hub's state bucket.
+func (u *Uplink) storeNote(data []byte) {
+	err := u.request(subject.ViaHub(subject.StateKey(u.o.Pair)), data)
+	u.mu.Lock()
+	if string(u.lastNote) == string(data) {
+		u.noteOK = err == nil
+	}
+	u.mu.Unlock()
+	if err != nil {
+		u.trigger() // the status writer retries it
+	}
+}
+
+// down passes an acknowledgement from a session on the hub into the pair.
+func (u *Uplink) down(m *nats.Msg) {
+	_ = u.o.Local.Publish(m.Subject, m.Data)
+}
+
+// relay passes an admin request from the hub into the pair and every answer
+// (both nodes answer a pair-wide request) back, for relayWindow.
+func (u *Uplink) relay(m *nats.Msg) {
+	if m.Reply == "" {
+		_ = u.o.Local.Publish(m.Subject, m.Data)
+		return
+	}
+	inbox := u.o.Local.NewRespInbox()
+	back := m.Reply
+	sub, err := u.o.Local.Subscribe(inbox, func(r *nats.Msg) {
+		_ = u.o.Hub.PublishMsg(&nats.Msg{Subject: back, Data: r.Data, Header: r.Header})
+	})
+	if err != nil {
+		return
+	}
+	_ = sub.AutoUnsubscribe(2)
+	time.AfterFunc(relayWindow, func() { _ = sub.Unsubscribe() })
+	out := &nats.Msg{Subject: m.Subject, Reply: inbox, Data: m.Data, Header: m.Header}
+	if err := u.o.Local.PublishMsg(out); err != nil {
+		_ = sub.Unsubscribe()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

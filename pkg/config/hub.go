@@ -1,0 +1,116 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// The fleet hub's keys (SPEC §11). A node reads hub.url and hub.creds (its
+// uplink); `tandem hub` reads the hub.* server keys, data_dir, nats.tls.*,
+// audit.*, log.* and insecure, and nothing of a pair.
+
+// FleetRoles are the roles hub.auth accepts, sorted.
+var FleetRoles = []string{FleetAdmin, FleetReader, FleetSession}
+
+// URLs splits hub.url into the hub servers' leafnode URLs; none without an
+// uplink.
+func (h Hub) URLs() ([]string, error) {
+	if strings.TrimSpace(h.URL) == "" {
+		return nil, nil
+	}
+	var urls []string
+	for item := range strings.SplitSeq(h.URL, ",") {
+		u := strings.TrimSpace(item)
+		if !strings.Contains(u, "://") {
+			return nil, fmt.Errorf("%q is not a URL (nats-leaf://host:port)", u)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}
+
+// LoadHub builds the configuration of `tandem hub` as Load does a node's,
+// and checks it with ValidateHub.
+func LoadHub(file string, environ []string, flags map[string]string) (Config, error) {
+	return load(file, environ, flags, Config.ValidateHub)
+}
+
+// HubSecured reports whether the hub requires credentials (hub.auth or
+// hub.uplinks set).
+func (c Config) HubSecured() bool { return len(c.Hub.Auth) > 0 || len(c.Hub.Uplinks) > 0 }
+
+// ValidateHub checks the keys `tandem hub` uses: the hub's name and
+// addresses, its users, protected mode (without credentials every listener
+// is loopback, unless insecure), TLS, retention and logging.
+func (c Config) ValidateHub() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	h := c.Hub
+	if err := subject.CheckName("hub", h.Name); err != nil {
+		add("hub.name (--name): %w", err)
+	}
+	if c.DataDir == "" {
+		add("data_dir (--data-dir): empty")
+	}
+	listeners := map[string]string{"hub.listen": h.Listen, "hub.leaf_listen": h.LeafListen, "hub.cluster_listen": h.ClusterListen}
+	for _, key := range slices.Sorted(maps.Keys(listeners)) {
+		addr := listeners[key]
+		if err := checkAddr(addr); err != nil {
+			add("%s: %w", key, err)
+			continue
+		}
+		if !c.Insecure && !c.HubSecured() && !Loopback(addr) {
+			add("%s: %q is not a loopback address and neither hub.auth nor hub.uplinks is set (protected mode): "+
+				"make keys with `tandem auth init` and set hub.auth (admin, reader) and hub.uplinks (pair=key), or listen on 127.0.0.1, "+
+				"or set insecure: true to let anyone on the network in", key, addr)
+		}
+	}
+	for _, r := range h.Routes {
+		if !strings.Contains(r, "://") {
+			add("hub.routes: %q is not a URL (nats-route://host:6222)", r)
+		}
+	}
+	seen := map[string]string{}
+	checkKey := func(what, key string) {
+		switch {
+		case !nkeys.IsValidPublicUserKey(key):
+			add("%s: %q is not a public user nkey (U…, see tandem auth init)", what, key)
+		case seen[key] != "":
+			add("%s: same key as %s; give each its own", what, seen[key])
+		default:
+			seen[key] = what
+		}
+	}
+	for _, role := range slices.Sorted(maps.Keys(h.Auth)) {
+		if !slices.Contains(FleetRoles, role) {
+			add("hub.auth.%s: unknown role (want one of %s)", role, strings.Join(FleetRoles, ", "))
+			continue
+		}
+		checkKey("hub.auth."+role, h.Auth[role])
+	}
+	for _, pair := range slices.Sorted(maps.Keys(h.Uplinks)) {
+		if err := subject.CheckName("pair", pair); err != nil {
+			add("hub.uplinks: %w", err)
+			continue
+		}
+		checkKey("hub.uplinks."+pair, h.Uplinks[pair])
+	}
+	t := c.NATS.TLS
+	if (t.Cert == "") != (t.Key == "") {
+		add("nats.tls.cert and nats.tls.key: set both or neither")
+	}
+	if c.Audit.MaxAge <= 0 {
+		add("audit.max_age: %v must be positive", c.Audit.MaxAge)
+	}
+	if _, err := c.Audit.MaxBytesValue(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(append(errs, c.Log.validate()...)...)
+}

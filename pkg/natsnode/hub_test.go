@@ -1,0 +1,177 @@
+package natsnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/tandem-ha/tandem/pkg/subject"
+)
+
+// startHubs starts a routed cluster of n hub servers and makes the fleet's
+// streams.
+func startHubs(t *testing.T, n int, edit func(*HubOptions)) []*Hub {
+	t.Helper()
+	hubs, err := StartHubCluster(n, t.TempDir(), testLogger(t), edit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hubs {
+		t.Cleanup(h.Shutdown)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, h := range hubs {
+		if err := h.EnsureFleet(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hubs
+}
+
+func leafURLs(hubs []*Hub) []string {
+	var out []string
+	for _, h := range hubs {
+		out = append(out, h.LeafURL())
+	}
+	return out
+}
+
+// uplinkPublish publishes an event of pair into the fleet stream through
+// node's uplink and returns the stream's answer.
+func uplinkPublish(t *testing.T, nc *nats.Conn, pair, id string) (*jetstream.PubAck, error) {
+	t.Helper()
+	m := nats.NewMsg(subject.Event(pair, "a", "tandem.node.started"))
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Data = []byte(`{}`)
+	resp, err := nc.RequestMsg(m, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var ack struct {
+		jetstream.PubAck
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return nil, err
+	}
+	if ack.Error != nil {
+		return nil, ack.Error
+	}
+	return &ack.PubAck, nil
+}
+
+func TestHubClusterTakesUplinkEvents(t *testing.T) {
+	hubs := startHubs(t, 3, nil)
+	node := startNode(t, "a", func(o *Options) { o.HubURLs = leafURLs(hubs) })
+	nc, err := node.ConnectHub("uplink", nats.CustomInboxPrefix(UplinkInboxPrefix("t")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var ack *jetstream.PubAck
+	waitFor(t, 20*time.Second, "event stored on the hub", func() bool {
+		ack, err = uplinkPublish(t, nc, "t", "ev-1")
+		return err == nil
+	})
+	if ack.Stream != subject.FleetStream || ack.Domain != subject.HubDomain {
+		t.Fatalf("stored in %s@%s, want %s@%s", ack.Stream, ack.Domain, subject.FleetStream, subject.HubDomain)
+	}
+	again, err := uplinkPublish(t, nc, "t", "ev-1")
+	if err != nil || !again.Duplicate || again.Sequence != ack.Sequence {
+		t.Fatalf("re-published event: %+v, %v; want a duplicate of seq %d", again, err, ack.Sequence)
+	}
+	// The node's own account does not reach the hub: only HUB is linked.
+	own, err := node.Connect("own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if _, err := uplinkPublish(t, own, "t", "ev-2"); err == nil {
+		t.Fatal("a publish in the node's own account reached the hub")
+	}
+	info := streamInfo(t, hubs[1], subject.FleetStream)
+	if info.Config.Replicas != 3 || info.State.Msgs != 1 || !info.Config.DenyDelete || !info.Config.DenyPurge {
+		t.Fatalf("fleet stream: replicas %d, %d messages, deny delete %v purge %v; want 3, 1, true, true",
+			info.Config.Replicas, info.State.Msgs, info.Config.DenyDelete, info.Config.DenyPurge)
+	}
+}
+
+func streamInfo(t *testing.T, h *Hub, name string) *jetstream.StreamInfo {
+	t.Helper()
+	nc, err := h.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// TestHubUplinkPublishesOnlyItsPair: with credentials, pair t's uplink can
+// store its own events and status, and nothing of pair u's.
+func TestHubUplinkPublishesOnlyItsPair(t *testing.T) {
+	dir := t.TempDir()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(dir, "uplink.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hubs := startHubs(t, 1, func(o *HubOptions) { o.Uplinks = map[string]string{"t": pub} })
+	node := startNode(t, "a", func(o *Options) { o.HubURLs, o.HubSeedFile = leafURLs(hubs), seedFile })
+	nc, err := node.ConnectHub("uplink", nats.CustomInboxPrefix(UplinkInboxPrefix("t")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	waitFor(t, 20*time.Second, "own event stored", func() bool {
+		_, err := uplinkPublish(t, nc, "t", "ok-1")
+		return err == nil
+	})
+	if _, err := uplinkPublish(t, nc, "u", "bad-1"); err == nil {
+		t.Fatal("pair t's uplink stored an event of pair u")
+	}
+	resp, err := nc.Request(subject.ViaHub(subject.FleetKey("u")), []byte(`{"pair":"u"}`), 500*time.Millisecond)
+	if err == nil {
+		t.Fatalf("pair t's uplink wrote pair u's status: %s", resp.Data)
+	}
+	if _, err := nc.Request(subject.ViaHub(subject.FleetKey("t")), []byte(`{"pair":"t"}`), 2*time.Second); err != nil {
+		t.Fatalf("own status: %v", err)
+	}
+	// A TCP client without credentials is refused.
+	if c, err := nats.Connect(hubs[0].ClientURL()); err == nil {
+		c.Close()
+		t.Fatal("an anonymous client connected to a secured hub")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Logf("anonymous client: %v", err)
+	}
+	if info := streamInfo(t, hubs[0], subject.FleetStream); info.State.Msgs != 1 {
+		t.Fatalf("fleet stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
