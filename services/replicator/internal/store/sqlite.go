@@ -17,6 +17,18 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 )
 
+// The SQLite adapter implements every concept.
+var (
+	_ Store      = (*SQLite)(nil)
+	_ LogReader  = (*SQLite)(nil)
+	_ Applier    = (*SQLite)(nil)
+	_ Reconciler = (*SQLite)(nil)
+	_ Identity   = (*SQLite)(nil)
+	_ Schema     = (*SQLite)(nil)
+	_ Verifier   = (*SQLite)(nil)
+	_ Apply      = (*sqliteApply)(nil)
+)
+
 // SQLite is the Store of an SQLite database file.
 //
 // It keeps two handles on the file: w, one connection for every write

@@ -137,8 +137,13 @@ type RowSum struct {
 	Hash string `json:"hash"`
 }
 
-// Store is the replication logic's view of a database.
-type Store interface {
+// The store's interfaces are small, one per concept, so that each user
+// names what it needs and a fake implements only what a test uses. Store
+// is all of them, what the replicator opens.
+
+// LogReader is the shipping side's view: the database's lineage and its
+// change log.
+type LogReader interface {
 	// Info reads the store's state.
 	Info(ctx context.Context) (Info, error)
 	// ReadLog calls fn for every change after seq, in order, inside one
@@ -150,16 +155,20 @@ type Store interface {
 	Changed(ctx context.Context) (bool, error)
 	// Prune deletes log rows up to seq.
 	Prune(ctx context.Context, upTo uint64) error
+}
+
+// Applier is the receiving side's view: positions and applying groups.
+type Applier interface {
 	// Position is how far source has been applied.
 	Position(ctx context.Context, source string) (Position, bool, error)
 	// SetPosition records a position without applying anything (a genesis).
 	SetPosition(ctx context.Context, source string, p Position) error
 	// Begin starts applying a group from source (whose side is given).
 	Begin(ctx context.Context, source string, fromMaster bool) (Apply, error)
-	// SetPaused persists the paused flag.
-	SetPaused(ctx context.Context, paused bool) error
-	// NewID gives the database a new id and returns it.
-	NewID(ctx context.Context) (string, error)
+}
+
+// Reconciler makes and merges snapshots (R1, R10).
+type Reconciler interface {
 	// Snapshot writes a consistent copy of the database to path.
 	Snapshot(ctx context.Context, path string) (Snapshot, error)
 	// Restore merges the snapshot at path (from source, the master) into
@@ -169,6 +178,32 @@ type Store interface {
 	// The database gets a new id and source's position becomes the
 	// snapshot's, at stream sequence stream of source's batches.
 	Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
+}
+
+// Identity controls the database's lineage and the persisted flags.
+type Identity interface {
+	// NewID gives the database a new id and returns it.
+	NewID(ctx context.Context) (string, error)
+	// SetPaused persists the paused flag.
+	SetPaused(ctx context.Context, paused bool) error
+	// WriteFailover records that node became active in epoch at at (R8);
+	// an older epoch than the one recorded for node is ignored.
+	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error
+}
+
+// Schema follows the application's schema (R11).
+type Schema interface {
+	// SyncSchema looks for schema changes since the last call (cheap when
+	// there are none) and queues those that replicate (R11).
+	SyncSchema(ctx context.Context) (SchemaChange, error)
+	// Refused lists the application tables that cannot be replicated
+	// (no primary key), with the reason.
+	Refused() map[string]string
+}
+
+// Verifier reads what verify, the conflict report and the configuration
+// reader need (R7).
+type Verifier interface {
 	// Sums computes every replicated table's checksum in nb buckets.
 	Sums(ctx context.Context, nb int) ([]TableSum, error)
 	// RowSums lists the row hashes of table in the given buckets.
@@ -180,15 +215,16 @@ type Store interface {
 	// transaction. found is false when there is no such table. A column the
 	// table does not have is an error.
 	ReadTable(ctx context.Context, name string, cols []string, fn func(vals []*string) error) (found bool, err error)
-	// WriteFailover records that node became active in epoch at at (R8);
-	// an older epoch than the one recorded for node is ignored.
-	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error
-	// SyncSchema looks for schema changes since the last call (cheap when
-	// there are none) and queues those that replicate (R11).
-	SyncSchema(ctx context.Context) (SchemaChange, error)
-	// Refused lists the application tables that cannot be replicated
-	// (no primary key), with the reason.
-	Refused() map[string]string
+}
+
+// Store is the replication logic's view of a database: every concept.
+type Store interface {
+	LogReader
+	Applier
+	Reconciler
+	Identity
+	Schema
+	Verifier
 	// Close closes the store.
 	Close() error
 }
