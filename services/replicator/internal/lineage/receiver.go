@@ -315,9 +315,13 @@ func (r *Receiver) genesis(b Batch) {
 // part adds a part to the group (starting, continuing or restarting it).
 func (r *Receiver) part(b Batch) {
 	p := &Part{}
+	note := ""
 	switch {
 	case r.group != nil && b.From == r.group.to:
 	case b.From <= r.pos.Log:
+		if r.group != nil {
+			note = " (the group restarts: shipped again)"
+		}
 		r.abort() // a group shipped again (after a crash of the shipper): start over
 		r.group = &group{start: b.From, to: b.From}
 		p.New = true
@@ -336,6 +340,10 @@ func (r *Receiver) part(b Batch) {
 	}
 	r.rd.Part = p
 	r.rd.Verdict = fmt.Sprintf("apply (%d, %d] of group %d", b.From, b.To, r.group.start)
+	if p.New && b.From < r.pos.Log {
+		note = fmt.Sprintf(" (changes up to %d already applied are skipped)", r.pos.Log)
+	}
+	r.rd.Verdict += note
 	if b.Final {
 		r.rd.Verdict += ", commit"
 	}

@@ -199,8 +199,8 @@ func (h *harness) pair() {
 		"a": {name: "a", master: true, backups: map[string]*storefake.Store{}},
 		"b": {name: "b", backups: map[string]*storefake.Store{}},
 	}
-	for _, n := range h.nodes {
-		n.db = h.newDB(n)
+	for _, name := range []string{"a", "b"} {
+		h.nodes[name].db = h.newDB(h.nodes[name])
 	}
 }
 
@@ -457,7 +457,7 @@ func (h *harness) flush(n *simNode, in lineage.Input) bool {
 	for n.recv.HasReady() {
 		rd := n.recv.Ready()
 		n.recv.Advance()
-		if rd.Verdict != "" && !strings.HasPrefix(rd.Verdict, "skip") {
+		if rd.Verdict != "" {
 			h.printf("%s: %s", n.name, rd.Verdict)
 		}
 		if rd.Abort && n.g != nil {
