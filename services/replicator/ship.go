@@ -12,17 +12,10 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
-
-// shipped is what the shipper has put into the stream: the database id and
-// the log sequence up to which whole groups are in it.
-type shipped struct {
-	db   string
-	to   uint64
-	have bool
-}
 
 // StreamConfig is the configuration of node's batch stream: file storage,
 // no limits (pruned only once the peer has applied), duplicates detected
@@ -63,7 +56,7 @@ func (s *Service) runShip(ctx context.Context) error {
 	timer := time.NewTimer(s.poll)
 	defer timer.Stop()
 	var p shipPoll
-	var stuck backoff // of changes that cannot be shipped
+	var stuck lineage.Backoff // of changes that cannot be shipped
 	now := time.Now()
 	p.start(now)
 	for ctx.Err() == nil {
@@ -161,87 +154,85 @@ func (p *shipPoll) delay(now time.Time, poll time.Duration) time.Duration {
 }
 
 // lastShipped reads the stream's last batch: where shipping goes on.
-func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (shipped, error) {
+func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (lineage.Shipped, error) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		m, err := stream.GetLastMsgForSubject(cctx, subject.ReplChanges(s.cfg.Pair, s.cfg.Node))
 		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
-			return shipped{}, nil
+			return lineage.Shipped{}, nil
 		case err == nil:
 			b, err := wire.Decode(m.Data, s.cfg.Pair)
 			if err != nil {
 				s.log.Warn().Err(err).Msg("the batch stream's last message is not a batch; starting a new database id")
-				return shipped{}, nil
+				return lineage.Shipped{}, nil
 			}
-			cur := shipped{db: b.DB, to: b.To, have: true}
+			cur := lineage.Shipped{DB: b.DB, To: b.To, Have: true}
 			if !b.Final {
-				cur.to = b.Start // the group was cut short: ship it again
+				cur.To = b.Start // the group was cut short: ship it again
 			}
 			return cur, nil
 		}
 		s.log.Warn().Err(err).Msg("read the batch stream")
 		if !sleep(ctx, time.Second) {
-			return shipped{}, ctx.Err()
+			return lineage.Shipped{}, ctx.Err()
 		}
 	}
 }
 
 // shipOnce ships what the log holds after cur, first announcing a new
-// database id if there is one.
-func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *shipped) error {
+// database id if there is one: lineage.PlanShip decides.
+func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped) error {
 	s.syncSchema(ctx)
 	info, err := s.st.Info(ctx)
 	if err != nil {
 		return err
 	}
 	var master store.Position
+	following := true
 	if !s.master() {
 		p, ok, err := s.st.Position(ctx, s.peer)
-		if err != nil || !ok || p.DB == "" {
-			return err // a standby ships nothing before its first sync
+		if err != nil {
+			return err
 		}
-		master = p
+		master, following = p, ok && p.DB != ""
 	}
-	switch {
-	case cur.have && cur.db == info.DB && cur.to > info.LogHigh:
+	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh})
+	switch plan.Kind {
+	case lineage.ShipNothing:
+		return nil // a standby ships nothing before its first sync
+	case lineage.ShipRestored:
 		// The stream has changes this database never made: it is an older
 		// copy of itself (a restored backup). It cannot go on as that id.
-		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.to).Uint64("log_high", info.LogHigh).
+		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.To).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
 		s.emit(event.ReplSnapshot, map[string]any{"phase": "backup-detected", "db": info.DB,
-			"shipped": cur.to, "log_high": info.LogHigh, "reason": "R9: database restored from a backup detected"})
+			"shipped": cur.To, "log_high": info.LogHigh, "reason": "R9: database restored from a backup detected"})
 		if info.DB, err = s.st.NewID(ctx); err != nil {
 			return err
 		}
-		if !s.master() {
-			s.askResync("this database was restored from a backup")
-			return nil // the resync gives it a new id again
+		if plan.Reconcile != "" {
+			s.askResync(plan.Reconcile)
+			return nil // the reconcile gives it a new id again
 		}
-		return s.genesis(ctx, stream, cur, info, master, "backup restore detected")
-	case !cur.have || cur.db != info.DB:
-		reason := "created"
-		if cur.have {
-			reason = "new database id"
-		}
-		if !s.master() {
-			reason = "restored from a snapshot of the master"
-		}
-		return s.genesis(ctx, stream, cur, info, master, reason)
+		return s.genesis(ctx, stream, cur, info, master, plan)
+	case lineage.ShipGenesis:
+		return s.genesis(ctx, stream, cur, info, master, plan)
 	}
 	return s.shipGroup(ctx, cur, info.DB)
 }
 
 // genesis announces a new database id: for a standby restored from a
-// snapshot, the batches of its old id are purged first, so the master never
-// applies changes the snapshot overwrote.
-func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shipped, info store.Info, master store.Position, reason string) error {
-	if !s.master() && cur.have {
+// snapshot, the batches of its old id are purged first (plan.Purge), so the
+// master never applies changes the snapshot overwrote.
+func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped, info store.Info, master store.Position, plan lineage.ShipPlan) error {
+	if plan.Purge {
 		if err := stream.Purge(ctx); err != nil {
 			return fmt.Errorf("purge the batches of the old database id: %w", err)
 		}
 	}
+	reason := plan.Reason
 	b := &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: info.DB,
 		Start: info.DBStart, From: info.DBStart, To: info.DBStart, Final: true, Genesis: &wire.Genesis{Reason: reason},
 		Changes: []wire.Change{}}
@@ -251,16 +242,16 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shi
 	if err := s.publish(ctx, b); err != nil {
 		return err
 	}
-	*cur = shipped{db: info.DB, to: info.DBStart, have: true}
-	s.setShipped(cur.to)
+	*cur = lineage.Shipped{DB: info.DB, To: info.DBStart, Have: true}
+	s.setShipped(cur.To)
 	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.DBStart).Msg("database id announced")
 	return nil
 }
 
 // shipGroup reads the log after cur in one read transaction and publishes
 // it as one group of parts.
-func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error {
-	start := cur.to
+func (s *Service) shipGroup(ctx context.Context, cur *lineage.Shipped, db string) error {
+	start := cur.To
 	var part *wire.Batch
 	size, rows := 0, 0
 	newPart := func(from uint64, n int) *wire.Batch {
@@ -299,7 +290,7 @@ func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error 
 	if err := s.publish(ctx, part); err != nil {
 		return err
 	}
-	cur.to = to
+	cur.To = to
 	s.setShipped(to)
 	s.met.rowsShipped.Add(float64(rows))
 	s.met.groupsShipped.Inc()
@@ -420,10 +411,10 @@ var errTooLarge = errors.New("a row too large for one message")
 // before trying again (doubling up to a minute: reading and encoding the
 // row again every second costs the node); it clears the state when
 // shipping works again.
-func (s *Service) shipBlocked(b *backoff, err error) time.Duration {
+func (s *Service) shipBlocked(b *lineage.Backoff, err error) time.Duration {
 	if !errors.Is(err, errTooLarge) {
-		if b.reason != "" && err == nil {
-			*b = backoff{}
+		if b.Reason() != "" && err == nil {
+			*b = lineage.Backoff{}
 			if st, _ := s.stateNow(); st == "blocked" {
 				s.setState("running", "")
 			}
@@ -431,9 +422,9 @@ func (s *Service) shipBlocked(b *backoff, err error) time.Duration {
 		return 0
 	}
 	reason := "cannot ship: " + err.Error()
-	if b.attempted(time.Now(), reason) {
+	if b.Attempted(time.Now(), reason) {
 		s.emit(event.ReplBlocked, map[string]any{"reason": reason})
 	}
 	s.setState("blocked", reason)
-	return b.delay
+	return b.Delay()
 }

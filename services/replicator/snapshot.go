@@ -18,6 +18,8 @@ import (
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
 
@@ -182,14 +184,43 @@ func (s *Service) cleanSnapshots(all bool) {
 	}
 }
 
-// resync replaces this standby's database with a snapshot of the master's
-// (R1). It runs in the receiver goroutine.
-func (s *Service) resync(ctx context.Context, r *receiver) error {
-	s.abort(r)
-	s.setState("syncing", r.resync)
-	s.log.Info().Str("reason", r.resync).Msg("re-syncing from the master")
+// reconcile merges a snapshot of the master's database into this
+// standby's, row by row by version (R1, R10), and steps the outcome into
+// the machine. It runs in the receiver goroutine. Its error is fatal only
+// when the outcome cannot be carried out (a fault hook).
+func (s *Service) reconcile(ctx context.Context, r *receiver, why string) error {
+	s.log.Info().Str("reason", why).Msg("re-syncing from the master")
+	err := s.resync(ctx, why)
+	if ctx.Err() != nil {
+		return nil
+	}
+	in := lineage.Reconciled{Now: time.Now(), Err: err}
+	if err == nil {
+		var p store.Position
+		p, in.Have, in.Err = s.st.Position(ctx, s.peer)
+		in.Pos = toLineage(p)
+		if in.Err == nil {
+			s.setIn(p)
+		}
+	}
+	if err := r.m.Step(in); err != nil {
+		return err
+	}
+	if in.Err == nil {
+		poke(s.wake)
+	} else {
+		s.log.Warn().Err(in.Err).Str("why", why).Msg("resync failed")
+	}
+	if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
+		return err
+	}
+	return nil
+}
+
+// resync fetches the master's snapshot and merges it (store.Restore).
+func (s *Service) resync(ctx context.Context, why string) error {
 	start := time.Now()
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + r.resync})
+	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + why})
 	path, rep, err := s.fetchSnapshot(ctx)
 	defer s.setProgress(nil)
 	if path != "" {
@@ -210,13 +241,7 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "restored", "bytes": rep.Size, "log": rep.Log, "db": rep.DB,
 		"seconds": took.Seconds(), "taken": rec.Taken, "kept": rec.Kept, "conflicts": len(rec.Conflicts),
-		"reason": "R10: " + r.resync})
-	r.resync = ""
-	if err := s.loadPos(ctx, r); err != nil {
-		return err
-	}
-	s.setState("running", "")
-	poke(s.wake)
+		"reason": "R10: " + why})
 	return nil
 }
 
