@@ -85,7 +85,7 @@ func (s *state) record(table, pk, winOp string, loser Row, win, lose conflict.Ve
 	if loser.Op == wire.OpDelete {
 		img = ""
 	}
-	s.conflicts = append(s.conflicts, store.Conflict{Table: table, PK: pk, Kind: winOp + "/" + loser.Op,
+	s.conflicts = append(s.conflicts, store.Conflict{Table: table, PK: pk, Kind: opNames[winOp] + "/" + opNames[loser.Op],
 		Winner: string(store.Master), Loser: string(store.Standby), LoserOp: loser.Op, LoserRow: img,
 		LoserVer: lose, WinnerVer: win})
 }
@@ -108,3 +108,5 @@ func (a *apply) Rollback() error {
 	a.done = true
 	return nil
 }
+
+var opNames = map[string]string{wire.OpInsert: "insert", wire.OpUpdate: "update", wire.OpDelete: "delete"}

@@ -64,6 +64,7 @@ func (s *Store) Restore(_ context.Context, path, source string, stream uint64) (
 				queue = append(queue, changeOf(t, pk, here))
 				there.Ver = v
 				st.rows[t][pk] = there
+				rec.Taken++
 			}
 		}
 	}
