@@ -234,7 +234,7 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lin
 	}
 	reason := plan.Reason
 	b := &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: info.DB,
-		Start: info.DBStart, From: info.DBStart, To: info.DBStart, Final: true, Genesis: &wire.Genesis{Reason: reason},
+		Start: plan.At, From: plan.At, To: plan.At, Final: true, Genesis: &wire.Genesis{Reason: reason},
 		Changes: []wire.Change{}}
 	if !s.master() {
 		b.Genesis.Base, b.Genesis.BasePos = master.DB, master.Log
@@ -242,9 +242,9 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lin
 	if err := s.publish(ctx, b); err != nil {
 		return err
 	}
-	*cur = lineage.Shipped{DB: info.DB, To: info.DBStart, Have: true}
+	*cur = lineage.Shipped{DB: info.DB, To: plan.At, Have: true}
 	s.setShipped(cur.To)
-	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.DBStart).Msg("database id announced")
+	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", plan.At).Msg("database id announced")
 	return nil
 }
 

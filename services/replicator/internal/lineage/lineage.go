@@ -129,6 +129,10 @@ type ShipPlan struct {
 	NewID bool
 	// Reconcile is why a standby must reconcile with the master (ShipRestored).
 	Reconcile string
+	// At is the log sequence the genesis announces, the new lineage's
+	// start: after a new id (ShipRestored), the log's end, which the new
+	// id's batches start after; the database's own start otherwise.
+	At uint64
 }
 
 // PlanShip decides what the shipper does: master is this node's role,
@@ -140,7 +144,7 @@ func PlanShip(master, following bool, s Shipped, o Own) ShipPlan {
 	own := CompareOwn(s, o)
 	switch own {
 	case OwnRestored:
-		p := ShipPlan{Kind: ShipRestored, Own: own, NewID: true}
+		p := ShipPlan{Kind: ShipRestored, Own: own, NewID: true, At: o.LogHigh}
 		if master {
 			p.Reason = ReasonBackup
 		} else {
@@ -148,7 +152,7 @@ func PlanShip(master, following bool, s Shipped, o Own) ShipPlan {
 		}
 		return p
 	case OwnNew, OwnReplaced:
-		p := ShipPlan{Kind: ShipGenesis, Own: own, Reason: ReasonCreated}
+		p := ShipPlan{Kind: ShipGenesis, Own: own, Reason: ReasonCreated, At: o.DBStart}
 		if own == OwnReplaced {
 			p.Reason = ReasonNewID
 		}
@@ -167,6 +171,9 @@ func (p ShipPlan) String() string {
 	}
 	if p.Purge {
 		s += " purge"
+	}
+	if p.Kind == ShipGenesis || p.Kind == ShipRestored {
+		s += fmt.Sprintf(" at %d", p.At)
 	}
 	if p.Reason != "" {
 		s += ": " + p.Reason

@@ -297,13 +297,13 @@ func (h *harness) ship(n *simNode) {
 		if plan.Purge {
 			n.stream = nil
 		}
-		b := &wire.Batch{Node: n.name, Master: n.master, DB: info.DB, Start: info.DBStart, From: info.DBStart, To: info.DBStart,
+		b := &wire.Batch{Node: n.name, Master: n.master, DB: info.DB, Start: plan.At, From: plan.At, To: plan.At,
 			Final: true, Genesis: &wire.Genesis{Reason: plan.Reason}}
 		if !n.master {
 			b.Genesis.Base = p.DB
 		}
 		h.publish(n, b)
-		n.cur = lineage.Shipped{DB: info.DB, To: info.DBStart, Have: true}
+		n.cur = lineage.Shipped{DB: info.DB, To: plan.At, Have: true}
 		h.printf("%s: genesis of %s published at stream %d", n.name, info.DB, n.lastSeq)
 		return
 	}

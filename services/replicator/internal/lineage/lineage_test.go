@@ -1,0 +1,52 @@
+package lineage
+
+import "testing"
+
+func TestPlanShip(t *testing.T) {
+	own := Own{DB: "x", DBStart: 5, LogHigh: 9}
+	for _, c := range []struct {
+		name              string
+		master, following bool
+		s                 Shipped
+		want              ShipPlan
+	}{
+		{"master, first start", true, false, Shipped{}, ShipPlan{Kind: ShipGenesis, Own: OwnNew, Reason: ReasonCreated, At: 5}},
+		{"master, same", true, false, Shipped{DB: "x", To: 7, Have: true}, ShipPlan{Kind: ShipGroup, Own: OwnSame}},
+		{"master, caught up", true, false, Shipped{DB: "x", To: 9, Have: true}, ShipPlan{Kind: ShipGroup, Own: OwnSame}},
+		{"master, replaced", true, false, Shipped{DB: "old", To: 70, Have: true}, ShipPlan{Kind: ShipGenesis, Own: OwnReplaced, Reason: ReasonNewID, At: 5}},
+		// A restored backup: the genesis of its new id announces the log's
+		// end, after which the new id's batches start (NewID), so nothing
+		// the backup holds is shipped again under the new id.
+		{"master, restored", true, false, Shipped{DB: "x", To: 12, Have: true}, ShipPlan{Kind: ShipRestored, Own: OwnRestored, NewID: true, Reason: ReasonBackup, At: 9}},
+		{"standby before its first sync", false, false, Shipped{}, ShipPlan{Kind: ShipNothing, Own: OwnNew}},
+		{"standby after its first sync", false, true, Shipped{}, ShipPlan{Kind: ShipGenesis, Own: OwnNew, Reason: ReasonSnapshot, At: 5}},
+		{"standby reconciled again", false, true, Shipped{DB: "old", To: 3, Have: true}, ShipPlan{Kind: ShipGenesis, Own: OwnReplaced, Reason: ReasonSnapshot, Purge: true, At: 5}},
+		{"standby restored", false, true, Shipped{DB: "x", To: 12, Have: true}, ShipPlan{Kind: ShipRestored, Own: OwnRestored, NewID: true, Reconcile: "this database was restored from a backup", At: 9}},
+		{"standby same", false, true, Shipped{DB: "x", To: 9, Have: true}, ShipPlan{Kind: ShipGroup, Own: OwnSame}},
+	} {
+		if got := PlanShip(c.master, c.following, c.s, own); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestComparePeer(t *testing.T) {
+	pos := Position{DB: "m", Log: 4, Stream: 9}
+	for _, c := range []struct {
+		pos     Position
+		have    bool
+		db, gen string
+		want    PeerLineage
+	}{
+		{Position{}, false, "m", "", PeerUnknown},
+		{Position{Log: 3}, true, "m", "", PeerUnknown},
+		{pos, true, "m", "", PeerSame},
+		{pos, true, "m2", "", PeerReplaced},
+		{pos, true, "m2", ReasonNewID, PeerReplaced},
+		{pos, true, "m2", ReasonBackup, PeerRestored},
+	} {
+		if got := ComparePeer(c.pos, c.have, c.db, c.gen); got != c.want {
+			t.Errorf("%+v %v %q %q: %s, want %s", c.pos, c.have, c.db, c.gen, got, c.want)
+		}
+	}
+}
