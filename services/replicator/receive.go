@@ -533,6 +533,10 @@ func (s *Service) commitGroup(ctx context.Context, r *receiver, b *wire.Batch, s
 		s.reportConflict(c)
 	}
 	s.sendApplied(r, "", false)
+	if res.Resync != "" && !s.master() {
+		r.resync = res.Resync
+		return errResync
+	}
 	return nil
 }
 

@@ -198,6 +198,7 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	if err != nil {
 		return err
 	}
+	before := s.st.Refused()
 	rec, err := s.st.Restore(ctx, path, s.peer, rep.Stream)
 	if err != nil {
 		return err
@@ -205,6 +206,7 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	for _, c := range rec.Conflicts {
 		s.reportConflict(c)
 	}
+	s.noteRefusals(before, rec.Refused)
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
@@ -218,6 +220,23 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	s.setState("running", "")
 	poke(s.wake)
 	return nil
+}
+
+// noteRefusals reports the tables a reconcile refused for an incompatible
+// schema that were not refused before, and logs those picked up again.
+func (s *Service) noteRefusals(before, refused map[string]string) {
+	newly := map[string]string{}
+	for tbl, why := range refused {
+		if before[tbl] != why {
+			newly[tbl] = why
+		}
+	}
+	for tbl := range before {
+		if _, still := s.st.Refused()[tbl]; !still {
+			s.log.Info().Str("table", tbl).Msg("table picked up again: its schema now matches the peer's")
+		}
+	}
+	s.reportRefused(newly)
 }
 
 // fetchSnapshot asks the master for a snapshot and fetches it chunk by
