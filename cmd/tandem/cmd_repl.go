@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"text/tabwriter"
@@ -142,6 +143,9 @@ type verifyResult struct {
 	Tables []api.ReplTableSum `json:"tables"`
 	Diffs  []rowDiff          `json:"diffs"`
 	Nodes  map[string]uint64  `json:"applied"`
+	// Refused lists the tables a node refuses (R11), by table and node:
+	// they are not compared.
+	Refused map[string]map[string]string `json:"refused,omitempty"`
 }
 
 func replVerify(ctx context.Context, nc *nats.Conn, p pairFlags, attempts int, out io.Writer) error {
@@ -177,11 +181,24 @@ func verifyOnce(ctx context.Context, nc *nats.Conn, p pairFlags) (verifyResult, 
 	if err != nil {
 		return res, err
 	}
-	a, b := sums[0], sums[1]
-	res.Tables = a.Tables
 	for _, n := range sums {
 		res.Nodes[n.Node] = n.Applied
+		for tbl, why := range n.Refused {
+			if res.Refused == nil {
+				res.Refused = map[string]map[string]string{}
+			}
+			if res.Refused[tbl] == nil {
+				res.Refused[tbl] = map[string]string{}
+			}
+			res.Refused[tbl][n.Node] = why
+		}
 	}
+	compared := func(ts []api.ReplTableSum) []api.ReplTableSum {
+		return slices.DeleteFunc(slices.Clone(ts), func(t api.ReplTableSum) bool { return res.Refused[t.Table] != nil })
+	}
+	a, b := sums[0], sums[1]
+	a.Tables, b.Tables = compared(a.Tables), compared(b.Tables)
+	res.Tables = a.Tables
 	for table, buckets := range differingBuckets(a.Tables, b.Tables) {
 		rows, err := gatherVerify(ctx, nc, p, api.ReplRequest{Table: table, Buckets: buckets})
 		if err != nil {
@@ -275,6 +292,11 @@ func differingRows(table string, a, b api.ReplVerifyReply) []rowDiff {
 }
 
 func printVerify(out io.Writer, res verifyResult) {
+	for _, tbl := range slices.Sorted(maps.Keys(res.Refused)) {
+		for _, node := range slices.Sorted(maps.Keys(res.Refused[tbl])) {
+			fmt.Fprintf(out, "table %s is refused on %s, not compared: %s\n", tbl, node, res.Refused[tbl][node])
+		}
+	}
 	if res.Equal {
 		n := 0
 		for _, t := range res.Tables {

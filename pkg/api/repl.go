@@ -95,4 +95,7 @@ type ReplVerifyReply struct {
 	Rows   []ReplRowSum   `json:"rows,omitempty"`
 	// Applied is the node's position in the peer's changes when it answered.
 	Applied uint64 `json:"applied"`
+	// Refused names the tables this node refuses (R11), with the reason:
+	// they are not compared.
+	Refused map[string]string `json:"refused,omitempty"`
 }

@@ -177,6 +177,9 @@ func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.
 	s.mu.Lock()
 	out.Applied = s.in.applied
 	s.mu.Unlock()
+	if r := s.st.Refused(); len(r) > 0 {
+		out.Refused = r
+	}
 	if table != "" {
 		rows, err := s.st.RowSums(ctx, table, VerifyBuckets, buckets, verifyRowLimit)
 		if err != nil {

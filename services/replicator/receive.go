@@ -477,7 +477,7 @@ func (s *Service) commitGroup(ctx context.Context, r *receiver, lp lineage.Posit
 	for _, c := range res.Conflicts {
 		s.reportConflict(c)
 	}
-	return r.m.Step(lineage.Applied{Pos: lp})
+	return r.m.Step(lineage.Applied{Pos: lp, Reconcile: res.Resync})
 }
 
 func (s *Service) reportConflict(c store.Conflict) {

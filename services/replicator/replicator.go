@@ -343,10 +343,7 @@ func (s *Service) open(ctx context.Context) error {
 		return fmt.Errorf("replicator: %w", err)
 	}
 	s.paused.Store(info.Paused)
-	for tbl, why := range st.Refused() {
-		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
-		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
-	}
+	s.reportRefused(st.Refused())
 	if info.Paused {
 		s.setState("paused", "paused by an operator")
 	}

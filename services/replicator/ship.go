@@ -397,9 +397,9 @@ func (s *Service) syncSchema(ctx context.Context) {
 	for _, q := range ch.Shipped {
 		s.log.Info().Str("sql", q).Msg("schema change queued for the peer")
 	}
-	for tbl, why := range ch.Refused {
-		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
-		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
+	s.reportRefused(ch.Refused)
+	if ch.Resync != "" && !s.master() {
+		s.askResync(ch.Resync)
 	}
 }
 

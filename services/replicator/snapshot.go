@@ -229,6 +229,7 @@ func (s *Service) resync(ctx context.Context, why string) error {
 	if err != nil {
 		return err
 	}
+	before := s.st.Refused()
 	rec, err := s.st.Restore(ctx, path, s.peer, rep.Stream)
 	if err != nil {
 		return err
@@ -236,6 +237,7 @@ func (s *Service) resync(ctx context.Context, why string) error {
 	for _, c := range rec.Conflicts {
 		s.reportConflict(c)
 	}
+	s.noteRefusals(before, rec.Refused)
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
@@ -243,6 +245,23 @@ func (s *Service) resync(ctx context.Context, why string) error {
 		"seconds": took.Seconds(), "taken": rec.Taken, "kept": rec.Kept, "conflicts": len(rec.Conflicts),
 		"reason": "R10: " + why})
 	return nil
+}
+
+// noteRefusals reports the tables a reconcile refused for an incompatible
+// schema that were not refused before, and logs those picked up again.
+func (s *Service) noteRefusals(before, refused map[string]string) {
+	newly := map[string]string{}
+	for tbl, why := range refused {
+		if before[tbl] != why {
+			newly[tbl] = why
+		}
+	}
+	for tbl := range before {
+		if _, still := s.st.Refused()[tbl]; !still {
+			s.log.Info().Str("table", tbl).Msg("table picked up again: its schema now matches the peer's")
+		}
+	}
+	s.reportRefused(newly)
 }
 
 // fetchSnapshot asks the master for a snapshot and fetches it chunk by

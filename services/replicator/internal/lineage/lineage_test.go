@@ -50,3 +50,25 @@ func TestComparePeer(t *testing.T) {
 		}
 	}
 }
+
+// A group whose apply asks for a reconcile (a schema change only a
+// reconcile can follow) makes a standby reconcile after committing it; the
+// master, the source, does not.
+func TestAppliedAsksReconcile(t *testing.T) {
+	for _, master := range []bool{false, true} {
+		r := NewReceiver(Config{Master: master, Peer: "p", Pos: Position{DB: "x", Log: 1, Stream: 1}, Have: true})
+		if err := r.Step(Batch{Seq: 2, Node: "p", Master: !master, DB: "x", From: 1, To: 2, Final: true}); err != nil {
+			t.Fatal(err)
+		}
+		rd := r.Ready()
+		r.Advance()
+		if rd.Part == nil || rd.Part.Commit == nil || *rd.Part.Commit != (Position{DB: "x", Log: 2, Stream: 2}) {
+			t.Fatalf("master %v: %+v", master, rd)
+		}
+		_ = r.Step(Applied{Pos: *rd.Part.Commit, Reconcile: "table t changed shape on the peer"})
+		rd = r.Ready()
+		if pos, _ := r.Position(); pos.Log != 2 || rd.Applied == nil || rd.Stop == master || (r.Reconciling() != "") == master {
+			t.Fatalf("master %v: position %+v, ready %+v, reconciling %q", master, pos, rd, r.Reconciling())
+		}
+	}
+}

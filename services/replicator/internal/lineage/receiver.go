@@ -162,8 +162,13 @@ type Batch struct {
 // Genesis is the announcement of a new lineage.
 type Genesis struct{ Reason, Base string }
 
-// Applied: the group ending at Pos was committed (LastTS for the status).
-type Applied struct{ Pos Position }
+// Applied: the group ending at Pos was committed. Reconcile, when set, is
+// why the group needs a reconcile after it (the store found the peer's
+// schema changed in a way only a reconcile can follow); a standby does one.
+type Applied struct {
+	Pos       Position
+	Reconcile string
+}
 
 // GroupFailed: the group could not be applied (bad input); nothing of it was.
 type GroupFailed struct{ Err error }
@@ -250,6 +255,9 @@ func (r *Receiver) applied(in Applied) {
 		r.state("running", "")
 	}
 	r.sendApplied("")
+	if in.Reconcile != "" && !r.cfg.Master {
+		r.needReconcile(PeerSame, in.Reconcile)
+	}
 }
 
 // batch decides what to do with one message of the peer's stream.

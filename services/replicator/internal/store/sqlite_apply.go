@@ -125,9 +125,16 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 			}
 		}
 		var err error
-		if c.Op == wire.OpSchema {
+		switch {
+		case c.Op == wire.OpSchema:
 			err = a.applySchema(ctx, c)
-		} else if err = a.check(c); err == nil {
+		case a.refused(c.Table):
+			a.res.Skipped++ // refused alone here (R11): the peer's changes to it wait
+			continue
+		default:
+			err = a.check(c)
+		}
+		if err == nil && c.Op != wire.OpSchema {
 			_, err = a.change(ctx, c)
 		}
 		if err != nil {
@@ -136,6 +143,18 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 		a.res.LastTS = c.TS
 	}
 	return nil
+}
+
+// refused reports whether tbl is refused here (and not created or
+// reshaped by this group).
+func (a *sqliteApply) refused(tbl string) bool {
+	if _, ok := a.table(tbl); ok {
+		return false
+	}
+	if a.plan != nil {
+		return a.plan.refused[tbl] != ""
+	}
+	return a.s.Refused()[tbl] != ""
 }
 
 // check refuses a change to a table that is not replicated here or with a

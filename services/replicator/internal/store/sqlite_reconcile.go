@@ -19,6 +19,9 @@ type Reconciled struct {
 	Taken     int        // rows (or deletions) taken from the snapshot
 	Kept      int        // rows (or deletions) of this database the snapshot lacked, kept and queued for the peer
 	Conflicts []Conflict // concurrent versions: the snapshot's (the master's) won
+	// Refused names the tables left alone because their schema differs
+	// from the snapshot's, with the difference (see sqlite_mismatch.go).
+	Refused map[string]string
 }
 
 // reconcile merges the attached snapshot into this database, row by row by
@@ -54,14 +57,18 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 	a := &sqliteApply{s: s, tx: tx, source: source, fromMaster: true, stmts: map[string]*sql.Stmt{}}
 	defer a.closeStmts()
 	var queue []wire.Change
-	for _, name := range s.tableNames() {
-		t, _ := s.table(name)
-		cols, err := snapColumns(ctx, tx, name)
-		if err != nil {
-			return rec, err
+	rec.Refused = map[string]string{}
+	for _, name := range s.reconcileNames() {
+		t, ok, err := s.compareTable(ctx, tx, name, &rec)
+		if err != nil || !ok {
+			if err != nil {
+				return rec, err
+			}
+			continue
 		}
-		if len(cols) == 0 {
+		if t == nil {
 			// A table only this node has: offered to the master whole.
+			t, _ = s.table(name)
 			q, err := a.offerTable(ctx, t)
 			if err != nil {
 				return rec, fmt.Errorf("table %s: %w", name, err)
@@ -70,13 +77,10 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			queue = append(queue, q...)
 			continue
 		}
-		if d := columnDiff(t.cols, cols); d != "" {
-			return rec, fmt.Errorf("table %q differs from the master's: %s", name, d)
-		}
 		if _, err := tx.ExecContext(ctx, adoptSQL(t, "main", s.side)); err != nil {
 			return rec, fmt.Errorf("version the rows of %s written before capture: %w", name, err)
 		}
-		n, err := takeNew(ctx, tx, t, cols)
+		n, err := takeNew(ctx, tx, t, t.cols)
 		if err != nil {
 			return rec, fmt.Errorf("table %s: %w", name, err)
 		}
@@ -86,6 +90,11 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			return rec, fmt.Errorf("table %s: %w", name, err)
 		}
 		queue = append(queue, q...)
+	}
+	if s.side == Standby {
+		if err := saveMismatch(ctx, tx, rec.Refused); err != nil {
+			return rec, err
+		}
 	}
 	rec.Conflicts = a.res.Conflicts
 	if err := finishReconcile(ctx, tx, queue); err != nil {
@@ -106,6 +115,51 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 		return rec, err
 	}
 	return rec, tx.Commit()
+}
+
+// reconcileNames are the tables a reconcile looks at: the replicated ones
+// and those refused for a schema that differed (it may match now).
+func (s *SQLite) reconcileNames() []string {
+	names := s.tableNames()
+	for n := range s.Mismatched() {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// compareTable compares the shape of table name here and in the
+// snapshot. It returns the table to merge; nil (and ok) for a replicated
+// table the snapshot lacks; not ok for a table to leave alone — refused
+// (recorded in rec.Refused) because rows cannot cross, or refused before
+// and still without a counterpart.
+func (s *SQLite) compareTable(ctx context.Context, tx *sql.Tx, name string, rec *Reconciled) (*table, bool, error) {
+	there, err := columnsOf(ctx, tx, "snap", name)
+	if err != nil {
+		return nil, false, err
+	}
+	_, replicated := s.table(name)
+	if len(there) == 0 {
+		if !replicated {
+			rec.Refused[name] = s.Mismatched()[name]
+		}
+		return nil, replicated, nil
+	}
+	here, err := columnsOf(ctx, tx, "main", name)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(here) == 0 {
+		return nil, false, nil // dropped here since it was refused
+	}
+	if why := schemaMismatch(here, there); why != "" {
+		rec.Refused[name] = fmt.Sprintf("table %q differs from the peer's: %s; fix the schema on either node, then it is compared again", name, why)
+		return nil, false, nil
+	}
+	t, err := shape(ctx, tx, name)
+	return t, err == nil, err
 }
 
 // finishReconcile drops the old log, queues the changes the master lacks,

@@ -115,6 +115,10 @@ type Result struct {
 	Skipped   int // at or below the position (already in a snapshot)
 	Conflicts []Conflict
 	LastTS    float64
+	// Resync says why the group asks for a reconcile with the peer (a
+	// schema change of the peer while a table is refused for its schema),
+	// or "".
+	Resync string
 }
 
 // Snapshot describes a snapshot file.
