@@ -188,13 +188,23 @@ func (s *Service) loadPos(ctx context.Context, r *receiver) error {
 	return nil
 }
 
-// waitPaused waits for a resume, still answering control requests.
+// waitPaused waits for a resume, still answering control requests, and
+// tells the peer its position (and that it is paused) every second.
 func (s *Service) waitPaused(ctx context.Context, r *receiver) {
-	select {
-	case <-ctx.Done():
-	case <-s.resume:
-	case req := <-s.ctl:
-		s.control(ctx, r, req) //nolint:errcheck
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.resume:
+			return
+		case req := <-s.ctl:
+			s.control(ctx, r, req) //nolint:errcheck
+			return
+		case <-tick.C:
+			s.sendApplied(r, "", true)
+		}
 	}
 }
 
@@ -562,7 +572,7 @@ func (s *Service) sendApplied(r *receiver, resyncWhy string, tick bool) {
 	}
 	r.lastSent = time.Now()
 	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: r.pos.Log, Stream: r.pos.Stream,
-		Resync: resyncWhy != "", Reason: resyncWhy}
+		Resync: resyncWhy != "", Reason: resyncWhy, Paused: s.paused.Load(), PauseAt: s.pauseAt.Load()}
 	if wire.ValidDB(r.pos.DB) && r.pos.DB != fencedDB {
 		a.DB = r.pos.DB
 	}

@@ -79,8 +79,9 @@ type Info struct {
 	DBStart   uint64 // the log sequence the database id's batches start after
 	Side      Side
 	Paused    bool
-	LogHigh   uint64 // highest log sequence ever assigned
-	LogRows   int64  // rows in the log (not yet pruned)
+	PauseAt   time.Time // when the pause or resume in force was decided (zero: not known)
+	LogHigh   uint64    // highest log sequence ever assigned
+	LogRows   int64     // rows in the log (not yet pruned)
 	Tables    []string
 	Conflicts int64
 }
@@ -156,8 +157,8 @@ type Store interface {
 	SetPosition(ctx context.Context, source string, p Position) error
 	// Begin starts applying a group from source (whose side is given).
 	Begin(ctx context.Context, source string, fromMaster bool) (Apply, error)
-	// SetPaused persists the paused flag.
-	SetPaused(ctx context.Context, paused bool) error
+	// SetPaused persists the paused flag and when it was decided.
+	SetPaused(ctx context.Context, paused bool, at time.Time) error
 	// NewID gives the database a new id and returns it.
 	NewID(ctx context.Context) (string, error)
 	// Snapshot writes a consistent copy of the database to path.
