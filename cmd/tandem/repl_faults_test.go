@@ -131,8 +131,9 @@ type faultRun struct {
 	dir    string
 	backup string // a copy of the master's database, "" when none is kept
 
-	rounds  int
-	kinds   map[string]int
+	rounds     int
+	kinds      map[string]int
+	resumedOne int // resumes only the master answered
 	dbLoss  int
 	columns int
 	started time.Time
@@ -152,7 +153,7 @@ func startFaultRun(t *testing.T, seed uint64) *faultRun {
 	app := &faultApp{t: t, db: db, acked: map[int]string{}}
 	r := &faultRun{t: t, app: app, dir: dir, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		kinds: map[string]int{}, started: time.Now()}
-	app.sql(master, `CREATE TABLE items(id INTEGER PRIMARY KEY, v TEXT)`)
+	app.sql(master, r.createItems())
 	for i := 1; i <= 100; i++ {
 		app.write(master, i)
 	}
@@ -226,11 +227,22 @@ func (r *faultRun) cut(variant string) {
 	r.p.Heal()
 }
 
+// createItems is the application's current schema of its table: a
+// reinstalled node gets the schema the application has now (after every
+// ALTER TABLE of the run).
+func (r *faultRun) createItems() string {
+	cols := "id INTEGER PRIMARY KEY, v TEXT"
+	for i := 1; i <= r.columns; i++ {
+		cols += fmt.Sprintf(", note%d TEXT DEFAULT 'none'", i)
+	}
+	return "CREATE TABLE items(" + cols + ")"
+}
+
 func (r *faultRun) emptyMaster(string) {
 	r.app.pause(func() {
 		r.p.Kill9(master)
 		r.app.remove(master)
-		r.app.sql(master, `CREATE TABLE items(id INTEGER PRIMARY KEY, v TEXT)`)
+		r.app.sql(master, r.createItems())
 	})
 	r.p.Restart(master)
 	r.backup = "" // its rows predate a lineage the master no longer has: take a new one
@@ -281,7 +293,9 @@ func (r *faultRun) pauseRestart(how string) {
 	}
 	r.p.Restart(standby)
 	time.Sleep(time.Duration(r.rng.Int64N(int64(time.Second))))
-	r.app.cli("repl", "resume", "--pair", "p1")
+	if out := r.app.cli("repl", "resume", "--pair", "p1"); strings.Contains(out.Stderr, "only one node answered") {
+		r.resumedOne++ // the standby, just started, did not answer yet: it must follow the master
+	}
 }
 
 // alter adds a column on the master while both nodes write.
@@ -323,8 +337,8 @@ func (r *faultRun) finish() {
 		kinds = append(kinds, fmt.Sprintf("%d × %s", n, k))
 	}
 	sort.Strings(kinds)
-	r.t.Logf("fault suite: %d rounds in %v, %d acknowledged writes (%d rows), %d activations, %d snapshots, %d conflicts recorded, 0 failures; faults:\n  %s",
-		r.rounds, time.Since(r.started).Round(time.Second), r.app.writes, len(r.app.acked), len(activations), snaps, r.app.conflicts(),
+	r.t.Logf("fault suite: %d rounds in %v, %d acknowledged writes (%d rows), %d activations, %d snapshots, %d conflicts recorded, %d resumes only the master answered, 0 failures; faults:\n  %s",
+		r.rounds, time.Since(r.started).Round(time.Second), r.app.writes, len(r.app.acked), len(activations), snaps, r.app.conflicts(), r.resumedOne,
 		strings.Join(kinds, "\n  "))
 }
 
@@ -419,12 +433,13 @@ func (f *faultApp) remove(node string) {
 	}
 }
 
-func (f *faultApp) cli(args ...string) {
+func (f *faultApp) cli(args ...string) proctest.CLIResult {
 	f.t.Helper()
 	r := f.p.CLI(append(args, "--server", f.p.Servers())...)
 	if r.Code != 0 {
 		f.t.Fatalf("tandem %s: exit %d: %s%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
 	}
+	return r
 }
 
 // converged waits until tandem repl verify is clean, with the writer held.
