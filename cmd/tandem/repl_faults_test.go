@@ -134,9 +134,9 @@ type faultRun struct {
 	rounds     int
 	kinds      map[string]int
 	resumedOne int // resumes only the master answered
-	dbLoss  int
-	columns int
-	started time.Time
+	dbLoss     int
+	columns    int
+	started    time.Time
 }
 
 // startFaultRun starts the pair in network namespaces with the table on
