@@ -152,50 +152,60 @@ func (ns *netns) drop(node string, on bool) error {
 	return nil
 }
 
-// dialIn opens a connection from inside the namespace ns (its path under
-// /run/netns): a socket belongs to the namespace of the thread that creates
-// it, so the goroutine locks itself to its thread, moves the thread into ns,
-// dials, and moves it back before unlocking. The thread must live on: a
-// node's process is killed (Pdeathsig) when the thread that started it ends,
-// and any thread may have. Only if it cannot be moved back does it stay
-// locked, and end with the goroutine.
+// dialIn opens a connection from inside the namespace ns (its name under
+// /run/netns).
 func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
+	var c net.Conn
+	err := inNetns(ns, func() error {
+		d := net.Dialer{Timeout: 2 * time.Second}
+		var err error
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// inNetns runs fn on a thread inside the namespace ns: a socket belongs to
+// the namespace of the thread that creates it. The goroutine locks itself to
+// its thread, moves the thread into ns, runs fn, and moves it back before
+// unlocking. The thread must live on: a node's process is killed
+// (Pdeathsig) when the thread that started it ends, and any thread may
+// have. Only if it cannot be moved back does it stay locked, and end with
+// the goroutine.
+func inNetns(ns string, fn func() error) error {
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		back, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, err}
+			ch <- err
 			return
 		}
 		defer back.Close()
-		c, err := dialFrom(ctx, ns, network, addr)
+		err = enterNetns(ns)
+		if err == nil {
+			err = fn()
+		}
 		if errBack := unix.Setns(int(back.Fd()), unix.CLONE_NEWNET); errBack == nil {
 			runtime.UnlockOSThread()
 		}
-		ch <- result{c, err}
+		ch <- err
 	}()
-	r := <-ch
-	return r.c, r.err
+	return <-ch
 }
 
-// dialFrom moves the calling (locked) thread into ns and dials.
-func dialFrom(ctx context.Context, ns, network, addr string) (net.Conn, error) {
+// enterNetns moves the calling (locked) thread into ns.
+func enterNetns(ns string) error {
 	f, err := os.Open(filepath.Join("/run/netns", ns))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("setns %s: %w", ns, err)
+		return fmt.Errorf("setns %s: %w", ns, err)
 	}
-	d := net.Dialer{Timeout: 2 * time.Second}
-	return d.DialContext(ctx, network, addr)
+	return nil
 }
 
 // nsDialer dials in one namespace, for nats.SetCustomDialer.
