@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -290,5 +291,60 @@ func TestFailoverStatus(t *testing.T) {
 	w.waitFor("b@3 on both", func() bool { return w.query("a", status) == "b@3" && w.query("b", status) == "b@3" })
 	if _, ok := w.nodes["b"].sink.find(event.ReplStatusWritten, `"epoch":3`); !ok {
 		t.Fatal("no status-written event")
+	}
+}
+
+// R4: an operator's resume that reaches only one node (the other is down,
+// or restarting and not yet subscribed: `tandem repl resume` then warns and
+// exits 0) is followed by the other node when it hears its peer, in either
+// direction; a pause likewise. Before, the node that missed it stayed paused
+// for good: each side's rows stayed on that side (the fault suite's rare
+// non-convergence after "pause, restart the standby, resume").
+func TestPauseDecisionFollowed(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i, down := range []string{"b", "a"} {
+		up := "a"
+		if down == "a" {
+			up = "b"
+		}
+		w.admin(up, api.VerbReplPause, api.ReplRequest{})
+		w.stop(down)
+		resumeOn(w, up)
+		w.start(down)
+		for j := 0; j < 10; j++ {
+			w.write("a", 1000*i+j, fmt.Sprintf("a%d", j), a)
+			w.write("b", 1000*i+500+j, fmt.Sprintf("b%d", j), a)
+		}
+		w.waitFor(down+" follows the resume it missed", func() bool { return w.nodes[down].svc.Status().State == "running" })
+		w.waitConverged()
+	}
+	w.checkAcked(a)
+
+	// A pause that reaches a only: b follows it.
+	w.stop("b")
+	w.admin1("a", api.VerbReplPause)
+	w.start("b")
+	w.waitFor("b follows the pause it missed", func() bool { return w.nodes["b"].svc.Status().State == "paused" })
+}
+
+// resumeOn resumes replication through node while its peer is down: only
+// node answers.
+func resumeOn(w *world, node string) { w.admin1(node, api.VerbReplResume) }
+
+// admin1 sends a replication verb that only node can answer.
+func (w *world) admin1(node, verb string) {
+	w.t.Helper()
+	req := api.ReplRequest{Request: api.Request{V: api.Version, Pair: pairName}}
+	raw, err := reply.Gather(context.Background(), w.nodes[node].nc, subject.ReplAdmin(pairName, verb), req, 1, 5*time.Second)
+	if err != nil || len(raw) != 1 {
+		w.t.Fatalf("%s through %s: %d replies, %v", verb, node, len(raw), err)
+	}
+	var r api.ReplReply
+	if err := decodeReply(raw[0], &r); err != nil || r.Status.Node != node {
+		w.t.Fatalf("%s through %s: %v (answered by %q)", verb, node, err, r.Status.Node)
 	}
 }

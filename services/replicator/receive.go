@@ -188,13 +188,25 @@ func (s *Service) emitDecision(e lineage.Event) {
 	s.emit(event.ReplBlocked, data)
 }
 
-// waitPaused waits for a resume, still answering control requests.
+// waitPaused waits for a resume, still answering control requests, and
+// tells the peer its position (and that it is paused) every second.
 func (s *Service) waitPaused(ctx context.Context, r *receiver) {
-	select {
-	case <-ctx.Done():
-	case <-s.resume:
-	case req := <-s.ctl:
-		s.control(ctx, r, req) //nolint:errcheck
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.resume:
+			return
+		case req := <-s.ctl:
+			s.control(ctx, r, req) //nolint:errcheck
+			return
+		case <-tick.C:
+			if ack, ok := r.m.Ack(); ok {
+				s.sendApplied(r, ack, true)
+			}
+		}
 	}
 }
 
@@ -504,7 +516,7 @@ func (s *Service) sendApplied(r *receiver, ack lineage.Ack, tick bool) {
 	}
 	r.lastSent = time.Now()
 	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
-		Resync: ack.Reconcile != "", Reason: ack.Reconcile}
+		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: s.paused.Load(), PauseAt: s.pauseAt.Load()}
 	if wire.ValidDB(ack.Pos.DB) {
 		a.DB = ack.Pos.DB
 	}

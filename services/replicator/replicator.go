@@ -82,7 +82,11 @@
 // state "blocked", with one tandem.repl.blocked event per reason.
 //
 // Pause (R4) is persisted in the database: while paused a node neither ships
-// nor applies; changes wait in its log and in the peer's stream.
+// nor applies; changes wait in its log and in the peer's stream. Pause and
+// resume are the pair's: each node stores when the decision it follows was
+// made and tells its peer with every applied position (also while paused),
+// and a node that missed a newer decision — it was down, or starting when
+// the operator's command came — follows its peer's.
 //
 // Failover status (R8): the replicator consumes this node's activation events
 // from its event stream with a durable consumer and acknowledges each only
@@ -184,11 +188,13 @@ type Service struct {
 	js    jetstream.JetStream
 	ready atomic.Bool
 
-	paused atomic.Bool
-	epoch  atomic.Uint64
-	wake   chan struct{} // size 1: the shipper should look now
-	resume chan struct{} // size 1: the receiver should look now
-	ctl    chan ctlReq   // to the receiver
+	paused  atomic.Bool
+	pauseAt atomic.Int64 // Unix ns of the pause or resume in force, 0: not known
+	pauseMu sync.Mutex   // serialises changes of paused (an operator's, or one followed from the peer)
+	epoch   atomic.Uint64
+	wake    chan struct{} // size 1: the shipper should look now
+	resume  chan struct{} // size 1: the receiver should look now
+	ctl     chan ctlReq   // to the receiver
 
 	mu          sync.Mutex // guards the fields below
 	state       string
@@ -344,6 +350,9 @@ func (s *Service) open(ctx context.Context) error {
 	}
 	s.paused.Store(info.Paused)
 	s.reportRefused(st.Refused())
+	if !info.PauseAt.IsZero() {
+		s.pauseAt.Store(info.PauseAt.UnixNano())
+	}
 	if info.Paused {
 		s.setState("paused", "paused by an operator")
 	}

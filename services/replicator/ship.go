@@ -346,6 +346,7 @@ func (s *Service) onApplied(m *nats.Msg) {
 	if a.Resync && !s.master() {
 		s.askResync("the master asks: " + a.Reason)
 	}
+	s.followPause(a.Paused, a.PauseAt)
 	s.mu.Lock()
 	pos := peerPos{db: a.DB, log: a.Log, stream: a.Stream}
 	s.peerApplied = pos

@@ -79,8 +79,9 @@ type Info struct {
 	DBStart   uint64 // the log sequence the database id's batches start after
 	Side      Side
 	Paused    bool
-	LogHigh   uint64 // highest log sequence ever assigned
-	LogRows   int64  // rows in the log (not yet pruned)
+	PauseAt   time.Time // when the pause or resume in force was decided (zero: not known)
+	LogHigh   uint64    // highest log sequence ever assigned
+	LogRows   int64     // rows in the log (not yet pruned)
 	Tables    []string
 	Conflicts int64
 }
@@ -188,8 +189,8 @@ type Reconciler interface {
 type Identity interface {
 	// NewID gives the database a new id and returns it.
 	NewID(ctx context.Context) (string, error)
-	// SetPaused persists the paused flag.
-	SetPaused(ctx context.Context, paused bool) error
+	// SetPaused persists the paused flag and when it was decided.
+	SetPaused(ctx context.Context, paused bool, at time.Time) error
 	// WriteFailover records that node became active in epoch at at (R8);
 	// an older epoch than the one recorded for node is ignored.
 	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error

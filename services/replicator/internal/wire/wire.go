@@ -552,6 +552,12 @@ type Applied struct {
 	// database is not one the master can continue from.
 	Resync bool   `json:"resync,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Paused is whether the sender's replication is paused, and PauseAt
+	// when (Unix ns) the operator's pause or resume it follows was
+	// decided, 0 when it does not know: a node that missed a decision (it
+	// was down, or starting) follows a newer one of its peer (R4).
+	Paused  bool  `json:"paused,omitempty"`
+	PauseAt int64 `json:"pause_at,omitempty"`
 }
 
 // DecodeApplied parses and validates an Applied message meant for pair.
@@ -565,6 +571,8 @@ func DecodeApplied(data []byte, pair string) (*Applied, error) {
 		return nil, fmt.Errorf("%w: applied position v%d pair %q node %q", ErrInvalid, a.V, a.Pair, a.Node)
 	case a.DB != "" && !ValidDB(a.DB):
 		return nil, fmt.Errorf("%w: database id %q", ErrInvalid, a.DB)
+	case a.PauseAt < 0:
+		return nil, fmt.Errorf("%w: pause time %d", ErrInvalid, a.PauseAt)
 	}
 	return &a, nil
 }

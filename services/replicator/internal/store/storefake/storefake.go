@@ -68,6 +68,7 @@ type state struct {
 	rows      map[string]map[string]Row // table → pk → row
 	pos       map[string]store.Position
 	paused    bool
+	pauseAt   time.Time
 	conflicts []store.Conflict
 }
 
@@ -203,7 +204,7 @@ func (s *Store) Tables() []string {
 func (s *Store) Info(context.Context) (store.Info, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return store.Info{DB: s.st.id, DBStart: s.st.dbStart, Side: s.side, Paused: s.st.paused, LogHigh: s.st.logHigh,
+	return store.Info{DB: s.st.id, DBStart: s.st.dbStart, Side: s.side, Paused: s.st.paused, PauseAt: s.st.pauseAt, LogHigh: s.st.logHigh,
 		LogRows: int64(len(s.st.log)), Tables: slices.Sorted(maps.Keys(s.st.rows)), Conflicts: int64(len(s.st.conflicts))}, nil
 }
 
@@ -262,10 +263,10 @@ func (s *Store) NewID(context.Context) (string, error) {
 }
 
 // SetPaused implements store.Identity.
-func (s *Store) SetPaused(_ context.Context, paused bool) error {
+func (s *Store) SetPaused(_ context.Context, paused bool, at time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.st.paused = paused
+	s.st.paused, s.st.pauseAt = paused, at
 	return nil
 }
 
