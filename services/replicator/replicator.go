@@ -81,6 +81,17 @@
 // is needed again within 30 s, backs off (1 s doubling to a minute) in the
 // state "blocked", with one tandem.repl.blocked event per reason.
 //
+// Decisions (internal/lineage). Which side seeds, whether a batch is
+// applied, skipped, rejected or calls for a reconcile, how this node's and
+// the peer's database lineages compare, and the back-off, are made by a pure
+// core with no goroutines, clock or I/O: the receiver steps each batch's
+// metadata and each outcome into a lineage.Receiver and carries out its
+// Ready in the documented order (receive.go, carryOut); the shipper asks
+// lineage.PlanShip at every look at the log. The core's script tests
+// (internal/lineage/testdata) run a simulated pair over the in-memory store
+// (internal/store/storefake), which keeps the same contract as SQLite
+// (storetest.RunCore).
+//
 // Pause (R4) is persisted in the database: while paused a node neither ships
 // nor applies; changes wait in its log and in the peer's stream. Pause and
 // resume are the pair's: each node stores when the decision it follows was
@@ -97,9 +108,10 @@
 // # Concurrency
 //
 // Run starts three goroutines. ship owns the shipping state (what was
-// shipped, the stream's last batch). receive owns the apply: the consumer,
-// the group being assembled and the position; a resync runs inside it, and
-// resync requests reach it through ctl.
+// shipped, the stream's last batch). receive owns the apply: the
+// lineage.Receiver (the position, the reconcile needed, the back-off), the
+// consumer and the group being assembled; a reconcile runs inside it, and
+// requests reach it through ctl.
 // failover owns the event consumer. NATS callbacks (applied positions, admin
 // verbs, snapshot chunks) touch only the store (safe for concurrent use),
 // the atomics below and the fields guarded by mu. The store serialises
