@@ -325,6 +325,10 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 		return false // the peer is out of reach: nothing to restart for
 	}
 	last := st.CachedInfo().State.LastSeq
+	_ = r.m.Step(lineage.PeerStream{Last: last})
+	if err := s.carryOut(ctx, r, nil); err != nil {
+		return true // the machine restarts the consumer from the new position
+	}
 	pos, _ := r.m.Position()
 	if last <= max(pos.Stream, r.lastSeq) {
 		s.mu.Lock()

@@ -189,12 +189,19 @@ type Request struct{ Why string }
 // assembled is dropped and will be read again.
 type Stopped struct{}
 
+// PeerStream: the peer's batch stream ends at sequence Last (the driver
+// looks when the consumer has been idle). A stream that ends below the
+// position was recreated (the peer's data directory lost): its sequences
+// started again at 1, and every batch of it would look already applied.
+type PeerStream struct{ Last uint64 }
+
 func (Batch) input()       {}
 func (Applied) input()     {}
 func (GroupFailed) input() {}
 func (Reconciled) input()  {}
 func (Request) input()     {}
 func (Stopped) input()     {}
+func (PeerStream) input()  {}
 
 // ErrMasterSource refuses a reconcile request on the master.
 var ErrMasterSource = errors.New("the master is the source of every resync")
@@ -222,6 +229,13 @@ func (r *Receiver) Step(in Input) error {
 		r.rd.Verdict = "reconcile: " + in.Why
 	case Stopped:
 		r.abort()
+	case PeerStream:
+		if r.have && in.Last < r.pos.Stream {
+			r.rd.Verdict = fmt.Sprintf("the peer's stream was recreated (it ends at %d, the position is %d): reading it from the start", in.Last, r.pos.Stream)
+			r.abort()
+			r.pos.Stream = 0
+			r.rd.Stop = true
+		}
 	default:
 		panic(fmt.Sprintf("lineage: unknown input %T", in))
 	}

@@ -31,6 +31,9 @@ import (
 //	sync [rounds=N]         every running replicator ships, then receives, until a round
 //	                        does nothing or N rounds (default 20)
 //	lose a|b                the node's database file is replaced by an empty one
+//	wipe a|b                the node's data directory is lost: database and stream
+//	prune a|b               the node's stream drops all but its last batch (the peer applied them)
+//	idle a|b                the node's consumer was idle: it is told where the peer's stream ends
 //	backup a|b NAME         copy the database file aside
 //	restore a|b NAME        put a copy back in place of the database file
 //	fail b N                the next N reconciles of b fail (the master out of reach)
@@ -139,6 +142,19 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		n := h.node(d, 0)
 		n.db = h.newDB(n)
 		h.printf("%s: database replaced by an empty one (id %s)", n.name, h.info(n).DB)
+	case "wipe":
+		n := h.node(d, 0)
+		n.db, n.stream, n.lastSeq = h.newDB(n), nil, 0
+		h.printf("%s: data directory lost: an empty database (id %s) and a new, empty stream", n.name, h.info(n).DB)
+	case "prune":
+		n := h.node(d, 0)
+		if len(n.stream) > 1 {
+			n.stream = n.stream[len(n.stream)-1:]
+		}
+	case "idle":
+		n := h.node(d, 0)
+		h.step(n, lineage.PeerStream{Last: h.peerOf(n).lastSeq})
+		n.cursor = 0
 	case "backup":
 		n := h.node(d, 0)
 		n.backups[d.CmdArgs[1].Key] = n.db.Copy()
