@@ -159,7 +159,7 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 	if s.opened() == nil {
 		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
 	}
-	s.askResync("asked by an operator")
+	s.ask(ctlReq{kind: "operator", why: "asked by an operator"})
 	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
 }
 

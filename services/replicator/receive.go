@@ -29,7 +29,7 @@ var (
 
 // ctlReq is a request to the receiver goroutine.
 type ctlReq struct {
-	kind string // "resync" (the standby)
+	kind string // "resync" (the standby); "operator": a resync an operator asked for
 	why  string
 	done chan error // nil: no answer wanted
 }
@@ -343,7 +343,7 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 
 // control carries out a request from another goroutine.
 func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
-	err := r.m.Step(lineage.Request{Why: req.why})
+	err := r.m.Step(lineage.Request{Why: req.why, Operator: req.kind == "operator"})
 	if req.done != nil {
 		req.done <- err
 	}
@@ -354,12 +354,15 @@ func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
 }
 
 // askResync asks the receiver (of a standby) to re-sync.
-func (s *Service) askResync(why string) {
+func (s *Service) askResync(why string) { s.ask(ctlReq{kind: "resync", why: why}) }
+
+// ask hands a request to the receiver without waiting for it.
+func (s *Service) ask(req ctlReq) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		select {
-		case s.ctl <- ctlReq{kind: "resync", why: why}:
+		case s.ctl <- req:
 		case <-ctx.Done():
 		}
 	}()

@@ -182,8 +182,13 @@ type Reconciled struct {
 	Have bool
 }
 
-// Request asks for a reconcile (an operator, the master, the shipper).
-type Request struct{ Why string }
+// Request asks for a reconcile (the master, the shipper, a schema change;
+// an operator when Operator). An operator's request runs at once: it
+// resets the back-off, which only keeps automatic requests from looping.
+type Request struct {
+	Why      string
+	Operator bool
+}
 
 // Stopped: the consumer stopped (an error, a restart): the group being
 // assembled is dropped and will be read again.
@@ -227,6 +232,10 @@ func (r *Receiver) Step(in Input) error {
 		r.reconcile = in.Why
 		r.rd.Stop = true
 		r.rd.Verdict = "reconcile: " + in.Why
+		if in.Operator {
+			r.retry = Backoff{}
+			r.rd.Verdict += " (an operator's: the back-off is reset)"
+		}
 	case Stopped:
 		r.abort()
 	case PeerStream:

@@ -37,7 +37,8 @@ import (
 //	backup a|b NAME         copy the database file aside
 //	restore a|b NAME        put a copy back in place of the database file
 //	fail b N                the next N reconciles of b fail (the master out of reach)
-//	ask b WHY               ask b to reconcile (an operator's resync)
+//	ask b WHY               ask b to reconcile (as the master or the shipper do)
+//	resync b WHY            an operator asks b to reconcile (tandem repl resync)
 //	pause a|b / resume a|b  replication paused / resumed on the node
 //	tick DURATION           the clock moves on
 //	inject a|b seq=N db=ID from=N to=N [final] [node=X] [genesis=REASON base=ID]
@@ -165,9 +166,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.printf("%s: database restored from backup %s (id %s, log %d)", n.name, d.CmdArgs[1].Key, i.DB, i.LogHigh)
 	case "fail":
 		h.node(d, 0).fail = atoi(d, d.CmdArgs[1].Key)
-	case "ask":
+	case "ask", "resync":
 		n := h.node(d, 0)
-		if err := n.recv.Step(lineage.Request{Why: strings.Join(keys(d.CmdArgs[1:]), " ")}); err != nil {
+		req := lineage.Request{Why: strings.Join(keys(d.CmdArgs[1:]), " "), Operator: d.Cmd == "resync"}
+		if err := n.recv.Step(req); err != nil {
 			h.printf("%s: refused: %v", n.name, err)
 		}
 		h.flush(n, nil)
