@@ -440,6 +440,26 @@ func (s *Service) onGenesis(ctx context.Context, r *receiver, b *wire.Batch, seq
 	return nil
 }
 
+// gap handles a batch that starts after the position: the peer's changes
+// in between are no longer in its stream (it pruned them once this node
+// acknowledged them), so this database lost changes it had applied — it was
+// restored from a backup taken before, with no write of its own since, which
+// its own log cannot show. Its position cannot be trusted (R10): a standby
+// re-syncs, a master asks the standby to (the standby merges the master's
+// snapshot row by row and sends back the rows the master lacks).
+func (s *Service) gap(r *receiver, b *wire.Batch) error {
+	s.abort(r)
+	why := fmt.Sprintf("the peer's changes (%d, %d] of database %s are gone from its stream: this database lost changes it had applied (restored from a backup?)",
+		r.pos.Log, b.From, b.DB)
+	s.reject("batch", "", fmt.Errorf("%w: batch (%d, %d] leaves a gap: %s", wire.ErrInvalid, b.From, b.To, why))
+	if !s.master() {
+		r.resync = why
+		return errResync
+	}
+	s.sendApplied(r, why, false)
+	return nil
+}
+
 // addPart adds a part to the group (starting, continuing or restarting it)
 // and applies the group when the part is final.
 func (s *Service) addPart(ctx context.Context, r *receiver, b *wire.Batch, seq uint64) error {
@@ -451,9 +471,7 @@ func (s *Service) addPart(ctx context.Context, r *receiver, b *wire.Batch, seq u
 	case b.To <= r.pos.Log:
 		return nil
 	default:
-		s.abort(r)
-		s.reject("batch", "", fmt.Errorf("%w: batch (%d, %d] of database %s leaves a gap after %d", wire.ErrInvalid, b.From, b.To, b.DB, r.pos.Log))
-		return nil
+		return s.gap(r, b)
 	}
 	g := r.g
 	g.to = b.To
