@@ -205,9 +205,12 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *sh
 		master = p
 	}
 	switch {
-	case cur.have && cur.db == info.DB && cur.to > info.LogHigh:
-		// The stream has changes this database never made: it is an older
-		// copy of itself (a restored backup). It cannot go on as that id.
+	case cur.have && cur.db == info.DB && (cur.to > info.LogHigh || info.Shipped > 0 && cur.to > info.Shipped):
+		// The stream has changes this database never made, or never
+		// recorded as shipped: it is an older copy of itself (a restored
+		// backup; writes made on it since may have filled its log up to
+		// the sequence shipped, with other changes). It cannot go on as
+		// that id.
 		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.to).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
 		s.emit(event.ReplSnapshot, map[string]any{"phase": "backup-detected", "db": info.DB,
@@ -253,6 +256,7 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shi
 	}
 	*cur = shipped{db: info.DB, to: info.DBStart, have: true}
 	s.setShipped(cur.to)
+	s.markShipped(ctx, cur)
 	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.DBStart).Msg("database id announced")
 	return nil
 }
@@ -301,6 +305,7 @@ func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error 
 	}
 	cur.to = to
 	s.setShipped(to)
+	s.markShipped(ctx, cur)
 	s.met.rowsShipped.Add(float64(rows))
 	s.met.groupsShipped.Inc()
 	return nil
@@ -330,6 +335,17 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 			return ctx.Err()
 		}
 		backoff *= 2
+	}
+}
+
+// markShipped records in the database how far it has been shipped, so that
+// a restored backup is recognised at start even after new writes filled its
+// log up to that sequence (R9). A crash between the publish and this write
+// makes the next start take the database for a restored one: a reconcile,
+// never a loss.
+func (s *Service) markShipped(ctx context.Context, cur *shipped) {
+	if err := s.st.SetShipped(ctx, cur.db, cur.to); err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("record the shipped position")
 	}
 }
 
