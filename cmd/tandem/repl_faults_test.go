@@ -116,7 +116,7 @@ var faultKinds = []faultKind{
 	{name: "the master's database replaced by an empty one", variants: []string{master}, dbLoss: true, run: (*faultRun).emptyMaster},
 	{name: "the master's database restored from an older copy", variants: []string{master}, dbLoss: true, run: (*faultRun).restoreMaster},
 	{name: "the standby's database deleted", variants: []string{standby}, dbLoss: true, run: (*faultRun).deleteStandby},
-	{name: "pause, a restart of the standby, resume", variants: []string{"SIGTERM", "kill -9"}, run: (*faultRun).pauseRestart},
+	{name: "pause, a restart of the standby, resume", variants: []string{"SIGTERM", "kill -9", "kill -9, resume while it starts"}, run: (*faultRun).pauseRestart},
 	{name: "ALTER TABLE … ADD COLUMN during writes", variants: []string{master}, run: (*faultRun).alter},
 }
 
@@ -284,17 +284,42 @@ func (r *faultRun) deleteStandby(string) {
 
 // pauseRestart pauses replication, restarts the standby (stopped with
 // SIGTERM, a software update, or killed), and resumes: each step at once or
-// after a random delay.
+// after a random delay, or ("resume while it starts") the resume sent while
+// the standby is starting, when it may not answer yet.
 func (r *faultRun) pauseRestart(how string) {
 	r.app.cli("repl", "pause", "--pair", "p1")
 	time.Sleep(time.Duration(r.rng.Int64N(int64(time.Second))))
-	if how == "kill -9" {
+	if how == "SIGTERM" {
+		r.p.Term(standby)
+	} else {
 		r.p.Kill9(standby)
 	}
-	r.p.Restart(standby)
+	if how == "kill -9, resume while it starts" {
+		delay := time.Duration(r.rng.Int64N(int64(time.Second)))
+		resumed := make(chan proctest.CLIResult, 1)
+		go func() {
+			time.Sleep(delay)
+			resumed <- r.p.CLI("repl", "resume", "--pair", "p1", "--server", r.p.Servers())
+		}()
+		r.p.StartNode(standby)
+		r.resumed(<-resumed)
+		return
+	}
+	r.p.StartNode(standby)
 	time.Sleep(time.Duration(r.rng.Int64N(int64(time.Second))))
-	if out := r.app.cli("repl", "resume", "--pair", "p1"); strings.Contains(out.Stderr, "only one node answered") {
-		r.resumedOne++ // the standby, just started, did not answer yet: it must follow the master
+	r.resumed(r.p.CLI("repl", "resume", "--pair", "p1", "--server", r.p.Servers()))
+}
+
+// resumed checks the outcome of tandem repl resume: it succeeded, through
+// both nodes or through the master only (the standby, starting, did not
+// answer yet: it must follow the master by itself).
+func (r *faultRun) resumed(out proctest.CLIResult) {
+	r.t.Helper()
+	if out.Code != 0 {
+		r.t.Fatalf("tandem repl resume: exit %d: %s%s", out.Code, out.Stdout, out.Stderr)
+	}
+	if strings.Contains(out.Stderr, "only one node answered") {
+		r.resumedOne++
 	}
 }
 
@@ -433,13 +458,12 @@ func (f *faultApp) remove(node string) {
 	}
 }
 
-func (f *faultApp) cli(args ...string) proctest.CLIResult {
+func (f *faultApp) cli(args ...string) {
 	f.t.Helper()
 	r := f.p.CLI(append(args, "--server", f.p.Servers())...)
 	if r.Code != 0 {
 		f.t.Fatalf("tandem %s: exit %d: %s%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
 	}
-	return r
 }
 
 // converged waits until tandem repl verify is clean, with the writer held.

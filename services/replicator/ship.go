@@ -198,13 +198,14 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 		}
 		master, following = p, ok && p.DB != ""
 	}
-	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh})
+	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped})
 	switch plan.Kind {
 	case lineage.ShipNothing:
 		return nil // a standby ships nothing before its first sync
 	case lineage.ShipRestored:
-		// The stream has changes this database never made: it is an older
-		// copy of itself (a restored backup). It cannot go on as that id.
+		// The stream has changes this database never made, or never
+		// recorded as shipped: it is an older copy of itself (a restored
+		// backup). It cannot go on as that id.
 		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.To).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
 		s.emit(event.ReplSnapshot, map[string]any{"phase": "backup-detected", "db": info.DB,
@@ -244,6 +245,7 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lin
 	}
 	*cur = lineage.Shipped{DB: info.DB, To: plan.At, Have: true}
 	s.setShipped(cur.To)
+	s.markShipped(ctx, cur)
 	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", plan.At).Msg("database id announced")
 	return nil
 }
@@ -292,6 +294,7 @@ func (s *Service) shipGroup(ctx context.Context, cur *lineage.Shipped, db string
 	}
 	cur.To = to
 	s.setShipped(to)
+	s.markShipped(ctx, cur)
 	s.met.rowsShipped.Add(float64(rows))
 	s.met.groupsShipped.Inc()
 	return nil
@@ -321,6 +324,17 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 			return ctx.Err()
 		}
 		backoff *= 2
+	}
+}
+
+// markShipped records in the database how far it has been shipped, so that
+// a restored backup is recognised at start even after new writes filled its
+// log up to that sequence (R9). A crash between the publish and this write
+// makes the next start take the database for a restored one: a reconcile,
+// never a loss.
+func (s *Service) markShipped(ctx context.Context, cur *lineage.Shipped) {
+	if err := s.st.SetShipped(ctx, cur.DB, cur.To); err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("record the shipped position")
 	}
 }
 

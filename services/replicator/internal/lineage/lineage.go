@@ -13,8 +13,8 @@
 //
 //   - its own (CompareOwn): the shipper's stream ends with a batch of some id
 //     up to some log sequence; the database holds an id and a highest log
-//     sequence. The same id behind what it already shipped is a database
-//     restored from an older backup (OwnRestored); another id is a database
+//     sequence. The same id behind what it already shipped (or recorded
+//     as shipped) is a database restored from an older backup (OwnRestored); another id is a database
 //     replaced (rebuilt, restored from a snapshot: OwnReplaced); no batch at
 //     all is a new stream (OwnNew). A new lineage is announced with a
 //     genesis message before anything else is shipped under it.
@@ -78,6 +78,9 @@ type Own struct {
 	DB      string // the database id
 	DBStart uint64 // the log sequence the id's batches start after
 	LogHigh uint64 // the highest log sequence ever assigned
+	// Shipped is how far the shipper recorded in the database that this id
+	// was shipped (0: not recorded).
+	Shipped uint64
 }
 
 // CompareOwn compares this node's database with its stream.
@@ -87,7 +90,11 @@ func CompareOwn(s Shipped, o Own) OwnLineage {
 		return OwnNew
 	case s.DB != o.DB:
 		return OwnReplaced
-	case s.To > o.LogHigh:
+	case s.To > o.LogHigh, o.Shipped > 0 && s.To > o.Shipped:
+		// The stream has changes this database never made, or never
+		// recorded as shipped: an older copy of itself (writes made on a
+		// restored backup may have filled its log up to the sequence
+		// shipped, with other changes).
 		return OwnRestored
 	}
 	return OwnSame

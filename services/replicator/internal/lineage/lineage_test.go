@@ -72,3 +72,17 @@ func TestAppliedAsksReconcile(t *testing.T) {
 		}
 	}
 }
+
+// A restored backup whose log was refilled by new writes up to the sequence
+// shipped is recognised by the shipped position the shipper recorded.
+func TestCompareOwnRecordedShipped(t *testing.T) {
+	s := Shipped{DB: "x", To: 9, Have: true}
+	if got := CompareOwn(s, Own{DB: "x", LogHigh: 9, Shipped: 6}); got != OwnRestored {
+		t.Fatalf("refilled backup: %s", got)
+	}
+	for _, shipped := range []uint64{0, 9} {
+		if got := CompareOwn(s, Own{DB: "x", LogHigh: 9, Shipped: shipped}); got != OwnSame {
+			t.Fatalf("recorded %d: %s", shipped, got)
+		}
+	}
+}

@@ -360,8 +360,7 @@ func (r *Receiver) part(b Batch) {
 		r.rd.Verdict = "skip: already applied"
 		return
 	default:
-		r.abort()
-		r.reject(fmt.Sprintf("batch (%d, %d] of database %s leaves a gap after %d", b.From, b.To, b.DB, r.pos.Log))
+		r.gap(b)
 		return
 	}
 	r.group.to = b.To
@@ -378,6 +377,25 @@ func (r *Receiver) part(b Batch) {
 	if b.Final {
 		r.rd.Verdict += ", commit"
 	}
+}
+
+// gap handles a batch that starts after the position: the peer's changes
+// in between are no longer in its stream (it pruned them once this node
+// acknowledged them), so this database lost changes it had applied — it was
+// restored from a backup taken before, with no write of its own since, which
+// its own log cannot show. Its position cannot be trusted (R10): a standby
+// reconciles, a master asks the standby to (the standby merges the master's
+// snapshot row by row and sends back the rows the master lacks).
+func (r *Receiver) gap(b Batch) {
+	r.abort()
+	why := fmt.Sprintf("the peer's changes (%d, %d] of database %s are gone from its stream: this database lost changes it had applied (restored from a backup?)",
+		r.pos.Log, b.From, b.DB)
+	r.reject(fmt.Sprintf("batch (%d, %d] leaves a gap: %s", b.From, b.To, why))
+	if !r.cfg.Master {
+		r.needReconcile(PeerSame, why)
+		return
+	}
+	r.sendApplied(why)
 }
 
 func (r *Receiver) abort() {

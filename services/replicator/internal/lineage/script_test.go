@@ -293,7 +293,7 @@ func (h *harness) ship(n *simNode) {
 	ctx := context.Background()
 	info := h.info(n)
 	p, ok := h.position(n)
-	plan := lineage.PlanShip(n.master, n.master || ok && p.DB != "", n.cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh})
+	plan := lineage.PlanShip(n.master, n.master || ok && p.DB != "", n.cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped})
 	if n.paused {
 		return
 	}
@@ -322,6 +322,7 @@ func (h *harness) ship(n *simNode) {
 		}
 		h.publish(n, b)
 		n.cur = lineage.Shipped{DB: info.DB, To: plan.At, Have: true}
+		_ = n.db.SetShipped(ctx, n.cur.DB, n.cur.To)
 		h.printf("%s: genesis of %s published at stream %d", n.name, info.DB, n.lastSeq)
 		return
 	}
@@ -333,6 +334,7 @@ func (h *harness) ship(n *simNode) {
 	h.publish(n, &wire.Batch{Node: n.name, Master: n.master, DB: info.DB, Start: n.cur.To, From: n.cur.To, To: to, Final: true, Changes: cs})
 	h.printf("%s: shipped (%d, %d] of %s at stream %d", n.name, n.cur.To, to, info.DB, n.lastSeq)
 	n.cur.To = to
+	_ = n.db.SetShipped(ctx, n.cur.DB, n.cur.To)
 }
 
 // receive runs the receive loop until it waits or has nothing to read.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -29,6 +30,13 @@ func (s *SQLite) Info(ctx context.Context) (Info, error) {
 	}
 	if ns, err := strconv.ParseInt(at, 10, 64); err == nil && ns > 0 {
 		in.PauseAt = time.Unix(0, ns)
+	}
+	shipped, err := s.meta(ctx, "shipped")
+	if err != nil {
+		return in, err
+	}
+	if db, seq, ok := strings.Cut(shipped, ":"); ok && db == in.DB {
+		in.Shipped, _ = strconv.ParseUint(seq, 10, 64)
 	}
 	var ok bool
 	if in.DBStart, ok, err = s.dbStart(ctx); err != nil {
@@ -153,6 +161,11 @@ func (s *SQLite) SetPaused(ctx context.Context, paused bool, at time.Time) error
 		return err
 	}
 	return tx.Commit()
+}
+
+// SetShipped implements Store.
+func (s *SQLite) SetShipped(ctx context.Context, db string, seq uint64) error {
+	return s.setMeta(ctx, s.w, "shipped", db+":"+strconv.FormatUint(seq, 10))
 }
 
 // WriteFailover implements Store. The row is written as an ordinary change

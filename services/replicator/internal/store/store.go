@@ -75,13 +75,16 @@ const (
 
 // Info is the store's state.
 type Info struct {
-	DB        string // the database id
-	DBStart   uint64 // the log sequence the database id's batches start after
-	Side      Side
-	Paused    bool
-	PauseAt   time.Time // when the pause or resume in force was decided (zero: not known)
-	LogHigh   uint64    // highest log sequence ever assigned
-	LogRows   int64     // rows in the log (not yet pruned)
+	DB      string // the database id
+	DBStart uint64 // the log sequence the database id's batches start after
+	Side    Side
+	Paused  bool
+	PauseAt time.Time // when the pause or resume in force was decided (zero: not known)
+	// Shipped is the last log sequence this database id's shipper
+	// recorded as shipped (SetShipped), 0 when none is recorded for DB.
+	Shipped   uint64
+	LogHigh   uint64 // highest log sequence ever assigned
+	LogRows   int64  // rows in the log (not yet pruned)
 	Tables    []string
 	Conflicts int64
 }
@@ -160,6 +163,8 @@ type LogReader interface {
 	Changed(ctx context.Context) (bool, error)
 	// Prune deletes log rows up to seq.
 	Prune(ctx context.Context, upTo uint64) error
+	// SetShipped records that database id db shipped its log up to seq.
+	SetShipped(ctx context.Context, db string, seq uint64) error
 }
 
 // Applier is the receiving side's view: positions and applying groups.

@@ -69,6 +69,8 @@ type state struct {
 	pos       map[string]store.Position
 	paused    bool
 	pauseAt   time.Time
+	shipDB    string // the id SetShipped recorded, and how far
+	shipTo    uint64
 	conflicts []store.Conflict
 }
 
@@ -204,8 +206,20 @@ func (s *Store) Tables() []string {
 func (s *Store) Info(context.Context) (store.Info, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return store.Info{DB: s.st.id, DBStart: s.st.dbStart, Side: s.side, Paused: s.st.paused, PauseAt: s.st.pauseAt, LogHigh: s.st.logHigh,
-		LogRows: int64(len(s.st.log)), Tables: slices.Sorted(maps.Keys(s.st.rows)), Conflicts: int64(len(s.st.conflicts))}, nil
+	in := store.Info{DB: s.st.id, DBStart: s.st.dbStart, Side: s.side, Paused: s.st.paused, PauseAt: s.st.pauseAt, LogHigh: s.st.logHigh,
+		LogRows: int64(len(s.st.log)), Tables: slices.Sorted(maps.Keys(s.st.rows)), Conflicts: int64(len(s.st.conflicts))}
+	if s.st.shipDB == s.st.id {
+		in.Shipped = s.st.shipTo
+	}
+	return in, nil
+}
+
+// SetShipped implements store.LogReader.
+func (s *Store) SetShipped(_ context.Context, db string, seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.shipDB, s.st.shipTo = db, seq
+	return nil
 }
 
 // ReadLog implements store.LogReader.
