@@ -33,9 +33,11 @@ var (
 
 // ctlReq is a request to the receiver goroutine.
 type ctlReq struct {
-	kind string // "resync" (the standby)
+	kind string // "resync" (the standby), "discard"
 	why  string
 	done chan error // nil: no answer wanted
+	// discarded receives the outcome of a "discard".
+	discarded chan discardResult
 }
 
 // group is the group being assembled from the peer's parts.
@@ -332,6 +334,10 @@ func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
 		} else {
 			r.resync, ret = req.why, errResync
 		}
+	case "discard":
+		rec, derr := s.discardFrom(ctx, r)
+		req.discarded <- discardResult{rec: rec, err: derr}
+		ret = errRestart
 	}
 	if req.done != nil {
 		req.done <- err

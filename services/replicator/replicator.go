@@ -190,6 +190,12 @@ type Service struct {
 	resume chan struct{} // size 1: the receiver should look now
 	ctl    chan ctlReq   // to the receiver
 
+	// holdShip stops shipping while a resync --discard runs here; shipMu
+	// is held by the shipper while it ships, so that the discard knows
+	// when nothing is in flight.
+	holdShip atomic.Bool
+	shipMu   sync.Mutex
+
 	mu          sync.Mutex // guards the fields below
 	state       string
 	reason      string

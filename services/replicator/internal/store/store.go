@@ -114,7 +114,9 @@ type Result struct {
 	Stale     int
 	Skipped   int // at or below the position (already in a snapshot)
 	Conflicts []Conflict
-	LastTS    float64
+	// Recorded counts the peer's conflict records (op "c") among Conflicts.
+	Recorded int
+	LastTS   float64
 	// Resync says why the group asks for a reconcile with the peer (a
 	// schema change of the peer while a table is refused for its schema),
 	// or "".
@@ -173,6 +175,15 @@ type Store interface {
 	// The database gets a new id and source's position becomes the
 	// snapshot's, at stream sequence stream of source's batches.
 	Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
+	// Discard makes the replicated tables equal to the snapshot at path
+	// (from source, either node), on an operator's explicit command (R10):
+	// rows present only here, or different here, are replaced by the
+	// snapshot's, and each one discarded is recorded in _tandem_conflict
+	// (kind "discard") and queued as a conflict record (op "c") for source
+	// to record too. Tables the snapshot lacks are offered to source as by
+	// Restore, and tables whose schema is incompatible are left alone
+	// (Reconciled.Refused). Positions and the database id as Restore.
+	Discard(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
 	// Sums computes every replicated table's checksum in nb buckets.
 	Sums(ctx context.Context, nb int) ([]TableSum, error)
 	// RowSums lists the row hashes of table in the given buckets.
