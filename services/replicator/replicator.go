@@ -80,6 +80,14 @@
 // new writes order after everything it held. A resync that fails, or that
 // is needed again within 30 s, backs off (1 s doubling to a minute) in the
 // state "blocked", with one tandem.repl.blocked event per reason.
+// A table whose schema is incompatible with the master's (another key, a
+// column one side lacks, another type affinity) is left alone by the
+// reconcile and refused on the standby, the rest merged; a later schema
+// change or resync compares it again (internal/store/sqlite_mismatch.go).
+// The one exception to the safety rule is an operator's explicit command,
+// resync --from NODE --discard (discard.go): the other node is made equal
+// to NODE, and every row it discards is recorded in _tandem_conflict on
+// both nodes.
 //
 // Pause (R4) is persisted in the database: while paused a node neither ships
 // nor applies; changes wait in its log and in the peer's stream.

@@ -165,7 +165,7 @@ func (s *SQLite) compareTable(ctx context.Context, tx *sql.Tx, name string, rec 
 		return nil, false, nil // dropped here since it was refused
 	}
 	if why := schemaMismatch(here, there); why != "" {
-		rec.Refused[name] = fmt.Sprintf("table %q differs from the peer's: %s; fix the schema on either node, then it is compared again", name, why)
+		rec.Refused[name] = fmt.Sprintf("table %q differs from the peer's: %s; fix the schema: it is compared again after a schema change here or one the peer ships, or on tandem repl resync", name, why)
 		return nil, false, nil
 	}
 	t, err := shape(ctx, tx, name)
