@@ -220,8 +220,14 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 // waitPeerApplied waits, with shipping held, until the peer has applied
 // every batch this node shipped (and none is in flight).
 func (s *Service) waitPeerApplied(ctx context.Context) error {
-	s.shipMu.Lock() // a shipment in progress ends first
+	// A shipment in progress ends first (holdShip keeps the next one
+	// from starting).
+	s.shipMu.Lock()
+	shipping := s.holdShip.Load()
 	s.shipMu.Unlock()
+	if !shipping {
+		return fmt.Errorf("shipping is not held") // the caller holds it: a bug
+	}
 	deadline := time.Now().Add(discardWait)
 	for {
 		info, err := s.st.Info(ctx)
