@@ -69,6 +69,10 @@ func (s *Service) onAdmin(m *nats.Msg) {
 		err = s.SetPaused(ctx, verb == api.VerbReplPause)
 		out = api.ReplReply{Status: s.Status()}
 	case api.VerbReplResync:
+		if req.From != "" || req.Discard {
+			s.adminResyncFrom(m, req)
+			return
+		}
 		out, err = s.adminResync()
 	case api.VerbReplVerify:
 		out, err = s.Verify(ctx, req.Table, req.Buckets)

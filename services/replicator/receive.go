@@ -29,9 +29,11 @@ var (
 
 // ctlReq is a request to the receiver goroutine.
 type ctlReq struct {
-	kind string // "resync" (the standby); "operator": a resync an operator asked for
+	kind string // "resync" (the standby); "operator": a resync an operator asked for; "discard"
 	why  string
 	done chan error // nil: no answer wanted
+	// discarded receives the outcome of a "discard".
+	discarded chan discardResult
 }
 
 // group is the group being assembled from the peer's parts: its parts held
@@ -343,6 +345,14 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 
 // control carries out a request from another goroutine.
 func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
+	if req.kind == "discard" {
+		rec, derr := s.discardFrom(ctx, r)
+		req.discarded <- discardResult{rec: rec, err: derr}
+		if req.done != nil {
+			req.done <- nil
+		}
+		return errRestart
+	}
 	err := r.m.Step(lineage.Request{Why: req.why, Operator: req.kind == "operator"})
 	if req.done != nil {
 		req.done <- err

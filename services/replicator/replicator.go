@@ -80,6 +80,14 @@
 // new writes order after everything it held. A resync that fails, or that
 // is needed again within 30 s, backs off (1 s doubling to a minute) in the
 // state "blocked", with one tandem.repl.blocked event per reason.
+// A table whose schema is incompatible with the master's (another key, a
+// column one side lacks, another type affinity) is left alone by the
+// reconcile and refused on the standby, the rest merged; a later schema
+// change or resync compares it again (internal/store/sqlite_mismatch.go).
+// The one exception to the safety rule is an operator's explicit command,
+// resync --from NODE --discard (discard.go): the other node is made equal
+// to NODE, and every row it discards is recorded in _tandem_conflict on
+// both nodes.
 //
 // Decisions (internal/lineage). Which side seeds, whether a batch is
 // applied, skipped, rejected or calls for a reconcile, how this node's and
@@ -207,6 +215,12 @@ type Service struct {
 	wake    chan struct{} // size 1: the shipper should look now
 	resume  chan struct{} // size 1: the receiver should look now
 	ctl     chan ctlReq   // to the receiver
+
+	// holdShip stops shipping while a resync --discard runs here; shipMu
+	// is held by the shipper while it ships, so that the discard knows
+	// when nothing is in flight.
+	holdShip atomic.Bool
+	shipMu   sync.Mutex
 
 	mu          sync.Mutex // guards the fields below
 	state       string

@@ -66,8 +66,10 @@ func (s *Service) runShip(ctx context.Context) error {
 		}
 		now = time.Now()
 		delay := time.Duration(0)
-		if p.due(now, changed, s.paused.Load()) {
+		if p.due(now, changed, s.paused.Load() || s.holdShip.Load()) {
+			s.shipMu.Lock()
 			err := s.shipOnce(ctx, stream, &cur)
+			s.shipMu.Unlock()
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("ship changes")
 			}

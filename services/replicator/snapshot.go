@@ -51,11 +51,15 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "%v", err)))
 		return
 	}
-	if !s.master() {
+	if !s.master() && !req.Discard {
 		_ = m.Respond(reply.Fail(&reply.Error{Code: reply.CodeNotMaster, Message: "snapshots come from the master", Node: s.peer}))
 		return
 	}
-	rep, err := s.makeSnapshot()
+	if s.paused.Load() {
+		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)))
+		return
+	}
+	rep, err := s.makeSnapshot(req.Discard)
 	if err != nil {
 		s.log.Error().Err(err).Msg("snapshot for the standby")
 		_ = m.Respond(reply.Fail(err))
@@ -69,7 +73,7 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 // back what the master lacks (R10), so nothing it shipped is overwritten
 // and nothing needs fencing (a fenced standby whose transfer then failed
 // was never heard again).
-func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
+func (s *Service) makeSnapshot(discard bool) (wire.SnapshotReply, error) {
 	ctx, cancel := context.WithTimeout(s.base, snapMakeWait)
 	defer cancel()
 	s.cleanSnapshots(false)
@@ -95,9 +99,13 @@ func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
 	s.mu.Lock()
 	s.snaps[id] = &servedSnap{path: path, reply: rep, created: time.Now()}
 	s.mu.Unlock()
-	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Msg("snapshot made for the standby")
+	why := "R1: the standby asked for a snapshot"
+	if discard {
+		why = "R10: " + s.peer + " takes this node's data, discarding what differs there (an operator's resync --discard)"
+	}
+	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Bool("discard", discard).Msg("snapshot made for the peer")
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "made", "bytes": size, "log": snap.Log, "db": snap.DB,
-		"seconds": time.Since(start).Seconds(), "reason": "R1: the standby asked for a snapshot"})
+		"seconds": time.Since(start).Seconds(), "reason": why})
 	return rep, nil
 }
 
@@ -221,7 +229,7 @@ func (s *Service) reconcile(ctx context.Context, r *receiver, why string) error 
 func (s *Service) resync(ctx context.Context, why string) error {
 	start := time.Now()
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + why})
-	path, rep, err := s.fetchSnapshot(ctx)
+	path, rep, err := s.fetchSnapshot(ctx, false)
 	defer s.setProgress(nil)
 	if path != "" {
 		defer os.Remove(path)
@@ -266,14 +274,14 @@ func (s *Service) noteRefusals(before, refused map[string]string) {
 
 // fetchSnapshot asks the master for a snapshot and fetches it chunk by
 // chunk, checking each chunk and the whole file.
-func (s *Service) fetchSnapshot(ctx context.Context) (string, wire.SnapshotReply, error) {
+func (s *Service) fetchSnapshot(ctx context.Context, discard bool) (string, wire.SnapshotReply, error) {
 	var rep wire.SnapshotReply
 	rctx, cancel := context.WithTimeout(ctx, snapMakeWait)
 	err := reply.Request(rctx, s.nc, subject.ReplSnapshot(s.cfg.Pair, s.peer),
-		wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node}, &rep)
+		wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Discard: discard}, &rep)
 	cancel()
 	if err != nil {
-		return "", rep, fmt.Errorf("ask the master for a snapshot: %w", err)
+		return "", rep, fmt.Errorf("ask %s for a snapshot: %w", s.peer, err)
 	}
 	path := filepath.Join(s.dir, "restore-"+rep.ID+".db")
 	f, err := os.Create(path)

@@ -194,6 +194,14 @@ type Request struct {
 // assembled is dropped and will be read again.
 type Stopped struct{}
 
+// Discarded: an operator's discard (tandem repl resync --from PEER
+// --discard) made this database equal to the peer's; the position read back
+// is Pos (Have). No reconcile is needed any more, and the back-off is reset.
+type Discarded struct {
+	Pos  Position
+	Have bool
+}
+
 // PeerStream: the peer's batch stream ends at sequence Last (the driver
 // looks when the consumer has been idle). A stream that ends below the
 // position was recreated (the peer's data directory lost): its sequences
@@ -207,6 +215,7 @@ func (Reconciled) input()  {}
 func (Request) input()     {}
 func (Stopped) input()     {}
 func (PeerStream) input()  {}
+func (Discarded) input()   {}
 
 // ErrMasterSource refuses a reconcile request on the master.
 var ErrMasterSource = errors.New("the master is the source of every resync")
@@ -238,6 +247,11 @@ func (r *Receiver) Step(in Input) error {
 		}
 	case Stopped:
 		r.abort()
+	case Discarded:
+		r.abort()
+		r.pos, r.have = in.Pos, in.Have
+		r.reconcile, r.retry, r.blocked = "", Backoff{}, false
+		r.rd.Verdict = "discarded: equal to the peer's data"
 	case PeerStream:
 		if r.have && in.Last < r.pos.Stream {
 			r.rd.Verdict = fmt.Sprintf("the peer's stream was recreated (it ends at %d, the position is %d): reading it from the start", in.Last, r.pos.Stream)

@@ -23,6 +23,7 @@ var (
 	_ LogReader  = (*SQLite)(nil)
 	_ Applier    = (*SQLite)(nil)
 	_ Reconciler = (*SQLite)(nil)
+	_ Discarder  = (*SQLite)(nil)
 	_ Identity   = (*SQLite)(nil)
 	_ Schema     = (*SQLite)(nil)
 	_ Verifier   = (*SQLite)(nil)

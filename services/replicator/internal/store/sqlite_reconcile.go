@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -22,6 +23,9 @@ type Reconciled struct {
 	// Refused names the tables left alone because their schema differs
 	// from the snapshot's, with the difference (see sqlite_mismatch.go).
 	Refused map[string]string
+	// Discarded counts, per table, the rows of this database an operator
+	// discarded (Discard): present only here, or different here.
+	Discarded map[string]int
 }
 
 // reconcile merges the attached snapshot into this database, row by row by
@@ -44,7 +48,7 @@ type Reconciled struct {
 // a new id, whose batches start after the old log's end; source's position
 // becomes the snapshot's (its log, and stream, the last message of the
 // source's stream before the snapshot was made).
-func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, source string, stream uint64) (Reconciled, error) {
+func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, source string, stream uint64, discard bool) (Reconciled, error) {
 	rec := Reconciled{Snapshot: snap}
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
@@ -85,7 +89,11 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			return rec, fmt.Errorf("table %s: %w", name, err)
 		}
 		rec.Taken += n
-		q, err := a.reconcileTable(ctx, t, &rec)
+		merge := a.reconcileTable
+		if discard {
+			merge = a.discardTable
+		}
+		q, err := merge(ctx, t, &rec)
 		if err != nil {
 			return rec, fmt.Errorf("table %s: %w", name, err)
 		}
@@ -96,7 +104,9 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			return rec, err
 		}
 	}
-	rec.Conflicts = a.res.Conflicts
+	if !discard { // the discarded rows are reported per table (Discarded)
+		rec.Conflicts = a.res.Conflicts
+	}
 	if err := finishReconcile(ctx, tx, queue); err != nil {
 		return rec, err
 	}
@@ -155,7 +165,7 @@ func (s *SQLite) compareTable(ctx context.Context, tx *sql.Tx, name string, rec 
 		return nil, false, nil // dropped here since it was refused
 	}
 	if why := schemaMismatch(here, there); why != "" {
-		rec.Refused[name] = fmt.Sprintf("table %q differs from the peer's: %s; fix the schema on either node, then it is compared again", name, why)
+		rec.Refused[name] = fmt.Sprintf("table %q differs from the peer's: %s; fix the schema: it is compared again after a schema change here or one the peer ships, or on tandem repl resync", name, why)
 		return nil, false, nil
 	}
 	t, err := shape(ctx, tx, name)
@@ -229,6 +239,54 @@ func (a *sqliteApply) reconcileTable(ctx context.Context, t *table, rec *Reconci
 				rec.Kept++
 			}
 		}
+	}
+	return queue, nil
+}
+
+// discardTable makes one table equal to the snapshot's and returns the
+// conflict records of the rows it discarded (present only here, or holding
+// a change here the snapshot lacks), to queue for the peer.
+func (a *sqliteApply) discardTable(ctx context.Context, t *table, rec *Reconciled) ([]wire.Change, error) {
+	diffs, err := differing(ctx, a.tx, t)
+	if err != nil {
+		return nil, err
+	}
+	winner, loser := string(Master), string(Standby)
+	if a.s.side == Master {
+		winner, loser = loser, winner
+	}
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	var queue []wire.Change
+	for _, d := range diffs {
+		lose, win := d.local.version(), d.snap.version()
+		// Discarded: a row here holding a change the snapshot lacks. A row
+		// the snapshot has newer (this node was behind) is simply taken.
+		if d.local.present() && d.local.img != d.snap.img && !win.Covers(lose) {
+			r := wire.ConflictRecord{Kind: "discard", Winner: winner, Loser: loser, LoserOp: wire.OpUpdate,
+				LoserRow: d.local.img, WinnerM: win.M, WinnerS: win.S, At: at}
+			if err := a.record(ctx, t.name, d.pk, r, lose); err != nil {
+				return nil, err
+			}
+			queue = append(queue, wire.Change{Table: t.name, Op: wire.OpConflict, PK: d.pk, Row: r.Row(), M: lose.M, S: lose.S})
+			if rec.Discarded == nil {
+				rec.Discarded = map[string]int{}
+			}
+			rec.Discarded[t.name]++
+		}
+		in := d.change(t.name, d.snap, wire.OpUpdate)
+		if err := a.write(ctx, t, &in); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", in.Op, d.pk, err)
+		}
+		if !d.snap.m.Valid {
+			if err := a.exec(ctx, `DELETE FROM _tandem_ver WHERE tbl = ? AND pk = ?`, t.name, d.pk); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := a.setVersion(ctx, t.name, d.pk, d.snap.version(), in.Op); err != nil {
+			return nil, err
+		}
+		rec.Taken++
 	}
 	return queue, nil
 }

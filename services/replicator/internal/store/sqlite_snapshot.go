@@ -51,6 +51,15 @@ func ReadSnapshot(ctx context.Context, path string) (Snapshot, error) {
 // and indexes this database lacks are created; then reconcile merges it in
 // one write transaction (see sqlite_reconcile.go).
 func (s *SQLite) Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error) {
+	return s.restore(ctx, path, source, stream, false)
+}
+
+// Discard implements Store: Restore, discarding what differs here.
+func (s *SQLite) Discard(ctx context.Context, path, source string, stream uint64) (Reconciled, error) {
+	return s.restore(ctx, path, source, stream, true)
+}
+
+func (s *SQLite) restore(ctx context.Context, path, source string, stream uint64, discard bool) (Reconciled, error) {
 	snap, err := ReadSnapshot(ctx, path)
 	if err != nil {
 		return Reconciled{Snapshot: snap}, err
@@ -67,7 +76,7 @@ func (s *SQLite) Restore(ctx context.Context, path, source string, stream uint64
 	if err := s.createMissing(ctx, c); err != nil {
 		return Reconciled{Snapshot: snap}, fmt.Errorf("restore snapshot: %w", err)
 	}
-	rec, err := s.reconcile(ctx, c, snap, source, stream)
+	rec, err := s.reconcile(ctx, c, snap, source, stream, discard)
 	if err != nil {
 		return rec, fmt.Errorf("reconcile with the snapshot: %w", err)
 	}

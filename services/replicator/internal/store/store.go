@@ -118,7 +118,9 @@ type Result struct {
 	Stale     int
 	Skipped   int // at or below the position (already in a snapshot)
 	Conflicts []Conflict
-	LastTS    float64
+	// Recorded counts the peer's conflict records (op "c") among Conflicts.
+	Recorded int
+	LastTS   float64
 	// Resync says why the group asks for a reconcile with the peer (a
 	// schema change of the peer while a table is refused for its schema),
 	// or "".
@@ -190,6 +192,20 @@ type Reconciler interface {
 	Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
 }
 
+// Discarder makes this database equal to a peer's snapshot on an
+// operator's explicit command (tandem repl resync --from NODE --discard).
+type Discarder interface {
+	// Discard makes the replicated tables equal to the snapshot at path
+	// (from source, either node), on an operator's explicit command (R10):
+	// rows present only here, or different here, are replaced by the
+	// snapshot's, and each one discarded is recorded in _tandem_conflict
+	// (kind "discard") and queued as a conflict record (op "c") for source
+	// to record too. Tables the snapshot lacks are offered to source as by
+	// Restore, and tables whose schema is incompatible are left alone
+	// (Reconciled.Refused). Positions and the database id as Restore.
+	Discard(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
+}
+
 // Identity controls the database's lineage and the persisted flags.
 type Identity interface {
 	// NewID gives the database a new id and returns it.
@@ -232,6 +248,7 @@ type Store interface {
 	LogReader
 	Applier
 	Reconciler
+	Discarder
 	Identity
 	Schema
 	Verifier

@@ -582,6 +582,10 @@ type SnapshotRequest struct {
 	V    int    `json:"v"`
 	Pair string `json:"pair"`
 	Node string `json:"node"` // who asks
+	// Discard: the asking node will discard what differs from the snapshot
+	// (an operator's command); then either node serves one, not only the
+	// master.
+	Discard bool `json:"discard,omitempty"`
 }
 
 // SnapshotReply describes a snapshot ready to be fetched.

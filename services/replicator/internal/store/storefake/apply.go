@@ -39,8 +39,8 @@ func (a *apply) Apply(_ context.Context, b *wire.Batch, after uint64) error {
 			a.res.Skipped++
 			continue
 		}
-		if c.Pieces > 0 {
-			return fmt.Errorf("%w: storefake does not join pieces", wire.ErrInvalid)
+		if c.Pieces > 0 || (c.Op != wire.OpInsert && c.Op != wire.OpUpdate && c.Op != wire.OpDelete) {
+			return fmt.Errorf("%w: storefake applies row changes only, not op %q or pieces", wire.ErrInvalid, c.Op)
 		}
 		a.change(c)
 		a.res.LastTS = max(a.res.LastTS, c.TS)

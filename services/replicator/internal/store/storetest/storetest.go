@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("conflicts", func(t *testing.T) { testConflicts(t, h) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, h) })
 	t.Run("snapshot", func(t *testing.T) { testSnapshot(t, h) })
+	t.Run("discard", func(t *testing.T) { testDiscard(t, h) })
 	t.Run("sums", func(t *testing.T) { testSums(t, h) })
 	t.Run("read table", func(t *testing.T) { testReadTable(t, h) })
 }
@@ -312,6 +313,62 @@ func testSnapshot(t *testing.T, h Harness) {
 	cs, _ := readLog(t, b.Store, after.LogHigh)
 	if len(cs) != 1 || cs[0].M == 0 || cs[0].S == 0 {
 		t.Fatalf("capture after restore: %+v", cs)
+	}
+}
+
+// R10: Discard makes the standby equal to the master's snapshot; the rows
+// it held alone or with a change the master lacks are recorded here (kind
+// "discard") and queued as conflict records, which the master records when
+// it applies them; a row the standby only lagged behind on is taken.
+func testDiscard(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'one'), (2, 'two'), (3, 'three')`)
+	ship(t, a.Store, b.Store, "a", true, 0)
+	a.Exec(t, `UPDATE items SET name = 'three, newer' WHERE id = 3`)
+	b.Exec(t, `UPDATE items SET name = 'garbage' WHERE id = 1`)
+	b.Exec(t, `INSERT INTO items(id, name) VALUES(9, 'b only')`)
+	b.Exec(t, `DELETE FROM items WHERE id = 2`)
+	path := filepath.Join(t.TempDir(), "snap.db")
+	if _, err := a.Store.Snapshot(ctx(t), path); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := b.Store.Discard(ctx(t), path, "a", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Discarded["items"] != 2 || len(rec.Conflicts) != 0 {
+		t.Fatalf("discarded: %+v", rec)
+	}
+	want := "1:one,2:two,3:three, newer"
+	if got := b.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM items ORDER BY id)`); got != want {
+		t.Fatalf("items after the discard: %q, want %q", got, want)
+	}
+	recorded := `SELECT group_concat(pk || '/' || kind || '/' || winner || '/' || loser || '/' || loser_row, ' ') FROM (SELECT * FROM _tandem_conflict ORDER BY pk)`
+	wantRec := `1/discard/master/standby/{"id":"1","name":"'garbage'","qty":"NULL","price":"NULL","data":"NULL"} ` +
+		`9/discard/master/standby/{"id":"9","name":"'b only'","qty":"NULL","price":"NULL","data":"NULL"}`
+	if got := b.Query(t, recorded); got != wantRec {
+		t.Fatalf("recorded on the standby:\n%s\nwant\n%s", got, wantRec)
+	}
+	info, _ := b.Store.Info(ctx(t))
+	queued, _ := readLog(t, b.Store, info.DBStart)
+	if len(queued) != 2 || queued[0].Op != wire.OpConflict || queued[1].Op != wire.OpConflict {
+		t.Fatalf("queued: %+v", queued)
+	}
+	// The master records them too, and its rows do not change.
+	_, res := ship(t, b.Store, a.Store, "b", false, info.DBStart)
+	if res.Recorded != 2 || res.Applied != 0 {
+		t.Fatalf("applied on the master: %+v", res)
+	}
+	if got := a.Query(t, recorded); got != wantRec {
+		t.Fatalf("recorded on the master:\n%s\nwant\n%s", got, wantRec)
+	}
+	if got := a.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM items ORDER BY id)`); got != want {
+		t.Fatalf("the master's items changed: %q", got)
+	}
+	// Shipped again (a redelivery), they are recorded once.
+	ship(t, b.Store, a.Store, "b", false, info.DBStart)
+	if got := a.Query(t, `SELECT count(*) FROM _tandem_conflict`); got != "2" {
+		t.Fatalf("%s conflict rows on the master after a redelivery", got)
 	}
 }
 
