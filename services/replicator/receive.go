@@ -440,17 +440,26 @@ func (s *Service) onGenesis(ctx context.Context, r *receiver, b *wire.Batch, seq
 	return nil
 }
 
-// gap handles a batch that starts after the position: the peer's changes
-// in between are no longer in its stream (it pruned them once this node
-// acknowledged them), so this database lost changes it had applied — it was
-// restored from a backup taken before, with no write of its own since, which
-// its own log cannot show. Its position cannot be trusted (R10): a standby
-// re-syncs, a master asks the standby to (the standby merges the master's
-// snapshot row by row and sends back the rows the master lacks).
-func (s *Service) gap(r *receiver, b *wire.Batch) error {
+// gap handles a batch that starts after the position. If the peer's
+// stream still holds what follows the position (an ordered consumer can
+// skip ahead across a cut link), the consumer starts again from there. If
+// the peer has pruned it — it did so once this node acknowledged those
+// changes — this database lost changes it had applied: it was restored from
+// a backup taken before, with no write of its own since, which its own log
+// cannot show. Its position cannot be trusted (R10): a standby re-syncs, a
+// master asks the standby to (the standby merges the master's snapshot row
+// by row and sends back the rows the master lacks).
+func (s *Service) gap(ctx context.Context, r *receiver, b *wire.Batch) error {
 	s.abort(r)
-	why := fmt.Sprintf("the peer's changes (%d, %d] of database %s are gone from its stream: this database lost changes it had applied (restored from a backup?)",
-		r.pos.Log, b.From, b.DB)
+	first, ok := s.peerFirstSeq(ctx, r)
+	if !ok || first <= r.pos.Stream+1 {
+		s.reject("batch", "", fmt.Errorf("%w: batch (%d, %d] of database %s leaves a gap after %d; reading again from there",
+			wire.ErrInvalid, b.From, b.To, b.DB, r.pos.Log))
+		sleep(ctx, 250*time.Millisecond)
+		return errRestart
+	}
+	why := fmt.Sprintf("the peer's changes (%d, %d] of database %s are gone from its stream (it starts at %d): this database lost changes it had applied (restored from a backup?)",
+		r.pos.Log, b.From, b.DB, first)
 	s.reject("batch", "", fmt.Errorf("%w: batch (%d, %d] leaves a gap: %s", wire.ErrInvalid, b.From, b.To, why))
 	if !s.master() {
 		r.resync = why
@@ -458,6 +467,21 @@ func (s *Service) gap(r *receiver, b *wire.Batch) error {
 	}
 	s.sendApplied(r, why, false)
 	return nil
+}
+
+// peerFirstSeq is the first sequence the peer's batch stream holds; false
+// when the peer cannot be asked.
+func (s *Service) peerFirstSeq(ctx context.Context, r *receiver) (uint64, bool) {
+	if r.peerJS == nil {
+		return 0, false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.peerJS.Stream(cctx, subject.ReplStream(s.cfg.Pair, s.peer))
+	if err != nil {
+		return 0, false
+	}
+	return st.CachedInfo().State.FirstSeq, true
 }
 
 // addPart adds a part to the group (starting, continuing or restarting it)
@@ -471,7 +495,7 @@ func (s *Service) addPart(ctx context.Context, r *receiver, b *wire.Batch, seq u
 	case b.To <= r.pos.Log:
 		return nil
 	default:
-		return s.gap(r, b)
+		return s.gap(ctx, r, b)
 	}
 	g := r.g
 	g.to = b.To
