@@ -205,7 +205,7 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *sh
 		master = p
 	}
 	switch {
-	case cur.have && cur.db == info.DB && (cur.to > info.LogHigh || info.Shipped > 0 && cur.to > info.Shipped):
+	case cur.have && cur.db == info.DB && (cur.to > info.LogHigh || info.ShippedKnown && cur.to > info.Shipped):
 		// The stream has changes this database never made, or never
 		// recorded as shipped: it is an older copy of itself (a restored
 		// backup; writes made on it since may have filled its log up to
