@@ -430,3 +430,32 @@ func TestMasterRestoredThenWritten(t *testing.T) {
 	w.waitConverged()
 	w.checkAcked(a)
 }
+
+// R9: as TestMasterRestoredThenWritten, with the backup taken when the
+// shipped mark was 0 (right after a new database id): a mark of 0 is a
+// mark, not its absence (found by the fault schedule).
+func TestMasterRestoredAtMarkZero(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	backup := w.nodes["a"].path + ".bak"
+	w.waitFor("a's shipped mark recorded", func() bool { return w.query("a", `SELECT (SELECT v FROM _tandem_meta WHERE k = 'shipped')`) != "" })
+	w.exec("a", `VACUUM INTO '`+backup+`'`)
+	a := acked{}
+	w.write("a", 1, "a after the backup", a)
+	w.waitConverged()
+	w.stop("a")
+	w.nodes["a"].app.Close()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(w.nodes["a"].path + suffix)
+	}
+	if err := os.Rename(backup, w.nodes["a"].path); err != nil {
+		t.Fatal(err)
+	}
+	w.openApp("a")
+	w.write("a", 2, "a after the restore", a)
+	w.start("a")
+	w.waitConverged()
+	w.checkAcked(a)
+}

@@ -138,7 +138,7 @@ func (s *Service) setIn(p store.Position) {
 // back in). b is the batch the input was about, if any. It returns
 // errResync when the machine stops the consumer, and a fault hook's error.
 func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) error {
-	stop := false
+	stop, restart := false, false
 	for r.m.HasReady() {
 		rd := r.m.Ready()
 		r.m.Advance()
@@ -160,6 +160,10 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 			s.log.Info().Str("db", p.DB).Str("verdict", rd.Verdict).Msg("the standby's new database id accepted")
 			s.setIn(store.Position{DB: p.DB, Log: p.Log})
 		}
+		if rd.CheckPeerFirst {
+			first, ok := s.peerFirstSeq(ctx, r)
+			_ = r.m.Step(lineage.PeerFirst{Seq: first, OK: ok})
+		}
 		for _, why := range rd.Rejects {
 			s.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
 		}
@@ -173,6 +177,11 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 			s.sendApplied(r, *rd.Applied, false)
 		}
 		stop = stop || rd.Stop
+		restart = restart || rd.Restart
+	}
+	if restart {
+		sleep(ctx, 250*time.Millisecond)
+		return errRestart
 	}
 	if stop {
 		return errResync
@@ -416,6 +425,21 @@ func (s *Service) handle(ctx context.Context, r *receiver, m jetstream.Msg) erro
 		return err
 	}
 	return s.carryOut(ctx, r, b)
+}
+
+// peerFirstSeq is the first sequence the peer's batch stream holds; false
+// when the peer cannot be asked.
+func (s *Service) peerFirstSeq(ctx context.Context, r *receiver) (uint64, bool) {
+	if r.peerJS == nil {
+		return 0, false
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.peerJS.Stream(cctx, subject.ReplStream(s.cfg.Pair, s.peer))
+	if err != nil {
+		return 0, false
+	}
+	return st.CachedInfo().State.FirstSeq, true
 }
 
 // applyPart adds a part to the group (held in memory until the group is

@@ -200,7 +200,7 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 		}
 		master, following = p, ok && p.DB != ""
 	}
-	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped})
+	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped, ShippedKnown: info.ShippedKnown})
 	switch plan.Kind {
 	case lineage.ShipNothing:
 		return nil // a standby ships nothing before its first sync

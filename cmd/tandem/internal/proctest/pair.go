@@ -433,6 +433,9 @@ func (p *Pair) close() {
 		if n == nil || n.proc == nil {
 			continue
 		}
+		if p.t.Failed() {
+			n.proc.dumpStacks(5 * time.Second)
+		}
 		if err := n.proc.kill(p.opts.Wait); err != nil {
 			p.t.Errorf("proctest: cleanup of %s: %v", name, err)
 		}

@@ -64,6 +64,19 @@ func (pr *proc) kill(wait time.Duration) error {
 	return nil
 }
 
+// dumpStacks asks a running process for its goroutines' stacks (SIGQUIT:
+// the Go runtime writes them to stderr, the node's log, and exits), waiting
+// up to d: after a failure, they show where a node was stuck.
+func (pr *proc) dumpStacks(d time.Duration) {
+	if pr.exited() {
+		return
+	}
+	_ = pr.cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot dump
+	if pr.cmd.Process.Signal(syscall.SIGQUIT) == nil {
+		pr.wait(d)
+	}
+}
+
 // describe says how the process ended, or that it runs.
 func (pr *proc) describe() string {
 	if !pr.exited() {

@@ -79,8 +79,10 @@ type Own struct {
 	DBStart uint64 // the log sequence the id's batches start after
 	LogHigh uint64 // the highest log sequence ever assigned
 	// Shipped is how far the shipper recorded in the database that this id
-	// was shipped (0: not recorded).
-	Shipped uint64
+	// was shipped; ShippedKnown whether it recorded it (a mark of 0 — a new
+	// id — is a mark).
+	Shipped      uint64
+	ShippedKnown bool
 }
 
 // CompareOwn compares this node's database with its stream.
@@ -90,7 +92,7 @@ func CompareOwn(s Shipped, o Own) OwnLineage {
 		return OwnNew
 	case s.DB != o.DB:
 		return OwnReplaced
-	case s.To > o.LogHigh, o.Shipped > 0 && s.To > o.Shipped:
+	case s.To > o.LogHigh, o.ShippedKnown && s.To > o.Shipped:
 		// The stream has changes this database never made, or never
 		// recorded as shipped: an older copy of itself (writes made on a
 		// restored backup may have filled its log up to the sequence

@@ -77,12 +77,15 @@ func TestAppliedAsksReconcile(t *testing.T) {
 // shipped is recognised by the shipped position the shipper recorded.
 func TestCompareOwnRecordedShipped(t *testing.T) {
 	s := Shipped{DB: "x", To: 9, Have: true}
-	if got := CompareOwn(s, Own{DB: "x", LogHigh: 9, Shipped: 6}); got != OwnRestored {
-		t.Fatalf("refilled backup: %s", got)
-	}
-	for _, shipped := range []uint64{0, 9} {
-		if got := CompareOwn(s, Own{DB: "x", LogHigh: 9, Shipped: shipped}); got != OwnSame {
-			t.Fatalf("recorded %d: %s", shipped, got)
+	for _, shipped := range []uint64{0, 6} { // a mark of 0 (a new id) is a mark
+		if got := CompareOwn(s, Own{DB: "x", LogHigh: 9, Shipped: shipped, ShippedKnown: true}); got != OwnRestored {
+			t.Fatalf("refilled backup, recorded %d: %s", shipped, got)
 		}
+	}
+	if got := CompareOwn(s, Own{DB: "x", LogHigh: 9, Shipped: 9, ShippedKnown: true}); got != OwnSame {
+		t.Fatalf("recorded 9: %s", got)
+	}
+	if got := CompareOwn(s, Own{DB: "x", LogHigh: 9}); got != OwnSame {
+		t.Fatalf("nothing recorded: %s", got)
 	}
 }

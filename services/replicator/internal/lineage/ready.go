@@ -8,7 +8,8 @@ import "time"
 //  1. Abort: roll back the group being assembled (its open transaction);
 //  2. Part: add the batch to the group — a new group when Part.New — and,
 //     when Part.Commit is set, commit the group at that position; report
-//     the outcome with Step(Applied) or Step(GroupFailed);
+//     the outcome with Step(Applied) or Step(GroupFailed); CheckPeerFirst:
+//     ask where the peer's stream starts and Step(PeerFirst);
 //  3. SetPosition: record the peer's position without applying anything (a
 //     genesis accepted);
 //  4. Rejects: report bad input (metric, log, event);
@@ -16,7 +17,8 @@ import "time"
 //  6. Events: publish them;
 //  7. Applied: tell the peer the position applied (with a reconcile
 //     request when Reconcile is set);
-//  8. Stop: leave the consumer — Next says what comes instead.
+//  8. Stop: leave the consumer — Next says what comes instead; Restart:
+//     start a new consumer from the position (after a short pause).
 type Ready struct {
 	Abort       bool
 	Part        *Part
@@ -26,6 +28,10 @@ type Ready struct {
 	Events      []Event
 	Applied     *Ack
 	Stop        bool
+	// CheckPeerFirst: a batch left a gap after the position; the machine
+	// needs the first sequence the peer's stream holds (Step(PeerFirst)).
+	CheckPeerFirst bool
+	Restart        bool
 	// Verdict says what was decided, for the log and the transcripts.
 	Verdict string
 }
@@ -60,7 +66,7 @@ type Event struct {
 
 func (rd Ready) empty() bool {
 	return !rd.Abort && rd.Part == nil && rd.SetPosition == nil && len(rd.Rejects) == 0 && rd.State == nil &&
-		len(rd.Events) == 0 && rd.Applied == nil && !rd.Stop && rd.Verdict == ""
+		len(rd.Events) == 0 && rd.Applied == nil && !rd.Stop && rd.Verdict == "" && !rd.CheckPeerFirst && !rd.Restart
 }
 
 // Ready returns what to carry out now (see Ready for the order).

@@ -62,14 +62,15 @@ type Config struct {
 // each of the peer's batches, when to reconcile and when to wait. It is not
 // safe for concurrent use: the receive goroutine owns it.
 type Receiver struct {
-	cfg       Config
-	pos       Position
-	have      bool
-	group     *group // the group being assembled
-	reconcile string // why a reconcile is needed, or ""
-	blocked   bool   // this machine set the state "blocked"
-	retry     Backoff
-	rd        Ready
+	cfg        Config
+	pos        Position
+	have       bool
+	group      *group // the group being assembled
+	reconcile  string // why a reconcile is needed, or ""
+	blocked    bool   // this machine set the state "blocked"
+	pendingGap *Batch // a batch that left a gap, waiting for PeerFirst
+	retry      Backoff
+	rd         Ready
 }
 
 type group struct{ start, to uint64 }
@@ -202,6 +203,13 @@ type Discarded struct {
 	Have bool
 }
 
+// PeerFirst answers Ready.CheckPeerFirst: the first sequence the peer's
+// stream holds, OK false when the peer could not be asked.
+type PeerFirst struct {
+	Seq uint64
+	OK  bool
+}
+
 // PeerStream: the peer's batch stream ends at sequence Last (the driver
 // looks when the consumer has been idle). A stream that ends below the
 // position was recreated (the peer's data directory lost): its sequences
@@ -216,6 +224,7 @@ func (Request) input()     {}
 func (Stopped) input()     {}
 func (PeerStream) input()  {}
 func (Discarded) input()   {}
+func (PeerFirst) input()   {}
 
 // ErrMasterSource refuses a reconcile request on the master.
 var ErrMasterSource = errors.New("the master is the source of every resync")
@@ -247,6 +256,8 @@ func (r *Receiver) Step(in Input) error {
 		}
 	case Stopped:
 		r.abort()
+	case PeerFirst:
+		r.peerFirst(in)
 	case Discarded:
 		r.abort()
 		r.pos, r.have = in.Pos, in.Have
@@ -393,17 +404,35 @@ func (r *Receiver) part(b Batch) {
 	}
 }
 
-// gap handles a batch that starts after the position: the peer's changes
-// in between are no longer in its stream (it pruned them once this node
-// acknowledged them), so this database lost changes it had applied — it was
-// restored from a backup taken before, with no write of its own since, which
-// its own log cannot show. Its position cannot be trusted (R10): a standby
-// reconciles, a master asks the standby to (the standby merges the master's
-// snapshot row by row and sends back the rows the master lacks).
+// gap handles a batch that starts after the position: the machine asks
+// where the peer's stream starts (PeerFirst decides).
 func (r *Receiver) gap(b Batch) {
 	r.abort()
-	why := fmt.Sprintf("the peer's changes (%d, %d] of database %s are gone from its stream: this database lost changes it had applied (restored from a backup?)",
-		r.pos.Log, b.From, b.DB)
+	r.pendingGap = &b
+	r.rd.CheckPeerFirst = true
+	r.rd.Verdict = fmt.Sprintf("gap: batch (%d, %d] after position %d; where does the peer's stream start?", b.From, b.To, r.pos.Log)
+}
+
+// peerFirst decides a gap. If the peer's stream still holds what follows
+// the position (an ordered consumer can skip ahead across a cut link), the
+// consumer starts again from there. If the peer has pruned it — it did so
+// once this node acknowledged those changes — this database lost changes it
+// had applied: it was restored from a backup taken before, with no write of
+// its own since, which its own log cannot show. Its position cannot be
+// trusted (R10): a standby reconciles, a master asks the standby to.
+func (r *Receiver) peerFirst(in PeerFirst) {
+	b := r.pendingGap
+	r.pendingGap = nil
+	if b == nil {
+		return
+	}
+	if !in.OK || in.Seq <= r.pos.Stream+1 {
+		r.reject(fmt.Sprintf("batch (%d, %d] of database %s leaves a gap after %d; reading again from there", b.From, b.To, b.DB, r.pos.Log))
+		r.rd.Restart = true
+		return
+	}
+	why := fmt.Sprintf("the peer's changes (%d, %d] of database %s are gone from its stream (it starts at %d): this database lost changes it had applied (restored from a backup?)",
+		r.pos.Log, b.From, b.DB, in.Seq)
 	r.reject(fmt.Sprintf("batch (%d, %d] leaves a gap: %s", b.From, b.To, why))
 	if !r.cfg.Master {
 		r.needReconcile(PeerSame, why)

@@ -293,7 +293,7 @@ func (h *harness) ship(n *simNode) {
 	ctx := context.Background()
 	info := h.info(n)
 	p, ok := h.position(n)
-	plan := lineage.PlanShip(n.master, n.master || ok && p.DB != "", n.cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped})
+	plan := lineage.PlanShip(n.master, n.master || ok && p.DB != "", n.cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped, ShippedKnown: info.ShippedKnown})
 	if n.paused {
 		return
 	}
@@ -486,6 +486,18 @@ func (h *harness) flush(n *simNode, in lineage.Input) bool {
 		}
 		if rd.Part != nil {
 			h.part(n, rd.Part, in.(lineage.Batch))
+		}
+		if rd.CheckPeerFirst {
+			p := h.peerOf(n)
+			first := p.lastSeq + 1
+			if len(p.stream) > 0 {
+				first = p.stream[0].seq
+			}
+			_ = n.recv.Step(lineage.PeerFirst{Seq: first, OK: true})
+		}
+		if rd.Restart {
+			h.printf("%s: the consumer starts again from the position", n.name)
+			n.cursor = 0
 		}
 		if p := rd.SetPosition; p != nil {
 			_ = n.db.SetPosition(ctx, h.peerOf(n).name, store.Position{DB: p.DB, Log: p.Log, Stream: p.Stream})

@@ -36,7 +36,8 @@ func (s *SQLite) Info(ctx context.Context) (Info, error) {
 		return in, err
 	}
 	if db, seq, ok := strings.Cut(shipped, ":"); ok && db == in.DB {
-		in.Shipped, _ = strconv.ParseUint(seq, 10, 64)
+		in.Shipped, err = strconv.ParseUint(seq, 10, 64)
+		in.ShippedKnown = err == nil
 	}
 	var ok bool
 	if in.DBStart, ok, err = s.dbStart(ctx); err != nil {

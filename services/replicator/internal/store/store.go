@@ -81,12 +81,14 @@ type Info struct {
 	Paused  bool
 	PauseAt time.Time // when the pause or resume in force was decided (zero: not known)
 	// Shipped is the last log sequence this database id's shipper
-	// recorded as shipped (SetShipped), 0 when none is recorded for DB.
-	Shipped   uint64
-	LogHigh   uint64 // highest log sequence ever assigned
-	LogRows   int64  // rows in the log (not yet pruned)
-	Tables    []string
-	Conflicts int64
+	// recorded as shipped (SetShipped); ShippedKnown is false when none is
+	// recorded for DB (a database made before the record existed).
+	Shipped      uint64
+	ShippedKnown bool
+	LogHigh      uint64 // highest log sequence ever assigned
+	LogRows      int64  // rows in the log (not yet pruned)
+	Tables       []string
+	Conflicts    int64
 }
 
 // Position is how far a source has been applied.

@@ -209,7 +209,7 @@ func (s *Store) Info(context.Context) (store.Info, error) {
 	in := store.Info{DB: s.st.id, DBStart: s.st.dbStart, Side: s.side, Paused: s.st.paused, PauseAt: s.st.pauseAt, LogHigh: s.st.logHigh,
 		LogRows: int64(len(s.st.log)), Tables: slices.Sorted(maps.Keys(s.st.rows)), Conflicts: int64(len(s.st.conflicts))}
 	if s.st.shipDB == s.st.id {
-		in.Shipped = s.st.shipTo
+		in.Shipped, in.ShippedKnown = s.st.shipTo, true
 	}
 	return in, nil
 }
