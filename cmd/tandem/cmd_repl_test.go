@@ -23,7 +23,7 @@ func TestReplCommands(t *testing.T) {
 	if err != nil {
 		t.Skip("no sqlite3 shell")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	shell := func(node, q string) {
