@@ -13,13 +13,19 @@ import (
 // else reconciles and replicates both ways; the master's changes to the
 // refused table are skipped, not a reason to block. When the operator fixes
 // the standby's schema, the table is compared again by itself and picked
-// up: its rows are merged and it replicates.
+// up: its rows are merged and it replicates. A column only the master's
+// table has is added on the standby instead.
 func TestIncompatibleSchemaRefusedAlone(t *testing.T) {
 	w := newWorld(t)
 	w.exec("a", `CREATE TABLE odd(id INTEGER PRIMARY KEY, v TEXT)`)
 	w.exec("a", `CREATE TABLE typed(id INTEGER PRIMARY KEY, n INTEGER)`)
 	w.exec("b", `CREATE TABLE odd(k TEXT PRIMARY KEY, v TEXT)`)
 	w.exec("b", `CREATE TABLE typed(id INTEGER PRIMARY KEY, n BLOB)`)
+	// A column only the master has is added on the standby: not refused.
+	w.exec("a", `CREATE TABLE wide(id INTEGER PRIMARY KEY, v TEXT, extra TEXT DEFAULT 'x')`)
+	w.exec("b", `CREATE TABLE wide(id INTEGER PRIMARY KEY, v TEXT)`)
+	w.exec("a", `INSERT INTO wide VALUES(1, 'master', 'e')`)
+	w.exec("b", `INSERT INTO wide VALUES(2, 'standby')`)
 	w.exec("a", `INSERT INTO odd VALUES(1, 'master')`)
 	w.exec("b", `INSERT INTO odd VALUES('x', 'standby')`)
 	w.exec("a", `INSERT INTO items VALUES(1, 'a', 1)`)
@@ -37,6 +43,13 @@ func TestIncompatibleSchemaRefusedAlone(t *testing.T) {
 	if _, ok := w.nodes["b"].sink.find(event.ReplRefused, "odd"); !ok {
 		t.Fatal("no tandem.repl.refused event naming odd")
 	}
+	if _, ok := st.Refused["wide"]; ok {
+		t.Fatalf("wide refused: %v", st.Refused)
+	}
+	wideRows := `SELECT group_concat(id || ':' || v || ':' || extra, ',') FROM (SELECT * FROM wide ORDER BY id)`
+	w.waitFor("wide equal on both", func() bool {
+		return w.query("a", wideRows) == "1:master:e,2:standby:x" && w.query("b", wideRows) == "1:master:e,2:standby:x"
+	})
 	if got := metricValue(t, w.nodes["b"], "tandem_repl_tables_refused"); got != 2 {
 		t.Fatalf("tandem_repl_tables_refused %v, want 2", got)
 	}
@@ -61,12 +74,18 @@ func TestIncompatibleSchemaRefusedAlone(t *testing.T) {
 	w.exec("b", `DROP TABLE odd`)
 	w.exec("b", `CREATE TABLE odd(id INTEGER PRIMARY KEY, v TEXT)`)
 	w.exec("b", `INSERT INTO odd VALUES(9, 'standby, fixed')`)
+	w.exec("b", `INSERT INTO odd VALUES(1, 'standby, concurrent')`)
 	oddRows := `SELECT group_concat(id || ':' || v, ',') FROM (SELECT * FROM odd ORDER BY id)`
 	want := "1:master,2:master again,9:standby, fixed"
 	w.waitFor("odd picked up on both", func() bool {
 		_, refused := w.nodes["b"].svc.Status().Refused["odd"]
 		return !refused && w.query("a", oddRows) == want && w.query("b", oddRows) == want
 	})
+	for _, n := range []string{"a", "b"} {
+		w.waitFor("the standby's losing row of odd recorded on "+n, func() bool {
+			return w.query(n, `SELECT count(*) FROM _tandem_conflict WHERE tbl = 'odd' AND pk = '1' AND loser_row LIKE '%concurrent%'`) == "1"
+		})
+	}
 	w.exec("a", `INSERT INTO odd VALUES(10, 'replicated')`)
 	w.waitFor("odd replicates", func() bool { return rowCount(w, "b", "odd") == 4 })
 	if _, ok := w.nodes["b"].svc.Status().Refused["typed"]; !ok {

@@ -9,7 +9,9 @@ import (
 	"strings"
 )
 
-// Incompatible schemas (R1, R11). When a reconcile finds a table whose
+// Incompatible schemas (R1, R11). Columns the peer's table has and this
+// one lacks are added first, when that is the only difference (see
+// addMissingColumns). When a reconcile then finds a table whose
 // schema differs from the snapshot's (the peer's) in a way rows cannot
 // cross — another primary key, a column one side lacks, a column whose
 // type affinity differs — that table alone is refused: it is left as it
@@ -78,10 +80,12 @@ func (s *SQLite) Mismatched() map[string]string {
 type colInfo struct {
 	name, typ string
 	pk        int
+	notNull   bool
+	dflt      sql.NullString
 }
 
 func columnsOf(ctx context.Context, q rowQuerier, schema, name string) ([]colInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?, ?) ORDER BY cid`, name, schema)
+	rows, err := q.QueryContext(ctx, `SELECT name, type, pk, "notnull", dflt_value FROM pragma_table_info(?, ?) ORDER BY cid`, name, schema)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +93,7 @@ func columnsOf(ctx context.Context, q rowQuerier, schema, name string) ([]colInf
 	var out []colInfo
 	for rows.Next() {
 		var c colInfo
-		if err := rows.Scan(&c.name, &c.typ, &c.pk); err != nil {
+		if err := rows.Scan(&c.name, &c.typ, &c.pk, &c.notNull, &c.dflt); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
@@ -165,6 +169,95 @@ func affinity(typ string) string {
 		return "REAL"
 	}
 	return "NUMERIC"
+}
+
+// addMissingColumns adds to this database's tables the columns the
+// snapshot's (the peer's) have and they lack, when that is all that differs
+// (same key, the shared columns of the same affinity): ALTER TABLE … ADD
+// COLUMN with the peer's type, default and NOT NULL, one savepoint per
+// table. A column SQLite cannot add (say NOT NULL without a default) leaves
+// the table as it was, and the reconcile refuses it with the difference.
+func (s *SQLite) addMissingColumns(ctx context.Context, c *sql.Conn) error {
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	added := false
+	for _, name := range s.reconcileNames() {
+		here, err := columnsOf(ctx, tx, "main", name)
+		if err != nil {
+			return err
+		}
+		there, err := columnsOf(ctx, tx, "snap", name)
+		if err != nil {
+			return err
+		}
+		stmts, ok := addColumns(name, here, there)
+		if !ok || len(stmts) == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT tandem_add`); err != nil {
+			return err
+		}
+		var failed error
+		for _, q := range stmts {
+			if _, failed = tx.ExecContext(ctx, q); failed != nil {
+				break
+			}
+		}
+		if failed != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO tandem_add`); err != nil {
+				return err
+			}
+		} else {
+			added = true
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE tandem_add`); err != nil {
+			return err
+		}
+	}
+	if !added {
+		return nil
+	}
+	return tx.Commit()
+}
+
+// addColumns are the statements that give table name here the columns it
+// lacks of there; not ok when anything else differs.
+func addColumns(name string, here, there []colInfo) ([]string, bool) {
+	if len(here) == 0 || len(there) == 0 || !slices.Equal(keyOf(here), keyOf(there)) {
+		return nil, false
+	}
+	has := map[string]colInfo{}
+	for _, c := range there {
+		has[c.name] = c
+	}
+	for _, h := range here {
+		t, ok := has[h.name]
+		if !ok || affinity(t.typ) != affinity(h.typ) {
+			return nil, false
+		}
+		delete(has, h.name)
+	}
+	var out []string
+	for _, t := range there {
+		if _, missing := has[t.name]; !missing {
+			continue
+		}
+		q := `ALTER TABLE main.` + ident(name) + ` ADD COLUMN ` + ident(t.name)
+		if t.typ != "" {
+			q += " " + t.typ
+		}
+		if t.dflt.Valid {
+			q += " DEFAULT " + t.dflt.String
+		}
+		if t.notNull {
+			q += " NOT NULL"
+		}
+		out = append(out, q)
+	}
+	return out, true
 }
 
 // installOn plans the tables again and installs their triggers through c

@@ -62,6 +62,9 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 	defer a.closeStmts()
 	var queue []wire.Change
 	rec.Refused = map[string]string{}
+	// The merge sees the tables as read here (a table refused before, or
+	// given the peer's columns, is not in s.tables as it is now).
+	a.plan = &tablePlan{tables: map[string]*table{}}
 	for _, name := range s.reconcileNames() {
 		t, ok, err := s.compareTable(ctx, tx, name, &rec)
 		if err != nil || !ok {
@@ -70,7 +73,9 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			}
 			continue
 		}
-		if t == nil {
+		if t != nil {
+			a.plan.tables[name] = t
+		} else {
 			// A table only this node has: offered to the master whole.
 			t, _ = s.table(name)
 			q, err := a.offerTable(ctx, t)

@@ -76,6 +76,9 @@ func (s *SQLite) restore(ctx context.Context, path, source string, stream uint64
 	if err := s.createMissing(ctx, c); err != nil {
 		return Reconciled{Snapshot: snap}, fmt.Errorf("restore snapshot: %w", err)
 	}
+	if err := s.addMissingColumns(ctx, c); err != nil {
+		return Reconciled{Snapshot: snap}, fmt.Errorf("restore snapshot: add the peer's columns: %w", err)
+	}
 	rec, err := s.reconcile(ctx, c, snap, source, stream, discard)
 	if err != nil {
 		return rec, fmt.Errorf("reconcile with the snapshot: %w", err)
