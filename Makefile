@@ -88,6 +88,15 @@ apt-deps:
 		else echo "apt-deps: not root, cannot install$$browser: the dashboard's browser test will skip"; fi; \
 	fi
 
+## soak: the replication fault suite's long run — random faults for SOAK
+## (a Go duration) on two tandem node processes in network namespaces (root);
+## SOAK_SEED repeats a run's schedule. The summary is the test's last log line.
+SOAK ?= 30m
+SOAK_TIMEOUT ?= 90m
+soak:
+	TANDEM_SOAK=$(SOAK) TANDEM_SOAK_SEED=$(SOAK_SEED) CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) \
+		-run 'TestReplicationFaultSoak$$' ./cmd/tandem/
+
 ## bench: the figures of SPEC §10 beside their targets
 bench: build
 	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem

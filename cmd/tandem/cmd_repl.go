@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"text/tabwriter"
@@ -37,21 +38,23 @@ func newReplCmd(a *app) *cobra.Command {
 		RunE:  groupRun,
 	}
 	for _, v := range []struct{ name, verb, short string }{
-		{"pause", api.VerbReplPause, "pause replication on both nodes; changes queue, nothing is lost (R4)"},
+		{"pause", api.VerbReplPause, "pause replication (both nodes, or --node); changes queue, nothing is lost (R4)"},
 		{"resume", api.VerbReplResume, "resume replication; the queued changes catch up (R4)"},
-		{"resync", api.VerbReplResync, "overwrite the standby's database with the master's (R1)"},
 	} {
 		var p pairFlags
+		var node string
 		sub := &cobra.Command{
-			Use:   v.name + " --pair P",
+			Use:   v.name + " --pair P [--node N]",
 			Short: v.short,
 			RunE: func(c *cobra.Command, _ []string) error {
-				return cmdReplVerb(c.Context(), p, v.verb, c.OutOrStdout(), c.ErrOrStderr())
+				return cmdReplVerb(c.Context(), p, v.verb, api.ReplRequest{Node: node}, p.timeout, c.OutOrStdout(), c.ErrOrStderr())
 			},
 		}
 		p.register(sub.Flags(), a.client, 3*time.Second)
+		sub.Flags().StringVar(&node, "node", "", "only this node (default: both)")
 		c.AddCommand(sub)
 	}
+	c.AddCommand(newResyncCmd(a))
 	var p pairFlags
 	var attempts int
 	verify := &cobra.Command{
@@ -75,8 +78,60 @@ func newReplCmd(a *app) *cobra.Command {
 	return c
 }
 
-// cmdReplVerb sends pause, resume or resync to both nodes.
-func cmdReplVerb(ctx context.Context, p pairFlags, verb string, out, errOut io.Writer) error {
+// discardWait is how long resync --discard waits for the target's answer
+// by default (it answers when its data equals the source's).
+const discardWait = 10 * time.Minute
+
+func newResyncCmd(a *app) *cobra.Command {
+	var p pairFlags
+	var req api.ReplRequest
+	c := &cobra.Command{
+		Use:   "resync --pair P [--from NODE --discard [--node N]]",
+		Short: "re-sync the standby with the master (R1, R10); with --from NODE --discard, make the other node equal to NODE",
+		Long: `Without --discard, the standby takes a snapshot of the master and merges it row by row by
+version: nothing is lost (rows the master lacks are kept and sent to it; concurrent changes go
+the master's way, the loser kept in _tandem_conflict on both nodes). It also re-compares the
+tables refused for an incompatible schema.
+
+With --from NODE --discard, the other node (or --node) is made equal to NODE: the rows it holds
+only itself, or with a change NODE lacks, are thrown away — and each one is recorded in
+_tandem_conflict (kind "discard") on both nodes. NODE may be the master or the standby. The
+output counts the discarded rows per table. To keep a bad writer's changes from reaching NODE
+first, pause that node (repl pause --node N), resync --discard, then resume it.`,
+		Example: `  tandem repl resync --pair p1
+  tandem repl pause --pair p1 --node b
+  tandem repl resync --pair p1 --from a --discard
+  tandem repl resume --pair p1 --node b`,
+		RunE: func(c *cobra.Command, _ []string) error {
+			switch {
+			case req.Discard && req.From == "":
+				return errors.New("--discard needs --from NODE: the node whose data is kept")
+			case req.Node != "" && req.Node == req.From:
+				return fmt.Errorf("node %s cannot resync from itself: --from names the node whose data is kept", req.From)
+			}
+			wait := p.timeout
+			if req.Discard && !c.Flags().Changed("timeout") {
+				wait = discardWait
+			}
+			if req.From != "" {
+				if err := bothAnswer(c.Context(), p); err != nil {
+					return err
+				}
+			}
+			return cmdReplVerb(c.Context(), p, api.VerbReplResync, req, wait, c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	p.register(c.Flags(), a.client, 3*time.Second)
+	c.Flags().StringVar(&req.From, "from", "", "the node whose data is kept (with --discard: the master or the standby; without: the master)")
+	c.Flags().BoolVar(&req.Discard, "discard", false, "make the other node equal to --from, discarding what differs there (recorded in _tandem_conflict on both nodes)")
+	c.Flags().StringVar(&req.Node, "node", "", "the node to re-sync (default: the one that is not --from)")
+	return c
+}
+
+// bothAnswer checks, within --timeout, that both nodes' replicators
+// answer: a resync --from changes one node from the other's data, and a
+// node out of reach would otherwise keep the command waiting.
+func bothAnswer(ctx context.Context, p pairFlags) error {
 	if err := requirePair(p.pair); err != nil {
 		return err
 	}
@@ -85,7 +140,31 @@ func cmdReplVerb(ctx context.Context, p pairFlags, verb string, out, errOut io.W
 		return err
 	}
 	defer nc.Close()
-	replies, err := replGather(ctx, nc, p.pair, verb, api.ReplRequest{}, p.timeout)
+	raw, err := replGather(ctx, nc, p.pair, api.VerbReplStatus, api.ReplRequest{}, p.timeout)
+	if err != nil {
+		return err
+	}
+	if len(raw) < 2 {
+		var r api.ReplReply
+		_ = reply.Decode(raw[0], &r)
+		return &reply.Error{Code: reply.CodeUnavailable, Message: fmt.Sprintf(
+			"only %s answered within %s: its peer is unreachable, and a resync --from needs both nodes; nothing changed", orDash(r.Status.Node), p.timeout)}
+	}
+	return nil
+}
+
+// cmdReplVerb sends pause, resume or resync to both nodes and prints their
+// answers; it fails if either refused.
+func cmdReplVerb(ctx context.Context, p pairFlags, verb string, req api.ReplRequest, wait time.Duration, out, errOut io.Writer) error {
+	if err := requirePair(p.pair); err != nil {
+		return err
+	}
+	nc, err := p.connect("repl")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	replies, err := replGather(ctx, nc, p.pair, verb, req, wait)
 	if err != nil {
 		return err
 	}
@@ -107,6 +186,12 @@ func cmdReplVerb(ctx context.Context, p pairFlags, verb string, out, errOut io.W
 			msg = r.Status.State
 		}
 		fmt.Fprintf(out, "%s (%s): %s\n", r.Status.Node, r.Status.Role, msg)
+		for _, tbl := range slices.Sorted(maps.Keys(r.Discarded)) {
+			fmt.Fprintf(out, "  %s: %d rows discarded\n", tbl, r.Discarded[tbl])
+		}
+		for _, tbl := range slices.Sorted(maps.Keys(r.Refused)) {
+			fmt.Fprintf(out, "  %s: refused, not re-synced: %s\n", tbl, r.Refused[tbl])
+		}
 	}
 	if len(res) < 2 {
 		fmt.Fprintln(errOut, "warning: only one node answered; the other keeps its own state")
@@ -142,6 +227,9 @@ type verifyResult struct {
 	Tables []api.ReplTableSum `json:"tables"`
 	Diffs  []rowDiff          `json:"diffs"`
 	Nodes  map[string]uint64  `json:"applied"`
+	// Refused lists the tables a node refuses (R11), by table and node:
+	// they are not compared.
+	Refused map[string]map[string]string `json:"refused,omitempty"`
 }
 
 func replVerify(ctx context.Context, nc *nats.Conn, p pairFlags, attempts int, out io.Writer) error {
@@ -177,11 +265,24 @@ func verifyOnce(ctx context.Context, nc *nats.Conn, p pairFlags) (verifyResult, 
 	if err != nil {
 		return res, err
 	}
-	a, b := sums[0], sums[1]
-	res.Tables = a.Tables
 	for _, n := range sums {
 		res.Nodes[n.Node] = n.Applied
+		for tbl, why := range n.Refused {
+			if res.Refused == nil {
+				res.Refused = map[string]map[string]string{}
+			}
+			if res.Refused[tbl] == nil {
+				res.Refused[tbl] = map[string]string{}
+			}
+			res.Refused[tbl][n.Node] = why
+		}
 	}
+	compared := func(ts []api.ReplTableSum) []api.ReplTableSum {
+		return slices.DeleteFunc(slices.Clone(ts), func(t api.ReplTableSum) bool { return res.Refused[t.Table] != nil })
+	}
+	a, b := sums[0], sums[1]
+	a.Tables, b.Tables = compared(a.Tables), compared(b.Tables)
+	res.Tables = a.Tables
 	for table, buckets := range differingBuckets(a.Tables, b.Tables) {
 		rows, err := gatherVerify(ctx, nc, p, api.ReplRequest{Table: table, Buckets: buckets})
 		if err != nil {
@@ -275,6 +376,11 @@ func differingRows(table string, a, b api.ReplVerifyReply) []rowDiff {
 }
 
 func printVerify(out io.Writer, res verifyResult) {
+	for _, tbl := range slices.Sorted(maps.Keys(res.Refused)) {
+		for _, node := range slices.Sorted(maps.Keys(res.Refused[tbl])) {
+			fmt.Fprintf(out, "table %s is refused on %s, not compared: %s\n", tbl, node, res.Refused[tbl][node])
+		}
+	}
 	if res.Equal {
 		n := 0
 		for _, t := range res.Tables {
@@ -325,6 +431,11 @@ func replStatusLines(out io.Writer, ps api.PairStatus) {
 			r.In.Applied, r.In.Pending, (time.Duration(r.In.LagMS) * time.Millisecond).String(), r.Unacked, r.Conflicts)
 	}
 	tw.Flush()
+	for _, r := range rows {
+		for _, tbl := range slices.Sorted(maps.Keys(r.Refused)) {
+			fmt.Fprintf(out, "refused on %s: table %s: %s\n", r.Node, tbl, r.Refused[tbl])
+		}
+	}
 }
 
 func compareStrings(a, b string) int {

@@ -23,7 +23,7 @@ func TestReplCommands(t *testing.T) {
 	if err != nil {
 		t.Skip("no sqlite3 shell")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	shell := func(node, q string) {
@@ -83,6 +83,40 @@ func TestReplCommands(t *testing.T) {
 	})
 	if out := cli(0, "repl", "resync", "--pair", "p"); !strings.Contains(out, "resync started") {
 		t.Fatalf("resync printed %q", out)
+	}
+
+	// resync --discard: b's bad writes, held back by a pause of b alone,
+	// are thrown away — counted per table, recorded on both nodes.
+	waitCLI(t, func() bool {
+		var out, errOut bytes.Buffer
+		return run(ctx, []string{"repl", "verify", "--pair", "p", "--attempts", "1", server}, &out, &errOut) == 0
+	})
+	cli(0, "repl", "pause", "--pair", "p", "--node", "b")
+	shell("b", `UPDATE items SET name = 'garbage' WHERE id = 1`)
+	for _, c := range []struct{ args, want string }{
+		{"--discard", "--discard needs --from NODE"},
+		{"--from zz --discard", `unknown node "zz"`},
+		{"--from a --node a --discard", "cannot resync from itself"},
+		{"--from b", "without --discard"},
+	} {
+		if out := cli(1, append([]string{"repl", "resync", "--pair", "p"}, strings.Fields(c.args)...)...); !strings.Contains(out, c.want) {
+			t.Errorf("resync %s printed %q, want %q", c.args, out, c.want)
+		}
+	}
+	if out := cli(0, "repl", "resync", "--pair", "p", "--from", "a", "--discard"); !strings.Contains(out, "items: 1 rows discarded") {
+		t.Fatalf("resync --discard printed %q", out)
+	}
+	cli(0, "repl", "resume", "--pair", "p", "--node", "b")
+	waitCLI(t, func() bool {
+		var out, errOut bytes.Buffer
+		return run(ctx, []string{"repl", "verify", "--pair", "p", "--attempts", "1", server}, &out, &errOut) == 0
+	})
+	for _, n := range []string{"a", "b"} {
+		waitCLI(t, func() bool { // on a once b's conflict record is applied
+			out, err := exec.Command(sqlite3, "-cmd", ".timeout 10000", filepath.Join(dir, n, "tandem.db"),
+				`SELECT loser_row FROM _tandem_conflict WHERE kind = 'discard'`).CombinedOutput()
+			return err == nil && strings.Contains(string(out), "garbage")
+		})
 	}
 }
 

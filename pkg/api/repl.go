@@ -14,11 +14,19 @@ const (
 // the verb to that node (the others answer with Skipped). For verify, Table
 // and Buckets ask for the row hashes of those buckets of one table instead
 // of the table checksums.
+//
+// For resync, From names the node whose data is kept and Discard asks the
+// other node (or Node) to become equal to it, discarding what differs
+// there (R10: the discarded rows go to the conflict table on both nodes).
+// Without Discard a resync reconciles the standby with the master, and
+// From, if set, must name the master.
 type ReplRequest struct {
 	Request
 	Node    string `json:"node,omitempty"`
 	Table   string `json:"table,omitempty"`
 	Buckets []int  `json:"buckets,omitempty"`
+	From    string `json:"from,omitempty"`
+	Discard bool   `json:"discard,omitempty"`
 }
 
 func (r *ReplRequest) head() Request { return r.Request }
@@ -71,6 +79,11 @@ type ReplReply struct {
 	Status  ReplStatus `json:"status"`
 	Skipped bool       `json:"skipped,omitempty"`
 	Message string     `json:"message,omitempty"`
+	// Discarded counts, per table, the rows a resync --discard threw away
+	// on this node (each one is in the conflict table of both nodes).
+	Discarded map[string]int `json:"discarded,omitempty"`
+	// Refused names the tables the resync left alone (incompatible schemas).
+	Refused map[string]string `json:"refused,omitempty"`
 }
 
 // ReplTableSum is one table's checksum in buckets.
@@ -95,4 +108,7 @@ type ReplVerifyReply struct {
 	Rows   []ReplRowSum   `json:"rows,omitempty"`
 	// Applied is the node's position in the peer's changes when it answered.
 	Applied uint64 `json:"applied"`
+	// Refused names the tables this node refuses (R11), with the reason:
+	// they are not compared.
+	Refused map[string]string `json:"refused,omitempty"`
 }

@@ -69,6 +69,10 @@ func (s *Service) onAdmin(m *nats.Msg) {
 		err = s.SetPaused(ctx, verb == api.VerbReplPause)
 		out = api.ReplReply{Status: s.Status()}
 	case api.VerbReplResync:
+		if req.From != "" || req.Discard {
+			s.adminResyncFrom(m, req)
+			return
+		}
 		out, err = s.adminResync()
 	case api.VerbReplVerify:
 		out, err = s.Verify(ctx, req.Table, req.Buckets)
@@ -82,14 +86,41 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	_ = m.Respond(reply.OK(out))
 }
 
-// SetPaused pauses or resumes replication on this node (R4), persisted.
+// SetPaused pauses or resumes replication on this node (R4), persisted; the
+// peer follows (see followPause).
 func (s *Service) SetPaused(ctx context.Context, paused bool) error {
 	if s.opened() == nil {
 		return reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
 	}
-	if err := s.st.SetPaused(ctx, paused); err != nil {
+	return s.setPaused(ctx, paused, time.Now(), 0, "by an operator")
+}
+
+// followPause adopts the peer's pause or resume when it was decided after
+// the one this node follows (R4): the operator's command reached only the
+// peer.
+func (s *Service) followPause(paused bool, at int64) {
+	if at == 0 || at <= s.pauseAt.Load() || s.opened() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	defer cancel()
+	if err := s.setPaused(ctx, paused, time.Unix(0, at), at, "following "+s.peer); err != nil {
+		s.log.Warn().Err(err).Bool("paused", paused).Msg("follow the peer's pause")
+	}
+}
+
+// setPaused persists a pause or resume decided at; newerThan > 0 applies it
+// only if it is still newer than the one in force (the peer's, followed).
+func (s *Service) setPaused(ctx context.Context, paused bool, at time.Time, newerThan int64, why string) error {
+	s.pauseMu.Lock()
+	defer s.pauseMu.Unlock()
+	if newerThan > 0 && newerThan <= s.pauseAt.Load() {
+		return nil
+	}
+	if err := s.st.SetPaused(ctx, paused, at); err != nil {
 		return err
 	}
+	s.pauseAt.Store(at.UnixNano())
 	was := s.paused.Swap(paused)
 	if was == paused {
 		return nil
@@ -100,8 +131,8 @@ func (s *Service) SetPaused(ctx context.Context, paused bool) error {
 		typ, state = event.ReplPaused, "paused"
 		s.met.paused.Set(1)
 	}
-	s.setState(state, "by an operator")
-	s.emit(typ, map[string]any{"reason": "R4: by an operator"})
+	s.setState(state, why)
+	s.emit(typ, map[string]any{"reason": "R4: " + why})
 	poke(s.resume)
 	poke(s.wake)
 	return nil
@@ -132,7 +163,7 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 	if s.opened() == nil {
 		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
 	}
-	s.askResync("asked by an operator")
+	s.ask(ctlReq{kind: "operator", why: "asked by an operator"})
 	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
 }
 
@@ -177,6 +208,9 @@ func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.
 	s.mu.Lock()
 	out.Applied = s.in.applied
 	s.mu.Unlock()
+	if r := s.st.Refused(); len(r) > 0 {
+		out.Refused = r
+	}
 	if table != "" {
 		rows, err := s.st.RowSums(ctx, table, VerifyBuckets, buckets, verifyRowLimit)
 		if err != nil {

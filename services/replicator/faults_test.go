@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -291,4 +292,170 @@ func TestFailoverStatus(t *testing.T) {
 	if _, ok := w.nodes["b"].sink.find(event.ReplStatusWritten, `"epoch":3`); !ok {
 		t.Fatal("no status-written event")
 	}
+}
+
+// R4: an operator's resume that reaches only one node (the other is down,
+// or restarting and not yet subscribed: `tandem repl resume` then warns and
+// exits 0) is followed by the other node when it hears its peer, in either
+// direction; a pause likewise. Before, the node that missed it stayed paused
+// for good: each side's rows stayed on that side (the fault suite's rare
+// non-convergence after "pause, restart the standby, resume").
+func TestPauseDecisionFollowed(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i, down := range []string{"b", "a"} {
+		up := "a"
+		if down == "a" {
+			up = "b"
+		}
+		w.admin(up, api.VerbReplPause, api.ReplRequest{})
+		w.stop(down)
+		resumeOn(w, up)
+		w.start(down)
+		for j := 0; j < 10; j++ {
+			w.write("a", 1000*i+j, fmt.Sprintf("a%d", j), a)
+			w.write("b", 1000*i+500+j, fmt.Sprintf("b%d", j), a)
+		}
+		w.waitFor(down+" follows the resume it missed", func() bool { return w.nodes[down].svc.Status().State == "running" })
+		w.waitConverged()
+	}
+	w.checkAcked(a)
+
+	// A pause that reaches a only: b follows it.
+	w.stop("b")
+	w.admin1("a", api.VerbReplPause)
+	w.start("b")
+	w.waitFor("b follows the pause it missed", func() bool { return w.nodes["b"].svc.Status().State == "paused" })
+}
+
+// resumeOn resumes replication through node while its peer is down: only
+// node answers.
+func resumeOn(w *world, node string) { w.admin1(node, api.VerbReplResume) }
+
+// admin1 sends a replication verb that only node can answer.
+func (w *world) admin1(node, verb string) {
+	w.t.Helper()
+	req := api.ReplRequest{Request: api.Request{V: api.Version, Pair: pairName}}
+	raw, err := reply.Gather(context.Background(), w.nodes[node].nc, subject.ReplAdmin(pairName, verb), req, 1, 5*time.Second)
+	if err != nil || len(raw) != 1 {
+		w.t.Fatalf("%s through %s: %d replies, %v", verb, node, len(raw), err)
+	}
+	var r api.ReplReply
+	if err := decodeReply(raw[0], &r); err != nil || r.Status.Node != node {
+		w.t.Fatalf("%s through %s: %v (answered by %q)", verb, node, err, r.Status.Node)
+	}
+}
+
+// R9, R10: the master's database restored from a backup taken before it
+// applied some of the standby's changes, with no write of its own since:
+// its own log does not show the restore, but its position in the standby's
+// changes is behind what it acknowledged, and the standby has pruned those
+// changes. The gap is detected (positions that cannot be trusted) and the
+// nodes reconcile: the standby's rows reach the master again. Before, the
+// master rejected every later batch of the standby as leaving a gap, for
+// good (found by the fault suite's soak).
+func TestMasterRestoredBehindItsPosition(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	w.write("a", 1, "a early", a)
+	w.write("b", 2, "b early", a)
+	w.waitConverged()
+	backup := w.nodes["a"].path + ".bak"
+	w.exec("a", `VACUUM INTO '`+backup+`'`)
+	for i := 3; i < 8; i++ {
+		w.write("b", i, "b after the backup", a)
+	}
+	w.waitConverged()
+	w.waitFor("b pruned what a applied", func() bool { return rowCount(w, "b", "_tandem_log") == 0 })
+	w.stop("a")
+	w.nodes["a"].app.Close()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(w.nodes["a"].path + suffix)
+	}
+	if err := os.Rename(backup, w.nodes["a"].path); err != nil {
+		t.Fatal(err)
+	}
+	w.openApp("a")
+	w.start("a")
+	for i := 10; i < 15; i++ {
+		w.write("b", i, "b after the restore", a)
+	}
+	w.waitConverged()
+	w.checkAcked(a)
+}
+
+// R9: the master's database restored from a backup, and the application
+// writes on it before the replicator starts again, so that its change log
+// reaches the sequence it had shipped before the restore: the log alone no
+// longer shows the restore, and the new changes reuse sequences the standby
+// already applied. The restore is detected by the shipped mark the shipper
+// keeps in the database; the nodes reconcile; nothing is lost. Before, the
+// new changes were never shipped and the changes made after the backup
+// never came back to the master (found by the fault suite's soak).
+func TestMasterRestoredThenWritten(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i := 1; i <= 3; i++ {
+		w.write("a", i, "a before the backup", a)
+	}
+	w.waitConverged()
+	backup := w.nodes["a"].path + ".bak"
+	w.exec("a", `VACUUM INTO '`+backup+`'`)
+	for i := 4; i <= 6; i++ {
+		w.write("a", i, "a after the backup", a) // on b, lost on a with the restore
+	}
+	w.waitConverged()
+	w.stop("a")
+	w.nodes["a"].app.Close()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(w.nodes["a"].path + suffix)
+	}
+	if err := os.Rename(backup, w.nodes["a"].path); err != nil {
+		t.Fatal(err)
+	}
+	w.openApp("a")
+	for i := 7; i <= 9; i++ {
+		w.write("a", i, "a after the restore", a) // while a's replicator is down
+	}
+	w.start("a")
+	w.waitConverged()
+	w.checkAcked(a)
+}
+
+// R9: as TestMasterRestoredThenWritten, with the backup taken when the
+// shipped mark was 0 (right after a new database id): a mark of 0 is a
+// mark, not its absence (found by the fault schedule).
+func TestMasterRestoredAtMarkZero(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	backup := w.nodes["a"].path + ".bak"
+	w.waitFor("a's shipped mark recorded", func() bool { return w.query("a", `SELECT (SELECT v FROM _tandem_meta WHERE k = 'shipped')`) != "" })
+	w.exec("a", `VACUUM INTO '`+backup+`'`)
+	a := acked{}
+	w.write("a", 1, "a after the backup", a)
+	w.waitConverged()
+	w.stop("a")
+	w.nodes["a"].app.Close()
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(w.nodes["a"].path + suffix)
+	}
+	if err := os.Rename(backup, w.nodes["a"].path); err != nil {
+		t.Fatal(err)
+	}
+	w.openApp("a")
+	w.write("a", 2, "a after the restore", a)
+	w.start("a")
+	w.waitConverged()
+	w.checkAcked(a)
 }

@@ -20,6 +20,7 @@ type metrics struct {
 	snapshotSeconds  prometheus.Histogram
 	rejected         *prometheus.CounterVec
 	failoverFailures prometheus.Counter
+	refused          prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,11 +39,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.1, 2, 12)}),
 		failoverFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_repl_failover_write_failures_total",
 			Help: "Attempts to write the failover status (R8) that failed; each is retried."}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_repl_tables_refused",
+			Help: "Application tables refused alone (no primary key, a schema change that cannot be replicated, a schema incompatible with the peer's); the others replicate."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_input_rejected_total", Help: "Rejected input, by kind.",
 			ConstLabels: prometheus.Labels{"service": "replicator"}}, []string{"kind"}),
 	}
 	for _, c := range []prometheus.Collector{m.lag, m.rowsApplied, m.rowsShipped, m.groupsApplied, m.groupsShipped,
-		m.conflicts, m.paused, m.snapshotProgress, m.snapshotSeconds, m.rejected, m.failoverFailures} {
+		m.conflicts, m.paused, m.snapshotProgress, m.snapshotSeconds, m.rejected, m.failoverFailures, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -73,6 +76,16 @@ func (s *Service) reject(kind, subj string, err error) {
 	}
 	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
 	s.emit(event.InputRejected, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+}
+
+// reportRefused logs and reports the tables newly refused (R11: the
+// others replicate) and sets the gauge of refused tables.
+func (s *Service) reportRefused(newly map[string]string) {
+	for tbl, why := range newly {
+		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
+		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
+	}
+	s.met.refused.Set(float64(len(s.st.Refused())))
 }
 
 // emit publishes an event of this node's replicator.

@@ -11,14 +11,10 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
-
-// fencedDB is the position's database id an older Tandem wrote while it
-// served the standby a snapshot (batches of the standby's old id were not
-// applied); kept so that such a position is still understood.
-const fencedDB = "fenced"
 
 // memGroupLimit is how many bytes of a group's parts are held in memory
 // before applying starts (then the parts go straight into the open
@@ -33,168 +29,195 @@ var (
 
 // ctlReq is a request to the receiver goroutine.
 type ctlReq struct {
-	kind string // "resync" (the standby)
+	kind string // "resync" (the standby); "operator": a resync an operator asked for; "discard"
 	why  string
 	done chan error // nil: no answer wanted
+	// discarded receives the outcome of a "discard".
+	discarded chan discardResult
 }
 
-// group is the group being assembled from the peer's parts.
+// group is the group being assembled from the peer's parts: its parts held
+// in memory until applying starts, then its open transaction.
 type group struct {
-	start, to uint64
-	parts     []*wire.Batch
-	size      int
-	tx        store.Apply
-	began     time.Time
+	parts []*wire.Batch
+	size  int
+	tx    store.Apply
+	began time.Time
 }
 
-// receiver is the state owned by the receive goroutine.
+// receiver is the state owned by the receive goroutine: the decision
+// machine (package lineage) and what carrying out its decisions needs.
 type receiver struct {
-	pos      store.Position
-	havePos  bool
+	m        *lineage.Receiver
 	g        *group
-	resync   string // why a resync is needed, or ""
 	lastSent time.Time
-	retry    backoff // of resyncs that failed or made no progress
 	peerJS   jetstream.JetStream
 	lastMsg  time.Time // when the consumer last delivered
 	lastSeq  uint64    // the stream sequence it last delivered
 	checked  time.Time // when the peer's stream was last looked at
 }
 
-// runReceive is the receiver goroutine: it applies the peer's batches.
+// runReceive is the receiver goroutine: it applies the peer's batches, and
+// reconciles with the master when the machine says so.
 func (s *Service) runReceive(ctx context.Context) error {
-	r := &receiver{}
-	if err := s.loadPos(ctx, r); err != nil {
-		return err
-	}
-	if !s.master() && (!r.havePos || r.pos.DB == "") {
-		r.resync = "no position in the master's changes (first start or a foreign database)"
-	}
-	for ctx.Err() == nil {
-		if r.resync != "" && !s.paused.Load() {
-			if !s.resyncWithBackoff(ctx, r) {
-				continue
-			}
-		}
-		if s.paused.Load() {
-			s.waitPaused(ctx, r)
-			continue
-		}
-		err := s.consume(ctx, r)
-		s.abort(r)
-		switch {
-		case errors.Is(err, errHook):
-			return err
-		case errors.Is(err, errResync), errors.Is(err, errPaused), errors.Is(err, errRestart):
-		case err != nil && ctx.Err() == nil:
-			s.log.Debug().Err(err).Msg("reading the peer's batches")
-			s.mu.Lock()
-			s.in.pending = 0
-			s.mu.Unlock()
-			sleep(ctx, 250*time.Millisecond)
-		}
-	}
-	return nil
-}
-
-// resyncWithBackoff runs a resync unless the last ones failed or made no
-// progress, in which case it waits out an exponential back-off first, in
-// the state "blocked" with the reason (R10: no resync loops). It reports
-// whether the resync succeeded.
-func (s *Service) resyncWithBackoff(ctx context.Context, r *receiver) bool {
-	if wait := r.retry.wait(time.Now()); wait > 0 {
-		if r.retry.reason == "" {
-			reason := "re-sync needed again soon after the last one: " + r.resync
-			r.retry.reason = reason
-			s.log.Warn().Dur("retry_in", wait).Str("why", r.resync).Msg("replication blocked")
-			s.emit(event.ReplBlocked, map[string]any{"reason": reason, "retry_in_seconds": wait.Seconds()})
-		}
-		s.setState("blocked", r.retry.reason)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		case req := <-s.ctl:
-			s.control(ctx, r, req) //nolint:errcheck
-		}
-		return false
-	}
-	why := r.resync
-	err := s.resync(ctx, r)
-	if ctx.Err() != nil {
-		return false
-	}
-	if err == nil {
-		r.retry.attempted(time.Now(), "")
-		return true
-	}
-	reason := "resync failed: " + err.Error()
-	if r.retry.attempted(time.Now(), reason) {
-		s.log.Warn().Err(err).Str("why", why).Dur("retry_in", r.retry.delay).Msg("replication blocked")
-		s.emit(event.ReplBlocked, map[string]any{"reason": reason, "retry_in_seconds": r.retry.delay.Seconds(),
-			"why": "R10: " + why})
-	}
-	s.setState("blocked", reason)
-	return false
-}
-
-// backoff spaces out resyncs: the first runs at once; each one that fails,
-// or that comes again within noProgress of the last, doubles the wait up to
-// maxBackoff; one that holds for noProgress resets it.
-type backoff struct {
-	last   time.Time
-	delay  time.Duration
-	reason string
-}
-
-const (
-	minBackoff = time.Second
-	maxBackoff = time.Minute
-	noProgress = 30 * time.Second
-)
-
-// wait is how long to wait before the next attempt.
-func (b *backoff) wait(now time.Time) time.Duration {
-	if b.last.IsZero() || now.Sub(b.last) > noProgress+b.delay {
-		b.delay = 0
-	}
-	return b.last.Add(b.delay).Sub(now)
-}
-
-// attempted records an attempt (reason "" when it succeeded) and reports
-// whether the reason changed (one event per change, not per attempt).
-func (b *backoff) attempted(now time.Time, reason string) bool {
-	again := !b.last.IsZero() && now.Sub(b.last) < noProgress+b.delay
-	switch {
-	case reason != "" || again:
-		b.delay = min(max(2*b.delay, minBackoff), maxBackoff)
-	default:
-		b.delay = 0
-	}
-	b.last = now
-	changed := reason != b.reason
-	b.reason = reason
-	return changed && reason != ""
-}
-
-func (s *Service) loadPos(ctx context.Context, r *receiver) error {
 	p, ok, err := s.st.Position(ctx, s.peer)
 	if err != nil {
 		return fmt.Errorf("replicator: read position: %w", err)
 	}
-	r.pos, r.havePos = p, ok
-	s.mu.Lock()
-	s.in.db, s.in.applied = p.DB, p.Log
-	s.mu.Unlock()
+	s.setIn(p)
+	r := &receiver{m: lineage.NewReceiver(lineage.Config{Master: s.master(), Peer: s.peer, Pos: toLineage(p), Have: ok})}
+	for ctx.Err() == nil {
+		mv := r.m.Next(time.Now(), s.paused.Load())
+		if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
+			return err
+		}
+		switch mv.Kind {
+		case lineage.Reconcile:
+			if err := s.reconcile(ctx, r, mv.Why); err != nil {
+				return err
+			}
+		case lineage.Wait:
+			s.waitBlocked(ctx, r, mv.Wait)
+		case lineage.Paused:
+			s.waitPaused(ctx, r)
+		case lineage.Consume:
+			if err := s.consumeOnce(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
-// waitPaused waits for a resume, still answering control requests.
-func (s *Service) waitPaused(ctx context.Context, r *receiver) {
+// consumeOnce consumes until something needs the loop, and drops the group
+// being assembled; only a fault hook's error ends the receiver.
+func (s *Service) consumeOnce(ctx context.Context, r *receiver) error {
+	err := s.consume(ctx, r)
+	_ = r.m.Step(lineage.Stopped{})
+	if herr := s.carryOut(ctx, r, nil); errors.Is(herr, errHook) {
+		return herr
+	}
+	switch {
+	case errors.Is(err, errHook):
+		return err
+	case errors.Is(err, errResync), errors.Is(err, errPaused), errors.Is(err, errRestart):
+	case err != nil && ctx.Err() == nil:
+		s.log.Debug().Err(err).Msg("reading the peer's batches")
+		s.mu.Lock()
+		s.in.pending = 0
+		s.mu.Unlock()
+		sleep(ctx, 250*time.Millisecond)
+	}
+	return nil
+}
+
+// waitBlocked waits out the back-off, still answering control requests.
+func (s *Service) waitBlocked(ctx context.Context, r *receiver, wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-s.resume:
+	case <-t.C:
 	case req := <-s.ctl:
 		s.control(ctx, r, req) //nolint:errcheck
+	}
+}
+
+func toLineage(p store.Position) lineage.Position {
+	return lineage.Position{DB: p.DB, Log: p.Log, Stream: p.Stream}
+}
+
+func (s *Service) setIn(p store.Position) {
+	s.mu.Lock()
+	s.in.db, s.in.applied = p.DB, p.Log
+	s.mu.Unlock()
+}
+
+// carryOut carries out the machine's Ready in the order lineage.Ready
+// documents, for as long as there is one (an apply's outcome is stepped
+// back in). b is the batch the input was about, if any. It returns
+// errResync when the machine stops the consumer, and a fault hook's error.
+func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) error {
+	stop, restart := false, false
+	for r.m.HasReady() {
+		rd := r.m.Ready()
+		r.m.Advance()
+		if rd.Verdict != "" {
+			s.log.Debug().Str("verdict", rd.Verdict).Msg("replication decision")
+		}
+		if rd.Abort {
+			s.abort(r)
+		}
+		if rd.Part != nil {
+			if err := s.applyPart(ctx, r, rd.Part, b); err != nil {
+				return err
+			}
+		}
+		if p := rd.SetPosition; p != nil {
+			if err := s.st.SetPosition(ctx, s.peer, store.Position{DB: p.DB, Log: p.Log, Stream: p.Stream}); err != nil {
+				return err
+			}
+			s.log.Info().Str("db", p.DB).Str("verdict", rd.Verdict).Msg("the standby's new database id accepted")
+			s.setIn(store.Position{DB: p.DB, Log: p.Log})
+		}
+		if rd.CheckPeerFirst {
+			first, ok := s.peerFirstSeq(ctx, r)
+			_ = r.m.Step(lineage.PeerFirst{Seq: first, OK: ok})
+		}
+		for _, why := range rd.Rejects {
+			s.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
+		}
+		if rd.State != nil {
+			s.setState(rd.State.Name, rd.State.Reason)
+		}
+		for _, e := range rd.Events {
+			s.emitDecision(e)
+		}
+		if rd.Applied != nil {
+			s.sendApplied(r, *rd.Applied, false)
+		}
+		stop = stop || rd.Stop
+		restart = restart || rd.Restart
+	}
+	if restart {
+		sleep(ctx, 250*time.Millisecond)
+		return errRestart
+	}
+	if stop {
+		return errResync
+	}
+	return nil
+}
+
+// emitDecision publishes an event the machine asked for.
+func (s *Service) emitDecision(e lineage.Event) {
+	data := map[string]any{"reason": e.Reason, "retry_in_seconds": e.RetryIn.Seconds()}
+	if e.Why != "" {
+		data["why"] = e.Why
+	}
+	s.log.Warn().Dur("retry_in", e.RetryIn).Str("reason", e.Reason).Msg("replication blocked")
+	s.emit(event.ReplBlocked, data)
+}
+
+// waitPaused waits for a resume, still answering control requests, and
+// tells the peer its position (and that it is paused) every second.
+func (s *Service) waitPaused(ctx context.Context, r *receiver) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.resume:
+			return
+		case req := <-s.ctl:
+			s.control(ctx, r, req) //nolint:errcheck
+			return
+		case <-tick.C:
+			if ack, ok := r.m.Ack(); ok {
+				s.sendApplied(r, ack, true)
+			}
+		}
 	}
 }
 
@@ -210,8 +233,8 @@ func (s *Service) consume(ctx context.Context, r *receiver) error {
 		FilterSubjects: []string{subject.ReplChanges(s.cfg.Pair, s.peer)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
-	if r.pos.Stream > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.pos.Stream+1
+	if pos, _ := r.m.Position(); pos.Stream > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Stream+1
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	oc, err := js.OrderedConsumer(cctx, subject.ReplStream(s.cfg.Pair, s.peer), cfg)
@@ -278,10 +301,12 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 			}
 		case <-tick.C:
 			if r.g != nil && r.g.tx != nil && time.Since(r.g.began) > s.groupTTL {
-				s.log.Warn().Uint64("start", r.g.start).Msg("a group's parts stopped coming; reading it again")
+				s.log.Warn().Dur("waited", time.Since(r.g.began)).Msg("a group's parts stopped coming; reading it again")
 				return errRestart
 			}
-			s.sendApplied(r, "", true)
+			if ack, ok := r.m.Ack(); ok {
+				s.sendApplied(r, ack, true)
+			}
 			if s.consumerStalled(ctx, r) {
 				return errRestart
 			}
@@ -311,41 +336,52 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 		return false // the peer is out of reach: nothing to restart for
 	}
 	last := st.CachedInfo().State.LastSeq
-	if last <= max(r.pos.Stream, r.lastSeq) {
+	_ = r.m.Step(lineage.PeerStream{Last: last})
+	if err := s.carryOut(ctx, r, nil); err != nil {
+		return true // the machine restarts the consumer from the new position
+	}
+	pos, _ := r.m.Position()
+	if last <= max(pos.Stream, r.lastSeq) {
 		s.mu.Lock()
 		s.in.pending = 0 // the last delivery's count is stale: nothing waits
 		s.mu.Unlock()
 		return false
 	}
-	s.log.Warn().Uint64("position", max(r.pos.Stream, r.lastSeq)).Uint64("peer_last", last).
+	s.log.Warn().Uint64("position", max(pos.Stream, r.lastSeq)).Uint64("peer_last", last).
 		Msg("the peer's stream has batches the consumer does not deliver; starting a new consumer")
 	return true
 }
 
 // control carries out a request from another goroutine.
 func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
-	var err, ret error
-	switch req.kind {
-	case "resync":
-		if s.master() {
-			err = errors.New("the master is the source of every resync")
-		} else {
-			r.resync, ret = req.why, errResync
+	if req.kind == "discard" {
+		rec, derr := s.discardFrom(ctx, r)
+		req.discarded <- discardResult{rec: rec, err: derr}
+		if req.done != nil {
+			req.done <- nil
 		}
+		return errRestart
 	}
+	err := r.m.Step(lineage.Request{Why: req.why, Operator: req.kind == "operator"})
 	if req.done != nil {
 		req.done <- err
 	}
-	return ret
+	if err != nil {
+		return nil
+	}
+	return s.carryOut(ctx, r, nil)
 }
 
 // askResync asks the receiver (of a standby) to re-sync.
-func (s *Service) askResync(why string) {
+func (s *Service) askResync(why string) { s.ask(ctlReq{kind: "resync", why: why}) }
+
+// ask hands a request to the receiver without waiting for it.
+func (s *Service) ask(req ctlReq) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		select {
-		case s.ctl <- ctlReq{kind: "resync", why: why}:
+		case s.ctl <- req:
 		case <-ctx.Done():
 		}
 	}()
@@ -359,111 +395,84 @@ func (s *Service) abort(r *receiver) {
 	r.g = nil
 }
 
-// handle takes one message of the peer's stream.
+// handle takes one message of the peer's stream: the machine decides, the
+// driver carries it out.
 func (s *Service) handle(ctx context.Context, r *receiver, m jetstream.Msg) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return err
 	}
-	seq := meta.Sequence.Stream
 	s.mu.Lock()
 	s.in.pending = meta.NumPending
 	s.mu.Unlock()
 	b, err := wire.Decode(m.Data(), s.cfg.Pair)
-	if err == nil && (b.Node != s.peer || b.Master == s.master()) {
-		err = fmt.Errorf("%w: batch from node %q (master %v) in the stream of peer %q", wire.ErrInvalid, b.Node, b.Master, s.peer)
-	}
 	if err != nil {
 		s.reject("batch", m.Subject(), err)
 		return nil
 	}
-	if r.havePos && seq <= r.pos.Stream {
-		return nil // already applied
-	}
+	in := lineage.Batch{Seq: meta.Sequence.Stream, Node: b.Node, Master: b.Master, DB: b.DB, From: b.From, To: b.To, Final: b.Final}
 	if b.Genesis != nil {
-		return s.onGenesis(ctx, r, b, seq)
-	}
-	if !r.havePos || b.DB != r.pos.DB {
-		switch {
-		case r.pos.DB == fencedDB:
-			return nil // the standby's old batches, overwritten by the snapshot it is getting
-		case !s.master():
-			r.resync = fmt.Sprintf("the master's database id is %s, this standby follows %q", b.DB, r.pos.DB)
-			return errResync
+		in.Genesis = &lineage.Genesis{Reason: b.Genesis.Reason, Base: b.Genesis.Base}
+		if s.master() {
+			info, err := s.st.Info(ctx)
+			if err != nil {
+				return err
+			}
+			in.Local = info.DB
 		}
-		s.reject("batch", m.Subject(), fmt.Errorf("%w: wrong database id %q, the standby's database here is %q", wire.ErrInvalid, b.DB, r.pos.DB))
-		return nil
 	}
-	return s.addPart(ctx, r, b, seq)
+	if err := r.m.Step(in); err != nil {
+		return err
+	}
+	return s.carryOut(ctx, r, b)
 }
 
-// onGenesis takes the announcement of a new database id of the peer.
-func (s *Service) onGenesis(ctx context.Context, r *receiver, b *wire.Batch, seq uint64) error {
-	s.abort(r)
-	if !s.master() {
-		if r.havePos && r.pos.DB == b.DB {
-			return nil
-		}
-		r.resync = fmt.Sprintf("the master announced database id %s (%s)", b.DB, b.Genesis.Reason)
-		return errResync
+// peerFirstSeq is the first sequence the peer's batch stream holds; false
+// when the peer cannot be asked.
+func (s *Service) peerFirstSeq(ctx context.Context, r *receiver) (uint64, bool) {
+	if r.peerJS == nil {
+		return 0, false
 	}
-	info, err := s.st.Info(ctx)
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := r.peerJS.Stream(cctx, subject.ReplStream(s.cfg.Pair, s.peer))
 	if err != nil {
-		return err
+		return 0, false
 	}
-	if b.Genesis.Base != info.DB {
-		why := fmt.Sprintf("the standby's database %s was restored from %q, not from this master's database %s", b.DB, b.Genesis.Base, info.DB)
-		s.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
-		s.sendApplied(r, why, false)
-		return nil
-	}
-	r.pos = store.Position{DB: b.DB, Log: b.To, Stream: seq}
-	r.havePos = true
-	if err := s.st.SetPosition(ctx, s.peer, r.pos); err != nil {
-		return err
-	}
-	s.log.Info().Str("db", b.DB).Str("reason", b.Genesis.Reason).Msg("the standby's new database id accepted")
-	s.mu.Lock()
-	s.in.db, s.in.applied = b.DB, b.To
-	s.mu.Unlock()
-	s.sendApplied(r, "", false)
-	return nil
+	return st.CachedInfo().State.FirstSeq, true
 }
 
-// addPart adds a part to the group (starting, continuing or restarting it)
-// and applies the group when the part is final.
-func (s *Service) addPart(ctx context.Context, r *receiver, b *wire.Batch, seq uint64) error {
-	switch {
-	case r.g != nil && b.From == r.g.to:
-	case b.From <= r.pos.Log:
-		s.abort(r) // a group shipped again (after a crash of the shipper): start over
-		r.g = &group{start: b.From, to: b.From, began: time.Now()}
-	case b.To <= r.pos.Log:
-		return nil
-	default:
-		s.abort(r)
-		s.reject("batch", "", fmt.Errorf("%w: batch (%d, %d] of database %s leaves a gap after %d", wire.ErrInvalid, b.From, b.To, b.DB, r.pos.Log))
-		return nil
+// applyPart adds a part to the group (held in memory until the group is
+// final or large, then applied in the group's transaction) and commits the
+// group at its final part.
+func (s *Service) applyPart(ctx context.Context, r *receiver, p *lineage.Part, b *wire.Batch) error {
+	if p.New || r.g == nil {
+		r.g = &group{began: time.Now()}
 	}
 	g := r.g
-	g.to = b.To
 	if g.tx == nil {
 		g.parts = append(g.parts, b)
 		for _, c := range b.Changes {
 			g.size += len(c.Row) + len(c.Chunk) + 128
 		}
-	} else if err := s.applyPart(ctx, r, b); err != nil {
-		return s.failGroup(r, err)
+	} else if err := g.tx.Apply(ctx, b, s.appliedLog(r)); err != nil {
+		return s.groupFailed(r, err)
 	}
-	if g.tx == nil && (g.size > memGroupLimit || b.Final) {
+	if g.tx == nil && (g.size > memGroupLimit || p.Commit != nil) {
 		if err := s.beginGroup(ctx, r); err != nil {
-			return s.failGroup(r, err)
+			return s.groupFailed(r, err)
 		}
 	}
-	if !b.Final {
+	if p.Commit == nil {
 		return nil
 	}
-	return s.commitGroup(ctx, r, b, seq)
+	return s.commitGroup(ctx, r, *p.Commit)
+}
+
+// appliedLog is the last log sequence of the peer applied here.
+func (s *Service) appliedLog(r *receiver) uint64 {
+	p, _ := r.m.Position()
+	return p.Log
 }
 
 func (s *Service) beginGroup(ctx context.Context, r *receiver) error {
@@ -481,7 +490,7 @@ func (s *Service) beginGroup(ctx context.Context, r *receiver) error {
 		})
 	}
 	for _, p := range r.g.parts {
-		if err := s.applyPart(ctx, r, p); err != nil {
+		if err := tx.Apply(ctx, p, s.appliedLog(r)); err != nil {
 			return err
 		}
 	}
@@ -489,38 +498,27 @@ func (s *Service) beginGroup(ctx context.Context, r *receiver) error {
 	return nil
 }
 
-func (s *Service) applyPart(ctx context.Context, r *receiver, b *wire.Batch) error {
-	return r.g.tx.Apply(ctx, b, r.pos.Log)
-}
-
-// failGroup drops a group that cannot be applied: a fault hook ends the
-// service as a crash would; anything else is bad input, reported.
-func (s *Service) failGroup(r *receiver, err error) error {
+// groupFailed drops a group that cannot be applied: a fault hook ends the
+// service as a crash would; anything else is bad input, which the machine
+// reports and shows as "blocked".
+func (s *Service) groupFailed(r *receiver, err error) error {
 	s.abort(r)
 	if errors.Is(err, errHook) {
 		return err
 	}
-	s.setState("blocked", err.Error())
-	s.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), err)
-	return nil
+	return r.m.Step(lineage.GroupFailed{Err: err})
 }
 
-func (s *Service) commitGroup(ctx context.Context, r *receiver, b *wire.Batch, seq uint64) error {
-	p := store.Position{DB: b.DB, Log: b.To, Stream: seq}
+func (s *Service) commitGroup(ctx context.Context, r *receiver, lp lineage.Position) error {
+	p := store.Position{DB: lp.DB, Log: lp.Log, Stream: lp.Stream}
 	res, err := r.g.tx.Commit(ctx, p)
 	r.g = nil
 	if err != nil {
-		return s.failGroup(r, err)
+		return s.groupFailed(r, err)
 	}
 	now := time.Now()
-	p.TS = res.LastTS
-	r.pos, r.havePos = p, true
-	if st, _ := s.stateNow(); st == "blocked" {
-		s.setState("running", "")
-	}
-	var lag time.Duration
 	if res.LastTS > 0 {
-		lag = now.Sub(time.Unix(0, int64(res.LastTS*1e9)))
+		lag := now.Sub(time.Unix(0, int64(res.LastTS*1e9)))
 		s.met.lag.Observe(max(lag.Seconds(), 0))
 	}
 	s.mu.Lock()
@@ -532,8 +530,7 @@ func (s *Service) commitGroup(ctx context.Context, r *receiver, b *wire.Batch, s
 	for _, c := range res.Conflicts {
 		s.reportConflict(c)
 	}
-	s.sendApplied(r, "", false)
-	return nil
+	return r.m.Step(lineage.Applied{Pos: lp, Reconcile: res.Resync})
 }
 
 func (s *Service) reportConflict(c store.Conflict) {
@@ -552,19 +549,17 @@ func (s *Service) reportConflict(c store.Conflict) {
 }
 
 // sendApplied tells the peer how far its batches are applied (at most
-// every 100 ms unless forced by a reason; periodic calls pass tick).
-func (s *Service) sendApplied(r *receiver, resyncWhy string, tick bool) {
-	if resyncWhy == "" && !tick && time.Since(r.lastSent) < 100*time.Millisecond {
-		return
-	}
-	if !r.havePos && resyncWhy == "" {
+// every 100 ms unless forced by a reconcile request; periodic calls pass
+// tick).
+func (s *Service) sendApplied(r *receiver, ack lineage.Ack, tick bool) {
+	if ack.Reconcile == "" && !tick && time.Since(r.lastSent) < 100*time.Millisecond {
 		return
 	}
 	r.lastSent = time.Now()
-	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: r.pos.Log, Stream: r.pos.Stream,
-		Resync: resyncWhy != "", Reason: resyncWhy}
-	if wire.ValidDB(r.pos.DB) && r.pos.DB != fencedDB {
-		a.DB = r.pos.DB
+	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
+		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: s.paused.Load(), PauseAt: s.pauseAt.Load()}
+	if wire.ValidDB(ack.Pos.DB) {
+		a.DB = ack.Pos.DB
 	}
 	b, _ := json.Marshal(a)
 	_ = s.nc.Publish(subject.ReplApplied(s.cfg.Pair, s.peer), b)

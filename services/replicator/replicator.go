@@ -80,9 +80,32 @@
 // new writes order after everything it held. A resync that fails, or that
 // is needed again within 30 s, backs off (1 s doubling to a minute) in the
 // state "blocked", with one tandem.repl.blocked event per reason.
+// A table whose schema is incompatible with the master's (another key, a
+// column one side lacks, another type affinity) is left alone by the
+// reconcile and refused on the standby, the rest merged; a later schema
+// change or resync compares it again (internal/store/sqlite_mismatch.go).
+// The one exception to the safety rule is an operator's explicit command,
+// resync --from NODE --discard (discard.go): the other node is made equal
+// to NODE, and every row it discards is recorded in _tandem_conflict on
+// both nodes.
+//
+// Decisions (internal/lineage). Which side seeds, whether a batch is
+// applied, skipped, rejected or calls for a reconcile, how this node's and
+// the peer's database lineages compare, and the back-off, are made by a pure
+// core with no goroutines, clock or I/O: the receiver steps each batch's
+// metadata and each outcome into a lineage.Receiver and carries out its
+// Ready in the documented order (receive.go, carryOut); the shipper asks
+// lineage.PlanShip at every look at the log. The core's script tests
+// (internal/lineage/testdata) run a simulated pair over the in-memory store
+// (internal/store/storefake), which keeps the same contract as SQLite
+// (storetest.RunCore).
 //
 // Pause (R4) is persisted in the database: while paused a node neither ships
-// nor applies; changes wait in its log and in the peer's stream.
+// nor applies; changes wait in its log and in the peer's stream. Pause and
+// resume are the pair's: each node stores when the decision it follows was
+// made and tells its peer with every applied position (also while paused),
+// and a node that missed a newer decision — it was down, or starting when
+// the operator's command came — follows its peer's.
 //
 // Failover status (R8): the replicator consumes this node's activation events
 // from its event stream with a durable consumer and acknowledges each only
@@ -93,9 +116,10 @@
 // # Concurrency
 //
 // Run starts three goroutines. ship owns the shipping state (what was
-// shipped, the stream's last batch). receive owns the apply: the consumer,
-// the group being assembled and the position; a resync runs inside it, and
-// resync requests reach it through ctl.
+// shipped, the stream's last batch). receive owns the apply: the
+// lineage.Receiver (the position, the reconcile needed, the back-off), the
+// consumer and the group being assembled; a reconcile runs inside it, and
+// requests reach it through ctl.
 // failover owns the event consumer. NATS callbacks (applied positions, admin
 // verbs, snapshot chunks) touch only the store (safe for concurrent use),
 // the atomics below and the fields guarded by mu. The store serialises
@@ -184,11 +208,19 @@ type Service struct {
 	js    jetstream.JetStream
 	ready atomic.Bool
 
-	paused atomic.Bool
-	epoch  atomic.Uint64
-	wake   chan struct{} // size 1: the shipper should look now
-	resume chan struct{} // size 1: the receiver should look now
-	ctl    chan ctlReq   // to the receiver
+	paused  atomic.Bool
+	pauseAt atomic.Int64 // Unix ns of the pause or resume in force, 0: not known
+	pauseMu sync.Mutex   // serialises changes of paused (an operator's, or one followed from the peer)
+	epoch   atomic.Uint64
+	wake    chan struct{} // size 1: the shipper should look now
+	resume  chan struct{} // size 1: the receiver should look now
+	ctl     chan ctlReq   // to the receiver
+
+	// holdShip stops shipping while a resync --discard runs here; shipMu
+	// is held by the shipper while it ships, so that the discard knows
+	// when nothing is in flight.
+	holdShip atomic.Bool
+	shipMu   sync.Mutex
 
 	mu          sync.Mutex // guards the fields below
 	state       string
@@ -343,9 +375,9 @@ func (s *Service) open(ctx context.Context) error {
 		return fmt.Errorf("replicator: %w", err)
 	}
 	s.paused.Store(info.Paused)
-	for tbl, why := range st.Refused() {
-		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
-		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
+	s.reportRefused(st.Refused())
+	if !info.PauseAt.IsZero() {
+		s.pauseAt.Store(info.PauseAt.UnixNano())
 	}
 	if info.Paused {
 		s.setState("paused", "paused by an operator")

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 // R1: the normal first install — the application's table exists on the
@@ -202,5 +205,46 @@ func TestStatusTruthfulWhenIdle(t *testing.T) {
 	w.start("b")
 	w.waitFor("b running again", func() bool { return w.nodes["b"].svc.Status().State == "running" })
 	w.waitFor("no lag and nothing unacknowledged after b's restart", idle)
+	w.checkAcked(a)
+}
+
+// The standby's whole data directory is lost (a reinstall): a new database
+// and a new batch stream, whose sequences start again at 1, below the
+// master's position in the old one. The master sees the stream was
+// recreated and reads it from the start: the standby's writes after the
+// reinstall arrive (before, every batch of the new stream looked already
+// applied until it passed the old sequence).
+func TestStandbyDataDirectoryLost(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	w.write("a", 1, "a before", a)
+	for i := 1; i <= 10; i++ {
+		w.write("b", 100+i, "b before", a)
+		w.waitFor("b's row on a", func() bool { return rowCount(w, "a", "items") == len(a) })
+	}
+	w.stop("b")
+	srv := w.pair.Server("b")
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, srv.Domain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), subject.ReplStream(pairName, "b")); err != nil {
+		t.Fatal(err)
+	}
+	replaceDatabase(w, "b", "")
+	w.exec("b", schema)
+	w.start("b")
+	w.waitSynced()
+	w.write("b", 200, "b after its reinstall", a)
+	w.waitFor("b's write after its reinstall on a", func() bool { return rowCount(w, "a", "items") == len(a) })
+	w.waitConverged()
 	w.checkAcked(a)
 }

@@ -12,17 +12,10 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
-
-// shipped is what the shipper has put into the stream: the database id and
-// the log sequence up to which whole groups are in it.
-type shipped struct {
-	db   string
-	to   uint64
-	have bool
-}
 
 // StreamConfig is the configuration of node's batch stream: file storage,
 // no limits (pruned only once the peer has applied), duplicates detected
@@ -63,7 +56,7 @@ func (s *Service) runShip(ctx context.Context) error {
 	timer := time.NewTimer(s.poll)
 	defer timer.Stop()
 	var p shipPoll
-	var stuck backoff // of changes that cannot be shipped
+	var stuck lineage.Backoff // of changes that cannot be shipped
 	now := time.Now()
 	p.start(now)
 	for ctx.Err() == nil {
@@ -73,8 +66,10 @@ func (s *Service) runShip(ctx context.Context) error {
 		}
 		now = time.Now()
 		delay := time.Duration(0)
-		if p.due(now, changed, s.paused.Load()) {
+		if p.due(now, changed, s.paused.Load() || s.holdShip.Load()) {
+			s.shipMu.Lock()
 			err := s.shipOnce(ctx, stream, &cur)
+			s.shipMu.Unlock()
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("ship changes")
 			}
@@ -161,89 +156,88 @@ func (p *shipPoll) delay(now time.Time, poll time.Duration) time.Duration {
 }
 
 // lastShipped reads the stream's last batch: where shipping goes on.
-func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (shipped, error) {
+func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (lineage.Shipped, error) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		m, err := stream.GetLastMsgForSubject(cctx, subject.ReplChanges(s.cfg.Pair, s.cfg.Node))
 		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
-			return shipped{}, nil
+			return lineage.Shipped{}, nil
 		case err == nil:
 			b, err := wire.Decode(m.Data, s.cfg.Pair)
 			if err != nil {
 				s.log.Warn().Err(err).Msg("the batch stream's last message is not a batch; starting a new database id")
-				return shipped{}, nil
+				return lineage.Shipped{}, nil
 			}
-			cur := shipped{db: b.DB, to: b.To, have: true}
+			cur := lineage.Shipped{DB: b.DB, To: b.To, Have: true}
 			if !b.Final {
-				cur.to = b.Start // the group was cut short: ship it again
+				cur.To = b.Start // the group was cut short: ship it again
 			}
 			return cur, nil
 		}
 		s.log.Warn().Err(err).Msg("read the batch stream")
 		if !sleep(ctx, time.Second) {
-			return shipped{}, ctx.Err()
+			return lineage.Shipped{}, ctx.Err()
 		}
 	}
 }
 
 // shipOnce ships what the log holds after cur, first announcing a new
-// database id if there is one.
-func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *shipped) error {
+// database id if there is one: lineage.PlanShip decides.
+func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped) error {
 	s.syncSchema(ctx)
 	info, err := s.st.Info(ctx)
 	if err != nil {
 		return err
 	}
 	var master store.Position
+	following := true
 	if !s.master() {
 		p, ok, err := s.st.Position(ctx, s.peer)
-		if err != nil || !ok || p.DB == "" {
-			return err // a standby ships nothing before its first sync
+		if err != nil {
+			return err
 		}
-		master = p
+		master, following = p, ok && p.DB != ""
 	}
-	switch {
-	case cur.have && cur.db == info.DB && cur.to > info.LogHigh:
-		// The stream has changes this database never made: it is an older
-		// copy of itself (a restored backup). It cannot go on as that id.
-		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.to).Uint64("log_high", info.LogHigh).
+	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped, ShippedKnown: info.ShippedKnown})
+	switch plan.Kind {
+	case lineage.ShipNothing:
+		return nil // a standby ships nothing before its first sync
+	case lineage.ShipRestored:
+		// The stream has changes this database never made, or never
+		// recorded as shipped: it is an older copy of itself (a restored
+		// backup). It cannot go on as that id.
+		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.To).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
 		s.emit(event.ReplSnapshot, map[string]any{"phase": "backup-detected", "db": info.DB,
-			"shipped": cur.to, "log_high": info.LogHigh, "reason": "R9: database restored from a backup detected"})
+			"shipped": cur.To, "log_high": info.LogHigh, "reason": "R9: database restored from a backup detected"})
 		if info.DB, err = s.st.NewID(ctx); err != nil {
 			return err
 		}
-		if !s.master() {
-			s.askResync("this database was restored from a backup")
-			return nil // the resync gives it a new id again
+		if plan.Reconcile != "" {
+			s.askResync(plan.Reconcile)
+			return nil // the reconcile gives it a new id again
 		}
-		return s.genesis(ctx, stream, cur, info, master, "backup restore detected")
-	case !cur.have || cur.db != info.DB:
-		reason := "created"
-		if cur.have {
-			reason = "new database id"
-		}
-		if !s.master() {
-			reason = "restored from a snapshot of the master"
-		}
-		return s.genesis(ctx, stream, cur, info, master, reason)
+		return s.genesis(ctx, stream, cur, info, master, plan)
+	case lineage.ShipGenesis:
+		return s.genesis(ctx, stream, cur, info, master, plan)
 	}
 	return s.shipGroup(ctx, cur, info.DB)
 }
 
 // genesis announces a new database id: for a standby restored from a
-// snapshot, the batches of its old id are purged first, so the master never
-// applies changes the snapshot overwrote.
-func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shipped, info store.Info, master store.Position, reason string) error {
-	if !s.master() && cur.have {
+// snapshot, the batches of its old id are purged first (plan.Purge), so the
+// master never applies changes the snapshot overwrote.
+func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped, info store.Info, master store.Position, plan lineage.ShipPlan) error {
+	if plan.Purge {
 		if err := stream.Purge(ctx); err != nil {
 			return fmt.Errorf("purge the batches of the old database id: %w", err)
 		}
 	}
+	reason := plan.Reason
 	b := &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: info.DB,
-		Start: info.DBStart, From: info.DBStart, To: info.DBStart, Final: true, Genesis: &wire.Genesis{Reason: reason},
+		Start: plan.At, From: plan.At, To: plan.At, Final: true, Genesis: &wire.Genesis{Reason: reason},
 		Changes: []wire.Change{}}
 	if !s.master() {
 		b.Genesis.Base, b.Genesis.BasePos = master.DB, master.Log
@@ -251,16 +245,17 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *shi
 	if err := s.publish(ctx, b); err != nil {
 		return err
 	}
-	*cur = shipped{db: info.DB, to: info.DBStart, have: true}
-	s.setShipped(cur.to)
-	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", info.DBStart).Msg("database id announced")
+	*cur = lineage.Shipped{DB: info.DB, To: plan.At, Have: true}
+	s.setShipped(cur.To)
+	s.markShipped(ctx, cur)
+	s.log.Info().Str("db", info.DB).Str("reason", reason).Uint64("log", plan.At).Msg("database id announced")
 	return nil
 }
 
 // shipGroup reads the log after cur in one read transaction and publishes
 // it as one group of parts.
-func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error {
-	start := cur.to
+func (s *Service) shipGroup(ctx context.Context, cur *lineage.Shipped, db string) error {
+	start := cur.To
 	var part *wire.Batch
 	size, rows := 0, 0
 	newPart := func(from uint64, n int) *wire.Batch {
@@ -299,8 +294,9 @@ func (s *Service) shipGroup(ctx context.Context, cur *shipped, db string) error 
 	if err := s.publish(ctx, part); err != nil {
 		return err
 	}
-	cur.to = to
+	cur.To = to
 	s.setShipped(to)
+	s.markShipped(ctx, cur)
 	s.met.rowsShipped.Add(float64(rows))
 	s.met.groupsShipped.Inc()
 	return nil
@@ -333,6 +329,17 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 	}
 }
 
+// markShipped records in the database how far it has been shipped, so that
+// a restored backup is recognised at start even after new writes filled its
+// log up to that sequence (R9). A crash between the publish and this write
+// makes the next start take the database for a restored one: a reconcile,
+// never a loss.
+func (s *Service) markShipped(ctx context.Context, cur *lineage.Shipped) {
+	if err := s.st.SetShipped(ctx, cur.DB, cur.To); err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Msg("record the shipped position")
+	}
+}
+
 func (s *Service) setShipped(to uint64) {
 	s.mu.Lock()
 	s.shipped = to
@@ -355,6 +362,7 @@ func (s *Service) onApplied(m *nats.Msg) {
 	if a.Resync && !s.master() {
 		s.askResync("the master asks: " + a.Reason)
 	}
+	s.followPause(a.Paused, a.PauseAt)
 	s.mu.Lock()
 	pos := peerPos{db: a.DB, log: a.Log, stream: a.Stream}
 	s.peerApplied = pos
@@ -406,9 +414,9 @@ func (s *Service) syncSchema(ctx context.Context) {
 	for _, q := range ch.Shipped {
 		s.log.Info().Str("sql", q).Msg("schema change queued for the peer")
 	}
-	for tbl, why := range ch.Refused {
-		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
-		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
+	s.reportRefused(ch.Refused)
+	if ch.Resync != "" && !s.master() {
+		s.askResync(ch.Resync)
 	}
 }
 
@@ -420,10 +428,10 @@ var errTooLarge = errors.New("a row too large for one message")
 // before trying again (doubling up to a minute: reading and encoding the
 // row again every second costs the node); it clears the state when
 // shipping works again.
-func (s *Service) shipBlocked(b *backoff, err error) time.Duration {
+func (s *Service) shipBlocked(b *lineage.Backoff, err error) time.Duration {
 	if !errors.Is(err, errTooLarge) {
-		if b.reason != "" && err == nil {
-			*b = backoff{}
+		if b.Reason() != "" && err == nil {
+			*b = lineage.Backoff{}
 			if st, _ := s.stateNow(); st == "blocked" {
 				s.setState("running", "")
 			}
@@ -431,9 +439,9 @@ func (s *Service) shipBlocked(b *backoff, err error) time.Duration {
 		return 0
 	}
 	reason := "cannot ship: " + err.Error()
-	if b.attempted(time.Now(), reason) {
+	if b.Attempted(time.Now(), reason) {
 		s.emit(event.ReplBlocked, map[string]any{"reason": reason})
 	}
 	s.setState("blocked", reason)
-	return b.delay
+	return b.Delay()
 }

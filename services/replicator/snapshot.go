@@ -18,6 +18,8 @@ import (
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
 
@@ -49,11 +51,15 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "%v", err)))
 		return
 	}
-	if !s.master() {
+	if !s.master() && !req.Discard {
 		_ = m.Respond(reply.Fail(&reply.Error{Code: reply.CodeNotMaster, Message: "snapshots come from the master", Node: s.peer}))
 		return
 	}
-	rep, err := s.makeSnapshot()
+	if s.paused.Load() {
+		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)))
+		return
+	}
+	rep, err := s.makeSnapshot(req.Discard)
 	if err != nil {
 		s.log.Error().Err(err).Msg("snapshot for the standby")
 		_ = m.Respond(reply.Fail(err))
@@ -67,7 +73,7 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 // back what the master lacks (R10), so nothing it shipped is overwritten
 // and nothing needs fencing (a fenced standby whose transfer then failed
 // was never heard again).
-func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
+func (s *Service) makeSnapshot(discard bool) (wire.SnapshotReply, error) {
 	ctx, cancel := context.WithTimeout(s.base, snapMakeWait)
 	defer cancel()
 	s.cleanSnapshots(false)
@@ -93,9 +99,13 @@ func (s *Service) makeSnapshot() (wire.SnapshotReply, error) {
 	s.mu.Lock()
 	s.snaps[id] = &servedSnap{path: path, reply: rep, created: time.Now()}
 	s.mu.Unlock()
-	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Msg("snapshot made for the standby")
+	why := "R1: the standby asked for a snapshot"
+	if discard {
+		why = "R10: " + s.peer + " takes this node's data, discarding what differs there (an operator's resync --discard)"
+	}
+	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Bool("discard", discard).Msg("snapshot made for the peer")
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "made", "bytes": size, "log": snap.Log, "db": snap.DB,
-		"seconds": time.Since(start).Seconds(), "reason": "R1: the standby asked for a snapshot"})
+		"seconds": time.Since(start).Seconds(), "reason": why})
 	return rep, nil
 }
 
@@ -182,15 +192,44 @@ func (s *Service) cleanSnapshots(all bool) {
 	}
 }
 
-// resync replaces this standby's database with a snapshot of the master's
-// (R1). It runs in the receiver goroutine.
-func (s *Service) resync(ctx context.Context, r *receiver) error {
-	s.abort(r)
-	s.setState("syncing", r.resync)
-	s.log.Info().Str("reason", r.resync).Msg("re-syncing from the master")
+// reconcile merges a snapshot of the master's database into this
+// standby's, row by row by version (R1, R10), and steps the outcome into
+// the machine. It runs in the receiver goroutine. Its error is fatal only
+// when the outcome cannot be carried out (a fault hook).
+func (s *Service) reconcile(ctx context.Context, r *receiver, why string) error {
+	s.log.Info().Str("reason", why).Msg("re-syncing from the master")
+	err := s.resync(ctx, why)
+	if ctx.Err() != nil {
+		return nil
+	}
+	in := lineage.Reconciled{Now: time.Now(), Err: err}
+	if err == nil {
+		var p store.Position
+		p, in.Have, in.Err = s.st.Position(ctx, s.peer)
+		in.Pos = toLineage(p)
+		if in.Err == nil {
+			s.setIn(p)
+		}
+	}
+	if err := r.m.Step(in); err != nil {
+		return err
+	}
+	if in.Err == nil {
+		poke(s.wake)
+	} else {
+		s.log.Warn().Err(in.Err).Str("why", why).Msg("resync failed")
+	}
+	if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
+		return err
+	}
+	return nil
+}
+
+// resync fetches the master's snapshot and merges it (store.Restore).
+func (s *Service) resync(ctx context.Context, why string) error {
 	start := time.Now()
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + r.resync})
-	path, rep, err := s.fetchSnapshot(ctx)
+	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + why})
+	path, rep, err := s.fetchSnapshot(ctx, false)
 	defer s.setProgress(nil)
 	if path != "" {
 		defer os.Remove(path)
@@ -198,6 +237,7 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	if err != nil {
 		return err
 	}
+	before := s.st.Refused()
 	rec, err := s.st.Restore(ctx, path, s.peer, rep.Stream)
 	if err != nil {
 		return err
@@ -205,31 +245,43 @@ func (s *Service) resync(ctx context.Context, r *receiver) error {
 	for _, c := range rec.Conflicts {
 		s.reportConflict(c)
 	}
+	s.noteRefusals(before, rec.Refused)
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
 	s.emit(event.ReplSnapshot, map[string]any{"phase": "restored", "bytes": rep.Size, "log": rep.Log, "db": rep.DB,
 		"seconds": took.Seconds(), "taken": rec.Taken, "kept": rec.Kept, "conflicts": len(rec.Conflicts),
-		"reason": "R10: " + r.resync})
-	r.resync = ""
-	if err := s.loadPos(ctx, r); err != nil {
-		return err
-	}
-	s.setState("running", "")
-	poke(s.wake)
+		"reason": "R10: " + why})
 	return nil
+}
+
+// noteRefusals reports the tables a reconcile refused for an incompatible
+// schema that were not refused before, and logs those picked up again.
+func (s *Service) noteRefusals(before, refused map[string]string) {
+	newly := map[string]string{}
+	for tbl, why := range refused {
+		if before[tbl] != why {
+			newly[tbl] = why
+		}
+	}
+	for tbl := range before {
+		if _, still := s.st.Refused()[tbl]; !still {
+			s.log.Info().Str("table", tbl).Msg("table picked up again: its schema now matches the peer's")
+		}
+	}
+	s.reportRefused(newly)
 }
 
 // fetchSnapshot asks the master for a snapshot and fetches it chunk by
 // chunk, checking each chunk and the whole file.
-func (s *Service) fetchSnapshot(ctx context.Context) (string, wire.SnapshotReply, error) {
+func (s *Service) fetchSnapshot(ctx context.Context, discard bool) (string, wire.SnapshotReply, error) {
 	var rep wire.SnapshotReply
 	rctx, cancel := context.WithTimeout(ctx, snapMakeWait)
 	err := reply.Request(rctx, s.nc, subject.ReplSnapshot(s.cfg.Pair, s.peer),
-		wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node}, &rep)
+		wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Discard: discard}, &rep)
 	cancel()
 	if err != nil {
-		return "", rep, fmt.Errorf("ask the master for a snapshot: %w", err)
+		return "", rep, fmt.Errorf("ask %s for a snapshot: %w", s.peer, err)
 	}
 	path := filepath.Join(s.dir, "restore-"+rep.ID+".db")
 	f, err := os.Create(path)

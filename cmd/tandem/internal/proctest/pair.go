@@ -51,6 +51,7 @@ type Pair struct {
 	dir   string
 	watch *Watch
 	conns map[string]*nats.Conn
+	ns    *netns // nil unless Options.Netns
 }
 
 // New prepares a pair: it picks free loopback ports, writes both nodes'
@@ -77,6 +78,18 @@ func New(t T, o Options) *Pair {
 	}
 	p := &Pair{Name: o.Pair, Master: o.Master, Standby: o.Standby, Nodes: map[string]*Node{}, t: t, opts: o, bin: bin, dir: t.TempDir(),
 		watch: newWatch(), conns: map[string]*nats.Conn{}}
+	if o.Netns {
+		ns, err := setupNetns([2]string{o.Master, o.Standby})
+		if err != nil {
+			t.Fatalf("proctest: %v", err)
+		}
+		p.ns = ns
+		t.Cleanup(func() { // after close: the processes are gone
+			if err := ns.remove(); err != nil {
+				t.Errorf("proctest: %v", err)
+			}
+		})
+	}
 	t.Cleanup(p.close)
 	for _, name := range p.names() {
 		role := "master"
@@ -105,8 +118,12 @@ func (p *Pair) prepare() error {
 	}
 	for i, name := range p.names() {
 		n := p.Nodes[name]
-		n.ClientURL = fmt.Sprintf("nats://127.0.0.1:%d", ports[4*i])
-		n.LeafURL = fmt.Sprintf("nats-leaf://127.0.0.1:%d", ports[4*i+1])
+		host := "127.0.0.1"
+		if p.ns != nil {
+			host = p.ns.addr[name]
+		}
+		n.ClientURL = fmt.Sprintf("nats://%s:%d", host, ports[4*i])
+		n.LeafURL = fmt.Sprintf("nats-leaf://%s:%d", host, ports[4*i+1])
 		n.AdminAddr = fmt.Sprintf("127.0.0.1:%d", ports[4*i+2])
 	}
 	for i, name := range p.names() {
@@ -267,6 +284,9 @@ func (p *Pair) writeConfig(n *Node, pushPort int) error {
 		hosts = map[string]string{p.Master: p.Master + ".test", p.Standby: p.Standby + ".test"}
 	}
 	set("hosts", hosts)
+	if p.ns != nil {
+		set("insecure", true) // the link is the pair's own
+	}
 	set("log.format", "json")
 	set("log.level", o.LogLevel)
 	for key, d := range map[string]time.Duration{
@@ -376,10 +396,14 @@ func portWindow() (lo, hi int) {
 // until the server is up and reconnects after every restart, and records the
 // pair's heartbeats it receives.
 func (p *Pair) connect(node string) error {
-	nc, err := nats.Connect(p.Nodes[node].ClientURL,
-		nats.Name("proctest "+node), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
-		nats.ReconnectWait(25*time.Millisecond), nats.ReconnectJitter(10*time.Millisecond, 10*time.Millisecond),
-		nats.Timeout(time.Second), nats.NoCallbacksAfterClientClose())
+	opts := []nats.Option{
+		nats.Name("proctest " + node), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(25 * time.Millisecond), nats.ReconnectJitter(10*time.Millisecond, 10*time.Millisecond),
+		nats.Timeout(time.Second), nats.NoCallbacksAfterClientClose()}
+	if p.ns != nil {
+		opts = append(opts, nats.SetCustomDialer(nsDialer(p.ns.ns[node])))
+	}
+	nc, err := nats.Connect(p.Nodes[node].ClientURL, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", node, err)
 	}
@@ -408,6 +432,9 @@ func (p *Pair) close() {
 		n := p.Nodes[name]
 		if n == nil || n.proc == nil {
 			continue
+		}
+		if p.t.Failed() {
+			n.proc.dumpStacks(5 * time.Second)
 		}
 		if err := n.proc.kill(p.opts.Wait); err != nil {
 			p.t.Errorf("proctest: cleanup of %s: %v", name, err)

@@ -64,6 +64,19 @@ func (pr *proc) kill(wait time.Duration) error {
 	return nil
 }
 
+// dumpStacks asks a running process for its goroutines' stacks (SIGQUIT:
+// the Go runtime writes them to stderr, the node's log, and exits), waiting
+// up to d: after a failure, they show where a node was stuck.
+func (pr *proc) dumpStacks(d time.Duration) {
+	if pr.exited() {
+		return
+	}
+	_ = pr.cmd.Process.Signal(syscall.SIGCONT) // a stopped process cannot dump
+	if pr.cmd.Process.Signal(syscall.SIGQUIT) == nil {
+		pr.wait(d)
+	}
+}
+
 // describe says how the process ended, or that it runs.
 func (pr *proc) describe() string {
 	if !pr.exited() {
@@ -128,7 +141,11 @@ func (p *Pair) spawn(n *Node) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(p.bin, "node", "--config", n.Config)
+	argv := []string{p.bin, "node", "--config", n.Config}
+	if p.ns != nil {
+		argv = p.ns.command(n.Name, argv...) // ip netns exec execs tandem: the PID is tandem's
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = nodeEnv(os.Environ())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -159,7 +176,7 @@ func nodeEnv(environ []string) []string {
 // waitHealthy polls n's /healthz until it answers 200, the process exits, or
 // the harness's wait bound passes.
 func (p *Pair) waitHealthy(n *Node) error {
-	client := &http.Client{Timeout: time.Second}
+	client := p.httpClient(n.Name, time.Second)
 	defer client.CloseIdleConnections()
 	url := "http://" + n.AdminAddr + "/healthz"
 	deadline := time.Now().Add(p.opts.Wait)
@@ -321,10 +338,23 @@ type CLIResult struct {
 // CLI runs the tandem binary with args (e.g. "status", "--pair", p.Name,
 // "--json", "--server", p.Servers()) and waits for it, at most the harness's
 // wait bound.
+//
+// With Options.Netns it runs in the master's namespace, as on the master's
+// machine: it reaches the standby over the pair's link (see CLIIn).
 func (p *Pair) CLI(args ...string) CLIResult {
+	return p.CLIIn(p.Master, args...)
+}
+
+// CLIIn runs the tandem binary as CLI does, on node's machine: in node's
+// namespace with Options.Netns (elsewhere node makes no difference).
+func (p *Pair) CLIIn(node string, args ...string) CLIResult {
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.Wait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, p.bin, args...)
+	argv := append([]string{p.bin}, args...)
+	if p.ns != nil {
+		argv = p.ns.command(node, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = nodeEnv(os.Environ())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -94,6 +94,12 @@ type Options struct {
 	// Extra returns more configuration keys for a node, as dotted keys
 	// ("maintenance.default") and their values; nil for none.
 	Extra func(node string) map[string]any
+	// Netns runs each node in a network namespace of its own, the two
+	// joined by a veth pair that Cut, CutOneWay and Heal break and mend
+	// (Linux, root, ip and iptables: see NetnsAvailable). The nodes then
+	// listen on their link addresses (with insecure: true: the link is
+	// private to the pair), and the CLI runs in the master's namespace.
+	Netns bool
 	// Wait bounds every wait of the harness that has no bound of its own
 	// (start-up, shutdown); 0 means 30 s.
 	Wait time.Duration

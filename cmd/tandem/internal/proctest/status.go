@@ -142,7 +142,7 @@ func (p *Pair) WaitStable(active string, timeout time.Duration) Status {
 // Metrics scrapes node's /metrics and returns every sample, keyed by the
 // series as written (`name{label="v"}`).
 func (p *Pair) Metrics(node string) (map[string]float64, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := p.httpClient(node, 5*time.Second)
 	defer client.CloseIdleConnections()
 	resp, err := client.Get("http://" + p.Node(node).AdminAddr + "/metrics")
 	if err != nil {

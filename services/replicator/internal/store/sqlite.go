@@ -17,6 +17,19 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
 )
 
+// The SQLite adapter implements every concept.
+var (
+	_ Store      = (*SQLite)(nil)
+	_ LogReader  = (*SQLite)(nil)
+	_ Applier    = (*SQLite)(nil)
+	_ Reconciler = (*SQLite)(nil)
+	_ Discarder  = (*SQLite)(nil)
+	_ Identity   = (*SQLite)(nil)
+	_ Schema     = (*SQLite)(nil)
+	_ Verifier   = (*SQLite)(nil)
+	_ Apply      = (*sqliteApply)(nil)
+)
+
 // SQLite is the Store of an SQLite database file.
 //
 // It keeps two handles on the file: w, one connection for every write
@@ -33,16 +46,20 @@ type SQLite struct {
 
 	only []string // database.tables; empty: every application table
 
-	mu      sync.Mutex // guards tables, refused and the poll state below
+	mu      sync.Mutex // guards tables, refused, mismatch and the poll state below
 	tables  map[string]*table
 	refused map[string]string // table → why it cannot be replicated
-	schema  schemaState       // the schema the tables were planned on
-	poll    *sql.Conn
-	dv      int64         // data_version at the last query
-	stamp   fileStamp     // the files' stamp taken before that query
-	asked   time.Time     // when data_version was last queried
-	asks    int64         // data_version queries so far (tests read it)
-	recheck time.Duration // query data_version at least this often
+	// mismatch holds the tables refused because their schema differs from
+	// the peer's (found by a reconcile; persisted in _tandem_meta under
+	// mismatchKey, so that a restart does not replicate them again).
+	mismatch map[string]string
+	schema   schemaState // the schema the tables were planned on
+	poll     *sql.Conn
+	dv       int64         // data_version at the last query
+	stamp    fileStamp     // the files' stamp taken before that query
+	asked    time.Time     // when data_version was last queried
+	asks     int64         // data_version queries so far (tests read it)
+	recheck  time.Duration // query data_version at least this often
 }
 
 var _ Store = (*SQLite)(nil)
@@ -118,6 +135,9 @@ func (s *SQLite) init(ctx context.Context, tables []string) error {
 		return fmt.Errorf("create tandem tables: %w", err)
 	}
 	if _, err := s.ensureID(ctx); err != nil {
+		return err
+	}
+	if err := s.loadMismatch(ctx); err != nil {
 		return err
 	}
 	return s.install(ctx, tables)
@@ -266,9 +286,17 @@ func (s *SQLite) planWith(ctx context.Context, q rowQuerier, names []string) (ta
 	if len(names) == 0 {
 		names = all
 	}
+	s.mu.Lock()
+	mismatch := maps.Clone(s.mismatch)
+	s.mu.Unlock()
 	for _, n := range append(slices.Clone(names), FailoverTable) {
 		if n != FailoverTable && !slices.Contains(all, n) {
 			return p, fmt.Errorf("database.tables: table %q %w", n, ErrNoTable)
+		}
+		if why, ok := mismatch[n]; ok && n != FailoverTable {
+			p.refused[n] = why
+			p.stmts = append(p.stmts, dropTriggers(n)...)
+			continue
 		}
 		t, err := shape(ctx, q, n)
 		if errors.Is(err, ErrNoPrimaryKey) && n != FailoverTable {

@@ -125,9 +125,18 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 			}
 		}
 		var err error
-		if c.Op == wire.OpSchema {
+		switch {
+		case c.Op == wire.OpSchema:
 			err = a.applySchema(ctx, c)
-		} else if err = a.check(c); err == nil {
+		case c.Op == wire.OpConflict:
+			err = a.recordShipped(ctx, c)
+		case a.refused(c.Table):
+			a.res.Skipped++ // refused alone here (R11): the peer's changes to it wait
+			continue
+		default:
+			err = a.check(c)
+		}
+		if err == nil && c.Op != wire.OpSchema && c.Op != wire.OpConflict {
 			_, err = a.change(ctx, c)
 		}
 		if err != nil {
@@ -136,6 +145,18 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 		a.res.LastTS = c.TS
 	}
 	return nil
+}
+
+// refused reports whether tbl is refused here (and not created or
+// reshaped by this group).
+func (a *sqliteApply) refused(tbl string) bool {
+	if _, ok := a.table(tbl); ok {
+		return false
+	}
+	if a.plan != nil {
+		return a.plan.refused[tbl] != ""
+	}
+	return a.s.Refused()[tbl] != ""
 }
 
 // check refuses a change to a table that is not replicated here or with a
@@ -241,23 +262,42 @@ func (a *sqliteApply) conflict(ctx context.Context, c *wire.Change, winOp, loseO
 	if winOp == "" {
 		winOp = wire.OpInsert
 	}
-	k := conflict.Kind(winOp, loseOp)
-	at := time.Now().UTC()
+	r := wire.ConflictRecord{Kind: conflict.Kind(winOp, loseOp), Winner: string(Master), Loser: string(Standby), LoserOp: loseOp,
+		WinnerM: win.M, WinnerS: win.S, At: time.Now().UTC().Format(time.RFC3339Nano)}
+	if loseOp != wire.OpDelete {
+		r.LoserRow = loserRow
+	}
+	return a.record(ctx, c.Table, c.PK, r, lose)
+}
+
+// record writes a losing version into _tandem_conflict (once: the same
+// loser recorded again is ignored) and adds it to the result.
+func (a *sqliteApply) record(ctx context.Context, tbl, pk string, r wire.ConflictRecord, lose conflict.Version) error {
 	var row any
-	if loserRow != "" && loseOp != wire.OpDelete {
-		row = loserRow
+	if r.LoserRow != "" {
+		row = r.LoserRow
 	}
 	err := a.exec(ctx, `INSERT INTO _tandem_conflict(tbl, pk, kind, winner, loser, loser_op, loser_row,
-		loser_m, loser_s, winner_m, winner_s, at) VALUES(?, ?, ?, 'master', 'standby', ?, ?, ?, ?, ?, ?, ?)
+		loser_m, loser_s, winner_m, winner_s, at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`,
-		c.Table, c.PK, k, loseOp, row, int64(lose.M), int64(lose.S), int64(win.M), int64(win.S), at.Format(time.RFC3339Nano))
+		tbl, pk, r.Kind, r.Winner, r.Loser, r.LoserOp, row, int64(lose.M), int64(lose.S), int64(r.WinnerM), int64(r.WinnerS), r.At)
 	if err != nil {
 		return fmt.Errorf("record conflict: %w", err)
 	}
-	rs, _ := row.(string)
-	a.res.Conflicts = append(a.res.Conflicts, Conflict{Table: c.Table, PK: c.PK, Kind: k, Winner: "master", Loser: "standby",
-		LoserOp: loseOp, LoserRow: rs, LoserVer: lose, WinnerVer: win, RecordedAt: at})
+	at, _ := time.Parse(time.RFC3339Nano, r.At)
+	a.res.Conflicts = append(a.res.Conflicts, Conflict{Table: tbl, PK: pk, Kind: r.Kind, Winner: r.Winner, Loser: r.Loser,
+		LoserOp: r.LoserOp, LoserRow: r.LoserRow, LoserVer: lose, WinnerVer: conflict.Version{M: r.WinnerM, S: r.WinnerS}, RecordedAt: at})
 	return nil
+}
+
+// recordShipped records a peer's conflict record (op "c").
+func (a *sqliteApply) recordShipped(ctx context.Context, c *wire.Change) error {
+	r, err := c.DecodeConflict()
+	if err != nil {
+		return err
+	}
+	a.res.Recorded++
+	return a.record(ctx, c.Table, c.PK, r, conflict.Version{M: c.M, S: c.S})
 }
 
 // write carries out an insert or update (upsert) or a delete.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -22,6 +24,21 @@ func (s *SQLite) Info(ctx context.Context) (Info, error) {
 		return in, err
 	}
 	in.Paused = p == "1"
+	at, err := s.meta(ctx, "paused_at")
+	if err != nil {
+		return in, err
+	}
+	if ns, err := strconv.ParseInt(at, 10, 64); err == nil && ns > 0 {
+		in.PauseAt = time.Unix(0, ns)
+	}
+	shipped, err := s.meta(ctx, "shipped")
+	if err != nil {
+		return in, err
+	}
+	if db, seq, ok := strings.Cut(shipped, ":"); ok && db == in.DB {
+		in.Shipped, err = strconv.ParseUint(seq, 10, 64)
+		in.ShippedKnown = err == nil
+	}
 	var ok bool
 	if in.DBStart, ok, err = s.dbStart(ctx); err != nil {
 		return in, err
@@ -128,12 +145,28 @@ func setPosition(ctx context.Context, x execer, source string, p Position) error
 }
 
 // SetPaused implements Store.
-func (s *SQLite) SetPaused(ctx context.Context, paused bool) error {
+func (s *SQLite) SetPaused(ctx context.Context, paused bool, at time.Time) error {
 	v := "0"
 	if paused {
 		v = "1"
 	}
-	return s.setMeta(ctx, s.w, "paused", v)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if err := s.setMeta(ctx, tx, "paused", v); err != nil {
+		return err
+	}
+	if err := s.setMeta(ctx, tx, "paused_at", strconv.FormatInt(at.UnixNano(), 10)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SetShipped implements Store.
+func (s *SQLite) SetShipped(ctx context.Context, db string, seq uint64) error {
+	return s.setMeta(ctx, s.w, "shipped", db+":"+strconv.FormatUint(seq, 10))
 }
 
 // WriteFailover implements Store. The row is written as an ordinary change

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/conflict"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -19,6 +20,12 @@ type Reconciled struct {
 	Taken     int        // rows (or deletions) taken from the snapshot
 	Kept      int        // rows (or deletions) of this database the snapshot lacked, kept and queued for the peer
 	Conflicts []Conflict // concurrent versions: the snapshot's (the master's) won
+	// Refused names the tables left alone because their schema differs
+	// from the snapshot's, with the difference (see sqlite_mismatch.go).
+	Refused map[string]string
+	// Discarded counts, per table, the rows of this database an operator
+	// discarded (Discard): present only here, or different here.
+	Discarded map[string]int
 }
 
 // reconcile merges the attached snapshot into this database, row by row by
@@ -41,7 +48,7 @@ type Reconciled struct {
 // a new id, whose batches start after the old log's end; source's position
 // becomes the snapshot's (its log, and stream, the last message of the
 // source's stream before the snapshot was made).
-func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, source string, stream uint64) (Reconciled, error) {
+func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, source string, stream uint64, discard bool) (Reconciled, error) {
 	rec := Reconciled{Snapshot: snap}
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
@@ -54,14 +61,23 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 	a := &sqliteApply{s: s, tx: tx, source: source, fromMaster: true, stmts: map[string]*sql.Stmt{}}
 	defer a.closeStmts()
 	var queue []wire.Change
-	for _, name := range s.tableNames() {
-		t, _ := s.table(name)
-		cols, err := snapColumns(ctx, tx, name)
-		if err != nil {
-			return rec, err
+	rec.Refused = map[string]string{}
+	// The merge sees the tables as read here (a table refused before, or
+	// given the peer's columns, is not in s.tables as it is now).
+	a.plan = &tablePlan{tables: map[string]*table{}}
+	for _, name := range s.reconcileNames() {
+		t, ok, err := s.compareTable(ctx, tx, name, &rec)
+		if err != nil || !ok {
+			if err != nil {
+				return rec, err
+			}
+			continue
 		}
-		if len(cols) == 0 {
+		if t != nil {
+			a.plan.tables[name] = t
+		} else {
 			// A table only this node has: offered to the master whole.
+			t, _ = s.table(name)
 			q, err := a.offerTable(ctx, t)
 			if err != nil {
 				return rec, fmt.Errorf("table %s: %w", name, err)
@@ -70,24 +86,32 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 			queue = append(queue, q...)
 			continue
 		}
-		if d := columnDiff(t.cols, cols); d != "" {
-			return rec, fmt.Errorf("table %q differs from the master's: %s", name, d)
-		}
 		if _, err := tx.ExecContext(ctx, adoptSQL(t, "main", s.side)); err != nil {
 			return rec, fmt.Errorf("version the rows of %s written before capture: %w", name, err)
 		}
-		n, err := takeNew(ctx, tx, t, cols)
+		n, err := takeNew(ctx, tx, t, t.cols)
 		if err != nil {
 			return rec, fmt.Errorf("table %s: %w", name, err)
 		}
 		rec.Taken += n
-		q, err := a.reconcileTable(ctx, t, &rec)
+		merge := a.reconcileTable
+		if discard {
+			merge = a.discardTable
+		}
+		q, err := merge(ctx, t, &rec)
 		if err != nil {
 			return rec, fmt.Errorf("table %s: %w", name, err)
 		}
 		queue = append(queue, q...)
 	}
-	rec.Conflicts = a.res.Conflicts
+	if s.side == Standby {
+		if err := saveMismatch(ctx, tx, rec.Refused); err != nil {
+			return rec, err
+		}
+	}
+	if !discard { // the discarded rows are reported per table (Discarded)
+		rec.Conflicts = a.res.Conflicts
+	}
 	if err := finishReconcile(ctx, tx, queue); err != nil {
 		return rec, err
 	}
@@ -106,6 +130,51 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 		return rec, err
 	}
 	return rec, tx.Commit()
+}
+
+// reconcileNames are the tables a reconcile looks at: the replicated ones
+// and those refused for a schema that differed (it may match now).
+func (s *SQLite) reconcileNames() []string {
+	names := s.tableNames()
+	for n := range s.Mismatched() {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// compareTable compares the shape of table name here and in the
+// snapshot. It returns the table to merge; nil (and ok) for a replicated
+// table the snapshot lacks; not ok for a table to leave alone — refused
+// (recorded in rec.Refused) because rows cannot cross, or refused before
+// and still without a counterpart.
+func (s *SQLite) compareTable(ctx context.Context, tx *sql.Tx, name string, rec *Reconciled) (*table, bool, error) {
+	there, err := columnsOf(ctx, tx, "snap", name)
+	if err != nil {
+		return nil, false, err
+	}
+	_, replicated := s.table(name)
+	if len(there) == 0 {
+		if !replicated {
+			rec.Refused[name] = s.Mismatched()[name]
+		}
+		return nil, replicated, nil
+	}
+	here, err := columnsOf(ctx, tx, "main", name)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(here) == 0 {
+		return nil, false, nil // dropped here since it was refused
+	}
+	if why := schemaMismatch(here, there); why != "" {
+		rec.Refused[name] = fmt.Sprintf("table %q differs from the peer's: %s; fix the schema: it is compared again after a schema change here or one the peer ships, or on tandem repl resync", name, why)
+		return nil, false, nil
+	}
+	t, err := shape(ctx, tx, name)
+	return t, err == nil, err
 }
 
 // finishReconcile drops the old log, queues the changes the master lacks,
@@ -175,6 +244,54 @@ func (a *sqliteApply) reconcileTable(ctx context.Context, t *table, rec *Reconci
 				rec.Kept++
 			}
 		}
+	}
+	return queue, nil
+}
+
+// discardTable makes one table equal to the snapshot's and returns the
+// conflict records of the rows it discarded (present only here, or holding
+// a change here the snapshot lacks), to queue for the peer.
+func (a *sqliteApply) discardTable(ctx context.Context, t *table, rec *Reconciled) ([]wire.Change, error) {
+	diffs, err := differing(ctx, a.tx, t)
+	if err != nil {
+		return nil, err
+	}
+	winner, loser := string(Master), string(Standby)
+	if a.s.side == Master {
+		winner, loser = loser, winner
+	}
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	var queue []wire.Change
+	for _, d := range diffs {
+		lose, win := d.local.version(), d.snap.version()
+		// Discarded: a row here holding a change the snapshot lacks. A row
+		// the snapshot has newer (this node was behind) is simply taken.
+		if d.local.present() && d.local.img != d.snap.img && !win.Covers(lose) {
+			r := wire.ConflictRecord{Kind: "discard", Winner: winner, Loser: loser, LoserOp: wire.OpUpdate,
+				LoserRow: d.local.img, WinnerM: win.M, WinnerS: win.S, At: at}
+			if err := a.record(ctx, t.name, d.pk, r, lose); err != nil {
+				return nil, err
+			}
+			queue = append(queue, wire.Change{Table: t.name, Op: wire.OpConflict, PK: d.pk, Row: r.Row(), M: lose.M, S: lose.S})
+			if rec.Discarded == nil {
+				rec.Discarded = map[string]int{}
+			}
+			rec.Discarded[t.name]++
+		}
+		in := d.change(t.name, d.snap, wire.OpUpdate)
+		if err := a.write(ctx, t, &in); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", in.Op, d.pk, err)
+		}
+		if !d.snap.m.Valid {
+			if err := a.exec(ctx, `DELETE FROM _tandem_ver WHERE tbl = ? AND pk = ?`, t.name, d.pk); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := a.setVersion(ctx, t.name, d.pk, d.snap.version(), in.Op); err != nil {
+			return nil, err
+		}
+		rec.Taken++
 	}
 	return queue, nil
 }

@@ -41,6 +41,9 @@ import (
 type SchemaChange struct {
 	Shipped []string          // the statements queued for the peer
 	Refused map[string]string // tables newly refused, with the reason
+	// Resync says why the schema should be compared with the peer's again
+	// (it changed while a table is refused for an incompatible schema).
+	Resync string
 }
 
 // schemaState is what the last plan saw of the schema. Guarded by SQLite.mu.
@@ -102,6 +105,9 @@ func (s *SQLite) SyncSchema(ctx context.Context) (SchemaChange, error) {
 	idx, err := indexes(ctx, tx, p.tables)
 	if err != nil {
 		return out, err
+	}
+	if m := s.Mismatched(); len(m) > 0 {
+		out.Resync = fmt.Sprintf("the schema changed here while table(s) %s are refused for an incompatible schema", strings.Join(slices.Sorted(maps.Keys(m)), ", "))
 	}
 	var ddl, recapture []string
 	out.Refused = map[string]string{}
@@ -270,8 +276,30 @@ var (
 var errSchema = errors.New("schema change refused")
 
 // applySchema carries out a peer's schema change in the apply transaction
-// and installs the triggers of what it created or changed.
+// and installs the triggers of what it created or changed. While tables
+// are refused for an incompatible schema, the peer's schema change may be
+// the operator's fix, or may not fit the refused table here: it is tried
+// inside a savepoint, skipped if it fails, and the group asks for a
+// reconcile, which compares the schemas again.
 func (a *sqliteApply) applySchema(ctx context.Context, c *wire.Change) error {
+	m := a.s.Mismatched()
+	if len(m) == 0 {
+		return a.applySchemaNow(ctx, c)
+	}
+	a.res.Resync = fmt.Sprintf("the peer changed its schema while table(s) %s are refused for an incompatible schema", strings.Join(slices.Sorted(maps.Keys(m)), ", "))
+	if _, err := a.tx.ExecContext(ctx, `SAVEPOINT tandem_schema`); err != nil {
+		return err
+	}
+	if err := a.applySchemaNow(ctx, c); err != nil {
+		if _, rerr := a.tx.ExecContext(ctx, `ROLLBACK TO tandem_schema`); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	_, err := a.tx.ExecContext(ctx, `RELEASE tandem_schema`)
+	return err
+}
+
+func (a *sqliteApply) applySchemaNow(ctx context.Context, c *wire.Change) error {
 	_, vals, err := c.Columns()
 	q, ok := "", false
 	if err == nil && len(vals) == 1 {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 )
 
@@ -50,6 +51,15 @@ func ReadSnapshot(ctx context.Context, path string) (Snapshot, error) {
 // and indexes this database lacks are created; then reconcile merges it in
 // one write transaction (see sqlite_reconcile.go).
 func (s *SQLite) Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error) {
+	return s.restore(ctx, path, source, stream, false)
+}
+
+// Discard implements Store: Restore, discarding what differs here.
+func (s *SQLite) Discard(ctx context.Context, path, source string, stream uint64) (Reconciled, error) {
+	return s.restore(ctx, path, source, stream, true)
+}
+
+func (s *SQLite) restore(ctx context.Context, path, source string, stream uint64, discard bool) (Reconciled, error) {
 	snap, err := ReadSnapshot(ctx, path)
 	if err != nil {
 		return Reconciled{Snapshot: snap}, err
@@ -66,9 +76,20 @@ func (s *SQLite) Restore(ctx context.Context, path, source string, stream uint64
 	if err := s.createMissing(ctx, c); err != nil {
 		return Reconciled{Snapshot: snap}, fmt.Errorf("restore snapshot: %w", err)
 	}
-	rec, err := s.reconcile(ctx, c, snap, source, stream)
+	if err := s.addMissingColumns(ctx, c); err != nil {
+		return Reconciled{Snapshot: snap}, fmt.Errorf("restore snapshot: add the peer's columns: %w", err)
+	}
+	rec, err := s.reconcile(ctx, c, snap, source, stream, discard)
 	if err != nil {
 		return rec, fmt.Errorf("reconcile with the snapshot: %w", err)
+	}
+	if s.side == Standby {
+		s.mu.Lock()
+		s.mismatch = maps.Clone(rec.Refused)
+		s.mu.Unlock()
+	}
+	if err := s.installOn(ctx, c); err != nil {
+		return rec, fmt.Errorf("install the triggers after the reconcile: %w", err)
 	}
 	return rec, nil
 }
@@ -114,49 +135,7 @@ func (s *SQLite) createMissing(ctx context.Context, c *sql.Conn) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	p, err := s.planWith(ctx, c, s.only)
-	if err != nil {
-		return err
-	}
-	tx, err = c.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck
-	for _, q := range p.stmts {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", firstLine(q), err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	sc, err := schemaNow(ctx, c, p)
-	if err != nil {
-		return err
-	}
-	s.setTables(p)
-	s.mu.Lock()
-	s.schema = sc
-	s.mu.Unlock()
-	return nil
-}
-
-func snapColumns(ctx context.Context, tx rowQuerier, name string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM pragma_table_info(?, 'snap') ORDER BY cid`, name)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return s.installOn(ctx, c)
 }
 
 // Sums implements Store: every row is hashed (table, key, and its columns

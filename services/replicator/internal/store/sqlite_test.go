@@ -149,3 +149,38 @@ func openWith(t *testing.T, setup ...string) (*store.SQLite, *sql.DB) {
 	t.Cleanup(func() { st.Close() })
 	return st, app
 }
+
+// sqliteCore opens SQLite databases for the core contract: the table kv,
+// written by the application on its own connection.
+func sqliteCore() storetest.CoreHarness {
+	return storetest.CoreHarness{Open: func(t *testing.T, side store.Side) storetest.CoreDB {
+		h := sqliteHarness()
+		db, err := h.Open(t, t.TempDir(), side, []string{`CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT)`}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Store.Close() })
+		return storetest.CoreDB{Store: db.Store, App: sqliteApp{db}}
+	}}
+}
+
+type sqliteApp struct{ db storetest.DB }
+
+func (a sqliteApp) Put(t *testing.T, key, value string) {
+	a.db.Exec(t, `INSERT INTO kv VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v`, key, value)
+}
+
+func (a sqliteApp) Delete(t *testing.T, key string) { a.db.Exec(t, `DELETE FROM kv WHERE k = ?`, key) }
+
+func (a sqliteApp) Rows(t *testing.T) map[string]string {
+	out := map[string]string{}
+	if _, err := a.db.Store.ReadTable(t.Context(), "kv", []string{"k", "v"}, func(v []*string) error {
+		out[*v[0]] = *v[1]
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestSQLiteCoreContract(t *testing.T) { storetest.RunCore(t, sqliteCore()) }

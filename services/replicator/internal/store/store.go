@@ -75,14 +75,20 @@ const (
 
 // Info is the store's state.
 type Info struct {
-	DB        string // the database id
-	DBStart   uint64 // the log sequence the database id's batches start after
-	Side      Side
-	Paused    bool
-	LogHigh   uint64 // highest log sequence ever assigned
-	LogRows   int64  // rows in the log (not yet pruned)
-	Tables    []string
-	Conflicts int64
+	DB      string // the database id
+	DBStart uint64 // the log sequence the database id's batches start after
+	Side    Side
+	Paused  bool
+	PauseAt time.Time // when the pause or resume in force was decided (zero: not known)
+	// Shipped is the last log sequence this database id's shipper
+	// recorded as shipped (SetShipped); ShippedKnown is false when none is
+	// recorded for DB (a database made before the record existed).
+	Shipped      uint64
+	ShippedKnown bool
+	LogHigh      uint64 // highest log sequence ever assigned
+	LogRows      int64  // rows in the log (not yet pruned)
+	Tables       []string
+	Conflicts    int64
 }
 
 // Position is how far a source has been applied.
@@ -114,7 +120,13 @@ type Result struct {
 	Stale     int
 	Skipped   int // at or below the position (already in a snapshot)
 	Conflicts []Conflict
-	LastTS    float64
+	// Recorded counts the peer's conflict records (op "c") among Conflicts.
+	Recorded int
+	LastTS   float64
+	// Resync says why the group asks for a reconcile with the peer (a
+	// schema change of the peer while a table is refused for its schema),
+	// or "".
+	Resync string
 }
 
 // Snapshot describes a snapshot file.
@@ -137,8 +149,13 @@ type RowSum struct {
 	Hash string `json:"hash"`
 }
 
-// Store is the replication logic's view of a database.
-type Store interface {
+// The store's interfaces are small, one per concept, so that each user
+// names what it needs and a fake implements only what a test uses. Store
+// is all of them, what the replicator opens.
+
+// LogReader is the shipping side's view: the database's lineage and its
+// change log.
+type LogReader interface {
 	// Info reads the store's state.
 	Info(ctx context.Context) (Info, error)
 	// ReadLog calls fn for every change after seq, in order, inside one
@@ -150,16 +167,22 @@ type Store interface {
 	Changed(ctx context.Context) (bool, error)
 	// Prune deletes log rows up to seq.
 	Prune(ctx context.Context, upTo uint64) error
+	// SetShipped records that database id db shipped its log up to seq.
+	SetShipped(ctx context.Context, db string, seq uint64) error
+}
+
+// Applier is the receiving side's view: positions and applying groups.
+type Applier interface {
 	// Position is how far source has been applied.
 	Position(ctx context.Context, source string) (Position, bool, error)
 	// SetPosition records a position without applying anything (a genesis).
 	SetPosition(ctx context.Context, source string, p Position) error
 	// Begin starts applying a group from source (whose side is given).
 	Begin(ctx context.Context, source string, fromMaster bool) (Apply, error)
-	// SetPaused persists the paused flag.
-	SetPaused(ctx context.Context, paused bool) error
-	// NewID gives the database a new id and returns it.
-	NewID(ctx context.Context) (string, error)
+}
+
+// Reconciler makes and merges snapshots (R1, R10).
+type Reconciler interface {
 	// Snapshot writes a consistent copy of the database to path.
 	Snapshot(ctx context.Context, path string) (Snapshot, error)
 	// Restore merges the snapshot at path (from source, the master) into
@@ -169,6 +192,46 @@ type Store interface {
 	// The database gets a new id and source's position becomes the
 	// snapshot's, at stream sequence stream of source's batches.
 	Restore(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
+}
+
+// Discarder makes this database equal to a peer's snapshot on an
+// operator's explicit command (tandem repl resync --from NODE --discard).
+type Discarder interface {
+	// Discard makes the replicated tables equal to the snapshot at path
+	// (from source, either node), on an operator's explicit command (R10):
+	// rows present only here, or different here, are replaced by the
+	// snapshot's, and each one discarded is recorded in _tandem_conflict
+	// (kind "discard") and queued as a conflict record (op "c") for source
+	// to record too. Tables the snapshot lacks are offered to source as by
+	// Restore, and tables whose schema is incompatible are left alone
+	// (Reconciled.Refused). Positions and the database id as Restore.
+	Discard(ctx context.Context, path, source string, stream uint64) (Reconciled, error)
+}
+
+// Identity controls the database's lineage and the persisted flags.
+type Identity interface {
+	// NewID gives the database a new id and returns it.
+	NewID(ctx context.Context) (string, error)
+	// SetPaused persists the paused flag and when it was decided.
+	SetPaused(ctx context.Context, paused bool, at time.Time) error
+	// WriteFailover records that node became active in epoch at at (R8);
+	// an older epoch than the one recorded for node is ignored.
+	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error
+}
+
+// Schema follows the application's schema (R11).
+type Schema interface {
+	// SyncSchema looks for schema changes since the last call (cheap when
+	// there are none) and queues those that replicate (R11).
+	SyncSchema(ctx context.Context) (SchemaChange, error)
+	// Refused lists the application tables that cannot be replicated
+	// (no primary key), with the reason.
+	Refused() map[string]string
+}
+
+// Verifier reads what verify, the conflict report and the configuration
+// reader need (R7).
+type Verifier interface {
 	// Sums computes every replicated table's checksum in nb buckets.
 	Sums(ctx context.Context, nb int) ([]TableSum, error)
 	// RowSums lists the row hashes of table in the given buckets.
@@ -180,15 +243,17 @@ type Store interface {
 	// transaction. found is false when there is no such table. A column the
 	// table does not have is an error.
 	ReadTable(ctx context.Context, name string, cols []string, fn func(vals []*string) error) (found bool, err error)
-	// WriteFailover records that node became active in epoch at at (R8);
-	// an older epoch than the one recorded for node is ignored.
-	WriteFailover(ctx context.Context, node string, epoch uint64, at time.Time) error
-	// SyncSchema looks for schema changes since the last call (cheap when
-	// there are none) and queues those that replicate (R11).
-	SyncSchema(ctx context.Context) (SchemaChange, error)
-	// Refused lists the application tables that cannot be replicated
-	// (no primary key), with the reason.
-	Refused() map[string]string
+}
+
+// Store is the replication logic's view of a database: every concept.
+type Store interface {
+	LogReader
+	Applier
+	Reconciler
+	Discarder
+	Identity
+	Schema
+	Verifier
 	// Close closes the store.
 	Close() error
 }

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,100 @@ const (
 	// literal>}, one of CREATE TABLE, CREATE INDEX, ALTER TABLE … ADD
 	// COLUMN; Table is SchemaTable.
 	OpSchema = "s"
+	// OpConflict records a losing version in the receiver's conflict table
+	// (_tandem_conflict) and changes no row: Table and PK name the row, M
+	// and S are the loser's version, and Row is a ConflictRecord (see
+	// DecodeConflict). A node whose rows an operator discarded (`tandem
+	// repl resync --from NODE --discard`) ships one per discarded row, so
+	// that both nodes keep what was thrown away (R10).
+	OpConflict = "c"
 )
+
+// ConflictRecord is the row of an OpConflict change: column → literal.
+type ConflictRecord struct {
+	Kind    string // e.g. "discard"
+	Winner  string // role of the side whose version won ("master", "standby")
+	Loser   string
+	LoserOp string // i, u or d
+	// LoserRow is the losing row image (a JSON object of column → literal),
+	// "" for a delete.
+	LoserRow         string
+	WinnerM, WinnerS uint64
+	At               string // RFC 3339, when it was recorded
+}
+
+// conflictCols are the columns of a ConflictRecord row, sorted.
+var conflictCols = []string{"at", "kind", "loser", "loser_op", "loser_row", "winner", "winner_m", "winner_s"}
+
+// conflictKindRE bounds the text fields of a conflict record.
+var conflictKindRE = regexp.MustCompile(`^[a-z_/]{1,32}$`)
+
+// Row encodes r as the row of an OpConflict change.
+func (r ConflictRecord) Row() json.RawMessage {
+	row := map[string]string{"at": Literal(r.At), "kind": Literal(r.Kind), "loser": Literal(r.Loser),
+		"loser_op": Literal(r.LoserOp), "loser_row": "NULL", "winner": Literal(r.Winner),
+		"winner_m": Literal(int64(r.WinnerM)), "winner_s": Literal(int64(r.WinnerS))}
+	if r.LoserRow != "" {
+		row["loser_row"] = Literal(r.LoserRow)
+	}
+	b, _ := json.Marshal(row)
+	return b
+}
+
+// DecodeConflict reads and checks the record of an OpConflict change.
+func (c *Change) DecodeConflict() (ConflictRecord, error) {
+	var r ConflictRecord
+	cols, vals, err := c.Columns()
+	if err != nil {
+		return r, err
+	}
+	if !slices.Equal(cols, conflictCols) {
+		return r, fmt.Errorf("a conflict record has the columns %s, not %s", strings.Join(conflictCols, ", "), strings.Join(cols, ", "))
+	}
+	text := func(i int) (string, bool) { v, ok := vals[i].(string); return v, ok }
+	count := func(i int) (uint64, bool) { v, ok := vals[i].(int64); return uint64(v), ok && v >= 0 }
+	var ok [8]bool
+	r.At, ok[0] = text(0)
+	r.Kind, ok[1] = text(1)
+	r.Loser, ok[2] = text(2)
+	r.LoserOp, ok[3] = text(3)
+	r.LoserRow, ok[4] = text(4)
+	if vals[4] == nil {
+		ok[4] = true
+	}
+	r.Winner, ok[5] = text(5)
+	r.WinnerM, ok[6] = count(6)
+	r.WinnerS, ok[7] = count(7)
+	for i, good := range ok {
+		if !good {
+			return r, fmt.Errorf("conflict record: column %s has a value of the wrong type", conflictCols[i])
+		}
+	}
+	switch {
+	case !conflictKindRE.MatchString(r.Kind):
+		return r, fmt.Errorf("conflict record: kind %q", r.Kind)
+	case !validSide(r.Winner) || !validSide(r.Loser) || r.Winner == r.Loser:
+		return r, fmt.Errorf("conflict record: winner %q, loser %q", r.Winner, r.Loser)
+	case r.LoserOp != OpInsert && r.LoserOp != OpUpdate && r.LoserOp != OpDelete:
+		return r, fmt.Errorf("conflict record: loser op %q", r.LoserOp)
+	case (r.LoserRow == "") != (r.LoserOp == OpDelete):
+		return r, errors.New("conflict record: a deleted loser carries no row, any other one does")
+	case len(r.At) > 64 || !timeRE.MatchString(r.At):
+		return r, fmt.Errorf("conflict record: time %q", trim(r.At))
+	}
+	if r.LoserRow != "" {
+		img := Change{Row: json.RawMessage(r.LoserRow)}
+		if _, _, err := img.Columns(); err != nil {
+			return r, fmt.Errorf("conflict record: loser row: %w", err)
+		}
+	}
+	return r, nil
+}
+
+func validSide(s string) bool { return s == "master" || s == "standby" }
+
+// timeRE is an RFC 3339 time as the store writes it.
+var timeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$`)
 
 // SchemaTable is the table name of schema changes.
 const SchemaTable = "_tandem_schema"
@@ -224,7 +318,7 @@ func (c *Change) validate() error {
 		switch {
 		case c.Pieces < 2 || c.Pieces > MaxPieces || c.Piece < 0 || c.Piece >= c.Pieces:
 			return fmt.Errorf("piece %d of %d", c.Piece, c.Pieces)
-		case c.Op != OpInsert && c.Op != OpUpdate:
+		case c.Op != OpInsert && c.Op != OpUpdate && c.Op != OpConflict:
 			return fmt.Errorf("a %q change in pieces", c.Op)
 		case len(c.Row) != 0 || c.Chunk == "" || len(c.Chunk) > PieceSize:
 			return errors.New("a piece carries a chunk of at most PieceSize bytes and no row")
@@ -239,6 +333,9 @@ func (c *Change) validate() error {
 		return nil
 	case OpInsert, OpUpdate:
 		_, _, err := c.Columns()
+		return err
+	case OpConflict:
+		_, err := c.DecodeConflict()
 		return err
 	case OpSchema:
 		cols, vals, err := c.Columns()
@@ -455,6 +552,12 @@ type Applied struct {
 	// database is not one the master can continue from.
 	Resync bool   `json:"resync,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Paused is whether the sender's replication is paused, and PauseAt
+	// when (Unix ns) the operator's pause or resume it follows was
+	// decided, 0 when it does not know: a node that missed a decision (it
+	// was down, or starting) follows a newer one of its peer (R4).
+	Paused  bool  `json:"paused,omitempty"`
+	PauseAt int64 `json:"pause_at,omitempty"`
 }
 
 // DecodeApplied parses and validates an Applied message meant for pair.
@@ -468,6 +571,8 @@ func DecodeApplied(data []byte, pair string) (*Applied, error) {
 		return nil, fmt.Errorf("%w: applied position v%d pair %q node %q", ErrInvalid, a.V, a.Pair, a.Node)
 	case a.DB != "" && !ValidDB(a.DB):
 		return nil, fmt.Errorf("%w: database id %q", ErrInvalid, a.DB)
+	case a.PauseAt < 0:
+		return nil, fmt.Errorf("%w: pause time %d", ErrInvalid, a.PauseAt)
 	}
 	return &a, nil
 }
@@ -477,6 +582,10 @@ type SnapshotRequest struct {
 	V    int    `json:"v"`
 	Pair string `json:"pair"`
 	Node string `json:"node"` // who asks
+	// Discard: the asking node will discard what differs from the snapshot
+	// (an operator's command); then either node serves one, not only the
+	// master.
+	Discard bool `json:"discard,omitempty"`
 }
 
 // SnapshotReply describes a snapshot ready to be fetched.

@@ -112,6 +112,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte(`{"v":1,"pair":"p","node":"a","db":"x","from":0,"to":0,"part":0,"final":true,"genesis":{"reason":"created"},"changes":[]}`))
 	f.Add([]byte(`{}`))
+	cb := validBatch()
+	cb.Changes, cb.To = []Change{conflictChange()}, 4
+	data, _ = cb.Encode()
+	f.Add(data)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, err := Decode(in, "p")
 		if err != nil {
@@ -126,9 +130,21 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-decode: %v", err)
 		}
 		for i := range b.Changes {
-			if b.Changes[i].Op != OpDelete {
-				if _, _, err := b.Changes[i].Columns(); err != nil {
+			c := &b.Changes[i]
+			if c.Op != OpDelete && c.Pieces == 0 {
+				if _, _, err := c.Columns(); err != nil {
 					t.Fatal(err)
+				}
+			}
+			if c.Op == OpConflict && c.Pieces == 0 {
+				// A decoded record encodes to the same record.
+				r, err := c.DecodeConflict()
+				if err != nil {
+					t.Fatal(err)
+				}
+				again := Change{Table: c.Table, Op: OpConflict, PK: c.PK, Row: r.Row(), M: c.M, S: c.S}
+				if r2, err := again.DecodeConflict(); err != nil || r2 != r {
+					t.Fatalf("record %+v → %+v %v", r, r2, err)
 				}
 			}
 		}
@@ -153,4 +169,58 @@ func FuzzLiteral(f *testing.F) {
 			}
 		}
 	})
+}
+
+func conflictChange() Change {
+	r := ConflictRecord{Kind: "discard", Winner: "master", Loser: "standby", LoserOp: OpUpdate,
+		LoserRow: `{"id":"1","name":"'it''s'"}`, WinnerM: 7, At: "2026-12-04T20:00:00.123Z"}
+	return Change{Seq: 4, Table: "items", Op: OpConflict, PK: "1", Row: r.Row(), S: 9, TS: 1}
+}
+
+// OpConflict: a record of a discarded row round-trips exactly, and every
+// malformed one is refused.
+func TestConflictRecord(t *testing.T) {
+	b := validBatch()
+	b.Changes = []Change{conflictChange()}
+	b.To = 4
+	data, _ := b.Encode()
+	got, err := Decode(data, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := got.Changes[0].DecodeConflict()
+	if err != nil || r.LoserRow != `{"id":"1","name":"'it''s'"}` || r.WinnerM != 7 || r.Kind != "discard" || r.LoserOp != OpUpdate {
+		t.Fatalf("record %+v %v", r, err)
+	}
+	del := ConflictRecord{Kind: "discard", Winner: "standby", Loser: "master", LoserOp: OpDelete, At: "2026-12-04T20:00:00Z"}
+	c := Change{Table: "items", Op: OpConflict, PK: "1", Row: del.Row(), M: 1}
+	if r, err := c.DecodeConflict(); err != nil || r.LoserRow != "" {
+		t.Fatalf("a deleted loser: %+v %v", r, err)
+	}
+	for name, edit := range map[string]func(r map[string]string){
+		"extra column":   func(r map[string]string) { r["x"] = "1" },
+		"missing column": func(r map[string]string) { delete(r, "kind") },
+		"kind":           func(r map[string]string) { r["kind"] = "'DROP TABLE'" },
+		"kind type":      func(r map[string]string) { r["kind"] = "1" },
+		"winner":         func(r map[string]string) { r["winner"] = "'b'" },
+		"same sides":     func(r map[string]string) { r["winner"] = "'standby'" },
+		"loser op":       func(r map[string]string) { r["loser_op"] = "'s'" },
+		"no loser row":   func(r map[string]string) { r["loser_row"] = "NULL" },
+		"loser row":      func(r map[string]string) { r["loser_row"] = "'{\"id\":\"1)\"}'" },
+		"negative":       func(r map[string]string) { r["winner_m"] = "-1" },
+		"real version":   func(r map[string]string) { r["winner_s"] = "1.5" },
+		"time":           func(r map[string]string) { r["at"] = "'yesterday'" },
+	} {
+		c := conflictChange()
+		var row map[string]string
+		_ = json.Unmarshal(c.Row, &row)
+		edit(row)
+		c.Row, _ = json.Marshal(row)
+		b := validBatch()
+		b.Changes, b.To = []Change{c}, 4
+		data, _ := b.Encode()
+		if _, err := Decode(data, "p"); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
 }

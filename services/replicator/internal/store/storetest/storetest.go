@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("conflicts", func(t *testing.T) { testConflicts(t, h) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, h) })
 	t.Run("snapshot", func(t *testing.T) { testSnapshot(t, h) })
+	t.Run("discard", func(t *testing.T) { testDiscard(t, h) })
 	t.Run("sums", func(t *testing.T) { testSums(t, h) })
 	t.Run("read table", func(t *testing.T) { testReadTable(t, h) })
 }
@@ -63,10 +64,10 @@ func open(t *testing.T, h Harness, side store.Side) DB {
 func ctx(t *testing.T) context.Context { return t.Context() }
 
 // readLog returns every change after seq and the group's end.
-func readLog(t *testing.T, db DB, after uint64) ([]wire.Change, uint64) {
+func readLog(t *testing.T, db store.LogReader, after uint64) ([]wire.Change, uint64) {
 	t.Helper()
 	var out []wire.Change
-	to, err := db.Store.ReadLog(ctx(t), after, func(c wire.Change) error { out = append(out, c); return nil })
+	to, err := db.ReadLog(ctx(t), after, func(c wire.Change) error { out = append(out, c); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +76,12 @@ func readLog(t *testing.T, db DB, after uint64) ([]wire.Change, uint64) {
 
 // ship applies src's changes after seq to dst as one group and returns the
 // group's end and the result.
-func ship(t *testing.T, src, dst DB, srcName string, fromMaster bool, after uint64) (uint64, store.Result) {
+func ship(t *testing.T, src store.LogReader, dst store.Applier, srcName string, fromMaster bool, after uint64) (uint64, store.Result) {
 	t.Helper()
 	changes, to := readLog(t, src, after)
-	info, _ := src.Store.Info(ctx(t))
+	info, _ := src.Info(ctx(t))
 	b := &wire.Batch{V: wire.Version, Pair: "p", Node: srcName, Master: fromMaster, DB: info.DB, Start: after, From: after, To: to, Final: true, Changes: changes}
-	a, err := dst.Store.Begin(ctx(t), srcName, fromMaster)
+	a, err := dst.Begin(ctx(t), srcName, fromMaster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func testCapture(t *testing.T, h Harness) {
 	db.Exec(t, `UPDATE items SET qty = 3 WHERE id = 1`)
 	db.Exec(t, `UPDATE items SET id = 2 WHERE id = 1`)
 	db.Exec(t, `DELETE FROM items WHERE id = 2`)
-	changes, to := readLog(t, db, 0)
+	changes, to := readLog(t, db.Store, 0)
 	want := []struct{ op, pk string }{{"i", "1"}, {"u", "1"}, {"d", "1"}, {"u", "2"}, {"d", "2"}}
 	if len(changes) != len(want) || to != changes[len(changes)-1].Seq {
 		t.Fatalf("captured %d changes up to %d: %+v", len(changes), to, changes)
@@ -127,7 +128,7 @@ func testCapture(t *testing.T, h Harness) {
 	if err := db.Store.Prune(ctx(t), to); err != nil {
 		t.Fatal(err)
 	}
-	if rest, _ := readLog(t, db, 0); len(rest) != 0 {
+	if rest, _ := readLog(t, db.Store, 0); len(rest) != 0 {
 		t.Fatalf("%d changes after prune", len(rest))
 	}
 	if info, _ := db.Store.Info(ctx(t)); info.LogHigh != to {
@@ -140,7 +141,7 @@ func testApply(t *testing.T, h Harness) {
 	a.Exec(t, `INSERT INTO items(id, name, qty) VALUES(1, 'one', 1), (2, 'two', 2)`)
 	a.Exec(t, `INSERT INTO pairs VALUES('x', 1, 'v')`)
 	a.Exec(t, `DELETE FROM items WHERE id = 2`)
-	to, res := ship(t, a, b, "a", true, 0)
+	to, res := ship(t, a.Store, b.Store, "a", true, 0)
 	if res.Applied != 4 || len(res.Conflicts) != 0 {
 		t.Fatalf("result %+v", res)
 	}
@@ -150,7 +151,7 @@ func testApply(t *testing.T, h Harness) {
 	if got := b.Query(t, `SELECT v FROM pairs WHERE a = 'x' AND b = 1`); got != "v" {
 		t.Fatalf("pairs on b: %q", got)
 	}
-	if echo, _ := readLog(t, b, 0); len(echo) != 0 {
+	if echo, _ := readLog(t, b.Store, 0); len(echo) != 0 {
 		t.Fatalf("applied changes were captured again: %+v", echo)
 	}
 	p, ok, err := b.Store.Position(ctx(t), "a")
@@ -159,7 +160,7 @@ func testApply(t *testing.T, h Harness) {
 	}
 	// b's own change after the apply follows a's: no conflict on a.
 	b.Exec(t, `UPDATE items SET qty = 10 WHERE id = 1`)
-	_, res = ship(t, b, a, "b", false, 0)
+	_, res = ship(t, b.Store, a.Store, "b", false, 0)
 	if res.Applied != 1 || len(res.Conflicts) != 0 {
 		t.Fatalf("result back %+v", res)
 	}
@@ -171,7 +172,7 @@ func testApply(t *testing.T, h Harness) {
 func testConflicts(t *testing.T, h Harness) {
 	a, b := open(t, h, store.Master), open(t, h, store.Standby)
 	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'base'), (2, 'base')`)
-	seqA, _ := ship(t, a, b, "a", true, 0)
+	seqA, _ := ship(t, a.Store, b.Store, "a", true, 0)
 	// Concurrent: update/update on 1, delete/update on 2, insert/insert on 3.
 	a.Exec(t, `UPDATE items SET name = 'master' WHERE id = 1`)
 	b.Exec(t, `UPDATE items SET name = 'standby' WHERE id = 1`)
@@ -179,8 +180,8 @@ func testConflicts(t *testing.T, h Harness) {
 	b.Exec(t, `UPDATE items SET name = 'standby' WHERE id = 2`)
 	a.Exec(t, `INSERT INTO items(id, name) VALUES(3, 'master')`)
 	b.Exec(t, `INSERT INTO items(id, name) VALUES(3, 'standby')`)
-	_, resB := ship(t, a, b, "a", true, seqA)
-	_, resA := ship(t, b, a, "b", false, 0)
+	_, resB := ship(t, a.Store, b.Store, "a", true, seqA)
+	_, resA := ship(t, b.Store, a.Store, "b", false, 0)
 	for _, db := range []DB{a, b} {
 		if got := db.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM items ORDER BY id)`); got != "1:master,3:master" {
 			t.Fatalf("items: %q", got)
@@ -213,7 +214,7 @@ func testConflicts(t *testing.T, h Harness) {
 	// A later change on the standby is ordered after the conflict.
 	b.Exec(t, `UPDATE items SET name = 'later' WHERE id = 1`)
 	info, _ := b.Store.Info(ctx(t))
-	_, res := ship(t, b, a, "b", false, info.LogHigh-1)
+	_, res := ship(t, b.Store, a.Store, "b", false, info.LogHigh-1)
 	if res.Applied != 1 || len(res.Conflicts) != 0 {
 		t.Fatalf("later change: %+v", res)
 	}
@@ -256,7 +257,7 @@ func testRefusals(t *testing.T, h Harness) {
 	}
 	c.Exec(t, `INSERT INTO nokey VALUES(1, 2)`)
 	c.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'still captured')`)
-	if cs, _ := readLog(t, c, 0); len(cs) != 1 || cs[0].Table != "items" {
+	if cs, _ := readLog(t, c.Store, 0); len(cs) != 1 || cs[0].Table != "items" {
 		t.Fatalf("captured %+v", cs)
 	}
 }
@@ -293,7 +294,7 @@ func testSnapshot(t *testing.T, h Harness) {
 	if got := b.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM items`); got != "1:one,2:two,9:own" {
 		t.Fatalf("items after restore: %q", got)
 	}
-	queued, _ := readLog(t, b, after.DBStart)
+	queued, _ := readLog(t, b.Store, after.DBStart)
 	if len(queued) != 2 || queued[0].PK != "2" || !strings.Contains(string(queued[0].Row), "concurrent") || queued[1].PK != "9" {
 		t.Fatalf("queued for the master: %+v", queued)
 	}
@@ -302,16 +303,72 @@ func testSnapshot(t *testing.T, h Harness) {
 		t.Fatalf("position %+v, snapshot %+v", p, snap)
 	}
 	// The rest follows from the position: only the change after it.
-	_, res := ship(t, a, b, "a", true, 0)
+	_, res := ship(t, a.Store, b.Store, "a", true, 0)
 	_ = res
 	if got := b.Query(t, `SELECT group_concat(id, ',') FROM items`); got != "1,2,3,9" {
 		t.Fatalf("items after catching up: %q", got)
 	}
 	// Capture on b still works, as the standby's.
 	b.Exec(t, `UPDATE items SET name = 'b' WHERE id = 1`)
-	cs, _ := readLog(t, b, after.LogHigh)
+	cs, _ := readLog(t, b.Store, after.LogHigh)
 	if len(cs) != 1 || cs[0].M == 0 || cs[0].S == 0 {
 		t.Fatalf("capture after restore: %+v", cs)
+	}
+}
+
+// R10: Discard makes the standby equal to the master's snapshot; the rows
+// it held alone or with a change the master lacks are recorded here (kind
+// "discard") and queued as conflict records, which the master records when
+// it applies them; a row the standby only lagged behind on is taken.
+func testDiscard(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'one'), (2, 'two'), (3, 'three')`)
+	ship(t, a.Store, b.Store, "a", true, 0)
+	a.Exec(t, `UPDATE items SET name = 'three, newer' WHERE id = 3`)
+	b.Exec(t, `UPDATE items SET name = 'garbage' WHERE id = 1`)
+	b.Exec(t, `INSERT INTO items(id, name) VALUES(9, 'b only')`)
+	b.Exec(t, `DELETE FROM items WHERE id = 2`)
+	path := filepath.Join(t.TempDir(), "snap.db")
+	if _, err := a.Store.Snapshot(ctx(t), path); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := b.Store.Discard(ctx(t), path, "a", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Discarded["items"] != 2 || len(rec.Conflicts) != 0 {
+		t.Fatalf("discarded: %+v", rec)
+	}
+	want := "1:one,2:two,3:three, newer"
+	if got := b.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM items ORDER BY id)`); got != want {
+		t.Fatalf("items after the discard: %q, want %q", got, want)
+	}
+	recorded := `SELECT group_concat(pk || '/' || kind || '/' || winner || '/' || loser || '/' || loser_row, ' ') FROM (SELECT * FROM _tandem_conflict ORDER BY pk)`
+	wantRec := `1/discard/master/standby/{"id":"1","name":"'garbage'","qty":"NULL","price":"NULL","data":"NULL"} ` +
+		`9/discard/master/standby/{"id":"9","name":"'b only'","qty":"NULL","price":"NULL","data":"NULL"}`
+	if got := b.Query(t, recorded); got != wantRec {
+		t.Fatalf("recorded on the standby:\n%s\nwant\n%s", got, wantRec)
+	}
+	info, _ := b.Store.Info(ctx(t))
+	queued, _ := readLog(t, b.Store, info.DBStart)
+	if len(queued) != 2 || queued[0].Op != wire.OpConflict || queued[1].Op != wire.OpConflict {
+		t.Fatalf("queued: %+v", queued)
+	}
+	// The master records them too, and its rows do not change.
+	_, res := ship(t, b.Store, a.Store, "b", false, info.DBStart)
+	if res.Recorded != 2 || res.Applied != 0 {
+		t.Fatalf("applied on the master: %+v", res)
+	}
+	if got := a.Query(t, recorded); got != wantRec {
+		t.Fatalf("recorded on the master:\n%s\nwant\n%s", got, wantRec)
+	}
+	if got := a.Query(t, `SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM items ORDER BY id)`); got != want {
+		t.Fatalf("the master's items changed: %q", got)
+	}
+	// Shipped again (a redelivery), they are recorded once.
+	ship(t, b.Store, a.Store, "b", false, info.DBStart)
+	if got := a.Query(t, `SELECT count(*) FROM _tandem_conflict`); got != "2" {
+		t.Fatalf("%s conflict rows on the master after a redelivery", got)
 	}
 }
 

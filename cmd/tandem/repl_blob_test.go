@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+)
+
+// blobSize is the row of TestReplicationLargeBlob: 50 MiB, 200 times the
+// largest part of a batch message.
+const blobSize = 50 << 20
+
+// blobRSSLimit bounds how much a node's resident memory may grow while the
+// blob replicates: about twice the row (R12), and the collector's headroom
+// (GOGC=100: up to twice the live heap).
+const blobRSSLimit = 5 * blobSize
+
+// TestReplicationLargeBlob writes one 50 MiB blob on the active master
+// while the pair runs at the default heartbeat (1 s, timeout 3 s): it
+// reaches the standby byte for byte, in parts, with no failover (no epoch
+// change, the standby never active), `tandem repl verify` clean, and each
+// process's resident memory grows by a bounded amount (R12). It logs the
+// peak resident memory of both processes.
+//
+// It runs only with TANDEM_BLOB_TEST=1: it fails today. Measured on
+// 2026-12-04 (2 cores, load average 12–15): the master peaked at 1.2 GiB and
+// the standby at 0.9 GiB, and the master's process stalled for 3.3 s (its
+// timers ran 66 ticks late), long enough for the standby to take over (F6)
+// and the pair to fall back by F7: a false failover. The blob itself arrived
+// byte for byte.
+func TestReplicationLargeBlob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts tandem processes")
+	}
+	if os.Getenv("TANDEM_BLOB_TEST") != "1" {
+		t.Skip("a known failure (a 50 MiB row: 1.2 GiB resident, a 3.3 s stall, a false failover): set TANDEM_BLOB_TEST=1 to run it")
+	}
+	dir := t.TempDir()
+	db := map[string]string{master: filepath.Join(dir, master+".db"), standby: filepath.Join(dir, standby+".db")}
+	f := &faultApp{t: t, db: db, acked: map[int]string{}}
+	f.sql(master, `CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)`)
+	f.sql(master, `CREATE TABLE items(id INTEGER PRIMARY KEY, v TEXT)`)
+	p, st := proctest.StartActive(t, proctest.Options{
+		Pair: "p1", Master: master, Standby: standby, Wait: waitLimit, // the product's default heartbeat
+		Extra: func(n string) map[string]any { return map[string]any{"database.path": db[n]} },
+	})
+	f.p = p
+	f.converged("the first start")
+	mark := p.Watch().Mark()
+	mem := watchRSS(t, map[string]int{master: p.PID(master), standby: p.PID(standby)})
+
+	f.sql(master, `INSERT INTO blobs(id, b) VALUES(1, randomblob(52428800))`)
+	f.write(master, 1) // a small change behind the large one
+	f.converged("the 50 MiB blob")
+	peak, base := mem()
+
+	want, got := readBlob(t, f, master), readBlob(t, f, standby)
+	if len(want) != blobSize || !bytes.Equal(want, got) {
+		t.Errorf("the blob: %d bytes on the master, %d on the standby, equal %v", len(want), len(got), bytes.Equal(want, got))
+	}
+	beats := p.Watch().Since(mark)
+	for _, b := range beats {
+		if (b.Node == standby && b.State != "passive") || (b.Node == master && (b.State != "active" || b.Epoch != st.Epoch)) {
+			t.Errorf("a failover while the blob replicated: %v (the pair was in epoch %d, %s active)", b, st.Epoch, master)
+		}
+	}
+	if len(beats) == 0 {
+		t.Error("no heartbeat while the blob replicated: nothing was checked")
+	}
+	for _, n := range []string{master, standby} {
+		t.Logf("%s: resident memory %d MiB before the blob, peak %d MiB while it replicated", n, base[n]>>20, peak[n]>>20)
+		if grew := peak[n] - base[n]; grew > blobRSSLimit {
+			t.Errorf("%s: resident memory grew by %d MiB for a %d MiB row (at most %d MiB)", n, grew>>20, blobSize>>20, blobRSSLimit>>20)
+		}
+	}
+	checkInvariants(t, p)
+}
+
+// watchRSS samples the resident memory of the processes every 20 ms until
+// the returned function is called, which returns the peak and the first
+// sample of each.
+func watchRSS(t *testing.T, pids map[string]int) func() (peak, base map[string]int64) {
+	peak, base := map[string]int64{}, map[string]int64{}
+	var mu sync.Mutex
+	done, ended := make(chan struct{}), make(chan struct{})
+	sample := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for n, pid := range pids {
+			u, err := proctest.ReadUsage(pid)
+			if err != nil {
+				continue
+			}
+			if _, ok := base[n]; !ok {
+				base[n] = u.RSS
+			}
+			peak[n] = max(peak[n], u.RSS)
+		}
+	}
+	sample()
+	go func() {
+		defer close(ended)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				sample()
+			}
+		}
+	}()
+	return func() (map[string]int64, map[string]int64) {
+		close(done)
+		<-ended
+		if len(base) != len(pids) {
+			t.Fatalf("could not read the resident memory of every node: %v", base)
+		}
+		return peak, base
+	}
+}
+
+func readBlob(t *testing.T, f *faultApp, node string) []byte {
+	t.Helper()
+	d := f.open(node)
+	defer d.Close()
+	var b []byte
+	if err := d.QueryRow(`SELECT b FROM blobs WHERE id = 1`).Scan(&b); err != nil && err != sql.ErrNoRows {
+		t.Fatalf("%s: read the blob: %v", node, err)
+	}
+	return b
+}
