@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"maps"
 	"slices"
@@ -213,6 +214,17 @@ func (s *SQLite) eachRow(ctx context.Context, q rowQuerier, name string, fn func
 func rowHash(table, pk, row string, nb int) (int, uint64) {
 	f := fnv.New64a()
 	f.Write([]byte(pk))
-	h := sha256.Sum256([]byte(table + "\x00" + pk + "\x00" + row))
-	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h[:8])
+	h := sha256.New()
+	hashString(h, table+"\x00"+pk+"\x00")
+	hashString(h, row) // a large row is not copied whole
+	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h.Sum(nil)[:8])
+}
+
+// hashString writes s to h in slices of at most 64 KiB.
+func hashString(h hash.Hash, s string) {
+	for len(s) > 0 {
+		n := min(len(s), 64<<10)
+		h.Write([]byte(s[:n]))
+		s = s[n:]
+	}
 }
