@@ -220,11 +220,17 @@ func rowHash(table, pk, row string, nb int) (int, uint64) {
 	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h.Sum(nil)[:8])
 }
 
-// hashString writes s to h in slices of at most 64 KiB.
+// hashString writes s to h; a string over 64 KiB goes through one 64 KiB
+// buffer (a large row is not copied whole).
 func hashString(h hash.Hash, s string) {
+	if len(s) <= 64<<10 {
+		h.Write([]byte(s))
+		return
+	}
+	buf := make([]byte, 64<<10)
 	for len(s) > 0 {
-		n := min(len(s), 64<<10)
-		h.Write([]byte(s[:n]))
+		n := copy(buf, s)
+		h.Write(buf[:n])
 		s = s[n:]
 	}
 }
