@@ -21,6 +21,11 @@ import (
 // transaction, which holds the database's write lock until the final part).
 const memGroupLimit = 32 << 20
 
+// pullBytes bounds the bytes of the peer's batches requested at a time:
+// several of the largest messages, a small part of what the link carries in
+// a heartbeat interval.
+const pullBytes = 4 * wire.MaxSize
+
 var (
 	errResync  = errors.New("resync needed")
 	errRestart = errors.New("consumer restart")
@@ -242,7 +247,10 @@ func (s *Service) consume(ctx context.Context, r *receiver) error {
 	if err != nil {
 		return fmt.Errorf("consumer on %s: %w", subject.ReplStream(s.cfg.Pair, s.peer), err)
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(256))
+	// Bytes in flight are bounded too: the batches share the link to the
+	// peer with its heartbeats, which must not wait behind hundreds of
+	// megabytes of a large row's parts (a false failover).
+	it, err := oc.Messages(jetstream.PullMaxMessagesWithBytesLimit(256, pullBytes))
 	if err != nil {
 		return err
 	}

@@ -262,23 +262,23 @@ func (s *Service) shipGroup(ctx context.Context, cur *lineage.Shipped, db string
 		return &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: db,
 			Start: start, From: from, To: from, Part: n, Changes: []wire.Change{}}
 	}
-	to, err := s.st.ReadLog(ctx, start, func(whole wire.Change) error {
-		for _, c := range whole.Split() {
-			est := 2*len(c.Chunk) + len(c.Row) + len(c.PK) + len(c.Table) + 128
-			if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
-				if err := s.publish(ctx, part); err != nil {
-					return err
-				}
-				part, size = newPart(part.To, part.Part+1), 0
+	to, err := s.st.ReadLog(ctx, start, func(c wire.Change) error {
+		est := 2*len(c.Chunk) + len(c.Row) + len(c.PK) + len(c.Table) + 128
+		if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
+			if err := s.publish(ctx, part); err != nil {
+				return err
 			}
-			if part == nil {
-				part = newPart(start, 0)
-			}
-			part.Changes = append(part.Changes, c)
-			part.To = c.Seq
-			size += est
+			part, size = newPart(part.To, part.Part+1), 0
 		}
-		rows++
+		if part == nil {
+			part = newPart(start, 0)
+		}
+		part.Changes = append(part.Changes, c)
+		part.To = c.Seq
+		size += est
+		if c.Piece == c.Pieces-1 || c.Pieces == 0 {
+			rows++
+		}
 		return nil
 	})
 	if err != nil {

@@ -25,6 +25,12 @@ type sqliteApply struct {
 	plan       *tablePlan   // the tables after a schema change in this group
 	piece      *wire.Change // a row arriving in pieces, joined so far
 	joined     []byte
+	parsed     struct { // the last change's row, parsed (columns)
+		of   *wire.Change
+		cols []string
+		vals []any
+		err  error
+	}
 }
 
 // join adds a piece of a row; it returns the whole change once the last
@@ -32,7 +38,9 @@ type sqliteApply struct {
 func (a *sqliteApply) join(c *wire.Change) (*wire.Change, error) {
 	if c.Piece == 0 {
 		p := *c
-		a.piece, a.joined = &p, append(a.joined[:0], c.Chunk...)
+		// Sized once from the announced pieces (up to SQLite's limit on a
+		// value): growing by appends would copy the row several times.
+		a.piece, a.joined = &p, append(make([]byte, 0, min(c.Pieces*wire.PieceSize, maxJoined)), c.Chunk...)
 	} else {
 		if a.piece == nil || a.piece.Seq != c.Seq || c.Piece != a.piece.Piece+1 || c.Pieces != a.piece.Pieces {
 			return nil, fmt.Errorf("piece %d of %d of change %d out of order", c.Piece, c.Pieces, c.Seq)
@@ -46,10 +54,22 @@ func (a *sqliteApply) join(c *wire.Change) (*wire.Change, error) {
 	whole := *a.piece
 	whole.Row, whole.Chunk, whole.Piece, whole.Pieces = a.joined, "", 0, 0
 	a.piece, a.joined = nil, nil
-	if _, _, err := whole.Columns(); err != nil {
-		return nil, fmt.Errorf("change %d joined from pieces: %w", whole.Seq, err)
+	return &whole, nil // its row is checked with every other (check)
+}
+
+// maxJoined bounds the memory reserved for a row arriving in pieces: a
+// literal of SQLite's largest value (1e9 bytes, a blob's literal twice
+// that), and the JSON around it.
+const maxJoined = 2*1_000_000_000 + 1<<20
+
+// columns parses c's row once for check and write: a large row's literal
+// is parsed into a copy of its value, which is not made twice.
+func (a *sqliteApply) columns(c *wire.Change) ([]string, []any, error) {
+	if a.parsed.of != c {
+		a.parsed.of = c
+		a.parsed.cols, a.parsed.vals, a.parsed.err = c.Columns()
 	}
-	return &whole, nil
+	return a.parsed.cols, a.parsed.vals, a.parsed.err
 }
 
 // table is a replicated table as this group sees it: after a schema change
@@ -139,6 +159,7 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 		if err == nil && c.Op != wire.OpSchema && c.Op != wire.OpConflict {
 			_, err = a.change(ctx, c)
 		}
+		a.parsed.of, a.parsed.vals = nil, nil // a large value is not kept past its change
 		if err != nil {
 			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Table, c.PK, err)
 		}
@@ -173,7 +194,7 @@ func (a *sqliteApply) check(c *wire.Change) error {
 	if c.Op == wire.OpDelete {
 		return nil
 	}
-	cols, _, err := c.Columns()
+	cols, _, err := a.columns(c)
 	if err != nil {
 		return fmt.Errorf("change %d: %w", c.Seq, err)
 	}
@@ -313,7 +334,7 @@ func (a *sqliteApply) write(ctx context.Context, t *table, c *wire.Change) error
 		}
 		return a.exec(ctx, `DELETE FROM `+ident(t.name)+` WHERE `+strings.Join(where, " AND "), pk...)
 	}
-	cols, vals, err := c.Columns()
+	cols, vals, err := a.columns(c)
 	if err != nil {
 		return err
 	}

@@ -91,10 +91,7 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 		if err := rows.Scan(&c.Seq, &c.Table, &c.Op, &c.PK, &row, &c.M, &c.S, &c.TS); err != nil {
 			return 0, err
 		}
-		if row != "" {
-			c.Row = []byte(row)
-		}
-		if err := fn(c); err != nil {
+		if err := wire.EachPiece(c, row, fn); err != nil {
 			return 0, err
 		}
 	}

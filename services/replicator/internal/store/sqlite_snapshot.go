@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"maps"
 	"slices"
@@ -216,6 +217,23 @@ func (s *SQLite) eachRow(ctx context.Context, q rowQuerier, name string, fn func
 func rowHash(table, pk, row string, nb int) (int, uint64) {
 	f := fnv.New64a()
 	f.Write([]byte(pk))
-	h := sha256.Sum256([]byte(table + "\x00" + pk + "\x00" + row))
-	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h[:8])
+	h := sha256.New()
+	hashString(h, table+"\x00"+pk+"\x00")
+	hashString(h, row) // a large row is not copied whole
+	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h.Sum(nil)[:8])
+}
+
+// hashString writes s to h; a string over 64 KiB goes through one 64 KiB
+// buffer (a large row is not copied whole).
+func hashString(h hash.Hash, s string) {
+	if len(s) <= 64<<10 {
+		h.Write([]byte(s))
+		return
+	}
+	buf := make([]byte, 64<<10)
+	for len(s) > 0 {
+		n := copy(buf, s)
+		h.Write(buf[:n])
+		s = s[n:]
+	}
 }

@@ -160,7 +160,9 @@ type LogReader interface {
 	Info(ctx context.Context) (Info, error)
 	// ReadLog calls fn for every change after seq, in order, inside one
 	// read transaction, and returns the highest log sequence it saw (the
-	// end of the group). fn may stop early by returning an error.
+	// end of the group). A row larger than wire.PieceSize comes as its
+	// pieces (wire.EachPiece), one call each. fn may stop early by
+	// returning an error.
 	ReadLog(ctx context.Context, after uint64, fn func(wire.Change) error) (uint64, error)
 	// Changed reports whether another connection has committed since the
 	// last call (cheap; for polling).

@@ -218,21 +218,26 @@ const PieceSize = 192 << 10
 // 1e9 bytes, and a blob's literal is twice its size).
 const MaxPieces = 2*1_000_000_000/PieceSize + 2
 
-// Split returns c as one change, or, when its row is larger than
-// PieceSize, as pieces.
-func (c Change) Split() []Change {
-	if len(c.Row) <= PieceSize {
-		return []Change{c}
+// EachPiece passes fn the change c with row as its row, or, when row is
+// larger than PieceSize, its pieces one at a time. A piece's Chunk is a
+// substring of row (no copy), so a large row is held once, however many
+// pieces it makes.
+func EachPiece(c Change, row string, fn func(Change) error) error {
+	if len(row) <= PieceSize {
+		if row != "" {
+			c.Row = []byte(row)
+		}
+		return fn(c)
 	}
-	n := (len(c.Row) + PieceSize - 1) / PieceSize
-	out := make([]Change, n)
-	for i := range out {
-		p := c
-		p.Row, p.Piece, p.Pieces = nil, i, n
-		p.Chunk = string(c.Row[i*PieceSize : min((i+1)*PieceSize, len(c.Row))])
-		out[i] = p
+	n := (len(row) + PieceSize - 1) / PieceSize
+	c.Row, c.Pieces = nil, n
+	for i := range n {
+		c.Piece, c.Chunk = i, row[i*PieceSize:min((i+1)*PieceSize, len(row))]
+		if err := fn(c); err != nil {
+			return err
+		}
 	}
-	return out
+	return nil
 }
 
 var (
