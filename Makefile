@@ -88,23 +88,21 @@ apt-deps:
 		else echo "apt-deps: not root, cannot install$$browser: the dashboard's browser test will skip"; fi; \
 	fi
 
-## soak: the replication fault suite's long run — random faults for SOAK
-## (a Go duration) on two tandem node processes in network namespaces (root);
-## SOAK_SEED repeats a run's schedule. The summary is the test's last log line.
-SOAK ?= 30m
-SOAK_TIMEOUT ?= 90m
-soak:
-	TANDEM_SOAK=$(SOAK) TANDEM_SOAK_SEED=$(SOAK_SEED) CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) \
-		-run 'TestReplicationFaultSoak$$' ./cmd/tandem/
-
 ## bench: the figures of SPEC §10 beside their targets
 bench: build
 	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem
 
-## soak: the long runs (TANDEM_SOAK=1): the failover explorer deeper than
-## in `make test`, printing the states it explored
+## soak: the long runs. The failover explorer deeper than in `make test`
+## (printing the states it explored), then the replication fault suite's
+## random faults for SOAK (a Go duration) on two tandem node processes in
+## network namespaces (root); SOAK_SEED repeats a run's schedule. The summary
+## is the fault suite's last log line.
+SOAK ?= 30m
+SOAK_TIMEOUT ?= 90m
 soak:
 	cd services/monitor && TANDEM_SOAK=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 120m -v -run '^TestExplore' ./internal/failover/ | grep -v '^=== RUN'
+	TANDEM_SOAK=$(SOAK) TANDEM_SOAK_SEED=$(SOAK_SEED) CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) \
+		-run 'TestReplicationFaultSoak$$' ./cmd/tandem/
 
 ## fuzz: run every fuzz target of the wire decoders for FUZZTIME each
 FUZZTIME ?= 30s
