@@ -66,7 +66,7 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	var err error
 	switch verb {
 	case api.VerbReplPause, api.VerbReplResume:
-		err = s.SetPaused(ctx, verb == api.VerbReplPause)
+		err = s.SetPaused(ctx, verb == api.VerbReplPause, req.Node != "")
 		out = api.ReplReply{Status: s.Status()}
 	case api.VerbReplResync:
 		if req.From != "" || req.Discard {
@@ -86,13 +86,21 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	_ = m.Respond(reply.OK(out))
 }
 
-// SetPaused pauses or resumes replication on this node (R4), persisted; the
-// peer follows (see followPause).
-func (s *Service) SetPaused(ctx context.Context, paused bool) error {
+// SetPaused pauses or resumes replication on this node (R4), persisted. A
+// decision for the pair is followed by the peer (see followPause); one for
+// this node alone (onlyHere: `repl pause --node N`, the way to hold a node
+// back for a `resync --discard`) keeps the time of the pair's decision in
+// force, so the peer does not follow it and this node still follows the
+// pair's next one.
+func (s *Service) SetPaused(ctx context.Context, paused, onlyHere bool) error {
 	if s.opened() == nil {
 		return reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
 	}
-	return s.setPaused(ctx, paused, time.Now(), 0, "by an operator")
+	at := time.Now()
+	if onlyHere {
+		at = time.Unix(0, s.pauseAt.Load())
+	}
+	return s.setPaused(ctx, paused, at, 0, "by an operator")
 }
 
 // followPause adopts the peer's pause or resume when it was decided after

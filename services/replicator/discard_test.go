@@ -57,7 +57,7 @@ func TestResyncDiscard(t *testing.T) {
 	ctx := context.Background()
 
 	// b's replication is paused while a bug writes garbage on b.
-	if err := w.nodes["b"].svc.SetPaused(ctx, true); err != nil {
+	if err := w.nodes["b"].svc.SetPaused(ctx, true, true); err != nil {
 		t.Fatal(err)
 	}
 	w.exec("b", `UPDATE items SET name = 'garbage' WHERE id = 1`)
@@ -77,7 +77,7 @@ func TestResyncDiscard(t *testing.T) {
 	if got := w.items("b"); got != wantA {
 		t.Fatalf("b after the discard: %s, want %s", got, wantA)
 	}
-	if err := w.nodes["b"].svc.SetPaused(ctx, false); err != nil {
+	if err := w.nodes["b"].svc.SetPaused(ctx, false, true); err != nil {
 		t.Fatal(err)
 	}
 	wantRec := `1={"id":"1","name":"'garbage'","qty":"1"} 50={"id":"50","name":"'garbage only on b'","qty":"0"}`
@@ -94,7 +94,7 @@ func TestResyncDiscard(t *testing.T) {
 
 	// The other way: the master's own writes are discarded, the standby's
 	// data kept.
-	if err := w.nodes["a"].svc.SetPaused(ctx, true); err != nil {
+	if err := w.nodes["a"].svc.SetPaused(ctx, true, true); err != nil {
 		t.Fatal(err)
 	}
 	w.exec("a", `UPDATE items SET name = 'bad master write' WHERE id = 4`)
@@ -104,7 +104,7 @@ func TestResyncDiscard(t *testing.T) {
 	if len(errs) > 0 || rep["a"].Discarded["items"] != 1 || !rep["b"].Skipped {
 		t.Fatalf("resync --from b --discard: %+v %v", rep, errs)
 	}
-	if err := w.nodes["a"].svc.SetPaused(ctx, false); err != nil {
+	if err := w.nodes["a"].svc.SetPaused(ctx, false, true); err != nil {
 		t.Fatal(err)
 	}
 	w.waitFor("a equal to b", func() bool {
