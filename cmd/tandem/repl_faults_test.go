@@ -504,7 +504,8 @@ func (f *faultApp) checkAcked() {
 				continue
 			}
 			var n int
-			d.QueryRow(`SELECT count(*) FROM _tandem_conflict WHERE tbl = 'items' AND loser_row LIKE ?`, `%"`+v+`"%`).Scan(&n) //nolint:errcheck
+			// A loser row maps each column to its SQL literal: {"id":"7","v":"'x'"}.
+			d.QueryRow(`SELECT count(*) FROM _tandem_conflict WHERE tbl = 'items' AND instr(loser_row, ?) > 0`, `"v":"'`+v+`'"`).Scan(&n) //nolint:errcheck
 			if n == 0 {
 				missing++
 				if missing <= 5 {

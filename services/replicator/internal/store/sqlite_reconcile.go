@@ -60,7 +60,13 @@ func (s *SQLite) reconcile(ctx context.Context, c *sql.Conn, snap Snapshot, sour
 	}
 	a := &sqliteApply{s: s, tx: tx, source: source, fromMaster: true, stmts: map[string]*sql.Stmt{}}
 	defer a.closeStmts()
-	var queue []wire.Change
+	// The conflict records this node holds and the snapshot lacks go to the
+	// source too: after a reconcile both tables hold every record, so a
+	// loser survives the loss of either database (R5).
+	queue, err := recordsToOffer(ctx, tx)
+	if err != nil {
+		return rec, err
+	}
 	rec.Refused = map[string]string{}
 	// The merge sees the tables as read here (a table refused before, or
 	// given the peer's columns, is not in s.tables as it is now).
@@ -175,6 +181,32 @@ func (s *SQLite) compareTable(ctx context.Context, tx *sql.Tx, name string, rec 
 	}
 	t, err := shape(ctx, tx, name)
 	return t, err == nil, err
+}
+
+// recordsToOffer are this database's conflict records the attached
+// snapshot lacks, as changes (op "c") for the snapshot's node.
+func recordsToOffer(ctx context.Context, tx *sql.Tx) ([]wire.Change, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT tbl, pk, kind, winner, loser, loser_op, coalesce(loser_row, ''),
+		loser_m, loser_s, winner_m, winner_s, at FROM main._tandem_conflict c
+		WHERE NOT EXISTS (SELECT 1 FROM snap._tandem_conflict o
+			WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.loser_m = c.loser_m AND o.loser_s = c.loser_s)
+		ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("conflict records to offer: %w", err)
+	}
+	defer rows.Close()
+	var out []wire.Change
+	for rows.Next() {
+		var r wire.ConflictRecord
+		var tbl, pk string
+		var lm, ls, wm, ws int64
+		if err := rows.Scan(&tbl, &pk, &r.Kind, &r.Winner, &r.Loser, &r.LoserOp, &r.LoserRow, &lm, &ls, &wm, &ws, &r.At); err != nil {
+			return nil, err
+		}
+		r.WinnerM, r.WinnerS = uint64(wm), uint64(ws)
+		out = append(out, wire.Change{Table: tbl, Op: wire.OpConflict, PK: pk, Row: r.Row(), M: uint64(lm), S: uint64(ls)})
+	}
+	return out, rows.Err()
 }
 
 // finishReconcile drops the old log, queues the changes the master lacks,

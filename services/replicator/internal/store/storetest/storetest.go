@@ -47,6 +47,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, h) })
 	t.Run("snapshot", func(t *testing.T) { testSnapshot(t, h) })
 	t.Run("discard", func(t *testing.T) { testDiscard(t, h) })
+	t.Run("records survive a lost database", func(t *testing.T) { testRecordsSurvive(t, h) })
 	t.Run("sums", func(t *testing.T) { testSums(t, h) })
 	t.Run("read table", func(t *testing.T) { testReadTable(t, h) })
 }
@@ -369,6 +370,44 @@ func testDiscard(t *testing.T, h Harness) {
 	ship(t, b.Store, a.Store, "b", false, info.DBStart)
 	if got := a.Query(t, `SELECT count(*) FROM _tandem_conflict`); got != "2" {
 		t.Fatalf("%s conflict rows on the master after a redelivery", got)
+	}
+}
+
+// R5, R10: a reconcile leaves both nodes with every conflict record. The
+// master's database is lost after a conflict both recorded; the standby
+// reconciles with the new, empty master and sends it the record with its
+// rows, so the loser survives when the standby's database is lost next.
+func testRecordsSurvive(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name) VALUES(1, 'one')`)
+	ship(t, a.Store, b.Store, "a", true, 0)
+	a.Exec(t, `UPDATE items SET name = 'master wins' WHERE id = 1`)
+	b.Exec(t, `UPDATE items SET name = 'standby loses' WHERE id = 1`)
+	ship(t, b.Store, a.Store, "b", false, 0)
+	ship(t, a.Store, b.Store, "a", true, 0)
+	recorded := `SELECT group_concat(pk || ':' || loser_row, ' ') FROM _tandem_conflict`
+	want := b.Query(t, recorded)
+	if !strings.Contains(want, "standby loses") || a.Query(t, recorded) != want {
+		t.Fatalf("recorded: master %q, standby %q", a.Query(t, recorded), want)
+	}
+	a2 := open(t, h, store.Master) // the master's database lost
+	path := filepath.Join(t.TempDir(), "snap.db")
+	if _, err := a2.Store.Snapshot(ctx(t), path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Store.Restore(ctx(t), path, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := b.Store.Info(ctx(t))
+	_, res := ship(t, b.Store, a2.Store, "b", false, info.DBStart)
+	if res.Recorded != 1 {
+		t.Fatalf("records the new master took: %+v", res)
+	}
+	if got := a2.Query(t, recorded); got != want {
+		t.Fatalf("the new master's records %q, want %q", got, want)
+	}
+	if got := a2.Query(t, `SELECT name FROM items WHERE id = 1`); got != "master wins" {
+		t.Fatalf("the new master's row: %q", got)
 	}
 }
 
