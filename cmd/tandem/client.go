@@ -91,13 +91,18 @@ func (p *pairFlags) register(fs *pflag.FlagSet, d clientDefaults, timeout time.D
 	fs.StringVar(&p.pair, "pair", d.Pair, "the pair ($TANDEM_PAIR)")
 }
 
+// dial checks --pair and connects: the opening of every pair command.
+func (p *pairFlags) dial(name string) (*nats.Conn, error) {
+	if err := requirePair(p.pair); err != nil {
+		return nil, err
+	}
+	return p.connect(name)
+}
+
 // open connects and asks every node of the pair for its status. The caller
 // closes the connection.
 func (p *pairFlags) open(ctx context.Context, name string) (*nats.Conn, []api.StatusReply, error) {
-	if err := requirePair(p.pair); err != nil {
-		return nil, nil, err
-	}
-	nc, err := p.connect(name)
+	nc, err := p.dial(name)
 	if err != nil {
 		return nil, nil, err
 	}

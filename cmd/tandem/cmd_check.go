@@ -52,10 +52,7 @@ func cmdCheck(ctx context.Context, p pairFlags, out io.Writer) error {
 }
 
 func checkPair(ctx context.Context, p pairFlags) check.Result {
-	if err := requirePair(p.pair); err != nil {
-		return check.UnknownResult(p.pair, err)
-	}
-	nc, err := p.connect("check")
+	nc, err := p.dial("check")
 	if err != nil {
 		return check.UnknownResult(p.pair, err)
 	}

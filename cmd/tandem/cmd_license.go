@@ -236,10 +236,7 @@ func gatherLicense[T any](ctx context.Context, nc *nats.Conn, pair, verb string,
 }
 
 func cmdLicenseList(ctx context.Context, p pairFlags, out io.Writer) error {
-	if err := requirePair(p.pair); err != nil {
-		return err
-	}
-	nc, err := p.connect("license list")
+	nc, err := p.dial("license list")
 	if err != nil {
 		return err
 	}
@@ -272,10 +269,7 @@ func cmdLicenseList(ctx context.Context, p pairFlags, out io.Writer) error {
 
 func cmdLicenseCheck(ctx context.Context, p pairFlags, feature, seat string, out io.Writer) error {
 	pos := []string{feature}
-	if err := requirePair(p.pair); err != nil {
-		return err
-	}
-	nc, err := p.connect("license check")
+	nc, err := p.dial("license check")
 	if err != nil {
 		return err
 	}

@@ -61,10 +61,7 @@ func newReplCmd(a *app) *cobra.Command {
 		Use:   "verify --pair P",
 		Short: "compare both nodes' tables by checksums and name the rows that differ (R7)",
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := requirePair(p.pair); err != nil {
-				return err
-			}
-			nc, err := p.connect("repl")
+			nc, err := p.dial("repl")
 			if err != nil {
 				return err
 			}
@@ -132,10 +129,7 @@ first, pause that node (repl pause --node N), resync --discard, then resume it.`
 // answer: a resync --from changes one node from the other's data, and a
 // node out of reach would otherwise keep the command waiting.
 func bothAnswer(ctx context.Context, p pairFlags) error {
-	if err := requirePair(p.pair); err != nil {
-		return err
-	}
-	nc, err := p.connect("repl")
+	nc, err := p.dial("repl")
 	if err != nil {
 		return err
 	}
@@ -156,10 +150,7 @@ func bothAnswer(ctx context.Context, p pairFlags) error {
 // cmdReplVerb sends pause, resume or resync to both nodes and prints their
 // answers; it fails if either refused.
 func cmdReplVerb(ctx context.Context, p pairFlags, verb string, req api.ReplRequest, wait time.Duration, out, errOut io.Writer) error {
-	if err := requirePair(p.pair); err != nil {
-		return err
-	}
-	nc, err := p.connect("repl")
+	nc, err := p.dial("repl")
 	if err != nil {
 		return err
 	}

@@ -42,10 +42,7 @@ func newStatusCmd(a *app) *cobra.Command {
 }
 
 func cmdStatus(ctx context.Context, p pairFlags, out io.Writer) error {
-	if err := requirePair(p.pair); err != nil {
-		return err
-	}
-	nc, err := p.connect("status")
+	nc, err := p.dial("status")
 	if err != nil {
 		return err
 	}

@@ -24,10 +24,7 @@ import (
 )
 
 func watchStatus(ctx context.Context, p pairFlags, out io.Writer, live bool) error {
-	if err := requirePair(p.pair); err != nil {
-		return err
-	}
-	nc, err := p.connect("status --watch")
+	nc, err := p.dial("status --watch")
 	if err != nil {
 		return err
 	}
