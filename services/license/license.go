@@ -60,6 +60,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
+	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/license/internal/grace"
 	"github.com/tandem-ha/tandem/services/license/internal/statefile"
@@ -127,9 +128,7 @@ type Service struct {
 	seats    seatTable
 	rejected *prometheus.CounterVec
 
-	rejectMu sync.Mutex // guards rejectAt and rejectN
-	rejectAt time.Time
-	rejectN  int
+	rejects reject.Limiter
 
 	masterMu sync.Mutex // guards master
 	master   string     // the master's node name, "" while unknown
@@ -416,23 +415,14 @@ func (s *Service) emit(typ string, now time.Time, data any) {
 	s.events.Emit(e)
 }
 
-// reject logs, and reports as an event (at most 10 a second), an input
+// reject logs, and reports as an event (at most reject.PerSecond a second), an input
 // that was refused without changing any state.
 func (s *Service) reject(kind, subj string, err error) {
 	s.rejected.WithLabelValues(kind).Inc()
 	now := s.clk.Now()
-	s.rejectMu.Lock()
-	if now.Sub(s.rejectAt) >= time.Second || now.Before(s.rejectAt) {
-		s.rejectAt, s.rejectN = now, 0
-	}
-	s.rejectN++
-	report := s.rejectN <= 10
-	s.rejectMu.Unlock()
-	if !report {
-		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+	if !s.rejects.Log(s.log, now, kind, subj, err) {
 		return
 	}
-	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
 	s.emit(event.InputRejected, now, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
 }
 

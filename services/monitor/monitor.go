@@ -34,6 +34,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
@@ -141,9 +142,7 @@ type Service struct {
 	peerHealth wire.Health
 	started    time.Time
 
-	rejectMu     sync.Mutex // guards rejectWindow and rejectCount
-	rejectWindow time.Time
-	rejectCount  int
+	rejects reject.Limiter
 
 	subs bus.Subscriptions
 	wg   sync.WaitGroup

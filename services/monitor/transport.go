@@ -147,22 +147,13 @@ func (s *Service) publishEvent(e failover.Event) {
 }
 
 // reject counts, logs and reports bad input (SPEC §9). Reports are limited
-// to 10 events a second; the rest are counted and logged at debug.
+// to reject.PerSecond events a second; the rest are counted and logged at debug.
 func (s *Service) reject(kind, subj string, err error) {
 	s.met.rejected.WithLabelValues(kind).Inc()
-	s.rejectMu.Lock()
 	now := s.clk.Now()
-	if now.Sub(s.rejectWindow) >= time.Second {
-		s.rejectWindow, s.rejectCount = now, 0
-	}
-	s.rejectCount++
-	report := s.rejectCount <= 10
-	s.rejectMu.Unlock()
-	if !report {
-		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+	if !s.rejects.Log(s.log, now, kind, subj, err) {
 		return
 	}
-	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
 	env, eerr := event.New(s.cfg.Pair, s.cfg.Node, "monitor", event.InputRejected, s.snap.Load().status.Epoch, now,
 		map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
 	if eerr == nil {

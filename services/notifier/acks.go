@@ -2,8 +2,6 @@ package notifier
 
 import (
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -89,34 +87,15 @@ func respond(m *nats.Msg, b []byte) {
 	}
 }
 
-// rateLimit allows 10 reports a second.
-type rateLimit struct {
-	mu     sync.Mutex // guards the fields below
-	window time.Time
-	count  int
-}
-
-func (r *rateLimit) allow(now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now.Sub(r.window) >= time.Second {
-		r.window, r.count = now, 0
-	}
-	r.count++
-	return r.count <= 10
-}
-
 // reject counts, logs and reports bad input (SPEC §9); it changes nothing
-// else. Reports are limited to 10 events a second.
+// else. Reports are limited to reject.PerSecond events a second.
 func (s *Service) reject(kind, subj string, err error) {
 	s.met.rejected.WithLabelValues(kind).Inc()
 	s.met.inputRejected.WithLabelValues(kind).Inc()
 	now := s.clk.Now()
-	if !s.rejects.allow(now) {
-		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+	if !s.rejects.Log(s.log, now, kind, subj, err) {
 		return
 	}
-	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
 	var epoch uint64
 	if cur, ok := s.Current(); ok {
 		epoch = cur.Epoch

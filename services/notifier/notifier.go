@@ -63,6 +63,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier/internal/plan"
 	"github.com/tandem-ha/tandem/services/notifier/internal/progress"
@@ -131,7 +132,7 @@ type Service struct {
 	ready   chan struct{} // closed once the bucket, subscriptions and listener are up
 	kv      jetstream.KeyValue
 	pushLn  net.Listener
-	rejects rateLimit
+	rejects reject.Limiter
 
 	mu      sync.Mutex // guards the fields below
 	current *api.Notification

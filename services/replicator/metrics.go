@@ -53,28 +53,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// rejectWindow limits reports of bad input to 10 events a second.
-type rejectWindow struct {
-	start time.Time
-	n     int
-}
-
-// reject counts, logs and reports bad input (SPEC §9).
+// reject counts, logs and reports bad input (SPEC §9); reports are
+// limited to reject.PerSecond events a second.
 func (s *Service) reject(kind, subj string, err error) {
 	s.met.rejected.WithLabelValues(kind).Inc()
-	s.mu.Lock()
-	now := time.Now()
-	if now.Sub(s.rejects.start) >= time.Second {
-		s.rejects = rejectWindow{start: now}
-	}
-	s.rejects.n++
-	report := s.rejects.n <= 10
-	s.mu.Unlock()
-	if !report {
-		s.log.Debug().Err(err).Str("kind", kind).Msg("input rejected")
+	if !s.rejects.Log(s.log, time.Now(), kind, subj, err) {
 		return
 	}
-	s.log.Warn().Err(err).Str("kind", kind).Str("subject", subj).Msg("input rejected")
 	s.emit(event.InputRejected, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
 }
 

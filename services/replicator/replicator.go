@@ -144,6 +144,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 )
@@ -230,7 +231,7 @@ type Service struct {
 	snapProg    *float64
 	peerApplied peerPos
 	snaps       map[string]*servedSnap
-	rejects     rejectWindow
+	rejects     reject.Limiter
 	lastPrune   time.Time
 	pruned      peerPos // the last applied position pruned up to
 
