@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 )
 
@@ -301,7 +302,7 @@ func (e *Emitter) deliver(it item) bool {
 		e.retried.Add(1)
 		e.log.Warn().Err(err).Str("event_id", it.id).Str("subject", it.topic).Dur("backoff", backoff).
 			Msg("event not acknowledged, retrying with the same id")
-		if sleep(e.ctx, backoff) != nil {
+		if !clock.Sleep(e.ctx, backoff) {
 			return false
 		}
 		backoff = nextBackoff(backoff, e.cfg.maxBackoff)

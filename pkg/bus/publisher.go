@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"github.com/tandem-ha/tandem/pkg/clock"
 )
 
 // DuplicateWindow is the Duplicates window of the streams this package
@@ -166,8 +167,8 @@ func (p *Publisher) publishOne(topic string, m *message.Message) error {
 		p.retries.Add(1)
 		p.log.Debug().Err(err).Str("subject", topic).Str("msg_id", m.UUID).
 			Int("attempt", attempt).Dur("backoff", backoff).Msg("publish failed, retrying with the same id")
-		if err := sleep(ctx, backoff); err != nil {
-			return fmt.Errorf("wait to retry: %w", err)
+		if !clock.Sleep(ctx, backoff) {
+			return fmt.Errorf("wait to retry: %w", ctx.Err())
 		}
 		backoff = nextBackoff(backoff, p.cfg.MaxBackoff)
 	}
@@ -251,15 +252,3 @@ func retryable(err error) bool {
 }
 
 func nextBackoff(cur, limit time.Duration) time.Duration { return min(2*cur, limit) }
-
-// sleep waits d, or less if ctx ends first.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"github.com/tandem-ha/tandem/pkg/clock"
 )
 
 // ErrTopicMismatch is returned by Subscribe when the topic is not the bound
@@ -156,7 +157,7 @@ func (s *Subscriber) consume(ctx context.Context, cons jetstream.Consumer, ackWa
 			return
 		case err != nil:
 			s.log.Warn().Err(err).Str("consumer", s.cfg.Consumer).Msg("pull failed, retrying")
-			_ = sleep(ctx, pullRetryPause)
+			clock.Sleep(ctx, pullRetryPause)
 		case jm != nil:
 			s.hand(ctx, jm, ackWait, out)
 		}

@@ -77,18 +77,13 @@ const (
 	Tolerance = 5 * time.Minute
 )
 
-// EventSink publishes events (pkg/bus.Emitter in production).
-type EventSink interface {
-	Emit(e event.Envelope)
-}
-
 // Options are what the service needs. Conn and JS reach the node's own
 // NATS server and JetStream domain.
 type Options struct {
 	Config        config.Config
 	Conn          *nats.Conn
 	JS            jetstream.JetStream
-	Events        EventSink
+	Events        event.Sink  // pkg/bus.Emitter in production
 	Clock         clock.Clock // clock.Real{} when nil
 	Log           zerolog.Logger
 	LeaseInterval time.Duration         // DefaultLeaseInterval when 0
@@ -101,7 +96,7 @@ type Service struct {
 	cfg    config.Config
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	events EventSink
+	events event.Sink
 	clk    clock.Clock
 	log    zerolog.Logger
 	pub    ed25519.PublicKey // nil without license.public_key: nothing is licensed
@@ -158,8 +153,8 @@ func New(o Options) (*Service, error) {
 		cfg: o.Config, nc: o.Conn, js: o.JS, events: o.Events, clk: o.Clock,
 		log:   o.Log.With().Str("service", "license").Logger(),
 		dir:   filepath.Join(o.Config.DataDir, "license"),
-		lease: orDefault(o.LeaseInterval, DefaultLeaseInterval),
-		check: orDefault(o.CheckInterval, DefaultCheckInterval),
+		lease: clock.Or(o.LeaseInterval, DefaultLeaseInterval),
+		check: clock.Or(o.CheckInterval, DefaultCheckInterval),
 		added: make(chan *lic.Signed), licenses: map[string]*lic.Signed{},
 		answers: make(chan answered), kick: make(chan struct{}, 1),
 		rejected: newRejected(),
@@ -181,13 +176,6 @@ func New(o Options) (*Service, error) {
 		s.pub = pub
 	}
 	return s, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // masterName is the master's node name: this node on the master, else the

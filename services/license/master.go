@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -102,7 +103,7 @@ func (s *Service) learnMaster(ctx context.Context, found chan<- jetstream.KeyVal
 			return
 		}
 		s.log.Warn().Err(err).Dur("retry_in", delay).Msg("mirror of the master's license bucket not set up yet")
-		if !sleep(ctx, delay) {
+		if !clock.Sleep(ctx, delay) {
 			return
 		}
 		delay = min(2*delay, 30*time.Second)
@@ -129,17 +130,5 @@ func (s *Service) awaitMaster(ctx context.Context) (string, error) {
 		return name, nil
 	case <-ctx.Done():
 		return "", ctx.Err()
-	}
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -45,11 +45,6 @@ import (
 // are measured to 1/20 of the interval (50 ms at the default 1 s).
 const TicksPerInterval = 20
 
-// EventSink publishes events (pkg/bus.Emitter in production).
-type EventSink interface {
-	Emit(e event.Envelope)
-}
-
 // Link reports the state of the link to the peer and probes the peer's
 // process. It is optional: without it the monitor relies on heartbeats alone.
 type Link interface {
@@ -97,7 +92,7 @@ type Options struct {
 	Config   config.Config
 	Conn     *nats.Conn // to the node's own NATS server
 	Link     Link       // may be nil
-	Events   EventSink
+	Events   event.Sink // pkg/bus.Emitter in production
 	Clock    clock.Clock
 	Log      zerolog.Logger
 	Registry prometheus.Registerer
@@ -116,7 +111,7 @@ type Service struct {
 	cfg    config.Config
 	nc     *nats.Conn
 	link   Link
-	events EventSink
+	events event.Sink
 	clk    clock.Clock
 	log    zerolog.Logger
 	met    *metrics

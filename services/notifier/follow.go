@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier/internal/plan"
@@ -34,7 +35,7 @@ func (s *Service) followPeer(ctx context.Context) {
 			s.follow(ctx, peer)
 			return
 		}
-		if sleepCtx(ctx, followRetry) != nil {
+		if !clock.Sleep(ctx, followRetry) {
 			return
 		}
 	}
@@ -79,7 +80,7 @@ func (s *Service) follow(ctx context.Context, node string) {
 			s.log.Debug().Err(err).Str("stream", stream).Msg("cannot follow the events yet")
 			warned = true
 		}
-		if sleepCtx(ctx, followRetry) != nil {
+		if !clock.Sleep(ctx, followRetry) {
 			return
 		}
 	}
@@ -149,15 +150,4 @@ func (s *Service) checkActivation(e event.Envelope, node string) error {
 	}
 	s.mu.Unlock()
 	return event.CheckEpoch(e.Epoch, newest)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -80,17 +80,12 @@ const (
 	storeTimeout = time.Second
 )
 
-// EventSink publishes events (pkg/bus.Emitter in production).
-type EventSink interface {
-	Emit(e event.Envelope)
-}
-
 // Options are what a notifier needs.
 type Options struct {
 	Config config.Config
 	Conn   *nats.Conn          // to the node's own NATS server
 	JS     jetstream.JetStream // the node's own JetStream domain
-	Events EventSink
+	Events event.Sink          // pkg/bus.Emitter in production
 	// Source reads the pair configuration; nil means NATSConfig for this
 	// node on Conn.
 	Source ConfigSource
@@ -157,9 +152,9 @@ func New(o Options) (*Service, error) {
 		o.Registry = prometheus.NewRegistry()
 	}
 	c := o.Config
-	o.Reannounce = orDur(o.Reannounce, orDur(c.Notifier.Reannounce, DefaultReannounce))
-	o.ConfigRefresh = orDur(o.ConfigRefresh, orDur(c.Notifier.ConfigRefresh, DefaultConfigRefresh))
-	o.ProgressTimeout = orDur(o.ProgressTimeout, orDur(c.Notifier.ProgressTimeout, DefaultProgressTimeout))
+	o.Reannounce = clock.Or(o.Reannounce, clock.Or(c.Notifier.Reannounce, DefaultReannounce))
+	o.ConfigRefresh = clock.Or(o.ConfigRefresh, clock.Or(c.Notifier.ConfigRefresh, DefaultConfigRefresh))
+	o.ProgressTimeout = clock.Or(o.ProgressTimeout, clock.Or(c.Notifier.ProgressTimeout, DefaultProgressTimeout))
 	if o.PushListen == "" {
 		o.PushListen = c.Notifier.PushListen
 	}
@@ -194,13 +189,6 @@ func New(o Options) (*Service, error) {
 	}
 	s.db = pc
 	return s, nil
-}
-
-func orDur(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 // Run runs the service until ctx is done.

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -253,7 +254,7 @@ func (s *Service) waitPeerApplied(ctx context.Context) error {
 			return reply.Errorf(reply.CodeUnavailable, "%s has not applied this node's changes up to %d within %s (it applied %d): "+
 				"it may be paused, blocked or cut off; nothing changed", s.peer, shipped, discardWait, acked.log)
 		}
-		if !sleep(ctx, 50*time.Millisecond) {
+		if !clock.Sleep(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

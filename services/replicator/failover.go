@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -30,7 +31,7 @@ func (s *Service) runFailover(ctx context.Context) {
 		err := s.consumeFailover(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Debug().Err(err).Msg("failover events")
-			sleep(ctx, time.Second)
+			clock.Sleep(ctx, time.Second)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
@@ -111,7 +112,7 @@ func (s *Service) consumeOnce(ctx context.Context, r *receiver) error {
 		s.mu.Lock()
 		s.in.pending = 0
 		s.mu.Unlock()
-		sleep(ctx, 250*time.Millisecond)
+		clock.Sleep(ctx, 250*time.Millisecond)
 	}
 	return nil
 }
@@ -185,7 +186,7 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 		restart = restart || rd.Restart
 	}
 	if restart {
-		sleep(ctx, 250*time.Millisecond)
+		clock.Sleep(ctx, 250*time.Millisecond)
 		return errRestart
 	}
 	if stop {

@@ -142,17 +142,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 )
-
-// EventSink publishes events (pkg/bus.Emitter in production).
-type EventSink interface {
-	Emit(e event.Envelope)
-}
 
 // Options are what a replicator needs.
 type Options struct {
@@ -168,7 +164,7 @@ type Options struct {
 	// Domain and PeerDomain are the nodes' JetStream domains; empty means
 	// subject.ServerName(pair, node).
 	Domain, PeerDomain string
-	Events             EventSink
+	Events             event.Sink // pkg/bus.Emitter in production
 	Log                zerolog.Logger
 	Registry           prometheus.Registerer
 	// PollInterval is how often the change log is polled while the
@@ -196,7 +192,7 @@ type Service struct {
 	peer     string
 	domain   string
 	peerDom  string
-	events   EventSink
+	events   event.Sink
 	log      zerolog.Logger
 	met      *metrics
 	poll     time.Duration
@@ -408,7 +404,7 @@ func (s *Service) openStore(ctx context.Context) (*store.SQLite, error) {
 			s.log.Warn().Err(err).Msg("waiting for the application to create its tables")
 			logged = time.Now()
 		}
-		if !sleep(ctx, tableWaitPoll) {
+		if !clock.Sleep(ctx, tableWaitPoll) {
 			return nil, ctx.Err()
 		}
 	}
@@ -448,17 +444,5 @@ func poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
-	}
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

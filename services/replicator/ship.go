@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
@@ -45,7 +46,7 @@ func (s *Service) runShip(ctx context.Context) error {
 			break
 		}
 		s.log.Warn().Err(err).Msg("cannot create the batch stream yet")
-		if !sleep(ctx, time.Second) {
+		if !clock.Sleep(ctx, time.Second) {
 			return nil
 		}
 	}
@@ -177,7 +178,7 @@ func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (lin
 			return cur, nil
 		}
 		s.log.Warn().Err(err).Msg("read the batch stream")
-		if !sleep(ctx, time.Second) {
+		if !clock.Sleep(ctx, time.Second) {
 			return lineage.Shipped{}, ctx.Err()
 		}
 	}
@@ -322,7 +323,7 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 		if err == nil || attempt == 5 || ctx.Err() != nil {
 			return err
 		}
-		if !sleep(ctx, backoff) {
+		if !clock.Sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff *= 2

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -329,7 +330,7 @@ func (s *Service) fetchChunk(ctx context.Context, id string, i int) ([]byte, err
 			err = fmt.Errorf("chunk %d: checksum mismatch", i)
 		}
 		last = err
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !clock.Sleep(ctx, 200*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}

@@ -52,6 +52,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -165,7 +166,7 @@ func (u *Uplink) forwardEvents(ctx context.Context) {
 		var err error
 		if cons, err = u.consumer(ctx); err != nil {
 			u.o.Log.Warn().Err(err).Msg("uplink: no consumer on the event stream yet")
-			if !sleep(ctx, retryEvery) {
+			if !clock.Sleep(ctx, retryEvery) {
 				return
 			}
 		}
@@ -173,7 +174,7 @@ func (u *Uplink) forwardEvents(ctx context.Context) {
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			if !sleep(ctx, retryEvery) {
+			if !clock.Sleep(ctx, retryEvery) {
 				return
 			}
 			continue
@@ -223,7 +224,7 @@ func (u *Uplink) forwardOne(ctx context.Context, m jetstream.Msg) bool {
 			u.o.Log.Warn().Err(err).Str("subject", out.Subject).Msg("uplink: the hub does not take events; retrying")
 			failing = true
 		}
-		if !sleep(ctx, retryEvery) {
+		if !clock.Sleep(ctx, retryEvery) {
 			return false
 		}
 	}
@@ -382,16 +383,5 @@ func (u *Uplink) relay(m *nats.Msg) {
 	out := &nats.Msg{Subject: m.Subject, Reply: inbox, Data: m.Data, Header: m.Header}
 	if err := u.o.Local.PublishMsg(out); err != nil {
 		_ = sub.Unsubscribe()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
