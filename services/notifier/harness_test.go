@@ -3,10 +3,8 @@ package notifier_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
-	_ "modernc.org/sqlite"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/audit"
@@ -27,7 +24,6 @@ import (
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier"
-	"github.com/tandem-ha/tandem/services/replicator"
 )
 
 // TestMain checks for leaked goroutines. nats-server's mirror setup leaves
@@ -66,20 +62,17 @@ type world struct {
 }
 
 type tnode struct {
-	name     string
-	dir      string
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	emitter  *bus.Emitter
-	reg      *prometheus.Registry
-	svc      *notifier.Service
-	run      *pairtest.Running  // the service, while it runs
-	repl     context.CancelFunc // stops the node's replicator, if it runs
-	replDone chan error
-
-	mu     sync.Mutex // guards events
-	events []event.Envelope
-	evSub  *nats.Subscription
+	name    string
+	dir     string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	emitter *bus.Emitter
+	reg     *prometheus.Registry
+	svc     *notifier.Service
+	run     *pairtest.Running // the service, while it runs
+	repl    func()            // stops node's repl.config responder, if it runs
+	rec     pairtest.Recorder // the node's events
+	evSub   *nats.Subscription
 }
 
 func newWorld(t testing.TB) *world {
@@ -101,12 +94,7 @@ func newWorld(t testing.TB) *world {
 }
 
 func (w *world) config(node string) config.Config {
-	c := config.Default()
-	c.Pair, c.Node, c.DataDir = pairName, node, w.nodes[node].dir
-	c.Role = config.Master
-	if node == "b" {
-		c.Role = config.Standby
-	}
+	c := pairtest.NodeConfig(pairName, node, w.nodes[node].dir)
 	c.Hosts = map[string]string{"a": "print-a", "b": "print-b"}
 	return c
 }
@@ -137,8 +125,8 @@ func (w *world) connect(node string) {
 		t.Fatal(err)
 	}
 	n.nc, n.js, n.emitter = nc, js, bus.NewEmitter(pub, pairtest.Logger(t), 1024)
-	n.events = nil
-	n.evSub, err = nc.Subscribe(subject.EventsOf(pairName, node), n.record)
+	n.rec.Reset()
+	n.evSub, err = nc.Subscribe(subject.EventsOf(pairName, node), n.rec.Record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,27 +144,7 @@ func (w *world) disconnect(node string) {
 	n.nc = nil
 }
 
-func (n *tnode) record(m *nats.Msg) {
-	e, err := event.Decode(m.Data)
-	if err != nil {
-		return
-	}
-	n.mu.Lock()
-	n.events = append(n.events, e)
-	n.mu.Unlock()
-}
-
-func (n *tnode) eventsOf(typ string) []event.Envelope {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []event.Envelope
-	for _, e := range n.events {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (n *tnode) eventsOf(typ string) []event.Envelope { return n.rec.OfType(typ) }
 
 // start runs node's notifier; edit may change its options.
 func (w *world) start(node string, edit func(*notifier.Options)) *tnode {
@@ -226,27 +194,13 @@ func (w *world) crash(node string) {
 	w.disconnect(node)
 }
 
-// serveReplicator runs the real replicator on node, over a real SQLite
-// file in node's directory holding pc in the tables hosts and resources
-// (written before the replicator starts, the same on both nodes), and waits
-// until the replicator answers repl.config.
+// serveReplicator answers node's repl.config with pc, as node's
+// replicator does when its database holds pc (pairtest.ServeReplConfig: the
+// notifier's module does not depend on the replicator), and waits until the
+// notifier's source reads it.
 func (w *world) serveReplicator(node string, pc api.PairConfig) {
 	t, n := w.t, w.nodes[node]
-	path := filepath.Join(n.dir, "app.db")
-	writeConfigTables(t, path, pc)
-	c := w.config(node)
-	c.Database.Path = path
-	c.Database.Tables = []string{api.DefaultHostsTable, api.DefaultResourcesTable}
-	srv, peer := w.pair.Server(node), w.pair.Server(map[string]string{"a": "b", "b": "a"}[node])
-	svc, err := replicator.New(replicator.Options{Config: c, Conn: n.nc, JetStream: n.js,
-		Domain: srv.Domain(), PeerDomain: peer.Domain(), Events: discard{},
-		Log: pairtest.Logger(t).With().Str("node", node).Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n.repl, n.replDone = cancel, make(chan error, 1)
-	go func() { n.replDone <- svc.Run(ctx) }()
+	n.repl = pairtest.ServeReplConfig(t, n.nc, pairName, node, pc)
 	src := notifier.NATSConfig{Conn: n.nc, Pair: pairName, Node: node}
 	waitFor(t, "the replicator of "+node+" answers repl.config", func() bool {
 		rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
@@ -256,57 +210,15 @@ func (w *world) serveReplicator(node string, pc api.PairConfig) {
 	})
 }
 
-// writeConfigTables creates the configuration tables in the database at
-// path, as the application would, holding pc.
-func writeConfigTables(t testing.TB, path string, pc api.PairConfig) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	stmts := []string{
-		`CREATE TABLE IF NOT EXISTS hosts(node TEXT PRIMARY KEY, host TEXT NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS resources(node TEXT NOT NULL, name TEXT NOT NULL, address TEXT NOT NULL, PRIMARY KEY(node, name))`,
-	}
-	for _, q := range stmts {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for node, host := range pc.Hosts {
-		if _, err := db.Exec(`INSERT OR IGNORE INTO hosts VALUES(?, ?)`, node, host); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, r := range pc.Resources {
-		if _, err := db.Exec(`INSERT OR IGNORE INTO resources VALUES(?, ?, ?)`, r.Node, r.Name, r.Address); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// stopReplicator stops node's replicator, if it runs.
+// stopReplicator stops answering node's repl.config, as its replicator
+// stopping would.
 func (w *world) stopReplicator(node string) {
 	n := w.nodes[node]
-	if n.repl == nil {
-		return
+	if n.repl != nil {
+		n.repl()
+		n.repl = nil
 	}
-	n.repl()
-	select {
-	case err := <-n.replDone:
-		if err != nil {
-			w.t.Errorf("replicator %s: %v", node, err)
-		}
-	case <-time.After(waitLimit):
-		w.t.Errorf("replicator %s did not stop", node)
-	}
-	n.repl = nil
 }
-
-// discard drops the replicator's events (the notifier's are recorded).
-type discard struct{}
-
-func (discard) Emit(event.Envelope) {}
 
 // activate publishes node's activation into node's event stream, exactly
 // as node's monitor does (the failover itself is the monitor's, tested
@@ -334,13 +246,7 @@ func (w *world) activate(node string, epoch uint64, outage bool) event.Envelope 
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pairtest.WaitFor(t, waitLimit, what, cond)
 }
 
 // waitEpoch waits until node's notifier knows epoch.
