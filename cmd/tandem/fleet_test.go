@@ -411,18 +411,19 @@ func checkFleetInvariants(t *testing.T, evs []event.Envelope) {
 	if _, dups := compareEvents(nil, evs); len(dups) > 0 {
 		t.Errorf("fleet stream holds events twice: %v", dups)
 	}
-	activated := map[string]string{} // pair/epoch → node
+	actives := map[string]*pairtest.Actives{} // by pair
 	for _, e := range evs {
 		if e.Type != event.NodeActivated {
 			continue
 		}
-		k := fmt.Sprintf("%s/%d", e.Pair, e.Epoch)
-		if n, ok := activated[k]; ok && n != e.Node {
-			t.Errorf("two actives in epoch %s: %s and %s", k, n, e.Node)
+		if actives[e.Pair] == nil {
+			actives[e.Pair] = &pairtest.Actives{}
 		}
-		activated[k] = e.Node
+		if err := actives[e.Pair].Active(e.Node, e.Epoch); err != nil {
+			t.Errorf("pair %s: %v", e.Pair, err)
+		}
 	}
-	if len(activated) == 0 {
+	if len(actives) == 0 {
 		t.Error("no activation in the fleet stream")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
-	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
 	"github.com/tandem-ha/tandem/pkg/reply"
@@ -63,34 +61,10 @@ type tnode struct {
 	clk    *clock.Fake
 	nc     *nats.Conn
 	svc    *license.Service
-	events *sink
+	events *pairtest.Recorder
 	run    *pairtest.Running // the service, while it runs
 	reg    *prometheus.Registry
 	killed bool // its server was killed: Run may have ended on the closed connection
-}
-
-// sink records the events a service emits.
-type sink struct {
-	mu  sync.Mutex // guards evs
-	evs []event.Envelope
-}
-
-func (s *sink) Emit(e event.Envelope) {
-	s.mu.Lock()
-	s.evs = append(s.evs, e)
-	s.mu.Unlock()
-}
-
-func (s *sink) count(typ string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, e := range s.evs {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
 }
 
 // newWorld starts a pair with a license service on each node; opts adjust
@@ -125,12 +99,7 @@ func newWorld(t *testing.T, opts ...func(*world)) *world {
 }
 
 func (w *world) config(node string) config.Config {
-	c := config.Default()
-	c.Pair, c.Node, c.DataDir = pairName, node, w.nodes[node].dir
-	c.Role = config.Master
-	if node == "b" {
-		c.Role = config.Standby
-	}
+	c := pairtest.NodeConfig(pairName, node, w.nodes[node].dir)
 	c.Hosts = w.hosts
 	c.License.PublicKey = w.key
 	if w.grace > 0 {
@@ -158,7 +127,7 @@ func (w *world) start(node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.nc, n.events, n.reg = nc, &sink{}, prometheus.NewRegistry()
+	n.nc, n.events, n.reg = nc, &pairtest.Recorder{}, prometheus.NewRegistry()
 	n.svc, err = license.New(license.Options{Config: w.config(node), Conn: nc, JS: js, Events: n.events,
 		Clock: n.clk, Log: pairtest.Logger(t).With().Str("node", node).Logger(), LeaseInterval: leaseTick, Registry: n.reg})
 	if err != nil {
@@ -188,13 +157,7 @@ func (w *world) kill(node string) {
 
 func (w *world) waitFor(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pairtest.WaitFor(w.t, waitLimit, what, cond)
 }
 
 // issue signs a license valid for a year from a's clock.

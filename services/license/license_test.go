@@ -35,7 +35,7 @@ func TestAddOnMasterListedOnStandby(t *testing.T) {
 	if c := w.check("a", "print"); c.Licensed || !contains(c.Reason, `no license grants feature "print"`) {
 		t.Fatalf("check print on a: %+v", c)
 	}
-	if n := w.nodes["a"].events.count(event.LicenseAdded); n != 1 {
+	if n := w.nodes["a"].events.Count(event.LicenseAdded); n != 1 {
 		t.Fatalf("%d added events", n)
 	}
 	// Adding the same license again is harmless; another under its id is not.
@@ -56,7 +56,7 @@ func TestAddOnStandbyRefusedNamingMaster(t *testing.T) {
 	if re.Code != reply.CodeNotMaster || re.Node != "a" || !contains(re.Message, "master a") {
 		t.Fatalf("refusal %+v", re)
 	}
-	if n := w.nodes["b"].events.count(event.LicenseRefused); n != 1 {
+	if n := w.nodes["b"].events.Count(event.LicenseRefused); n != 1 {
 		t.Fatalf("%d refused events on b", n)
 	}
 	for _, n := range []string{"a", "b"} {
@@ -102,7 +102,7 @@ func TestBadLicensesRefused(t *testing.T) {
 			t.Errorf("%s: %+v, want %q", name, re, c.want)
 		}
 	}
-	if n := w.nodes["a"].events.count(event.LicenseRefused); n != len(cases) {
+	if n := w.nodes["a"].events.Count(event.LicenseRefused); n != len(cases) {
 		t.Errorf("%d refused events, want %d", n, len(cases))
 	}
 	// A request larger than any admin request is refused at the edge.
@@ -142,9 +142,9 @@ func TestGraceAcrossAPartition(t *testing.T) {
 	if c := w.check("a", "audit"); !c.Licensed {
 		t.Fatalf("check on a: %+v", c)
 	}
-	w.waitFor("one invalid event on b", func() bool { return w.nodes["b"].events.count(event.LicenseInvalid) == 1 })
+	w.waitFor("one invalid event on b", func() bool { return w.nodes["b"].events.Count(event.LicenseInvalid) == 1 })
 	// The first contact of the fresh standby was reported valid already.
-	validBefore := w.nodes["b"].events.count(event.LicenseValid)
+	validBefore := w.nodes["b"].events.Count(event.LicenseValid)
 
 	w.pair.Heal()
 	w.pair.WaitLinked(t, waitLimit)
@@ -153,7 +153,7 @@ func TestGraceAcrossAPartition(t *testing.T) {
 	if c := w.check("b", "audit"); !c.Licensed {
 		t.Fatalf("check on b after the heal: %+v", c)
 	}
-	w.waitFor("one more valid event on b", func() bool { return w.nodes["b"].events.count(event.LicenseValid) == validBefore+1 })
+	w.waitFor("one more valid event on b", func() bool { return w.nodes["b"].events.Count(event.LicenseValid) == validBefore+1 })
 }
 
 // L4: a restart of the standby keeps the count, and the replicated copy

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,17 +47,15 @@ type tnode struct {
 	nc      *nats.Conn
 	emitter *bus.Emitter
 	run     *pairtest.Running // the service, while it runs
-
-	mu     sync.Mutex // guards events
-	events []event.Envelope
-	evSub  *nats.Subscription
+	rec     pairtest.Recorder // the node's events, as published
+	evSub   *nats.Subscription
 }
 
 func newWorld(t *testing.T, edit func(*config.Config)) *world {
 	w := &world{t: t, pair: pairtest.Start(t, pairName), nodes: map[string]*tnode{}, edit: edit}
 	w.nodes["a"] = &tnode{name: "a", dir: t.TempDir()}
 	w.nodes["b"] = &tnode{name: "b", dir: t.TempDir()}
-	w.inv = &invariants{seen: map[uint64]string{}}
+	w.inv = &invariants{}
 	t.Cleanup(func() {
 		for _, n := range w.nodes {
 			w.stop(n.name)
@@ -71,12 +68,7 @@ func newWorld(t *testing.T, edit func(*config.Config)) *world {
 }
 
 func (w *world) config(node string) config.Config {
-	c := config.Default()
-	c.Pair, c.Node, c.DataDir = pairName, node, w.nodes[node].dir
-	c.Role = config.Master
-	if node == "b" {
-		c.Role = config.Standby
-	}
+	c := pairtest.NodeConfig(pairName, node, w.nodes[node].dir)
 	c.Heart.Interval = 100 * time.Millisecond
 	c.Heart.Timeout = 400 * time.Millisecond
 	c.NATS.Peer = w.pair.PeerLeafURL(node)
@@ -112,8 +104,8 @@ func (w *world) start(node string) *tnode {
 		t.Fatal(err)
 	}
 	n.nc, n.emitter, n.reg = nc, bus.NewEmitter(pub, zerolog.Nop(), 1024), prometheus.NewRegistry()
-	n.events = nil
-	n.evSub, err = nc.Subscribe(subject.EventsOf(pairName, node), n.record)
+	n.rec.Reset()
+	n.evSub, err = nc.Subscribe(subject.EventsOf(pairName, node), n.rec.Record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,16 +118,6 @@ func (w *world) start(node string) *tnode {
 	n.run = pairtest.Go(n.svc.Run)
 	w.inv.watch(n)
 	return n
-}
-
-func (n *tnode) record(m *nats.Msg) {
-	e, err := event.Decode(m.Data)
-	if err != nil {
-		return
-	}
-	n.mu.Lock()
-	n.events = append(n.events, e)
-	n.mu.Unlock()
 }
 
 // stop ends node's monitor (as its process ending would).
@@ -189,13 +171,9 @@ func (w *world) waitSteady() failover.Status {
 
 func (w *world) waitFor(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s (a: %+v, b: %+v)", what, w.safeStatus("a"), w.safeStatus("b"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pairtest.WaitFor(w.t, waitLimit, what, cond, func() string {
+		return fmt.Sprintf("a: %+v, b: %+v", w.safeStatus("a"), w.safeStatus("b"))
+	})
 }
 
 func (w *world) safeStatus(node string) any {
@@ -210,32 +188,14 @@ func (w *world) waitEvent(node, typ, want string) event.Envelope {
 	w.t.Helper()
 	var found event.Envelope
 	w.waitFor(fmt.Sprintf("event %s %q on %s", typ, want, node), func() bool {
-		for _, e := range w.nodes[node].snapshotEvents() {
-			if e.Type == typ && strings.Contains(string(e.Data), want) {
-				found = e
-				return true
-			}
-		}
-		return false
+		var ok bool
+		found, ok = w.nodes[node].rec.Find(typ, want)
+		return ok
 	})
 	return found
 }
 
-func (n *tnode) snapshotEvents() []event.Envelope {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]event.Envelope(nil), n.events...)
-}
-
-func (n *tnode) count(typ string) int {
-	c := 0
-	for _, e := range n.snapshotEvents() {
-		if e.Type == typ {
-			c++
-		}
-	}
-	return c
-}
+func (n *tnode) count(typ string) int { return n.rec.Count(typ) }
 
 // admin sends an admin request to node's monitor through nc.
 func admin(t *testing.T, nc *nats.Conn, node, verb string, req any) (map[string]any, error) {
@@ -255,13 +215,12 @@ func reason(e event.Envelope) string {
 	return d.Reason
 }
 
-// invariants samples both monitors and remembers, for every epoch, which
-// node was active in it; two nodes active in one epoch is a failure. It also
+// invariants samples both monitors and feeds every active node to
+// pairtest.Actives (two nodes active in one epoch is a failure). It also
 // counts moments with both nodes active at once.
 type invariants struct {
+	actives  pairtest.Actives
 	mu       sync.Mutex // guards the fields below
-	seen     map[uint64]string
-	broken   []string
 	bothSeen int
 	nodes    map[string]*tnode
 	stop     chan struct{}
@@ -311,10 +270,7 @@ func (v *invariants) sampleLocked() {
 			continue
 		}
 		active++
-		if other, ok := v.seen[st.Epoch]; ok && other != name {
-			v.broken = append(v.broken, fmt.Sprintf("%s and %s both active in epoch %d", other, name, st.Epoch))
-		}
-		v.seen[st.Epoch] = name
+		_ = v.actives.Active(name, st.Epoch) // kept for err
 	}
 	if active == 2 {
 		v.bothSeen++
@@ -335,12 +291,7 @@ func (v *invariants) err() error {
 	}
 	v.mu.Unlock()
 	v.wg.Wait()
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if len(v.broken) > 0 {
-		return fmt.Errorf("invariant broken: %s", strings.Join(v.broken, "; "))
-	}
-	return nil
+	return v.actives.Err()
 }
 
 // metricValue sums the samples of a counter or gauge in node's registry.

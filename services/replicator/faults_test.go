@@ -83,7 +83,7 @@ func TestPauseRestartResume(t *testing.T) {
 	if n := rowCount(w, "b", "items"); n != 20 {
 		t.Fatalf("b has %d rows while paused, want only its own 20", n)
 	}
-	if _, ok := w.nodes["a"].sink.find(event.ReplPaused, "R4"); !ok {
+	if _, ok := w.nodes["a"].sink.Find(event.ReplPaused, "R4"); !ok {
 		t.Fatal("no pause event")
 	}
 	w.admin("a", api.VerbReplResume, api.ReplRequest{})
@@ -183,7 +183,7 @@ func TestBackupRestoreDetected(t *testing.T) {
 	}
 	w.start("b")
 	w.waitFor("backup detected", func() bool {
-		_, ok := w.nodes["b"].sink.find(event.ReplSnapshot, "backup-detected")
+		_, ok := w.nodes["b"].sink.Find(event.ReplSnapshot, "backup-detected")
 		return ok
 	})
 	w.waitSynced()
@@ -230,9 +230,9 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.waitFor("4 rejections on a", func() bool { return w.nodes["a"].sink.count(event.InputRejected) >= 4 })
+	w.waitFor("4 rejections on a", func() bool { return w.nodes["a"].sink.Count(event.InputRejected) >= 4 })
 	for _, want := range []string{"wrong database id", "unknown table", "invalid batch"} {
-		if _, ok := w.nodes["a"].sink.find(event.InputRejected, want); !ok {
+		if _, ok := w.nodes["a"].sink.Find(event.InputRejected, want); !ok {
 			t.Errorf("no rejection naming %q", want)
 		}
 	}
@@ -281,7 +281,7 @@ func TestFailoverStatus(t *testing.T) {
 	w.waitFor("a failed attempt to write while locked", func() bool {
 		return metricValue(t, w.nodes["b"], "tandem_repl_failover_write_failures_total") >= 1
 	})
-	if w.nodes["b"].sink.count(event.ReplStatusWritten) != 0 {
+	if w.nodes["b"].sink.Count(event.ReplStatusWritten) != 0 {
 		t.Fatal("written while the database was locked")
 	}
 	if _, err := lock.ExecContext(context.Background(), `ROLLBACK`); err != nil {
@@ -289,7 +289,7 @@ func TestFailoverStatus(t *testing.T) {
 	}
 	lock.Close()
 	w.waitFor("b@3 on both", func() bool { return w.query("a", status) == "b@3" && w.query("b", status) == "b@3" })
-	if _, ok := w.nodes["b"].sink.find(event.ReplStatusWritten, `"epoch":3`); !ok {
+	if _, ok := w.nodes["b"].sink.Find(event.ReplStatusWritten, `"epoch":3`); !ok {
 		t.Fatal("no status-written event")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
-	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
 	"github.com/tandem-ha/tandem/services/replicator"
 )
@@ -50,52 +48,17 @@ type tnode struct {
 	app  *sql.DB // the application's own connection
 	nc   *nats.Conn
 	svc  *replicator.Service
-	sink *sink
+	sink *pairtest.Recorder
 	reg  *prometheus.Registry
 	run  *pairtest.Running // the service, while it runs
 	edit func(*replicator.Options)
-}
-
-// sink records the replicator's events.
-type sink struct {
-	mu     sync.Mutex // guards events
-	events []event.Envelope
-}
-
-func (s *sink) Emit(e event.Envelope) {
-	s.mu.Lock()
-	s.events = append(s.events, e)
-	s.mu.Unlock()
-}
-
-func (s *sink) find(typ, contains string) (event.Envelope, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range s.events {
-		if e.Type == typ && strings.Contains(string(e.Data), contains) {
-			return e, true
-		}
-	}
-	return event.Envelope{}, false
-}
-
-func (s *sink) count(typ string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, e := range s.events {
-		if e.Type == typ {
-			n++
-		}
-	}
-	return n
 }
 
 func newWorld(t *testing.T) *world {
 	w := &world{t: t, pair: pairtest.Start(t, pairName), nodes: map[string]*tnode{}}
 	for _, n := range []string{"a", "b"} {
 		dir := t.TempDir()
-		tn := &tnode{name: n, dir: dir, path: filepath.Join(dir, "app.db"), sink: &sink{}}
+		tn := &tnode{name: n, dir: dir, path: filepath.Join(dir, "app.db"), sink: &pairtest.Recorder{}}
 		w.nodes[n] = tn
 		w.openApp(n)
 		w.exec(n, schema)
@@ -121,12 +84,7 @@ func (w *world) openApp(node string) {
 }
 
 func (w *world) config(node string) config.Config {
-	c := config.Default()
-	c.Pair, c.Node, c.DataDir = pairName, node, w.nodes[node].dir
-	c.Role = config.Master
-	if node == "b" {
-		c.Role = config.Standby
-	}
+	c := pairtest.NodeConfig(pairName, node, w.nodes[node].dir)
 	c.Hosts = map[string]string{"a": "a.test", "b": "b.test"}
 	c.Database.Path = w.nodes[node].path
 	return c
@@ -212,13 +170,9 @@ func (w *world) shell(node, q string) {
 
 func (w *world) waitFor(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s (a: %s, b: %s)", what, w.status("a"), w.status("b"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	pairtest.WaitFor(w.t, waitLimit, what, cond, func() string {
+		return fmt.Sprintf("a: %s, b: %s", w.status("a"), w.status("b"))
+	})
 }
 
 func (w *world) status(node string) string {

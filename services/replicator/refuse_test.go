@@ -40,7 +40,7 @@ func TestIncompatibleSchemaRefusedAlone(t *testing.T) {
 	if why := st.Refused["typed"]; !strings.Contains(why, "column n is BLOB here") {
 		t.Fatalf("typed refused on b: %q", why)
 	}
-	if _, ok := w.nodes["b"].sink.find(event.ReplRefused, "odd"); !ok {
+	if _, ok := w.nodes["b"].sink.Find(event.ReplRefused, "odd"); !ok {
 		t.Fatal("no tandem.repl.refused event naming odd")
 	}
 	if _, ok := st.Refused["wide"]; ok {

@@ -24,7 +24,7 @@ func TestReplicateBothWays(t *testing.T) {
 	}
 	w.waitFor("b's own row on a", func() bool { return w.items("a") == "1:before:1,99:own:1" })
 	w.exec("a", `DELETE FROM items WHERE id = 99`)
-	if _, ok := w.nodes["b"].sink.find(event.ReplSnapshot, `"restored"`); !ok {
+	if _, ok := w.nodes["b"].sink.Find(event.ReplSnapshot, `"restored"`); !ok {
 		t.Fatal("no snapshot event on b")
 	}
 	w.exec("a", `INSERT INTO items VALUES(2, 'from a', 2)`)
@@ -39,7 +39,7 @@ func TestReplicateBothWays(t *testing.T) {
 	}
 	// Nothing echoed back: each side's log holds only its own changes.
 	for _, n := range []string{"a", "b"} {
-		if c := w.nodes[n].sink.count(event.ReplConflict); c != 0 {
+		if c := w.nodes[n].sink.Count(event.ReplConflict); c != 0 {
 			t.Fatalf("%s: %d conflicts", n, c)
 		}
 	}
@@ -76,9 +76,9 @@ func TestConflictMasterWins(t *testing.T) {
 				t.Errorf("%s conflicts %s, want %s", n, got, want)
 			}
 		}
-		w.waitFor(n+" conflict events", func() bool { return w.nodes[n].sink.count(event.ReplConflict) >= 3 })
+		w.waitFor(n+" conflict events", func() bool { return w.nodes[n].sink.Count(event.ReplConflict) >= 3 })
 	}
-	e, _ := w.nodes["b"].sink.find(event.ReplConflict, `"pk":"1"`)
+	e, _ := w.nodes["b"].sink.Find(event.ReplConflict, `"pk":"1"`)
 	if !strings.Contains(string(e.Data), `"winner":"a"`) || !strings.Contains(string(e.Data), `"loser":"b"`) {
 		t.Fatalf("conflict event %s", e.Data)
 	}

@@ -147,7 +147,7 @@ func replaceDatabase(w *world, node, src string) {
 // resync loop.
 func checkSnapshots(t *testing.T, w *world, limit int) {
 	t.Helper()
-	if n := w.nodes["b"].sink.count(event.ReplSnapshot); n > limit*3 {
+	if n := w.nodes["b"].sink.Count(event.ReplSnapshot); n > limit*3 {
 		t.Fatalf("%d snapshot events on b: a resync loop", n)
 	}
 }
@@ -167,7 +167,7 @@ func TestTableWithoutKeyRefusedAlone(t *testing.T) {
 	if why := st.Refused["nokey"]; !strings.Contains(why, "no primary key") {
 		t.Fatalf("status of a: refused %v", st.Refused)
 	}
-	if _, ok := w.nodes["a"].sink.find(event.ReplRefused, "nokey"); !ok {
+	if _, ok := w.nodes["a"].sink.Find(event.ReplRefused, "nokey"); !ok {
 		t.Fatal("no tandem.repl.refused event naming the table")
 	}
 	w.exec("a", `INSERT INTO nokey VALUES(1, 2)`)

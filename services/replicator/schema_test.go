@@ -42,7 +42,7 @@ func TestSchemaChangesReplicate(t *testing.T) {
 	w.waitFor("a's value of the new column on b", func() bool { return w.query("b", colours) == "1:red,2:blue,3:green" })
 	w.waitConverged()
 	for _, n := range []string{"a", "b"} {
-		if c := w.nodes[n].sink.count(event.ReplConflict); c != 0 {
+		if c := w.nodes[n].sink.Count(event.ReplConflict); c != 0 {
 			t.Fatalf("%s: %d conflicts from schema changes", n, c)
 		}
 	}
@@ -61,7 +61,7 @@ func TestSchemaChangesReplicate(t *testing.T) {
 	w.waitFor("notes refused on a", func() bool {
 		return strings.Contains(w.nodes["a"].svc.Status().Refused["notes"], "only ADD COLUMN")
 	})
-	if _, ok := w.nodes["a"].sink.find(event.ReplRefused, "notes"); !ok {
+	if _, ok := w.nodes["a"].sink.Find(event.ReplRefused, "notes"); !ok {
 		t.Fatal("no tandem.repl.refused event for notes")
 	}
 	w.exec("a", `INSERT INTO items VALUES(4, 'four', 4, 'white')`)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/tandem-ha/tandem/pkg/pairtest"
 )
 
 // TestRandomFaults drives the pair through random cuts, heals, kills,
@@ -58,7 +60,7 @@ func randomRunWith(t *testing.T, seed uint64, cfg func(*rand.Rand) Config, steps
 		h.cfg.TakeoverWhenUnhealthy = r.IntN(2) == 0
 	}
 	h.nodes = map[string]*simNode{"a": {name: "a", role: "master"}, "b": {name: "b", role: "standby"}}
-	h.actives = map[uint64]string{}
+	h.actives = &pairtest.Actives{}
 	names := []string{"a", "b"}
 	for step := 0; step < steps; step++ {
 		n := h.nodes[names[r.IntN(2)]]

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/pairtest"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
@@ -63,7 +64,7 @@ type harness struct {
 	cut     bool
 	now     int
 	out     strings.Builder
-	actives map[uint64]string // epoch → node that was active in it
+	actives *pairtest.Actives // which node was active in each epoch
 	// quietTicks counts the ticks checkQuiet verified (so that a test can
 	// tell the check was not vacuous).
 	quietTicks int
@@ -154,7 +155,7 @@ func (h *harness) pair(d *datadriven.TestData) {
 		"a": {name: "a", role: config.Master},
 		"b": {name: "b", role: config.Standby},
 	}
-	h.actives = map[uint64]string{}
+	h.actives = &pairtest.Actives{}
 	for _, a := range d.CmdArgs {
 		switch {
 		case ints[a.Key] != nil:
@@ -471,10 +472,9 @@ func (h *harness) checkInvariants() error {
 			continue
 		}
 		e := n.m.Epoch()
-		if other, ok := h.actives[e]; ok && other != n.name {
-			return fmt.Errorf("invariant broken: %s and %s both active in epoch %d", other, n.name, e)
+		if err := h.actives.Active(n.name, e); err != nil {
+			return fmt.Errorf("invariant broken: %w", err)
 		}
-		h.actives[e] = n.name
 		if n.disk < e {
 			return fmt.Errorf("invariant broken: %s active in epoch %d but only %d persisted", n.name, e, n.disk)
 		}
