@@ -12,7 +12,7 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/node"
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -39,7 +39,7 @@ func TestNodeRestoresChangedEventStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bus.EventStreamConfig("p", "a", time.Second, 0)
+	cfg := audit.OriginConfig("p", "a", audit.Retention{MaxAge: time.Second})
 	cfg.Duplicates = time.Second
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -180,25 +179,6 @@ func fleetRow(w io.Writer, r audit.Record) error {
 }
 
 func row(w io.Writer, e event.Envelope, node string) error {
-	_, err := fmt.Fprintf(w, "%-30s  %-8s  %6d  %-28s  %s\n", e.Time.UTC().Format(time.RFC3339Nano), node, e.Epoch, e.Type, summary(e.Data))
+	_, err := fmt.Fprintf(w, "%-30s  %-8s  %6d  %-28s  %s\n", e.Time.UTC().Format(time.RFC3339Nano), node, e.Epoch, e.Type, audit.Summary(e))
 	return err
-}
-
-// summary is the reason of an event, or its data in one line.
-func summary(data json.RawMessage) string {
-	var d map[string]any
-	if json.Unmarshal(data, &d) != nil {
-		return string(data)
-	}
-	if r, ok := d["reason"].(string); ok {
-		return r
-	}
-	if h, ok := d["hook"].(string); ok {
-		s := fmt.Sprintf("%s: exit %v in %vms", h, d["exit_code"], d["duration_ms"])
-		if e, ok := d["error"].(string); ok {
-			s += ": " + e
-		}
-		return s
-	}
-	return oneLine(string(data))
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -22,7 +21,7 @@ import (
 // of peer's stream with their configuration: one line per difference,
 // none when both are as they must be.
 func Drift(ctx context.Context, js jetstream.JetStream, pair, node, peer string, r Retention) ([]string, error) {
-	want := bus.EventStreamConfig(pair, node, r.maxAge(), r.MaxBytes)
+	want := OriginConfig(pair, node, r)
 	out, err := drift(ctx, js, want)
 	if err != nil || peer == "" {
 		return out, err

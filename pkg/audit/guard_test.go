@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/audit"
-	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -21,7 +20,7 @@ func TestDriftFoundAndRestored(t *testing.T) {
 	if got, err := audit.Drift(ctx, a.js, pairName, "a", "b", audit.Retention{}); err != nil || len(got) != 0 {
 		t.Fatalf("fresh streams drift: %v %v", got, err)
 	}
-	cfg := bus.EventStreamConfig(pairName, "a", time.Second, 0)
+	cfg := audit.OriginConfig(pairName, "a", audit.Retention{MaxAge: time.Second})
 	cfg.Duplicates = time.Second
 	if _, err := a.js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)

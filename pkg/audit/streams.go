@@ -1,8 +1,8 @@
 // Package audit makes the events of all services an audit trail on both
 // nodes of a pair (SPEC §7, A1–A4).
 //
-// Each node keeps its own events in its own stream (bus.EnsureEventStream)
-// and a durable mirror of the peer's stream under the peer stream's name, so
+// Each node keeps its own events in its own stream (OriginConfig: the
+// origin, which the services' emitters publish into) and a durable mirror of the peer's stream under the peer stream's name, so
 // both streams exist on both nodes and either node answers for the whole
 // pair when the other is gone. The mirror is durable: the origin owns a push
 // consumer (subject.MirrorConsumer, AckFlowControl, 1 s heartbeat) that
@@ -12,8 +12,15 @@
 // sequence numbers and timestamps. Every stream and mirror denies delete and
 // purge (A3); retention is by age and size from configuration.
 //
+// A node makes its origin at start (EnsureOrigin), and its mirror once it
+// knows the peer's name (Guard: from hosts, or from the peer's heartbeats);
+// Guard then checks both every few seconds and restores a configuration
+// changed behind the node's back (Drift, Restore, Watch).
+//
 // Replay reads any set of these streams on one node, by time range, node
-// and event type, merged by event time, and can follow them live (A4).
+// and event type, merged by event time, and can follow them live (A4), and
+// Summary says in one line what an event says (tandem audit replay and
+// tandem demo print it).
 package audit
 
 import (
@@ -30,7 +37,7 @@ import (
 
 // Retention is how long and how much each stream and mirror keeps.
 type Retention struct {
-	MaxAge   time.Duration // 0: bus.DefaultEventMaxAge
+	MaxAge   time.Duration // 0: DefaultMaxAge
 	MaxBytes int64         // 0: no limit
 }
 
@@ -43,9 +50,53 @@ func (r Retention) maxBytes() int64 {
 
 func (r Retention) maxAge() time.Duration {
 	if r.MaxAge <= 0 {
-		return bus.DefaultEventMaxAge
+		return DefaultMaxAge
 	}
 	return r.MaxAge
+}
+
+// DefaultMaxAge is how long events are kept when no age is configured.
+const DefaultMaxAge = 90 * 24 * time.Hour
+
+// OriginConfig is the configuration of node's own event stream, its origin
+// (SPEC §7 A3): stream subject.EventStream(pair, node) on
+// subject.EventsOf(pair, node), file storage, deletes and purges refused,
+// duplicates detected over bus.DuplicateWindow (the publishers' ids),
+// oldest events discarded past r's age or size.
+func OriginConfig(pair, node string, r Retention) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        subject.EventStream(pair, node),
+		Description: fmt.Sprintf("Tandem events made on node %s of pair %s", node, pair),
+		Subjects:    []string{subject.EventsOf(pair, node)},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+		Replicas:    1,
+		MaxAge:      r.maxAge(),
+		MaxBytes:    r.maxBytes(),
+		Duplicates:  bus.DuplicateWindow,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+}
+
+// EnsureOriginStream creates node's own event stream, or updates it to
+// OriginConfig if it exists (retention may change; the server refuses to
+// lift DenyDelete or DenyPurge). EnsureOrigin also makes the consumer
+// that feeds the peer's mirror; tests of a single service need only this.
+func EnsureOriginStream(ctx context.Context, js jetstream.JetStream, pair, node string, r Retention) (jetstream.Stream, error) {
+	if err := subject.CheckName("pair", pair); err != nil {
+		return nil, err
+	}
+	if err := subject.CheckName("node", node); err != nil {
+		return nil, err
+	}
+	cfg := OriginConfig(pair, node, r)
+	st, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ensure event stream %s: %w", cfg.Name, err)
+	}
+	return st, nil
 }
 
 // mirrorMaxAckPending bounds how far the origin runs ahead of the mirror's
@@ -55,7 +106,7 @@ const mirrorMaxAckPending = 20000
 // EnsureOrigin makes node's own event stream and the durable consumer that
 // feeds the peer's mirror of it. It is idempotent.
 func EnsureOrigin(ctx context.Context, js jetstream.JetStream, pair, node string, r Retention) error {
-	st, err := bus.EnsureEventStream(ctx, js, pair, node, r.maxAge(), r.MaxBytes)
+	st, err := EnsureOriginStream(ctx, js, pair, node, r)
 	if err != nil {
 		return err
 	}

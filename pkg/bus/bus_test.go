@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -82,7 +83,14 @@ func newJetStream(t *testing.T) (*server.Server, *nats.Conn, jetstream.JetStream
 
 func ensureStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
-	st, err := EnsureEventStream(testCtx(t), js, testPair, testNode, 0, 0)
+	// The events stream as pkg/audit makes it (audit imports bus: its
+	// OriginConfig cannot be used here), as far as publishing needs.
+	st, err := js.CreateStream(testCtx(t), jetstream.StreamConfig{
+		Name:       subject.EventStream(testPair, testNode),
+		Subjects:   []string{subject.EventsOf(testPair, testNode)},
+		Storage:    jetstream.FileStorage,
+		Duplicates: DuplicateWindow,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

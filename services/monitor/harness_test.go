@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
@@ -95,7 +96,7 @@ func (w *world) start(node string) *tnode {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if _, err := bus.EnsureEventStream(ctx, js, pairName, node, 0, 0); err != nil {
+	if _, err := audit.EnsureOriginStream(ctx, js, pairName, node, audit.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	log := pairtest.Logger(t).With().Str("node", node).Logger()

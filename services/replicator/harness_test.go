@@ -18,7 +18,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
 	"github.com/tandem-ha/tandem/services/replicator"
@@ -105,7 +105,7 @@ func (w *world) start(node string) *tnode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bus.EnsureEventStream(ctx, js, pairName, node, 0, 0); err != nil {
+	if _, err := audit.EnsureOriginStream(ctx, js, pairName, node, audit.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	n.reg = prometheus.NewRegistry()

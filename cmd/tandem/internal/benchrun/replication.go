@@ -18,7 +18,7 @@ import (
 	_ "modernc.org/sqlite" // the application's side of the benchmark
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
-	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
@@ -120,7 +120,7 @@ func (p *replPair) start(n string) {
 	js, _ := jetstream.NewWithDomain(nc, p.srv[n].Domain())
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if _, err := bus.EnsureEventStream(ctx, js, "bench", n, 0, 0); err != nil {
+	if _, err := audit.EnsureOriginStream(ctx, js, "bench", n, audit.Retention{}); err != nil {
 		p.t.Fatalf("event stream: %v", err)
 	}
 	svc, err := replicator.New(replicator.Options{Config: c, Conn: nc, Events: discard{}, Log: zerolog.Nop()})

@@ -2,11 +2,8 @@ package demo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,34 +79,3 @@ func (r *eventReader) read(ctx context.Context) ([]event.Envelope, error) {
 }
 
 func (r *eventReader) close() { r.nc.Close() }
-
-// summary is what an event's data says, in one line: its reason (after its
-// phase, if it has one), or else its scalar fields as key=value.
-func summary(e event.Envelope) string {
-	var d map[string]any
-	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return ""
-	}
-	r, _ := d["reason"].(string)
-	if p, ok := d["phase"].(string); ok && r != "" {
-		return p + ": " + r
-	}
-	if r != "" {
-		return r
-	}
-	keys := make([]string, 0, len(d))
-	for k, v := range d {
-		switch v.(type) {
-		case string, float64, bool:
-			if k != "epoch" { // the timeline shows the envelope's
-				keys = append(keys, k)
-			}
-		}
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%v", k, d[k])
-	}
-	return strings.Join(parts, " ")
-}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/event"
 )
 
@@ -62,7 +63,7 @@ func (v *view) note(at time.Time, format string, args ...any) {
 
 // noteEvent adds an event of a node to the timeline.
 func (v *view) noteEvent(e event.Envelope) {
-	v.note(e.Time, "%s  %-21s  epoch %-2d  %s", e.Node, strings.TrimPrefix(e.Type, "tandem."), e.Epoch, summary(e))
+	v.note(e.Time, "%s  %-21s  epoch %-2d  %s", e.Node, strings.TrimPrefix(e.Type, "tandem."), e.Epoch, audit.Summary(e))
 }
 
 // printf prints text outside the live frame (before it begins or after it

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/event"
 )
 
 func pairStatus(active string, a, b api.NodeStatus) api.PairStatus {
@@ -82,18 +81,5 @@ func TestLiveFrames(t *testing.T) {
 	v.end()
 	if out.String() != wrap+showCursor {
 		t.Errorf("end wrote %q", out.String())
-	}
-}
-
-func TestSummary(t *testing.T) {
-	for data, want := range map[string]string{
-		`{"reason":"F2: no peer heard","from":"starting"}`: "F2: no peer heard",
-		`{"phase":"made","reason":"R1: asked","bytes":1}`:  "made: R1: asked",
-		`{"active":"a","known":0,"epoch":2,"m":{}}`:        "active=a known=0",
-		`{}`: "",
-	} {
-		if got := summary(event.Envelope{Data: []byte(data)}); got != want {
-			t.Errorf("%s: got %q, want %q", data, got, want)
-		}
 	}
 }

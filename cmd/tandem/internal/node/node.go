@@ -26,13 +26,10 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
-	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
-	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
-	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor"
 )
@@ -61,8 +58,6 @@ type Node struct {
 	// the node reports them ok again (audit.DefaultHold when 0). Set it
 	// before Run.
 	AuditHold time.Duration
-	auditMu   sync.Mutex // guards audit
-	audit     audit.Watch
 
 	part    string        // "node", or the one service RunService runs
 	started chan struct{} // closed once everything runs
@@ -514,154 +509,16 @@ func (n *Node) isKilled() bool {
 	return n.killed
 }
 
-// guardAudit makes this node's durable mirror of the peer's event stream as
-// soon as the peer's name is known (from hosts, or from the first heartbeat
-// of the peer's monitor), retrying until it succeeds, and guards the
-// node's event stream, and the mirror once made, every auditGuardEvery
-// until ctx ends (checkAudit). It answers the audit status requests of
-// tandem status and tandem check meanwhile.
+// guardAudit keeps the node's side of the audit trail until ctx ends:
+// the mirror of the peer's events, the check of both streams, the answers
+// to audit status requests (audit.Guard).
 func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
-	n.auditMu.Lock()
-	n.audit.Hold = n.AuditHold
-	n.auditMu.Unlock()
-	peer, stop := n.learnPeer()
-	defer stop()
-	unserve := n.serveAudit()
-	defer unserve()
-	retry := time.NewTicker(200 * time.Millisecond)
-	defer retry.Stop()
-	check := time.NewTicker(auditGuardEvery)
-	defer check.Stop()
-	mirrored := ""
-	for first := true; ; first = false {
-		if p := peer(); p != "" && mirrored == "" {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, p, n.retention)
-			cancel()
-			if err == nil {
-				n.nlog.Info().Str("peer", p).Msg("mirroring the peer's events")
-				mirrored = p
-			} else if first || ctx.Err() == nil {
-				n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
-			}
-		}
-		if first {
-			n.checkAudit(ctx, js, mirrored)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-check.C:
-			n.checkAudit(ctx, js, mirrored)
-		case <-retry.C:
-		}
+	g := &audit.Guard{Pair: n.cfg.Pair, Node: n.cfg.Node, Hosts: n.cfg.Hosts, Retention: n.retention,
+		Hold: n.AuditHold, Conn: n.nc, JS: js, Log: n.nlog}
+	if n.emitter != nil {
+		g.Events = n.emitter
 	}
-}
-
-// learnPeer returns the peer's name as far as it is known: the other node
-// of hosts, else the node whose heartbeats arrive (the subject names it; the
-// monitor validates the heartbeats themselves).
-func (n *Node) learnPeer() (peer func() string, stop func()) {
-	for name := range n.cfg.Hosts {
-		if name != n.cfg.Node {
-			return func() string { return name }, func() {}
-		}
-	}
-	var mu sync.Mutex
-	var heard string
-	prefix := strings.TrimSuffix(subject.Heartbeats(n.cfg.Pair), "*")
-	sub, err := n.nc.Subscribe(subject.Heartbeats(n.cfg.Pair), func(m *nats.Msg) {
-		name := strings.TrimPrefix(m.Subject, prefix)
-		if name != n.cfg.Node && subject.ValidName(name) {
-			mu.Lock()
-			heard = name
-			mu.Unlock()
-		}
-	})
-	if err != nil {
-		n.nlog.Warn().Err(err).Msg("cannot follow heartbeats to learn the peer's name")
-		return func() string { return "" }, func() {}
-	}
-	return func() string {
-			mu.Lock()
-			defer mu.Unlock()
-			return heard
-		}, func() {
-			_ = sub.Unsubscribe()
-		}
-}
-
-// auditGuardEvery is how often the server part checks the configuration of
-// the node's event stream and mirror.
-const auditGuardEvery = 2 * time.Second
-
-// checkAudit checks the node's event stream and, when peer is not "", its
-// mirror of peer's (SPEC §7 A3): a change made behind the node's back
-// (retention shrunk, a stream deleted) is restored and reported as
-// critical, in the log, as a tandem.audit.changed event and in the audit
-// state that tandem status and tandem check show (audit.Watch).
-func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer string) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	drift, err := audit.Drift(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
-	if ctx.Err() != nil {
-		return
-	}
-	var rerr error
-	if err == nil && len(drift) > 0 {
-		rerr = audit.Restore(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
-	}
-	n.auditMu.Lock()
-	n.audit.Observe(time.Now(), drift, err, rerr)
-	n.auditMu.Unlock()
-	if err != nil || len(drift) == 0 {
-		return
-	}
-	n.nlog.Error().Strs("changes", drift).AnErr("restore_error", rerr).
-		Msg("CRITICAL: the audit streams were changed behind the node's back; their configuration is restored, lost events are gone")
-	if n.emitter == nil {
-		return
-	}
-	e, err := event.New(n.cfg.Pair, n.cfg.Node, "node", event.AuditChanged, 0, time.Now(),
-		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
-	if err == nil {
-		n.emitter.Emit(e)
-	}
-}
-
-// AuditState is the node's audit guard's verdict now.
-func (n *Node) AuditState() api.AuditState {
-	n.auditMu.Lock()
-	defer n.auditMu.Unlock()
-	return n.audit.State(n.cfg.Node, time.Now())
-}
-
-// serveAudit answers the audit status requests (api.VerbAuditStatus) sent
-// to the pair or to this node, until the returned func is called.
-func (n *Node) serveAudit() (stop func()) {
-	handle := func(m *nats.Msg) {
-		var req api.AuditStatusRequest
-		out := reply.OK(api.AuditStatusReply{Pair: n.cfg.Pair, State: n.AuditState()})
-		if err := api.Decode(m.Data, n.cfg.Pair, &req); err != nil {
-			n.nlog.Warn().Err(err).Str("subject", m.Subject).Msg("audit status request refused")
-			out = reply.Fail(err)
-		}
-		_ = m.Respond(out)
-	}
-	var subs []*nats.Subscription
-	for _, scope := range []string{subject.PairScope, n.cfg.Node} {
-		sub, err := n.nc.Subscribe(subject.Admin(n.cfg.Pair, scope, api.VerbAuditStatus), handle)
-		if err != nil {
-			n.nlog.Warn().Err(err).Msg("cannot answer audit status requests")
-			continue
-		}
-		subs = append(subs, sub)
-	}
-	return func() {
-		for _, sub := range subs {
-			_ = sub.Unsubscribe()
-		}
-	}
+	g.Run(ctx)
 }
 
 // checkDataDir makes data_dir if needed and checks that this process may
