@@ -623,7 +623,7 @@ func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer stri
 		return
 	}
 	e, err := event.New(n.cfg.Pair, n.cfg.Node, "node", event.AuditChanged, 0, time.Now(),
-		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
+		event.AuditChange{Severity: "critical", Changes: drift, Restored: rerr == nil})
 	if err == nil {
 		n.emitter.Emit(e)
 	}

@@ -190,7 +190,7 @@ func New(c Config) (*Machine, error) {
 		peer:          peerView{name: c.Peer, state: Starting},
 		checks:        newChecks(c.Checks),
 	}
-	m.emit(event.NodeStarted, "node started; listening for the peer", nil)
+	m.emit(event.NodeStarted, "node started; listening for the peer", &event.Why{})
 	m.rd.Heartbeat = true
 	return m, nil
 }
@@ -297,7 +297,7 @@ func (m *Machine) tickMaintenance() {
 	if m.maint.left <= 0 {
 		m.maint = maintenance{version: m.maint.version + 1}
 		m.rd.Heartbeat = true
-		m.emit(event.MaintenanceChanged, "maintenance expired", map[string]any{"on": false})
+		m.emit(event.MaintenanceChanged, "maintenance expired", &event.MaintenanceChange{On: false})
 	}
 }
 
@@ -316,14 +316,14 @@ func (m *Machine) tickSwitchover() {
 		m.rollback(sw, fmt.Sprintf("%s did not confirm in time; taking back over", sw.to))
 	case swAsked:
 		m.stableFor = 0 // automatic failback waits another settle delay before it asks again
-		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not yield in time; nothing changed", m.peer.name), map[string]any{"to": sw.to})
+		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not yield in time; nothing changed", m.peer.name), &event.SwitchoverRollback{To: sw.to})
 	}
 }
 
 // rollback ends a yield that was not confirmed: the node takes back over.
 func (m *Machine) rollback(sw *switchover, reason string) {
 	m.sw = nil
-	m.emit(event.SwitchoverRolledBack, reason, map[string]any{"to": sw.to})
+	m.emit(event.SwitchoverRolledBack, reason, &event.SwitchoverRollback{To: sw.to})
 	m.activate("F8: switchover rolled back")
 }
 
@@ -337,7 +337,7 @@ func (m *Machine) losePeer(reason string) {
 	m.linkDownLeft = 0
 	m.collision = 0
 	m.stableFor = 0
-	m.emit(event.PeerLost, reason, map[string]any{"peer": m.peer.name})
+	m.emit(event.PeerLost, reason, &event.PeerMissing{Peer: m.peer.name})
 	m.lostReason = reason
 	m.suppressed = ""
 }
@@ -401,7 +401,7 @@ func (m *Machine) decidePassive() {
 		if why := m.noTakeover(); why != "" {
 			if m.suppressed != why {
 				m.suppressed = why
-				m.emit(event.FailoverSuppressed, why, map[string]any{"peer": m.peer.name, "lost": m.lostReason})
+				m.emit(event.FailoverSuppressed, why, &event.Suppression{LostPeer: &event.LostPeer{Peer: m.peer.name, Lost: m.lostReason}})
 			}
 			return
 		}
@@ -439,7 +439,7 @@ func (m *Machine) maybeFailback() {
 	if m.sw != nil || m.maint.on || !m.inSync || !m.healthy() || m.stableFor < m.cfg.SettleTicks {
 		return
 	}
-	m.emit(event.SwitchoverRequested, "F9: automatic failback to the master", map[string]any{"to": m.cfg.Self, "automatic": true})
+	m.emit(event.SwitchoverRequested, "F9: automatic failback to the master", &event.SwitchoverRequest{To: m.cfg.Self, Automatic: true})
 	m.askPeerToYield()
 }
 
@@ -459,7 +459,7 @@ func (m *Machine) decideActive() {
 		m.collision = 0
 		m.raiseEpoch()
 		m.emit(event.CollisionResolved, fmt.Sprintf("F7: both active (own epoch %d, peer epoch %d); the master stays active", old, m.peer.epoch),
-			map[string]any{"peer": m.peer.name, "peer_epoch": m.peer.epoch, "previous_epoch": old})
+			&event.Collision{Peer: m.peer.name, PeerEpoch: m.peer.epoch, PreviousEpoch: old})
 		m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
 		return
 	}
@@ -479,7 +479,7 @@ func (m *Machine) activate(reason string) {
 	m.collision = 0
 	m.raiseEpoch()
 	m.rd.Heartbeat = true
-	m.emit(event.NodeActivated, reason, map[string]any{"from": string(old), "outage": isOutage(reason)})
+	m.emit(event.NodeActivated, reason, &event.Activation{From: string(old), Outage: isOutage(reason)})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
 }
 
@@ -491,7 +491,7 @@ func (m *Machine) deactivate(to State, reason string) {
 	m.collision = 0
 	m.wit.held = false // a passive node's lease may be handed over (F14)
 	m.rd.Heartbeat = true
-	m.emit(event.NodeDeactivated, reason, map[string]any{"from": string(old)})
+	m.emit(event.NodeDeactivated, reason, &event.Deactivation{From: string(old)})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Passive, Epoch: m.epoch})
 }
 
@@ -509,6 +509,7 @@ func (m *Machine) observeEpoch(e uint64) {
 	}
 }
 
-func (m *Machine) emit(typ, reason string, data map[string]any) {
+func (m *Machine) emit(typ, reason string, data event.Reasoned) {
+	data.SetReason(reason)
 	m.rd.Events = append(m.rd.Events, Event{Type: typ, Epoch: m.epoch, Reason: reason, Data: data})
 }

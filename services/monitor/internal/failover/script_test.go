@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
@@ -379,7 +382,20 @@ func (h *harness) hookDone(n *simNode) {
 	h.step(n, HookDone(hk))
 }
 
-func fmtData(d map[string]any) string {
+// fmtData prints an event's data as sorted key=value pairs, without the
+// reason (printed before it).
+func fmtData(data event.Reasoned) string {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return " {" + err.Error() + "}"
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var d map[string]any
+	if err := dec.Decode(&d); err != nil {
+		return " {" + err.Error() + "}"
+	}
+	delete(d, "reason")
 	if len(d) == 0 {
 		return ""
 	}
@@ -388,16 +404,16 @@ func fmtData(d map[string]any) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(" {")
+	var sb strings.Builder
+	sb.WriteString(" {")
 	for i, k := range keys {
 		if i > 0 {
-			b.WriteString(" ")
+			sb.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "%s=%v", k, d[k])
+		fmt.Fprintf(&sb, "%s=%v", k, d[k])
 	}
-	b.WriteString("}")
-	return b.String()
+	sb.WriteString("}")
+	return sb.String()
 }
 
 // deliver sends the node's messages and heartbeat over the link.

@@ -164,7 +164,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 			reason = "heartbeat received again"
 		}
 		m.peer.everHeard = true
-		m.emit(event.PeerFound, reason, map[string]any{"peer": h.From, "peer_state": string(h.State), "peer_epoch": h.Epoch})
+		m.emit(event.PeerFound, reason, &event.PeerHeard{Peer: h.From, PeerState: string(h.State), PeerEpoch: h.Epoch})
 	}
 	m.peer.silence, m.linkDownLeft, m.lostReason = 0, 0, ""
 	m.peer.role, m.peer.state, m.peer.epoch = h.Role, h.State, h.Epoch
@@ -186,7 +186,7 @@ func (m *Machine) adoptMaintenance(h Heartbeat) {
 	changed := h.Maint != m.maint.on
 	m.maint = maintenance{on: h.Maint, left: h.MaintLeft, version: h.MaintVersion}
 	if changed {
-		m.emit(event.MaintenanceChanged, "set on "+h.From, map[string]any{"on": h.Maint, "left_ticks": h.MaintLeft})
+		m.emit(event.MaintenanceChanged, "set on "+h.From, &event.MaintenanceChange{On: h.Maint, LeftTicks: &h.MaintLeft})
 	}
 }
 
@@ -197,7 +197,7 @@ func (m *Machine) observeSwitchover() {
 	}
 	to := m.sw.to
 	m.sw = nil
-	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", to, m.peer.epoch), map[string]any{"to": to, "epoch": m.peer.epoch})
+	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", to, m.peer.epoch), &event.SwitchoverDone{To: to, Epoch: m.peer.epoch})
 }
 
 func (m *Machine) stepLinkDown(l LinkDown) {
@@ -222,11 +222,11 @@ func (m *Machine) stepStall(s Stall) {
 	if m.peer.heard && m.peer.silence > grace {
 		m.peer.silence = grace
 	}
-	m.emit(event.NodeStalled, fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks), map[string]any{"late_ticks": s.Ticks})
+	m.emit(event.NodeStalled, fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks), &event.Stall{LateTicks: s.Ticks})
 }
 
 func (m *Machine) refuse(code, msg, node string) error {
-	m.emit(event.SwitchoverRefused, msg, map[string]any{"code": code, "node": node})
+	m.emit(event.SwitchoverRefused, msg, &event.SwitchoverRefusal{Code: code, Node: node})
 	return &reply.Error{Code: code, Message: msg, Node: node}
 }
 
@@ -243,7 +243,7 @@ func (m *Machine) stepSwitchover(s Switchover) error {
 	case s.To != "" && s.To != m.cfg.Self && s.To != m.peer.name:
 		return m.refuse(reply.CodeUnknownNode, fmt.Sprintf("node %q is not in this pair (%s, %s)", s.To, m.cfg.Self, m.peer.name), "")
 	}
-	m.emit(event.SwitchoverRequested, "requested by an admin", map[string]any{"to": s.To})
+	m.emit(event.SwitchoverRequested, "requested by an admin", &event.SwitchoverRequest{To: s.To})
 	switch {
 	case m.state == Active && m.peer.state == Passive && s.To != m.cfg.Self:
 		m.yield(m.peer.name, "switchover to "+m.peer.name, "")
@@ -313,7 +313,7 @@ func (m *Machine) stepYield(y Yield) error {
 	case m.sw != nil:
 		return fmt.Errorf("yield from %q while a switchover is in progress", y.From)
 	}
-	m.emit(event.SwitchoverRequested, "the master asked this node to hand over", map[string]any{"to": y.From})
+	m.emit(event.SwitchoverRequested, "the master asked this node to hand over", &event.SwitchoverRequest{To: y.From})
 	m.yield(y.From, "switchover to "+y.From, "")
 	return nil
 }
@@ -348,7 +348,7 @@ func (m *Machine) stepTake(t Take) error {
 		m.wit.take = &t // activates when the witness grants the lease
 		return nil
 	}
-	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), map[string]any{"to": m.cfg.Self, "epoch": m.epoch})
+	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), &event.SwitchoverDone{To: m.cfg.Self, Epoch: m.epoch})
 	return nil
 }
 
@@ -365,6 +365,6 @@ func (m *Machine) stepMaintenance(s SetMaintenance) error {
 	if s.On {
 		reason = "switched on by an admin"
 	}
-	m.emit(event.MaintenanceChanged, reason, map[string]any{"on": s.On, "left_ticks": s.For})
+	m.emit(event.MaintenanceChanged, reason, &event.MaintenanceChange{On: s.On, LeftTicks: &s.For})
 	return nil
 }
