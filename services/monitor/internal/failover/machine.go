@@ -409,7 +409,7 @@ func (m *Machine) decidePassive() {
 			m.activate("F2: no peer heard; this node is healthy again (F15)")
 			return
 		}
-		m.activate("F6: outage: " + m.lostReason)
+		m.failOver("F6: outage: " + m.lostReason)
 	case m.peer.state != Active && m.cfg.Role == config.Master && m.sw != nil && m.sw.kind == swAsked:
 		// The standby yielded: its Take comes once its on_passive hook
 		// has finished (F8); activating now could run the service twice.
@@ -470,7 +470,13 @@ func (m *Machine) decideActive() {
 
 // activate makes the node active in a new epoch, once the witness lets it
 // (F14): until then it asks the witness and stays as it is.
-func (m *Machine) activate(reason string) {
+func (m *Machine) activate(reason string) { m.activateFor(reason, false) }
+
+// failOver activates the node after the loss of the active peer (F6): the
+// activation is an outage event.
+func (m *Machine) failOver(reason string) { m.activateFor(reason, true) }
+
+func (m *Machine) activateFor(reason string, outage bool) {
 	if !m.mayActivate() {
 		return
 	}
@@ -479,11 +485,9 @@ func (m *Machine) activate(reason string) {
 	m.collision = 0
 	m.raiseEpoch()
 	m.rd.Heartbeat = true
-	m.emit(event.NodeActivated, reason, &event.Activation{From: string(old), Outage: isOutage(reason)})
+	m.emit(event.NodeActivated, reason, &event.Activation{From: string(old), Outage: outage})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
 }
-
-func isOutage(reason string) bool { return len(reason) > 3 && reason[:3] == "F6:" }
 
 func (m *Machine) deactivate(to State, reason string) {
 	old := m.state
