@@ -33,25 +33,25 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 )
 
-// State is a node's run-time state.
-type State string
+// State is a node's run-time state (pkg/member).
+type State = member.State
 
 // States.
 const (
-	Starting State = "starting"
-	Passive  State = "passive"
-	Active   State = "active"
+	Starting = member.Starting
+	Passive  = member.Passive
+	Active   = member.Active
 )
 
 // Config is the machine's configuration, in ticks.
 type Config struct {
 	Self string      // this node's name
 	Peer string      // the peer's name, "" to learn it from the first heartbeat
-	Role config.Role // master or standby
+	Role member.Role // master or standby
 	// Epoch is the last epoch read from disk (F1).
 	Epoch uint64
 
@@ -87,7 +87,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.Self == "":
 		return errors.New("failover: no node name")
-	case c.Role != config.Master && c.Role != config.Standby:
+	case c.Role != member.Master && c.Role != member.Standby:
 		return fmt.Errorf("failover: role %q", c.Role)
 	case c.HeartbeatTicks < 1:
 		return errors.New("failover: heartbeat interval below one tick")
@@ -140,7 +140,7 @@ type peerView struct {
 	heard     bool // heard since the last loss
 	everHeard bool
 	silence   int // ticks since the last heartbeat
-	role      config.Role
+	role      member.Role
 	state     State
 	epoch     uint64
 	unhealthy bool     // the peer's heartbeat says it is unhealthy (F15)
@@ -249,7 +249,7 @@ func (m *Machine) Quiet() int {
 		if !m.peer.heard {
 			return 0 // the next decision activates or reports the suppression
 		}
-		if m.cfg.Role == config.Master && (m.peer.state != Active || m.cfg.FailbackAutomatic) {
+		if m.cfg.Role == member.Master && (m.peer.state != Active || m.cfg.FailbackAutomatic) {
 			return 0 // F4 activation, or counting towards the failback (F9)
 		}
 	}
@@ -380,9 +380,9 @@ func (m *Machine) decideStarting() {
 		m.activate("F2: the link to the peer is up, but no heartbeat came within the timeout")
 	case !m.peer.heard:
 		m.activate("F2: no peer heard during discovery")
-	case m.cfg.Role == config.Master && m.cedeToPeer():
+	case m.cfg.Role == member.Master && m.cedeToPeer():
 		m.handOver()
-	case m.cfg.Role == config.Master:
+	case m.cfg.Role == member.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
 	default:
 		m.deactivate(Passive, fmt.Sprintf("F4: the peer is %s; the standby stays passive", m.peer.state))
@@ -410,18 +410,18 @@ func (m *Machine) decidePassive() {
 			return
 		}
 		m.failOver("F6: outage: " + m.lostReason)
-	case m.peer.state != Active && m.cfg.Role == config.Master && m.sw != nil && m.sw.kind == swAsked:
+	case m.peer.state != Active && m.cfg.Role == member.Master && m.sw != nil && m.sw.kind == swAsked:
 		// The standby yielded: its Take comes once its on_passive hook
 		// has finished (F8); activating now could run the service twice.
-	case m.peer.state != Active && m.cfg.Role == config.Master && m.cedeToPeer():
+	case m.peer.state != Active && m.cfg.Role == member.Master && m.cedeToPeer():
 		if m.sw == nil {
 			m.handOver()
 		}
-	case m.peer.state != Active && m.cfg.Role == config.Master:
+	case m.peer.state != Active && m.cfg.Role == member.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
 	case m.peer.state == Passive && m.takeOverFromCutMaster():
 		m.activate("F14: the master cannot reach the witness; the standby takes over")
-	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == config.Master:
+	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == member.Master:
 		m.maybeFailback()
 	}
 }
@@ -454,7 +454,7 @@ func (m *Machine) decideActive() {
 	if m.collision < m.cfg.SettleTicks {
 		return
 	}
-	if m.cfg.Role == config.Master {
+	if m.cfg.Role == member.Master {
 		old := m.epoch
 		m.collision = 0
 		m.raiseEpoch()

@@ -1,8 +1,8 @@
 package failover
 
 import (
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 )
 
 // Ready is what the driver must carry out, in the order of its fields.
@@ -71,12 +71,12 @@ type Hook struct {
 // Status is the node's view of the pair.
 type Status struct {
 	Self         string
-	Role         config.Role
+	Role         member.Role
 	State        State
 	Epoch        uint64
 	Peer         string
 	PeerHeard    bool
-	PeerRole     config.Role
+	PeerRole     member.Role
 	PeerState    State
 	PeerEpoch    uint64
 	PeerSilence  int // ticks since the last heartbeat

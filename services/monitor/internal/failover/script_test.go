@@ -11,8 +11,8 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
@@ -51,7 +51,7 @@ func TestScripts(t *testing.T) {
 type simNode struct {
 	hooks   []Hook // running (hooks=manual)
 	name    string
-	role    config.Role
+	role    member.Role
 	m       *Machine // nil while the process is down
 	disk    uint64   // persisted epoch
 	paused  int      // ticks left frozen
@@ -154,8 +154,8 @@ func (h *harness) pair(d *datadriven.TestData) {
 		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks,
 		"hooktimeout": &h.cfg.HookTicks}
 	h.nodes = map[string]*simNode{
-		"a": {name: "a", role: config.Master},
-		"b": {name: "b", role: config.Standby},
+		"a": {name: "a", role: member.Master},
+		"b": {name: "b", role: member.Standby},
 	}
 	h.actives = map[uint64]string{}
 	for _, a := range d.CmdArgs {
@@ -257,7 +257,7 @@ func (h *harness) inject(d *datadriven.TestData) {
 	switch d.CmdArgs[1].Key {
 	case "heartbeat":
 		left, _ := strconv.Atoi(kv["maint-left"])
-		in = Heartbeat{From: kv["from"], Role: config.Role(kv["role"]), State: State(kv["state"]), Epoch: ep, MaintLeft: left}
+		in = Heartbeat{From: kv["from"], Role: member.Role(kv["role"]), State: State(kv["state"]), Epoch: ep, MaintLeft: left}
 	case "yield":
 		in = Yield{From: kv["from"], Epoch: ep}
 	case "take":

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/pkg/reply"
 )
 
@@ -15,7 +15,7 @@ type Input interface{ isInput() }
 // Heartbeat is a heartbeat received from the peer (F5).
 type Heartbeat struct {
 	From  string
-	Role  config.Role
+	Role  member.Role
 	State State
 	Epoch uint64
 	// Maintenance as the peer knows it; MaintLeft in ticks.
@@ -148,7 +148,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 	switch {
 	case h.Role == m.cfg.Role:
 		return fmt.Errorf("heartbeat from %q claims role %s, which is this node's role: check both configurations", h.From, h.Role)
-	case h.Role != config.Master && h.Role != config.Standby:
+	case h.Role != member.Master && h.Role != member.Standby:
 		return fmt.Errorf("heartbeat role %q", h.Role)
 	case h.State != Starting && h.State != Passive && h.State != Active:
 		return fmt.Errorf("heartbeat state %q", h.State)
@@ -179,7 +179,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 // adoptMaintenance takes the peer's maintenance setting when it is newer.
 func (m *Machine) adoptMaintenance(h Heartbeat) {
 	newer := h.MaintVersion > m.maint.version ||
-		(h.MaintVersion == m.maint.version && h.Role == config.Master && h.Maint != m.maint.on)
+		(h.MaintVersion == m.maint.version && h.Role == member.Master && h.Maint != m.maint.on)
 	if !newer {
 		return
 	}
@@ -231,7 +231,7 @@ func (m *Machine) refuse(code, msg, node string) error {
 }
 
 func (m *Machine) stepSwitchover(s Switchover) error {
-	if m.cfg.Role != config.Master {
+	if m.cfg.Role != member.Master {
 		master := m.peer.name
 		return m.refuse(reply.CodeNotMaster, fmt.Sprintf("a switchover is accepted only by the master %s; this is the standby %s", orUnknown(master), m.cfg.Self), master)
 	}
@@ -306,7 +306,7 @@ func (m *Machine) stepYield(y Yield) error {
 		return err
 	}
 	switch {
-	case m.cfg.Role == config.Master:
+	case m.cfg.Role == member.Master:
 		return fmt.Errorf("yield from %q: only the master asks, and this node is the master", y.From)
 	case m.state != Active || y.Epoch != m.epoch:
 		return fmt.Errorf("stale yield from %q (epoch %d; this node is %s in epoch %d)", y.From, y.Epoch, m.state, m.epoch)

@@ -3,8 +3,8 @@ package failover
 import (
 	"fmt"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
@@ -130,7 +130,7 @@ func (m *Machine) askWitness(epoch uint64, probe bool) {
 // nextEpoch is the epoch raiseEpoch would move to.
 func (m *Machine) nextEpoch() uint64 {
 	e := m.seen + 1
-	if (e%2 == 0) != (m.cfg.Role == config.Master) {
+	if (e%2 == 0) != (m.cfg.Role == member.Master) {
 		e++
 	}
 	return e
@@ -260,6 +260,6 @@ func (m *Machine) witnessStatus() WitnessStatus {
 // the active role from a passive master that cannot reach the witness
 // while this node can (the master stepped down for it, or cannot activate).
 func (m *Machine) takeOverFromCutMaster() bool {
-	return m.cfg.Witness && m.cfg.Role == config.Standby && m.sw == nil &&
+	return m.cfg.Witness && m.cfg.Role == member.Standby && m.sw == nil &&
 		m.peer.heard && m.peer.witnessDown && !m.wit.down
 }
