@@ -107,7 +107,7 @@ soak:
 ## fuzz: run every fuzz target of the wire decoders for FUZZTIME each
 FUZZTIME ?= 30s
 FUZZ_TARGETS := \
-	pkg:./event:FuzzDecode \
+	pkg:./event:FuzzDecode pkg:./event:FuzzDecodeData \
 	pkg:./api:FuzzDecodeAck pkg:./api:FuzzDecodeConfigReply pkg:./api:FuzzDecodeNotification \
 	pkg:./license:FuzzDecode pkg:./session:FuzzRewrite pkg:./natsnode:FuzzDecodeLinkState \
 	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \

@@ -118,7 +118,7 @@ func (g *Guard) check(ctx context.Context, peer string) {
 		return
 	}
 	e, err := event.New(g.Pair, g.Node, "node", event.AuditChanged, 0, time.Now(),
-		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
+		event.AuditChange{Severity: "critical", Changes: drift, Restored: rerr == nil})
 	if err == nil {
 		g.Events.Emit(e)
 	}

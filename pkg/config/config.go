@@ -22,16 +22,18 @@ import (
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-// Role is fixed at install: master or standby.
-type Role string
+// Role is fixed at install: master or standby (pkg/member, where the
+// type lives; these names keep configuration code short).
+type Role = member.Role
 
 // Roles.
 const (
-	Master  Role = "master"
-	Standby Role = "standby"
+	Master  = member.Master
+	Standby = member.Standby
 )
 
 // Failback policies (F9).

@@ -108,8 +108,8 @@ func (s *Service) add(data []byte) []byte {
 		return reply.Fail(err)
 	}
 	s.log.Info().Str("license", l.ID).Str("customer", l.Customer).Strs("features", l.Features).Msg("license added")
-	s.emit(event.LicenseAdded, s.clk.Now(), map[string]any{"id": l.ID, "customer": l.Customer,
-		"product": l.Product, "features": l.Features, "seats": l.Seats, "expires": l.Expires})
+	s.emit(event.LicenseAdded, s.clk.Now(), event.AddedLicense{ID: l.ID, Customer: l.Customer,
+		Product: l.Product, Features: l.Features, Seats: l.Seats, Expires: l.Expires})
 	return reply.OK(api.LicenseAddReply{Pair: s.cfg.Pair, Node: s.cfg.Node, License: info(grace.Entry{Payload: l.Payload})})
 }
 
@@ -181,9 +181,9 @@ func (s *Service) handOver(ctx context.Context, l *lic.Signed) error {
 }
 
 func (s *Service) refused(text string, err error) {
-	data := map[string]any{"reason": err.Error()}
+	data := event.LicenseRefusal{Why: event.Because(err.Error())}
 	if l, derr := lic.Decode([]byte(text)); derr == nil {
-		data["id"], data["customer"] = l.ID, l.Customer
+		data.ID, data.Customer = l.ID, l.Customer
 	}
 	s.log.Warn().Err(err).Msg("license refused")
 	s.emit(event.LicenseRefused, s.clk.Now(), data)

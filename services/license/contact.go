@@ -125,7 +125,7 @@ func (s *Service) trouble(slot *atomic.Pointer[string], err error) {
 	msg := err.Error()
 	slot.Store(&msg)
 	s.log.Error().Err(err).Msg("license state")
-	s.emit(event.InputRejected, s.clk.Now(), map[string]any{"kind": "license.state", "reason": msg})
+	s.emit(event.InputRejected, s.clk.Now(), event.Rejected{Why: event.Because(msg), Kind: "license.state"})
 	s.rejected.WithLabelValues("license.state").Inc()
 }
 

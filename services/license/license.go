@@ -368,8 +368,8 @@ func (s *Service) evaluate() error {
 	}
 	if typ != "" {
 		s.log.Info().Str("level", status.Level.String()).Dur("left", status.Left).Msg("license state changed")
-		s.emit(typ, now, map[string]any{"level": status.Level.String(), "days_left": status.Level.DaysLeft(),
-			"grace_left": status.Left.Round(time.Second).String(), "last_contact": status.Contact.UTC(), "reason": status.Reason()})
+		s.emit(typ, now, event.LicenseState{Level: status.Level.String(), DaysLeft: status.Level.DaysLeft(),
+			GraceLeft: status.Left.Round(time.Second).String(), LastContact: status.Contact.UTC(), Why: event.Because(status.Reason())})
 	}
 	return nil
 }
@@ -411,7 +411,7 @@ func (s *Service) reject(kind, subj string, err error) {
 	if !s.rejects.Log(s.log, now, kind, subj, err) {
 		return
 	}
-	s.emit(event.InputRejected, now, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+	s.emit(event.InputRejected, now, event.Rejected{Why: event.Because(err.Error()), Kind: kind, Subject: subj})
 }
 
 // Ready reports whether the service runs (for /readyz).

@@ -81,7 +81,7 @@ func (s *Service) adminSwitchover(data []byte) []byte {
 	if err := s.ask(failover.Switchover{To: req.To}); err != nil {
 		return reply.Fail(err)
 	}
-	return reply.OK(map[string]any{"pair": s.cfg.Pair, "node": s.cfg.Node, "accepted": true})
+	return reply.OK(api.SwitchoverReply{Pair: s.cfg.Pair, Node: s.cfg.Node, Accepted: true})
 }
 
 func (s *Service) adminMaintenance(data []byte) []byte {
@@ -109,9 +109,9 @@ func (s *Service) adminMaintenance(data []byte) []byte {
 	if err := s.ask(in); err != nil {
 		return reply.Fail(err)
 	}
-	out := map[string]any{"pair": s.cfg.Pair, "node": s.cfg.Node, "maintenance": req.On}
+	out := api.MaintenanceReply{Pair: s.cfg.Pair, Node: s.cfg.Node, Maintenance: req.On}
 	if req.On {
-		out["for"] = d.String()
+		out.For = d.String()
 	}
 	return reply.OK(out)
 }

@@ -71,11 +71,8 @@ func (s *Service) runCheck(ctx context.Context, c config.Check) {
 
 // noteCheckEvent records when a check changed (for status: since).
 func (s *Service) noteCheckEvent(e failover.Event, now time.Time) {
-	if e.Type != event.CheckFailed && e.Type != event.CheckRecovered {
-		return
-	}
-	if name, ok := e.Data["check"].(string); ok {
-		s.checkSince[name] = now
+	if c, ok := e.Data.(*event.CheckChange); ok {
+		s.checkSince[c.Check] = now
 	}
 }
 

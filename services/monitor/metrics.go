@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
 )
 
@@ -92,7 +91,7 @@ func (m *metrics) observe(st failover.Status, lastHeard, now time.Time) {
 // (decided). The activation phase is measured in carryOut.
 func (s *Service) observeTransition(e failover.Event, decided time.Time) {
 	s.met.activations.WithLabelValues(e.Type).Inc()
-	if e.Type != event.NodeActivated || e.Data["outage"] != true {
+	if !e.Outage() {
 		return
 	}
 	s.met.failovers.Inc()

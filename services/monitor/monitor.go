@@ -498,7 +498,7 @@ func (s *Service) carryOut(ctx context.Context) error {
 
 func outageActivation(rd failover.Ready) bool {
 	for _, e := range rd.Events {
-		if e.Type == event.NodeActivated && e.Data["outage"] == true {
+		if e.Outage() {
 			return true
 		}
 	}

@@ -41,11 +41,11 @@ func (s *Service) runHook(ctx context.Context, h failover.Hook) {
 	r := hooks.Run(ctx, hooks.Spec{Command: cmd, Pair: s.cfg.Pair, Node: s.cfg.Node, Role: string(s.cfg.Role),
 		State: string(h.State), Epoch: h.Epoch, Timeout: s.cfg.Hooks.Timeout})
 	s.met.hookSeconds.WithLabelValues(name).Observe(r.Duration.Seconds())
-	data := map[string]any{"hook": name, "command": cmd, "state": string(h.State), "exit_code": r.ExitCode,
-		"duration_ms": r.Duration.Milliseconds(), "output": r.Output, "ok": r.Err == nil}
+	data := event.HookResult{Hook: name, Command: cmd, State: string(h.State), ExitCode: r.ExitCode,
+		DurationMS: r.Duration.Milliseconds(), Output: r.Output, OK: r.Err == nil}
 	l := s.log.Info()
 	if r.Err != nil {
-		data["error"] = r.Err.Error()
+		data.Error = r.Err.Error()
 		l = s.log.Warn().Err(r.Err)
 	}
 	l.Str("hook", name).Uint64("epoch", h.Epoch).Int("exit_code", r.ExitCode).Dur("took", r.Duration).Msg("hook finished")

@@ -129,11 +129,7 @@ func (s *Service) sendControl(msg failover.Message) {
 // publishEvent turns a machine event into an envelope, logs it and hands it
 // to the sink. Transitions log at info with their reason.
 func (s *Service) publishEvent(e failover.Event) {
-	data := map[string]any{"reason": e.Reason}
-	for k, v := range e.Data {
-		data[k] = v
-	}
-	env, err := event.New(s.cfg.Pair, s.cfg.Node, "monitor", e.Type, e.Epoch, s.clk.Now(), data)
+	env, err := event.New(s.cfg.Pair, s.cfg.Node, "monitor", e.Type, e.Epoch, s.clk.Now(), e.Data)
 	if err != nil {
 		s.log.Error().Err(err).Str("type", e.Type).Msg("cannot build event")
 		return
@@ -155,7 +151,7 @@ func (s *Service) reject(kind, subj string, err error) {
 		return
 	}
 	env, eerr := event.New(s.cfg.Pair, s.cfg.Node, "monitor", event.InputRejected, s.snap.Load().status.Epoch, now,
-		map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+		event.Rejected{Why: event.Why{Reason: err.Error()}, Kind: kind, Subject: subj})
 	if eerr == nil {
 		s.events.Emit(env)
 	}

@@ -101,7 +101,7 @@ func (s *Service) reject(kind, subj string, err error) {
 		epoch = cur.Epoch
 	}
 	e, eerr := event.New(s.pair, s.self, "notifier", event.InputRejected, epoch, now,
-		map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+		event.Rejected{Why: event.Because(err.Error()), Kind: kind, Subject: subj})
 	if eerr == nil {
 		s.o.Events.Emit(e)
 	}

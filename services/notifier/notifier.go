@@ -498,13 +498,13 @@ func (s *Service) maybeReport() {
 	if !ok || cur == nil {
 		return
 	}
-	data := map[string]any{
-		"epoch": p.Epoch, "active": cur.Active, "failed": cur.Failed, "source": cur.Source,
-		"known": p.Known, "acknowledged": p.Acknowledged, "switched": p.Switched, "complete": p.Complete,
-		"notified_ms": p.NotifiedMS,
+	data := event.Notified{
+		Epoch: p.Epoch, Active: cur.Active, Failed: cur.Failed, Source: cur.Source,
+		Known: p.Known, Acknowledged: p.Acknowledged, Switched: p.Switched, Complete: p.Complete,
+		NotifiedMS: p.NotifiedMS,
 	}
 	if p.AllAckedMS >= 0 {
-		data["all_acked_ms"] = p.AllAckedMS
+		data.AllAckedMS = &p.AllAckedMS
 	}
 	e, err := event.New(s.pair, s.self, "notifier", event.FailoverNotified, p.Epoch, s.clk.Now(), data)
 	if err != nil {

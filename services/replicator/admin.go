@@ -140,7 +140,7 @@ func (s *Service) setPaused(ctx context.Context, paused bool, at time.Time, newe
 		s.met.paused.Set(1)
 	}
 	s.setState(state, why)
-	s.emit(typ, map[string]any{"reason": "R4: " + why})
+	s.emit(typ, event.Because("R4: "+why))
 	poke(s.resume)
 	poke(s.wake)
 	return nil

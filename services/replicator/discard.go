@@ -203,7 +203,7 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 		return rec, err
 	}
 	start := time.Now()
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "from": s.peer, "reason": "R10: " + why})
+	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", From: s.peer, Why: event.Because("R10: " + why)})
 	path, rep, err := s.fetchSnapshot(ctx, true)
 	defer s.setProgress(nil)
 	if path != "" {
@@ -221,9 +221,9 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Str("from", s.peer).Any("discarded", rec.Discarded).Dur("took", took).Msg("made equal to the peer; the discarded rows are in the conflict table")
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "discarded", "from": s.peer, "bytes": rep.Size, "log": rep.Log, "db": rep.DB,
-		"seconds": took.Seconds(), "taken": rec.Taken, "discarded": rec.Discarded, "refused": rec.Refused,
-		"reason": "R10: " + why + "; every discarded row is kept in _tandem_conflict on both nodes"})
+	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "discarded", From: s.peer, Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
+		Seconds: took.Seconds(), Taken: rec.Taken, Discarded: rec.Discarded, Refused: rec.Refused,
+		Why: event.Because("R10: " + why + "; every discarded row is kept in _tandem_conflict on both nodes")})
 	return rec, nil
 }
 

@@ -2,7 +2,6 @@ package replicator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -40,14 +39,13 @@ func (s *Service) consumeFailover(ctx context.Context) error {
 	p, n := s.cfg.Pair, s.cfg.Node
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	cons, err := s.js.CreateOrUpdateConsumer(cctx, subject.EventStream(p, n), jetstream.ConsumerConfig{
-		Durable:     FailoverConsumer,
-		Description: "the replicator writes this node's activations into the database (R8)",
-		FilterSubjects: []string{subject.Event(p, n, event.NodeActivated), subject.Event(p, n, event.CollisionResolved),
-			subject.Event(p, n, event.SwitchoverCompleted)},
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Durable:        FailoverConsumer,
+		Description:    "the replicator writes this node's activations into the database (R8)",
+		FilterSubjects: activationSubjects(p, n),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxAckPending:  1,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	cancel()
 	if err != nil {
@@ -72,6 +70,16 @@ func (s *Service) consumeFailover(ctx context.Context) error {
 	}
 }
 
+// activationSubjects are the subjects of the node's activation events
+// (event.IsActivation).
+func activationSubjects(pair, node string) []string {
+	var out []string
+	for _, typ := range event.ActivationTypes() {
+		out = append(out, subject.Event(pair, node, typ))
+	}
+	return out
+}
+
 // onActivation writes one activation, or asks for it again later.
 func (s *Service) onActivation(ctx context.Context, m jetstream.Msg) {
 	env, err := event.Decode(m.Data())
@@ -80,15 +88,10 @@ func (s *Service) onActivation(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	if env.Type == event.SwitchoverCompleted {
-		var d struct {
-			To string `json:"to"`
-		}
-		_ = json.Unmarshal(env.Data, &d)
-		if d.To != s.cfg.Node {
-			_ = m.Ack()
-			return
-		}
+	if _, ok, err := event.ActivationOf(env); err != nil || !ok {
+		s.reject("failover-event", m.Subject(), errors.Join(err, errors.New("not an activation")))
+		_ = m.Term()
+		return
 	}
 	if env.Epoch > s.epoch.Load() {
 		s.epoch.Store(env.Epoch)
@@ -106,6 +109,6 @@ func (s *Service) onActivation(ctx context.Context, m jetstream.Msg) {
 		s.log.Debug().Err(err).Msg("ack failover event")
 	}
 	s.log.Info().Uint64("epoch", env.Epoch).Msg("failover status written")
-	s.emit(event.ReplStatusWritten, map[string]any{"active": s.cfg.Node, "epoch": env.Epoch,
-		"time": env.Time.UTC().Format(time.RFC3339Nano), "reason": "R8: " + env.Type})
+	s.emit(event.ReplStatusWritten, event.StatusWritten{Active: s.cfg.Node, Epoch: env.Epoch,
+		Time: env.Time.UTC().Format(time.RFC3339Nano), Why: event.Because("R8: " + env.Type)})
 }

@@ -253,18 +253,7 @@ func TestFailoverStatus(t *testing.T) {
 	w.start("b")
 	w.waitSynced()
 	publish := func(node string, epoch uint64) {
-		n := w.nodes[node]
-		js, _ := jetstream.NewWithDomain(n.nc, w.pair.Server(node).Domain())
-		e, err := event.New(pairName, node, "monitor", event.NodeActivated, epoch, time.Now(), map[string]any{"reason": "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := e.Encode()
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		if _, err := js.Publish(ctx, e.Subject(), data); err != nil {
-			t.Fatal(err)
-		}
+		w.publishMonitorEvent(node, event.NodeActivated, epoch, event.Activation{Why: event.Because("test")})
 	}
 	status := `SELECT coalesce((SELECT active || '@' || epoch FROM _tandem_failover_status), '')`
 	publish("a", 2)
@@ -291,6 +280,42 @@ func TestFailoverStatus(t *testing.T) {
 	w.waitFor("b@3 on both", func() bool { return w.query("a", status) == "b@3" && w.query("b", status) == "b@3" })
 	if _, ok := w.nodes["b"].sink.Find(event.ReplStatusWritten, `"epoch":3`); !ok {
 		t.Fatal("no status-written event")
+	}
+}
+
+// publishMonitorEvent stores an event of node's monitor in its event stream.
+func (w *world) publishMonitorEvent(node, typ string, epoch uint64, data any) {
+	w.t.Helper()
+	n := w.nodes[node]
+	js, _ := jetstream.NewWithDomain(n.nc, w.pair.Server(node).Domain())
+	e, err := event.New(pairName, node, "monitor", typ, epoch, time.Now(), data)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	b, _ := e.Encode()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := js.Publish(ctx, e.Subject(), b); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// R8 with event.IsActivation: the taking node's switchover.completed
+// (to itself) is not an activation of its own — its node.activated of the
+// same epoch is — so the status is written once per activation.
+func TestFailoverStatusOncePerActivation(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	status := `SELECT coalesce((SELECT active || '@' || epoch FROM _tandem_failover_status), '')`
+	w.publishMonitorEvent("a", event.SwitchoverCompleted, 5, event.SwitchoverDone{Why: event.Because("a is active in epoch 5"), To: "a", Epoch: 5})
+	w.publishMonitorEvent("a", event.NodeActivated, 6, event.Activation{Why: event.Because("F8: switchover from b")})
+	// The consumer takes one event at a time, in order: once epoch 6 is
+	// written, the switchover event was handled.
+	w.waitFor("a@6 on a", func() bool { return w.query("a", status) == "a@6" })
+	if n := w.nodes["a"].sink.Count(event.ReplStatusWritten); n != 1 {
+		t.Fatalf("%d status-written events for one activation, want 1", n)
 	}
 }
 

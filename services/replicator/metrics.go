@@ -60,7 +60,7 @@ func (s *Service) reject(kind, subj string, err error) {
 	if !s.rejects.Log(s.log, time.Now(), kind, subj, err) {
 		return
 	}
-	s.emit(event.InputRejected, map[string]any{"kind": kind, "subject": subj, "reason": err.Error()})
+	s.emit(event.InputRejected, event.Rejected{Why: event.Because(err.Error()), Kind: kind, Subject: subj})
 }
 
 // reportRefused logs and reports the tables newly refused (R11: the
@@ -68,13 +68,13 @@ func (s *Service) reject(kind, subj string, err error) {
 func (s *Service) reportRefused(newly map[string]string) {
 	for tbl, why := range newly {
 		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
-		s.emit(event.ReplRefused, map[string]any{"table": tbl, "reason": "R11: " + why})
+		s.emit(event.ReplRefused, event.TableRefused{Why: event.Because("R11: " + why), Table: tbl})
 	}
 	s.met.refused.Set(float64(len(s.st.Refused())))
 }
 
 // emit publishes an event of this node's replicator.
-func (s *Service) emit(typ string, data map[string]any) {
+func (s *Service) emit(typ string, data any) {
 	env, err := event.New(s.cfg.Pair, s.cfg.Node, "replicator", typ, s.epoch.Load(), time.Now(), data)
 	if err != nil {
 		s.log.Error().Err(err).Str("type", typ).Msg("cannot build event")

@@ -197,10 +197,7 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 
 // emitDecision publishes an event the machine asked for.
 func (s *Service) emitDecision(e lineage.Event) {
-	data := map[string]any{"reason": e.Reason, "retry_in_seconds": e.RetryIn.Seconds()}
-	if e.Why != "" {
-		data["why"] = e.Why
-	}
+	data := event.Blocked{Why: event.Because(e.Reason), RetryInSeconds: e.RetryIn.Seconds(), Attempt: e.Why}
 	s.log.Warn().Dur("retry_in", e.RetryIn).Str("reason", e.Reason).Msg("replication blocked")
 	s.emit(event.ReplBlocked, data)
 }
@@ -547,11 +544,11 @@ func (s *Service) reportConflict(c store.Conflict) {
 	if !s.master() {
 		winner, loser = s.peer, s.cfg.Node
 	}
-	data := map[string]any{"table": c.Table, "pk": c.PK, "kind": c.Kind, "winner": winner, "loser": loser,
-		"loser_op": c.LoserOp, "winner_version": c.WinnerVer.String(), "loser_version": c.LoserVer.String(),
-		"reason": "R3: concurrent changes of one row; the master's version wins"}
+	data := event.Conflict{Table: c.Table, PK: c.PK, Kind: c.Kind, Winner: winner, Loser: loser,
+		LoserOp: c.LoserOp, WinnerVersion: c.WinnerVer.String(), LoserVersion: c.LoserVer.String(),
+		Why: event.Because("R3: concurrent changes of one row; the master's version wins")}
 	if c.LoserRow != "" {
-		data["loser_row"] = json.RawMessage(c.LoserRow)
+		data.LoserRow = json.RawMessage(c.LoserRow)
 	}
 	s.log.Info().Str("table", c.Table).Str("pk", c.PK).Str("kind", c.Kind).Msg("conflict: the master's version wins")
 	s.emit(event.ReplConflict, data)

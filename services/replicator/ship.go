@@ -211,8 +211,8 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 		// backup). It cannot go on as that id.
 		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.To).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
-		s.emit(event.ReplSnapshot, map[string]any{"phase": "backup-detected", "db": info.DB,
-			"shipped": cur.To, "log_high": info.LogHigh, "reason": "R9: database restored from a backup detected"})
+		s.emit(event.ReplSnapshot, event.Snapshot{Phase: "backup-detected", DB: info.DB,
+			Shipped: cur.To, LogHigh: info.LogHigh, Why: event.Because("R9: database restored from a backup detected")})
 		if info.DB, err = s.st.NewID(ctx); err != nil {
 			return err
 		}
@@ -441,7 +441,7 @@ func (s *Service) shipBlocked(b *lineage.Backoff, err error) time.Duration {
 	}
 	reason := "cannot ship: " + err.Error()
 	if b.Attempted(time.Now(), reason) {
-		s.emit(event.ReplBlocked, map[string]any{"reason": reason})
+		s.emit(event.ReplBlocked, event.Blocked{Why: event.Because(reason)})
 	}
 	s.setState("blocked", reason)
 	return b.Delay()

@@ -105,8 +105,8 @@ func (s *Service) makeSnapshot(discard bool) (wire.SnapshotReply, error) {
 		why = "R10: " + s.peer + " takes this node's data, discarding what differs there (an operator's resync --discard)"
 	}
 	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Bool("discard", discard).Msg("snapshot made for the peer")
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "made", "bytes": size, "log": snap.Log, "db": snap.DB,
-		"seconds": time.Since(start).Seconds(), "reason": why})
+	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "made", Bytes: size, Log: snap.Log, DB: snap.DB,
+		Seconds: time.Since(start).Seconds(), Why: event.Because(why)})
 	return rep, nil
 }
 
@@ -229,7 +229,7 @@ func (s *Service) reconcile(ctx context.Context, r *receiver, why string) error 
 // resync fetches the master's snapshot and merges it (store.Restore).
 func (s *Service) resync(ctx context.Context, why string) error {
 	start := time.Now()
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "started", "reason": "R1: " + why})
+	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", Why: event.Because("R1: " + why)})
 	path, rep, err := s.fetchSnapshot(ctx, false)
 	defer s.setProgress(nil)
 	if path != "" {
@@ -250,9 +250,9 @@ func (s *Service) resync(ctx context.Context, why string) error {
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
-	s.emit(event.ReplSnapshot, map[string]any{"phase": "restored", "bytes": rep.Size, "log": rep.Log, "db": rep.DB,
-		"seconds": took.Seconds(), "taken": rec.Taken, "kept": rec.Kept, "conflicts": len(rec.Conflicts),
-		"reason": "R10: " + why})
+	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "restored", Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
+		Seconds: took.Seconds(), Taken: rec.Taken, Kept: rec.Kept, Conflicts: len(rec.Conflicts),
+		Why: event.Because("R10: " + why)})
 	return nil
 }
 

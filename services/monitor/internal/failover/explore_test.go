@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
@@ -74,7 +74,7 @@ type xcfg struct {
 }
 
 var names = [2]string{"a", "b"}
-var roles = [2]config.Role{config.Master, config.Standby}
+var roles = [2]member.Role{member.Master, member.Standby}
 
 func cloneMachine(m *Machine) *Machine {
 	if m == nil {

@@ -126,7 +126,7 @@ func (m *Machine) stepCheck(r CheckResult) error {
 			c.healthy, c.since = true, m.now
 			m.rd.Heartbeat = true
 			m.emit(event.CheckRecovered, fmt.Sprintf("F15: check %s passed %s in a row", c.cfg.Name, times(c.successes)),
-				map[string]any{"check": c.cfg.Name, "output": r.Output, "healthy": m.healthy()})
+				&event.CheckChange{Check: c.cfg.Name, Output: r.Output, Healthy: m.healthy()})
 		}
 		return nil
 	}
@@ -135,7 +135,7 @@ func (m *Machine) stepCheck(r CheckResult) error {
 		c.healthy, c.since = false, m.now
 		m.rd.Heartbeat = true
 		m.emit(event.CheckFailed, fmt.Sprintf("F15: check %s failed %s in a row: %s", c.cfg.Name, times(c.fails), r.Output),
-			map[string]any{"check": c.cfg.Name, "output": r.Output, "healthy": false})
+			&event.CheckChange{Check: c.cfg.Name, Output: r.Output, Healthy: false})
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (m *Machine) unhealthyNoTakeover() string {
 // unhealthy (F15), in the F8 order.
 func (m *Machine) handOver() {
 	reason := "F15: " + m.unhealthyReason() + "; handing over to " + m.peer.name
-	m.emit(event.SwitchoverRequested, reason, map[string]any{"to": m.peer.name, "automatic": true, "checks": m.failing()})
+	m.emit(event.SwitchoverRequested, reason, &event.SwitchoverRequest{To: m.peer.name, Automatic: true, Checks: m.failing()})
 	m.yield(m.peer.name, reason, "F15: "+m.unhealthyReason())
 }
 
@@ -189,10 +189,10 @@ func (m *Machine) observeCritical() {
 	m.critical = critical
 	if critical {
 		m.emit(event.HealthCritical, fmt.Sprintf("F15: both nodes are unhealthy (%s; %s): nothing moves", m.unhealthyReason(), m.peerUnhealthyReason()),
-			map[string]any{"critical": true, "checks": m.failing(), "peer_checks": m.peer.failing})
+			&event.Criticality{Critical: true, Checks: m.failing(), PeerChecks: m.peer.failing})
 		return
 	}
-	m.emit(event.HealthCritical, "F15: no longer critical: at least one node is healthy, or the peer is not heard", map[string]any{"critical": false})
+	m.emit(event.HealthCritical, "F15: no longer critical: at least one node is healthy, or the peer is not heard", &event.Criticality{Critical: false})
 }
 
 // checkStatuses is the state of every check.

@@ -33,25 +33,25 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 )
 
-// State is a node's run-time state.
-type State string
+// State is a node's run-time state (pkg/member).
+type State = member.State
 
 // States.
 const (
-	Starting State = "starting"
-	Passive  State = "passive"
-	Active   State = "active"
+	Starting = member.Starting
+	Passive  = member.Passive
+	Active   = member.Active
 )
 
 // Config is the machine's configuration, in ticks.
 type Config struct {
 	Self string      // this node's name
 	Peer string      // the peer's name, "" to learn it from the first heartbeat
-	Role config.Role // master or standby
+	Role member.Role // master or standby
 	// Epoch is the last epoch read from disk (F1).
 	Epoch uint64
 
@@ -87,7 +87,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.Self == "":
 		return errors.New("failover: no node name")
-	case c.Role != config.Master && c.Role != config.Standby:
+	case c.Role != member.Master && c.Role != member.Standby:
 		return fmt.Errorf("failover: role %q", c.Role)
 	case c.HeartbeatTicks < 1:
 		return errors.New("failover: heartbeat interval below one tick")
@@ -140,7 +140,7 @@ type peerView struct {
 	heard     bool // heard since the last loss
 	everHeard bool
 	silence   int // ticks since the last heartbeat
-	role      config.Role
+	role      member.Role
 	state     State
 	epoch     uint64
 	unhealthy bool     // the peer's heartbeat says it is unhealthy (F15)
@@ -190,7 +190,7 @@ func New(c Config) (*Machine, error) {
 		peer:          peerView{name: c.Peer, state: Starting},
 		checks:        newChecks(c.Checks),
 	}
-	m.emit(event.NodeStarted, "node started; listening for the peer", nil)
+	m.emit(event.NodeStarted, "node started; listening for the peer", &event.Why{})
 	m.rd.Heartbeat = true
 	return m, nil
 }
@@ -249,7 +249,7 @@ func (m *Machine) Quiet() int {
 		if !m.peer.heard {
 			return 0 // the next decision activates or reports the suppression
 		}
-		if m.cfg.Role == config.Master && (m.peer.state != Active || m.cfg.FailbackAutomatic) {
+		if m.cfg.Role == member.Master && (m.peer.state != Active || m.cfg.FailbackAutomatic) {
 			return 0 // F4 activation, or counting towards the failback (F9)
 		}
 	}
@@ -297,7 +297,7 @@ func (m *Machine) tickMaintenance() {
 	if m.maint.left <= 0 {
 		m.maint = maintenance{version: m.maint.version + 1}
 		m.rd.Heartbeat = true
-		m.emit(event.MaintenanceChanged, "maintenance expired", map[string]any{"on": false})
+		m.emit(event.MaintenanceChanged, "maintenance expired", &event.MaintenanceChange{On: false})
 	}
 }
 
@@ -316,14 +316,14 @@ func (m *Machine) tickSwitchover() {
 		m.rollback(sw, fmt.Sprintf("%s did not confirm in time; taking back over", sw.to))
 	case swAsked:
 		m.stableFor = 0 // automatic failback waits another settle delay before it asks again
-		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not yield in time; nothing changed", m.peer.name), map[string]any{"to": sw.to})
+		m.emit(event.SwitchoverRolledBack, fmt.Sprintf("%s did not yield in time; nothing changed", m.peer.name), &event.SwitchoverRollback{To: sw.to})
 	}
 }
 
 // rollback ends a yield that was not confirmed: the node takes back over.
 func (m *Machine) rollback(sw *switchover, reason string) {
 	m.sw = nil
-	m.emit(event.SwitchoverRolledBack, reason, map[string]any{"to": sw.to})
+	m.emit(event.SwitchoverRolledBack, reason, &event.SwitchoverRollback{To: sw.to})
 	m.activate("F8: switchover rolled back")
 }
 
@@ -337,7 +337,7 @@ func (m *Machine) losePeer(reason string) {
 	m.linkDownLeft = 0
 	m.collision = 0
 	m.stableFor = 0
-	m.emit(event.PeerLost, reason, map[string]any{"peer": m.peer.name})
+	m.emit(event.PeerLost, reason, &event.PeerMissing{Peer: m.peer.name})
 	m.lostReason = reason
 	m.suppressed = ""
 }
@@ -380,9 +380,9 @@ func (m *Machine) decideStarting() {
 		m.activate("F2: the link to the peer is up, but no heartbeat came within the timeout")
 	case !m.peer.heard:
 		m.activate("F2: no peer heard during discovery")
-	case m.cfg.Role == config.Master && m.cedeToPeer():
+	case m.cfg.Role == member.Master && m.cedeToPeer():
 		m.handOver()
-	case m.cfg.Role == config.Master:
+	case m.cfg.Role == member.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
 	default:
 		m.deactivate(Passive, fmt.Sprintf("F4: the peer is %s; the standby stays passive", m.peer.state))
@@ -401,7 +401,7 @@ func (m *Machine) decidePassive() {
 		if why := m.noTakeover(); why != "" {
 			if m.suppressed != why {
 				m.suppressed = why
-				m.emit(event.FailoverSuppressed, why, map[string]any{"peer": m.peer.name, "lost": m.lostReason})
+				m.emit(event.FailoverSuppressed, why, &event.Suppression{LostPeer: &event.LostPeer{Peer: m.peer.name, Lost: m.lostReason}})
 			}
 			return
 		}
@@ -409,19 +409,19 @@ func (m *Machine) decidePassive() {
 			m.activate("F2: no peer heard; this node is healthy again (F15)")
 			return
 		}
-		m.activate("F6: outage: " + m.lostReason)
-	case m.peer.state != Active && m.cfg.Role == config.Master && m.sw != nil && m.sw.kind == swAsked:
+		m.failOver("F6: outage: " + m.lostReason)
+	case m.peer.state != Active && m.cfg.Role == member.Master && m.sw != nil && m.sw.kind == swAsked:
 		// The standby yielded: its Take comes once its on_passive hook
 		// has finished (F8); activating now could run the service twice.
-	case m.peer.state != Active && m.cfg.Role == config.Master && m.cedeToPeer():
+	case m.peer.state != Active && m.cfg.Role == member.Master && m.cedeToPeer():
 		if m.sw == nil {
 			m.handOver()
 		}
-	case m.peer.state != Active && m.cfg.Role == config.Master:
+	case m.peer.state != Active && m.cfg.Role == member.Master:
 		m.activate(fmt.Sprintf("F4: the peer is %s; the master activates", m.peer.state))
 	case m.peer.state == Passive && m.takeOverFromCutMaster():
 		m.activate("F14: the master cannot reach the witness; the standby takes over")
-	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == config.Master:
+	case m.peer.state == Active && m.cfg.FailbackAutomatic && m.cfg.Role == member.Master:
 		m.maybeFailback()
 	}
 }
@@ -439,7 +439,7 @@ func (m *Machine) maybeFailback() {
 	if m.sw != nil || m.maint.on || !m.inSync || !m.healthy() || m.stableFor < m.cfg.SettleTicks {
 		return
 	}
-	m.emit(event.SwitchoverRequested, "F9: automatic failback to the master", map[string]any{"to": m.cfg.Self, "automatic": true})
+	m.emit(event.SwitchoverRequested, "F9: automatic failback to the master", &event.SwitchoverRequest{To: m.cfg.Self, Automatic: true})
 	m.askPeerToYield()
 }
 
@@ -454,12 +454,12 @@ func (m *Machine) decideActive() {
 	if m.collision < m.cfg.SettleTicks {
 		return
 	}
-	if m.cfg.Role == config.Master {
+	if m.cfg.Role == member.Master {
 		old := m.epoch
 		m.collision = 0
 		m.raiseEpoch()
 		m.emit(event.CollisionResolved, fmt.Sprintf("F7: both active (own epoch %d, peer epoch %d); the master stays active", old, m.peer.epoch),
-			map[string]any{"peer": m.peer.name, "peer_epoch": m.peer.epoch, "previous_epoch": old})
+			&event.Collision{Peer: m.peer.name, PeerEpoch: m.peer.epoch, PreviousEpoch: old})
 		m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
 		return
 	}
@@ -470,7 +470,13 @@ func (m *Machine) decideActive() {
 
 // activate makes the node active in a new epoch, once the witness lets it
 // (F14): until then it asks the witness and stays as it is.
-func (m *Machine) activate(reason string) {
+func (m *Machine) activate(reason string) { m.activateFor(reason, false) }
+
+// failOver activates the node after the loss of the active peer (F6): the
+// activation is an outage event.
+func (m *Machine) failOver(reason string) { m.activateFor(reason, true) }
+
+func (m *Machine) activateFor(reason string, outage bool) {
 	if !m.mayActivate() {
 		return
 	}
@@ -479,11 +485,9 @@ func (m *Machine) activate(reason string) {
 	m.collision = 0
 	m.raiseEpoch()
 	m.rd.Heartbeat = true
-	m.emit(event.NodeActivated, reason, map[string]any{"from": string(old), "outage": isOutage(reason)})
+	m.emit(event.NodeActivated, reason, &event.Activation{From: string(old), Outage: outage})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
 }
-
-func isOutage(reason string) bool { return len(reason) > 3 && reason[:3] == "F6:" }
 
 func (m *Machine) deactivate(to State, reason string) {
 	old := m.state
@@ -491,7 +495,7 @@ func (m *Machine) deactivate(to State, reason string) {
 	m.collision = 0
 	m.wit.held = false // a passive node's lease may be handed over (F14)
 	m.rd.Heartbeat = true
-	m.emit(event.NodeDeactivated, reason, map[string]any{"from": string(old)})
+	m.emit(event.NodeDeactivated, reason, &event.Deactivation{From: string(old)})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Passive, Epoch: m.epoch})
 }
 
@@ -509,6 +513,7 @@ func (m *Machine) observeEpoch(e uint64) {
 	}
 }
 
-func (m *Machine) emit(typ, reason string, data map[string]any) {
+func (m *Machine) emit(typ, reason string, data event.Reasoned) {
+	data.SetReason(reason)
 	m.rd.Events = append(m.rd.Events, Event{Type: typ, Epoch: m.epoch, Reason: reason, Data: data})
 }

@@ -1,6 +1,9 @@
 package failover
 
-import "github.com/tandem-ha/tandem/pkg/config"
+import (
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
+)
 
 // Ready is what the driver must carry out, in the order of its fields.
 type Ready struct {
@@ -47,7 +50,16 @@ type Event struct {
 	Type   string
 	Epoch  uint64
 	Reason string
-	Data   map[string]any
+	// Data is the event's data: the pkg/event type of Type, with Reason
+	// set.
+	Data event.Reasoned
+}
+
+// Outage reports whether e is an activation after the loss of the active
+// peer (F6): an outage event.
+func (e Event) Outage() bool {
+	a, ok := e.Data.(*event.Activation)
+	return ok && a.Outage
 }
 
 // Hook is a hook to run for a transition into State (F11).
@@ -59,12 +71,12 @@ type Hook struct {
 // Status is the node's view of the pair.
 type Status struct {
 	Self         string
-	Role         config.Role
+	Role         member.Role
 	State        State
 	Epoch        uint64
 	Peer         string
 	PeerHeard    bool
-	PeerRole     config.Role
+	PeerRole     member.Role
 	PeerState    State
 	PeerEpoch    uint64
 	PeerSilence  int // ticks since the last heartbeat

@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,7 +11,8 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
-	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
@@ -49,7 +52,7 @@ func TestScripts(t *testing.T) {
 type simNode struct {
 	hooks   []Hook // running (hooks=manual)
 	name    string
-	role    config.Role
+	role    member.Role
 	m       *Machine // nil while the process is down
 	disk    uint64   // persisted epoch
 	paused  int      // ticks left frozen
@@ -152,8 +155,8 @@ func (h *harness) pair(d *datadriven.TestData) {
 		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks,
 		"hooktimeout": &h.cfg.HookTicks}
 	h.nodes = map[string]*simNode{
-		"a": {name: "a", role: config.Master},
-		"b": {name: "b", role: config.Standby},
+		"a": {name: "a", role: member.Master},
+		"b": {name: "b", role: member.Standby},
 	}
 	h.actives = &pairtest.Actives{}
 	for _, a := range d.CmdArgs {
@@ -255,7 +258,7 @@ func (h *harness) inject(d *datadriven.TestData) {
 	switch d.CmdArgs[1].Key {
 	case "heartbeat":
 		left, _ := strconv.Atoi(kv["maint-left"])
-		in = Heartbeat{From: kv["from"], Role: config.Role(kv["role"]), State: State(kv["state"]), Epoch: ep, MaintLeft: left}
+		in = Heartbeat{From: kv["from"], Role: member.Role(kv["role"]), State: State(kv["state"]), Epoch: ep, MaintLeft: left}
 	case "yield":
 		in = Yield{From: kv["from"], Epoch: ep}
 	case "take":
@@ -380,7 +383,20 @@ func (h *harness) hookDone(n *simNode) {
 	h.step(n, HookDone(hk))
 }
 
-func fmtData(d map[string]any) string {
+// fmtData prints an event's data as sorted key=value pairs, without the
+// reason (printed before it).
+func fmtData(data event.Reasoned) string {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return " {" + err.Error() + "}"
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var d map[string]any
+	if err := dec.Decode(&d); err != nil {
+		return " {" + err.Error() + "}"
+	}
+	delete(d, "reason")
 	if len(d) == 0 {
 		return ""
 	}
@@ -389,16 +405,16 @@ func fmtData(d map[string]any) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(" {")
+	var sb strings.Builder
+	sb.WriteString(" {")
 	for i, k := range keys {
 		if i > 0 {
-			b.WriteString(" ")
+			sb.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "%s=%v", k, d[k])
+		fmt.Fprintf(&sb, "%s=%v", k, d[k])
 	}
-	b.WriteString("}")
-	return b.String()
+	sb.WriteString("}")
+	return sb.String()
 }
 
 // deliver sends the node's messages and heartbeat over the link.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/pkg/reply"
 )
 
@@ -15,7 +15,7 @@ type Input interface{ isInput() }
 // Heartbeat is a heartbeat received from the peer (F5).
 type Heartbeat struct {
 	From  string
-	Role  config.Role
+	Role  member.Role
 	State State
 	Epoch uint64
 	// Maintenance as the peer knows it; MaintLeft in ticks.
@@ -148,7 +148,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 	switch {
 	case h.Role == m.cfg.Role:
 		return fmt.Errorf("heartbeat from %q claims role %s, which is this node's role: check both configurations", h.From, h.Role)
-	case h.Role != config.Master && h.Role != config.Standby:
+	case h.Role != member.Master && h.Role != member.Standby:
 		return fmt.Errorf("heartbeat role %q", h.Role)
 	case h.State != Starting && h.State != Passive && h.State != Active:
 		return fmt.Errorf("heartbeat state %q", h.State)
@@ -164,7 +164,7 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 			reason = "heartbeat received again"
 		}
 		m.peer.everHeard = true
-		m.emit(event.PeerFound, reason, map[string]any{"peer": h.From, "peer_state": string(h.State), "peer_epoch": h.Epoch})
+		m.emit(event.PeerFound, reason, &event.PeerHeard{Peer: h.From, PeerState: string(h.State), PeerEpoch: h.Epoch})
 	}
 	m.peer.silence, m.linkDownLeft, m.lostReason = 0, 0, ""
 	m.peer.role, m.peer.state, m.peer.epoch = h.Role, h.State, h.Epoch
@@ -179,14 +179,14 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 // adoptMaintenance takes the peer's maintenance setting when it is newer.
 func (m *Machine) adoptMaintenance(h Heartbeat) {
 	newer := h.MaintVersion > m.maint.version ||
-		(h.MaintVersion == m.maint.version && h.Role == config.Master && h.Maint != m.maint.on)
+		(h.MaintVersion == m.maint.version && h.Role == member.Master && h.Maint != m.maint.on)
 	if !newer {
 		return
 	}
 	changed := h.Maint != m.maint.on
 	m.maint = maintenance{on: h.Maint, left: h.MaintLeft, version: h.MaintVersion}
 	if changed {
-		m.emit(event.MaintenanceChanged, "set on "+h.From, map[string]any{"on": h.Maint, "left_ticks": h.MaintLeft})
+		m.emit(event.MaintenanceChanged, "set on "+h.From, &event.MaintenanceChange{On: h.Maint, LeftTicks: &h.MaintLeft})
 	}
 }
 
@@ -197,7 +197,7 @@ func (m *Machine) observeSwitchover() {
 	}
 	to := m.sw.to
 	m.sw = nil
-	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", to, m.peer.epoch), map[string]any{"to": to, "epoch": m.peer.epoch})
+	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", to, m.peer.epoch), &event.SwitchoverDone{To: to, Epoch: m.peer.epoch})
 }
 
 func (m *Machine) stepLinkDown(l LinkDown) {
@@ -222,16 +222,16 @@ func (m *Machine) stepStall(s Stall) {
 	if m.peer.heard && m.peer.silence > grace {
 		m.peer.silence = grace
 	}
-	m.emit(event.NodeStalled, fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks), map[string]any{"late_ticks": s.Ticks})
+	m.emit(event.NodeStalled, fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks), &event.Stall{LateTicks: s.Ticks})
 }
 
 func (m *Machine) refuse(code, msg, node string) error {
-	m.emit(event.SwitchoverRefused, msg, map[string]any{"code": code, "node": node})
+	m.emit(event.SwitchoverRefused, msg, &event.SwitchoverRefusal{Code: code, Node: node})
 	return &reply.Error{Code: code, Message: msg, Node: node}
 }
 
 func (m *Machine) stepSwitchover(s Switchover) error {
-	if m.cfg.Role != config.Master {
+	if m.cfg.Role != member.Master {
 		master := m.peer.name
 		return m.refuse(reply.CodeNotMaster, fmt.Sprintf("a switchover is accepted only by the master %s; this is the standby %s", orUnknown(master), m.cfg.Self), master)
 	}
@@ -243,7 +243,7 @@ func (m *Machine) stepSwitchover(s Switchover) error {
 	case s.To != "" && s.To != m.cfg.Self && s.To != m.peer.name:
 		return m.refuse(reply.CodeUnknownNode, fmt.Sprintf("node %q is not in this pair (%s, %s)", s.To, m.cfg.Self, m.peer.name), "")
 	}
-	m.emit(event.SwitchoverRequested, "requested by an admin", map[string]any{"to": s.To})
+	m.emit(event.SwitchoverRequested, "requested by an admin", &event.SwitchoverRequest{To: s.To})
 	switch {
 	case m.state == Active && m.peer.state == Passive && s.To != m.cfg.Self:
 		m.yield(m.peer.name, "switchover to "+m.peer.name, "")
@@ -306,14 +306,14 @@ func (m *Machine) stepYield(y Yield) error {
 		return err
 	}
 	switch {
-	case m.cfg.Role == config.Master:
+	case m.cfg.Role == member.Master:
 		return fmt.Errorf("yield from %q: only the master asks, and this node is the master", y.From)
 	case m.state != Active || y.Epoch != m.epoch:
 		return fmt.Errorf("stale yield from %q (epoch %d; this node is %s in epoch %d)", y.From, y.Epoch, m.state, m.epoch)
 	case m.sw != nil:
 		return fmt.Errorf("yield from %q while a switchover is in progress", y.From)
 	}
-	m.emit(event.SwitchoverRequested, "the master asked this node to hand over", map[string]any{"to": y.From})
+	m.emit(event.SwitchoverRequested, "the master asked this node to hand over", &event.SwitchoverRequest{To: y.From})
 	m.yield(y.From, "switchover to "+y.From, "")
 	return nil
 }
@@ -348,7 +348,7 @@ func (m *Machine) stepTake(t Take) error {
 		m.wit.take = &t // activates when the witness grants the lease
 		return nil
 	}
-	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), map[string]any{"to": m.cfg.Self, "epoch": m.epoch})
+	m.emit(event.SwitchoverCompleted, fmt.Sprintf("%s is active in epoch %d", m.cfg.Self, m.epoch), &event.SwitchoverDone{To: m.cfg.Self, Epoch: m.epoch})
 	return nil
 }
 
@@ -365,6 +365,6 @@ func (m *Machine) stepMaintenance(s SetMaintenance) error {
 	if s.On {
 		reason = "switched on by an admin"
 	}
-	m.emit(event.MaintenanceChanged, reason, map[string]any{"on": s.On, "left_ticks": s.For})
+	m.emit(event.MaintenanceChanged, reason, &event.MaintenanceChange{On: s.On, LeftTicks: &s.For})
 	return nil
 }

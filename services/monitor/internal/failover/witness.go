@@ -3,8 +3,8 @@ package failover
 import (
 	"fmt"
 
-	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/services/monitor/witness"
 )
 
@@ -130,7 +130,7 @@ func (m *Machine) askWitness(epoch uint64, probe bool) {
 // nextEpoch is the epoch raiseEpoch would move to.
 func (m *Machine) nextEpoch() uint64 {
 	e := m.seen + 1
-	if (e%2 == 0) != (m.cfg.Role == config.Master) {
+	if (e%2 == 0) != (m.cfg.Role == member.Master) {
 		e++
 	}
 	return e
@@ -169,14 +169,14 @@ func (m *Machine) stepLease(r LeaseReply) {
 			if m.cfg.WitnessRequired {
 				reason = "F14: the witness did not answer; witness.required: no node activates without it"
 			}
-			m.emit(event.WitnessUnreachable, reason, map[string]any{"required": m.cfg.WitnessRequired})
+			m.emit(event.WitnessUnreachable, reason, &event.WitnessDown{Required: m.cfg.WitnessRequired})
 		}
 		return
 	}
 	if m.wit.down {
 		m.wit.down = false
 		m.rd.Heartbeat = true
-		m.emit(event.WitnessReachable, "F14: the witness answers again", nil)
+		m.emit(event.WitnessReachable, "F14: the witness answers again", &event.Why{})
 	}
 	m.wit.stepped = false
 	if m.wit.probe {
@@ -203,7 +203,7 @@ func (m *Machine) stepLease(r LeaseReply) {
 	if r.Holder != m.wit.holder || r.Epoch != m.wit.holderEp {
 		m.wit.holder, m.wit.holderEp = r.Holder, r.Epoch
 		m.emit(event.FailoverSuppressed, fmt.Sprintf("F14: the witness holds the lease for %s in epoch %d; waiting for it to lapse", r.Holder, r.Epoch),
-			map[string]any{"holder": r.Holder, "holder_epoch": r.Epoch, "left_ticks": r.Left})
+			&event.Suppression{WitnessLease: &event.WitnessLease{Holder: r.Holder, HolderEpoch: r.Epoch, LeftTicks: r.Left}})
 	}
 }
 
@@ -260,6 +260,6 @@ func (m *Machine) witnessStatus() WitnessStatus {
 // the active role from a passive master that cannot reach the witness
 // while this node can (the master stepped down for it, or cannot activate).
 func (m *Machine) takeOverFromCutMaster() bool {
-	return m.cfg.Witness && m.cfg.Role == config.Standby && m.sw == nil &&
+	return m.cfg.Witness && m.cfg.Role == member.Standby && m.sw == nil &&
 		m.peer.heard && m.peer.witnessDown && !m.wit.down
 }

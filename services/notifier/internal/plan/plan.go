@@ -6,8 +6,6 @@
 package plan
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
@@ -26,22 +24,13 @@ type Activation struct {
 	EventID string
 }
 
-// FromEvent reads an activation from a monitor event: tandem.node.activated
-// (every activation) or tandem.collision.resolved (the master stays active
-// in a new epoch). ok is false for any other event.
+// FromEvent reads an activation from a monitor event, as
+// event.ActivationOf answers (every consumer counts the same events). ok
+// is false for any other event.
 func FromEvent(e event.Envelope) (Activation, bool, error) {
-	if e.Type != event.NodeActivated && e.Type != event.CollisionResolved {
-		return Activation{}, false, nil
-	}
-	var d struct {
-		Reason string `json:"reason"`
-		Outage bool   `json:"outage"`
-	}
-	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return Activation{}, false, fmt.Errorf("%s data: %w", e.Type, err)
-	}
-	if e.Epoch == 0 {
-		return Activation{}, false, fmt.Errorf("%s in epoch 0", e.Type)
+	d, ok, err := event.ActivationOf(e)
+	if err != nil || !ok {
+		return Activation{}, false, err
 	}
 	return Activation{Pair: e.Pair, Node: e.Node, Epoch: e.Epoch, Reason: d.Reason, Outage: d.Outage, Time: e.Time, EventID: e.ID}, true, nil
 }
