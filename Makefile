@@ -115,6 +115,7 @@ FUZZ_TARGETS := \
 	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
 	services/monitor:./internal/wire:FuzzDecodeHealth \
 	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral \
+	services/replicator:./internal/wire:FuzzColumnsInPlace \
 	services/license:./internal/contact:FuzzDecodeChallenge
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
