@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,4 +459,29 @@ func TestMasterRestoredAtMarkZero(t *testing.T) {
 	w.start("a")
 	w.waitConverged()
 	w.checkAcked(a)
+}
+
+// A snapshot request lost with a cut link (or its reply) is asked again:
+// the first sync completes well before the ten minutes a standby waits for
+// a large snapshot to be made. Before, the standby waited those ten
+// minutes in `syncing` (a soak round after a master restore and a cut).
+func TestSnapshotRequestLost(t *testing.T) {
+	w := newWorld(t)
+	w.exec("a", `INSERT INTO items VALUES(1, 'before', 1)`)
+	var dropped atomic.Int32
+	w.nodes["a"].edit = func(o *replicator.Options) {
+		o.DropSnapshotRequest = func() bool { return dropped.Add(1) <= 2 } // the first two are lost
+	}
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	if got := w.items("b"); got != "1:before:1" {
+		t.Fatalf("b after the first sync: %q", got)
+	}
+	if n := dropped.Load(); n < 3 {
+		t.Fatalf("%d snapshot requests reached a, want the two lost and one answered", n)
+	}
+	if _, ok := w.nodes["b"].sink.find(event.ReplSnapshot, `"restored"`); !ok {
+		t.Fatal("no snapshot restored on b")
+	}
 }
