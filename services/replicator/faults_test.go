@@ -485,3 +485,38 @@ func TestSnapshotRequestLost(t *testing.T) {
 		t.Fatal("no snapshot restored on b")
 	}
 }
+
+// R10: a master's request to re-sync names the standby's database id it
+// is about; a standby that has left that id since (it re-synced already,
+// and the master answered a batch of its old id still in flight) ignores
+// it, and acts on one about its present id. Before, every such request
+// made it re-sync again, until it backed off into blocked (the soak's
+// sixth run: four stale batches after a master restore).
+func TestStaleResyncRequestIgnored(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	ask := func(about string) {
+		a := wire.Applied{V: wire.Version, Pair: pairName, Node: "a", Resync: true, ResyncDB: about,
+			Reason: "a test asks about database " + about}
+		data, _ := json.Marshal(a)
+		if err := w.nodes["a"].nc.Publish(subject.ReplApplied(pairName, "b"), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := w.nodes["b"].sink.count(event.ReplSnapshot)
+	ask("0ld1d0fb")
+	deadline := time.Now().Add(2 * time.Second) // a window in which a re-sync would start
+	for time.Now().Before(deadline) {
+		if n := w.nodes["b"].sink.count(event.ReplSnapshot); n != before {
+			t.Fatalf("b re-synced for a request about a database it does not have (%d snapshot events)", n-before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ask(w.nodes["b"].svc.Status().DB)
+	w.waitFor("b re-syncs for a request about its database", func() bool {
+		return w.nodes["b"].sink.count(event.ReplSnapshot) > before
+	})
+	w.waitSynced()
+}

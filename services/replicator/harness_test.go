@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -215,7 +217,7 @@ func (w *world) waitFor(what string, cond func() bool) {
 	deadline := time.Now().Add(waitLimit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting for %s (a: %s, b: %s)", what, w.status("a"), w.status("b"))
+			w.t.Fatalf("timed out waiting for %s (a: %s, b: %s; goroutines in %s)", what, w.status("a"), w.status("b"), dumpGoroutines())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -321,4 +323,16 @@ func rowCount(w *world, node, table string) int {
 func metricValue(t *testing.T, n *tnode, name string) float64 {
 	t.Helper()
 	return pairtest.MetricSum(t, n.reg, name)
+}
+
+// dumpGoroutines writes every goroutine's stack to a file (a replicator
+// that never reports running shows where it waits) and returns its path.
+func dumpGoroutines() string {
+	f, err := os.CreateTemp("", "replicator-goroutines-*.txt")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+	return f.Name()
 }
