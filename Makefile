@@ -95,13 +95,15 @@ bench: build
 ## soak: the long runs. The failover explorer deeper than in `make test`
 ## (printing the states it explored), then the replication fault suite's
 ## random faults for SOAK (a Go duration) on two tandem node processes in
-## network namespaces (root); SOAK_SEED repeats a run's schedule. The summary
+## network namespaces (root); SOAK_SEED repeats a run's schedule, SOAK_FAULTS (a
+## regular expression) keeps the faults whose names match. The summary
 ## is the fault suite's last log line.
 SOAK ?= 30m
 SOAK_TIMEOUT ?= 90m
+SOAK_FAULTS ?=
 soak:
 	cd services/monitor && TANDEM_SOAK=1 CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 120m -v -run '^TestExplore' ./internal/failover/ | grep -v '^=== RUN'
-	TANDEM_SOAK=$(SOAK) TANDEM_SOAK_SEED=$(SOAK_SEED) CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) \
+	TANDEM_SOAK=$(SOAK) TANDEM_SOAK_SEED=$(SOAK_SEED) TANDEM_SOAK_FAULTS="$(SOAK_FAULTS)" CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) \
 		-run 'TestReplicationFaultSoak$$' ./cmd/tandem/
 
 ## fuzz: run every fuzz target of the wire decoders for FUZZTIME each
@@ -113,6 +115,7 @@ FUZZ_TARGETS := \
 	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
 	services/monitor:./internal/wire:FuzzDecodeHealth \
 	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral \
+	services/replicator:./internal/wire:FuzzColumnsInPlace \
 	services/license:./internal/contact:FuzzDecodeChallenge
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,14 +58,15 @@ func TestReplicationFaultSoak(t *testing.T) {
 			t.Fatalf("TANDEM_SOAK_SEED: %v", err)
 		}
 	}
-	t.Logf("soak for %v, seed %d (TANDEM_SOAK_SEED=%d repeats the schedule)", d, seed, seed)
+	kinds := soakKinds(t, os.Getenv("TANDEM_SOAK_FAULTS"))
+	t.Logf("soak for %v, seed %d (TANDEM_SOAK_SEED=%d repeats the schedule), %d kinds of fault", d, seed, seed, len(kinds))
 	r := startFaultRun(t, seed)
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		if r.rounds%5 == 0 {
 			r.takeBackup()
 		}
-		k := faultKinds[r.rng.IntN(len(faultKinds))]
+		k := kinds[r.rng.IntN(len(kinds))]
 		r.step(k, k.variants[r.rng.IntN(len(k.variants))])
 	}
 	r.finish()
@@ -87,6 +89,29 @@ func TestReplicationPauseRestart(t *testing.T) {
 		r.step(k, k.variants[i%len(k.variants)])
 	}
 	r.finish()
+}
+
+// soakKinds are the kinds of fault whose name matches the regular
+// expression expr ($TANDEM_SOAK_FAULTS, to chase one failure with the faults
+// that lead to it), every kind when expr is empty.
+func soakKinds(t *testing.T, expr string) []faultKind {
+	if expr == "" {
+		return faultKinds
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		t.Fatalf("TANDEM_SOAK_FAULTS: %v", err)
+	}
+	var out []faultKind
+	for _, k := range faultKinds {
+		if re.MatchString(k.name) {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("TANDEM_SOAK_FAULTS %q matches no fault", expr)
+	}
+	return out
 }
 
 func faultKindNamed(t *testing.T, name string) faultKind {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,4 +484,64 @@ func TestMasterRestoredAtMarkZero(t *testing.T) {
 	w.start("a")
 	w.waitConverged()
 	w.checkAcked(a)
+}
+
+// A snapshot request lost with a cut link (or its reply) is asked again:
+// the first sync completes well before the ten minutes a standby waits for
+// a large snapshot to be made. Before, the standby waited those ten
+// minutes in `syncing` (a soak round after a master restore and a cut).
+func TestSnapshotRequestLost(t *testing.T) {
+	w := newWorld(t)
+	w.exec("a", `INSERT INTO items VALUES(1, 'before', 1)`)
+	var dropped atomic.Int32
+	w.nodes["a"].edit = func(o *replicator.Options) {
+		o.DropSnapshotRequest = func() bool { return dropped.Add(1) <= 2 } // the first two are lost
+	}
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	if got := w.items("b"); got != "1:before:1" {
+		t.Fatalf("b after the first sync: %q", got)
+	}
+	if n := dropped.Load(); n < 3 {
+		t.Fatalf("%d snapshot requests reached a, want the two lost and one answered", n)
+	}
+	if _, ok := w.nodes["b"].sink.Find(event.ReplSnapshot, `"restored"`); !ok {
+		t.Fatal("no snapshot restored on b")
+	}
+}
+
+// R10: a master's request to re-sync names the standby's database id it
+// is about; a standby that has left that id since (it re-synced already,
+// and the master answered a batch of its old id still in flight) ignores
+// it, and acts on one about its present id. Before, every such request
+// made it re-sync again, until it backed off into blocked (the soak's
+// sixth run: four stale batches after a master restore).
+func TestStaleResyncRequestIgnored(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	ask := func(about string) {
+		a := wire.Applied{V: wire.Version, Pair: pairName, Node: "a", Resync: true, ResyncDB: about,
+			Reason: "a test asks about database " + about}
+		data, _ := json.Marshal(a)
+		if err := w.nodes["a"].nc.Publish(subject.ReplApplied(pairName, "b"), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := w.nodes["b"].sink.Count(event.ReplSnapshot)
+	ask("0ld1d0fb")
+	deadline := time.Now().Add(2 * time.Second) // a window in which a re-sync would start
+	for time.Now().Before(deadline) {
+		if n := w.nodes["b"].sink.Count(event.ReplSnapshot); n != before {
+			t.Fatalf("b re-synced for a request about a database it does not have (%d snapshot events)", n-before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ask(w.nodes["b"].svc.Status().DB)
+	w.waitFor("b re-syncs for a request about its database", func() bool {
+		return w.nodes["b"].sink.Count(event.ReplSnapshot) > before
+	})
+	w.waitSynced()
 }

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +173,7 @@ func (w *world) shell(node, q string) {
 func (w *world) waitFor(what string, cond func() bool) {
 	w.t.Helper()
 	pairtest.WaitFor(w.t, waitLimit, what, cond, func() string {
-		return fmt.Sprintf("a: %s, b: %s", w.status("a"), w.status("b"))
+		return fmt.Sprintf("a: %s, b: %s; goroutines in %s", w.status("a"), w.status("b"), dumpGoroutines())
 	})
 }
 
@@ -275,4 +277,16 @@ func rowCount(w *world, node, table string) int {
 func metricValue(t *testing.T, n *tnode, name string) float64 {
 	t.Helper()
 	return pairtest.MetricSum(t, n.reg, name)
+}
+
+// dumpGoroutines writes every goroutine's stack to a file (a replicator
+// that never reports running shows where it waits) and returns its path.
+func dumpGoroutines() string {
+	f, err := os.CreateTemp("", "replicator-goroutines-*.txt")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+	return f.Name()
 }

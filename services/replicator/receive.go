@@ -564,6 +564,9 @@ func (s *Service) sendApplied(r *receiver, ack lineage.Ack, tick bool) {
 	r.lastSent = time.Now()
 	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
 		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: s.paused.Load(), PauseAt: s.pauseAt.Load()}
+	if a.Resync && wire.ValidDB(ack.ReconcileDB) {
+		a.ResyncDB = ack.ReconcileDB
+	}
 	if wire.ValidDB(ack.Pos.DB) {
 		a.DB = ack.Pos.DB
 	}

@@ -178,6 +178,10 @@ type Options struct {
 	// its source log sequence; an error aborts the apply as a crash would
 	// (the group is rolled back and Run returns the error). Fault tests only.
 	BeforeApply func(seq uint64) error
+	// DropSnapshotRequest, if set, is asked on each snapshot request this
+	// node receives; true drops it unanswered, as a cut link loses a
+	// request or its reply. Fault tests only.
+	DropSnapshotRequest func() bool
 }
 
 // Service is one node's replicator.
@@ -198,6 +202,7 @@ type Service struct {
 	poll     time.Duration
 	groupTTL time.Duration
 	hook     func(uint64) error
+	dropSnap func() bool
 	dir      string
 	disabled string // why the service does nothing, or ""
 
@@ -227,12 +232,15 @@ type Service struct {
 	snapProg    *float64
 	peerApplied peerPos
 	snaps       map[string]*servedSnap
+	making      *snapMaking // the snapshot being made for the peer, if any
+	snapClosed  bool        // Run is ending: no snapshot is started
 	rejects     reject.Limiter
 	lastPrune   time.Time
 	pruned      peerPos // the last applied position pruned up to
 
-	subs bus.Subscriptions
-	wg   sync.WaitGroup
+	subs   bus.Subscriptions
+	wg     sync.WaitGroup
+	snapWG sync.WaitGroup // the goroutines making snapshots for the peer
 }
 
 type inStatus struct {
@@ -262,7 +270,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		cfg: c, nc: o.Conn, js: o.JetStream, peer: o.Peer, domain: o.Domain, peerDom: o.PeerDomain, events: o.Events,
 		log:  o.Log.With().Str("service", "replicator").Logger(),
-		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply,
+		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply, dropSnap: o.DropSnapshotRequest,
 		dir:  filepath.Join(c.DataDir, "replicator"),
 		wake: make(chan struct{}, 1), resume: make(chan struct{}, 1), ctl: make(chan ctlReq),
 		state: "starting", snaps: map[string]*servedSnap{},
@@ -331,6 +339,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.st.Close()
+	defer s.endSnapshots()
 	if err := s.subscribe(); err != nil {
 		return err
 	}

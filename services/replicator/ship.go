@@ -360,7 +360,7 @@ func (s *Service) onApplied(m *nats.Msg) {
 		s.reject("applied", m.Subject, err)
 		return
 	}
-	if a.Resync && !s.master() {
+	if a.Resync && !s.master() && s.askCurrent(a) {
 		s.askResync("the master asks: " + a.Reason)
 	}
 	s.followPause(a.Paused, a.PauseAt)
@@ -377,6 +377,26 @@ func (s *Service) onApplied(m *nats.Msg) {
 		s.pruned = pos
 		s.mu.Unlock()
 	}
+}
+
+// askCurrent reports whether the master's request to re-sync is about
+// this standby's present database (lineage.AskCurrent).
+func (s *Service) askCurrent(a *wire.Applied) bool {
+	if a.ResyncDB == "" {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	defer cancel()
+	info, err := s.st.Info(ctx)
+	if err != nil {
+		return true // cannot tell: a resync is safe (R10), only costly
+	}
+	if lineage.AskCurrent(a.ResyncDB, info.DB) {
+		return true
+	}
+	s.log.Info().Str("about", a.ResyncDB).Str("db", info.DB).Str("reason", a.Reason).
+		Msg("the master's request to re-sync is about a database id this standby has left; ignored")
+	return false
 }
 
 // prune deletes the log and the stream up to a; true when both are done.

@@ -29,8 +29,22 @@ const (
 	chunkSize    = 512 << 10
 	snapKeep     = 10 * time.Minute // a served snapshot file is removed after this
 	snapMakeWait = 10 * time.Minute // the longest a standby waits for the master's VACUUM INTO
-	chunkWait    = 10 * time.Second
+	// snapAsk is how long a standby waits for an answer before asking for
+	// the snapshot again: a request or its reply lost with a cut link is
+	// never answered (the master joins a repeated request to the snapshot
+	// it is making, so asking again costs no second snapshot).
+	snapAsk   = 5 * time.Second
+	chunkWait = 10 * time.Second
+	// maxSnapWaiters bounds the requests answered by one snapshot.
+	maxSnapWaiters = 256
 )
+
+// snapMaking is a snapshot being made for the peer and the requests that
+// wait for it.
+type snapMaking struct {
+	discard bool
+	waiters []*nats.Msg
+}
 
 // servedSnap is a snapshot file the master serves.
 type servedSnap struct {
@@ -60,13 +74,60 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)))
 		return
 	}
-	rep, err := s.makeSnapshot(req.Discard)
-	if err != nil {
-		s.log.Error().Err(err).Msg("snapshot for the standby")
-		_ = m.Respond(reply.Fail(err))
+	if s.dropSnap != nil && s.dropSnap() {
 		return
 	}
-	_ = m.Respond(reply.OK(rep))
+	s.serveSnapshot(m, req.Discard)
+}
+
+// serveSnapshot answers m with a snapshot: a request that comes while one
+// of its kind is being made waits for that one (the standby asks again
+// when an answer is late); otherwise a goroutine makes one, so that the
+// handler stays free to hear those requests.
+func (s *Service) serveSnapshot(m *nats.Msg, discard bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.snapClosed:
+		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeUnavailable, "the replicator of %s is stopping", s.cfg.Node)))
+	case s.making != nil && s.making.discard == discard:
+		if len(s.making.waiters) == maxSnapWaiters {
+			s.making.waiters = s.making.waiters[1:] // the oldest asker has given up long ago
+		}
+		s.making.waiters = append(s.making.waiters, m)
+	case s.making != nil:
+		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeInvalidState, "%s is making another kind of snapshot; ask again", s.cfg.Node)))
+	default:
+		s.making = &snapMaking{discard: discard, waiters: []*nats.Msg{m}}
+		s.snapWG.Go(func() { s.makeForWaiters(discard) })
+	}
+}
+
+// makeForWaiters makes a snapshot and answers every request waiting for it.
+func (s *Service) makeForWaiters(discard bool) {
+	rep, err := s.makeSnapshot(discard)
+	answer := reply.OK(rep)
+	if err != nil {
+		s.log.Error().Err(err).Msg("snapshot for the standby")
+		answer = reply.Fail(err)
+	}
+	s.mu.Lock()
+	waiters := s.making.waiters
+	s.making = nil
+	s.mu.Unlock()
+	for _, w := range waiters {
+		_ = w.Respond(answer)
+	}
+}
+
+// endSnapshots stops snapshots from starting and waits for those being
+// made (their context, s.base, is cancelled first).
+func (s *Service) endSnapshots() {
+	s.mu.Lock()
+	s.snapClosed = true
+	s.mu.Unlock()
+	s.cancelBase()
+	s.snapWG.Wait()
 }
 
 // makeSnapshot makes a snapshot for the standby. The standby's batches go
@@ -276,11 +337,7 @@ func (s *Service) noteRefusals(before, refused map[string]string) {
 // fetchSnapshot asks the master for a snapshot and fetches it chunk by
 // chunk, checking each chunk and the whole file.
 func (s *Service) fetchSnapshot(ctx context.Context, discard bool) (string, wire.SnapshotReply, error) {
-	var rep wire.SnapshotReply
-	rctx, cancel := context.WithTimeout(ctx, snapMakeWait)
-	err := reply.Request(rctx, s.nc, subject.ReplSnapshot(s.cfg.Pair, s.peer),
-		wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Discard: discard}, &rep)
-	cancel()
+	rep, err := s.askSnapshot(ctx, discard)
 	if err != nil {
 		return "", rep, fmt.Errorf("ask %s for a snapshot: %w", s.peer, err)
 	}
@@ -310,6 +367,25 @@ func (s *Service) fetchSnapshot(ctx context.Context, discard bool) (string, wire
 		return path, rep, fmt.Errorf("snapshot checksum %s, the master's is %s", got, rep.SHA256)
 	}
 	return path, rep, f.Sync()
+}
+
+// askSnapshot asks the peer for a snapshot, and again every snapAsk while
+// no answer comes, for at most snapMakeWait.
+func (s *Service) askSnapshot(ctx context.Context, discard bool) (wire.SnapshotReply, error) {
+	req := wire.SnapshotRequest{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Discard: discard}
+	ctx, cancel := context.WithTimeout(ctx, snapMakeWait)
+	defer cancel()
+	for asked := 1; ; asked++ {
+		var rep wire.SnapshotReply
+		rctx, cancelAsk := context.WithTimeout(ctx, snapAsk)
+		err := reply.Request(rctx, s.nc, subject.ReplSnapshot(s.cfg.Pair, s.peer), req, &rep)
+		cancelAsk()
+		var re *reply.Error
+		if err == nil || ctx.Err() != nil || !errors.As(err, &re) || re.Code != reply.CodeTimeout {
+			return rep, err
+		}
+		s.log.Debug().Int("asked", asked).Msg("no answer to the snapshot request yet; asking again")
+	}
 }
 
 func (s *Service) fetchChunk(ctx context.Context, id string, i int) ([]byte, error) {

@@ -89,3 +89,14 @@ func TestCompareOwnRecordedShipped(t *testing.T) {
 		t.Fatalf("nothing recorded: %s", got)
 	}
 }
+
+func TestAskCurrent(t *testing.T) {
+	for _, c := range []struct {
+		about, own string
+		want       bool
+	}{{"", "b4", true}, {"b4", "b4", true}, {"b3", "b4", false}} {
+		if got := AskCurrent(c.about, c.own); got != c.want {
+			t.Errorf("AskCurrent(%q, %q) = %v", c.about, c.own, got)
+		}
+	}
+}

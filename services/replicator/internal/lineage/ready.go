@@ -50,7 +50,18 @@ type State struct{ Name, Reason string }
 type Ack struct {
 	Pos       Position
 	Reconcile string // non-empty: ask the peer (a standby) to reconcile, and why
+	// ReconcileDB is the peer's database id the ask is about (see
+	// AskCurrent).
+	ReconcileDB string
 }
+
+// AskCurrent reports whether a standby whose database id is own acts on a
+// master's request to reconcile its database about: a request about an
+// id it has left since (it re-synced already; the master answered a batch
+// of its old id still in flight) is ignored, or every such batch would
+// make it re-sync again, then back off into blocked. An empty about (an
+// older master) is always current.
+func AskCurrent(about, own string) bool { return about == "" || about == own }
 
 // EventBlocked is the type of the event published when replication becomes
 // blocked for a new reason (tandem.repl.blocked).

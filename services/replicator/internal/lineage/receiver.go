@@ -358,7 +358,7 @@ func (r *Receiver) genesis(b Batch) {
 	if b.Genesis.Base != b.Local {
 		why := fmt.Sprintf("the standby's database %s was restored from %q, not from this master's database %s", b.DB, b.Genesis.Base, b.Local)
 		r.reject(why)
-		r.sendApplied(why)
+		r.askReconcile(b.DB, why)
 		return
 	}
 	r.pos, r.have = Position{DB: b.DB, Log: b.To, Stream: b.Seq}, true
@@ -438,7 +438,7 @@ func (r *Receiver) peerFirst(in PeerFirst) {
 		r.needReconcile(PeerSame, why)
 		return
 	}
-	r.sendApplied(why)
+	r.askReconcile(b.DB, why)
 }
 
 func (r *Receiver) abort() {
@@ -462,6 +462,12 @@ func (r *Receiver) sendApplied(why string) {
 	}
 	a.Reconcile = why
 	r.rd.Applied = &a
+}
+
+// askReconcile asks the peer (a standby) to reconcile its database db.
+func (r *Receiver) askReconcile(db, why string) {
+	r.sendApplied(why)
+	r.rd.Applied.ReconcileDB = db
 }
 
 func (r *Receiver) setBlocked(reason string) {

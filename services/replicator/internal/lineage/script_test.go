@@ -516,9 +516,11 @@ func (h *harness) flush(n *simNode, in lineage.Input) bool {
 		}
 		if a := rd.Applied; a != nil && a.Reconcile != "" {
 			h.printf("%s → %s: reconcile: %s", n.name, h.peerOf(n).name, a.Reconcile)
-			if p := h.peerOf(n); p.up && !p.master {
+			if p := h.peerOf(n); p.up && !p.master && lineage.AskCurrent(a.ReconcileDB, h.info(p).DB) {
 				_ = p.recv.Step(lineage.Request{Why: "the master asks: " + a.Reconcile})
 				h.flush(p, nil)
+			} else if p.up && !p.master {
+				h.printf("%s: ignores the request: about database %s, its own is %s", p.name, a.ReconcileDB, h.info(p).DB)
 			}
 		}
 		stop = stop || rd.Stop

@@ -60,6 +60,7 @@ type SQLite struct {
 	asked    time.Time     // when data_version was last queried
 	asks     int64         // data_version queries so far (tests read it)
 	recheck  time.Duration // query data_version at least this often
+	sizes    rowSizes      // when a row is hashed in slices (tests make them small)
 }
 
 var _ Store = (*SQLite)(nil)
@@ -122,7 +123,8 @@ func OpenSQLite(ctx context.Context, path string, side Side, tables []string) (*
 		return nil, err
 	}
 	f.SetMaxOpenConns(1)
-	s := &SQLite{path: path, side: side, w: w, r: r, f: f, only: tables, recheck: recheckEvery}
+	s := &SQLite{path: path, side: side, w: w, r: r, f: f, only: tables, recheck: recheckEvery,
+		sizes: rowSizes{large: largeRow, slice: sliceSize}}
 	if err := s.init(ctx, tables); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

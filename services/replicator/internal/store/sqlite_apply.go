@@ -25,7 +25,8 @@ type sqliteApply struct {
 	plan       *tablePlan   // the tables after a schema change in this group
 	piece      *wire.Change // a row arriving in pieces, joined so far
 	joined     []byte
-	parsed     struct { // the last change's row, parsed (columns)
+	large      *wire.Change // the last row joined from pieces: decoded in place
+	parsed     struct {     // the last change's row, parsed (columns)
 		of   *wire.Change
 		cols []string
 		vals []any
@@ -53,7 +54,7 @@ func (a *sqliteApply) join(c *wire.Change) (*wire.Change, error) {
 	}
 	whole := *a.piece
 	whole.Row, whole.Chunk, whole.Piece, whole.Pieces = a.joined, "", 0, 0
-	a.piece, a.joined = nil, nil
+	a.piece, a.joined, a.large = nil, nil, &whole
 	return &whole, nil // its row is checked with every other (check)
 }
 
@@ -62,9 +63,26 @@ func (a *sqliteApply) join(c *wire.Change) (*wire.Change, error) {
 // that), and the JSON around it.
 const maxJoined = 2*1_000_000_000 + 1<<20
 
-// columns parses c's row once for check and write: a large row's literal
-// is parsed into a copy of its value, which is not made twice.
+// columnNames are the columns of c's row, checked; a row joined from
+// pieces is left as it is (it may be kept as a conflict's loser).
+func (a *sqliteApply) columnNames(c *wire.Change) ([]string, error) {
+	if c == a.large {
+		return wire.CheckRow(c.Row)
+	}
+	cols, _, err := a.columns(c)
+	return cols, err
+}
+
+// columns parses c's row once for check and write. A row joined from
+// pieces is decoded in its own memory (wire.ColumnsInPlace), once, by
+// write: afterwards its Row is gone.
 func (a *sqliteApply) columns(c *wire.Change) ([]string, []any, error) {
+	if c == a.large {
+		a.large = nil
+		cols, vals, err := wire.ColumnsInPlace(c.Row)
+		c.Row = nil
+		return cols, vals, err
+	}
 	if a.parsed.of != c {
 		a.parsed.of = c
 		a.parsed.cols, a.parsed.vals, a.parsed.err = c.Columns()
@@ -159,7 +177,7 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 		if err == nil && c.Op != wire.OpSchema && c.Op != wire.OpConflict {
 			_, err = a.change(ctx, c)
 		}
-		a.parsed.of, a.parsed.vals = nil, nil // a large value is not kept past its change
+		a.parsed.of, a.parsed.vals, a.large = nil, nil, nil // a large value is not kept past its change
 		if err != nil {
 			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Table, c.PK, err)
 		}
@@ -194,7 +212,7 @@ func (a *sqliteApply) check(c *wire.Change) error {
 	if c.Op == wire.OpDelete {
 		return nil
 	}
-	cols, _, err := a.columns(c)
+	cols, err := a.columnNames(c)
 	if err != nil {
 		return fmt.Errorf("change %d: %w", c.Seq, err)
 	}

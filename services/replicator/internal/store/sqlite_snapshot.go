@@ -8,10 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"maps"
-	"slices"
 )
 
 // Snapshot implements Store with VACUUM INTO: SQLite writes a consistent,
@@ -154,8 +151,7 @@ func (s *SQLite) Sums(ctx context.Context, nb int) ([]TableSum, error) {
 	var out []TableSum
 	for _, name := range s.tableNames() {
 		ts := TableSum{Table: name, Buckets: make([]uint64, nb)}
-		err := s.eachRow(ctx, tx, name, func(pk, row string) error {
-			b, h := rowHash(name, pk, row, nb)
+		err := s.eachRowSum(ctx, tx, name, nb, func(_ string, b int, h uint64) error {
 			ts.Buckets[b] ^= h
 			ts.Rows++
 			return nil
@@ -171,69 +167,4 @@ func (s *SQLite) Sums(ctx context.Context, nb int) ([]TableSum, error) {
 		out = append(out, ts)
 	}
 	return out, nil
-}
-
-// RowSums implements Store.
-func (s *SQLite) RowSums(ctx context.Context, name string, nb int, buckets []int, limit int) ([]RowSum, error) {
-	if _, ok := s.table(name); !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownTable, name)
-	}
-	var out []RowSum
-	err := s.eachRow(ctx, s.r, name, func(pk, row string) error {
-		b, h := rowHash(name, pk, row, nb)
-		if slices.Contains(buckets, b) && len(out) < limit {
-			out = append(out, RowSum{PK: pk, Hash: fmt.Sprintf("%016x", h)})
-		}
-		return nil
-	})
-	return out, err
-}
-
-type rowQuerier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func (s *SQLite) eachRow(ctx context.Context, q rowQuerier, name string, fn func(pk, row string) error) error {
-	t, _ := s.table(name)
-	sorted := &table{name: t.name, pk: t.pk, cols: slices.Sorted(slices.Values(t.cols))}
-	ref := ident(name)
-	rows, err := q.QueryContext(ctx, `SELECT `+keyExpr(t, ref)+`, `+rowExpr(sorted, ref)+` FROM `+ref)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pk, row string
-		if err := rows.Scan(&pk, &row); err != nil {
-			return err
-		}
-		if err := fn(pk, row); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-func rowHash(table, pk, row string, nb int) (int, uint64) {
-	f := fnv.New64a()
-	f.Write([]byte(pk))
-	h := sha256.New()
-	hashString(h, table+"\x00"+pk+"\x00")
-	hashString(h, row) // a large row is not copied whole
-	return int(f.Sum64() % uint64(nb)), binary.BigEndian.Uint64(h.Sum(nil)[:8])
-}
-
-// hashString writes s to h; a string over 64 KiB goes through one 64 KiB
-// buffer (a large row is not copied whole).
-func hashString(h hash.Hash, s string) {
-	if len(s) <= 64<<10 {
-		h.Write([]byte(s))
-		return
-	}
-	buf := make([]byte, 64<<10)
-	for len(s) > 0 {
-		n := copy(buf, s)
-		h.Write(buf[:n])
-		s = s[n:]
-	}
 }

@@ -557,6 +557,11 @@ type Applied struct {
 	// database is not one the master can continue from.
 	Resync bool   `json:"resync,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// ResyncDB is the database id of the receiver the resync is asked
+	// for: a standby that has left it since (re-synced already, a batch
+	// of its old id still in flight) ignores the ask. Empty: any (an older
+	// sender).
+	ResyncDB string `json:"resync_db,omitempty"`
 	// Paused is whether the sender's replication is paused, and PauseAt
 	// when (Unix ns) the operator's pause or resume it follows was
 	// decided, 0 when it does not know: a node that missed a decision (it
@@ -576,6 +581,8 @@ func DecodeApplied(data []byte, pair string) (*Applied, error) {
 		return nil, fmt.Errorf("%w: applied position v%d pair %q node %q", ErrInvalid, a.V, a.Pair, a.Node)
 	case a.DB != "" && !ValidDB(a.DB):
 		return nil, fmt.Errorf("%w: database id %q", ErrInvalid, a.DB)
+	case a.ResyncDB != "" && (!ValidDB(a.ResyncDB) || !a.Resync):
+		return nil, fmt.Errorf("%w: resync database id %q", ErrInvalid, a.ResyncDB)
 	case a.PauseAt < 0:
 		return nil, fmt.Errorf("%w: pause time %d", ErrInvalid, a.PauseAt)
 	}

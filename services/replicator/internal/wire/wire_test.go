@@ -224,3 +224,17 @@ func TestConflictRecord(t *testing.T) {
 		}
 	}
 }
+
+// A resync request names a valid database id, and only a resync request
+// names one.
+func TestDecodeAppliedResyncDB(t *testing.T) {
+	for data, ok := range map[string]bool{
+		`{"v":1,"pair":"p","node":"a","db":"d1","log":1,"stream":1,"resync":true,"resync_db":"d2"}`:  true,
+		`{"v":1,"pair":"p","node":"a","db":"d1","log":1,"stream":1,"resync_db":"d2"}`:                false,
+		`{"v":1,"pair":"p","node":"a","db":"d1","log":1,"stream":1,"resync":true,"resync_db":"d 2"}`: false,
+	} {
+		if _, err := DecodeApplied([]byte(data), "p"); (err == nil) != ok {
+			t.Errorf("%s: %v", data, err)
+		}
+	}
+}

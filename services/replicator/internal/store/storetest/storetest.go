@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("capture", func(t *testing.T) { testCapture(t, h) })
 	t.Run("apply", func(t *testing.T) { testApply(t, h) })
 	t.Run("conflicts", func(t *testing.T) { testConflicts(t, h) })
+	t.Run("conflicts of rows in pieces", func(t *testing.T) { testLargeConflicts(t, h) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, h) })
 	t.Run("snapshot", func(t *testing.T) { testSnapshot(t, h) })
 	t.Run("discard", func(t *testing.T) { testDiscard(t, h) })
@@ -218,6 +219,37 @@ func testConflicts(t *testing.T, h Harness) {
 	_, res := ship(t, b.Store, a.Store, "b", false, info.LogHigh-1)
 	if res.Applied != 1 || len(res.Conflicts) != 0 {
 		t.Fatalf("later change: %+v", res)
+	}
+}
+
+// testLargeConflicts: rows too large for one message, written on both
+// nodes at once, arrive in pieces: the master's wins on both nodes, and the
+// standby's losing row is kept byte for byte in both conflict tables (the
+// master keeps it from the pieces it received, the standby from its own
+// table).
+func testLargeConflicts(t *testing.T, h Harness) {
+	a, b := open(t, h, store.Master), open(t, h, store.Standby)
+	a.Exec(t, `INSERT INTO items(id, name, data) VALUES(1, 'master', randomblob(600000))`)
+	b.Exec(t, `INSERT INTO items(id, name, data) VALUES(1, 'standby', randomblob(500000))`)
+	winner, loser := a.Query(t, `SELECT hex(data) FROM items`), b.Query(t, `SELECT hex(data) FROM items`)
+	ship(t, a.Store, b.Store, "a", true, 0)
+	ship(t, b.Store, a.Store, "b", false, 0)
+	for _, db := range []DB{a, b} {
+		if got := db.Query(t, `SELECT name || ':' || (hex(data) = ?) FROM items WHERE id = 1`, winner); got != "master:1" {
+			t.Fatalf("items: %q, want the master's row", got)
+		}
+		got := db.Query(t, `SELECT count(*) FROM _tandem_conflict WHERE pk = '1' AND instr(loser_row, ?) > 0
+			AND instr(loser_row, '"name":"''standby''"') > 0`, `"data":"X'`+loser+`'"`)
+		if got != "1" {
+			t.Fatalf("%s conflict records hold the standby's losing row, want 1", got)
+		}
+	}
+	sa, _ := a.Store.Sums(ctx(t), 16)
+	sb, _ := b.Store.Sums(ctx(t), 16)
+	for i := range sa {
+		if sa[i].Sum != sb[i].Sum {
+			t.Fatalf("table %s differs after the conflict", sa[i].Table)
+		}
 	}
 }
 
