@@ -195,7 +195,12 @@ func (s *Server) handle(pair string, data []byte) (Reply, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur := s.leases[pair]
+	cur, ok := s.leases[pair]
+	if !ok {
+		// No lease stored for the pair: one this witness granted before a
+		// restart that lost its data may run for a term from the start.
+		cur = Lease{Unknown: true, Expires: r.TTLMS}
+	}
 	next, rep := Decide(cur, r, s.now(), r.TTLMS)
 	if next != cur {
 		if next.Holder != cur.Holder || next.Epoch != cur.Epoch {

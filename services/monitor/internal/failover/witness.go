@@ -119,6 +119,8 @@ func (m *Machine) askWitness(epoch uint64, probe bool) {
 	r := witness.Request{Node: m.cfg.Self, Epoch: epoch, Probe: probe}
 	switch {
 	case probe:
+	case m.state == Active:
+		r.Renew = true
 	case m.wit.over != nil:
 		r.Over, r.Peer, r.PeerEpoch = true, m.peer.name, *m.wit.over
 	case m.peerGone:
@@ -202,8 +204,11 @@ func (m *Machine) stepLease(r LeaseReply) {
 	}
 	if r.Holder != m.wit.holder || r.Epoch != m.wit.holderEp {
 		m.wit.holder, m.wit.holderEp = r.Holder, r.Epoch
-		m.emit(event.FailoverSuppressed, fmt.Sprintf("F14: the witness holds the lease for %s in epoch %d; waiting for it to lapse", r.Holder, r.Epoch),
-			map[string]any{"holder": r.Holder, "holder_epoch": r.Epoch, "left_ticks": r.Left})
+		reason := fmt.Sprintf("F14: the witness holds the lease for %s in epoch %d; waiting for it to lapse", r.Holder, r.Epoch)
+		if r.Holder == "" {
+			reason = "F14: the witness does not know who holds the lease (it restarted without its leases); waiting one lease term for the active node to renew it"
+		}
+		m.emit(event.FailoverSuppressed, reason, map[string]any{"holder": r.Holder, "holder_epoch": r.Epoch, "left_ticks": r.Left})
 	}
 }
 
