@@ -67,18 +67,18 @@ func StartWitnessServer(o WitnessOptions) (*server.Server, string, error) {
 	}
 	sopts := &server.Options{}
 	if err := sopts.ProcessConfigString(witnessConfig(o, id)); err != nil {
-		return nil, "", fmt.Errorf("witness nats config: %w", err)
+		return nil, "", fmt.Errorf("nats config: %w", err)
 	}
 	sopts.NoSigs = true
 	ns, err := server.NewServer(sopts)
 	if err != nil {
-		return nil, "", fmt.Errorf("new witness server: %w", err)
+		return nil, "", fmt.Errorf("nats server: %w", err)
 	}
 	fatal := make(chan string, 1)
 	ns.SetLoggerV2(natsLogger{l: o.Logger, fatal: fatal}, enabled(o.Logger, zerolog.DebugLevel),
 		enabled(o.Logger, zerolog.TraceLevel), false)
 	go ns.Start()
-	if err := awaitReady(ns, "witness server", fatal); err != nil {
+	if err := awaitReady(ns, "its NATS server", fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, "", err
@@ -87,7 +87,7 @@ func StartWitnessServer(o WitnessOptions) (*server.Server, string, error) {
 	if !ok {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, "", errors.New("witness server has no client listener")
+		return nil, "", errors.New("its NATS server has no client listener")
 	}
 	scheme := "nats://"
 	if o.TLS.Cert != "" {
