@@ -19,7 +19,7 @@ func init() {
 
 func newAuthCmd(*app) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "auth init|session …",
+		Use:   "auth init|session|witness …",
 		Short: "NATS credentials: auth init makes one nkey seed per role and prints the nats.auth block",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRun,
@@ -47,7 +47,37 @@ func newAuthCmd(*app) *cobra.Command {
 	}
 	session.Flags().StringVar(&sdir, "dir", "", "directory for the seed file session-NAME.nk (created 0700 if missing)")
 	c.AddCommand(session)
+	var wdir string
+	wit := &cobra.Command{
+		Use:   "witness PAIR --dir DIR",
+		Short: "write DIR/witness-PAIR.nk, the pair's key at the witness (both nodes' witness.creds), and print the witness.pairs line of its public key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return cmdAuthWitness(args[0], wdir, c.OutOrStdout())
+		},
+	}
+	wit.Flags().StringVar(&wdir, "dir", "", "directory for the seed file witness-PAIR.nk (created 0700 if missing)")
+	c.AddCommand(wit)
 	return c
+}
+
+// cmdAuthWitness writes a pair's key at the witness and prints the lines of
+// configuration that use it.
+func cmdAuthWitness(pair, dir string, out io.Writer) error {
+	if dir == "" {
+		return errors.New("--dir is required")
+	}
+	path, pub, err := natsnode.WriteWitnessSeed(dir, pair)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	fmt.Fprintf(out, "# Both nodes of pair %s (copy %s to each):\nwitness:\n  creds: %s\n", pair, abs, abs)
+	fmt.Fprintf(out, "# The witness (tandem witness --config; keep every pair's line):\nwitness:\n  pairs:\n    %s: %s\n", pair, pub)
+	return nil
 }
 
 // cmdAuthSession writes a session's own key and prints the configuration

@@ -461,9 +461,10 @@ func Default() Config {
 			Default: time.Hour,
 			Max:     24 * time.Hour,
 		},
-		Log:   Log{Format: "json", Level: "info"},
-		Audit: Audit{MaxAge: 90 * 24 * time.Hour},
-		Hub:   Hub{Listen: "127.0.0.1:4222", LeafListen: "127.0.0.1:7422", ClusterListen: "127.0.0.1:6222"},
+		Log:     Log{Format: "json", Level: "info"},
+		Audit:   Audit{MaxAge: 90 * 24 * time.Hour},
+		Hub:     Hub{Listen: "127.0.0.1:4222", LeafListen: "127.0.0.1:7422", ClusterListen: "127.0.0.1:6222"},
+		Witness: Witness{Listen: "127.0.0.1:4250"},
 	}
 }
 
@@ -686,17 +687,27 @@ func (n NATS) validateSecurity(role Role) []error {
 // Witness is the optional witness of the pair (F14): a `tandem witness` on a
 // third machine that holds a lease for the active node. Off while URL is
 // empty.
+//
+// `tandem witness` reads Listen and Pairs (see LoadWitness); a node reads
+// the rest.
 type Witness struct {
-	URL      string `yaml:"url" help:"NATS URL of the pair's witness (tandem witness), nats://host:port; empty: no witness (the seed behaviour)"`
-	Creds    string `yaml:"creds" help:"credentials file for witness.url: a .creds file (JWT) or an nkey seed file"`
+	URL      string `yaml:"url" help:"NATS URL of the pair's witness (tandem witness), nats://host:port or tls://host:port; empty: no witness (the seed behaviour)"`
+	Creds    string `yaml:"creds" help:"credentials file for witness.url: an nkey seed file (tandem auth witness) or a .creds file (JWT)"`
+	CA       string `yaml:"ca" help:"PEM CA bundle the witness's TLS certificate is verified with; default nats.tls.ca"`
 	Required bool   `yaml:"required" help:"no node activates without the witness's lease (true), or fall back to the seed behaviour when it is unreachable (false)"`
+
+	Listen string `yaml:"listen" help:"tandem witness: address of the witness's NATS server"`
+	// Pairs maps a pair to the public nkey its nodes sign in with; set,
+	// every connection must authenticate, and a pair's user may ask only
+	// for its own pair's lease.
+	Pairs map[string]string `yaml:"pairs" help:"tandem witness: pair=public nkey (U…) of each pair's nodes (tandem auth witness PAIR); a pair's nodes may ask only for their own pair's lease"`
 }
 
 func (w Witness) validate() []error {
 	var errs []error
 	if w.URL == "" {
-		if w.Creds != "" || w.Required {
-			errs = append(errs, errors.New("witness: creds or required without witness.url"))
+		if w.Creds != "" || w.CA != "" || w.Required {
+			errs = append(errs, errors.New("witness: creds, ca or required without witness.url"))
 		}
 		return errs
 	}

@@ -54,7 +54,7 @@ func TestKeys(t *testing.T) {
 		"nats.tls.ca", "nats.tls.cert", "nats.tls.key", "nats.tls.verify", "nats.url",
 		"node", "notifier.config_refresh", "notifier.hosts_table", "notifier.max_conns", "notifier.progress_timeout", "notifier.push_listen",
 		"notifier.reannounce", "notifier.resources_table", "notifier.state_consumers", "notifier.tls.cert", "notifier.tls.key", "notifier.tokens_file", "pair", "role",
-		"witness.creds", "witness.required", "witness.url",
+		"witness.ca", "witness.creds", "witness.listen", "witness.pairs", "witness.required", "witness.url",
 	}
 	if got := Keys(); !slices.Equal(got, want) {
 		t.Errorf("Keys() =\n%q\nwant\n%q", got, want)

@@ -30,3 +30,36 @@ func TestWitnessValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateWitness: `tandem witness`'s keys — protected mode without
+// witness.pairs, the pairs' names and keys, TLS in pairs of files.
+func TestValidateWitness(t *testing.T) {
+	const key, key2 = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4", "UBGETQT5YWU4ZWXDKNX45FNB4AEXHBBIGDWWTM2O2ZRK3VBV6CXUGISW"
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		want string // "" valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"open on the network", func(c *Config) { c.Witness.Listen = "0.0.0.0:4250" }, "protected mode"},
+		{"insecure", func(c *Config) { c.Witness.Listen, c.Insecure = "0.0.0.0:4250", true }, ""},
+		{"secured", func(c *Config) { c.Witness.Listen, c.Witness.Pairs = "0.0.0.0:4250", map[string]string{"print": key} }, ""},
+		{"bad address", func(c *Config) { c.Witness.Listen = "4250" }, "witness.listen"},
+		{"bad pair", func(c *Config) { c.Witness.Pairs = map[string]string{"Print!": key} }, "pair name"},
+		{"bad key", func(c *Config) { c.Witness.Pairs = map[string]string{"print": "SUABC"} }, "not a public user nkey"},
+		{"shared key", func(c *Config) { c.Witness.Pairs = map[string]string{"a": key, "b": key} }, "same key"},
+		{"two keys", func(c *Config) { c.Witness.Pairs = map[string]string{"a": key, "b": key2} }, ""},
+		{"half TLS", func(c *Config) { c.NATS.TLS.Cert = "/c.pem" }, "set both"},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "data_dir"},
+	} {
+		cfg := Default()
+		c.edit(&cfg)
+		err := cfg.ValidateWitness()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}

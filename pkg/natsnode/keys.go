@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 // SeedFileName is the name of role's seed file in a credentials directory
@@ -86,13 +87,28 @@ func WriteSessionSeed(dir, name string) (path, pub string, err error) {
 	if !config.ValidSessionName(name) {
 		return "", "", fmt.Errorf("session name %q: want 1-64 of A-Z a-z 0-9 _ -", name)
 	}
-	path = filepath.Join(dir, "session-"+name+".nk")
+	return writeNewSeed(filepath.Join(dir, "session-"+name+".nk"))
+}
+
+// WriteWitnessSeed writes dir/witness-<pair>.nk, a new key for pair's nodes
+// at the witness (witness.creds; its public key goes into the witness's
+// witness.pairs), never overwriting one, and returns its public key.
+func WriteWitnessSeed(dir, pair string) (path, pub string, err error) {
+	if err := subject.CheckName("pair", pair); err != nil {
+		return "", "", err
+	}
+	return writeNewSeed(filepath.Join(dir, "witness-"+pair+".nk"))
+}
+
+// writeNewSeed writes a new key's seed to path, which must not exist,
+// creating its directory (0700) if needed.
+func writeNewSeed(path string) (string, string, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return "", "", fmt.Errorf("%s exists; not overwriting it (remove it to make a new key)", path)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", "", err
 	}
-	pub, err = writeSeed(path)
+	pub, err := writeSeed(path)
 	return path, pub, err
 }

@@ -3,9 +3,11 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
@@ -21,8 +23,13 @@ func (s *Service) connectWitness() error {
 	if w.URL == "" {
 		return nil
 	}
+	wl := &witnessLog{log: s.log, url: w.URL}
 	opts := []nats.Option{nats.Name("tandem-monitor-witness-" + s.cfg.Node), nats.MaxReconnects(-1),
-		nats.ReconnectWait(s.cfg.Heart.Interval / 2), nats.RetryOnFailedConnect(true)}
+		nats.ReconnectWait(s.cfg.Heart.Interval / 2), nats.RetryOnFailedConnect(true),
+		nats.CustomInboxPrefix(natsnode.WitnessInboxPrefix(s.cfg.Pair)), // the only replies its user may read
+		nats.IgnoreAuthErrorAbort(),                                     // credentials refused: keep trying, the witness may be fixed
+		nats.ConnectHandler(wl.connected), nats.ReconnectHandler(wl.connected),
+		nats.DisconnectErrHandler(wl.failed), nats.ReconnectErrHandler(wl.failed), nats.ErrorHandler(wl.async)}
 	if w.Creds != "" {
 		o, err := natsnode.CredsOption(w.Creds)
 		if err != nil {
@@ -30,7 +37,11 @@ func (s *Service) connectWitness() error {
 		}
 		opts = append(opts, o)
 	}
-	if ca := s.cfg.NATS.TLS.CA; ca != "" {
+	ca := w.CA
+	if ca == "" {
+		ca = s.cfg.NATS.TLS.CA
+	}
+	if ca != "" {
 		o, err := natsnode.TLSOption(ca)
 		if err != nil {
 			return fmt.Errorf("monitor: witness TLS: %w", err)
@@ -43,6 +54,40 @@ func (s *Service) connectWitness() error {
 	}
 	s.wnc = nc
 	return nil
+}
+
+// witnessLog logs the witness connection's changes: each reason it
+// failed once (a refused login repeats at every attempt), and each
+// (re)connection.
+type witnessLog struct {
+	log zerolog.Logger
+	url string
+
+	mu   sync.Mutex // guards last
+	last string     // the last failure logged, "" once connected
+}
+
+func (l *witnessLog) connected(*nats.Conn) {
+	l.mu.Lock()
+	l.last = ""
+	l.mu.Unlock()
+	l.log.Info().Str("url", l.url).Msg("connected to the witness")
+}
+
+func (l *witnessLog) failed(_ *nats.Conn, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil || err.Error() == l.last {
+		return
+	}
+	l.last = err.Error()
+	l.log.Warn().Err(err).Str("url", l.url).Msg("the witness connection failed (witness.url, witness.creds, witness.ca)")
+}
+
+// async logs an asynchronous error, such as a permission the witness
+// refused.
+func (l *witnessLog) async(_ *nats.Conn, _ *nats.Subscription, err error) {
+	l.log.Warn().Err(err).Str("url", l.url).Msg("witness connection error")
 }
 
 func (s *Service) closeWitness() {

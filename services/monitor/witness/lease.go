@@ -13,10 +13,18 @@ package witness
 // Lease is the witness's record for one pair: who holds it, in which epoch,
 // and until when (on the witness's clock, in its units: milliseconds for
 // the server, ticks for the explorer).
+//
+// Unknown marks a witness that does not know the holder: it started
+// without a stored lease for the pair (a fresh or lost data directory), so
+// a lease its previous life granted may still run until Expires, one term
+// after the start. Until then it grants only renewals (Request.Renew: the
+// asker is active, so it is the one that may hold that lease) and
+// takeovers (Request.Over), and refuses the rest with no holder named.
 type Lease struct {
 	Holder  string `json:"holder"`
 	Epoch   uint64 `json:"epoch"`
 	Expires int64  `json:"expires"`
+	Unknown bool   `json:"-"`
 }
 
 // Request is a node's request to take or renew the lease.
@@ -32,6 +40,10 @@ type Request struct {
 	PeerEpoch uint64 `json:"peer_epoch,omitempty"`
 	// Probe only asks whether the witness answers: nothing changes.
 	Probe bool `json:"probe,omitempty"`
+	// Renew says the node is active in Epoch: it renews the lease it holds
+	// (or, in the seed fallback, is active without it). Only a witness that
+	// lost its leases tells a renewal from a new request (Lease.Unknown).
+	Renew bool `json:"renew,omitempty"`
 	// TTLMS is the lease's term the node asks for, in milliseconds (the
 	// server's unit; the explorer passes its own term to Decide).
 	TTLMS int64 `json:"ttl_ms,omitempty"`
@@ -49,9 +61,11 @@ type Reply struct {
 // lasting ttl. The lease is granted when nobody holds it, when it has
 // lapsed, when the node already holds it (a renewal), and when the node
 // takes it over from its peer (Request.Over) in an epoch the node knows.
-// Otherwise it is refused, and the reply says who holds it.
+// While the holder is unknown (Lease.Unknown) it is granted only to a
+// renewal or a takeover. Otherwise it is refused, and the reply says who
+// holds it ("" while unknown).
 func Decide(cur Lease, r Request, now, ttl int64) (Lease, Reply) {
-	lapsed := cur.Holder == "" || now >= cur.Expires
+	lapsed := now >= cur.Expires || (cur.Holder == "" && !cur.Unknown)
 	if r.Probe {
 		if lapsed {
 			return cur, Reply{}
@@ -59,7 +73,10 @@ func Decide(cur Lease, r Request, now, ttl int64) (Lease, Reply) {
 		return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
 	}
 	over := r.Over && cur.Holder == r.Peer && cur.Epoch <= r.PeerEpoch
-	if lapsed || cur.Holder == r.Node || over {
+	if cur.Unknown && !lapsed {
+		over = r.Over || r.Renew
+	}
+	if lapsed || (cur.Holder == r.Node && !cur.Unknown) || over {
 		next := Lease{Holder: r.Node, Epoch: r.Epoch, Expires: now + ttl}
 		return next, Reply{Granted: true, Holder: r.Node, Epoch: r.Epoch, Left: ttl}
 	}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -36,14 +35,18 @@ const (
 )
 
 // Subject is the subject a pair's nodes ask the witness on.
-func Subject(pair string) string { return "tandem.witness." + pair + ".lease" }
+func Subject(pair string) string { return subject.WitnessLease(pair) }
 
 // ServerOptions configure a witness.
 type ServerOptions struct {
-	Listen   string // host:port of its NATS server; loopback unless Insecure
+	Listen   string // host:port of its NATS server; loopback unless Pairs or Insecure
 	DataDir  string // where JetStream keeps the leases
 	Insecure bool   // allow a non-loopback listener without credentials
-	Log      zerolog.Logger
+	// Pairs maps a pair to the public nkey of its nodes' user: set, every
+	// client must sign in, and may ask only for its own pair's lease.
+	Pairs map[string]string
+	TLS   natsnode.TLSFiles // Cert and Key: serve TLS
+	Log   zerolog.Logger
 }
 
 // Server is a running witness: an embedded NATS server with JetStream, a
@@ -53,6 +56,7 @@ type ServerOptions struct {
 // leases.
 type Server struct {
 	ns    *server.Server
+	url   string
 	nc    *nats.Conn
 	kv    jetstream.KeyValue
 	sub   *nats.Subscription
@@ -65,36 +69,21 @@ type Server struct {
 
 // Start starts a witness.
 func Start(ctx context.Context, o ServerOptions) (*Server, error) {
-	host, portS, err := net.SplitHostPort(o.Listen)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return nil, fmt.Errorf("witness: --listen %q: %w", o.Listen, err)
 	}
-	port, err := strconv.Atoi(portS)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("witness: --listen %q: bad port", o.Listen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	if !config.Loopback(o.Listen) && !o.Insecure {
-		return nil, fmt.Errorf("witness: --listen %s is not a loopback address: anyone on the network could take the pairs' leases; pass --insecure to allow it", o.Listen)
+	if !config.Loopback(o.Listen) && len(o.Pairs) == 0 && !o.Insecure {
+		return nil, fmt.Errorf("witness: --listen %s is not a loopback address: anyone on the network could take the pairs' leases; set witness.pairs, or pass --insecure to allow it", o.Listen)
 	}
 	if o.DataDir == "" {
 		return nil, errors.New("witness: --data-dir is required")
 	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "tandem-witness", Host: host, Port: port, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: filepath.Join(o.DataDir, "jetstream"), MaxPayload: 64 << 10,
-	})
+	ns, url, err := natsnode.StartWitnessServer(natsnode.WitnessOptions{Listen: o.Listen, StoreDir: filepath.Join(o.DataDir, "jetstream"),
+		Pairs: o.Pairs, TLS: o.TLS, Logger: o.Log.With().Str("part", "nats").Logger()})
 	if err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("witness: the NATS server did not start on %s", o.Listen)
-	}
-	s := &Server{ns: ns, log: o.Log, start: time.Now(), leases: map[string]Lease{}}
+	s := &Server{ns: ns, url: url, log: o.Log, start: time.Now(), leases: map[string]Lease{}}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -103,7 +92,7 @@ func Start(ctx context.Context, o ServerOptions) (*Server, error) {
 }
 
 func (s *Server) open(ctx context.Context) error {
-	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name("tandem-witness"))
+	nc, err := natsnode.ConnectWitnessServer(s.ns)
 	if err != nil {
 		return fmt.Errorf("witness: %w", err)
 	}
@@ -163,7 +152,7 @@ func (s *Server) load(ctx context.Context) error {
 func (s *Server) now() int64 { return time.Since(s.start).Milliseconds() }
 
 func (s *Server) serve(m *nats.Msg) {
-	pair := strings.TrimSuffix(strings.TrimPrefix(m.Subject, "tandem.witness."), ".lease")
+	pair := subject.WitnessPair(m.Subject)
 	rep, err := s.handle(pair, m.Data)
 	var b []byte
 	if err != nil {
@@ -195,7 +184,12 @@ func (s *Server) handle(pair string, data []byte) (Reply, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur := s.leases[pair]
+	cur, ok := s.leases[pair]
+	if !ok {
+		// No lease stored for the pair: one this witness granted before a
+		// restart that lost its data may run for a term from the start.
+		cur = Lease{Unknown: true, Expires: r.TTLMS}
+	}
 	next, rep := Decide(cur, r, s.now(), r.TTLMS)
 	if next != cur {
 		if next.Holder != cur.Holder || next.Epoch != cur.Epoch {
@@ -214,7 +208,7 @@ func (s *Server) handle(pair string, data []byte) (Reply, error) {
 }
 
 // ClientURL is the URL nodes reach the witness at.
-func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+func (s *Server) ClientURL() string { return s.url }
 
 // Close stops the witness.
 func (s *Server) Close() {

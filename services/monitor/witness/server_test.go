@@ -42,7 +42,9 @@ func ask(t *testing.T, nc *nats.Conn, r Request) Reply {
 func TestServerLease(t *testing.T) {
 	dir := t.TempDir()
 	s, nc := startWitness(t, dir)
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000}); !rep.Granted {
+	// A fresh witness grants only an active node's renewal (see
+	// TestServerLostLeases).
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("first request refused: %+v", rep)
 	}
 	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000}); !rep.Granted {
@@ -70,10 +72,57 @@ func TestServerLease(t *testing.T) {
 	}
 }
 
+// TestServerLostLeases: a witness restarted on a fresh data directory does
+// not know who holds a pair's lease, which its previous life may have
+// granted for a whole term. For that term it grants only the active node's
+// renewal and takeovers, so a standby cut off from a live master cannot
+// take the lease in the gap; once the term has passed unrenewed, it can.
+func TestServerLostLeases(t *testing.T) {
+	s, nc := startWitness(t, t.TempDir())
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+		t.Fatalf("refused: %+v", rep)
+	}
+	s.Close()
+	_, nc = startWitness(t, t.TempDir())
+	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "" || rep.Left <= 0 {
+		t.Fatalf("a fresh witness gave b the lease a may still hold: %+v", rep)
+	}
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+		t.Fatalf("the active node's renewal refused: %+v", rep)
+	}
+	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "a" {
+		t.Fatalf("after a's renewal b was not refused: %+v", rep)
+	}
+
+	// Nobody renews: after one term (of the request) b gets it.
+	_, nc = startWitness(t, t.TempDir())
+	deadline := time.Now().Add(10 * time.Second)
+	first := true
+	for {
+		rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 300})
+		if rep.Granted {
+			if first {
+				t.Fatalf("granted at once on a fresh witness: %+v", rep)
+			}
+			break
+		}
+		first = false
+		if time.Now().After(deadline) {
+			t.Fatalf("the unknown lease never lapsed: %+v", rep)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	// A takeover (the peer handed over, or is proven dead) is granted at once.
+	_, nc = startWitness(t, t.TempDir())
+	if rep := ask(t, nc, Request{Node: "b", Epoch: 5, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 4}); !rep.Granted {
+		t.Fatalf("takeover on a fresh witness refused: %+v", rep)
+	}
+}
+
 // TestServerLapse: a lease not renewed lapses and goes to the other node.
 func TestServerLapse(t *testing.T) {
 	_, nc := startWitness(t, t.TempDir())
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 100}); !rep.Granted {
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 100, Renew: true}); !rep.Granted {
 		t.Fatalf("refused: %+v", rep)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -92,7 +141,7 @@ func TestServerLapse(t *testing.T) {
 // TestServerBadInput: bad requests get an error and change nothing.
 func TestServerBadInput(t *testing.T) {
 	_, nc := startWitness(t, t.TempDir())
-	ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000})
+	ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true})
 	for _, body := range []string{`{`, `{"node":"A B","epoch":1,"ttl_ms":1000}`, `{"node":"b","epoch":1,"ttl_ms":1}`,
 		`{"node":"b","epoch":1,"ttl_ms":1000,"extra":1}`, strings.Repeat("x", 2000)} {
 		m, err := nc.Request(Subject("print"), []byte(body), 5*time.Second)

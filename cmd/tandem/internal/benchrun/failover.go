@@ -48,9 +48,7 @@ func crashFailover(t proctest.T, e env) []row {
 // crashFailoverWitness is crashFailover with a witness configured (F14):
 // the survivor takes the lease over before it activates.
 func crashFailoverWitness(t proctest.T, e env) []row {
-	w := proctest.StartWitness(t, e.bin, waitLimit)
-	p, st := proctest.StartActive(t, proctest.Options{Binary: e.bin, Pair: "bench", Wait: waitLimit,
-		Extra: func(string) map[string]any { return map[string]any{"witness.url": w.URL} }})
+	p, st := proctest.StartActive(t, proctest.Options{Binary: e.bin, Pair: "bench", Wait: waitLimit, Witness: &proctest.WitnessOptions{}})
 	return crashRuns(t, e, p, st, "crash failover with a witness (F14)")
 }
 

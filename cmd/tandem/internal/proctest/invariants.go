@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // CheckInvariants checks every heartbeat recorded (STYLE §15) and reports
@@ -89,6 +90,42 @@ func epochRegressions(beats []Beat) []string {
 				top = b
 			}
 		}
+	}
+	return out
+}
+
+// Sample is how many nodes were active at one moment, and which.
+type Sample struct {
+	At     time.Time
+	Active []string
+}
+
+// ActiveSamples samples the pair's state every step from from to to, from
+// the nodes' own heartbeats (those received from the sender's own server):
+// at each moment a node is in the state of its latest beat sent at or
+// before it. A node beats at once when it activates or deactivates, so a
+// sample is late by no more than the delivery of that beat.
+func ActiveSamples(beats []Beat, from, to time.Time, step time.Duration) []Sample {
+	own := map[string][]Beat{}
+	for _, b := range beats {
+		if b.Via == b.Node {
+			own[b.Node] = append(own[b.Node], b)
+		}
+	}
+	for _, bs := range own {
+		sort.SliceStable(bs, func(i, j int) bool { return bs[i].Sent.Before(bs[j].Sent) })
+	}
+	var out []Sample
+	for at := from; !at.After(to); at = at.Add(step) {
+		s := Sample{At: at}
+		for node, bs := range own {
+			i := sort.Search(len(bs), func(i int) bool { return bs[i].Sent.After(at) })
+			if i > 0 && bs[i-1].State == "active" {
+				s.Active = append(s.Active, node)
+			}
+		}
+		sort.Strings(s.Active)
+		out = append(out, s)
 	}
 	return out
 }

@@ -6,12 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,16 +57,22 @@ func NetnsAvailable() error {
 	return nil
 }
 
-// netns is a pair's two namespaces and the veth pair between them.
+// netns is a pair's two namespaces and the veth pair between them, and,
+// with a witness, a third namespace joined to each node's by a link of its
+// own.
 type netns struct {
 	ns    map[string]string // node → namespace name
 	iface map[string]string // node → its end of the veth pair
 	addr  map[string]string // node → its link address
 	cut   map[string]bool   // node → packets arriving on its link are dropped
+
+	witness     string            // the witness's namespace, "" without
+	witnessAddr map[string]string // node → the witness's address on that node's link to it
 }
 
-// setupNetns creates the namespaces and the link of nodes (master first).
-func setupNetns(nodes [2]string) (*netns, error) {
+// setupNetns creates the namespaces and the link of nodes (master first),
+// and with witness the witness's namespace and its links.
+func setupNetns(nodes [2]string, witness bool) (*netns, error) {
 	if err := NetnsAvailable(); err != nil {
 		return nil, err
 	}
@@ -91,6 +99,9 @@ func setupNetns(nodes [2]string) (*netns, error) {
 			[]string{"-n", ns.ns[node], "link", "set", "lo", "up"},
 			[]string{"-n", ns.ns[node], "link", "set", ns.iface[node], "up"})
 	}
+	if witness {
+		cmds = append(cmds, ns.witnessCommands(nodes, tag, ifTag)...)
+	}
 	for _, c := range cmds {
 		if err := run("ip", c...); err != nil {
 			ns.remove()
@@ -100,10 +111,36 @@ func setupNetns(nodes [2]string) (*netns, error) {
 	return ns, nil
 }
 
+// witnessCommands are the ip commands that make the witness's namespace and
+// a link from it to each node's: 10.77.1.0/30 to the master's, 10.77.2.0/30
+// to the standby's, the witness at .2 on each.
+func (ns *netns) witnessCommands(nodes [2]string, tag, ifTag string) [][]string {
+	ns.witness = nsPrefix + tag + "-w"
+	ns.witnessAddr = map[string]string{}
+	cmds := [][]string{{"netns", "add", ns.witness}, {"-n", ns.witness, "link", "set", "lo", "up"}}
+	for i, node := range nodes {
+		side := string(rune('a' + i))
+		near, far := "tw"+ifTag+side, "tw"+ifTag+side+"w"
+		net := fmt.Sprintf("10.77.%d.", i+1)
+		ns.witnessAddr[node] = net + "2"
+		cmds = append(cmds,
+			[]string{"link", "add", near, "netns", ns.ns[node], "type", "veth", "peer", "name", far, "netns", ns.witness},
+			[]string{"-n", ns.ns[node], "addr", "add", net + "1/30", "dev", near},
+			[]string{"-n", ns.witness, "addr", "add", net + "2/30", "dev", far},
+			[]string{"-n", ns.ns[node], "link", "set", near, "up"},
+			[]string{"-n", ns.witness, "link", "set", far, "up"})
+	}
+	return cmds
+}
+
 // remove deletes both namespaces (and with them the veth pair).
 func (ns *netns) remove() error {
 	var errs []error
-	for _, name := range ns.ns {
+	names := slices.Collect(maps.Values(ns.ns))
+	if ns.witness != "" {
+		names = append(names, ns.witness)
+	}
+	for _, name := range names {
 		if _, err := os.Stat(filepath.Join("/run/netns", name)); err != nil {
 			continue
 		}

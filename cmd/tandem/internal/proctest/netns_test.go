@@ -21,7 +21,7 @@ func TestNetnsLink(t *testing.T) {
 	if err := NetnsAvailable(); err != nil {
 		t.Skipf("network namespaces: %v", err)
 	}
-	ns, err := setupNetns([2]string{"a", "b"})
+	ns, err := setupNetns([2]string{"a", "b"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,8 @@ type Pair struct {
 	dir   string
 	watch *Watch
 	conns map[string]*nats.Conn
-	ns    *netns // nil unless Options.Netns
+	ns    *netns   // nil unless Options.Netns
+	wit   *Witness // nil unless Options.Witness
 }
 
 // New prepares a pair: it picks free loopback ports, writes both nodes'
@@ -79,7 +80,7 @@ func New(t T, o Options) *Pair {
 	p := &Pair{Name: o.Pair, Master: o.Master, Standby: o.Standby, Nodes: map[string]*Node{}, t: t, opts: o, bin: bin, dir: t.TempDir(),
 		watch: newWatch(), conns: map[string]*nats.Conn{}}
 	if o.Netns {
-		ns, err := setupNetns([2]string{o.Master, o.Standby})
+		ns, err := setupNetns([2]string{o.Master, o.Standby}, o.Witness != nil)
 		if err != nil {
 			t.Fatalf("proctest: %v", err)
 		}
@@ -91,6 +92,9 @@ func New(t T, o Options) *Pair {
 		})
 	}
 	t.Cleanup(p.close)
+	if o.Witness != nil {
+		p.wit = p.startWitness(*o.Witness)
+	}
 	for _, name := range p.names() {
 		role := "master"
 		if name == p.Standby {
@@ -302,6 +306,9 @@ func (p *Pair) writeConfig(n *Node, pushPort int) error {
 		if s != "" {
 			set(key, s)
 		}
+	}
+	if p.wit != nil {
+		set("witness.url", p.witnessURL(n.Name))
 	}
 	if o.Extra != nil {
 		for key, v := range o.Extra(n.Name) {

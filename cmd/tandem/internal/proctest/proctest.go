@@ -100,6 +100,11 @@ type Options struct {
 	// listen on their link addresses (with insecure: true: the link is
 	// private to the pair), and the CLI runs in the master's namespace.
 	Netns bool
+	// Witness runs a `tandem witness` for the pair (Pair.Witness) and sets
+	// both nodes' witness.url to it; with Netns in a third namespace that
+	// each node reaches over a link of its own, which Cut does not touch.
+	// Extra may set witness.creds and witness.required.
+	Witness *WitnessOptions
 	// Wait bounds every wait of the harness that has no bound of its own
 	// (start-up, shutdown); 0 means 30 s.
 	Wait time.Duration

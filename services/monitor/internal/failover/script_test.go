@@ -37,6 +37,7 @@ import (
 //	                    otherwise every hook finishes as soon as it starts)
 //	witness cut a|b|all | heal     the witness stops (or resumes) answering a node (F14;
 //	                    pair witness=on|required [lease=N]); requests are served at once
+//	witness restart     the witness restarts without its leases (a fresh data directory)
 //	inject a|b heartbeat|yield|take k=v…  raw input, as from the wire
 //	status
 //
@@ -513,8 +514,12 @@ func (h *harness) witnessCmd(d *datadriven.TestData) {
 		h.wcut[h.node(d, 1).name] = true
 	case len(d.CmdArgs) == 1 && d.CmdArgs[0].Key == "heal":
 		h.wcut = map[string]bool{}
+	case len(d.CmdArgs) == 1 && d.CmdArgs[0].Key == "restart":
+		// A restart on a fresh data directory: the witness no longer knows
+		// the holder, whose lease may run one more term (witness.Server).
+		h.wl = witness.Lease{Unknown: true, Expires: int64(h.now + h.cfg.LeaseTicks)}
 	default:
-		d.Fatalf(h.t, "witness cut a|b|all | heal")
+		d.Fatalf(h.t, "witness cut a|b|all | heal | restart")
 	}
 }
 
@@ -537,7 +542,10 @@ func (h *harness) askWitness(n *simNode, q LeaseRequest) {
 	before := h.wl
 	h.wl, rep = witness.Decide(h.wl, r, int64(h.now), int64(h.cfg.LeaseTicks))
 	verdict := "granted"
-	if !rep.Granted {
+	switch {
+	case !rep.Granted && rep.Holder == "":
+		verdict = fmt.Sprintf("refused: the holder is unknown for %d more ticks", rep.Left)
+	case !rep.Granted:
 		verdict = fmt.Sprintf("refused: %s holds it in epoch %d for %d more ticks", rep.Holder, rep.Epoch, rep.Left)
 	}
 	// Renewals that change nothing but the term are left out of the

@@ -67,6 +67,9 @@ type witnessView struct {
 	until   int // the lease is held while now < until
 	held    bool
 	down    bool // the last request failed: the witness is unreachable
+	// downAt is the tick the witness was first found unreachable, in the
+	// current run of failures.
+	downAt int
 	// stepped: stepped down for losing both peer and witness; no fallback
 	// activation until the witness answers again or the peer is proven dead.
 	stepped  bool
@@ -96,7 +99,10 @@ func (m *Machine) mayActivate() bool {
 // as the seeds describe: when the peer is proven dead, when the peer is
 // heard and cannot reach the witness either, and when the peer is lost —
 // unless this node stepped down for losing both (the other side of the cut
-// may hold the lease).
+// may hold the lease), and not before the witness has been unreachable for
+// a lease term: the peer may hold a lease the witness granted just before
+// it went, and a witness that restarts within a term refuses this node
+// while the peer renews.
 func (m *Machine) mayFallBack() bool {
 	switch {
 	case m.peerGone:
@@ -104,7 +110,7 @@ func (m *Machine) mayFallBack() bool {
 	case m.peer.heard:
 		return m.peer.witnessDown
 	default:
-		return !m.wit.stepped
+		return !m.wit.stepped && m.now-m.wit.downAt >= m.cfg.LeaseTicks
 	}
 }
 
@@ -119,6 +125,8 @@ func (m *Machine) askWitness(epoch uint64, probe bool) {
 	r := witness.Request{Node: m.cfg.Self, Epoch: epoch, Probe: probe}
 	switch {
 	case probe:
+	case m.state == Active:
+		r.Renew = true
 	case m.wit.over != nil:
 		r.Over, r.Peer, r.PeerEpoch = true, m.peer.name, *m.wit.over
 	case m.peerGone:
@@ -163,7 +171,7 @@ func (m *Machine) stepLease(r LeaseReply) {
 	if r.Unreachable {
 		m.wit.nextAsk = m.now + m.cfg.HeartbeatTicks
 		if !m.wit.down {
-			m.wit.down = true
+			m.wit.down, m.wit.downAt = true, m.now
 			m.rd.Heartbeat = true
 			reason := "F14: the witness did not answer; falling back to the seed behaviour (both nodes may be active during a cut)"
 			if m.cfg.WitnessRequired {
@@ -202,7 +210,11 @@ func (m *Machine) stepLease(r LeaseReply) {
 	}
 	if r.Holder != m.wit.holder || r.Epoch != m.wit.holderEp {
 		m.wit.holder, m.wit.holderEp = r.Holder, r.Epoch
-		m.emit(event.FailoverSuppressed, fmt.Sprintf("F14: the witness holds the lease for %s in epoch %d; waiting for it to lapse", r.Holder, r.Epoch),
+		reason := fmt.Sprintf("F14: the witness holds the lease for %s in epoch %d; waiting for it to lapse", r.Holder, r.Epoch)
+		if r.Holder == "" {
+			reason = "F14: the witness does not know who holds the lease (it restarted without its leases); waiting one lease term for the active node to renew it"
+		}
+		m.emit(event.FailoverSuppressed, reason,
 			&event.Suppression{WitnessLease: &event.WitnessLease{Holder: r.Holder, HolderEpoch: r.Epoch, LeftTicks: r.Left}})
 	}
 }
