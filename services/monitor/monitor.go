@@ -319,13 +319,9 @@ func (s *Service) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-s.clk.After(due.Sub(s.clk.Now())):
-			s.passQuiet(quiet)
-			s.onTick(now)
+			s.onTimer(now, quiet)
 		case in := <-s.inputs:
-			now := s.clk.Now()
-			s.catchUp(now, quiet)
-			s.checkStall(now, false)
-			s.onInput(in)
+			s.onQueued(s.clk.Now(), quiet, in)
 		case le, ok := <-linkEvents:
 			if !ok {
 				linkEvents = nil
@@ -353,6 +349,23 @@ func (s *Service) stepDown(ctx context.Context, cause error) error {
 		s.runHook(ctx, failover.Hook{State: failover.Passive, Epoch: epoch})
 	}
 	return fmt.Errorf("monitor: lost the node's NATS server (%v) while %s in epoch %d: stepped down", cause, state, epoch)
+}
+
+// onTimer is run's wake-up at now, for the first tick after quiet ones that
+// it slept through: they are applied as if on time, then the tick itself,
+// which checks first whether it came late (F12).
+func (s *Service) onTimer(now time.Time, quiet int) {
+	s.passQuiet(quiet)
+	s.onTick(now)
+}
+
+// onQueued applies an input taken at now, after the quiet ticks that have
+// passed by then, and after a stall if the loop should have woken long
+// before (F12).
+func (s *Service) onQueued(now time.Time, quiet int, in input) {
+	s.catchUp(now, quiet)
+	s.checkStall(now, false)
+	s.onInput(in)
 }
 
 // passQuiet applies n quiet ticks, as if each had come on time.
