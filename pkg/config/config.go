@@ -162,7 +162,7 @@ func (n NATS) CredsFile(role string) string {
 type Heartbeat struct {
 	// Profile names a pair of interval and timeout (Profiles); Load fills
 	// Interval and Timeout from it when the sources leave them unset (or 0).
-	Profile  string        `yaml:"profile" help:"seed (1s interval, 3s timeout) or fast (50ms, 375ms: host loss in under 400ms, 300ms freezes tolerated); heartbeat.interval and .timeout override it"`
+	Profile  string        `yaml:"profile" help:"seed (1s interval, 3s timeout) or fast (25ms, 380ms: host loss in under 400ms, 300ms freezes tolerated); heartbeat.interval and .timeout override it"`
 	Interval time.Duration `yaml:"interval" help:"time between heartbeats; unset: the profile's"`
 	Timeout  time.Duration `yaml:"timeout" help:"silence after which the peer is lost (at least 2 × heartbeat.interval); unset: the profile's"`
 	// Discovery is the start-up window (F1); 0 means 3 × Interval.
@@ -474,13 +474,15 @@ const (
 // Profiles are the heartbeat settings heartbeat.profile names. seed is the
 // seed documents' 1 s / 3 s. fast detects a lost host in under 400 ms and
 // still tolerates a 300 ms freeze of either node: the peer's longest silence
-// during such a freeze is one interval before it plus the freeze (350 ms),
-// which leaves 25 ms for the frozen node's first heartbeat after it resumes
-// (it sends one at once, F12). README § Heartbeat profiles has the figures
-// they were chosen from.
+// during such a freeze is one interval before it plus the freeze (325 ms),
+// which leaves 55 ms for the frozen node's first heartbeat after it resumes
+// (it sends one at once, F12), on a machine where a resumed process may wait
+// that long for a core. The peer takes over 355–380 ms after the last
+// heartbeat it heard. README § Heartbeat profiles has the figures they were
+// chosen from.
 var Profiles = map[string]Heartbeat{
 	ProfileSeed: {Profile: ProfileSeed, Interval: time.Second, Timeout: 3 * time.Second},
-	ProfileFast: {Profile: ProfileFast, Interval: 50 * time.Millisecond, Timeout: 375 * time.Millisecond},
+	ProfileFast: {Profile: ProfileFast, Interval: 25 * time.Millisecond, Timeout: 380 * time.Millisecond},
 }
 
 // WithProfile fills Interval and Timeout, where they are 0, from the

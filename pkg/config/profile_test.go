@@ -19,10 +19,10 @@ func TestHeartbeatProfile(t *testing.T) {
 		profile           string
 	}{
 		{name: "default is seed", interval: time.Second, timeout: 3 * time.Second, profile: "seed"},
-		{name: "fast in the file", file: "heartbeat:\n  profile: fast\n", interval: 50 * time.Millisecond, timeout: 375 * time.Millisecond, profile: "fast"},
-		{name: "fast in the environment", environ: []string{"TANDEM_HEARTBEAT_PROFILE=fast"}, interval: 50 * time.Millisecond, timeout: 375 * time.Millisecond, profile: "fast"},
-		{name: "fast as a flag", flags: map[string]string{"heartbeat.profile": "fast"}, interval: 50 * time.Millisecond, timeout: 375 * time.Millisecond, profile: "fast"},
-		{name: "explicit timeout over fast", file: "heartbeat:\n  profile: fast\n  timeout: 500ms\n", interval: 50 * time.Millisecond, timeout: 500 * time.Millisecond, profile: "fast"},
+		{name: "fast in the file", file: "heartbeat:\n  profile: fast\n", interval: 25 * time.Millisecond, timeout: 380 * time.Millisecond, profile: "fast"},
+		{name: "fast in the environment", environ: []string{"TANDEM_HEARTBEAT_PROFILE=fast"}, interval: 25 * time.Millisecond, timeout: 380 * time.Millisecond, profile: "fast"},
+		{name: "fast as a flag", flags: map[string]string{"heartbeat.profile": "fast"}, interval: 25 * time.Millisecond, timeout: 380 * time.Millisecond, profile: "fast"},
+		{name: "explicit timeout over fast", file: "heartbeat:\n  profile: fast\n  timeout: 500ms\n", interval: 25 * time.Millisecond, timeout: 500 * time.Millisecond, profile: "fast"},
 		{name: "explicit interval over seed", environ: []string{"TANDEM_HEARTBEAT_INTERVAL=500ms"}, interval: 500 * time.Millisecond, timeout: 3 * time.Second, profile: "seed"},
 		{name: "explicit both over fast", file: "heartbeat:\n  interval: 100ms\n  timeout: 400ms\n", flags: map[string]string{"heartbeat.profile": "fast"}, interval: 100 * time.Millisecond, timeout: 400 * time.Millisecond, profile: "fast"},
 		{name: "explicit 1s with fast", file: "heartbeat:\n  profile: fast\n  interval: 1s\n  timeout: 3s\n", interval: time.Second, timeout: 3 * time.Second, profile: "fast"},
@@ -59,7 +59,7 @@ func TestHeartbeatProfileRefused(t *testing.T) {
 		{name: "case matters", flags: map[string]string{"heartbeat.profile": "Fast"}, err: []string{`heartbeat.profile: "Fast"`}},
 		{name: "empty", flags: map[string]string{"heartbeat.profile": ""}, err: []string{`heartbeat.profile: ""`}},
 		{name: "fast timeout below an explicit interval", environ: []string{"TANDEM_HEARTBEAT_PROFILE=fast", "TANDEM_HEARTBEAT_INTERVAL=1s"},
-			err: []string{"heartbeat.timeout: 375ms must be at least 2 × heartbeat.interval (1s)", "heartbeat.profile fast sets 50ms and 375ms"}},
+			err: []string{"heartbeat.timeout: 380ms must be at least 2 × heartbeat.interval (1s)", "heartbeat.profile fast sets 25ms and 380ms"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

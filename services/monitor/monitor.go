@@ -411,9 +411,14 @@ func (s *Service) checkStall(now time.Time, drain bool) {
 }
 
 // stallThreshold is how late a tick may come before it counts as a stall:
-// a quarter of the heartbeat interval, and at least two ticks.
+// a quarter of the heartbeat interval, an eighth of the timeout, and at
+// least two ticks. A timer late by less is not counted as the peer's silence
+// either (missed ticks are not caught up), so the threshold only decides
+// when the node says it stalled: with short heartbeats on a busy machine
+// (the fast profile), timers a few milliseconds late are common, and an
+// event for each would flood the audit stream.
 func (s *Service) stallThreshold() time.Duration {
-	return max(s.cfg.Heart.Interval/4, 2*s.tick)
+	return max(s.cfg.Heart.Interval/4, s.cfg.Heart.Timeout/8, 2*s.tick)
 }
 
 // drainInputs applies the inputs that queued up while the node was stalled,

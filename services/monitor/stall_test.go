@@ -18,7 +18,7 @@ import (
 // without NATS, on a fake clock, woken the way run wakes it (onTimer,
 // onQueued). Its own freeze comes as one late wake-up; its peer's freeze as
 // on-time wake-ups with no heartbeat. The settings are the fast profile's
-// (50 ms / 375 ms), where a freeze of either node is most easily mistaken
+// (25 ms / 380 ms), where a freeze of either node is most easily mistaken
 // for the other's death.
 
 // driver is a standby's Service reduced to its loop's state, and what its
