@@ -187,10 +187,25 @@ vrrp_instance VI_1 {
 	return k, nil
 }
 
-func (k *keepalived) start(t proctest.T, end string) (*daemon, error) {
-	p := func(ext string) string { return filepath.Join(k.dir, end+ext) }
-	return startDaemon(t, p(".log"), k.link.Command(end, "keepalived", "--dont-fork", "--log-console", "--no-syslog", "--vrrp",
-		"--use-file="+p(".conf"), "--pid="+p(".pid"), "--vrrp_pid="+p(".vrrp.pid"))...)
+// start runs end's keepalived for run n, with pid files of its own (a
+// killed keepalived leaves its pid files behind).
+func (k *keepalived) start(t proctest.T, end string, n int) (*daemon, error) {
+	p := func(ext string) string { return filepath.Join(k.dir, fmt.Sprintf("%s-%d%s", end, n, ext)) }
+	return startDaemon(t, k.log(end), k.link.Command(end, "keepalived", "--dont-fork", "--log-console", "--no-syslog", "--vrrp",
+		"--use-file="+filepath.Join(k.dir, end+".conf"), "--pid="+p(".pid"), "--vrrp_pid="+p(".vrrp.pid"))...)
+}
+
+func (k *keepalived) log(end string) string { return filepath.Join(k.dir, end+".log") }
+
+// fail ends the benchmark with the tail of both instances' logs.
+func (k *keepalived) fail(t proctest.T, format string, args ...any) {
+	var tails []string
+	for _, end := range kaEnds {
+		b, _ := os.ReadFile(k.log(end))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		tails = append(tails, end+":\n  "+strings.Join(lines[max(0, len(lines)-8):], "\n  "))
+	}
+	t.Fatalf("keepalived: "+format+"\n%s", append(args, strings.Join(tails, "\n"))...)
 }
 
 func (k *keepalived) holds(end string) bool {
@@ -204,25 +219,25 @@ func (k *keepalived) holds(end string) bool {
 func (k *keepalived) runs(t proctest.T, e env, sig syscall.Signal) []float64 {
 	var out []float64
 	for i := range e.runs {
-		a, err := k.start(t, kaEnds[0])
+		a, err := k.start(t, kaEnds[0], i)
 		if err != nil {
 			t.Fatalf("keepalived: %v", err)
 		}
 		if _, ok := poll(waitLimit, func() bool { return k.holds(kaEnds[0]) }); !ok {
-			t.Fatalf("keepalived: the master never held %s (logs in %s)", vip, k.dir)
+			k.fail(t, "the master never held %s", vip)
 		}
-		b, err := k.start(t, kaEnds[1])
+		b, err := k.start(t, kaEnds[1], i)
 		if err != nil {
 			t.Fatalf("keepalived: %v", err)
 		}
 		time.Sleep(2*time.Second + rand.N(time.Second)) // two adverts heard, then a random phase
 		if k.holds(kaEnds[1]) {
-			t.Fatalf("keepalived: the backup holds %s beside the master (logs in %s)", vip, k.dir)
+			k.fail(t, "the backup holds %s beside the master", vip)
 		}
 		at := a.signal(sig)
 		got, ok := poll(waitLimit, func() bool { return k.holds(kaEnds[1]) })
 		if !ok {
-			t.Fatalf("keepalived: the backup did not take %s within %v of %v", vip, waitLimit, sig)
+			k.fail(t, "the backup did not take %s within %v of %v", vip, waitLimit, sig)
 		}
 		out = append(out, got.Sub(at).Seconds())
 		fmt.Fprintf(e.log, "  keepalived run %2d: %v → backup holds %s after %v\n", i+1, sig, vip, got.Sub(at).Round(time.Millisecond))
