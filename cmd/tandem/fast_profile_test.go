@@ -57,32 +57,35 @@ func TestFastProfileNoFalseFailover(t *testing.T) {
 	checkInvariants(t, p)
 }
 
-// TestFastProfileFrozenSelfVsPeer: SIGSTOP of the passive node for a second
-// (more than twice the timeout) does not make it take over when it resumes:
-// it finds its own timers ran late and hears the active node again (F12).
-// SIGSTOP of the active node for as long is its peer's silence: the passive
-// node takes over while it is still frozen.
+// TestFastProfileFrozenSelfVsPeer: SIGSTOP of the passive node for 6 s
+// (longer than the leaf link's keepalive: the active node's server closes
+// the link) does not make it take over when it resumes: it finds its own
+// timers ran late, and waits for the link to be redialled and the active
+// node to be heard again (F12, F6). SIGSTOP of the active node for a second
+// is its peer's silence: the passive node takes over while it is still
+// frozen.
 func TestFastProfileFrozenSelfVsPeer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts tandem processes")
 	}
 	p, st := startFast(t)
-	const freeze = time.Second
+	const selfFreeze, peerFreeze = 6 * time.Second, time.Second
 
 	before := stalls(t, p, standby)
 	p.Stop(standby)
-	time.Sleep(freeze) // the standby's freeze
+	time.Sleep(selfFreeze) // the standby's freeze
 	p.Cont(standby)
-	// Twenty of its heartbeats later (a second: more than twice the
-	// timeout), the standby is still passive in the same pair epoch.
+	// Forty of its heartbeats later (a second: more than twice the
+	// timeout, and the link's redial), the standby is still passive in the
+	// same pair epoch.
 	mark := p.Watch().Mark()
-	for _, b := range p.AwaitBeats(mark, 20, waitLimit, proctest.Match{Node: standby, Via: standby}) {
+	for _, b := range p.AwaitBeats(mark, 40, waitLimit, proctest.Match{Node: standby, Via: standby}) {
 		if b.State != "passive" {
 			t.Fatalf("the standby took its own freeze for its peer's death: %v", b)
 		}
 	}
 	if got := stalls(t, p, standby) - before; got < 1 {
-		t.Errorf("the standby counted no stall after a %v freeze", freeze)
+		t.Errorf("the standby counted no stall after a %v freeze", selfFreeze)
 	}
 	if now := p.Status(5 * time.Second); !now.Stable(master) || now.Epoch != st.Epoch {
 		t.Fatalf("after the standby's freeze the pair is %v, before %v", now, st)
@@ -91,6 +94,7 @@ func TestFastProfileFrozenSelfVsPeer(t *testing.T) {
 	mark = p.Watch().Mark()
 	stopped := p.Stop(master)
 	b, _ := p.AwaitBeat(mark, waitLimit, proctest.Match{Node: standby, State: "active", Via: standby, MinEpoch: st.Epoch + 1})
+	time.Sleep(peerFreeze - time.Since(stopped)) // the rest of the master's freeze
 	resumed := p.Cont(master)
 	if !b.Recv.Before(resumed) {
 		t.Errorf("the standby took over only %v after the master's freeze began, once it had ended (after %v)",

@@ -522,6 +522,7 @@ func (h Heartbeat) validate() []error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, ok := Profiles[h.Profile]; !ok {
 		add("heartbeat.profile: %q is neither %s nor %s", h.Profile, ProfileSeed, ProfileFast)
+		return errs // the interval and the timeout it should have given are unknown
 	}
 	switch {
 	case h.Interval < 10*time.Millisecond:

@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,6 +66,9 @@ func TestHeartbeatProfileRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Load("", append(slices.Clone(named), tt.environ...), tt.flags)
 			wantErr(t, err, tt.err...)
+			if strings.Contains(tt.err[0], "heartbeat.profile") && strings.Contains(err.Error(), "heartbeat.interval") {
+				t.Errorf("an unknown profile also blamed heartbeat.interval: %v", err)
+			}
 		})
 	}
 }

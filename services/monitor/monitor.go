@@ -40,6 +40,16 @@ import (
 	"github.com/tandem-ha/tandem/services/monitor/internal/wire"
 )
 
+// linkRedial bounds how long the leafnode link takes to come back once a
+// server has closed it (pkg/natsnode: it is redialled every 100–200 ms). A
+// closed link, its peer's process not proven dead, is given at least this
+// long (and at least one heartbeat interval) to carry a heartbeat before the
+// peer is lost (F6): at the fast profile's 25 ms interval, a passive node
+// frozen for longer than the leaf link's keepalive (about 4 s) would
+// otherwise take over on resuming, the link its peer's server had closed not
+// yet redialled.
+const linkRedial = 250 * time.Millisecond
+
 // TicksPerInterval is how many ticks make one heartbeat interval. Timeouts
 // are measured to 1/20 of the interval (50 ms at the default 1 s).
 const TicksPerInterval = 20
@@ -254,6 +264,7 @@ func (s *Service) machineConfig(epoch uint64) failover.Config {
 		Self: c.Node, Peer: peer, Role: c.Role, Epoch: epoch,
 		HeartbeatTicks:        TicksPerInterval,
 		TimeoutTicks:          s.ticks(c.Heart.Timeout),
+		LinkDownTicks:         max(TicksPerInterval, s.ticks(linkRedial)),
 		DiscoveryTicks:        s.ticks(c.Heart.DiscoveryWindow()),
 		SettleTicks:           s.ticks(c.Heart.SettleDelay()),
 		ConfirmTicks:          s.ticks(c.Heart.Timeout),

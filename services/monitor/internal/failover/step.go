@@ -211,7 +211,7 @@ func (m *Machine) stepLinkDown(l LinkDown) {
 		return
 	}
 	if m.linkDownLeft == 0 {
-		m.linkDownLeft = m.cfg.HeartbeatTicks
+		m.linkDownLeft = m.cfg.linkDownTicks()
 	}
 }
 
