@@ -65,7 +65,7 @@ type Config struct {
 	// redialled: a link closed by the peer's server while this node was
 	// frozen is back only then.
 	LinkDownTicks int
-	ConfirmTicks   int // how long a yielding node waits for the other to activate (F8)
+	ConfirmTicks  int // how long a yielding node waits for the other to activate (F8)
 
 	FailbackAutomatic bool // F9
 	// WaitForSync: the node is out of sync until the replicator says
