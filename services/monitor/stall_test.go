@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/clock"
@@ -126,7 +126,13 @@ func (d *driver) count(typ string) int {
 	return n
 }
 
-func (d *driver) stalls() float64 { return testutil.ToFloat64(d.s.met.stalls) }
+func (d *driver) stalls() float64 {
+	var m dto.Metric
+	if err := d.s.met.stalls.Write(&m); err != nil {
+		d.t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
 
 // TestFrozenPeer: on-time ticks and no heartbeat is the peer's silence: b
 // activates once it exceeds the timeout, and counts no stall.
