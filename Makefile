@@ -10,7 +10,7 @@ MODULES := pkg services/monitor services/replicator services/notifier services/l
 export CGO_ENABLED ?= 0
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build man run test unit lint tools apt-deps bench images clean fuzz up down e2e soak
+.PHONY: all build man run test unit lint tools apt-deps bench bench-peers images clean fuzz up down e2e soak
 
 all: build
 
@@ -91,6 +91,24 @@ apt-deps:
 ## bench: the figures of SPEC §10 beside their targets
 bench: build
 	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem
+
+## bench-peers: keepalived (two network namespaces, 1 s adverts) and Redis
+## Sentinel (three sentinels, down-after-milliseconds 1000 and 100) through the
+## same kill -9 and SIGSTOP as Tandem, in the same run, with Tandem's figures
+## beside theirs as ratios. Installs keepalived, redis-server and
+## redis-sentinel from Debian when missing (root); PEER_RUNS runs per row.
+PEER_RUNS ?= 10
+bench-peers: build
+	@missing=""; \
+	{ command -v keepalived >/dev/null || [ -x /usr/sbin/keepalived ]; } || missing="$$missing keepalived"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			$(APT_GET) update -qq || true; $(APT_GET) install -y -qq $$missing || exit 1; \
+		else echo "bench-peers: please install$$missing (or run as root)"; exit 1; fi; \
+	fi
+	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem -only peers -runs $(PEER_RUNS)
 
 ## soak: the long runs. The failover explorer deeper than in `make test`
 ## (printing the states it explored), then the replication fault suite's

@@ -160,10 +160,13 @@ func (n NATS) CredsFile(role string) string {
 	return filepath.Join(n.CredsDir, role+".nk")
 }
 
-// Heartbeat timing (F5, F6, F7).
+// Heartbeat timing (F5, F6, F7, F16).
 type Heartbeat struct {
-	Interval time.Duration `yaml:"interval" help:"time between heartbeats"`
-	Timeout  time.Duration `yaml:"timeout" help:"silence after which the peer is lost (at least 2 × heartbeat.interval)"`
+	// Profile names a pair of interval and timeout (Profiles); Load fills
+	// Interval and Timeout from it when the sources leave them unset (or 0).
+	Profile  string        `yaml:"profile" help:"seed (1s interval, 3s timeout) or fast (25ms, 380ms: host loss in under 400ms, 300ms freezes tolerated); heartbeat.interval and .timeout override it"`
+	Interval time.Duration `yaml:"interval" help:"time between heartbeats; unset: the profile's"`
+	Timeout  time.Duration `yaml:"timeout" help:"silence after which the peer is lost (at least 2 × heartbeat.interval); unset: the profile's"`
 	// Discovery is the start-up window (F1); 0 means 3 × Interval.
 	Discovery time.Duration `yaml:"discovery" help:"start-up discovery window; 0 means 3 × heartbeat.interval"`
 	// Settle is how long a healed link must be stable before a collision
@@ -446,10 +449,7 @@ func Default() Config {
 			Listen:     "127.0.0.1:4222",
 			LeafListen: "127.0.0.1:7422",
 		},
-		Heart: Heartbeat{
-			Interval: time.Second,
-			Timeout:  3 * time.Second,
-		},
+		Heart:    Profiles[ProfileSeed],
 		Failback: FailbackManual,
 		Hooks:    Hooks{Timeout: 30 * time.Second},
 		Notifier: Notifier{PushListen: "127.0.0.1:8009", Reannounce: 5 * time.Second, ConfigRefresh: 10 * time.Second,
@@ -468,6 +468,42 @@ func Default() Config {
 	}
 }
 
+// Heartbeat profiles (F16).
+const (
+	ProfileSeed = "seed"
+	ProfileFast = "fast"
+)
+
+// Profiles are the heartbeat settings heartbeat.profile names. seed is the
+// seed documents' 1 s / 3 s. fast detects a lost host in under 400 ms and
+// still tolerates a 300 ms freeze of either node: the peer's longest silence
+// during such a freeze is one interval before it plus the freeze (325 ms),
+// which leaves 55 ms for the frozen node's first heartbeat after it resumes
+// (it sends one at once, F12), on a machine where a resumed process may wait
+// that long for a core. The peer takes over 355–380 ms after the last
+// heartbeat it heard. README § Heartbeat profiles has the figures they were
+// chosen from.
+var Profiles = map[string]Heartbeat{
+	ProfileSeed: {Profile: ProfileSeed, Interval: time.Second, Timeout: 3 * time.Second},
+	ProfileFast: {Profile: ProfileFast, Interval: 25 * time.Millisecond, Timeout: 380 * time.Millisecond},
+}
+
+// WithProfile fills Interval and Timeout, where they are 0, from the
+// profile. An unknown profile changes nothing (Validate names it).
+func (h Heartbeat) WithProfile() Heartbeat {
+	p, ok := Profiles[h.Profile]
+	if !ok {
+		return h
+	}
+	if h.Interval == 0 {
+		h.Interval = p.Interval
+	}
+	if h.Timeout == 0 {
+		h.Timeout = p.Timeout
+	}
+	return h
+}
+
 // DiscoveryWindow is the effective F1 window.
 func (h Heartbeat) DiscoveryWindow() time.Duration {
 	if h.Discovery > 0 {
@@ -482,6 +518,35 @@ func (h Heartbeat) SettleDelay() time.Duration {
 		return h.Settle
 	}
 	return 3 * h.Interval
+}
+
+func (h Heartbeat) validate() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, ok := Profiles[h.Profile]; !ok {
+		add("heartbeat.profile: %q is neither %s nor %s", h.Profile, ProfileSeed, ProfileFast)
+		return errs // the interval and the timeout it should have given are unknown
+	}
+	switch {
+	case h.Interval < 10*time.Millisecond:
+		add("heartbeat.interval: %v is below 10ms", h.Interval)
+	case h.Timeout < 2*h.Interval:
+		add("heartbeat.timeout: %v must be at least 2 × heartbeat.interval (%v)%s", h.Timeout, h.Interval, h.profileHint())
+	}
+	if h.Discovery < 0 || h.Settle < 0 {
+		add("heartbeat.discovery and heartbeat.settle must not be negative")
+	}
+	return errs
+}
+
+// profileHint explains, for a profile other than the default, where a value
+// the user did not set came from.
+func (h Heartbeat) profileHint() string {
+	p, ok := Profiles[h.Profile]
+	if !ok || h.Profile == ProfileSeed {
+		return ""
+	}
+	return fmt.Sprintf("; heartbeat.profile %s sets %v and %v, and an explicit heartbeat.interval or .timeout overrides only itself", h.Profile, p.Interval, p.Timeout)
 }
 
 // Embedded reports whether the node runs its own NATS server.
@@ -524,16 +589,7 @@ func (c Config) Validate() error {
 		add("admin.tls.cert and admin.tls.key: set both or neither")
 	}
 	errs = append(errs, c.protectedMode()...)
-	h := c.Heart
-	switch {
-	case h.Interval < 10*time.Millisecond:
-		add("heartbeat.interval: %v is below 10ms", h.Interval)
-	case h.Timeout < 2*h.Interval:
-		add("heartbeat.timeout: %v must be at least 2 × heartbeat.interval (%v)", h.Timeout, h.Interval)
-	}
-	if h.Discovery < 0 || h.Settle < 0 {
-		add("heartbeat.discovery and heartbeat.settle must not be negative")
-	}
+	errs = append(errs, c.Heart.validate()...)
 	if c.Failback != FailbackManual && c.Failback != FailbackAutomatic {
 		add("failback: %q is neither manual nor automatic", c.Failback)
 	}

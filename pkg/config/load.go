@@ -33,7 +33,8 @@ const EnvPrefix = "TANDEM_"
 
 // Load builds a node's Config: Default(), then the YAML file (if file is not
 // ""), then the environment, then flags, each overriding the one before; then
-// Validate. A list or map value from a later source replaces the earlier one
+// heartbeat.interval and .timeout from heartbeat.profile where no source set
+// them (Heartbeat.WithProfile); then Validate. A list or map value from a later source replaces the earlier one
 // whole.
 //
 // The file is strict: an unknown or repeated key is an error naming the file
@@ -54,6 +55,8 @@ func Load(file string, environ []string, flags map[string]string) (Config, error
 // validate.
 func load(file string, environ []string, flags map[string]string, validate func(Config) error) (Config, error) {
 	c := Default()
+	// Interval and timeout come from the profile unless a source sets them.
+	c.Heart.Interval, c.Heart.Timeout = 0, 0
 	if file != "" {
 		if err := applyFile(&c, file); err != nil {
 			return Config{}, err
@@ -62,6 +65,7 @@ func load(file string, environ []string, flags map[string]string, validate func(
 	if err := errors.Join(applyEnv(&c, environ), applyFlags(&c, flags)); err != nil {
 		return Config{}, err
 	}
+	c.Heart = c.Heart.WithProfile()
 	if err := validate(c); err != nil {
 		return Config{}, err
 	}

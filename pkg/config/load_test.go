@@ -45,7 +45,7 @@ func wantErr(t *testing.T, err error, parts ...string) {
 func TestKeys(t *testing.T) {
 	want := []string{
 		"admin.listen", "admin.tls.cert", "admin.tls.key", "admin.tokens_file", "admin.users_file", "audit.max_age", "audit.max_bytes", "checks.takeover_when_unhealthy", "data_dir", "database.path", "database.tables", "failback",
-		"heartbeat.discovery", "heartbeat.interval", "heartbeat.settle", "heartbeat.timeout",
+		"heartbeat.discovery", "heartbeat.interval", "heartbeat.profile", "heartbeat.settle", "heartbeat.timeout",
 		"hooks.on_active", "hooks.on_passive", "hooks.timeout", "hosts",
 		"hub.auth", "hub.ca", "hub.cluster_listen", "hub.creds", "hub.leaf_listen", "hub.listen", "hub.name", "hub.routes", "hub.uplinks", "hub.url", "insecure",
 		"license.grace", "license.public_key", "log.format", "log.level",
@@ -248,7 +248,7 @@ func TestRegisterFlagsUsage(t *testing.T) {
 	var out strings.Builder
 	fs.SetOutput(&out)
 	fs.PrintDefaults()
-	for _, s := range []string{"-heartbeat.interval", "time between heartbeats ($TANDEM_HEARTBEAT_INTERVAL)", `(default "1s")`} {
+	for _, s := range []string{"-heartbeat.interval", "time between heartbeats; unset: the profile's ($TANDEM_HEARTBEAT_INTERVAL)", `(default "1s")`} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("usage does not contain %q:\n%s", s, out.String())
 		}

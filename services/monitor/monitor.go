@@ -41,6 +41,16 @@ import (
 	"github.com/tandem-ha/tandem/services/monitor/internal/wire"
 )
 
+// linkRedial bounds how long the leafnode link takes to come back once a
+// server has closed it (pkg/natsnode: it is redialled every 100–200 ms). A
+// closed link, its peer's process not proven dead, is given at least this
+// long (and at least one heartbeat interval) to carry a heartbeat before the
+// peer is lost (F6): at the fast profile's 25 ms interval, a passive node
+// frozen for longer than the leaf link's keepalive (about 4 s) would
+// otherwise take over on resuming, the link its peer's server had closed not
+// yet redialled.
+const linkRedial = 250 * time.Millisecond
+
 // TicksPerInterval is how many ticks make one heartbeat interval. Timeouts
 // are measured to 1/20 of the interval (50 ms at the default 1 s).
 const TicksPerInterval = 20
@@ -248,6 +258,7 @@ func (s *Service) machineConfig(epoch uint64) failover.Config {
 		Self: c.Node, Peer: peer, Role: c.Role, Epoch: epoch,
 		HeartbeatTicks:        TicksPerInterval,
 		TimeoutTicks:          s.ticks(c.Heart.Timeout),
+		LinkDownTicks:         max(TicksPerInterval, s.ticks(linkRedial)),
 		DiscoveryTicks:        s.ticks(c.Heart.DiscoveryWindow()),
 		SettleTicks:           s.ticks(c.Heart.SettleDelay()),
 		ConfirmTicks:          s.ticks(c.Heart.Timeout),
@@ -313,13 +324,9 @@ func (s *Service) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-s.clk.After(due.Sub(s.clk.Now())):
-			s.passQuiet(quiet)
-			s.onTick(now)
+			s.onTimer(now, quiet)
 		case in := <-s.inputs:
-			now := s.clk.Now()
-			s.catchUp(now, quiet)
-			s.checkStall(now, false)
-			s.onInput(in)
+			s.onQueued(s.clk.Now(), quiet, in)
 		case le, ok := <-linkEvents:
 			if !ok {
 				linkEvents = nil
@@ -347,6 +354,23 @@ func (s *Service) stepDown(ctx context.Context, cause error) error {
 		s.runHook(ctx, failover.Hook{State: failover.Passive, Epoch: epoch})
 	}
 	return fmt.Errorf("monitor: lost the node's NATS server (%v) while %s in epoch %d: stepped down", cause, state, epoch)
+}
+
+// onTimer is run's wake-up at now, for the first tick after quiet ones that
+// it slept through: they are applied as if on time, then the tick itself,
+// which checks first whether it came late (F12).
+func (s *Service) onTimer(now time.Time, quiet int) {
+	s.passQuiet(quiet)
+	s.onTick(now)
+}
+
+// onQueued applies an input taken at now, after the quiet ticks that have
+// passed by then, and after a stall if the loop should have woken long
+// before (F12).
+func (s *Service) onQueued(now time.Time, quiet int, in input) {
+	s.catchUp(now, quiet)
+	s.checkStall(now, false)
+	s.onInput(in)
 }
 
 // passQuiet applies n quiet ticks, as if each had come on time.
@@ -392,9 +416,14 @@ func (s *Service) checkStall(now time.Time, drain bool) {
 }
 
 // stallThreshold is how late a tick may come before it counts as a stall:
-// a quarter of the heartbeat interval, and at least two ticks.
+// a quarter of the heartbeat interval, an eighth of the timeout, and at
+// least two ticks. A timer late by less is not counted as the peer's silence
+// either (missed ticks are not caught up), so the threshold only decides
+// when the node says it stalled: with short heartbeats on a busy machine
+// (the fast profile), timers a few milliseconds late are common, and an
+// event for each would flood the audit stream.
 func (s *Service) stallThreshold() time.Duration {
-	return max(s.cfg.Heart.Interval/4, 2*s.tick)
+	return max(s.cfg.Heart.Interval/4, s.cfg.Heart.Timeout/8, 2*s.tick)
 }
 
 // drainInputs applies the inputs that queued up while the node was stalled,

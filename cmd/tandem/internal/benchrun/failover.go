@@ -84,42 +84,6 @@ func crashRuns(t proctest.T, e env, p *proctest.Pair, st proctest.Status, what s
 	}
 }
 
-// silentFailover: SIGSTOP of the active node's process, at a random phase
-// of the heartbeat cycle, timed from just before the signal to the arrival
-// of the peer's first heartbeat saying active; and, independent of the
-// phase, from the arrival of the frozen node's last heartbeat at the peer's
-// server (the silence the peer measures). The frozen node is then resumed;
-// the pair settles with the master active (F7, after the settle delay)
-// before the next run.
-func silentFailover(t proctest.T, e env) []row {
-	p, st := startPair(t, e)
-	active := p.Master
-	var total, silence []float64
-	for i := range e.runs {
-		survivor := p.Peer(active)
-		randomPhase()
-		mark := p.Watch().Mark()
-		stopped := p.Stop(active)
-		b, next := p.AwaitBeat(mark, waitLimit, proctest.Match{Node: survivor, State: "active", Via: survivor, MinEpoch: st.Epoch + 1})
-		took := b.Recv.Sub(stopped)
-		total = append(total, took.Seconds())
-		last, ok := lastBeat(p.Watch().Since(0)[:next], proctest.Match{Node: active, Via: survivor})
-		if ok {
-			silence = append(silence, b.Recv.Sub(last.Recv).Seconds())
-		}
-		p.Cont(active)
-		fmt.Fprintf(e.log, "  run %2d: SIGSTOP %s → %s active in epoch %d after %v (%v after %s's last heartbeat); resumed, settling\n",
-			i+1, active, survivor, b.Epoch, took.Round(time.Millisecond), b.Recv.Sub(last.Recv).Round(time.Millisecond), active)
-		active = p.Master
-		st = p.WaitStable(active, waitLimit)
-	}
-	limit := &target{"p95", (defaultTimeout + 100*time.Millisecond).Seconds()}
-	return []row{
-		{what: "silent failover: SIGSTOP → peer's heartbeat says active", unit: seconds, samples: total, target: limit},
-		{what: "  the same, from the frozen node's last heartbeat", unit: seconds, samples: silence, target: limit},
-	}
-}
-
 // lastBeat is the last of beats that matches m.
 func lastBeat(beats []proctest.Beat, m proctest.Match) (proctest.Beat, bool) {
 	match := m.Func()

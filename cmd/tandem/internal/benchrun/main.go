@@ -31,7 +31,9 @@ type env struct {
 	bin  string        // the tandem binary
 	runs int           // samples per failover benchmark
 	idle time.Duration // length of the idle measurement
-	log  io.Writer     // progress lines
+	// stress is the length of each false-failover run
+	stress time.Duration
+	log    io.Writer // progress lines
 }
 
 // benchmark is one entry of the registry.
@@ -41,6 +43,10 @@ type benchmark struct {
 	run   func(t proctest.T, e env) []row
 }
 
+// explicitOnly are the benchmarks that run only when -only names them: they
+// need more than Tandem (make bench-peers installs it).
+var explicitOnly = map[string]bool{"peers": true}
+
 // benchmarks is the registry, in the order the table shows them. Later
 // rows of SPEC §10 (sessions, replication, audit) join it as their services
 // arrive.
@@ -48,6 +54,9 @@ var benchmarks = []benchmark{
 	{"crash-failover", "kill -9 of the active node's process → the peer's first active heartbeat", crashFailover},
 	{"crash-failover-witness", "the same with a witness configured (F14): the peer takes the lease over first", crashFailoverWitness},
 	{"silent-failover", "SIGSTOP of the active node's process → the peer's first active heartbeat", silentFailover},
+	{"host-loss", "host loss at the fast profile (SIGSTOP, silent cut in network namespaces) and a silent cut at seed → the peer's first active heartbeat", hostLossAll},
+	{"false-failovers", "both cores saturated by CPU burners plus a 300 ms SIGSTOP of the active node every 30 s, at the fast and seed profiles: failovers counted", falseFailovers},
+	{"peers", "keepalived and Redis Sentinel through the same kill -9 and SIGSTOP as Tandem, beside Tandem's figures (make bench-peers; only with -only)", peers},
 	{"idle", "an idle pair: CPU and resident memory per node", idleCost},
 }
 
@@ -62,6 +71,7 @@ func run(args []string, out, errOut io.Writer) int {
 	runs := fs.Int("runs", 20, "samples per failover benchmark")
 	only := fs.String("only", "", "comma list of benchmarks to run (default all): "+names())
 	idle := fs.Duration("idle", 30*time.Second, "how long the idle pair is measured")
+	stress := fs.Duration("stress", 10*time.Minute, "how long each false-failover run lasts, per profile")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,8 +80,8 @@ func run(args []string, out, errOut io.Writer) int {
 		fmt.Fprintln(errOut, "benchrun:", err)
 		return 2
 	}
-	if *runs < 1 || *idle < time.Second {
-		fmt.Fprintln(errOut, "benchrun: -runs must be at least 1 and -idle at least 1s")
+	if *runs < 1 || *idle < time.Second || *stress < time.Minute {
+		fmt.Fprintln(errOut, "benchrun: -runs must be at least 1, -idle at least 1s and -stress at least 1m")
 		return 2
 	}
 	path, err := filepath.Abs(*bin)
@@ -82,7 +92,7 @@ func run(args []string, out, errOut io.Writer) int {
 		fmt.Fprintf(errOut, "benchrun: the tandem binary: %v (run make build, or pass -tandem)\n", err)
 		return 2
 	}
-	e := env{bin: path, runs: *runs, idle: *idle, log: errOut}
+	e := env{bin: path, runs: *runs, idle: *idle, stress: *stress, log: errOut}
 	var rows []row
 	failed := false
 	for _, b := range selected {
@@ -112,7 +122,13 @@ func names() string {
 
 func selectBenchmarks(only string) ([]benchmark, error) {
 	if only == "" {
-		return benchmarks, nil
+		var out []benchmark
+		for _, b := range benchmarks {
+			if !explicitOnly[b.name] {
+				out = append(out, b)
+			}
+		}
+		return out, nil
 	}
 	var out []benchmark
 	for _, name := range strings.Split(only, ",") {

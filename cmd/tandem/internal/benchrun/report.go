@@ -20,6 +20,7 @@ const (
 	seconds unit = iota
 	percent      // share of one core, in %
 	bytes
+	count // events counted
 )
 
 func (u unit) format(v float64) string {
@@ -28,6 +29,8 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.2f %%", v)
 	case bytes:
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case count:
+		return fmt.Sprintf("%.0f", v)
 	}
 	d := time.Duration(v * float64(time.Second))
 	switch {
@@ -105,7 +108,8 @@ func (r row) cells() []string {
 func printReport(w io.Writer, e env, rows []row) {
 	fmt.Fprintf(w, "\nTandem benchmarks (SPEC §10), %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "machine: %d × %s, kernel %s, %s/%s\n", runtime.NumCPU(), cpuModel(), kernel(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "binary:  %s; heartbeat defaults (interval 1s, timeout 3s); %d runs per failover benchmark\n\n", e.bin, e.runs)
+	fmt.Fprintf(w, "load:    %s (1, 5, 15 min), with whatever else runs on the machine\n", loadAverage())
+	fmt.Fprintf(w, "binary:  %s; heartbeat defaults (profile seed: interval 1s, timeout 3s) unless a row names the fast profile; %d runs per failover benchmark\n\n", e.bin, e.runs)
 	table := [][]string{{"what", "runs", "p50", "p95", "max", "target", "verdict"}}
 	for _, r := range rows {
 		table = append(table, r.cells())
@@ -145,6 +149,19 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func kernel() string {

@@ -265,11 +265,15 @@ func (p *Pair) Netns() bool { return p.ns != nil }
 
 // Cut cuts the pair's link silently in both directions: every packet is
 // dropped where it arrives, the connections between the nodes stay open and
-// hear nothing (no RST, no error), until Heal.
-func (p *Pair) Cut() {
+// hear nothing (no RST, no error), until Heal. The standby's side is cut
+// first; Cut returns the time just before, when the standby's silence
+// begins at the latest.
+func (p *Pair) Cut() time.Time {
 	p.t.Helper()
-	p.setDrop(p.Master, true)
+	at := time.Now()
 	p.setDrop(p.Standby, true)
+	p.setDrop(p.Master, true)
+	return at
 }
 
 // CutOneWay drops every packet from sends to to, silently; to's packets
@@ -308,4 +312,62 @@ func (p *Pair) httpClient(node string, timeout time.Duration) *http.Client {
 		}}
 	}
 	return c
+}
+
+// Link is two network namespaces joined by a veth pair, as a Pair with
+// Options.Netns has, for other programs run beside Tandem (the peers'
+// benchmark: keepalived). It is removed at t's cleanup.
+type Link struct {
+	ns *netns
+}
+
+// NewLink creates the namespaces of the two named ends (the first gets
+// 10.77.0.1/30, the second 10.77.0.2/30).
+func NewLink(t T, ends [2]string) *Link {
+	t.Helper()
+	ns, err := setupNetns(ends, false)
+	if err != nil {
+		t.Fatalf("proctest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := ns.remove(); err != nil {
+			t.Errorf("proctest: %v", err)
+		}
+	})
+	return &Link{ns: ns}
+}
+
+// Command is the command line that runs args in end's namespace.
+func (l *Link) Command(end string, args ...string) []string { return l.ns.command(end, args...) }
+
+// Iface is end's side of the veth pair.
+func (l *Link) Iface(end string) string { return l.ns.iface[end] }
+
+// HasAddr reports whether end's side of the link carries the address ip.
+func (l *Link) HasAddr(end, ip string) (bool, error) {
+	var found bool
+	err := inNetns(l.ns.ns[end], func() error {
+		ifc, err := net.InterfaceByName(l.ns.iface[end])
+		if err != nil {
+			return err
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.String() == ip {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+// Run runs a command in end's namespace and returns its error with its
+// output.
+func (l *Link) Run(end string, args ...string) error {
+	argv := l.ns.command(end, args...)
+	return run(argv[0], argv[1:]...)
 }

@@ -59,7 +59,13 @@ type Config struct {
 	TimeoutTicks   int // silence after which the peer is lost (F6)
 	DiscoveryTicks int // the start-up window (F1)
 	SettleTicks    int // stable link before a collision is resolved (F7), and before automatic failback (F9)
-	ConfirmTicks   int // how long a yielding node waits for the other to activate (F8)
+	// LinkDownTicks is how long a closed link, its peer not proven dead,
+	// may carry no heartbeat before the peer is lost (F6); 0 means
+	// HeartbeatTicks. The driver makes it long enough for the link to be
+	// redialled: a link closed by the peer's server while this node was
+	// frozen is back only then.
+	LinkDownTicks int
+	ConfirmTicks  int // how long a yielding node waits for the other to activate (F8)
 
 	FailbackAutomatic bool // F9
 	// WaitForSync: the node is out of sync until the replicator says
@@ -93,6 +99,8 @@ func (c Config) Validate() error {
 		return errors.New("failover: heartbeat interval below one tick")
 	case c.TimeoutTicks < 2*c.HeartbeatTicks:
 		return errors.New("failover: timeout must be at least two heartbeat intervals")
+	case c.LinkDownTicks < 0:
+		return errors.New("failover: negative link-down wait")
 	case c.DiscoveryTicks < 1, c.SettleTicks < 1, c.ConfirmTicks < 1:
 		return errors.New("failover: discovery, settle and confirm must be at least one tick")
 	case c.HookTicks < 0:
@@ -101,6 +109,13 @@ func (c Config) Validate() error {
 		return errors.New("failover: the witness lease must last at least two heartbeat intervals")
 	}
 	return validateChecks(c.Checks)
+}
+
+func (c Config) linkDownTicks() int {
+	if c.LinkDownTicks > 0 {
+		return c.LinkDownTicks
+	}
+	return c.HeartbeatTicks
 }
 
 // Machine is the failover state machine of one node. It is not safe for
@@ -278,7 +293,7 @@ func (m *Machine) tickPeer() {
 	if m.linkDownLeft > 0 {
 		m.linkDownLeft--
 		if m.linkDownLeft == 0 {
-			m.losePeer(fmt.Sprintf("link to the peer closed and no heartbeat for %d ticks", m.cfg.HeartbeatTicks))
+			m.losePeer(fmt.Sprintf("link to the peer closed and no heartbeat for %d ticks", m.cfg.linkDownTicks()))
 			return
 		}
 	}

@@ -20,7 +20,7 @@ import (
 // The scripts in testdata drive two machines, a (master) and b (standby),
 // joined by a simulated link. Commands:
 //
-//	pair [hb=N timeout=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N
+//	pair [hb=N timeout=N linkdown=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N
 //	     hooktimeout=N checks=(x,y) fall=N rise=N takeover=true hooks=manual]
 //	start a|b           the node's process starts (a new machine from its persisted epoch)
 //	kill a|b [link=closed|silent]   the process dies; with link=closed the peer sees the link close and the refused probe
@@ -152,7 +152,7 @@ func atoi(d *datadriven.TestData, s string) int {
 
 func (h *harness) pair(d *datadriven.TestData) {
 	h.cfg = Config{HeartbeatTicks: 1, TimeoutTicks: 3, DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 3}
-	ints := map[string]*int{"hb": &h.cfg.HeartbeatTicks, "timeout": &h.cfg.TimeoutTicks,
+	ints := map[string]*int{"hb": &h.cfg.HeartbeatTicks, "timeout": &h.cfg.TimeoutTicks, "linkdown": &h.cfg.LinkDownTicks,
 		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks,
 		"hooktimeout": &h.cfg.HookTicks}
 	h.nodes = map[string]*simNode{

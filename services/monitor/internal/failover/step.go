@@ -211,17 +211,21 @@ func (m *Machine) stepLinkDown(l LinkDown) {
 		return
 	}
 	if m.linkDownLeft == 0 {
-		m.linkDownLeft = m.cfg.HeartbeatTicks
+		m.linkDownLeft = m.cfg.linkDownTicks()
 	}
 }
 
 // stepStall gives the peer one more heartbeat interval: a node whose own
-// timers ran late does not trust the silence it measured (F12).
+// timers ran late does not trust the silence it measured (F12). It also
+// sends a heartbeat at once: its peer has measured the same pause as this
+// node's silence, and its next heartbeat, a whole interval later, could come
+// after the peer's timeout (a 300 ms freeze at the fast profile, F16).
 func (m *Machine) stepStall(s Stall) {
 	grace := m.cfg.TimeoutTicks - m.cfg.HeartbeatTicks
 	if m.peer.heard && m.peer.silence > grace {
 		m.peer.silence = grace
 	}
+	m.rd.Heartbeat = true
 	m.emit(event.NodeStalled, fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks), &event.Stall{LateTicks: s.Ticks})
 }
 
