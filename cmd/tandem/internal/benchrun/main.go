@@ -62,8 +62,16 @@ func run(args []string, out, errOut io.Writer) int {
 	runs := fs.Int("runs", 20, "samples per failover benchmark")
 	only := fs.String("only", "", "comma list of benchmarks to run (default all): "+names())
 	idle := fs.Duration("idle", 30*time.Second, "how long the idle pair is measured")
+	bare := fs.String("bare-replay", "", "internal: the floor of audit-replay, run as a process of its own")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *bare != "" {
+		if err := bareConsume(*bare); err != nil {
+			fmt.Fprintln(errOut, "benchrun: bare replay:", err)
+			return 1
+		}
+		return 0
 	}
 	selected, err := selectBenchmarks(*only)
 	if err != nil {

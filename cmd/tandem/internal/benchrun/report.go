@@ -20,6 +20,7 @@ const (
 	seconds unit = iota
 	percent      // share of one core, in %
 	bytes
+	ratioUnit // a quotient of two times (Tandem ÷ the NATS floor)
 )
 
 func (u unit) format(v float64) string {
@@ -28,6 +29,8 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.2f %%", v)
 	case bytes:
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case ratioUnit:
+		return fmt.Sprintf("%.2f×", v)
 	}
 	d := time.Duration(v * float64(time.Second))
 	switch {
