@@ -517,9 +517,12 @@ func (n *Node) isKilled() bool {
 // guardAudit makes this node's durable mirror of the peer's event stream as
 // soon as the peer's name is known (from hosts, or from the first heartbeat
 // of the peer's monitor), retrying until it succeeds, and guards the
-// node's event stream, and the mirror once made, every auditGuardEvery
-// until ctx ends (checkAudit). It answers the audit status requests of
-// tandem status and tandem check meanwhile.
+// node's event stream, and the mirror once made (checkAudit): at once when
+// JetStream advises that one of them was created, updated or deleted, every
+// auditGuardAfterDrift while the last check found a change (until it finds
+// them restored), and every auditGuardEvery whatever happens (a server that
+// sends no advisories). It answers the audit status requests of tandem
+// status and tandem check meanwhile.
 func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
 	n.auditMu.Lock()
 	n.audit.Hold = n.AuditHold
@@ -528,34 +531,69 @@ func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
 	defer stop()
 	unserve := n.serveAudit()
 	defer unserve()
-	retry := time.NewTicker(200 * time.Millisecond)
-	defer retry.Stop()
-	check := time.NewTicker(auditGuardEvery)
+	advised, unadvise := n.streamAdvisories()
+	defer unadvise()
+	check := time.NewTimer(0)
 	defer check.Stop()
+	var retry <-chan time.Time // while the mirror is not made
 	mirrored := ""
-	for first := true; ; first = false {
+	for {
 		if p := peer(); p != "" && mirrored == "" {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, p, n.retention)
-			cancel()
-			if err == nil {
-				n.nlog.Info().Str("peer", p).Msg("mirroring the peer's events")
-				mirrored = p
-			} else if first || ctx.Err() == nil {
-				n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
-			}
+			mirrored = n.makeMirror(ctx, js, p)
 		}
-		if first {
-			n.checkAudit(ctx, js, mirrored)
+		retry = nil
+		if mirrored == "" {
+			retry = time.After(auditMirrorRetry)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry:
+			continue
+		case <-advised:
 		case <-check.C:
-			n.checkAudit(ctx, js, mirrored)
-		case <-retry.C:
 		}
+		next := auditGuardEvery
+		if n.checkAudit(ctx, js, mirrored) {
+			next = auditGuardAfterDrift
+		}
+		check.Reset(next)
 	}
+}
+
+// makeMirror makes the mirror of peer's events; it returns peer once made,
+// "" when it failed (logged).
+func (n *Node) makeMirror(ctx context.Context, js jetstream.JetStream, peer string) string {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := audit.EnsureMirror(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			n.nlog.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
+		}
+		return ""
+	}
+	n.nlog.Info().Str("peer", peer).Msg("mirroring the peer's events")
+	return peer
+}
+
+// streamAdvisories follows JetStream's advisories of streams created,
+// updated and deleted on the node's server (the event streams are among
+// them): each sends on the returned channel (size 1: one pending check is
+// enough). A connection not allowed to read them only loses the shortcut.
+func (n *Node) streamAdvisories() (<-chan struct{}, func()) {
+	advised := make(chan struct{}, 1)
+	sub, err := n.nc.Subscribe(auditAdvisories, func(*nats.Msg) {
+		select {
+		case advised <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		n.nlog.Debug().Err(err).Msg("cannot follow stream advisories; the audit guard polls only")
+		return advised, func() {}
+	}
+	return advised, func() { _ = sub.Unsubscribe() }
 }
 
 // learnPeer returns the peer's name as far as it is known: the other node
@@ -591,21 +629,29 @@ func (n *Node) learnPeer() (peer func() string, stop func()) {
 		}
 }
 
-// auditGuardEvery is how often the server part checks the configuration of
-// the node's event stream and mirror.
-const auditGuardEvery = 2 * time.Second
+// The audit guard's timing (guardAudit). It used to poll every 2 s, which
+// cost an idle node two JetStream API requests and their advisories a
+// second (issue 19: idle cost); the advisories make the poll a safety net.
+const (
+	auditGuardEvery      = 30 * time.Second       // the poll without any advisory
+	auditGuardAfterDrift = time.Second            // the next check after a change was found
+	auditMirrorRetry     = 200 * time.Millisecond // the retry of a mirror not made yet
+	// auditAdvisories are JetStream's advisories of a stream created,
+	// updated or deleted (the last token is the stream's name).
+	auditAdvisories = "$JS.EVENT.ADVISORY.STREAM.*.*"
+)
 
 // checkAudit checks the node's event stream and, when peer is not "", its
 // mirror of peer's (SPEC §7 A3): a change made behind the node's back
 // (retention shrunk, a stream deleted) is restored and reported as
 // critical, in the log, as a tandem.audit.changed event and in the audit
 // state that tandem status and tandem check show (audit.Watch).
-func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer string) {
+func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer string) (again bool) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	drift, err := audit.Drift(cctx, js, n.cfg.Pair, n.cfg.Node, peer, n.retention)
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	var rerr error
 	if err == nil && len(drift) > 0 {
@@ -615,18 +661,18 @@ func (n *Node) checkAudit(ctx context.Context, js jetstream.JetStream, peer stri
 	n.audit.Observe(time.Now(), drift, err, rerr)
 	n.auditMu.Unlock()
 	if err != nil || len(drift) == 0 {
-		return
+		return err != nil
 	}
 	n.nlog.Error().Strs("changes", drift).AnErr("restore_error", rerr).
 		Msg("CRITICAL: the audit streams were changed behind the node's back; their configuration is restored, lost events are gone")
-	if n.emitter == nil {
-		return
+	if n.emitter != nil {
+		e, err := event.New(n.cfg.Pair, n.cfg.Node, "node", event.AuditChanged, 0, time.Now(),
+			map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
+		if err == nil {
+			n.emitter.Emit(e)
+		}
 	}
-	e, err := event.New(n.cfg.Pair, n.cfg.Node, "node", event.AuditChanged, 0, time.Now(),
-		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
-	if err == nil {
-		n.emitter.Emit(e)
-	}
+	return true
 }
 
 // AuditState is the node's audit guard's verdict now.
