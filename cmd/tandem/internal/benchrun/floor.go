@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/pkg/api"
 )
 
 // natsFloor is what NATS alone needs for one round of a notification on
@@ -18,7 +20,9 @@ import (
 // same run): a publish on a node's server reaches subs subscribers spread
 // over conns connections of this process, each subscriber publishes one
 // acknowledgement, and one more connection counts them; the figure is the
-// publish → the last acknowledgement counted, on this process's clock.
+// publish → the last acknowledgement counted, on this process's clock. The
+// messages are as large as Tandem's: a notification of the benchmark's
+// pair, and one session's acknowledgement of it.
 type natsFloor struct {
 	subs   int
 	conns  []*nats.Conn
@@ -32,6 +36,15 @@ type natsFloor struct {
 const (
 	floorNotify = "benchfloor.notify"
 	floorAck    = "benchfloor.ack"
+)
+
+// The floor's messages: what the benchmark's notifier and sessions send.
+var (
+	floorNotification, _ = json.Marshal(api.Notification{V: api.NotificationVersion, Pair: "bench", Epoch: 12, Active: "b",
+		Failed: "a", Hosts: map[string]string{"a.test": "b.test"}, Reason: "F6: outage: link to the peer closed and its process refused the connection",
+		Outage: true, Time: time.Now(), Source: api.SourceDatabase, Event: "Kq3ZbSPa0Xx2c9m4NvWlTe"})
+	floorAckBody = api.AppendAck(nil, api.SessionAck{V: api.NotificationVersion, Pair: "bench", Session: "ts00042", Kind: api.AckSwitched,
+		Epoch: 12, Switched: []api.Switch{{From: `\\a.test\Floor3`, To: `\\b.test\Floor3`}, {From: "ipp://a.test:631/printers/Label", To: "ipp://b.test:631/printers/Label"}}, MS: 40})
 )
 
 // startFloor connects conns connections to url (8 at a time, as
@@ -56,7 +69,7 @@ func startFloor(t proctest.T, url string, subs, conns int) *natsFloor {
 	}
 	for i := range subs {
 		nc := f.conns[i%conns]
-		if _, err := nc.Subscribe(floorNotify, func(m *nats.Msg) { _ = nc.Publish(floorAck, m.Data) }); err != nil {
+		if _, err := nc.Subscribe(floorNotify, func(*nats.Msg) { _ = nc.Publish(floorAck, floorAckBody) }); err != nil {
 			t.Fatalf("floor subscriber %d: %v", i, err)
 		}
 	}
@@ -93,7 +106,7 @@ func (f *natsFloor) round(t proctest.T) time.Duration {
 	f.mu.Unlock()
 	f.acked.Store(0)
 	start := time.Now()
-	if err := f.conns[len(f.conns)-1].Publish(floorNotify, []byte(`{"epoch":1}`)); err != nil {
+	if err := f.conns[len(f.conns)-1].Publish(floorNotify, floorNotification); err != nil {
 		t.Fatalf("floor publish: %v", err)
 	}
 	select {
