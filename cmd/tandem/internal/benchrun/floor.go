@@ -57,7 +57,7 @@ func startFloor(t proctest.T, url string, subs, conns int) *natsFloor {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < conns; i += 8 {
-				f.conns[i], errs[i] = nats.Connect(url, nats.Name("bench floor"))
+				f.conns[i], errs[i] = nats.Connect(url, nats.Name("bench floor"), nats.Timeout(15*time.Second))
 			}
 		})
 	}

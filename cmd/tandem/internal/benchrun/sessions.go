@@ -63,7 +63,9 @@ func startFleet(t proctest.T, p *proctest.Pair, n, conns int, host string) *flee
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < conns; i += 8 {
-				clients[i], errs[i] = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20))
+				// A loaded machine takes longer than nats.go's 2 s to
+				// answer the 10,000th connect (measured at load 30).
+				clients[i], errs[i] = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20), nats.Timeout(15*time.Second))
 			}
 		})
 	}
