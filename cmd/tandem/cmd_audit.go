@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -106,7 +108,17 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// replayGCPercent is the garbage collector's target while replaying: a
+// replay holds little (bounded channels of events) but allocates per event,
+// and at the default 100 it spent a sixth of its CPU collecting (issue 19:
+// 1,000,000 events, 6.8 s → 5.5 s of user CPU, 1.1 s → 0.4 s of system,
+// resident memory 40 → 69 MiB). GOGC in the environment overrides it.
+const replayGCPercent = 400
+
 func runReplay(ctx context.Context, g *globals, q audit.Query, jsonLines bool, out, errOut io.Writer) error {
+	if os.Getenv("GOGC") == "" { // an operator's own setting stands
+		defer debug.SetGCPercent(debug.SetGCPercent(replayGCPercent))
+	}
 	nc, err := g.connect("audit")
 	if err != nil {
 		return err

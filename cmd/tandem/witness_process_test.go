@@ -95,7 +95,7 @@ func TestProcessWitnessCuts(t *testing.T) {
 		name string
 		cut  func()
 	}{
-		{"both ways", p.Cut},
+		{"both ways", func() { p.Cut() }},
 		{"one way, master → standby", func() { p.CutOneWay(master, standby) }},
 		{"both ways, the witness restarted without its leases", func() {
 			log := logSize(p, standby)

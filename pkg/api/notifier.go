@@ -43,13 +43,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/jsonscan"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -523,20 +523,18 @@ type NotifierStatusReply struct {
 // method reports false on anything outside that form; the caller then
 // decodes with DecodeStrict, so the scanner never decides a refusal.
 type ackScanner struct {
-	b   []byte
-	i   int
-	buf []byte
+	jsonscan.Scanner
 }
 
 func decodeAckFast(b []byte) (SessionAck, bool) {
 	var a SessionAck
-	sc := ackScanner{b: b}
+	sc := ackScanner{jsonscan.New(b)}
 	var seen [7]bool
-	if !sc.byte('{') {
+	if !sc.Byte('{') {
 		return a, false
 	}
-	for more := !sc.byte('}'); more; {
-		key, ok := sc.key()
+	for more := !sc.Byte('}'); more; {
+		key, ok := sc.Key()
 		if !ok {
 			return SessionAck{}, false
 		}
@@ -545,172 +543,49 @@ func decodeAckFast(b []byte) (SessionAck, bool) {
 		switch string(key) {
 		case "v":
 			k = 0
-			n, ok = sc.uint(18)
+			n, ok = sc.Uint(18)
 			a.V = int(n)
 		case "pair":
 			k = 1
-			a.Pair, ok = sc.str()
+			a.Pair, ok = sc.Str()
 		case "session":
 			k = 2
-			a.Session, ok = sc.str()
+			a.Session, ok = sc.Str()
 		case "kind":
 			k = 3
-			a.Kind, ok = sc.str()
+			a.Kind, ok = sc.Str()
 		case "epoch":
 			k = 4
-			a.Epoch, ok = sc.uint(20)
+			a.Epoch, ok = sc.Uint(20)
 		case "switched":
 			k = 5
 			a.Switched, ok = sc.switches()
 		case "ms":
 			k = 6
-			n, ok = sc.uint(18)
+			n, ok = sc.Uint(18)
 			a.MS = int64(n)
 		}
 		if k < 0 || seen[k] || !ok {
 			return SessionAck{}, false
 		}
 		seen[k] = true
-		if more, ok = sc.next(); !ok {
+		if more, ok = sc.Next(); !ok {
 			return SessionAck{}, false
 		}
 	}
-	sc.ws()
-	if sc.i != len(b) {
+	if !sc.End() {
 		return SessionAck{}, false
 	}
 	return a, true
 }
 
-// key reads `"name":` (a name without escapes) and the blanks after it.
-func (sc *ackScanner) key() ([]byte, bool) {
-	sc.ws()
-	if sc.i >= len(sc.b) || sc.b[sc.i] != '"' {
-		return nil, false
-	}
-	j := sc.i + 1
-	for j < len(sc.b) && sc.b[j] != '"' && sc.b[j] != '\\' && sc.b[j] >= 0x20 {
-		j++
-	}
-	if j >= len(sc.b) || sc.b[j] != '"' {
-		return nil, false
-	}
-	key := sc.b[sc.i+1 : j]
-	sc.i = j + 1
-	if !sc.byte(':') {
-		return nil, false
-	}
-	sc.ws()
-	return key, true
-}
-
-// next reads the `,` or `}` after a member: more is true after a comma.
-func (sc *ackScanner) next() (more, ok bool) {
-	if sc.byte('}') {
-		return false, true
-	}
-	return true, sc.byte(',')
-}
-
-func (sc *ackScanner) ws() {
-	for sc.i < len(sc.b) {
-		switch sc.b[sc.i] {
-		case ' ', '\t', '\n', '\r':
-			sc.i++
-		default:
-			return
-		}
-	}
-}
-
-func (sc *ackScanner) byte(c byte) bool {
-	sc.ws()
-	if sc.i < len(sc.b) && sc.b[sc.i] == c {
-		sc.i++
-		return true
-	}
-	return false
-}
-
-// str reads a string whose only escapes are \\, \" and \/, in valid
-// UTF-8.
-func (sc *ackScanner) str() (string, bool) {
-	if sc.i >= len(sc.b) || sc.b[sc.i] != '"' {
-		return "", false
-	}
-	run := sc.i + 1 // the start of the bytes not yet copied
-	sc.buf = sc.buf[:0]
-	escaped := false
-	for j := run; j < len(sc.b); j++ {
-		c := sc.b[j]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		switch c {
-		case '"':
-			raw := sc.b[run:j]
-			if escaped {
-				sc.buf = append(sc.buf, raw...)
-				raw = sc.buf
-			}
-			if !utf8.Valid(raw) {
-				return "", false
-			}
-			sc.i = j + 1
-			return string(raw), true
-		case '\\':
-			if j+1 >= len(sc.b) {
-				return "", false
-			}
-			switch e := sc.b[j+1]; e {
-			case '\\', '"', '/':
-				sc.buf = append(append(sc.buf, sc.b[run:j]...), e)
-			default:
-				return "", false
-			}
-			escaped = true
-			j++
-			run = j + 1
-		default:
-			return "", false
-		}
-	}
-	return "", false
-}
-
-// uint reads an unsigned integer of at most digits digits (no sign, no
-// leading zero, no fraction or exponent).
-func (sc *ackScanner) uint(digits int) (uint64, bool) {
-	start := sc.i
-	var n uint64
-	for sc.i < len(sc.b) && sc.b[sc.i] >= '0' && sc.b[sc.i] <= '9' {
-		d := uint64(sc.b[sc.i] - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-		sc.i++
-	}
-	k := sc.i - start
-	if k == 0 || k > digits || (k > 1 && sc.b[start] == '0') {
-		return 0, false
-	}
-	if sc.i < len(sc.b) {
-		switch sc.b[sc.i] {
-		case '.', 'e', 'E':
-			return 0, false
-		}
-	}
-	return n, true
-}
-
 // switches reads [{"from": …, "to": …}, …].
 func (sc *ackScanner) switches() ([]Switch, bool) {
-	if !sc.byte('[') {
+	if !sc.Byte('[') {
 		return nil, false
 	}
 	out := []Switch{}
-	if sc.byte(']') {
+	if sc.Byte(']') {
 		return out, true
 	}
 	for len(out) <= MaxAckSwitches {
@@ -719,10 +594,10 @@ func (sc *ackScanner) switches() ([]Switch, bool) {
 			return nil, false
 		}
 		out = append(out, s)
-		if sc.byte(']') {
+		if sc.Byte(']') {
 			return out, true
 		}
-		if !sc.byte(',') {
+		if !sc.Byte(',') {
 			return nil, false
 		}
 	}
@@ -733,28 +608,28 @@ func (sc *ackScanner) switches() ([]Switch, bool) {
 func (sc *ackScanner) switchObject() (Switch, bool) {
 	var s Switch
 	var from, to bool
-	if !sc.byte('{') {
+	if !sc.Byte('{') {
 		return s, false
 	}
-	for more := !sc.byte('}'); more; {
-		key, ok := sc.key()
+	for more := !sc.Byte('}'); more; {
+		key, ok := sc.Key()
 		if !ok {
 			return s, false
 		}
 		switch {
 		case string(key) == "from" && !from:
 			from = true
-			s.From, ok = sc.str()
+			s.From, ok = sc.Str()
 		case string(key) == "to" && !to:
 			to = true
-			s.To, ok = sc.str()
+			s.To, ok = sc.Str()
 		default:
 			ok = false
 		}
 		if !ok {
 			return s, false
 		}
-		if more, ok = sc.next(); !ok {
+		if more, ok = sc.Next(); !ok {
 			return s, false
 		}
 	}

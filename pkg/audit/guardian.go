@@ -16,15 +16,26 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-// GuardEvery is how often a Guard checks the configuration of the node's
-// event stream and mirror.
-const GuardEvery = 2 * time.Second
+// The Guard's timing. It used to poll every 2 s, which cost an idle node
+// two JetStream API requests and their advisories a second (idle cost);
+// JetStream's advisories make the poll a safety net.
+const (
+	GuardEvery      = 30 * time.Second       // the poll without any advisory
+	GuardAfterDrift = time.Second            // the next check after a change was found
+	mirrorRetry     = 200 * time.Millisecond // the retry of a mirror not made yet
+	// streamAdvisories are JetStream's advisories of a stream created,
+	// updated or deleted (the last token is the stream's name).
+	streamAdvisories = "$JS.EVENT.ADVISORY.STREAM.*.*"
+)
 
 // Guard keeps a node's side of the audit trail (SPEC §7 A1–A3) while the
 // node runs: it makes the node's durable mirror of the peer's event stream
 // as soon as the peer's name is known (LearnPeer), retrying until it
-// succeeds; it checks the node's event stream, and the mirror once made,
-// every GuardEvery and restores a configuration changed behind the node's
+// succeeds; it checks the node's event stream, and the mirror once made —
+// at once when JetStream advises that a stream was created, updated or
+// deleted, every GuardAfterDrift while the last check found a change, and
+// every GuardEvery whatever happens (a server that sends no advisories) —
+// and restores a configuration changed behind the node's
 // back (Drift, Restore), reporting it as critical; and it answers the audit
 // status requests of tandem status and tandem check (api.VerbAuditStatus).
 //
@@ -53,26 +64,52 @@ func (g *Guard) Run(ctx context.Context) {
 	defer stop()
 	unserve := g.serve()
 	defer unserve()
-	retry := time.NewTicker(200 * time.Millisecond)
-	defer retry.Stop()
-	check := time.NewTicker(GuardEvery)
+	advised, unadvise := g.advisories()
+	defer unadvise()
+	check := time.NewTimer(0)
 	defer check.Stop()
 	mirrored := ""
 	for first := true; ; first = false {
 		if p := peer(); p != "" && mirrored == "" {
 			mirrored = g.mirror(ctx, p, first)
 		}
-		if first {
-			g.check(ctx, mirrored)
+		var retry <-chan time.Time // while the mirror is not made
+		if mirrored == "" {
+			retry = time.After(mirrorRetry)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry:
+			continue
+		case <-advised:
 		case <-check.C:
-			g.check(ctx, mirrored)
-		case <-retry.C:
 		}
+		next := GuardEvery
+		if g.check(ctx, mirrored) {
+			next = GuardAfterDrift
+		}
+		check.Reset(next)
 	}
+}
+
+// advisories follows JetStream's advisories of streams created, updated
+// and deleted on the node's server (the event streams are among them):
+// each sends on the returned channel (size 1: one pending check is
+// enough). A connection not allowed to read them only loses the shortcut.
+func (g *Guard) advisories() (<-chan struct{}, func()) {
+	advised := make(chan struct{}, 1)
+	sub, err := g.Conn.Subscribe(streamAdvisories, func(*nats.Msg) {
+		select {
+		case advised <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		g.Log.Debug().Err(err).Msg("cannot follow stream advisories; the audit guard polls only")
+		return advised, func() {}
+	}
+	return advised, func() { _ = sub.Unsubscribe() }
 }
 
 // mirror makes the mirror of peer's events and returns peer, or "" when it
@@ -94,13 +131,14 @@ func (g *Guard) mirror(ctx context.Context, peer string, first bool) string {
 // check checks the node's event stream and, when peer is not "", its
 // mirror of peer's: a change made behind the node's back (retention
 // shrunk, a stream deleted) is restored and reported as critical, in the
-// log, as a tandem.audit.changed event and in State.
-func (g *Guard) check(ctx context.Context, peer string) {
+// log, as a tandem.audit.changed event and in State. It reports whether
+// to check again soon: a change was found, or the check failed.
+func (g *Guard) check(ctx context.Context, peer string) (again bool) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	drift, err := Drift(cctx, g.JS, g.Pair, g.Node, peer, g.Retention)
 	if ctx.Err() != nil {
-		return
+		return false
 	}
 	var rerr error
 	if err == nil && len(drift) > 0 {
@@ -110,18 +148,18 @@ func (g *Guard) check(ctx context.Context, peer string) {
 	g.watch.Observe(time.Now(), drift, err, rerr)
 	g.mu.Unlock()
 	if err != nil || len(drift) == 0 {
-		return
+		return err != nil
 	}
 	g.Log.Error().Strs("changes", drift).AnErr("restore_error", rerr).
 		Msg("CRITICAL: the audit streams were changed behind the node's back; their configuration is restored, lost events are gone")
-	if g.Events == nil {
-		return
+	if g.Events != nil {
+		e, err := event.New(g.Pair, g.Node, "node", event.AuditChanged, 0, time.Now(),
+			event.AuditChange{Severity: "critical", Changes: drift, Restored: rerr == nil})
+		if err == nil {
+			g.Events.Emit(e)
+		}
 	}
-	e, err := event.New(g.Pair, g.Node, "node", event.AuditChanged, 0, time.Now(),
-		event.AuditChange{Severity: "critical", Changes: drift, Restored: rerr == nil})
-	if err == nil {
-		g.Events.Emit(e)
-	}
+	return true
 }
 
 // State is the guard's verdict now.

@@ -169,7 +169,14 @@ func (s *Subscriber) consume(ctx context.Context, cons jetstream.Consumer, ackWa
 func (s *Subscriber) pull(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PullTimeout)
 	defer cancel()
-	jm, err := cons.Next(jetstream.FetchContext(pctx))
+	opts := []jetstream.FetchOpt{jetstream.FetchContext(pctx)}
+	if s.cfg.PullTimeout >= 10*time.Second {
+		// nats.go asks for an idle heartbeat every 5 s on a pull this long;
+		// a third of the pull is enough to find a lost one (issue 19: an
+		// idle node's messages).
+		opts = append(opts, jetstream.FetchHeartbeat(s.cfg.PullTimeout/3))
+	}
+	jm, err := cons.Next(opts...)
 	switch {
 	case err == nil:
 		return jm, nil

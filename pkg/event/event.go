@@ -247,9 +247,12 @@ func DecodeStored(b []byte) (Envelope, error) {
 	if len(b) > MaxSize {
 		return Envelope{}, fmt.Errorf("%w: %w: %d bytes, limit %d", ErrInvalid, ErrTooLarge, len(b), MaxSize)
 	}
-	var e Envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Envelope{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	e, ok := decodeStoredFast(b)
+	if !ok {
+		e = Envelope{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Envelope{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	if err := e.Validate(); err != nil {
 		return Envelope{}, err

@@ -372,31 +372,79 @@ func (c *Client) readState() bool {
 		case <-ctx.Done():
 		}
 	}()
-	js, err := jetstream.New(c.nc)
+	raw, found, err := c.directGet(ctx)
+	if errors.Is(err, nats.ErrNoResponders) {
+		raw, found, err = c.kvGet(ctx)
+	}
 	if err != nil {
 		return false
 	}
-	kv, err := js.KeyValue(ctx, subject.StateBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
+	if !found {
 		return true
 	}
-	if err != nil {
-		return false
-	}
-	e, err := kv.Get(ctx, c.pair)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return true
-	}
-	if err != nil {
-		return false
-	}
-	n, err := api.DecodeNotification(e.Value())
+	n, err := api.DecodeNotification(raw)
 	if err != nil || n.Pair != c.pair {
 		c.rejected.Add(1)
 		return true
 	}
 	c.deliver(n)
 	return true
+}
+
+// directGet reads the state with one direct get, the request a KV get
+// makes, without the bucket's stream info a KV handle asks for first: after
+// a node's death every client of the pair reconnects to the survivor at
+// once and reads the state, and the stream info requests queued behind each
+// other in the survivor's JetStream API (issue 19). No responders means no
+// stream answers direct gets (no bucket yet, or JetStream not up): kvGet
+// tells which.
+func (c *Client) directGet(ctx context.Context) ([]byte, bool, error) {
+	m, err := c.nc.RequestWithContext(ctx, stateDirectGet+c.pair, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	switch m.Header.Get("Status") {
+	case "":
+	case "404":
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("direct get of the state: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+	}
+	switch {
+	case m.Header.Get("Nats-Stream") == "": // not a stored message: an API error
+		return nil, false, fmt.Errorf("direct get of the state: %s", m.Data)
+	case m.Header.Get("KV-Operation") != "", m.Header.Get("Nats-Marker-Reason") != "": // deleted, purged
+		return nil, false, nil
+	}
+	return m.Data, true, nil
+}
+
+// stateDirectGet is the direct get subject of key <pair> (appended) of the
+// state bucket.
+const stateDirectGet = "$JS.API.DIRECT.GET.KV_" + subject.StateBucket + ".$KV." + subject.StateBucket + "."
+
+// kvGet reads the state through a KV handle; a missing bucket or key is
+// done (not found).
+func (c *Client) kvGet(ctx context.Context) ([]byte, bool, error) {
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return nil, false, err
+	}
+	kv, err := js.KeyValue(ctx, subject.StateBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	e, err := kv.Get(ctx, c.pair)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return e.Value(), true, nil
 }
 
 func (c *Client) forget(name string, s *Session) {

@@ -15,7 +15,6 @@ package subject
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -25,11 +24,21 @@ const Root = "tandem"
 // StateBucket is the KV bucket whose key <pair> holds the pair's current state.
 const StateBucket = "tandem_state"
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
 // ValidName reports whether s is a valid pair or node name
-// ([a-z0-9][a-z0-9-]{0,31}).
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+// ([a-z0-9][a-z0-9-]{0,31}); by hand, not by regular expression: every
+// stored event's names are checked when a replay reads it (issue 19).
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // CheckName returns an error naming what is wrong with a pair or node name.
 func CheckName(what, s string) error {

@@ -1,6 +1,9 @@
 package subject
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+)
 
 func TestValidName(t *testing.T) {
 	for _, ok := range []string{"a", "print-a", "0", "abcdefghijklmnopqrstuvwxyz012345"} {
@@ -29,4 +32,17 @@ func TestLayout(t *testing.T) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	}
+}
+
+// ValidName accepts exactly the names of its documented expression.
+func FuzzValidName(f *testing.F) {
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+	for _, s := range []string{"a", "-a", "a-", "print-a", "A", "", "abcdefghijklmnopqrstuvwxyz0123456", "a\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidName(s) != re.MatchString(s) {
+			t.Fatalf("ValidName(%q) = %v, the expression says %v", s, ValidName(s), re.MatchString(s))
+		}
+	})
 }

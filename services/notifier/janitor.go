@@ -67,8 +67,10 @@ func (s *Service) boundStateConsumers(ctx context.Context) error {
 }
 
 // DefaultJanitorInterval is how often the state bucket's consumers are
-// checked when Options.JanitorInterval is 0.
-const DefaultJanitorInterval = 10 * time.Second
+// checked when Options.JanitorInterval is 0: the server bounds their number
+// and inactivity itself, the janitor only removes the odd durable, and each
+// check costs an idle node two JetStream API requests (issue 19).
+const DefaultJanitorInterval = 30 * time.Second
 
 // janitor checks the state bucket's consumers until ctx ends.
 func (s *Service) janitor(ctx context.Context) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 func init() {
@@ -29,6 +31,9 @@ const (
 	replayEvents = 1_000_000
 	replayRuns   = 3
 	replayTarget = 10 * time.Second
+	// floorRatio is the most a Tandem path may take beside what NATS alone
+	// needs for the same work in the same run (issue 19).
+	floorRatio = 2.0
 )
 
 // auditReplay: a node's event stream holding 1,000,000 events, replayed
@@ -43,16 +48,74 @@ func auditReplay(t proctest.T, e env) []row {
 	}
 	t.Cleanup(srv.Shutdown)
 	fill(t, srv, e.log)
-	var samples []float64
-	for range replayRuns {
+	var samples, floor, ratio []float64
+	for i := range replayRuns {
+		bare := bareReplay(t, srv)
 		took, lines := replayOnce(t, e.bin, srv.ClientURL())
 		if lines != replayEvents {
 			t.Fatalf("the replay printed %d events, want %d", lines, replayEvents)
 		}
-		samples = append(samples, took.Seconds())
+		samples, floor = append(samples, took.Seconds()), append(floor, bare.Seconds())
+		ratio = append(ratio, took.Seconds()/bare.Seconds())
+		fmt.Fprintf(e.log, "  run %d: tandem audit replay --json %v, a bare ordered consumer %v (%.2f×)\n",
+			i+1, took.Round(time.Millisecond), bare.Round(time.Millisecond), took.Seconds()/bare.Seconds())
 	}
-	return []row{{what: fmt.Sprintf("audit replay of %d events (tandem audit replay --json)", replayEvents),
-		unit: seconds, samples: samples, target: &target{stat: "max", limit: replayTarget.Seconds()}}}
+	return []row{
+		{what: fmt.Sprintf("audit replay of %d events (tandem audit replay --json)", replayEvents),
+			unit: seconds, samples: samples, target: &target{stat: "max", limit: replayTarget.Seconds()}},
+		{what: "  the floor: a bare ordered consumer over the same events, same run", unit: seconds, samples: floor},
+		{what: "  replay ÷ floor, per run", unit: ratioUnit, samples: ratio, target: &target{stat: "max", limit: floorRatio}},
+	}
+}
+
+// bareReplay is the floor of a replay: this program run again as a
+// separate process (as the tandem command is), reading the node's event
+// stream to its end with an ordered consumer (bareConsume), touching
+// nothing but the count of messages; timed from its start to its exit.
+func bareReplay(t proctest.T, srv *natsnode.Server) time.Duration {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatalf("this program: %v", err)
+	}
+	cmd := exec.Command(self, "-bare-replay", srv.ClientURL())
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("the bare consumer: %v: %s", err, out)
+	}
+	return took
+}
+
+// bareConsume reads the bench pair's event stream on url to its end with
+// an ordered consumer, as a replay reads it, and does nothing else.
+func bareConsume(url string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, subject.EventStream("bench", "a"), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2048))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for n := 0; n < replayEvents; n++ {
+		if _, err := it.Next(); err != nil {
+			return fmt.Errorf("read %d of %d events: %w", n, replayEvents, err)
+		}
+	}
+	return nil
 }
 
 // fill publishes the events with their ids as message ids, as the emitter
@@ -83,7 +146,9 @@ func fill(t proctest.T, srv *natsnode.Server, log io.Writer) {
 		b, _ := ev.Encode()
 		m := nats.NewMsg(ev.Subject())
 		m.Data, m.Header = b, nats.Header{jetstream.MsgIDHeader: {ev.ID}}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		// A loaded machine stalls the window for longer than the default
+		// 200 ms wait (measured at load 20).
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
 	}

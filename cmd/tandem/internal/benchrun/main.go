@@ -72,8 +72,16 @@ func run(args []string, out, errOut io.Writer) int {
 	only := fs.String("only", "", "comma list of benchmarks to run (default all): "+names())
 	idle := fs.Duration("idle", 30*time.Second, "how long the idle pair is measured")
 	stress := fs.Duration("stress", 10*time.Minute, "how long each false-failover run lasts, per profile")
+	bare := fs.String("bare-replay", "", "internal: the floor of audit-replay, run as a process of its own")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *bare != "" {
+		if err := bareConsume(*bare); err != nil {
+			fmt.Fprintln(errOut, "benchrun: bare replay:", err)
+			return 1
+		}
+		return 0
 	}
 	selected, err := selectBenchmarks(*only)
 	if err != nil {

@@ -20,7 +20,8 @@ const (
 	seconds unit = iota
 	percent      // share of one core, in %
 	bytes
-	count // events counted
+	count     // events counted
+	ratioUnit // a quotient of two times (Tandem ÷ the NATS floor)
 )
 
 func (u unit) format(v float64) string {
@@ -31,6 +32,8 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	case count:
 		return fmt.Sprintf("%.0f", v)
+	case ratioUnit:
+		return fmt.Sprintf("%.2f×", v)
 	}
 	d := time.Duration(v * float64(time.Second))
 	switch {

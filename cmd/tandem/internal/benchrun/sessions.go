@@ -63,7 +63,9 @@ func startFleet(t proctest.T, p *proctest.Pair, n, conns int, host string) *flee
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < conns; i += 8 {
-				clients[i], errs[i] = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20))
+				// A loaded machine takes longer than nats.go's 2 s to
+				// answer the 10,000th connect (measured at load 30).
+				clients[i], errs[i] = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20), nats.Timeout(15*time.Second))
 			}
 		})
 	}
@@ -253,10 +255,12 @@ func sessionsCrash(t proctest.T, e env) []row {
 	active := p.Master
 	f := startFleet(t, p, benchSessions, benchConns, p.Master+".test")
 	f.awaitSettled(t, p, active)
-	var switched, acked, fromActivation []float64
+	var switched, acked, fromActivation, floor []float64
 	for i := range e.runs {
 		survivor := p.Peer(active)
 		awaitKnown(t, p, survivor, benchSessions)
+		bare := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns)
+		floor = append(floor, bare.Seconds())
 		before, _ := f.latest()
 		randomPhase()
 		killed := p.Kill9(active)
@@ -278,10 +282,10 @@ func sessionsCrash(t proctest.T, e env) []row {
 		switched = append(switched, last.Sub(killed).Seconds())
 		acked = append(acked, ackedAt.Sub(killed).Seconds())
 		fromActivation = append(fromActivation, all.Seconds())
-		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v; all acknowledged after %v (activation → acknowledged %v)\n",
+		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v; all acknowledged after %v (activation → acknowledged %v; %s)\n",
 			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
 			f.at(f.first, n.Epoch).Sub(killed).Round(time.Millisecond), f.at(f.half, n.Epoch).Sub(killed).Round(time.Millisecond),
-			last.Sub(killed).Round(time.Millisecond), ackedAt.Sub(killed).Round(time.Millisecond), all)
+			last.Sub(killed).Round(time.Millisecond), ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare))
 		if last.Sub(killed) > time.Second {
 			f.diagnose(e, n.Epoch, killed)
 		}
@@ -290,11 +294,12 @@ func sessionsCrash(t proctest.T, e env) []row {
 		p.WaitStable(active, waitLimit)
 	}
 	tgt := &target{"p95", sessionsTarget.Seconds()}
-	return []row{
-		{what: "activation → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: fromActivation, target: tgt},
-		{what: "kill -9 → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: acked, target: tgt},
-		{what: "  kill -9 → the last of them switched (at the session)", unit: seconds, samples: switched},
-	}
+	rows := []row{{what: "activation → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: fromActivation, target: tgt}}
+	rows = append(rows, floorRows("a publish → 10,000 subscribers on 100 connections, each acknowledged", fromActivation, floor)...)
+	return append(rows,
+		row{what: "kill -9 → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: acked, target: tgt},
+		row{what: "  kill -9 → the last of them switched (at the session)", unit: seconds, samples: switched},
+	)
 }
 
 // sessionsOwnConns: 10,000 sessions, each on its own connection (file
@@ -316,11 +321,11 @@ func sessionsOwnConns(t proctest.T, e env) []row {
 	}
 	p, _ := startPair(t, e)
 	active := p.Master
+	runs := min(e.runs, 10)
 	start := time.Now()
 	f := startFleet(t, p, benchSessions, benchSessions, p.Master+".test")
 	f.awaitSettled(t, p, active)
 	fmt.Fprintf(e.log, "  %d connections and sessions up in %v\n", benchSessions, time.Since(start).Round(time.Millisecond))
-	runs := min(e.runs, 10)
 	var acked, switched []float64
 	for i := range runs {
 		next := p.Peer(active)
@@ -351,11 +356,43 @@ func sessionsOwnConns(t proctest.T, e env) []row {
 		active = next
 		p.WaitStable(active, waitLimit)
 	}
-	return []row{
-		{what: "activation → 10,000 sessions on their own connections acknowledged", unit: seconds, samples: acked,
-			target: &target{"p95", ownConnsTarget.Seconds()}},
-		{what: "  activation → the last of them switched (at the session)", unit: seconds, samples: switched},
+	f.close() // the floor's connections take the sessions' file descriptors
+	floor := ownConnsFloor(t, e, p.Node(active).ClientURL, runs)
+	rows := []row{{what: "activation → 10,000 sessions on their own connections acknowledged", unit: seconds, samples: acked,
+		target: &target{"p95", ownConnsTarget.Seconds()}}}
+	rows = append(rows, floorRows("a publish → 10,000 subscribers each on its own connection, each acknowledged", acked, floor)...)
+	return append(rows, row{what: "  activation → the last of them switched (at the session)", unit: seconds, samples: switched})
+}
+
+// floorOf is the NATS floor of one run on the 100-connection topology: the
+// median of three rounds on fresh connections to url.
+func floorOf(t proctest.T, url string, subs, conns int) time.Duration {
+	f := startFloor(t, url, subs, conns)
+	defer f.close()
+	var d []float64
+	for range 3 {
+		d = append(d, f.round(t).Seconds())
 	}
+	return time.Duration(summarize(d).p50 * float64(time.Second))
+}
+
+// ownConnsFloor measures the floor of the own-connection topology, runs
+// rounds on 10,000 connections to url, after the sessions closed theirs
+// (the process cannot hold both sets of file descriptors, and 10,000
+// connections closing while 10,000 others connect made the connects time
+// out at load 25).
+func ownConnsFloor(t proctest.T, e env, url string, runs int) []float64 {
+	start := time.Now()
+	f := startFloor(t, url, benchSessions, benchSessions)
+	defer f.close()
+	fmt.Fprintf(e.log, "  floor: %d connections up in %v\n", benchSessions, time.Since(start).Round(time.Millisecond))
+	out := make([]float64, 0, runs)
+	for i := range runs {
+		d := f.round(t)
+		out = append(out, d.Seconds())
+		fmt.Fprintf(e.log, "  floor round %2d: %v\n", i+1, d.Round(100*time.Microsecond))
+	}
+	return out
 }
 
 func (f *fleet) at(m map[uint64]time.Time, epoch uint64) time.Time {

@@ -1,0 +1,145 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/pkg/api"
+)
+
+// natsFloor is what NATS alone needs for one round of a notification on
+// the sessions' topology (issue 19: Tandem within 2× of it, measured in the
+// same run): a publish on a node's server reaches subs subscribers spread
+// over conns connections of this process, each subscriber publishes one
+// acknowledgement, and one more connection counts them; the figure is the
+// publish → the last acknowledgement counted, on this process's clock. The
+// messages are as large as Tandem's: a notification of the benchmark's
+// pair, and one session's acknowledgement of it.
+type natsFloor struct {
+	subs   int
+	conns  []*nats.Conn
+	ackSub *nats.Subscription
+
+	acked atomic.Int64
+	mu    sync.Mutex    // guards done
+	done  chan struct{} // closed when the round's last acknowledgement is counted
+}
+
+const (
+	floorNotify = "benchfloor.notify"
+	floorAck    = "benchfloor.ack"
+)
+
+// The floor's messages: what the benchmark's notifier and sessions send.
+var (
+	floorNotification, _ = json.Marshal(api.Notification{V: api.NotificationVersion, Pair: "bench", Epoch: 12, Active: "b",
+		Failed: "a", Hosts: map[string]string{"a.test": "b.test"}, Reason: "F6: outage: link to the peer closed and its process refused the connection",
+		Outage: true, Time: time.Now(), Source: api.SourceDatabase, Event: "Kq3ZbSPa0Xx2c9m4NvWlTe"})
+	floorAckBody = api.AppendAck(nil, api.SessionAck{V: api.NotificationVersion, Pair: "bench", Session: "ts00042", Kind: api.AckSwitched,
+		Epoch: 12, Switched: []api.Switch{{From: `\\a.test\Floor3`, To: `\\b.test\Floor3`}, {From: "ipp://a.test:631/printers/Label", To: "ipp://b.test:631/printers/Label"}}, MS: 40})
+)
+
+// startFloor connects conns connections to url (8 at a time, as
+// startFleet does) and subscribes subs subscribers over them.
+func startFloor(t proctest.T, url string, subs, conns int) *natsFloor {
+	f := &natsFloor{subs: subs, conns: make([]*nats.Conn, conns)}
+	t.Cleanup(f.close)
+	errs := make([]error, conns)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < conns; i += 8 {
+				f.conns[i], errs[i] = nats.Connect(url, nats.Name("bench floor"), nats.Timeout(15*time.Second))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("floor connection %d: %v", i, err)
+		}
+	}
+	for i := range subs {
+		nc := f.conns[i%conns]
+		if _, err := nc.Subscribe(floorNotify, func(*nats.Msg) { _ = nc.Publish(floorAck, floorAckBody) }); err != nil {
+			t.Fatalf("floor subscriber %d: %v", i, err)
+		}
+	}
+	counter := f.conns[0]
+	sub, err := counter.Subscribe(floorAck, f.onAck)
+	if err != nil {
+		t.Fatalf("floor counter: %v", err)
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	f.ackSub = sub
+	for _, nc := range f.conns {
+		if err := nc.Flush(); err != nil {
+			t.Fatalf("floor flush: %v", err)
+		}
+	}
+	return f
+}
+
+func (f *natsFloor) onAck(*nats.Msg) {
+	if f.acked.Add(1) == int64(f.subs) {
+		f.mu.Lock()
+		close(f.done)
+		f.mu.Unlock()
+	}
+}
+
+// round publishes one notification and returns the time until every
+// subscriber's acknowledgement was counted.
+func (f *natsFloor) round(t proctest.T) time.Duration {
+	t.Helper()
+	done := make(chan struct{})
+	f.mu.Lock()
+	f.done = done
+	f.mu.Unlock()
+	f.acked.Store(0)
+	start := time.Now()
+	if err := f.conns[len(f.conns)-1].Publish(floorNotify, floorNotification); err != nil {
+		t.Fatalf("floor publish: %v", err)
+	}
+	select {
+	case <-done:
+		return time.Since(start)
+	case <-time.After(waitLimit):
+		t.Fatalf("floor: %d of %d acknowledgements after %v", f.acked.Load(), f.subs, waitLimit)
+		return 0
+	}
+}
+
+func (f *natsFloor) close() {
+	for _, nc := range f.conns {
+		if nc != nil {
+			nc.Close()
+		}
+	}
+	f.conns = nil
+}
+
+// floorRows are the rows of the floor beside a Tandem row: the floor's
+// samples, and Tandem's sample ÷ the floor's of the same run.
+func floorRows(what string, tandem, floor []float64) []row {
+	ratio := make([]float64, 0, len(tandem))
+	for i := range min(len(tandem), len(floor)) {
+		ratio = append(ratio, tandem[i]/floor[i])
+	}
+	return []row{
+		{what: "  the floor: NATS alone, " + what, unit: seconds, samples: floor},
+		{what: "  Tandem ÷ floor, per run", unit: ratioUnit, samples: ratio, target: &target{"p95", floorRatio}},
+	}
+}
+
+func floorLine(d time.Duration) string {
+	return fmt.Sprintf("NATS floor %v", d.Round(100*time.Microsecond))
+}
