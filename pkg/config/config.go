@@ -420,6 +420,9 @@ type Hub struct {
 	// every connection authenticate.
 	Auth    map[string]string `yaml:"auth" help:"tandem hub: fleet role=public nkey (U…): admin (every pair's admin verbs, fleet reads), reader (fleet reads only), session (sessions of every pair)"`
 	Uplinks map[string]string `yaml:"uplinks" help:"tandem hub: pair=public nkey (U…) of each pair's uplink; an uplink publishes only its own pair's subjects"`
+	// Sessions maps a pair to the public nkey of its sessions' user on the
+	// hub: it reads only that pair's notifications and last value.
+	Sessions map[string]string `yaml:"sessions" help:"tandem hub: pair=public nkey (U…) of the sessions of one pair: they read only that pair's notifications and last value"`
 }
 
 // Fleet roles of the hub's users (hub.auth).

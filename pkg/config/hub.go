@@ -42,9 +42,11 @@ func LoadHub(file string, environ []string, flags map[string]string) (Config, er
 	return load(file, environ, flags, Config.ValidateHub)
 }
 
-// HubSecured reports whether the hub requires credentials (hub.auth or
-// hub.uplinks set).
-func (c Config) HubSecured() bool { return len(c.Hub.Auth) > 0 || len(c.Hub.Uplinks) > 0 }
+// HubSecured reports whether the hub requires credentials (hub.auth,
+// hub.uplinks or hub.sessions set).
+func (c Config) HubSecured() bool {
+	return len(c.Hub.Auth) > 0 || len(c.Hub.Uplinks) > 0 || len(c.Hub.Sessions) > 0
+}
 
 // ValidateHub checks the keys `tandem hub` uses: the hub's name and
 // addresses, its users, protected mode (without credentials every listener
@@ -95,12 +97,18 @@ func (c Config) ValidateHub() error {
 		}
 		checkKey("hub.auth."+role, h.Auth[role])
 	}
-	for _, pair := range slices.Sorted(maps.Keys(h.Uplinks)) {
-		if err := subject.CheckName("pair", pair); err != nil {
-			add("hub.uplinks: %w", err)
-			continue
+	for _, byPair := range []struct {
+		key  string
+		keys map[string]string
+	}{{"hub.uplinks", h.Uplinks}, {"hub.sessions", h.Sessions}} {
+		key, keys := byPair.key, byPair.keys
+		for _, pair := range slices.Sorted(maps.Keys(keys)) {
+			if err := subject.CheckName("pair", pair); err != nil {
+				add("%s: %w", key, err)
+				continue
+			}
+			checkKey(key+"."+pair, keys[pair])
 		}
-		checkKey("hub.uplinks."+pair, h.Uplinks[pair])
 	}
 	t := c.NATS.TLS
 	if (t.Cert == "") != (t.Key == "") {

@@ -27,6 +27,9 @@ func TestLoadHub(t *testing.T) {
 		{map[string]string{"hub.name": "h", "hub.auth": "root=" + key}, "unknown role"},
 		{map[string]string{"hub.name": "h", "hub.auth": "admin=" + key, "hub.uplinks": "print=" + key}, "same key"},
 		{map[string]string{"hub.name": "h", "hub.routes": "h2:6222"}, "not a URL"},
+		{map[string]string{"hub.name": "h", "hub.leaf_listen": "0.0.0.0:7422", "hub.sessions": "print=" + key}, ""},
+		{map[string]string{"hub.name": "h", "hub.sessions": "print/2=" + key}, "hub.sessions"},
+		{map[string]string{"hub.name": "h", "hub.sessions": "print=" + key, "hub.uplinks": "print=" + key}, "same key"},
 	} {
 		_, err := LoadHub("", nil, tc.flags)
 		switch {

@@ -13,7 +13,8 @@ package natsnode
 // receive its own admin requests and session acknowledgements. The admin
 // user may use every pair's admin verbs and read the fleet; the reader may
 // only read; sessions read every pair's notifications and last value and
-// acknowledge. Without any key the hub is open, and protected mode
+// acknowledge; a pair's session user (HubOptions.Sessions) reads and
+// acknowledges only its own pair's. Without any key the hub is open, and protected mode
 // (config.ValidateHub) keeps it on loopback.
 
 import (
@@ -48,12 +49,12 @@ type HubOptions struct {
 	Routes                            []string
 	StoreDir                          string
 	// Auth maps a fleet role (config.FleetRoles) to its public nkey;
-	// Uplinks a pair to its uplink's. Either makes every client and leaf
-	// connection authenticate.
-	Auth, Uplinks map[string]string
-	TLS           TLSFiles
-	Retention     HubRetention
-	Logger        zerolog.Logger
+	// Uplinks a pair to its uplink's; Sessions a pair to its sessions'.
+	// Any makes every client and leaf connection authenticate.
+	Auth, Uplinks, Sessions map[string]string
+	TLS                     TLSFiles
+	Retention               HubRetention
+	Logger                  zerolog.Logger
 }
 
 // HubRetention is the fleet stream's retention (audit.* keys).
@@ -71,7 +72,7 @@ func HubFromConfig(c config.Config, log zerolog.Logger) (HubOptions, error) {
 	}
 	return HubOptions{
 		Name: c.Hub.Name, Listen: c.Hub.Listen, LeafListen: c.Hub.LeafListen, ClusterListen: c.Hub.ClusterListen,
-		Routes: c.Hub.Routes, StoreDir: c.DataDir + "/nats", Auth: c.Hub.Auth, Uplinks: c.Hub.Uplinks,
+		Routes: c.Hub.Routes, StoreDir: c.DataDir + "/nats", Auth: c.Hub.Auth, Uplinks: c.Hub.Uplinks, Sessions: c.Hub.Sessions,
 		TLS:       TLSFiles{Cert: c.NATS.TLS.Cert, Key: c.NATS.TLS.Key, CA: c.NATS.TLS.CA, Verify: c.NATS.TLS.Verify},
 		Retention: HubRetention{MaxAge: c.Audit.MaxAge, MaxBytes: maxBytes},
 		Logger:    log,
@@ -88,7 +89,9 @@ type Hub struct {
 }
 
 // secured reports whether connections must authenticate.
-func (o HubOptions) secured() bool { return len(o.Auth) > 0 || len(o.Uplinks) > 0 }
+func (o HubOptions) secured() bool {
+	return len(o.Auth) > 0 || len(o.Uplinks) > 0 || len(o.Sessions) > 0
+}
 
 // Replicas is how many copies of the fleet's streams the cluster keeps:
 // 3 with at least two routes (a cluster of three or more), else 1.
@@ -289,6 +292,9 @@ func hubAccounts(o HubOptions, id identities) string {
 		u := userEntry(o.Uplinks[pair], UplinkPermissions(pair))
 		users = append(users, strings.Replace(u, `["STANDARD"]`, `["LEAFNODE"]`, 1))
 	}
+	for _, pair := range slices.Sorted(maps.Keys(o.Sessions)) {
+		users = append(users, userEntry(o.Sessions[pair], SessionPermissions(pair)))
+	}
 	var b strings.Builder
 	b.WriteString("accounts {\n")
 	fmt.Fprintf(&b, "  %s { users: [{nkey: %s, %s}] }\n", SysAccount, q(id.sysPub), inProc)
@@ -315,6 +321,19 @@ func UplinkPermissions(pair string) permissions {
 		sub: []string{subject.AdminAll(pair, "*"), subject.License(pair, "*", "*"), subject.Acks(pair), subject.AckBatches(pair),
 			UplinkInboxPrefix(pair) + ".>"},
 		responses: true,
+	}
+}
+
+// SessionPermissions are the permissions on the hub of pair's sessions
+// (hub.sessions): as a node's session user, only that pair's notifications
+// and last value (key <pair> of the state bucket, read by direct get), and
+// its acknowledgements, which the pair's uplinks take down into the pair.
+func SessionPermissions(pair string) permissions {
+	stream := "KV_" + subject.StateBucket
+	return permissions{
+		pub: []string{subject.Acks(pair), subject.AckBatches(pair), "$JS.API.STREAM.INFO." + stream,
+			"$JS.API.DIRECT.GET." + stream + ".$KV." + subject.StateBucket + "." + pair},
+		sub: []string{subject.Notify(pair), InboxPrefix(config.RoleSession) + ".>"},
 	}
 }
 

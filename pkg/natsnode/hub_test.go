@@ -175,3 +175,108 @@ func TestHubUplinkPublishesOnlyItsPair(t *testing.T) {
 		t.Fatalf("fleet stream holds %d messages, want 1", info.State.Msgs)
 	}
 }
+
+// TestHubSessionKeysPerPair: the sessions of pair t, signed in to the hub
+// with t's key (hub.sessions), read t's last value and notifications and
+// acknowledge for t, and can do none of it for pair u.
+func TestHubSessionKeysPerPair(t *testing.T) {
+	dir := t.TempDir()
+	keys := map[string]nkeys.KeyPair{}
+	pubs := map[string]string{}
+	for _, pair := range []string{"t", "u"} {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[pair] = kp
+		pubs[pair], _ = kp.PublicKey()
+	}
+	hubs := startHubs(t, 1, func(o *HubOptions) { o.Sessions = pubs })
+	own, err := hubs[0].Connect("fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	js, _ := jetstream.New(own)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, subject.StateBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range []string{"t", "u"} {
+		if _, err := kv.Put(ctx, pair, []byte(`{"pair":"`+pair+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed, _ := keys["t"].Seed()
+	seedFile := filepath.Join(dir, "t-session.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := CredsOption(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := make(chan error, 8)
+	sess, err := nats.Connect(hubs[0].ClientURL(), creds, nats.CustomInboxPrefix(InboxPrefix("session")),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	sjs, _ := jetstream.New(sess)
+	skv, err := sjs.KeyValue(ctx, subject.StateBucket)
+	if err != nil {
+		t.Fatalf("t's session: state bucket: %v", err)
+	}
+	if e, err := skv.Get(ctx, "t"); err != nil || string(e.Value()) != `{"pair":"t"}` {
+		t.Fatalf("t's session: last value of t: %v", err)
+	}
+	if e, err := skv.Get(ctx, "u"); err == nil {
+		t.Fatalf("t's session read u's last value %s", e.Value())
+	}
+	notes := make(chan *nats.Msg, 4)
+	if _, err := sess.ChanSubscribe(subject.Notify("t"), notes); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.ChanSubscribe(subject.Notify("u"), notes); err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan *nats.Msg, 4)
+	if _, err := own.ChanSubscribe(subject.Root+".*.ack.*", acks); err != nil {
+		t.Fatal(err)
+	}
+	_ = own.Flush()
+	waitFor(t, 10*time.Second, "the hub refuses t's session u's notifications", func() bool {
+		select {
+		case err := <-denied:
+			return errors.Is(err, nats.ErrPermissionViolation)
+		default:
+			return false
+		}
+	})
+	for _, pair := range []string{"u", "t"} {
+		if err := own.Publish(subject.Notify(pair), []byte(pair)); err != nil {
+			t.Fatal(err)
+		}
+		if err := sess.Publish(subject.Ack(pair, "s1"), []byte(pair)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for what, ch := range map[string]chan *nats.Msg{"notification": notes, "acknowledgement": acks} {
+		select {
+		case m := <-ch:
+			if string(m.Data) != "t" {
+				t.Errorf("%s of pair %s crossed with t's session key", what, m.Data)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("t's %s did not come", what)
+		}
+		select {
+		case m := <-ch:
+			t.Errorf("a second %s came: %s on %s", what, m.Data, m.Subject)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
