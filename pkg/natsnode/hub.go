@@ -201,10 +201,26 @@ func (o HubOptions) FleetStreamConfig() jetstream.StreamConfig {
 		Replicas:    o.Replicas(),
 		MaxAge:      o.Retention.MaxAge,
 		MaxBytes:    maxBytes,
-		Duplicates:  10 * time.Minute,
+		Duplicates:  o.duplicateWindow(),
 		DenyDelete:  true,
 		DenyPurge:   true,
 	}
+}
+
+// FleetDuplicateWindow is how long the fleet stream remembers an event's
+// id: both nodes of a pair forward the events of each (its own, and its
+// mirror of the peer's), so an event is stored once as long as the two
+// copies arrive within it — a node cut off from the hub for longer than
+// this while its peer was not stores the peer's events of that time twice.
+const FleetDuplicateWindow = time.Hour
+
+// duplicateWindow is FleetDuplicateWindow, or the retention when shorter
+// (JetStream refuses a window beyond MaxAge).
+func (o HubOptions) duplicateWindow() time.Duration {
+	if o.Retention.MaxAge > 0 && o.Retention.MaxAge < FleetDuplicateWindow {
+		return o.Retention.MaxAge
+	}
+	return FleetDuplicateWindow
 }
 
 // EnsureFleet makes (or updates) the fleet's buckets and stream, trying

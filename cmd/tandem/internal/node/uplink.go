@@ -45,7 +45,9 @@ func (n *Node) runUplink(ctx context.Context, js jetstream.JetStream) {
 		}
 	}
 	defer hub.Close()
-	o := uplink.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Local: n.nc, LocalJS: js, Hub: hub,
+	peer, stop := n.learnPeer()
+	defer stop()
+	o := uplink.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Local: n.nc, LocalJS: js, Hub: hub, Peer: peer,
 		Every: n.UplinkEvery, Log: n.nlog.With().Str("part", "uplink").Logger()}
 	if n.PairStatus != nil {
 		o.Status = func(ctx context.Context) (api.PairStatus, error) { return n.PairStatus(ctx, n.nc, n.cfg.Pair) }
