@@ -329,11 +329,16 @@ func UplinkInboxPrefix(pair string) string { return "_INBOX_uplink_" + pair }
 
 // UplinkPermissions are the permissions of pair's uplink on the hub: it
 // publishes its own pair's events, notifications, status and last value,
-// and answers (allow_responses) the admin requests and takes the session
-// acknowledgements addressed to its own pair.
+// takes the admin requests and the session acknowledgements addressed to
+// its own pair, and answers the requests into the fleet admins' inboxes.
+// allow_responses alone does not let the answers through: nats-server
+// applies a leaf user's permissions on the node's side of the link too,
+// where no request was seen and no answer is allowed (measured: the admin
+// got no answer at all), so the admins' inbox prefix is allowed outright.
 func UplinkPermissions(pair string) permissions {
 	return permissions{
-		pub: []string{subject.Events(pair), subject.Notify(pair), subject.ViaHub(subject.FleetKey(pair)), subject.ViaHub(subject.StateKey(pair))},
+		pub: []string{subject.Events(pair), subject.Notify(pair), subject.ViaHub(subject.FleetKey(pair)), subject.ViaHub(subject.StateKey(pair)),
+			InboxPrefix(config.RoleAdmin) + ".>"},
 		sub: []string{subject.AdminAll(pair, "*"), subject.License(pair, "*", "*"), subject.Acks(pair), subject.AckBatches(pair),
 			UplinkInboxPrefix(pair) + ".>"},
 		responses: true,
