@@ -415,6 +415,9 @@ type Hub struct {
 	LeafListen    string   `yaml:"leaf_listen" help:"tandem hub: leafnode address the pairs' nodes uplink to"`
 	ClusterListen string   `yaml:"cluster_listen" help:"tandem hub: cluster route address"`
 	Routes        []string `yaml:"routes" help:"tandem hub: route URLs of the other hub servers (nats-route://host:6222,…)"`
+	// ClusterSecret is a file holding a secret every hub server of the
+	// cluster shares: routes authenticate with it, in both directions.
+	ClusterSecret string `yaml:"cluster_secret" help:"tandem hub: file with a secret shared by every hub server (e.g. openssl rand -hex 32); routes authenticate with it; without it the cluster address must be loopback"`
 	// Auth maps a fleet role (admin, reader) to its public nkey; Uplinks a
 	// pair to the public nkey its nodes' uplinks sign in with. Either makes
 	// every connection authenticate.

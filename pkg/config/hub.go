@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -68,6 +69,10 @@ func (c Config) ValidateHub() error {
 			add("%s: %w", key, err)
 			continue
 		}
+		if key == "hub.cluster_listen" {
+			c.checkClusterListen(add)
+			continue
+		}
 		if !c.Insecure && !c.HubSecured() && !Loopback(addr) {
 			add("%s: %q is not a loopback address and neither hub.auth nor hub.uplinks is set (protected mode): "+
 				"make keys with `tandem auth init` and set hub.auth (admin, reader) and hub.uplinks (pair=key), or listen on 127.0.0.1, "+
@@ -121,4 +126,39 @@ func (c Config) ValidateHub() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, c.Log.validate()...)...)
+}
+
+// checkClusterListen: routes carry every pair's data and the cluster's
+// JetStream; a non-loopback cluster address needs hub.cluster_secret (the
+// routes authenticate), whatever else is secured, unless insecure.
+func (c Config) checkClusterListen(add func(string, ...any)) {
+	h := c.Hub
+	if h.ClusterSecret != "" {
+		if _, err := ClusterSecret(h.ClusterSecret); err != nil {
+			add("hub.cluster_secret: %w", err)
+		}
+		return
+	}
+	if !c.Insecure && !Loopback(h.ClusterListen) {
+		add("hub.cluster_listen: %q is not a loopback address and hub.cluster_secret is not set (protected mode): "+
+			"write one secret (e.g. openssl rand -hex 32) into a file on every hub server and set hub.cluster_secret to it, "+
+			"or listen on 127.0.0.1, or set insecure: true to let anyone on the network join the cluster", h.ClusterListen)
+	}
+}
+
+// ClusterSecret reads the hub cluster's shared secret from file: at least
+// 16 characters, no white space inside.
+func ClusterSecret(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	secret := strings.TrimSpace(string(b))
+	switch {
+	case len(secret) < 16:
+		return "", fmt.Errorf("%s: the secret is shorter than 16 characters", file)
+	case strings.ContainsAny(secret, " \t\r\n\"'"):
+		return "", fmt.Errorf("%s: the secret holds white space or quotes", file)
+	}
+	return secret, nil
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +48,10 @@ type HubOptions struct {
 	Name                              string
 	Listen, LeafListen, ClusterListen string // host:port; port -1 picks a free one
 	Routes                            []string
-	StoreDir                          string
+	// ClusterSecret, when set, is the password routes authenticate with
+	// (config.ClusterSecret), accepted and presented by every hub server.
+	ClusterSecret string
+	StoreDir      string
 	// Auth maps a fleet role (config.FleetRoles) to its public nkey;
 	// Uplinks a pair to its uplink's; Sessions a pair to its sessions'.
 	// Any makes every client and leaf connection authenticate.
@@ -70,7 +74,13 @@ func HubFromConfig(c config.Config, log zerolog.Logger) (HubOptions, error) {
 	if err != nil {
 		return HubOptions{}, err
 	}
-	return HubOptions{
+	var secret string
+	if c.Hub.ClusterSecret != "" {
+		if secret, err = config.ClusterSecret(c.Hub.ClusterSecret); err != nil {
+			return HubOptions{}, fmt.Errorf("hub.cluster_secret: %w", err)
+		}
+	}
+	return HubOptions{ClusterSecret: secret,
 		Name: c.Hub.Name, Listen: c.Hub.Listen, LeafListen: c.Hub.LeafListen, ClusterListen: c.Hub.ClusterListen,
 		Routes: c.Hub.Routes, StoreDir: c.DataDir + "/nats", Auth: c.Hub.Auth, Uplinks: c.Hub.Uplinks, Sessions: c.Hub.Sessions,
 		TLS:       TLSFiles{Cert: c.NATS.TLS.Cert, Key: c.NATS.TLS.Key, CA: c.NATS.TLS.CA, Verify: c.NATS.TLS.Verify},
@@ -170,6 +180,23 @@ func (h *Hub) Connect(name string) (*nats.Conn, error) {
 func (h *Hub) Shutdown() {
 	h.ns.Shutdown()
 	h.ns.WaitForShutdown()
+}
+
+// RouteUser is the user hub servers' routes authenticate as, with
+// HubOptions.ClusterSecret as its password.
+const RouteUser = "tandem-hub"
+
+// routeURL is route r, with the cluster's credentials when it has a secret.
+func (o HubOptions) routeURL(r string) string {
+	if o.ClusterSecret == "" {
+		return r
+	}
+	u, err := url.Parse(r)
+	if err != nil {
+		return r // config.ValidateHub checked it
+	}
+	u.User = url.UserPassword(RouteUser, o.ClusterSecret)
+	return u.String()
 }
 
 // FleetKVConfigs are the hub's buckets: every pair's status, and every
@@ -286,9 +313,16 @@ func hubConfig(o HubOptions, id identities) string {
 	if len(o.Routes) > 0 {
 		routes := make([]string, len(o.Routes))
 		for i, r := range o.Routes {
-			routes[i] = q(r)
+			routes[i] = q(o.routeURL(r))
 		}
-		line("cluster { name: %s, listen: %s, routes: [%s] %s }", q(HubCluster), q(o.ClusterListen), strings.Join(routes, ", "), tls)
+		entries := []string{"name: " + q(HubCluster), "listen: " + q(o.ClusterListen), "routes: [" + strings.Join(routes, ", ") + "]"}
+		if o.ClusterSecret != "" {
+			entries = append(entries, fmt.Sprintf("authorization { user: %s, password: %s }", q(RouteUser), q(o.ClusterSecret)))
+		}
+		if tls != "" {
+			entries = append(entries, tls)
+		}
+		line("cluster { %s }", strings.Join(entries, ", "))
 	}
 	line("leafnodes { listen: %s, no_advertise: true %s }", q(o.LeafListen), tls)
 	b.WriteString(hubAccounts(o, id))

@@ -282,3 +282,99 @@ func TestHubSessionKeysPerPair(t *testing.T) {
 		}
 	}
 }
+
+// TestHubGuardsFleetStream: the fleet stream's retention shrunk, then the
+// stream deleted, behind the hub's back: the guard restores it each time
+// and stores a critical tandem.audit.changed event of the hub server in it.
+func TestHubGuardsFleetStream(t *testing.T) {
+	hubs := startHubs(t, 1, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- hubs[0].GuardFleet(ctx, 100*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	nc, err := hubs[0].Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	want := hubs[0].opts.FleetStreamConfig()
+	changes := map[string]func(context.Context) error{
+		"max_age shrunk": func(ctx context.Context) error {
+			c := want
+			c.MaxAge = time.Minute
+			c.Duplicates = time.Minute
+			_, err := js.UpdateStream(ctx, c)
+			return err
+		},
+		"deleted": func(ctx context.Context) error { return js.DeleteStream(ctx, subject.FleetStream) },
+	}
+	for _, what := range []string{"max_age shrunk", "deleted"} {
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := changes[what](cctx); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		ccancel()
+		waitFor(t, 20*time.Second, what+": restored and reported", func() bool {
+			cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+			defer ccancel()
+			st, err := js.Stream(cctx, subject.FleetStream)
+			if err != nil {
+				return false
+			}
+			if c := st.CachedInfo().Config; c.MaxAge != want.MaxAge || !c.DenyDelete || !c.DenyPurge {
+				return false
+			}
+			m, err := st.GetLastMsgForSubject(cctx, subject.Event(HubEventsPair, "hub1", "tandem.audit.changed"))
+			return err == nil && strings.Contains(string(m.Data), `"critical"`) && strings.Contains(string(m.Data), strings.Fields(what)[0])
+		})
+	}
+}
+
+// TestHubRoutesAuthenticate: two hub servers sharing a cluster secret route
+// to each other; a server with another secret, routed to them, is refused
+// in both directions.
+func TestHubRoutesAuthenticate(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	hubs, err := StartHubCluster(2, t.TempDir(), testLogger(t), func(o *HubOptions) { o.ClusterSecret = secret })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hubs {
+		t.Cleanup(h.Shutdown)
+	}
+	waitFor(t, 20*time.Second, "the two hub servers routed", func() bool {
+		return hubs[0].NATS().NumRoutes() > 0 && hubs[1].NATS().NumRoutes() > 0
+	})
+	rogue, err := StartHub(HubOptions{Name: "rogue", Listen: "127.0.0.1:-1", LeafListen: "127.0.0.1:-1", ClusterListen: "127.0.0.1:-1",
+		Routes: []string{hubs[0].RouteURL(), hubs[1].RouteURL()}, ClusterSecret: "not-the-cluster-secret-at-all",
+		StoreDir: filepath.Join(t.TempDir(), "rogue"), Retention: HubRetention{MaxAge: time.Hour}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rogue.Shutdown)
+	// Nothing published in the cluster reaches the rogue server.
+	in, err := rogue.Connect("rogue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	got := make(chan *nats.Msg, 1)
+	if _, err := in.ChanSubscribe("tandem.>", got); err != nil {
+		t.Fatal(err)
+	}
+	out, err := hubs[0].Connect("pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for range 30 {
+		_ = out.Publish("tandem.p.notify", []byte("x"))
+		select {
+		case <-got:
+			t.Fatal("a server with another cluster secret receives the cluster's messages")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

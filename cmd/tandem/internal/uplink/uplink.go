@@ -47,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,6 +56,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -90,13 +92,15 @@ type Options struct {
 
 // Uplink is a running uplink.
 type Uplink struct {
-	o     Options
-	hubJS jetstream.JetStream
-	kick  chan struct{} // size 1: write the status now
+	o         Options
+	hubJS     jetstream.JetStream
+	kick      chan struct{} // size 1: write the status now
+	activated chan uint64   // size 1: this node activated in this epoch
 
-	mu       sync.Mutex // guards the fields below
-	lastNote []byte     // the last notification forwarded
-	noteOK   bool       // lastNote is stored as the hub's last value
+	mu       sync.Mutex      // guards the fields below
+	lastNote []byte          // the last notification forwarded
+	noteOK   bool            // lastNote is stored as the hub's last value
+	last     *api.PairStatus // the last status read, nil before the first
 }
 
 // Run runs the uplink until ctx ends.
@@ -108,7 +112,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1)}
+	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1), activated: make(chan uint64, 1)}
 	subs, err := u.subscribe()
 	if err != nil {
 		return err
@@ -140,7 +144,7 @@ func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
 	}
 	q := subject.UplinkQueue(p)
 	err := errors.Join(
-		add(u.o.Local.Subscribe(subject.Events(p), func(*nats.Msg) { u.trigger() })),
+		add(u.o.Local.Subscribe(subject.Events(p), u.event)),
 		add(u.o.Local.Subscribe(subject.Notify(p), u.notification)),
 		add(u.o.Hub.QueueSubscribe(subject.AdminAll(p, "*"), q, u.relay)),
 		add(u.o.Hub.QueueSubscribe(subject.License(p, "*", "*"), q, u.relay)),
@@ -154,6 +158,20 @@ func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
 		return nil, fmt.Errorf("uplink subscriptions: %w", err)
 	}
 	return subs, nil
+}
+
+// event triggers a status write; this node's activation also a quick one.
+func (u *Uplink) event(m *nats.Msg) {
+	if m.Subject == subject.Event(u.o.Pair, u.o.Node, event.NodeActivated) {
+		if e, err := event.Decode(m.Data); err == nil {
+			select {
+			case <-u.activated: // a newer one replaces it
+			default:
+			}
+			u.activated <- e.Epoch
+		}
+	}
+	u.trigger()
 }
 
 func (u *Uplink) trigger() {
@@ -298,6 +316,8 @@ func (u *Uplink) writeStatus(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case epoch := <-u.activated:
+			u.writeActivated(epoch)
 		case <-u.kick:
 		case <-tk.C:
 		case <-retry.C:
@@ -325,6 +345,7 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 	writer := Writes(ps, u.o.Node)
 	u.mu.Lock()
 	note, noteOK := u.lastNote, u.noteOK
+	u.last = &ps
 	u.mu.Unlock()
 	if note != nil && !noteOK {
 		u.storeNote(note)
@@ -337,6 +358,47 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 		return err
 	}
 	return u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
+}
+
+// writeActivated writes at once the last status read with this node active
+// in epoch, before asking the pair: at an activation that question waits
+// for the services' answers (up to the status query's bound, at load
+// hundreds of ms) while the fleet view still shows the old active. The
+// full status follows right after.
+func (u *Uplink) writeActivated(epoch uint64) {
+	u.mu.Lock()
+	last := u.last
+	u.mu.Unlock()
+	if last == nil {
+		return
+	}
+	data, err := json.Marshal(Activated(*last, u.o.Node, epoch))
+	if err == nil {
+		err = u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
+	}
+	if err != nil {
+		u.o.Log.Debug().Err(err).Msg("uplink: the activation is not written to the hub at once")
+	}
+}
+
+// Activated is ps with node active in epoch (and its peer, if shown active,
+// passive: an activation follows the peer's loss or hand-over).
+func Activated(ps api.PairStatus, node string, epoch uint64) api.PairStatus {
+	ps.Nodes = slices.Clone(ps.Nodes)
+	if epoch > ps.Epoch {
+		ps.Epoch = epoch
+	}
+	ps.Active = &node
+	for i := range ps.Nodes {
+		n := &ps.Nodes[i]
+		switch {
+		case n.Node == node:
+			n.State, n.Epoch, n.Reachable = "active", epoch, true
+		case n.State == "active":
+			n.State = "passive"
+		}
+	}
+	return ps
 }
 
 // Writes reports whether node writes the pair's status ps to the hub: it is
