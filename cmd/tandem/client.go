@@ -156,16 +156,28 @@ func gatherStatus(ctx context.Context, nc *nats.Conn, pair string, wait time.Dur
 		api.StatusRequest{Request: api.Request{V: api.Version, Pair: pair}}, wait, fmt.Sprintf("node of pair %q", pair))
 }
 
-// localNode finds the node whose NATS server the client is connected to.
-// Commands that must go "through" a node (F8) are sent to it.
-func localNode(nc *nats.Conn, replies []api.StatusReply) (string, error) {
+// targetNode is the node a command that goes "through a node" (F8, L2) is
+// sent to: the node whose NATS server the client is connected to; or, when
+// the client is connected to none of the pair's servers (a fleet hub, which
+// relays the pair's admin requests, SPEC §11), the master if it answered,
+// else a node that did, which then applies its own rules (the standby
+// refuses what only the master accepts, and names the master).
+func targetNode(nc *nats.Conn, replies []api.StatusReply) (string, error) {
 	server := nc.ConnectedServerName()
 	for _, r := range replies {
 		if r.Self.Server == server {
 			return r.Self.Node, nil
 		}
 	}
-	return "", fmt.Errorf("the server %s (%s) belongs to no node of the pair; connect to a node's own NATS server", server, nc.ConnectedUrlRedacted())
+	for _, r := range replies {
+		if r.Self.Role == string(config.Master) {
+			return r.Self.Node, nil
+		}
+	}
+	if len(replies) > 0 {
+		return replies[0].Self.Node, nil
+	}
+	return "", fmt.Errorf("no node of the pair answers through %s (%s)", server, nc.ConnectedUrlRedacted())
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -97,12 +97,19 @@ func runHub(ctx context.Context, file string, flags map[string]string, errOut io
 	defer h.Shutdown()
 	log.Info().Str("client", h.ClientURL()).Str("leaf", h.LeafURL()).Str("route", h.RouteURL()).
 		Int("replicas", o.Replicas()).Msg("hub server ready")
+	guarded := make(chan struct{})
 	go func() {
-		if err := h.EnsureFleet(ctx); err == nil {
-			log.Info().Msg("fleet bucket and stream ready")
+		defer close(guarded)
+		if err := h.EnsureFleet(ctx); err != nil {
+			return
+		}
+		log.Info().Msg("fleet bucket and stream ready")
+		if err := h.GuardFleet(ctx, natsnode.DefaultFleetGuardEvery); err != nil {
+			log.Error().Err(err).Msg("the fleet stream is not guarded")
 		}
 	}()
 	<-ctx.Done()
+	<-guarded
 	log.Info().Msg("stopped")
 	return nil
 }

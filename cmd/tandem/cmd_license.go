@@ -209,7 +209,7 @@ func cmdLicenseAdd(ctx context.Context, p pairFlags, file string, out io.Writer)
 		return err
 	}
 	defer nc.Close()
-	node, err := localNode(nc, replies)
+	node, err := targetNode(nc, replies)
 	if err != nil {
 		return err
 	}

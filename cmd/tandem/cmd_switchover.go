@@ -41,7 +41,7 @@ func cmdSwitchover(ctx context.Context, p pairFlags, to string, wait time.Durati
 		return err
 	}
 	defer nc.Close()
-	node, err := localNode(nc, replies)
+	node, err := targetNode(nc, replies)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func cmdMaintenance(ctx context.Context, p pairFlags, on bool, dur time.Duration
 		return err
 	}
 	defer nc.Close()
-	node, err := localNode(nc, replies)
+	node, err := targetNode(nc, replies)
 	if err != nil {
 		return err
 	}

@@ -308,9 +308,16 @@ func TestSessionCUPS(t *testing.T) {
 // the test's end.
 func startSession(t *testing.T, p *proctest.Pair, cups *privateCUPS) *sessionProc {
 	t.Helper()
-	s := &sessionProc{exited: make(chan struct{})}
-	s.cmd = exec.Command(p.Binary(), "session", "--server", p.Servers(), "--pair", p.Name, "--name", "ws1", "--driver", "cups")
-	s.cmd.Env = cups.env()
+	cmd := exec.Command(p.Binary(), "session", "--server", p.Servers(), "--pair", p.Name, "--name", "ws1", "--driver", "cups")
+	cmd.Env = cups.env()
+	return runSession(t, cmd)
+}
+
+// runSession starts cmd, a `tandem session`, collecting its output; it is
+// killed (by its PID) at the test's end.
+func runSession(t *testing.T, cmd *exec.Cmd) *sessionProc {
+	t.Helper()
+	s := &sessionProc{cmd: cmd, exited: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s, &lockedWriter{mu: &s.mu, w: &s.stderr}
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {

@@ -207,12 +207,20 @@ func decodeLines(t *testing.T, b []byte) []event.Envelope {
 // over and notifies on its own, and after the heal the fleet catches up
 // with every event of the pair once.
 //
-// It runs only with TANDEM_FLEET_TEST=1: on the shared 2-core machine it was
-// written on (load average 33–55 throughout), three hub servers and six
-// nodes with the race detector in one process did not come up reliably
-// (nodes' in-process connections timed out at start, the hub's R3 stream
-// answered "no response from stream"); the same scenario passed with real
-// processes (see the branch's note).
+// It runs only with TANDEM_FLEET_TEST=1. Four runs at load 30–36 (2
+// cores shared by 8 engineers) failed, and the causes are the one process
+// running 3 hub servers and 6 nodes, each with JetStream, under the race
+// detector, not the uplink: (1) a node's own in-process connection was
+// closed by its server as stale (the process's goroutines missed its pings
+// for 3 s; its timers ran up to 1.9 s late) and never reconnected, so its
+// monitor sent no heartbeat again and its uplink wrote no status — fixed,
+// the connection reconnects (node.reconnectInProcess); (2) after that fix,
+// still: loopback dials of the leaf remotes timed out ("dial tcp …: i/o
+// timeout"), in-process handshakes failed ("expected 'PONG', got 'PING'"),
+// and no pair reached the hub in 60 s. The same scenarios, but for the cut
+// through proxies, run by default as processes: TestFleetProcesses (a hub
+// server killed, a master killed, the whole hub frozen) and
+// TestFleetAdminThroughHub.
 func TestFleetOnHubCluster(t *testing.T) {
 	if os.Getenv("TANDEM_FLEET_TEST") != "1" {
 		t.Skip("set TANDEM_FLEET_TEST=1 to run the fleet test (3 hub servers and 6 nodes in process)")

@@ -22,15 +22,19 @@ import (
 // none when both are as they must be.
 func Drift(ctx context.Context, js jetstream.JetStream, pair, node, peer string, r Retention) ([]string, error) {
 	want := OriginConfig(pair, node, r)
-	out, err := drift(ctx, js, want)
+	out, err := StreamDrift(ctx, js, want)
 	if err != nil || peer == "" {
 		return out, err
 	}
-	more, err := drift(ctx, js, MirrorConfig(pair, peer, r))
+	more, err := StreamDrift(ctx, js, MirrorConfig(pair, peer, r))
 	return append(out, more...), err
 }
 
-func drift(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) ([]string, error) {
+// StreamDrift compares one audit stream (a node's, a mirror, the fleet
+// hub's) with want: one line per difference in what protects it (deny
+// delete and purge, retention, subjects, mirror), "deleted" when it is
+// gone, none when it is as it must be.
+func StreamDrift(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) ([]string, error) {
 	st, err := js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return []string{want.Name + ": deleted"}, nil

@@ -420,11 +420,17 @@ type Hub struct {
 	LeafListen    string   `yaml:"leaf_listen" help:"tandem hub: leafnode address the pairs' nodes uplink to"`
 	ClusterListen string   `yaml:"cluster_listen" help:"tandem hub: cluster route address"`
 	Routes        []string `yaml:"routes" help:"tandem hub: route URLs of the other hub servers (nats-route://host:6222,…)"`
+	// ClusterSecret is a file holding a secret every hub server of the
+	// cluster shares: routes authenticate with it, in both directions.
+	ClusterSecret string `yaml:"cluster_secret" help:"tandem hub: file with a secret shared by every hub server (e.g. openssl rand -hex 32); routes authenticate with it; without it the cluster address must be loopback"`
 	// Auth maps a fleet role (admin, reader) to its public nkey; Uplinks a
 	// pair to the public nkey its nodes' uplinks sign in with. Either makes
 	// every connection authenticate.
 	Auth    map[string]string `yaml:"auth" help:"tandem hub: fleet role=public nkey (U…): admin (every pair's admin verbs, fleet reads), reader (fleet reads only), session (sessions of every pair)"`
 	Uplinks map[string]string `yaml:"uplinks" help:"tandem hub: pair=public nkey (U…) of each pair's uplink; an uplink publishes only its own pair's subjects"`
+	// Sessions maps a pair to the public nkey of its sessions' user on the
+	// hub: it reads only that pair's notifications and last value.
+	Sessions map[string]string `yaml:"sessions" help:"tandem hub: pair=public nkey (U…) of the sessions of one pair: they read only that pair's notifications and last value"`
 }
 
 // Fleet roles of the hub's users (hub.auth).

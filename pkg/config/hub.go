@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -42,9 +43,11 @@ func LoadHub(file string, environ []string, flags map[string]string) (Config, er
 	return load(file, environ, flags, Config.ValidateHub)
 }
 
-// HubSecured reports whether the hub requires credentials (hub.auth or
-// hub.uplinks set).
-func (c Config) HubSecured() bool { return len(c.Hub.Auth) > 0 || len(c.Hub.Uplinks) > 0 }
+// HubSecured reports whether the hub requires credentials (hub.auth,
+// hub.uplinks or hub.sessions set).
+func (c Config) HubSecured() bool {
+	return len(c.Hub.Auth) > 0 || len(c.Hub.Uplinks) > 0 || len(c.Hub.Sessions) > 0
+}
 
 // ValidateHub checks the keys `tandem hub` uses: the hub's name and
 // addresses, its users, protected mode (without credentials every listener
@@ -64,6 +67,10 @@ func (c Config) ValidateHub() error {
 		addr := listeners[key]
 		if err := checkAddr(addr); err != nil {
 			add("%s: %w", key, err)
+			continue
+		}
+		if key == "hub.cluster_listen" {
+			c.checkClusterListen(add)
 			continue
 		}
 		if !c.Insecure && !c.HubSecured() && !Loopback(addr) {
@@ -95,12 +102,18 @@ func (c Config) ValidateHub() error {
 		}
 		checkKey("hub.auth."+role, h.Auth[role])
 	}
-	for _, pair := range slices.Sorted(maps.Keys(h.Uplinks)) {
-		if err := subject.CheckName("pair", pair); err != nil {
-			add("hub.uplinks: %w", err)
-			continue
+	for _, byPair := range []struct {
+		key  string
+		keys map[string]string
+	}{{"hub.uplinks", h.Uplinks}, {"hub.sessions", h.Sessions}} {
+		key, keys := byPair.key, byPair.keys
+		for _, pair := range slices.Sorted(maps.Keys(keys)) {
+			if err := subject.CheckName("pair", pair); err != nil {
+				add("%s: %w", key, err)
+				continue
+			}
+			checkKey(key+"."+pair, keys[pair])
 		}
-		checkKey("hub.uplinks."+pair, h.Uplinks[pair])
 	}
 	t := c.NATS.TLS
 	if (t.Cert == "") != (t.Key == "") {
@@ -113,4 +126,39 @@ func (c Config) ValidateHub() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, c.Log.validate()...)...)
+}
+
+// checkClusterListen: routes carry every pair's data and the cluster's
+// JetStream; a non-loopback cluster address needs hub.cluster_secret (the
+// routes authenticate), whatever else is secured, unless insecure.
+func (c Config) checkClusterListen(add func(string, ...any)) {
+	h := c.Hub
+	if h.ClusterSecret != "" {
+		if _, err := ClusterSecret(h.ClusterSecret); err != nil {
+			add("hub.cluster_secret: %w", err)
+		}
+		return
+	}
+	if !c.Insecure && !Loopback(h.ClusterListen) {
+		add("hub.cluster_listen: %q is not a loopback address and hub.cluster_secret is not set (protected mode): "+
+			"write one secret (e.g. openssl rand -hex 32) into a file on every hub server and set hub.cluster_secret to it, "+
+			"or listen on 127.0.0.1, or set insecure: true to let anyone on the network join the cluster", h.ClusterListen)
+	}
+}
+
+// ClusterSecret reads the hub cluster's shared secret from file: at least
+// 16 characters, no white space inside.
+func ClusterSecret(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	secret := strings.TrimSpace(string(b))
+	switch {
+	case len(secret) < 16:
+		return "", fmt.Errorf("%s: the secret is shorter than 16 characters", file)
+	case strings.ContainsAny(secret, " \t\r\n\"'"):
+		return "", fmt.Errorf("%s: the secret holds white space or quotes", file)
+	}
+	return secret, nil
 }

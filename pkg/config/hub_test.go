@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,6 +15,10 @@ func TestLoadHub(t *testing.T) {
 	}
 	if c.Hub.Name != "hub1" || len(c.Hub.Routes) != 2 || c.Hub.Listen != "127.0.0.1:4222" {
 		t.Fatalf("hub config: %+v", c.Hub)
+	}
+	secret, short := filepath.Join(t.TempDir(), "secret"), filepath.Join(t.TempDir(), "short")
+	if os.WriteFile(secret, []byte("0123456789abcdef0123\n"), 0o600) != nil || os.WriteFile(short, []byte("0123"), 0o600) != nil {
+		t.Fatal("write the secrets")
 	}
 	for _, tc := range []struct {
 		flags map[string]string
@@ -27,6 +33,13 @@ func TestLoadHub(t *testing.T) {
 		{map[string]string{"hub.name": "h", "hub.auth": "root=" + key}, "unknown role"},
 		{map[string]string{"hub.name": "h", "hub.auth": "admin=" + key, "hub.uplinks": "print=" + key}, "same key"},
 		{map[string]string{"hub.name": "h", "hub.routes": "h2:6222"}, "not a URL"},
+		{map[string]string{"hub.name": "h", "hub.leaf_listen": "0.0.0.0:7422", "hub.sessions": "print=" + key}, ""},
+		{map[string]string{"hub.name": "h", "hub.cluster_listen": "0.0.0.0:6222", "hub.auth": "admin=" + key}, "hub.cluster_secret is not set"},
+		{map[string]string{"hub.name": "h", "hub.cluster_listen": "0.0.0.0:6222", "hub.auth": "admin=" + key, "hub.cluster_secret": secret}, ""},
+		{map[string]string{"hub.name": "h", "hub.cluster_secret": short}, "shorter than 16"},
+		{map[string]string{"hub.name": "h", "hub.cluster_secret": "/nonexistent/secret"}, "hub.cluster_secret"},
+		{map[string]string{"hub.name": "h", "hub.sessions": "print/2=" + key}, "hub.sessions"},
+		{map[string]string{"hub.name": "h", "hub.sessions": "print=" + key, "hub.uplinks": "print=" + key}, "same key"},
 	} {
 		_, err := LoadHub("", nil, tc.flags)
 		switch {

@@ -47,7 +47,7 @@ func TestKeys(t *testing.T) {
 		"admin.listen", "admin.tls.cert", "admin.tls.key", "admin.tokens_file", "admin.users_file", "audit.max_age", "audit.max_bytes", "checks.takeover_when_unhealthy", "data_dir", "database.path", "database.tables", "failback",
 		"heartbeat.discovery", "heartbeat.interval", "heartbeat.profile", "heartbeat.settle", "heartbeat.timeout",
 		"hooks.on_active", "hooks.on_passive", "hooks.timeout", "hosts",
-		"hub.auth", "hub.ca", "hub.cluster_listen", "hub.creds", "hub.leaf_listen", "hub.listen", "hub.name", "hub.routes", "hub.uplinks", "hub.url", "insecure",
+		"hub.auth", "hub.ca", "hub.cluster_listen", "hub.cluster_secret", "hub.creds", "hub.leaf_listen", "hub.listen", "hub.name", "hub.routes", "hub.sessions", "hub.uplinks", "hub.url", "insecure",
 		"license.grace", "license.public_key", "log.format", "log.level",
 		"maintenance.default", "maintenance.max",
 		"nats.auth", "nats.creds", "nats.creds_dir", "nats.leaf_creds", "nats.leaf_listen", "nats.listen", "nats.peer", "nats.sessions",

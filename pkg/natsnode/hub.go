@@ -13,7 +13,8 @@ package natsnode
 // receive its own admin requests and session acknowledgements. The admin
 // user may use every pair's admin verbs and read the fleet; the reader may
 // only read; sessions read every pair's notifications and last value and
-// acknowledge. Without any key the hub is open, and protected mode
+// acknowledge; a pair's session user (HubOptions.Sessions) reads and
+// acknowledges only its own pair's. Without any key the hub is open, and protected mode
 // (config.ValidateHub) keeps it on loopback.
 
 import (
@@ -22,6 +23,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -46,14 +48,17 @@ type HubOptions struct {
 	Name                              string
 	Listen, LeafListen, ClusterListen string // host:port; port -1 picks a free one
 	Routes                            []string
-	StoreDir                          string
+	// ClusterSecret, when set, is the password routes authenticate with
+	// (config.ClusterSecret), accepted and presented by every hub server.
+	ClusterSecret string
+	StoreDir      string
 	// Auth maps a fleet role (config.FleetRoles) to its public nkey;
-	// Uplinks a pair to its uplink's. Either makes every client and leaf
-	// connection authenticate.
-	Auth, Uplinks map[string]string
-	TLS           TLSFiles
-	Retention     HubRetention
-	Logger        zerolog.Logger
+	// Uplinks a pair to its uplink's; Sessions a pair to its sessions'.
+	// Any makes every client and leaf connection authenticate.
+	Auth, Uplinks, Sessions map[string]string
+	TLS                     TLSFiles
+	Retention               HubRetention
+	Logger                  zerolog.Logger
 }
 
 // HubRetention is the fleet stream's retention (audit.* keys).
@@ -69,9 +74,15 @@ func HubFromConfig(c config.Config, log zerolog.Logger) (HubOptions, error) {
 	if err != nil {
 		return HubOptions{}, err
 	}
-	return HubOptions{
+	var secret string
+	if c.Hub.ClusterSecret != "" {
+		if secret, err = config.ClusterSecret(c.Hub.ClusterSecret); err != nil {
+			return HubOptions{}, fmt.Errorf("hub.cluster_secret: %w", err)
+		}
+	}
+	return HubOptions{ClusterSecret: secret,
 		Name: c.Hub.Name, Listen: c.Hub.Listen, LeafListen: c.Hub.LeafListen, ClusterListen: c.Hub.ClusterListen,
-		Routes: c.Hub.Routes, StoreDir: c.DataDir + "/nats", Auth: c.Hub.Auth, Uplinks: c.Hub.Uplinks,
+		Routes: c.Hub.Routes, StoreDir: c.DataDir + "/nats", Auth: c.Hub.Auth, Uplinks: c.Hub.Uplinks, Sessions: c.Hub.Sessions,
 		TLS:       TLSFiles{Cert: c.NATS.TLS.Cert, Key: c.NATS.TLS.Key, CA: c.NATS.TLS.CA, Verify: c.NATS.TLS.Verify},
 		Retention: HubRetention{MaxAge: c.Audit.MaxAge, MaxBytes: maxBytes},
 		Logger:    log,
@@ -88,7 +99,9 @@ type Hub struct {
 }
 
 // secured reports whether connections must authenticate.
-func (o HubOptions) secured() bool { return len(o.Auth) > 0 || len(o.Uplinks) > 0 }
+func (o HubOptions) secured() bool {
+	return len(o.Auth) > 0 || len(o.Uplinks) > 0 || len(o.Sessions) > 0
+}
 
 // Replicas is how many copies of the fleet's streams the cluster keeps:
 // 3 with at least two routes (a cluster of three or more), else 1.
@@ -169,6 +182,23 @@ func (h *Hub) Shutdown() {
 	h.ns.WaitForShutdown()
 }
 
+// RouteUser is the user hub servers' routes authenticate as, with
+// HubOptions.ClusterSecret as its password.
+const RouteUser = "tandem-hub"
+
+// routeURL is route r, with the cluster's credentials when it has a secret.
+func (o HubOptions) routeURL(r string) string {
+	if o.ClusterSecret == "" {
+		return r
+	}
+	u, err := url.Parse(r)
+	if err != nil {
+		return r // config.ValidateHub checked it
+	}
+	u.User = url.UserPassword(RouteUser, o.ClusterSecret)
+	return u.String()
+}
+
 // FleetKVConfigs are the hub's buckets: every pair's status, and every
 // pair's last notification (for sessions connected to the hub, N5).
 func (o HubOptions) FleetKVConfigs() []jetstream.KeyValueConfig {
@@ -198,10 +228,26 @@ func (o HubOptions) FleetStreamConfig() jetstream.StreamConfig {
 		Replicas:    o.Replicas(),
 		MaxAge:      o.Retention.MaxAge,
 		MaxBytes:    maxBytes,
-		Duplicates:  10 * time.Minute,
+		Duplicates:  o.duplicateWindow(),
 		DenyDelete:  true,
 		DenyPurge:   true,
 	}
+}
+
+// FleetDuplicateWindow is how long the fleet stream remembers an event's
+// id: both nodes of a pair forward the events of each (its own, and its
+// mirror of the peer's), so an event is stored once as long as the two
+// copies arrive within it — a node cut off from the hub for longer than
+// this while its peer was not stores the peer's events of that time twice.
+const FleetDuplicateWindow = time.Hour
+
+// duplicateWindow is FleetDuplicateWindow, or the retention when shorter
+// (JetStream refuses a window beyond MaxAge).
+func (o HubOptions) duplicateWindow() time.Duration {
+	if o.Retention.MaxAge > 0 && o.Retention.MaxAge < FleetDuplicateWindow {
+		return o.Retention.MaxAge
+	}
+	return FleetDuplicateWindow
 }
 
 // EnsureFleet makes (or updates) the fleet's buckets and stream, trying
@@ -267,9 +313,16 @@ func hubConfig(o HubOptions, id identities) string {
 	if len(o.Routes) > 0 {
 		routes := make([]string, len(o.Routes))
 		for i, r := range o.Routes {
-			routes[i] = q(r)
+			routes[i] = q(o.routeURL(r))
 		}
-		line("cluster { name: %s, listen: %s, routes: [%s] %s }", q(HubCluster), q(o.ClusterListen), strings.Join(routes, ", "), tls)
+		entries := []string{"name: " + q(HubCluster), "listen: " + q(o.ClusterListen), "routes: [" + strings.Join(routes, ", ") + "]"}
+		if o.ClusterSecret != "" {
+			entries = append(entries, fmt.Sprintf("authorization { user: %s, password: %s }", q(RouteUser), q(o.ClusterSecret)))
+		}
+		if tls != "" {
+			entries = append(entries, tls)
+		}
+		line("cluster { %s }", strings.Join(entries, ", "))
 	}
 	line("leafnodes { listen: %s, no_advertise: true %s }", q(o.LeafListen), tls)
 	b.WriteString(hubAccounts(o, id))
@@ -289,6 +342,9 @@ func hubAccounts(o HubOptions, id identities) string {
 		u := userEntry(o.Uplinks[pair], UplinkPermissions(pair))
 		users = append(users, strings.Replace(u, `["STANDARD"]`, `["LEAFNODE"]`, 1))
 	}
+	for _, pair := range slices.Sorted(maps.Keys(o.Sessions)) {
+		users = append(users, userEntry(o.Sessions[pair], SessionPermissions(pair)))
+	}
 	var b strings.Builder
 	b.WriteString("accounts {\n")
 	fmt.Fprintf(&b, "  %s { users: [{nkey: %s, %s}] }\n", SysAccount, q(id.sysPub), inProc)
@@ -307,14 +363,32 @@ func UplinkInboxPrefix(pair string) string { return "_INBOX_uplink_" + pair }
 
 // UplinkPermissions are the permissions of pair's uplink on the hub: it
 // publishes its own pair's events, notifications, status and last value,
-// and answers (allow_responses) the admin requests and takes the session
-// acknowledgements addressed to its own pair.
+// takes the admin requests and the session acknowledgements addressed to
+// its own pair, and answers the requests into the fleet admins' inboxes.
+// allow_responses alone does not let the answers through: nats-server
+// applies a leaf user's permissions on the node's side of the link too,
+// where no request was seen and no answer is allowed (measured: the admin
+// got no answer at all), so the admins' inbox prefix is allowed outright.
 func UplinkPermissions(pair string) permissions {
 	return permissions{
-		pub: []string{subject.Events(pair), subject.Notify(pair), subject.ViaHub(subject.FleetKey(pair)), subject.ViaHub(subject.StateKey(pair))},
+		pub: []string{subject.Events(pair), subject.Notify(pair), subject.ViaHub(subject.FleetKey(pair)), subject.ViaHub(subject.StateKey(pair)),
+			InboxPrefix(config.RoleAdmin) + ".>"},
 		sub: []string{subject.AdminAll(pair, "*"), subject.License(pair, "*", "*"), subject.Acks(pair), subject.AckBatches(pair),
 			UplinkInboxPrefix(pair) + ".>"},
 		responses: true,
+	}
+}
+
+// SessionPermissions are the permissions on the hub of pair's sessions
+// (hub.sessions): as a node's session user, only that pair's notifications
+// and last value (key <pair> of the state bucket, read by direct get), and
+// its acknowledgements, which the pair's uplinks take down into the pair.
+func SessionPermissions(pair string) permissions {
+	stream := "KV_" + subject.StateBucket
+	return permissions{
+		pub: []string{subject.Acks(pair), subject.AckBatches(pair), "$JS.API.STREAM.INFO." + stream,
+			"$JS.API.DIRECT.GET." + stream + ".$KV." + subject.StateBucket + "." + pair},
+		sub: []string{subject.Notify(pair), InboxPrefix(config.RoleSession) + ".>"},
 	}
 }
 

@@ -164,7 +164,9 @@ func (s *Server) NATS() *server.Server { return s.ns }
 func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 	// An in-process server that went away does not come back under this
 	// connection; errors go to the log, not to stderr (nats.go's default).
-	all := append([]nats.Option{nats.Name(name), nats.InProcessServer(s.ns), nats.NoReconnect(),
+	// The handshake gets 10 s, not nats.go's 2 s: an in-process connect
+	// timed out ("read pipe: i/o timeout") at load 30 with the race detector.
+	all := append([]nats.Option{nats.Name(name), nats.InProcessServer(s.ns), nats.NoReconnect(), nats.Timeout(10 * time.Second),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			ev := s.log.Debug().Err(err).Str("client", name)
 			if sub != nil {

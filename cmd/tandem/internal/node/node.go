@@ -219,6 +219,18 @@ func (n *Node) jetStream() (jetstream.JetStream, error) {
 	return jetstream.New(n.nc)
 }
 
+// reconnectInProcess lets an in-process connection reconnect. The
+// connection is in process, yet the server may still close it: as a stale
+// connection when the machine is so loaded that the client's goroutines
+// miss the server's pings for ping_max × ping_interval (3 s; seen at load
+// 30 with the race detector: the node's connection closed, its monitor sent
+// no heartbeat again, its uplink wrote no status again). The node's
+// connection outlives any such closing; it is closed when the node stops.
+func reconnectInProcess(o *nats.Options) error {
+	o.AllowReconnect, o.MaxReconnect, o.ReconnectWait = true, -1, 100*time.Millisecond
+	return nil
+}
+
 func (n *Node) startNATS(ctx context.Context) error {
 	if !n.cfg.Embedded() {
 		opts, err := n.clientOptions()
@@ -237,7 +249,7 @@ func (n *Node) startNATS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	nc, err := srv.Connect("tandem node " + n.cfg.Node)
+	nc, err := srv.Connect("tandem node "+n.cfg.Node, reconnectInProcess)
 	if err != nil {
 		srv.Shutdown()
 		return err

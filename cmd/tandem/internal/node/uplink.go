@@ -23,17 +23,10 @@ func (n *Node) runUplink(ctx context.Context, js jetstream.JetStream) {
 	if n.srv == nil || n.cfg.Hub.URL == "" {
 		return
 	}
-	// The connection is in process, yet the server may still close it (a
-	// stale connection when the machine is so loaded that pings go
-	// unanswered): it reconnects, for the uplink outlives any such closing.
-	reconnect := func(o *nats.Options) error {
-		o.AllowReconnect, o.MaxReconnect, o.ReconnectWait = true, -1, 100*time.Millisecond
-		return nil
-	}
 	var hub *nats.Conn
 	for {
 		var err error
-		hub, err = n.srv.ConnectHub("tandem uplink "+n.cfg.Node, nats.CustomInboxPrefix(natsnode.UplinkInboxPrefix(n.cfg.Pair)), reconnect)
+		hub, err = n.srv.ConnectHub("tandem uplink "+n.cfg.Node, nats.CustomInboxPrefix(natsnode.UplinkInboxPrefix(n.cfg.Pair)), reconnectInProcess)
 		if err == nil {
 			break
 		}
@@ -45,7 +38,9 @@ func (n *Node) runUplink(ctx context.Context, js jetstream.JetStream) {
 		}
 	}
 	defer hub.Close()
-	o := uplink.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Local: n.nc, LocalJS: js, Hub: hub,
+	peer, stop := n.learnPeer()
+	defer stop()
+	o := uplink.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Local: n.nc, LocalJS: js, Hub: hub, Peer: peer,
 		Every: n.UplinkEvery, Log: n.nlog.With().Str("part", "uplink").Logger()}
 	if n.PairStatus != nil {
 		o.Status = func(ctx context.Context) (api.PairStatus, error) { return n.PairStatus(ctx, n.nc, n.cfg.Pair) }

@@ -19,9 +19,10 @@ type Hub struct {
 }
 
 // StartHubs runs n `tandem hub` processes of bin (Build when ""), routed to
-// each other, killed at cleanup. They are not waited for: the fleet's
+// each other, with env (KEY=VALUE, e.g. TANDEM_HUB_AUTH) added to their
+// environment, killed at cleanup. They are not waited for: the fleet's
 // bucket appears once the cluster has elected a meta leader.
-func StartHubs(t T, bin string, n int) []*Hub {
+func StartHubs(t T, bin string, n int, env ...string) []*Hub {
 	t.Helper()
 	if bin == "" {
 		bin = Build(t)
@@ -49,6 +50,7 @@ func StartHubs(t T, bin string, n int) []*Hub {
 		h.Cmd = exec.Command(bin, "hub", "--name", h.Name, "--data-dir", filepath.Join(dir, h.Name),
 			"--listen", fmt.Sprintf("127.0.0.1:%d", h.Client), "--leaf-listen", fmt.Sprintf("127.0.0.1:%d", h.Leaf),
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", h.Cluster), "--routes", strings.Join(routes, ","))
+		h.Cmd.Env = append(os.Environ(), env...)
 		h.Cmd.Stdout, h.Cmd.Stderr = log, log
 		if err := h.Cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", h.Name, err)
@@ -58,6 +60,9 @@ func StartHubs(t T, bin string, n int) []*Hub {
 			_ = h.Cmd.Process.Kill()
 			_ = h.Cmd.Wait()
 			log.Close()
+			if t.Failed() {
+				t.Logf("proctest: last lines of %s's log:\n%s", h.Name, tailFile(log.Name(), 40))
+			}
 		})
 	}
 	return hubs

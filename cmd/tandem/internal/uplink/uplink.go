@@ -11,11 +11,14 @@
 // uplink's own retries.
 //
 // What goes up, and who sends it:
-//   - events: each node forwards its own event stream, from a durable
-//     consumer (Consumer), each event published into the hub's fleet stream
-//     with its id as Nats-Msg-Id and acknowledged locally only once the hub
-//     stored it; so after an outage the hub catches up with no event lost,
-//     and a retry is stored once.
+//   - events: each node forwards its own event stream and its mirror of the
+//     peer's, each from a durable consumer (Consumer) that starts at the
+//     stream's first event, each event published into the hub's fleet
+//     stream with its id as Nats-Msg-Id and acknowledged locally only once
+//     the hub stored it; so events made before the uplink connected, or
+//     during an outage, reach the hub, an event of a node that died before
+//     forwarding it comes through its peer, and what both nodes forward is
+//     stored once (within the fleet stream's duplicate window).
 //   - status: the active node (or, with no active node, the master, or a
 //     node whose peer is unreachable) writes the pair's `tandem status
 //     --json` object as key <pair> of the hub's fleet bucket on every event
@@ -33,8 +36,8 @@
 //
 // # Concurrency
 //
-// Run starts two goroutines, the event forwarder and the status writer, and
-// subscriptions whose callbacks run on nats.go's goroutines; they share only
+// Run starts goroutines for the event forwarders (one per stream) and the
+// status writer, and subscriptions whose callbacks run on nats.go's goroutines; they share only
 // the status writer's trigger channel (size 1) and the last notification
 // (mu).
 package uplink
@@ -44,6 +47,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,6 +57,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/clock"
+	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -62,11 +67,13 @@ const Consumer = "tandem_uplink"
 
 // Defaults.
 const (
-	DefaultEvery = 10 * time.Second
-	retryEvery   = time.Second
-	hubTimeout   = 2 * time.Second
-	relayWindow  = 10 * time.Second // how long answers to a relayed request are passed on
-	fetchBatch   = 256
+	DefaultEvery  = 10 * time.Second
+	retryEvery    = time.Second
+	hubTimeout    = 2 * time.Second
+	relayWindow   = 10 * time.Second // how long answers to a relayed request are passed on
+	pullBatch     = 64               // events pulled ahead, and pending acknowledgement
+	pullHeartbeat = 2 * time.Second
+	ackWait       = 30 * time.Second
 )
 
 // StatusFunc asks the pair for its status, as `tandem status` does.
@@ -78,6 +85,7 @@ type Options struct {
 	Local      *nats.Conn          // the node's own account
 	LocalJS    jetstream.JetStream // the node's own JetStream domain
 	Hub        *nats.Conn          // account HUB (natsnode.Server.ConnectHub)
+	Peer       func() string       // the peer's name as far as known ("": not yet); nil: own events only
 	Status     StatusFunc          // nil: no status is written
 	Every      time.Duration       // 0: DefaultEvery
 	Log        zerolog.Logger
@@ -85,13 +93,15 @@ type Options struct {
 
 // Uplink is a running uplink.
 type Uplink struct {
-	o     Options
-	hubJS jetstream.JetStream
-	kick  chan struct{} // size 1: write the status now
+	o         Options
+	hubJS     jetstream.JetStream
+	kick      chan struct{} // size 1: write the status now
+	activated chan uint64   // size 1: this node activated in this epoch
 
-	mu       sync.Mutex // guards the fields below
-	lastNote []byte     // the last notification forwarded
-	noteOK   bool       // lastNote is stored as the hub's last value
+	mu       sync.Mutex      // guards the fields below
+	lastNote []byte          // the last notification forwarded
+	noteOK   bool            // lastNote is stored as the hub's last value
+	last     *api.PairStatus // the last status read, nil before the first
 }
 
 // Run runs the uplink until ctx ends.
@@ -103,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1)}
+	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1), activated: make(chan uint64, 1)}
 	subs, err := u.subscribe()
 	if err != nil {
 		return err
@@ -135,7 +145,7 @@ func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
 	}
 	q := subject.UplinkQueue(p)
 	err := errors.Join(
-		add(u.o.Local.Subscribe(subject.Events(p), func(*nats.Msg) { u.trigger() })),
+		add(u.o.Local.Subscribe(subject.Events(p), u.event)),
 		add(u.o.Local.Subscribe(subject.Notify(p), u.notification)),
 		add(u.o.Hub.QueueSubscribe(subject.AdminAll(p, "*"), q, u.relay)),
 		add(u.o.Hub.QueueSubscribe(subject.License(p, "*", "*"), q, u.relay)),
@@ -151,6 +161,20 @@ func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
 	return subs, nil
 }
 
+// event triggers a status write; this node's activation also a quick one.
+func (u *Uplink) event(m *nats.Msg) {
+	if m.Subject == subject.Event(u.o.Pair, u.o.Node, event.NodeActivated) {
+		if e, err := event.Decode(m.Data); err == nil {
+			select {
+			case <-u.activated: // a newer one replaces it
+			default:
+			}
+			u.activated <- e.Epoch
+		}
+	}
+	u.trigger()
+}
+
 func (u *Uplink) trigger() {
 	select {
 	case u.kick <- struct{}{}:
@@ -158,44 +182,94 @@ func (u *Uplink) trigger() {
 	}
 }
 
-// forwardEvents feeds the node's own events to the hub's fleet stream, in
-// order, each acknowledged locally once the hub stored it.
+// forwardEvents feeds the node's own event stream to the hub and, once the
+// peer's name is known, its mirror of the peer's: an event the peer made
+// but could not forward (it died, or its uplink was cut) reaches the hub
+// through this node; one forwarded by both is stored once (its id).
 func (u *Uplink) forwardEvents(ctx context.Context) {
-	var cons jetstream.Consumer
-	for cons == nil {
-		var err error
-		if cons, err = u.consumer(ctx); err != nil {
-			u.o.Log.Warn().Err(err).Msg("uplink: no consumer on the event stream yet")
-			if !clock.Sleep(ctx, retryEvery) {
-				return
+	var wg sync.WaitGroup
+	wg.Go(func() { u.forward(ctx, subject.EventStream(u.o.Pair, u.o.Node)) })
+	if u.o.Peer != nil {
+		wg.Go(func() {
+			if peer := u.waitPeer(ctx); peer != "" {
+				u.forward(ctx, subject.EventStream(u.o.Pair, peer))
 			}
-		}
+		})
 	}
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(fetchBatch, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if !clock.Sleep(ctx, retryEvery) {
-				return
-			}
-			continue
+	wg.Wait()
+}
+
+// waitPeer polls Options.Peer until it names the peer; "" when ctx ended.
+func (u *Uplink) waitPeer(ctx context.Context) string {
+	for {
+		if p := u.o.Peer(); p != "" && p != u.o.Node {
+			return p
 		}
-		for m := range batch.Messages() {
-			if !u.forwardOne(ctx, m) {
-				return
-			}
+		if !clock.Sleep(ctx, 200*time.Millisecond) {
+			return ""
 		}
 	}
 }
 
-func (u *Uplink) consumer(ctx context.Context) (jetstream.Consumer, error) {
+// forward feeds stream's events to the hub's fleet stream, in order, each
+// acknowledged locally once the hub stored it, from the durable Consumer:
+// what the stream held before the uplink connected goes up first. The
+// messages come through a continuous pull (Consumer.Messages), whose
+// subscription lives as long as the pull: a one-shot fetch that gave up
+// before the server's delivery arrived (seen at load 30) left those events
+// pending on the node for the whole AckWait, missing from the hub.
+func (u *Uplink) forward(ctx context.Context, stream string) {
+	log := u.o.Log.With().Str("stream", stream).Logger()
+	warned := false
+	for ctx.Err() == nil {
+		cons, err := u.consumer(ctx, stream)
+		if err == nil {
+			var it jetstream.MessagesContext
+			if it, err = cons.Messages(jetstream.PullMaxMessages(pullBatch), jetstream.PullHeartbeat(pullHeartbeat)); err == nil {
+				warned = false
+				u.drain(ctx, it, log)
+				continue
+			}
+		}
+		if !warned && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("uplink: cannot read the event stream yet; retrying")
+			warned = true
+		}
+		clock.Sleep(ctx, retryEvery)
+	}
+}
+
+// drain forwards it's messages until ctx ends or the pull stops (the
+// consumer was deleted, say); it stops it.
+func (u *Uplink) drain(ctx context.Context, it jetstream.MessagesContext, log zerolog.Logger) {
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return
+		case err != nil:
+			log.Debug().Err(err).Msg("uplink: pull from the event stream")
+			if !clock.Sleep(ctx, retryEvery) {
+				return
+			}
+		case !u.forwardOne(ctx, m):
+			return
+		}
+	}
+}
+
+func (u *Uplink) consumer(ctx context.Context, stream string) (jetstream.Consumer, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return u.o.LocalJS.CreateOrUpdateConsumer(cctx, subject.EventStream(u.o.Pair, u.o.Node), jetstream.ConsumerConfig{
+	return u.o.LocalJS.CreateOrUpdateConsumer(cctx, stream, jetstream.ConsumerConfig{
 		Durable:       Consumer,
-		Description:   "feeds the fleet hub with this node's events",
+		Description:   "feeds the fleet hub with these events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: fetchBatch,
+		AckWait:       ackWait,
+		MaxAckPending: pullBatch,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 }
@@ -224,6 +298,7 @@ func (u *Uplink) forwardOne(ctx context.Context, m jetstream.Msg) bool {
 			u.o.Log.Warn().Err(err).Str("subject", out.Subject).Msg("uplink: the hub does not take events; retrying")
 			failing = true
 		}
+		_ = m.InProgress() // not redelivered while the hub is away
 		if !clock.Sleep(ctx, retryEvery) {
 			return false
 		}
@@ -242,6 +317,8 @@ func (u *Uplink) writeStatus(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case epoch := <-u.activated:
+			u.writeActivated(epoch)
 		case <-u.kick:
 		case <-tk.C:
 		case <-retry.C:
@@ -269,6 +346,7 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 	writer := Writes(ps, u.o.Node)
 	u.mu.Lock()
 	note, noteOK := u.lastNote, u.noteOK
+	u.last = &ps
 	u.mu.Unlock()
 	if note != nil && !noteOK {
 		u.storeNote(note)
@@ -281,6 +359,47 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 		return err
 	}
 	return u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
+}
+
+// writeActivated writes at once the last status read with this node active
+// in epoch, before asking the pair: at an activation that question waits
+// for the services' answers (up to the status query's bound, at load
+// hundreds of ms) while the fleet view still shows the old active. The
+// full status follows right after.
+func (u *Uplink) writeActivated(epoch uint64) {
+	u.mu.Lock()
+	last := u.last
+	u.mu.Unlock()
+	if last == nil {
+		return
+	}
+	data, err := json.Marshal(Activated(*last, u.o.Node, epoch))
+	if err == nil {
+		err = u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
+	}
+	if err != nil {
+		u.o.Log.Debug().Err(err).Msg("uplink: the activation is not written to the hub at once")
+	}
+}
+
+// Activated is ps with node active in epoch (and its peer, if shown active,
+// passive: an activation follows the peer's loss or hand-over).
+func Activated(ps api.PairStatus, node string, epoch uint64) api.PairStatus {
+	ps.Nodes = slices.Clone(ps.Nodes)
+	if epoch > ps.Epoch {
+		ps.Epoch = epoch
+	}
+	ps.Active = &node
+	for i := range ps.Nodes {
+		n := &ps.Nodes[i]
+		switch {
+		case n.Node == node:
+			n.State, n.Epoch, n.Reachable = "active", epoch, true
+		case n.State == "active":
+			n.State = "passive"
+		}
+	}
+	return ps
 }
 
 // Writes reports whether node writes the pair's status ps to the hub: it is
