@@ -2,7 +2,6 @@ package license
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/config"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -25,36 +25,14 @@ import (
 // Until then it refuses adds saying that its master is not yet known, and
 // reads the mirror an earlier run made, if there is one.
 
-// heartbeat is the part of a monitor's heartbeat this service reads. The
-// monitor owns the format (services/monitor/internal/wire) and decodes it
-// strictly; fields it adds later are ignored here.
-type heartbeat struct {
-	V    int    `json:"v"`
-	Pair string `json:"pair"`
-	Node string `json:"node"`
-	Role string `json:"role"`
-}
-
-// heartbeatVersion is the heartbeat schema version this service reads.
-const heartbeatVersion = 1
-
-// maxHeartbeatSize bounds a heartbeat (the monitor's own limit).
-const maxHeartbeatSize = 4 << 10
-
 // masterOf reads a heartbeat that arrived on subj: the node name of
 // pair's master, when the heartbeat is from a node other than self that
-// says it is the master.
+// says it is the master (pkg/heartbeat reads the sender; fields a newer
+// monitor adds are ignored).
 func masterOf(data []byte, subj, pair, self string) (string, bool) {
-	if len(data) > maxHeartbeatSize {
-		return "", false
-	}
-	var h heartbeat
-	if err := json.Unmarshal(data, &h); err != nil {
-		return "", false
-	}
+	h, err := heartbeat.DecodeSender(data, pair)
 	from := subj[strings.LastIndexByte(subj, '.')+1:]
-	if h.V != heartbeatVersion || h.Pair != pair || h.Node != from || h.Node == self ||
-		!subject.ValidName(h.Node) || h.Role != string(config.Master) {
+	if err != nil || h.Node != from || h.Node == self || h.Role != string(config.Master) {
 		return "", false
 	}
 	return h.Node, true
