@@ -3,40 +3,36 @@ package license
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/heartbeat"
-	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 // Learning the master's node name.
 //
 // hosts is not mandatory (SPEC §8), so a standby may start without knowing
-// which node is its master. The monitors say it every heartbeat interval:
-// each publishes a heartbeat on subject.Heartbeat(pair, node) naming itself
-// and its configured role. Such a standby listens to the pair's heartbeats
-// until one of another node says role "master" (learnMaster), takes that
-// name, sets up the mirror of that master's bucket and hands it to run.
-// Until then it refuses adds saying that its master is not yet known, and
-// reads the mirror an earlier run made, if there is one.
+// which node is its master. The monitors say it every heartbeat interval
+// (pkg/heartbeat: who the peer is). Such a standby listens to the pair's
+// heartbeats until one of another node says role "master" (learnMaster),
+// takes that name, sets up the mirror of that master's bucket and hands it
+// to run. Until then it refuses adds saying that its master is not yet
+// known, and reads the mirror an earlier run made, if there is one.
 
 // masterOf reads a heartbeat that arrived on subj: the node name of
 // pair's master, when the heartbeat is from a node other than self that
-// says it is the master (pkg/heartbeat reads the sender; fields a newer
-// monitor adds are ignored).
+// says it is the master.
 func masterOf(data []byte, subj, pair, self string) (string, bool) {
-	h, err := heartbeat.DecodeSender(data, pair)
-	from := subj[strings.LastIndexByte(subj, '.')+1:]
-	if err != nil || h.Node != from || h.Node == self || h.Role != string(config.Master) {
+	h, ok := heartbeat.SenderOf(data, subj, pair, self)
+	if !ok || !isMaster(h) {
 		return "", false
 	}
 	return h.Node, true
 }
+
+func isMaster(h heartbeat.Heartbeat) bool { return h.Role == string(config.Master) }
 
 // masterNode is the master's node name, "" while it is not known.
 func (s *Service) masterNode() string {
@@ -89,25 +85,11 @@ func (s *Service) learnMaster(ctx context.Context, found chan<- jetstream.KeyVal
 
 // awaitMaster listens to the pair's heartbeats until one names the master.
 func (s *Service) awaitMaster(ctx context.Context) (string, error) {
-	got := make(chan string, 1) // the first name heard; the callback never blocks
-	sub, err := s.nc.Subscribe(subject.Heartbeats(s.cfg.Pair), func(m *nats.Msg) {
-		if name, ok := masterOf(m.Data, m.Subject, s.cfg.Pair, s.cfg.Node); ok {
-			select {
-			case got <- name:
-			default:
-			}
-		}
-	})
+	h, err := heartbeat.AwaitSender(ctx, s.nc, s.cfg.Pair, s.cfg.Node, isMaster)
 	if err != nil {
-		return "", fmt.Errorf("license: subscribe %s: %w", subject.Heartbeats(s.cfg.Pair), err)
+		return "", fmt.Errorf("license: %w", err)
 	}
-	defer sub.Unsubscribe() //nolint:errcheck
-	select {
-	case name := <-got:
-		return name, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return h.Node, nil
 }
 
 // sleep waits d or until ctx ends; false when ctx ended.

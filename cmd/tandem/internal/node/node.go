@@ -31,6 +31,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -559,22 +560,18 @@ func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
 }
 
 // learnPeer returns the peer's name as far as it is known: the other node
-// of hosts, else the node whose heartbeats arrive (the subject names it; the
-// monitor validates the heartbeats themselves).
+// of hosts (Config.Peer), else the sender of the heartbeats that arrive
+// (pkg/heartbeat).
 func (n *Node) learnPeer() (peer func() string, stop func()) {
-	for name := range n.cfg.Hosts {
-		if name != n.cfg.Node {
-			return func() string { return name }, func() {}
-		}
+	if name := n.cfg.Peer(); name != "" {
+		return func() string { return name }, func() {}
 	}
 	var mu sync.Mutex
 	var heard string
-	prefix := strings.TrimSuffix(subject.Heartbeats(n.cfg.Pair), "*")
 	sub, err := n.nc.Subscribe(subject.Heartbeats(n.cfg.Pair), func(m *nats.Msg) {
-		name := strings.TrimPrefix(m.Subject, prefix)
-		if name != n.cfg.Node && subject.ValidName(name) {
+		if h, ok := heartbeat.SenderOf(m.Data, m.Subject, n.cfg.Pair, n.cfg.Node); ok {
 			mu.Lock()
-			heard = name
+			heard = h.Node
 			mu.Unlock()
 		}
 	})
