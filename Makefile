@@ -130,7 +130,7 @@ FUZZ_TARGETS := \
 	pkg:./event:FuzzDecode pkg:./event:FuzzDecodeData \
 	pkg:./api:FuzzDecodeAck pkg:./api:FuzzDecodeConfigReply pkg:./api:FuzzDecodeNotification \
 	pkg:./license:FuzzDecode pkg:./session:FuzzRewrite pkg:./natsnode:FuzzDecodeLinkState \
-	services/monitor:./internal/wire:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
+	pkg:./heartbeat:FuzzDecodeHeartbeat services/monitor:./internal/wire:FuzzDecodeControl \
 	services/monitor:./internal/wire:FuzzDecodeHealth \
 	services/replicator:./internal/wire:FuzzDecode services/replicator:./internal/wire:FuzzLiteral \
 	services/replicator:./internal/wire:FuzzColumnsInPlace \

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -43,7 +43,7 @@ const (
 // mirror; State may be called from any goroutine.
 type Guard struct {
 	Pair, Node string
-	Hosts      map[string]string // the configuration's hosts: the peer's name, if it says
+	Peer       string // the peer's name as configured (config.Config.Peer); "": learned
 	Retention  Retention
 	Hold       time.Duration // how long restored streams stay "changed" (DefaultHold when 0)
 	Conn       *nats.Conn    // to the node's own NATS server
@@ -60,7 +60,7 @@ func (g *Guard) Run(ctx context.Context) {
 	g.mu.Lock()
 	g.watch.Hold = g.Hold
 	g.mu.Unlock()
-	peer, stop := LearnPeer(g.Conn, g.Pair, g.Node, g.Hosts, g.Log)
+	peer, stop := LearnPeer(g.Conn, g.Pair, g.Node, g.Peer, g.Log)
 	defer stop()
 	unserve := g.serve()
 	defer unserve()
@@ -197,24 +197,20 @@ func (g *Guard) serve() (stop func()) {
 	}
 }
 
-// LearnPeer returns the peer's name as far as it is known: the other node
-// of hosts, else the node whose heartbeats arrive through nc (the subject
-// names it; the monitor validates the heartbeats themselves). stop ends
-// the listening.
-func LearnPeer(nc *nats.Conn, pair, self string, hosts map[string]string, log zerolog.Logger) (peer func() string, stop func()) {
-	for name := range hosts {
-		if name != self {
-			return func() string { return name }, func() {}
-		}
+// LearnPeer returns the peer's name as far as it is known: configured
+// (config.Config.Peer) when it is not "", else the sender of the newest
+// valid heartbeat of another node of pair arriving through nc
+// (heartbeat.SenderOf). stop ends the listening.
+func LearnPeer(nc *nats.Conn, pair, self, configured string, log zerolog.Logger) (peer func() string, stop func()) {
+	if configured != "" {
+		return func() string { return configured }, func() {}
 	}
 	var mu sync.Mutex // guards heard
 	var heard string
-	prefix := strings.TrimSuffix(subject.Heartbeats(pair), "*")
 	sub, err := nc.Subscribe(subject.Heartbeats(pair), func(m *nats.Msg) {
-		name := strings.TrimPrefix(m.Subject, prefix)
-		if name != self && subject.ValidName(name) {
+		if h, ok := heartbeat.SenderOf(m.Data, m.Subject, pair, self); ok {
 			mu.Lock()
-			heard = name
+			heard = h.Node
 			mu.Unlock()
 		}
 	})

@@ -44,6 +44,39 @@
 // Close stops pulling and never deletes the consumer. Delivery is at least
 // once: a message held when the subscriber closes is nakked and redelivered.
 //
+// # Consumers on the Router
+//
+// Every consumer of events (a durable JetStream consumer: the notifier
+// following activations, the replicator writing the failover status) runs
+// on a watermill Router made by NewRouter, with Tandem's middleware,
+// outermost first: the event id (the message UUID, also its Nats-Msg-Id)
+// as correlation id; the poison queue — a handler's error wrapping
+// ErrPoison (Poison) or a recovered panic reports the message through the
+// service's reject function (tandem.input.rejected with the reason, SPEC
+// §9) and acknowledges it, so the consumer goes on; retry with exponential
+// backoff for any other error, after which the message is nacked and the
+// server redelivers it (after the Subscriber's NackDelay); the recoverer.
+// The router's metrics (watermill's, prefixed tandem_router_) go to the
+// service's registry, and it logs through logging.Watermill.
+//
+// # What stays on plain nats.go
+//
+//   - Request/reply: admin verbs, the notifier's configuration request,
+//     snapshot and chunk transfers, the license challenge, the witness
+//     lease. A reply is due to one waiting requester now; there is nothing
+//     to redeliver, and a bad request gets an error reply, not a poison
+//     queue.
+//   - KV watches: the pair's state and the license bucket. A watch
+//     delivers the last value of each key and then updates; it has no acks.
+//   - Ordered consumers: replication's change batches (the replicator keeps
+//     its own position, applies each batch exactly once in commit order and
+//     must see a gap as a gap, R9) and audit replay/follow. An ordered
+//     consumer is ephemeral and unacknowledged by design.
+//   - Core subscriptions: heartbeats, switchover control, link reports and
+//     session acknowledgements. They are not stored; the next heartbeat or
+//     acknowledgement replaces a lost one, and their decoders reject bad
+//     input themselves.
+//
 // # Concurrency
 //
 // Publisher is safe for concurrent use; it keeps no state beside counters

@@ -238,7 +238,8 @@ func (s *Subscriber) settle(jm jetstream.Msg, send func() error, what string) {
 }
 
 // toWatermill converts jm: Nats-Msg-Id → UUID (stream:sequence when the
-// publisher set none), other non-"Nats-" headers → metadata.
+// publisher set none), other non-"Nats-" headers → metadata, the subject →
+// metadata SubjectKey.
 func toWatermill(jm jetstream.Msg) *message.Message {
 	h := jm.Headers()
 	id := h.Get(jetstream.MsgIDHeader)
@@ -248,6 +249,7 @@ func toWatermill(jm jetstream.Msg) *message.Message {
 		}
 	}
 	wm := message.NewMessage(id, jm.Data())
+	wm.Metadata.Set(SubjectKey, jm.Subject())
 	for k, v := range h {
 		if !reservedHeader(k) && len(v) > 0 {
 			wm.Metadata.Set(k, v[0])

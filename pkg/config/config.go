@@ -36,6 +36,18 @@ const (
 	Standby = member.Standby
 )
 
+// Peer is the other node of the pair as the configuration names it: the
+// key of hosts that is not this node; "" when hosts does not name it. Every
+// service then learns it from the peer's heartbeats (pkg/heartbeat.Peer).
+func (c Config) Peer() string {
+	for n := range c.Hosts {
+		if n != c.Node {
+			return n
+		}
+	}
+	return ""
+}
+
 // Failback policies (F9).
 const (
 	FailbackManual    = "manual"

@@ -171,23 +171,25 @@ func rolePermissions(role, pair, node string) permissions {
 		// Ships its change batches, tells the peer how far it applied and
 		// asks the peer for snapshots (core and through the peer's
 		// JetStream domain); answers the peer's snapshot requests, the
-		// notifier's configuration request and the pair's repl.* verbs.
+		// notifier's configuration request and the pair's repl.* verbs;
+		// hears the heartbeats (to learn the peer's name without hosts).
 		return permissions{
 			pub: append(append([]string{subject.ReplChanges(pair, node), subject.ReplApplied(pair, "*"),
 				subject.ReplSnapshot(pair, "*"), subject.ReplChunk(pair, "*")}, jsPeer...),
 				append(events(replicatorEvents), jsClient(jsFor([]string{repl}, repl))...)...),
 			sub: []string{subject.ReplApplied(pair, node), subject.ReplSnapshot(pair, node), subject.ReplChunk(pair, node),
-				subject.ReplConfig(pair, node), subject.ReplAdmin(pair, "repl.>"), inbox},
+				subject.ReplConfig(pair, node), subject.ReplAdmin(pair, "repl.>"), subject.Heartbeats(pair), inbox},
 			responses: true,
 		}
 	case config.RoleNotifier:
 		// Publishes notifications (N1, N7), writes them as the pair's state
 		// (KV put), and asks a replicator for the pair configuration; hears the sessions' acknowledgements and
+		// the heartbeats (to learn the peer's name without hosts) and
 		// answers notifier.status.
 		return permissions{
 			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*"), stateKey},
 				append(events(notifierEvents), jsClient(jsFor([]string{stateStream}))...)...),
-			sub:       []string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), inbox},
+			sub:       []string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), subject.Heartbeats(pair), inbox},
 			responses: true,
 		}
 	case config.RoleLicense:

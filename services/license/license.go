@@ -184,12 +184,7 @@ func masterName(c config.Config) string {
 	if c.Role == config.Master {
 		return c.Node
 	}
-	for n := range c.Hosts {
-		if n != c.Node {
-			return n
-		}
-	}
-	return ""
+	return c.Peer()
 }
 
 func readPublicKey(path string) (ed25519.PublicKey, error) {

@@ -2,64 +2,38 @@ package license
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
-	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 )
 
 // Learning the master's node name.
 //
 // hosts is not mandatory (SPEC §8), so a standby may start without knowing
-// which node is its master. The monitors say it every heartbeat interval:
-// each publishes a heartbeat on subject.Heartbeat(pair, node) naming itself
-// and its configured role. Such a standby listens to the pair's heartbeats
-// until one of another node says role "master" (learnMaster), takes that
-// name, sets up the mirror of that master's bucket and hands it to run.
-// Until then it refuses adds saying that its master is not yet known, and
-// reads the mirror an earlier run made, if there is one.
-
-// heartbeat is the part of a monitor's heartbeat this service reads. The
-// monitor owns the format (services/monitor/internal/wire) and decodes it
-// strictly; fields it adds later are ignored here.
-type heartbeat struct {
-	V    int    `json:"v"`
-	Pair string `json:"pair"`
-	Node string `json:"node"`
-	Role string `json:"role"`
-}
-
-// heartbeatVersion is the heartbeat schema version this service reads.
-const heartbeatVersion = 1
-
-// maxHeartbeatSize bounds a heartbeat (the monitor's own limit).
-const maxHeartbeatSize = 4 << 10
+// which node is its master. The monitors say it every heartbeat interval
+// (pkg/heartbeat: who the peer is). Such a standby listens to the pair's
+// heartbeats until one of another node says role "master" (learnMaster),
+// takes that name, sets up the mirror of that master's bucket and hands it
+// to run. Until then it refuses adds saying that its master is not yet
+// known, and reads the mirror an earlier run made, if there is one.
 
 // masterOf reads a heartbeat that arrived on subj: the node name of
 // pair's master, when the heartbeat is from a node other than self that
 // says it is the master.
 func masterOf(data []byte, subj, pair, self string) (string, bool) {
-	if len(data) > maxHeartbeatSize {
-		return "", false
-	}
-	var h heartbeat
-	if err := json.Unmarshal(data, &h); err != nil {
-		return "", false
-	}
-	from := subj[strings.LastIndexByte(subj, '.')+1:]
-	if h.V != heartbeatVersion || h.Pair != pair || h.Node != from || h.Node == self ||
-		!subject.ValidName(h.Node) || h.Role != string(config.Master) {
+	h, ok := heartbeat.SenderOf(data, subj, pair, self)
+	if !ok || !isMaster(h) {
 		return "", false
 	}
 	return h.Node, true
 }
+
+func isMaster(h heartbeat.Heartbeat) bool { return h.Role == string(config.Master) }
 
 // masterNode is the master's node name, "" while it is not known.
 func (s *Service) masterNode() string {
@@ -112,23 +86,9 @@ func (s *Service) learnMaster(ctx context.Context, found chan<- jetstream.KeyVal
 
 // awaitMaster listens to the pair's heartbeats until one names the master.
 func (s *Service) awaitMaster(ctx context.Context) (string, error) {
-	got := make(chan string, 1) // the first name heard; the callback never blocks
-	sub, err := s.nc.Subscribe(subject.Heartbeats(s.cfg.Pair), func(m *nats.Msg) {
-		if name, ok := masterOf(m.Data, m.Subject, s.cfg.Pair, s.cfg.Node); ok {
-			select {
-			case got <- name:
-			default:
-			}
-		}
-	})
+	h, err := heartbeat.AwaitSender(ctx, s.nc, s.cfg.Pair, s.cfg.Node, isMaster)
 	if err != nil {
-		return "", fmt.Errorf("license: subscribe %s: %w", subject.Heartbeats(s.cfg.Pair), err)
+		return "", fmt.Errorf("license: %w", err)
 	}
-	defer sub.Unsubscribe() //nolint:errcheck
-	select {
-	case name := <-got:
-		return name, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
+	return h.Node, nil
 }

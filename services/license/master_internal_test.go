@@ -3,6 +3,7 @@ package license
 import (
 	"testing"
 
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -24,7 +25,7 @@ func TestMasterOf(t *testing.T) {
 		{"another version", []byte(`{"v":2,"pair":"p","node":"a","role":"master"}`), subject.Heartbeat("p", "a"), ""},
 		{"not JSON", []byte(`master a`), subject.Heartbeat("p", "a"), ""},
 		{"an invalid name", hb("a b", "master"), subject.Heartbeat("p", "a b"), ""},
-		{"oversized", append(hb("a", "master"), make([]byte, maxHeartbeatSize)...), subject.Heartbeat("p", "a"), ""},
+		{"oversized", append(hb("a", "master"), make([]byte, heartbeat.MaxSize)...), subject.Heartbeat("p", "a"), ""},
 	} {
 		got, ok := masterOf(c.data, c.subj, "p", "b")
 		if got != c.want || ok != (c.want != "") {

@@ -248,14 +248,8 @@ func (s *Service) ticks(d time.Duration) int {
 
 func (s *Service) machineConfig(epoch uint64) failover.Config {
 	c := s.cfg
-	peer := ""
-	for n := range c.Hosts {
-		if n != c.Node {
-			peer = n
-		}
-	}
 	return failover.Config{
-		Self: c.Node, Peer: peer, Role: c.Role, Epoch: epoch,
+		Self: c.Node, Peer: c.Peer(), Role: c.Role, Epoch: epoch,
 		HeartbeatTicks:        TicksPerInterval,
 		TimeoutTicks:          s.ticks(c.Heart.Timeout),
 		LinkDownTicks:         max(TicksPerInterval, s.ticks(linkRedial)),

@@ -12,6 +12,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
@@ -45,7 +46,7 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	if m.Subject == subject.Heartbeat(s.cfg.Pair, s.cfg.Node) {
 		return // our own, echoed by our server
 	}
-	hb, err := wire.DecodeHeartbeat(m.Data, s.cfg.Pair)
+	hb, err := heartbeat.Decode(m.Data, s.cfg.Pair)
 	if err == nil && m.Subject != subject.Heartbeat(s.cfg.Pair, hb.Node) {
 		err = fmt.Errorf("heartbeat from node %q on subject %s", hb.Node, m.Subject)
 	}
@@ -98,8 +99,8 @@ func (s *Service) enqueueWith(in failover.Input, h *wire.Health) {
 func (s *Service) sendHeartbeat() {
 	st := s.m.Status()
 	s.seq++
-	hb := wire.Heartbeat{
-		V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Role: string(s.cfg.Role),
+	hb := heartbeat.Heartbeat{
+		V: heartbeat.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Role: string(s.cfg.Role),
 		State: string(st.State), Epoch: st.Epoch, Maintenance: st.Maintenance,
 		MaintenanceVersion: st.MaintVersion, Seq: s.seq, Sent: s.clk.Now().UTC(),
 		WitnessDown: st.Witness.Configured && !st.Witness.Reachable,

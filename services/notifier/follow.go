@@ -3,12 +3,12 @@ package notifier
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier/internal/plan"
 )
@@ -49,27 +49,19 @@ func (s *Service) followPeer(ctx context.Context) {
 	}
 }
 
-// peerName is the peer's name: configured, or the other event stream of
-// the pair on this node.
+// peerName is the peer's name: configured, or the sender of the peer's
+// heartbeats (heartbeat.Peer; "" when ctx ends first).
 func (s *Service) peerName(ctx context.Context) string {
 	s.mu.Lock()
 	peer := s.peer
 	s.mu.Unlock()
-	if peer != "" {
-		return peer
+	peer, err := heartbeat.Peer(ctx, s.o.Conn, s.pair, s.self, peer)
+	if err != nil {
+		return ""
 	}
-	prefix := subject.EventStream(s.pair, "")
-	names := s.o.JS.StreamNames(ctx)
-	for name := range names.Name() {
-		if n, ok := strings.CutPrefix(name, prefix); ok && n != s.self && subject.ValidName(n) {
-			peer = n
-		}
-	}
-	if peer != "" {
-		s.mu.Lock()
-		s.peer = peer
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	s.peer = peer
+	s.mu.Unlock()
 	return peer
 }
 

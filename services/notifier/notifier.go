@@ -89,8 +89,9 @@ type Options struct {
 	// Source reads the pair configuration; nil means NATSConfig for this
 	// node on Conn.
 	Source ConfigSource
-	// Peer is the peer node's name; "" means the other entry of
-	// Config.Hosts, or, without one, the other event stream of the pair.
+	// Peer is the peer node's name; "" means Config.Peer(), or, when hosts
+	// does not name it, the sender of the peer's heartbeats
+	// (heartbeat.Peer).
 	Peer string
 	// PushListen overrides Config.Notifier.PushListen ("-" disables the
 	// push endpoint).
@@ -172,11 +173,7 @@ func New(o Options) (*Service, error) {
 	}
 	s.hub = newHub()
 	if s.peer == "" {
-		for n := range c.Hosts {
-			if n != c.Node {
-				s.peer = n
-			}
-		}
+		s.peer = c.Peer()
 	}
 	met, err := newMetrics(o.Registry)
 	if err != nil {

@@ -94,7 +94,7 @@ func (s *Service) onAdmin(m *nats.Msg) {
 // pair's next one.
 func (s *Service) SetPaused(ctx context.Context, paused, onlyHere bool) error {
 	if s.opened() == nil {
-		return reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+		return &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
 	at := time.Now()
 	if onlyHere {
@@ -146,19 +146,12 @@ func (s *Service) setPaused(ctx context.Context, paused bool, at time.Time, newe
 	return nil
 }
 
-// opened is the store once Run has opened it (nil before, and when disabled).
+// opened is the store once Run has opened it (nil before).
 func (s *Service) opened() store.Store {
 	if !s.ready.Load() {
 		return nil
 	}
 	return s.st
-}
-
-func (s *Service) disabledOr(state string) string {
-	if s.disabled != "" {
-		return "disabled: " + s.disabled
-	}
-	return state
 }
 
 func (s *Service) adminResync() (api.ReplReply, error) {
@@ -169,7 +162,7 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)
 	}
 	if s.opened() == nil {
-		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+		return api.ReplReply{}, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
 	s.ask(ctlReq{kind: "operator", why: "asked by an operator"})
 	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
@@ -211,7 +204,7 @@ func (s *Service) Status() api.ReplStatus {
 func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.ReplVerifyReply, error) {
 	out := api.ReplVerifyReply{Node: s.cfg.Node, Role: string(s.cfg.Role)}
 	if s.opened() == nil {
-		return out, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+		return out, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
 	s.mu.Lock()
 	out.Applied = s.in.applied

@@ -69,7 +69,7 @@ func orDefault(s, d string) string {
 func (s *Service) ReadConfig(ctx context.Context, hosts, resources string) (api.ConfigReply, error) {
 	st := s.opened()
 	if st == nil {
-		return api.ConfigReply{}, reply.Errorf(reply.CodeUnavailable, "replication is %s", s.disabledOr("starting"))
+		return api.ConfigReply{}, &reply.Error{Code: reply.CodeUnavailable, Message: "replication is starting"}
 	}
 	pair := map[string]bool{s.cfg.Node: true, s.peer: true}
 	out := api.ConfigReply{Config: api.PairConfig{Hosts: map[string]string{}, Resources: []api.Resource{}}}

@@ -108,7 +108,7 @@ func (s *Service) checkResyncFrom(req api.ReplRequest) (api.ReplReply, bool, err
 	case !req.Discard:
 		return api.ReplReply{}, false, nil // today's resync, from the master
 	case s.opened() == nil:
-		return api.ReplReply{}, false, reply.Errorf(reply.CodeInvalidState, "replication is %s", s.disabledOr("starting"))
+		return api.ReplReply{}, false, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
 	if err := s.peerReachable(); err != nil {
 		return api.ReplReply{}, false, err

@@ -145,6 +145,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
@@ -155,8 +156,9 @@ type Options struct {
 	Config config.Config
 	// Conn is a connection to the node's own NATS server.
 	Conn *nats.Conn
-	// Peer is the peer's node name; empty means the other key of
-	// Config.Hosts.
+	// Peer is the peer's node name; empty means Config.Peer(), or, when
+	// hosts does not name it, the sender of the peer's heartbeats
+	// (heartbeat.Peer): Run waits for it.
 	Peer string
 	// JetStream is the node's own JetStream (its domain); nil means one on
 	// Conn in Domain.
@@ -204,11 +206,11 @@ type Service struct {
 	hook     func(uint64) error
 	dropSnap func() bool
 	dir      string
-	disabled string // why the service does nothing, or ""
 
-	st    store.Store // set once by Run before anything else runs
-	js    jetstream.JetStream
-	ready atomic.Bool
+	st           store.Store // set once by Run before anything else runs
+	js           jetstream.JetStream
+	ready        atomic.Bool
+	awaitingPeer atomic.Bool // Run waits for the peer's heartbeat to learn its name
 
 	paused  atomic.Bool
 	pauseAt atomic.Int64 // Unix ns of the pause or resume in force, 0: not known
@@ -283,19 +285,10 @@ func New(o Options) (*Service, error) {
 		s.groupTTL = 30 * time.Second
 	}
 	if s.peer == "" {
-		for n := range c.Hosts {
-			if n != c.Node {
-				s.peer = n
-			}
-		}
+		s.peer = c.Peer()
 	}
 	if s.domain == "" {
 		s.domain = subject.ServerName(c.Pair, c.Node)
-	}
-	if s.peer == "" {
-		s.disabled = "the peer's node name is unknown (set hosts: with both nodes)"
-	} else if s.peerDom == "" {
-		s.peerDom = subject.ServerName(c.Pair, s.peer)
 	}
 	met, err := newMetrics(o.Registry)
 	if err != nil {
@@ -328,12 +321,8 @@ func (s *Service) side() store.Side {
 // fault hook fired.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.cancelBase()
-	if s.disabled != "" {
-		s.setState("disabled", s.disabled)
-		s.log.Warn().Str("reason", s.disabled).Msg("replication disabled")
-		s.ready.Store(true)
-		<-ctx.Done()
-		return nil
+	if err := s.learnPeer(ctx); err != nil {
+		return nil // ctx ended first
 	}
 	if err := s.open(ctx); err != nil {
 		return err
@@ -362,6 +351,30 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	return nil
+}
+
+// learnPeer waits, when the peer's name is not configured, for the peer's
+// heartbeats to say it; replication starts with it.
+func (s *Service) learnPeer(ctx context.Context) error {
+	s.mu.Lock()
+	peer := s.peer
+	s.mu.Unlock()
+	if peer == "" {
+		s.setState("starting", "waiting for the peer's heartbeat to learn its name (hosts does not name it)")
+		s.awaitingPeer.Store(true)
+		defer s.awaitingPeer.Store(false)
+	}
+	peer, err := heartbeat.Peer(ctx, s.nc, s.cfg.Pair, s.cfg.Node, peer)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.peer = peer
+	if s.peerDom == "" {
+		s.peerDom = subject.ServerName(s.cfg.Pair, peer)
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -426,8 +439,11 @@ const (
 )
 
 // Ready reports whether the service is ready (for /readyz).
+//
+// Waiting for the peer's name is ready, as a lone node whose hosts name
+// the peer is.
 func (s *Service) Ready() error {
-	if !s.ready.Load() {
+	if !s.ready.Load() && !s.awaitingPeer.Load() {
 		return errors.New("replicator starting")
 	}
 	return nil

@@ -525,7 +525,7 @@ func (n *Node) isKilled() bool {
 // the mirror of the peer's events, the check of both streams, the answers
 // to audit status requests (audit.Guard).
 func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
-	g := &audit.Guard{Pair: n.cfg.Pair, Node: n.cfg.Node, Hosts: n.cfg.Hosts, Retention: n.retention,
+	g := &audit.Guard{Pair: n.cfg.Pair, Node: n.cfg.Node, Peer: n.cfg.Peer(), Retention: n.retention,
 		Hold: n.AuditHold, Conn: n.nc, JS: js, Log: n.nlog}
 	if n.emitter != nil {
 		g.Events = n.emitter

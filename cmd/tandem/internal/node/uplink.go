@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/uplink"
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 )
 
@@ -38,7 +39,7 @@ func (n *Node) runUplink(ctx context.Context, js jetstream.JetStream) {
 		}
 	}
 	defer hub.Close()
-	peer, stop := n.learnPeer()
+	peer, stop := audit.LearnPeer(n.nc, n.cfg.Pair, n.cfg.Node, n.cfg.Peer(), n.nlog)
 	defer stop()
 	o := uplink.Options{Pair: n.cfg.Pair, Node: n.cfg.Node, Local: n.nc, LocalJS: js, Hub: hub, Peer: peer,
 		Every: n.UplinkEvery, Log: n.nlog.With().Str("part", "uplink").Logger()}

@@ -1,5 +1,7 @@
-// Package wire is the monitor-to-monitor wire format: heartbeats (F5) and
-// the control messages of a switchover (F8), as JSON with a schema version.
+// Package wire is the monitor-to-monitor wire format besides the heartbeat
+// (pkg/heartbeat, F5): the control messages of a switchover (F8) and the
+// health a heartbeat carries in a header (F15), as JSON with a schema
+// version.
 // Decoders are strict (size limit, unknown fields, every field validated)
 // because they read whatever arrives on the pair's subjects.
 package wire
@@ -15,30 +17,11 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-// Version is the schema version of both messages.
+// Version is the schema version of the control and health messages.
 const Version = 1
 
 // MaxSize is the largest message accepted.
 const MaxSize = 4 << 10
-
-// Heartbeat is what a monitor says of itself every interval.
-type Heartbeat struct {
-	V     int    `json:"v"`
-	Pair  string `json:"pair"`
-	Node  string `json:"node"`
-	Role  string `json:"role"`
-	State string `json:"state"`
-	Epoch uint64 `json:"epoch"`
-	// Maintenance: on, how long it still lasts, and the version of the
-	// setting (the newer setting wins between the nodes).
-	Maintenance        bool      `json:"maintenance"`
-	MaintenanceLeftMS  int64     `json:"maintenance_left_ms"`
-	MaintenanceVersion uint64    `json:"maintenance_version"`
-	Seq                uint64    `json:"seq"`
-	Sent               time.Time `json:"sent"`
-	// WitnessDown: the sender cannot reach the pair's witness (F14).
-	WitnessDown bool `json:"witness_down,omitempty"`
-}
 
 // Control is a switchover message: "yield" (master → active standby) or
 // "take" (yielding node → the other).
@@ -48,37 +31,6 @@ type Control struct {
 	From  string `json:"from"`
 	Kind  string `json:"kind"`
 	Epoch uint64 `json:"epoch"`
-}
-
-// DecodeHeartbeat decodes and validates a heartbeat meant for pair.
-func DecodeHeartbeat(b []byte, pair string) (Heartbeat, error) {
-	var h Heartbeat
-	if err := event.DecodeStrict(b, MaxSize, &h); err != nil {
-		return Heartbeat{}, fmt.Errorf("heartbeat: %w", err)
-	}
-	return h, h.validate(pair)
-}
-
-func (h Heartbeat) validate(pair string) error {
-	switch {
-	case h.V != Version:
-		return fmt.Errorf("heartbeat: schema version %d, want %d", h.V, Version)
-	case h.Pair != pair:
-		return fmt.Errorf("heartbeat: for pair %q, this is pair %q", h.Pair, pair)
-	case !subject.ValidName(h.Node):
-		return fmt.Errorf("heartbeat: node name %q", h.Node)
-	case h.Role != "master" && h.Role != "standby":
-		return fmt.Errorf("heartbeat: role %q", h.Role)
-	case h.State != "starting" && h.State != "passive" && h.State != "active":
-		return fmt.Errorf("heartbeat: state %q", h.State)
-	case h.MaintenanceLeftMS < 0 || (!h.Maintenance && h.MaintenanceLeftMS != 0):
-		return fmt.Errorf("heartbeat: maintenance left %dms with maintenance %v", h.MaintenanceLeftMS, h.Maintenance)
-	case h.Sent.IsZero():
-		return fmt.Errorf("heartbeat: no send time")
-	case h.Epoch > event.MaxEpoch:
-		return fmt.Errorf("heartbeat: epoch %d beyond %d", h.Epoch, event.MaxEpoch)
-	}
-	return nil
 }
 
 // DecodeControl decodes and validates a control message meant for pair.
