@@ -142,13 +142,23 @@ fuzz:
 		(cd $$mod && $(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg) || exit 1; \
 	done
 
-## images: the FROM scratch image tandem:latest (tandem and printq, static)
+## images: the FROM scratch image tandem:latest (tandem, each service's own
+## tandem-<service> and printq, static)
 IMAGE_CTX := $(BIN)/image
+# IMAGE is the image's tag; the Compose file runs $TANDEM_IMAGE (the same
+# default), so that two checkouts can test their own image side by side.
+IMAGE ?= tandem:latest
+export TANDEM_IMAGE := $(IMAGE)
+SERVICES := monitor replicator notifier license
 images: build
 	@mkdir -p $(IMAGE_CTX)/data $(IMAGE_CTX)/app
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(IMAGE_CTX)/printq ./cmd/tandem/printq
+	@for s in $(SERVICES); do \
+		echo "build tandem-$$s"; \
+		(cd services/$$s && CGO_ENABLED=0 $(GO) build -trimpath -o $(IMAGE_CTX)/tandem-$$s ./cmd/tandem-$$s) || exit 1; \
+	done
 	cp $(BIN)/tandem $(IMAGE_CTX)/tandem
-	docker build -q -t tandem:latest -f deploy/Dockerfile $(IMAGE_CTX)
+	docker build -q -t $(IMAGE) -f deploy/Dockerfile $(IMAGE_CTX)
 
 # Docker Compose: `docker compose` (v2) where it exists, else docker-compose (v1).
 COMPOSE_FILE := deploy/docker-compose.yml

@@ -23,14 +23,6 @@ import (
 
 func init() {
 	commandFactories = append(commandFactories, newLicenseCmd)
-	statusParts = append(statusParts, newStatusPart(
-		func(pair string) string { return subject.License(pair, subject.PairScope, api.VerbLicenseStatus) },
-		func(pair string) any {
-			return api.LicenseStatusRequest{Request: api.Request{V: api.Version, Pair: pair}}
-		},
-		func(r api.LicenseStatusReply) string { return r.State.Node },
-		func(n *api.NodeStatus, r api.LicenseStatusReply) { n.License = r.State }))
-	statusLines = append(statusLines, licenseStatusLines)
 }
 
 func newLicenseCmd(a *app) *cobra.Command {
@@ -322,13 +314,13 @@ func sortByNode[T any](rs []T, node func(T) string) {
 
 func licenseStatusLines(out io.Writer, ps api.PairStatus) {
 	for _, n := range ps.Nodes {
-		s, ok := n.License.(api.LicenseState)
-		if !ok {
-			if anyNode(ps, func(n api.NodeStatus) bool { _, ok := n.License.(api.LicenseState); return ok }) {
+		s := n.License
+		if s == nil {
+			if anyNode(ps, func(n api.NodeStatus) bool { return n.License != nil }) {
 				fmt.Fprintf(out, "license %s: %s\n", n.Node, noAnswer(n))
 			}
 			continue
 		}
-		fmt.Fprintf(out, "license %s: %s — %s%s\n", n.Node, s.Status, s.Reason, graceNote(s))
+		fmt.Fprintf(out, "license %s: %s — %s%s\n", n.Node, s.Status, s.Reason, graceNote(*s))
 	}
 }

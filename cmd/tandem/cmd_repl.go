@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +21,6 @@ import (
 
 func init() {
 	commandFactories = append(commandFactories, newReplCmd)
-	statusParts = append(statusParts, newStatusPart(
-		func(pair string) string { return subject.ReplAdmin(pair, api.VerbReplStatus) },
-		func(pair string) any { return api.ReplRequest{Request: api.Request{V: api.Version, Pair: pair}} },
-		func(r api.ReplReply) string { return r.Status.Node },
-		func(n *api.NodeStatus, r api.ReplReply) { n.Replication = r.Status }))
-	statusLines = append(statusLines, replStatusLines)
 }
 
 func newReplCmd(a *app) *cobra.Command {
@@ -203,20 +196,11 @@ func replGather(ctx context.Context, nc *nats.Conn, pair, verb string, req api.R
 	return raw, nil
 }
 
-// rowDiff is one row that differs between the nodes.
-type rowDiff struct {
-	Table string `json:"table"`
-	PK    string `json:"pk"`
-	// On names the node that has the row when only one has it; empty
-	// when both have it with different contents.
-	On string `json:"only_on,omitempty"`
-}
-
 type verifyResult struct {
 	Pair   string             `json:"pair"`
 	Equal  bool               `json:"equal"`
 	Tables []api.ReplTableSum `json:"tables"`
-	Diffs  []rowDiff          `json:"diffs"`
+	Diffs  []api.ReplRowDiff  `json:"diffs"`
 	Nodes  map[string]uint64  `json:"applied"`
 	// Refused lists the tables a node refuses (R11), by table and node:
 	// they are not compared.
@@ -274,12 +258,12 @@ func verifyOnce(ctx context.Context, nc *nats.Conn, p pairFlags) (verifyResult, 
 	a, b := sums[0], sums[1]
 	a.Tables, b.Tables = compared(a.Tables), compared(b.Tables)
 	res.Tables = a.Tables
-	for table, buckets := range differingBuckets(a.Tables, b.Tables) {
+	for table, buckets := range api.DifferingBuckets(a.Tables, b.Tables) {
 		rows, err := gatherVerify(ctx, nc, p, api.ReplRequest{Table: table, Buckets: buckets})
 		if err != nil {
 			return res, err
 		}
-		res.Diffs = append(res.Diffs, differingRows(table, rows[0], rows[1])...)
+		res.Diffs = append(res.Diffs, api.DifferingRows(table, rows[0], rows[1])...)
 	}
 	sort.Slice(res.Diffs, func(i, j int) bool {
 		if res.Diffs[i].Table != res.Diffs[j].Table {
@@ -287,7 +271,7 @@ func verifyOnce(ctx context.Context, nc *nats.Conn, p pairFlags) (verifyResult, 
 		}
 		return res.Diffs[i].PK < res.Diffs[j].PK
 	})
-	res.Equal = len(res.Diffs) == 0 && len(differingBuckets(a.Tables, b.Tables)) == 0
+	res.Equal = len(res.Diffs) == 0 && len(api.DifferingBuckets(a.Tables, b.Tables)) == 0
 	return res, nil
 }
 
@@ -310,60 +294,6 @@ func gatherVerify(ctx context.Context, nc *nats.Conn, p pairFlags, req api.ReplR
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out, nil
-}
-
-// differingBuckets lists, per table, the buckets whose sums differ (every
-// bucket of a table that only one node has).
-func differingBuckets(a, b []api.ReplTableSum) map[string][]int {
-	out := map[string][]int{}
-	byName := map[string]api.ReplTableSum{}
-	for _, t := range b {
-		byName[t.Table] = t
-	}
-	for _, ta := range a {
-		tb, ok := byName[ta.Table]
-		delete(byName, ta.Table)
-		if ok && ta.Sum == tb.Sum {
-			continue
-		}
-		for i := range ta.Buckets {
-			if !ok || i >= len(tb.Buckets) || ta.Buckets[i] != tb.Buckets[i] {
-				out[ta.Table] = append(out[ta.Table], i)
-			}
-		}
-		if len(out[ta.Table]) == 0 {
-			out[ta.Table] = []int{}
-		}
-	}
-	for name, t := range byName {
-		for i := range t.Buckets {
-			out[name] = append(out[name], i)
-		}
-	}
-	return out
-}
-
-// differingRows names the rows whose hashes differ or that only one node has.
-func differingRows(table string, a, b api.ReplVerifyReply) []rowDiff {
-	ha := map[string]string{}
-	for _, r := range a.Rows {
-		ha[r.PK] = r.Hash
-	}
-	var out []rowDiff
-	for _, r := range b.Rows {
-		h, ok := ha[r.PK]
-		delete(ha, r.PK)
-		switch {
-		case !ok:
-			out = append(out, rowDiff{Table: table, PK: r.PK, On: b.Node})
-		case h != r.Hash:
-			out = append(out, rowDiff{Table: table, PK: r.PK})
-		}
-	}
-	for pk := range ha {
-		out = append(out, rowDiff{Table: table, PK: pk, On: a.Node})
-	}
-	return out
 }
 
 func printVerify(out io.Writer, res verifyResult) {
@@ -397,8 +327,8 @@ func replStatusLines(out io.Writer, ps api.PairStatus) {
 	var rows []api.ReplStatus
 	var silent []api.NodeStatus
 	for _, n := range ps.Nodes {
-		if st, ok := asReplStatus(n.Replication); ok {
-			rows = append(rows, st)
+		if n.Replication != nil {
+			rows = append(rows, *n.Replication)
 		} else {
 			silent = append(silent, n)
 		}
@@ -437,21 +367,4 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
-}
-
-// asReplStatus reads the replication field of a node status (a ReplStatus
-// when filled in this process, a JSON object when decoded).
-func asReplStatus(v any) (api.ReplStatus, bool) {
-	switch x := v.(type) {
-	case api.ReplStatus:
-		return x, true
-	case nil:
-		return api.ReplStatus{}, false
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return api.ReplStatus{}, false
-	}
-	var st api.ReplStatus
-	return st, json.Unmarshal(b, &st) == nil && st.Node != ""
 }

@@ -26,14 +26,6 @@ import (
 
 func init() {
 	commandFactories = append(commandFactories, newSessionCmd)
-	statusParts = append(statusParts, newStatusPart(
-		subject.NotifierStatus,
-		func(pair string) any {
-			return api.NotifierStatusRequest{Request: api.Request{V: api.Version, Pair: pair}}
-		},
-		func(r api.NotifierStatusReply) string { return r.Status.Node },
-		func(n *api.NodeStatus, r api.NotifierStatusReply) { n.Sessions = r.Status }))
-	statusLines = append(statusLines, sessionStatusLines)
 }
 
 // sessionOptions are the flags of tandem session.
@@ -131,15 +123,15 @@ func cmdSession(ctx context.Context, o sessionOptions, out io.Writer) error {
 // node's notifier knows; a node whose notifier did not answer has a row that
 // says so.
 func sessionStatusLines(out io.Writer, ps api.PairStatus) {
-	if !anyNode(ps, func(n api.NodeStatus) bool { _, ok := n.Sessions.(api.SessionStatus); return ok }) {
+	if !anyNode(ps, func(n api.NodeStatus) bool { return n.Sessions != nil }) {
 		return
 	}
 	fmt.Fprintln(out, "\nsessions")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tEPOCH\tKNOWN\tACKNOWLEDGED\tNOTIFIED\tALL ACKED\tSOURCE\tPUSH CLIENTS")
 	for _, n := range ps.Nodes {
-		s, ok := n.Sessions.(api.SessionStatus)
-		if !ok {
+		s := n.Sessions
+		if s == nil {
 			fmt.Fprintf(tw, "%s\t%s\n", n.Node, noAnswer(n))
 			continue
 		}

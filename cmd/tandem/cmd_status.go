@@ -85,9 +85,6 @@ func noAnswer(n api.NodeStatus) string {
 	return "no answer"
 }
 
-// statusLines print the services' part of the table view, after the nodes.
-var statusLines []func(out io.Writer, ps api.PairStatus)
-
 // printChecks prints one line per node that has health checks (F15):
 // "checks a: healthy — spooler ok" or "checks b: UNHEALTHY — spooler
 // failing since 12:03:04 (HTTP 503)".

@@ -25,7 +25,7 @@ import (
 )
 
 // statusPart is one service's part of the pair's status (replication,
-// license, sessions). Each command file adds its own in init().
+// license, sessions, audit); statusParts lists them.
 type statusPart struct {
 	subject func(pair string) string
 	request func(pair string) any
@@ -33,8 +33,6 @@ type statusPart struct {
 	// that node's status.
 	decode func(data []byte) (node string, add func(*api.NodeStatus), err error)
 }
-
-var statusParts []statusPart
 
 // newStatusPart makes a statusPart of a reply type T.
 func newStatusPart[T any](subj func(pair string) string, req func(pair string) any, node func(T) string, add func(*api.NodeStatus, T)) statusPart {

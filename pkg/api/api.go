@@ -98,12 +98,14 @@ type NodeStatus struct {
 	// configuration order (the peer's as its last heartbeat said).
 	Healthy *bool         `json:"healthy"`
 	Checks  []CheckStatus `json:"checks"`
-	// Replication, License and Sessions are filled by those services.
-	Replication any `json:"replication,omitempty"`
-	License     any `json:"license,omitempty"`
-	Sessions    any `json:"sessions,omitempty"`
-	// Audit is the node's audit guard's AuditState (SPEC §7 A3).
-	Audit any `json:"audit,omitempty"`
+	// Replication, License and Sessions are those services' parts, nil
+	// when the service did not answer.
+	Replication *ReplStatus    `json:"replication,omitempty"`
+	License     *LicenseState  `json:"license,omitempty"`
+	Sessions    *SessionStatus `json:"sessions,omitempty"`
+	// Audit is the node's audit guard's state (SPEC §7 A3), nil when the
+	// node's server part did not answer.
+	Audit *AuditState `json:"audit,omitempty"`
 	// Witness is the node's view of the pair's witness (F14); absent
 	// without one.
 	Witness *WitnessStatus `json:"witness,omitempty"`

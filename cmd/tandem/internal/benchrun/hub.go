@@ -204,13 +204,13 @@ func simulatedStatus(i int) []byte {
 	age := int64(400)
 	ps := api.PairStatus{Pair: fmt.Sprintf("sim-%04d", i), Epoch: 2, Active: &a, Nodes: []api.NodeStatus{
 		{Node: "a", Role: "master", State: "active", Epoch: 2, Reachable: true, Server: fmt.Sprintf("sim-%04d-a", i),
-			Replication: api.ReplStatus{Node: "a", Role: "master", State: "running"},
-			Sessions:    api.SessionStatus{Node: "a", Epoch: 2, Active: "a", Known: 40, Acknowledged: 40},
-			License:     api.LicenseState{Node: "a", Role: "master", Status: "valid", Licenses: 1}},
+			Replication: &api.ReplStatus{Node: "a", Role: "master", State: "running"},
+			Sessions:    &api.SessionStatus{Node: "a", Epoch: 2, Active: "a", Known: 40, Acknowledged: 40},
+			License:     &api.LicenseState{Node: "a", Role: "master", Status: "valid", Licenses: 1}},
 		{Node: "b", Role: "standby", State: "passive", Epoch: 2, Reachable: true, HeartbeatAgeMS: &age, Server: fmt.Sprintf("sim-%04d-b", i),
-			Replication: api.ReplStatus{Node: "b", Role: "standby", State: "running"},
-			Sessions:    api.SessionStatus{Node: "b", Epoch: 2, Active: "a", Known: 40, Acknowledged: 40},
-			License:     api.LicenseState{Node: "b", Role: "standby", Status: "valid", Licenses: 1}},
+			Replication: &api.ReplStatus{Node: "b", Role: "standby", State: "running"},
+			Sessions:    &api.SessionStatus{Node: "b", Epoch: 2, Active: "a", Known: 40, Acknowledged: 40},
+			License:     &api.LicenseState{Node: "b", Role: "standby", Status: "valid", Licenses: 1}},
 	}}
 	b, _ := json.Marshal(ps)
 	return b

@@ -123,21 +123,21 @@ func nodeProblems(n api.NodeStatus, raise func(int, string, ...any)) {
 			raise(Warning, "witness unreachable from %s (seed behaviour: both nodes may be active during a cut)", n.Node)
 		}
 	}
-	if st, ok := n.Replication.(api.ReplStatus); ok && (st.State == "paused" || st.State == "blocked" || st.Paused) {
+	if st := n.Replication; st != nil && (st.State == "paused" || st.State == "blocked" || st.Paused) {
 		msg := fmt.Sprintf("replication %s on %s", st.State, n.Node)
 		if st.Reason != "" {
 			msg += " (" + st.Reason + ")"
 		}
 		raise(Warning, "%s", msg)
 	}
-	if a, ok := n.Audit.(api.AuditState); ok && a.Status == api.AuditCritical {
+	if a := n.Audit; a != nil && a.Status == api.AuditCritical {
 		restored := "restored"
 		if a.RestoreError != "" {
 			restored = "not restored: " + a.RestoreError
 		}
 		raise(Critical, "audit streams changed on %s (%s; %s)", n.Node, strings.Join(a.Changes, "; "), restored)
 	}
-	if l, ok := n.License.(api.LicenseState); ok {
+	if l := n.License; l != nil {
 		switch l.Status {
 		case api.LicenseInvalid:
 			raise(Critical, "licenses invalid on %s (%s)", n.Node, l.Reason)
@@ -211,12 +211,14 @@ func perf(ps api.PairStatus) map[string]string {
 	lag, acked := int64(-1), -1
 	var ackEpoch uint64
 	for _, n := range ps.Nodes {
-		if st, ok := n.Replication.(api.ReplStatus); ok {
+		if st := n.Replication; st != nil {
 			lag = max(lag, st.In.LagMS)
 		}
-		if s, ok := n.Sessions.(api.SessionStatus); ok && (s.Epoch > ackEpoch || acked < 0) {
+		switch s := n.Sessions; {
+		case s == nil:
+		case s.Epoch > ackEpoch || acked < 0:
 			acked, ackEpoch = s.Acknowledged, s.Epoch
-		} else if ok && s.Epoch == ackEpoch {
+		case s.Epoch == ackEpoch:
 			acked = max(acked, s.Acknowledged)
 		}
 	}

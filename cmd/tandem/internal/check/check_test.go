@@ -25,29 +25,29 @@ func pair(active string, nodes ...api.NodeStatus) api.PairStatus {
 
 func TestEvaluate(t *testing.T) {
 	lagged := node("b", "passive", 3, true)
-	lagged.Replication = api.ReplStatus{Node: "b", State: "running", In: api.ReplDirection{LagMS: 12}}
+	lagged.Replication = &api.ReplStatus{Node: "b", State: "running", In: api.ReplDirection{LagMS: 12}}
 	acked := node("a", "active", 3, true)
-	acked.Sessions = api.SessionStatus{Node: "a", Epoch: 3, Acknowledged: 20}
+	acked.Sessions = &api.SessionStatus{Node: "a", Epoch: 3, Acknowledged: 20}
 	paused := node("b", "passive", 3, true)
-	paused.Replication = api.ReplStatus{Node: "b", State: "paused", Paused: true}
+	paused.Replication = &api.ReplStatus{Node: "b", State: "paused", Paused: true}
 	maint := node("a", "active", 3, true)
 	maint.Maintenance = true
 	invalid := node("b", "passive", 3, true)
-	invalid.License = api.LicenseState{Node: "b", Status: api.LicenseInvalid, Reason: "no contact for 29 days"}
+	invalid.License = &api.LicenseState{Node: "b", Status: api.LicenseInvalid, Reason: "no contact for 29 days"}
 	nowit := node("b", "passive", 3, true)
 	nowit.Witness = &api.WitnessStatus{Reachable: false}
 	withWit := node("a", "active", 3, true)
 	withWit.Witness = &api.WitnessStatus{Reachable: true, Lease: true}
 	warn := node("b", "passive", 3, true)
-	warn.License = api.LicenseState{Node: "b", Status: api.LicenseWarning, Reason: "3 days left"}
+	warn.License = &api.LicenseState{Node: "b", Status: api.LicenseWarning, Reason: "3 days left"}
 	drifted := node("b", "passive", 3, true)
-	drifted.Audit = api.AuditState{Node: "b", Status: api.AuditCritical, Restored: true,
+	drifted.Audit = &api.AuditState{Node: "b", Status: api.AuditCritical, Restored: true,
 		Changes: []string{"tandem_events_p_b: max_age is 1s, want 2160h0m0s"}}
 	lost := node("a", "active", 3, true)
-	lost.Audit = api.AuditState{Node: "a", Status: api.AuditCritical, Changes: []string{"tandem_events_p_b: deleted"},
+	lost.Audit = &api.AuditState{Node: "a", Status: api.AuditCritical, Changes: []string{"tandem_events_p_b: deleted"},
 		RestoreError: "peer unreachable"}
 	auditOK := node("b", "passive", 3, true)
-	auditOK.Audit = api.AuditState{Node: "b", Status: api.AuditOK}
+	auditOK.Audit = &api.AuditState{Node: "b", Status: api.AuditOK}
 	sick := func(n api.NodeStatus) api.NodeStatus {
 		f := false
 		n.Healthy = &f

@@ -1,14 +1,14 @@
 package dashboard
 
 import (
-	"bufio"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
+
+	"github.com/tandem-ha/tandem/pkg/config"
 )
 
 // Access is who may open the dashboard: the push endpoint's rule. With
@@ -95,21 +95,7 @@ func LoadAccess(listen, tokensFile, usersFile string) (Access, error) {
 
 // ReadLines reads the non-empty lines of path that are not # comments (a
 // tokens or users file).
-func ReadLines(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if t := strings.TrimSpace(sc.Text()); t != "" && !strings.HasPrefix(t, "#") {
-			out = append(out, t)
-		}
-	}
-	return out, sc.Err()
-}
+func ReadLines(path string) ([]string, error) { return config.ReadLines(path) }
 
 func isLoopback(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)

@@ -49,16 +49,13 @@ func Row(ps api.PairStatus, updated, now time.Time, stale time.Duration) Pair {
 	p.Stale = now.Sub(updated) > stale
 	var repl, acked []string
 	for _, n := range ps.Nodes {
-		var r api.ReplStatus
-		if decodeAny(n.Replication, &r) && r.State != "" {
+		if r := n.Replication; r != nil && r.State != "" {
 			repl = append(repl, n.Node+":"+r.State)
 		}
-		var s api.SessionStatus
-		if decodeAny(n.Sessions, &s) && s.Known > 0 {
+		if s := n.Sessions; s != nil && s.Known > 0 {
 			acked = append(acked, fmt.Sprintf("%s:%d/%d", n.Node, s.Acknowledged, s.Known))
 		}
-		var l api.LicenseState
-		if decodeAny(n.License, &l) && l.Status != "" && l.Status != "valid" {
+		if l := n.License; l != nil && l.Status != "" && l.Status != "valid" {
 			w := n.Node + ": " + l.Status
 			if l.GraceLeft != "" {
 				w += " (grace left " + l.GraceLeft + ")"
@@ -68,16 +65,6 @@ func Row(ps api.PairStatus, updated, now time.Time, stale time.Duration) Pair {
 	}
 	p.Replication, p.Acked = strings.Join(repl, " "), strings.Join(acked, " ")
 	return p
-}
-
-// decodeAny reads v (a part decoded as JSON into any, or the typed value)
-// into out.
-func decodeAny(v any, out any) bool {
-	if v == nil {
-		return false
-	}
-	b, err := json.Marshal(v)
-	return err == nil && json.Unmarshal(b, out) == nil
 }
 
 // Read reads every pair's row from the hub's fleet bucket: with one batched

@@ -18,10 +18,10 @@ import (
 func TestRowSummaries(t *testing.T) {
 	a := "a"
 	ps := api.PairStatus{Pair: "p", Epoch: 4, Active: &a, Nodes: []api.NodeStatus{
-		{Node: "a", State: "active", Reachable: true, Replication: map[string]any{"state": "running"},
-			Sessions: map[string]any{"known": 10, "acknowledged": 9}, License: map[string]any{"status": "valid"}},
-		{Node: "b", State: "passive", Reachable: true, Replication: api.ReplStatus{State: "paused"},
-			License: api.LicenseState{Status: "warning", GraceLeft: "72h0m0s"}},
+		{Node: "a", State: "active", Reachable: true, Replication: &api.ReplStatus{State: "running"},
+			Sessions: &api.SessionStatus{Known: 10, Acknowledged: 9}, License: &api.LicenseState{Status: "valid"}},
+		{Node: "b", State: "passive", Reachable: true, Replication: &api.ReplStatus{State: "paused"},
+			License: &api.LicenseState{Status: "warning", GraceLeft: "72h0m0s"}},
 	}}
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	r := Row(ps, now.Add(-31*time.Second), now, DefaultStale)

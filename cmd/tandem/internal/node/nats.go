@@ -9,6 +9,7 @@ import (
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
 	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/svcrun"
 )
 
 // RunNATS runs only the node's NATS server (`tandem nats`, the split layout
@@ -20,7 +21,7 @@ func (n *Node) RunNATS(ctx context.Context) error {
 	if !n.cfg.Embedded() {
 		return errors.New("tandem run nats runs the node's own server: unset nats.url (the services use it, not the server)")
 	}
-	release, err := n.lockParts("nats")
+	release, err := svcrun.LockParts(n.cfg.DataDir, "nats")
 	if err != nil {
 		return err
 	}

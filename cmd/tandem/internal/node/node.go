@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -30,8 +29,11 @@ import (
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
-	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/pkg/svcrun"
+	"github.com/tandem-ha/tandem/services/license"
 	"github.com/tandem-ha/tandem/services/monitor"
+	"github.com/tandem-ha/tandem/services/notifier"
+	"github.com/tandem-ha/tandem/services/replicator"
 )
 
 // Node is one running node.
@@ -105,7 +107,7 @@ func (n *Node) run(ctx context.Context, services ...string) error {
 	if n.cfg.Embedded() {
 		parts = append([]string{"nats"}, services...)
 	}
-	release, err := n.lockParts(parts...)
+	release, err := svcrun.LockParts(n.cfg.DataDir, parts...)
 	if err != nil {
 		return err
 	}
@@ -132,7 +134,7 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	n.warnInsecure()
-	if err := checkDataDir(n.cfg.DataDir); err != nil {
+	if err := svcrun.CheckDataDir(n.cfg.DataDir); err != nil {
 		return nil, err
 	}
 	if err := n.startNATS(ctx); err != nil {
@@ -141,7 +143,7 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 	js, err := n.jetStream()
 	switch {
 	case err == nil && n.part != "node":
-		err = n.awaitOrigin(ctx, js)
+		err = svcrun.AwaitOrigin(ctx, js, n.cfg.Pair, n.cfg.Node, n.nlog)
 	case err == nil:
 		err = n.ensureOrigin(ctx, js)
 	default:
@@ -184,32 +186,6 @@ func (n *Node) ensureOrigin(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-// awaitOrigin waits, without touching it, until the node's event stream
-// exists: a service of a split node leaves making it to `tandem run nats`,
-// for one process updating a stream while others create consumers on it
-// races inside nats-server. Waiting is logged every dialLog.
-func (n *Node) awaitOrigin(ctx context.Context, js jetstream.JetStream) error {
-	name := subject.EventStream(n.cfg.Pair, n.cfg.Node)
-	var logged time.Time
-	for {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.Stream(sctx, name)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Since(logged) >= dialLog {
-			n.nlog.Warn().Err(err).Str("stream", name).Msg("waiting for the node's event stream (tandem run nats makes it)")
-			logged = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("event stream %s: %w", name, err)
-		case <-time.After(dialRetry):
-		}
-	}
-}
-
 // jetStream is the node's JetStream: the embedded server's own domain, or
 // the external server's default one (nats.url).
 func (n *Node) jetStream() (jetstream.JetStream, error) {
@@ -238,7 +214,7 @@ func (n *Node) startNATS(ctx context.Context) error {
 			return err
 		}
 		opts = append(opts, nats.Name("tandem "+n.part+" "+n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-		nc, err := n.dial(ctx, opts)
+		nc, err := svcrun.Dial(ctx, n.cfg.NATS.URL, opts, n.nlog)
 		if err != nil {
 			return err
 		}
@@ -285,36 +261,6 @@ func (n *Node) clientOptions() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// dial connects to nats.url, trying again every dialRetry until ctx ends:
-// in the split layout a service may start before its node's NATS server.
-func (n *Node) dial(ctx context.Context, opts []nats.Option) (*nats.Conn, error) {
-	var logged time.Time
-	for {
-		nc, err := nats.Connect(n.cfg.NATS.URL, opts...)
-		if err == nil {
-			return nc, nil
-		}
-		if !errors.Is(err, nats.ErrNoServers) {
-			return nil, fmt.Errorf("connect to %s: %w", n.cfg.NATS.URL, err)
-		}
-		if time.Since(logged) >= dialLog {
-			n.nlog.Warn().Err(err).Str("url", n.cfg.NATS.URL).Msg("waiting for the node's NATS server")
-			logged = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to %s: %w", n.cfg.NATS.URL, err)
-		case <-time.After(dialRetry):
-		}
-	}
-}
-
-// How often nats.url is dialled again while it does not answer, and logged.
-const (
-	dialRetry = 250 * time.Millisecond
-	dialLog   = 10 * time.Second
-)
-
 func (n *Node) stopNATS() {
 	n.nc.Close()
 	if n.srv != nil {
@@ -330,28 +276,12 @@ func (n *Node) closeEmitter() {
 	}
 }
 
-type runner interface {
-	Run(ctx context.Context) error
-	Ready() error
-}
-
-// deps is what a service may use of the node.
-type deps struct {
-	cfg    config.Config
-	log    zerolog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream // the node's own JetStream domain
-	events *bus.Emitter
-	reg    prometheus.Registerer
-}
-
-// builders build each service but the monitor. Each lives in its own file
-// (replicator.go, notifier.go, license.go), so that the services grow
-// without touching each other's wiring.
-var builders = map[string]func(deps) (runner, error){
-	"replicator": newReplicator,
-	"notifier":   newNotifier,
-	"license":    newLicense,
+// builders build each service but the monitor: each service's own Build,
+// which its own command (services/<name>/cmd/tandem-<name>) uses too.
+var builders = map[string]svcrun.Build{
+	"replicator": replicator.Build,
+	"notifier":   notifier.Build,
+	"license":    license.Build,
 }
 
 // runServices runs the named services with the admin endpoint until ctx
@@ -364,12 +294,12 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 	buildinfo.Register(reg)
 	var services []*part
 	for _, name := range names {
-		var svc runner
+		var svc svcrun.Service
 		var err error
 		if name == "monitor" {
 			svc, err = n.newMonitor(reg)
 		} else {
-			svc, err = builders[name](deps{cfg: n.cfg, log: n.log, nc: n.nc, js: js, events: n.emitter, reg: reg})
+			svc, err = builders[name](svcrun.Deps{Config: n.cfg, Log: n.log, Conn: n.nc, JS: js, Events: n.emitter, Registry: reg})
 		}
 		if err != nil {
 			return err
@@ -436,7 +366,7 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 // part is one service of the node and, once it has failed, why.
 type part struct {
 	name string
-	svc  runner
+	svc  svcrun.Service
 
 	mu     sync.Mutex // guards failed
 	failed error
@@ -461,18 +391,14 @@ func (p *part) ready() error {
 // newMonitor builds the monitor. Its view of the leaf link comes from the
 // embedded server, or, in the split layout, from what `tandem nats` relays.
 func (n *Node) newMonitor(reg prometheus.Registerer) (*monitor.Service, error) {
-	var link monitor.Link
+	var mon *monitor.Service
+	var err error
 	if n.srv != nil {
-		link = monitor.LeafLink(n.srv, n.cfg.NATS.Peer)
+		mon, err = monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: monitor.LeafLink(n.srv, n.cfg.NATS.Peer),
+			Events: n.emitter, Log: n.log, Registry: reg})
 	} else {
-		f, err := natsnode.FollowLink(n.nc, n.cfg.Pair, n.cfg.Node, nil) // the monitor reports bad ones
-		if err != nil {
-			return nil, err
-		}
-		link = monitor.RelayedLink(f)
+		mon, err = monitor.BuildApart(svcrun.Deps{Config: n.cfg, Log: n.log, Conn: n.nc, Events: n.emitter, Registry: reg})
 	}
-	mon, err := monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: link, Events: n.emitter, Log: n.log, Registry: reg,
-		Apart: n.srv == nil})
 	if err != nil {
 		return nil, err
 	}
@@ -531,22 +457,4 @@ func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
 		g.Events = n.emitter
 	}
 	g.Run(ctx)
-}
-
-// checkDataDir makes data_dir if needed and checks that this process may
-// write in it, so that a wrong owner or mode is said plainly at start
-// rather than by whichever part first fails to write.
-func checkDataDir(dir string) error {
-	fail := func(err error) error {
-		return fmt.Errorf("data_dir %s: %w (this process runs as uid %d: fix the directory's owner or mode, or set data_dir)", dir, err, os.Getuid())
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fail(err)
-	}
-	f, err := os.CreateTemp(dir, ".write-test-*")
-	if err != nil {
-		return fail(err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package node
+package svcrun
 
 // lockFile does nothing where flock(2) does not exist: a node runs on a
 // Unix server; this lets the package build elsewhere.
