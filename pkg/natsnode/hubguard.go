@@ -69,7 +69,7 @@ func (h *Hub) guardOnce(ctx context.Context, js jetstream.JetStream) {
 	h.opts.Logger.Error().Strs("changes", drift).AnErr("restore_error", rerr).
 		Msg("the fleet stream was changed behind the hub's back (SPEC §7 A3); its configuration is restored, messages lost to the change are gone")
 	e, err := event.New(HubEventsPair, h.opts.Name, "hub", event.AuditChanged, 0, time.Now(),
-		map[string]any{"severity": "critical", "changes": drift, "restored": rerr == nil})
+		event.AuditChange{Severity: "critical", Changes: drift, Restored: rerr == nil})
 	if err == nil {
 		err = publishEvent(ctx, js, e)
 	}
