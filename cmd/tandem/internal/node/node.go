@@ -518,7 +518,8 @@ func (n *Node) isKilled() bool {
 // soon as the peer's name is known (from hosts, or from the first heartbeat
 // of the peer's monitor), retrying until it succeeds, and guards the
 // node's event stream, and the mirror once made (checkAudit): at once when
-// JetStream advises that one of them was created, updated or deleted, every
+// JetStream advises that a stream was created, updated or deleted (at most
+// once a second), every
 // auditGuardAfterDrift while the last check found a change (until it finds
 // them restored), and every auditGuardEvery whatever happens (a server that
 // sends no advisories). It answers the audit status requests of tandem
@@ -536,6 +537,7 @@ func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
 	check := time.NewTimer(0)
 	defer check.Stop()
 	var retry <-chan time.Time // while the mirror is not made
+	var last time.Time         // the last check
 	mirrored := ""
 	for {
 		if p := peer(); p != "" && mirrored == "" {
@@ -551,8 +553,15 @@ func (n *Node) guardAudit(ctx context.Context, js jetstream.JetStream) {
 		case <-retry:
 			continue
 		case <-advised:
+			// At most one check a second: a restore is itself an update,
+			// advised, and one that does not hold must not make a loop.
+			if wait := time.Until(last.Add(auditGuardAfterDrift)); wait > 0 {
+				check.Reset(wait)
+				continue
+			}
 		case <-check.C:
 		}
+		last = time.Now()
 		next := auditGuardEvery
 		if n.checkAudit(ctx, js, mirrored) {
 			next = auditGuardAfterDrift
