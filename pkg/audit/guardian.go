@@ -33,7 +33,7 @@ const (
 // as soon as the peer's name is known (LearnPeer), retrying until it
 // succeeds; it checks the node's event stream, and the mirror once made —
 // at once when JetStream advises that a stream was created, updated or
-// deleted, every GuardAfterDrift while the last check found a change, and
+// deleted (at most once a second), every GuardAfterDrift while the last check found a change, and
 // every GuardEvery whatever happens (a server that sends no advisories) —
 // and restores a configuration changed behind the node's
 // back (Drift, Restore), reporting it as critical; and it answers the audit
@@ -68,6 +68,7 @@ func (g *Guard) Run(ctx context.Context) {
 	defer unadvise()
 	check := time.NewTimer(0)
 	defer check.Stop()
+	var last time.Time // the last check
 	mirrored := ""
 	for first := true; ; first = false {
 		if p := peer(); p != "" && mirrored == "" {
@@ -83,8 +84,15 @@ func (g *Guard) Run(ctx context.Context) {
 		case <-retry:
 			continue
 		case <-advised:
+			// At most one check a second: a restore is itself an update,
+			// advised, and one that does not hold must not make a loop.
+			if wait := time.Until(last.Add(GuardAfterDrift)); wait > 0 {
+				check.Reset(wait)
+				continue
+			}
 		case <-check.C:
 		}
+		last = time.Now()
 		next := GuardEvery
 		if g.check(ctx, mirrored) {
 			next = GuardAfterDrift

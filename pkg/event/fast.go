@@ -50,35 +50,25 @@ func envelopeKey(key string) int {
 
 // readAttribute reads the value of attribute k into e.
 func readAttribute(sc *jsonscan.Scanner, e *Envelope, k int) bool {
-	ok := false
 	switch k {
-	case 0:
-		e.SpecVersion, ok = sc.Str()
-	case 1:
-		e.ID, ok = sc.Str()
-	case 2:
-		e.Source, ok = sc.Str()
-	case 3:
-		e.Type, ok = sc.Str()
 	case 4:
 		start := sc.I
-		if _, ok = sc.StrBytes(); ok {
-			// What encoding/json hands time.Time: the literal, quotes and all.
-			ok = e.Time.UnmarshalJSON(sc.B[start:sc.I]) == nil
+		if _, ok := sc.StrBytes(); !ok {
+			return false
 		}
-	case 5:
-		e.DataContentType, ok = sc.Str()
-	case 6:
-		e.Pair, ok = sc.Str()
-	case 7:
-		e.Node, ok = sc.Str()
+		// What encoding/json hands time.Time: the literal, quotes and all.
+		return e.Time.UnmarshalJSON(sc.B[start:sc.I]) == nil
 	case 8:
+		var ok bool
 		e.Epoch, ok = sc.Uint(20)
+		return ok
 	case 9:
-		var d []byte
-		if d, ok = sc.Object(); ok {
-			e.Data = bytes.Clone(d)
-		}
+		d, ok := sc.Object()
+		e.Data = bytes.Clone(d)
+		return ok
 	}
+	text := [...]*string{0: &e.SpecVersion, 1: &e.ID, 2: &e.Source, 3: &e.Type, 5: &e.DataContentType, 6: &e.Pair, 7: &e.Node}
+	var ok bool
+	*text[k], ok = sc.Str()
 	return ok
 }

@@ -557,7 +557,9 @@ func (s *Session) encode(kind string, epoch uint64, switched []api.Switch, ms in
 	if len(switched) > api.MaxAckSwitches {
 		switched = switched[:api.MaxAckSwitches]
 	}
-	return api.AppendAck(nil, api.SessionAck{V: api.NotificationVersion, Pair: s.c.pair, Session: s.name, Kind: kind, Epoch: epoch, Switched: switched, MS: ms})
+	// One allocation of about the size of an acknowledgement, not the
+	// doublings of a nil slice (BenchmarkStep: 14 → 9 allocations).
+	return api.AppendAck(make([]byte, 0, ackCap), api.SessionAck{V: api.NotificationVersion, Pair: s.c.pair, Session: s.name, Kind: kind, Epoch: epoch, Switched: switched, MS: ms})
 }
 
 // publish sends one acknowledgement on the session's own subject.
@@ -566,3 +568,7 @@ func (s *Session) publish(b []byte) {
 		s.c.ackFails.Add(1)
 	}
 }
+
+// ackCap is the room an acknowledgement's encoding starts with: a session
+// of three connections switching two of them needs about 250 bytes.
+const ackCap = 320
