@@ -14,17 +14,19 @@ package witness
 // and until when (on the witness's clock, in its units: milliseconds for
 // the server, ticks for the explorer).
 //
-// Unknown marks a witness that does not know the holder: it started
-// without a stored lease for the pair (a fresh or lost data directory), so
-// a lease its previous life granted may still run until Expires, one term
-// after the start. Until then it grants only renewals (Request.Renew: the
-// asker is active, so it is the one that may hold that lease) and
-// takeovers (Request.Over), and refuses the rest with no holder named.
+// Unsure is set by a witness that started without a stored lease for the
+// pair (a fresh or lost data directory): a lease its previous life granted
+// may still run until then, one term after the start. Until Unsure it
+// grants the lease only to a renewal (Request.Renew: the asker is active,
+// so it is the one that may hold that lease) — to the renewal in the
+// higher epoch, should a stale one have come first — and to a takeover
+// (Request.Over), and refuses the rest, naming no holder while it has
+// none.
 type Lease struct {
 	Holder  string `json:"holder"`
 	Epoch   uint64 `json:"epoch"`
 	Expires int64  `json:"expires"`
-	Unknown bool   `json:"-"`
+	Unsure  int64  `json:"-"`
 }
 
 // Request is a node's request to take or renew the lease.
@@ -42,7 +44,7 @@ type Request struct {
 	Probe bool `json:"probe,omitempty"`
 	// Renew says the node is active in Epoch: it renews the lease it holds
 	// (or, in the seed fallback, is active without it). Only a witness that
-	// lost its leases tells a renewal from a new request (Lease.Unknown).
+	// lost its leases tells a renewal from a new request (Lease.Unsure).
 	Renew bool `json:"renew,omitempty"`
 	// TTLMS is the lease's term the node asks for, in milliseconds (the
 	// server's unit; the explorer passes its own term to Decide).
@@ -61,11 +63,12 @@ type Reply struct {
 // lasting ttl. The lease is granted when nobody holds it, when it has
 // lapsed, when the node already holds it (a renewal), and when the node
 // takes it over from its peer (Request.Over) in an epoch the node knows.
-// While the holder is unknown (Lease.Unknown) it is granted only to a
-// renewal or a takeover. Otherwise it is refused, and the reply says who
-// holds it ("" while unknown).
+// While the witness is unsure of the holder (Lease.Unsure) it is granted
+// only as unsureGrant says. Otherwise it is refused, and the reply says who
+// holds it ("" for nobody known).
 func Decide(cur Lease, r Request, now, ttl int64) (Lease, Reply) {
-	lapsed := now >= cur.Expires || (cur.Holder == "" && !cur.Unknown)
+	unsure := now < cur.Unsure
+	lapsed := now >= cur.Expires || (cur.Holder == "" && !unsure)
 	if r.Probe {
 		if lapsed {
 			return cur, Reply{}
@@ -73,12 +76,28 @@ func Decide(cur Lease, r Request, now, ttl int64) (Lease, Reply) {
 		return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
 	}
 	over := r.Over && cur.Holder == r.Peer && cur.Epoch <= r.PeerEpoch
-	if cur.Unknown && !lapsed {
-		over = r.Over || r.Renew
+	grant := lapsed || cur.Holder == r.Node || over
+	if unsure && !lapsed {
+		grant = unsureGrant(cur, r)
 	}
-	if lapsed || (cur.Holder == r.Node && !cur.Unknown) || over {
-		next := Lease{Holder: r.Node, Epoch: r.Epoch, Expires: now + ttl}
-		return next, Reply{Granted: true, Holder: r.Node, Epoch: r.Epoch, Left: ttl}
+	if !grant {
+		return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
 	}
-	return cur, Reply{Holder: cur.Holder, Epoch: cur.Epoch, Left: cur.Expires - now}
+	next := Lease{Holder: r.Node, Epoch: r.Epoch, Expires: now + ttl, Unsure: cur.Unsure}
+	return next, Reply{Granted: true, Holder: r.Node, Epoch: r.Epoch, Left: ttl}
+}
+
+// unsureGrant is the rule while the witness is unsure of the holder: a
+// takeover (the peer handed over or is proven dead) and an active node's
+// renewal are granted; a renewal replaces another node's only in a higher
+// epoch (the other's may be a stale request, delayed past the restart).
+func unsureGrant(cur Lease, r Request) bool {
+	switch {
+	case r.Over:
+		return cur.Holder == "" || (cur.Holder == r.Peer && cur.Epoch <= r.PeerEpoch)
+	case !r.Renew:
+		return false
+	default:
+		return cur.Holder == "" || cur.Holder == r.Node || r.Epoch > cur.Epoch
+	}
 }

@@ -188,7 +188,7 @@ func (s *Server) handle(pair string, data []byte) (Reply, error) {
 	if !ok {
 		// No lease stored for the pair: one this witness granted before a
 		// restart that lost its data may run for a term from the start.
-		cur = Lease{Unknown: true, Expires: r.TTLMS}
+		cur = Lease{Unsure: r.TTLMS, Expires: r.TTLMS}
 	}
 	next, rep := Decide(cur, r, s.now(), r.TTLMS)
 	if next != cur {

@@ -47,7 +47,7 @@ func TestServerLease(t *testing.T) {
 	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("first request refused: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000}); !rep.Granted {
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("renewal refused: %+v", rep)
 	}
 	rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000})
@@ -111,6 +111,19 @@ func TestServerLostLeases(t *testing.T) {
 			t.Fatalf("the unknown lease never lapsed: %+v", rep)
 		}
 		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	// A stale renewal (a's, sent before b took over in epoch 3, delayed
+	// past the restart) comes first: b's renewal in the higher epoch still
+	// gets the lease, and a's next one is refused.
+	_, nc = startWitness(t, t.TempDir())
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+		t.Fatalf("a's renewal on a fresh witness: %+v", rep)
+	}
+	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000, Renew: true}); !rep.Granted {
+		t.Fatalf("b's renewal in a higher epoch refused after a stale one: %+v", rep)
+	}
+	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); rep.Granted || rep.Holder != "b" {
+		t.Fatalf("a's stale renewal took the lease back: %+v", rep)
 	}
 	// A takeover (the peer handed over, or is proven dead) is granted at once.
 	_, nc = startWitness(t, t.TempDir())

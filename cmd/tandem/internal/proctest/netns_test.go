@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,58 @@ func TestNetnsLink(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return err != nil && (errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timeout"))
+}
+
+// TestNetnsWitnessLinks: with a witness, each node reaches the witness's
+// namespace over a link of its own, which a cut of the pair's link does not
+// touch, and the cleanup removes all three namespaces.
+func TestNetnsWitnessLinks(t *testing.T) {
+	if err := NetnsAvailable(); err != nil {
+		t.Skipf("network namespaces: %v", err)
+	}
+	ns, err := setupNetns([2]string{"a", "b"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{ns.ns["a"], ns.ns["b"], ns.witness}
+	defer func() {
+		if err := ns.remove(); err != nil {
+			t.Error(err)
+		}
+		for _, n := range names {
+			if _, err := os.Stat("/run/netns/" + n); err == nil {
+				t.Errorf("namespace %s left behind", n)
+			}
+		}
+	}()
+	var l net.Listener
+	if err := inNetns(ns.witness, func() (err error) { l, err = net.Listen("tcp", "0.0.0.0:0"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	for _, n := range []string{"a", "b"} {
+		if err := ns.drop(n, true); err != nil { // the pair's link cut both ways
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"a", "b"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := dialIn(ctx, ns.ns[n], "tcp", net.JoinHostPort(ns.witnessAddr[n], strconv.Itoa(port)))
+		cancel()
+		if err != nil {
+			t.Errorf("%s cannot reach the witness during a cut: %v", n, err)
+			continue
+		}
+		c.Close()
+	}
 }

@@ -298,7 +298,7 @@ func (w *world) witnessActions(as []action) []action {
 	if w.wcut[0] || w.wcut[1] {
 		as = append(as, action{name: "witness back", do: func(w *world) { w.wcut = [2]bool{} }})
 	}
-	if !w.wl.Unknown {
+	if w.wnow >= w.wl.Unsure {
 		// A restart on a fresh data directory: the witness stays reachable
 		// (wfault unchanged), so never two actives still holds.
 		as = append(as, action{name: "witness restarts without its leases", fault: true, do: func(w *world) { w.wl = w.lostLease() }})
@@ -310,7 +310,8 @@ func (w *world) witnessActions(as []action) []action {
 // the pair's lease (witness.Server does the same for a pair it has no
 // stored lease of).
 func (w *world) lostLease() witness.Lease {
-	return witness.Lease{Unknown: true, Expires: w.wnow + int64(w.cfg.LeaseTicks)}
+	end := w.wnow + int64(w.cfg.LeaseTicks)
+	return witness.Lease{Unsure: end, Expires: end}
 }
 
 // witnessOverdue reports whether a node's request to a witness it can
@@ -432,9 +433,11 @@ func (w *world) check() error {
 // nodes; without, never two while no node lost the witness on this path.
 func (w *world) checkWitness(active int) error {
 	for i, n := range w.n {
-		// While the witness does not know the holder (Unknown), the lease
-		// this node holds from before the restart is still running there.
-		if n.m != nil && n.m.holdsLease() && ((w.wl.Holder != names[i] && !w.wl.Unknown) || w.wl.Expires <= w.wnow) {
+		// While the witness is unsure of the holder (after a restart
+		// without its leases), the lease this node holds from before the
+		// restart is still running there, whatever the witness says.
+		unsure := w.wnow < w.wl.Unsure
+		if n.m != nil && n.m.holdsLease() && ((w.wl.Holder != names[i] && !unsure) || (w.wl.Expires <= w.wnow && !unsure)) {
 			return fmt.Errorf("%s holds the lease for %d more ticks, but the witness has %+v at %d", names[i], n.m.wit.until-n.m.now, w.wl, w.wnow)
 		}
 	}
@@ -540,7 +543,7 @@ func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
 	k.u(uint64(w.faults))
 	if w.cfg.Witness {
 		k.s(w.wl.Holder)
-		k.bl(w.wl.Unknown)
+		k.i(int(max(0, w.wl.Unsure-w.wnow)))
 		k.e(w.wl.Epoch)
 		k.i(int(max(0, w.wl.Expires-w.wnow)))
 		k.bl(w.wfault)

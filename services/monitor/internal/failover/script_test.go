@@ -517,7 +517,8 @@ func (h *harness) witnessCmd(d *datadriven.TestData) {
 	case len(d.CmdArgs) == 1 && d.CmdArgs[0].Key == "restart":
 		// A restart on a fresh data directory: the witness no longer knows
 		// the holder, whose lease may run one more term (witness.Server).
-		h.wl = witness.Lease{Unknown: true, Expires: int64(h.now + h.cfg.LeaseTicks)}
+		end := int64(h.now + h.cfg.LeaseTicks)
+		h.wl = witness.Lease{Unsure: end, Expires: end}
 	default:
 		d.Fatalf(h.t, "witness cut a|b|all | heal | restart")
 	}
