@@ -24,3 +24,18 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// Fields of an unexpected JSON type are not taken for what they are not.
+func TestSummaryOddFields(t *testing.T) {
+	for _, c := range []struct{ data, want string }{
+		{`{"reason":5,"from":"x"}`, `{"reason":5,"from":"x"}`},
+		{`{"hook":"h","exit_code":2}`, "h: exit 2 in <nil>ms"},
+		{`{"hook":"h","exit_code":0,"duration_ms":1,"error":7}`, "h: exit 0 in 1ms"},
+		{`{"reason":"a \"quoted\" why"}`, `a "quoted" why`},
+		{``, ``},
+	} {
+		if got := audit.Summary(event.Envelope{Data: []byte(c.data)}); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.data, got, c.want)
+		}
+	}
+}
