@@ -80,18 +80,25 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 	if err != nil {
 		return 0, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, op, pk, coalesce(row, ''), m, s, ts FROM _tandem_log WHERE seq > ? ORDER BY seq`, int64(after))
+	rows, err := tx.QueryContext(ctx, `SELECT seq, tbl, op, pk, CASE WHEN coalesce(octet_length(row), 0) <= ? THEN coalesce(row, '') END,
+		coalesce(octet_length(row), 0), m, s, ts FROM _tandem_log WHERE seq > ? ORDER BY seq`, largeRow, int64(after))
 	if err != nil {
 		return 0, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c wire.Change
-		var row string
-		if err := rows.Scan(&c.Seq, &c.Table, &c.Op, &c.PK, &row, &c.M, &c.S, &c.TS); err != nil {
+		var row sql.NullString
+		var size int
+		if err := rows.Scan(&c.Seq, &c.Table, &c.Op, &c.PK, &row, &size, &c.M, &c.S, &c.TS); err != nil {
 			return 0, err
 		}
-		if err := wire.EachPiece(c, row, fn); err != nil {
+		if row.Valid {
+			err = wire.EachPiece(c, row.String, fn)
+		} else {
+			err = wire.EachPieceOf(c, size, logSlices(ctx, tx, c.Seq), fn)
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -99,6 +106,16 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 		return 0, err
 	}
 	return max(high, after), nil
+}
+
+// logSlices reads the row of log entry seq in slices: a large row (a
+// 50 MiB blob is 100 MiB of literal) is never held whole.
+func logSlices(ctx context.Context, tx *sql.Tx, seq uint64) func(off, n int) (string, error) {
+	return func(off, n int) (string, error) {
+		var b []byte
+		err := tx.QueryRowContext(ctx, `SELECT substr(CAST(row AS BLOB), ?, ?) FROM _tandem_log WHERE seq = ?`, off+1, n, int64(seq)).Scan(&b)
+		return string(b), err
+	}
 }
 
 // Prune implements Store.

@@ -229,16 +229,42 @@ func EachPiece(c Change, row string, fn func(Change) error) error {
 		}
 		return fn(c)
 	}
-	n := (len(row) + PieceSize - 1) / PieceSize
+	whole := func(off, n int) (string, error) { return row[off:min(off+n, len(row))], nil }
+	return EachPieceOf(c, len(row), whole, fn)
+}
+
+// EachPieceOf passes fn the pieces of a row of size bytes (more than
+// PieceSize) that read returns in slices: read(off, n) is the row's bytes
+// [off, off+n), n a multiple of PieceSize (the end may be shorter). Only
+// one slice is held at a time.
+func EachPieceOf(c Change, size int, read func(off, n int) (string, error), fn func(Change) error) error {
+	n := (size + PieceSize - 1) / PieceSize
 	c.Row, c.Pieces = nil, n
+	var slice string
+	var sliceOff int
 	for i := range n {
-		c.Piece, c.Chunk = i, row[i*PieceSize:min((i+1)*PieceSize, len(row))]
+		off := i * PieceSize
+		if off >= sliceOff+len(slice) {
+			var err error
+			if slice, err = read(off, PiecesPerSlice*PieceSize); err != nil {
+				return err
+			}
+			sliceOff = off
+			if len(slice) < min(PiecesPerSlice*PieceSize, size-off) {
+				return fmt.Errorf("row of change %d: %d bytes at %d, want %d", c.Seq, len(slice), off, min(PiecesPerSlice*PieceSize, size-off))
+			}
+		}
+		c.Piece, c.Chunk = i, slice[off-sliceOff:min(off-sliceOff+PieceSize, len(slice))]
 		if err := fn(c); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// PiecesPerSlice is how many pieces of a large row EachPieceOf reads at a
+// time (about 8 MiB).
+const PiecesPerSlice = 42
 
 var (
 	dbRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
