@@ -37,9 +37,11 @@
 // # Concurrency
 //
 // Run starts goroutines for the event forwarders (one per stream) and the
-// status writer, and subscriptions whose callbacks run on nats.go's goroutines; they share only
-// the status writer's trigger channel (size 1) and the last notification
-// (mu).
+// status writer, and subscriptions whose callbacks run on nats.go's
+// goroutines; an activation of this node starts one more, its quick write.
+// They share only the status writer's trigger channel (size 1), and under
+// mu the last notification, the last status read and the epoch of the last
+// quick write.
 package uplink
 
 import (
@@ -92,15 +94,15 @@ type Options struct {
 
 // Uplink is a running uplink.
 type Uplink struct {
-	o         Options
-	hubJS     jetstream.JetStream
-	kick      chan struct{} // size 1: write the status now
-	activated chan uint64   // size 1: this node activated in this epoch
+	o     Options
+	hubJS jetstream.JetStream
+	kick  chan struct{} // size 1: write the status now
 
 	mu       sync.Mutex      // guards the fields below
 	lastNote []byte          // the last notification forwarded
 	noteOK   bool            // lastNote is stored as the hub's last value
 	last     *api.PairStatus // the last status read, nil before the first
+	floor    uint64          // the epoch of this node's last activation written at once
 }
 
 // Run runs the uplink until ctx ends.
@@ -112,7 +114,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1), activated: make(chan uint64, 1)}
+	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1)}
 	subs, err := u.subscribe()
 	if err != nil {
 		return err
@@ -160,15 +162,12 @@ func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
 	return subs, nil
 }
 
-// event triggers a status write; this node's activation also a quick one.
+// event triggers a status write; this node's activation also a quick one,
+// at once, beside a status write that may be under way.
 func (u *Uplink) event(m *nats.Msg) {
-	if m.Subject == subject.Event(u.o.Pair, u.o.Node, event.NodeActivated) {
+	if u.o.Status != nil && m.Subject == subject.Event(u.o.Pair, u.o.Node, event.NodeActivated) {
 		if e, err := event.Decode(m.Data); err == nil {
-			select {
-			case <-u.activated: // a newer one replaces it
-			default:
-			}
-			u.activated <- e.Epoch
+			go u.writeActivated(e.Epoch)
 		}
 	}
 	u.trigger()
@@ -316,8 +315,6 @@ func (u *Uplink) writeStatus(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case epoch := <-u.activated:
-			u.writeActivated(epoch)
 		case <-u.kick:
 		case <-tk.C:
 		case <-retry.C:
@@ -346,12 +343,13 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 	u.mu.Lock()
 	note, noteOK := u.lastNote, u.noteOK
 	u.last = &ps
+	stale := ps.Epoch < u.floor // read before an activation written since
 	u.mu.Unlock()
 	if note != nil && !noteOK {
 		u.storeNote(note)
 	}
-	if !writer {
-		return nil
+	if !writer || stale {
+		return nil // stale: the activation's own trigger writes it again
 	}
 	data, err := json.Marshal(ps)
 	if err != nil {
@@ -368,10 +366,12 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 func (u *Uplink) writeActivated(epoch uint64) {
 	u.mu.Lock()
 	last := u.last
-	u.mu.Unlock()
-	if last == nil {
+	if last == nil || epoch <= u.floor {
+		u.mu.Unlock()
 		return
 	}
+	u.floor = epoch
+	u.mu.Unlock()
 	data, err := json.Marshal(Activated(*last, u.o.Node, epoch))
 	if err == nil {
 		err = u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
