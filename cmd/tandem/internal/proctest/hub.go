@@ -66,6 +66,7 @@ func RunHubs(t T, bin string, hubs []*Hub, env ...string) {
 			"--listen", fmt.Sprintf("127.0.0.1:%d", h.Client), "--leaf-listen", fmt.Sprintf("127.0.0.1:%d", h.Leaf),
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", h.Cluster), "--routes", strings.Join(routes, ","))
 		h.Cmd.Env = append(os.Environ(), env...)
+		h.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no hub outlives a killed test
 		h.Cmd.Stdout, h.Cmd.Stderr = log, log
 		if err := h.Cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", h.Name, err)

@@ -13,7 +13,7 @@
 // What goes up, and who sends it:
 //   - events: each node forwards its own event stream and its mirror of the
 //     peer's, each from a durable consumer (Consumer) that starts at the
-//     stream's first event, each event published into the hub's fleet
+//     stream's first event (the mirror's: MirrorLookBack), each event published into the hub's fleet
 //     stream with its id as Nats-Msg-Id and acknowledged locally only once
 //     the hub stored it; so events made before the uplink connected, or
 //     during an outage, reach the hub, an event of a node that died before
@@ -62,9 +62,17 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-// Consumer is the durable consumer on a node's own event stream that feeds
-// the hub.
+// Consumer is the durable consumer on a node's own event stream, and on its
+// mirror of the peer's, that feeds the hub.
 const Consumer = "tandem_uplink"
+
+// MirrorLookBack is how far back the consumer on the mirror of the peer's
+// events starts when it is made (the node's first start with hub.url): the
+// fleet stream's duplicate window (natsnode.FleetDuplicateWindow). The
+// peer forwards its own history itself; what it made in the last hour and
+// could not forward comes through this node, deduplicated; a mirror's
+// whole history would be stored twice.
+const MirrorLookBack = time.Hour
 
 // Defaults.
 const (
@@ -186,11 +194,11 @@ func (u *Uplink) trigger() {
 // through this node; one forwarded by both is stored once (its id).
 func (u *Uplink) forwardEvents(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Go(func() { u.forward(ctx, subject.EventStream(u.o.Pair, u.o.Node)) })
+	wg.Go(func() { u.forward(ctx, subject.EventStream(u.o.Pair, u.o.Node), time.Time{}) })
 	if u.o.Peer != nil {
 		wg.Go(func() {
 			if peer := u.waitPeer(ctx); peer != "" {
-				u.forward(ctx, subject.EventStream(u.o.Pair, peer))
+				u.forward(ctx, subject.EventStream(u.o.Pair, peer), time.Now().Add(-MirrorLookBack))
 			}
 		})
 	}
@@ -216,11 +224,11 @@ func (u *Uplink) waitPeer(ctx context.Context) string {
 // subscription lives as long as the pull: a one-shot fetch that gave up
 // before the server's delivery arrived (seen at load 30) left those events
 // pending on the node for the whole AckWait, missing from the hub.
-func (u *Uplink) forward(ctx context.Context, stream string) {
+func (u *Uplink) forward(ctx context.Context, stream string, from time.Time) {
 	log := u.o.Log.With().Str("stream", stream).Logger()
 	warned := false
 	for ctx.Err() == nil {
-		cons, err := u.consumer(ctx, stream)
+		cons, err := u.consumer(ctx, stream, from)
 		if err == nil {
 			var it jetstream.MessagesContext
 			if it, err = cons.Messages(jetstream.PullMaxMessages(pullBatch), jetstream.PullHeartbeat(pullHeartbeat)); err == nil {
@@ -259,17 +267,27 @@ func (u *Uplink) drain(ctx context.Context, it jetstream.MessagesContext, log ze
 	}
 }
 
-func (u *Uplink) consumer(ctx context.Context, stream string) (jetstream.Consumer, error) {
+// consumer is the durable Consumer on stream, made if missing: from the
+// stream's first event, or with from set from that time on.
+func (u *Uplink) consumer(ctx context.Context, stream string, from time.Time) (jetstream.Consumer, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return u.o.LocalJS.CreateOrUpdateConsumer(cctx, stream, jetstream.ConsumerConfig{
+	c, err := u.o.LocalJS.Consumer(cctx, stream, Consumer)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return c, err
+	}
+	cfg := jetstream.ConsumerConfig{
 		Durable:       Consumer,
 		Description:   "feeds the fleet hub with these events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: pullBatch,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	if !from.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	}
+	return u.o.LocalJS.CreateConsumer(cctx, stream, cfg)
 }
 
 // forwardOne stores m on the hub, retrying until the hub took it or ctx
