@@ -13,9 +13,10 @@
 // What goes up, and who sends it:
 //   - events: each node forwards its own event stream and its mirror of the
 //     peer's, each from a durable consumer (Consumer) that starts at the
-//     stream's first event (the mirror's: MirrorLookBack), each event published into the hub's fleet
-//     stream with its id as Nats-Msg-Id and acknowledged locally only once
-//     the hub stored it; so events made before the uplink connected, or
+//     stream's first event (the mirror's: MirrorLookBack back), each event
+//     published into the hub's fleet stream with its id as Nats-Msg-Id and
+//     acknowledged locally only once the hub stored it; so events made
+//     before the uplink connected, or
 //     during an outage, reach the hub, an event of a node that died before
 //     forwarding it comes through its peer, and what both nodes forward is
 //     stored once (within the fleet stream's duplicate window).
