@@ -145,9 +145,21 @@ func gatherReplies[T any](ctx context.Context, nc *nats.Conn, subj string, req a
 		if len(errs) > 0 {
 			return nil, errors.Join(errs...)
 		}
-		return nil, &reply.Error{Code: reply.CodeUnavailable, Message: fmt.Sprintf("no %s answers through %s", who, nc.ConnectedUrlRedacted())}
+		return nil, unanswered(nc, who)
 	}
 	return out, nil
+}
+
+// unanswered is the error of a request no node answered (who: "node of
+// pair …"), with the connection's last permission violation when there is
+// one: the server drops a request these credentials may not send (a fleet
+// reader's admin verb through the hub) without telling the requester.
+func unanswered(nc *nats.Conn, who string) error {
+	msg := fmt.Sprintf("no %s answers through %s", who, nc.ConnectedUrlRedacted())
+	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+		msg += " — these credentials may not send it (" + err.Error() + ")"
+	}
+	return &reply.Error{Code: reply.CodeUnavailable, Message: msg}
 }
 
 // gatherStatus asks every node of the pair for its status.

@@ -42,9 +42,13 @@ func newHubCmd(*app) *cobra.Command {
 			"audit replay --fleet and sessions.\n\n" +
 			"Every flag is also a configuration key (--config FILE, YAML) and a TANDEM_\n" +
 			"variable: hub.name, hub.listen, hub.leaf_listen, hub.cluster_listen,\n" +
-			"hub.routes, data_dir; hub.auth (admin, reader, session keys) and hub.uplinks\n" +
-			"(pair=key) secure it, nats.tls.* serve TLS, audit.* set the fleet stream's\n" +
-			"retention. Without credentials it listens on loopback only (protected mode).",
+			"hub.routes, data_dir; hub.auth (admin, reader, session keys), hub.uplinks\n" +
+			"(pair=key) and hub.sessions (pair=key of one pair's sessions) secure it,\n" +
+			"hub.cluster_secret (a file shared by every hub server) authenticates the\n" +
+			"routes, nats.tls.* serve TLS, audit.* set the fleet stream's retention.\n" +
+			"Without credentials it listens on loopback only (protected mode); without\n" +
+			"hub.cluster_secret the cluster address is loopback only. The fleet stream's\n" +
+			"configuration is guarded: a change is restored and reported.",
 		RunE: func(c *cobra.Command, _ []string) error {
 			flags := set()
 			for _, f := range hubFlags {

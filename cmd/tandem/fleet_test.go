@@ -174,17 +174,33 @@ func fleetEvents(t *testing.T, ctx context.Context, servers string, extra ...str
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var out, errOut bytes.Buffer
-		args := append([]string{"audit", "replay", "--fleet", "--json", "--timeout", "10s", "--server", servers}, extra...)
-		code := run(ctx, args, &out, &errOut)
-		if code == 0 {
-			return decodeLines(t, out.Bytes())
+		evs, err := tryFleetEvents(ctx, servers, extra...)
+		if err == nil {
+			return evs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("audit replay --fleet: exit %d: %s", code, errOut.String())
+			t.Fatal(err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// tryFleetEvents replays the hub's fleet stream once.
+func tryFleetEvents(ctx context.Context, servers string, extra ...string) ([]event.Envelope, error) {
+	var out, errOut bytes.Buffer
+	args := append([]string{"audit", "replay", "--fleet", "--json", "--timeout", "10s", "--server", servers}, extra...)
+	if code := run(ctx, args, &out, &errOut); code != 0 {
+		return nil, fmt.Errorf("audit replay --fleet: exit %d: %s", code, errOut.String())
+	}
+	var evs []event.Envelope
+	for line := range bytes.Lines(out.Bytes()) {
+		var e event.Envelope
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("event %q: %w", line, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs, nil
 }
 
 func decodeLines(t *testing.T, b []byte) []event.Envelope {

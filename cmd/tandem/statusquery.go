@@ -61,8 +61,7 @@ func askPair(ctx context.Context, nc *nats.Conn, pair string, wait time.Duration
 		return api.PairStatus{}, nil, err
 	}
 	if len(a.replies) == 0 {
-		return api.PairStatus{}, nil, &reply.Error{Code: reply.CodeUnavailable,
-			Message: "no node of pair " + strconv.Quote(pair) + " answers through " + nc.ConnectedUrlRedacted()}
+		return api.PairStatus{}, nil, unanswered(nc, "node of pair "+strconv.Quote(pair))
 	}
 	ps := api.Combine(pair, a.replies)
 	for _, adds := range a.parts {

@@ -202,8 +202,12 @@ func (n *Node) jetStream() (jetstream.JetStream, error) {
 // 30 with the race detector: the node's connection closed, its monitor sent
 // no heartbeat again, its uplink wrote no status again). The node's
 // connection outlives any such closing; it is closed when the node stops.
+// Nothing is buffered while it reconnects: a heartbeat delivered late
+// would tell the peer of a past moment; a publish fails and its sender
+// retries (events) or sends the next (heartbeats).
 func reconnectInProcess(o *nats.Options) error {
 	o.AllowReconnect, o.MaxReconnect, o.ReconnectWait = true, -1, 100*time.Millisecond
+	o.ReconnectBufSize = -1
 	return nil
 }
 

@@ -24,18 +24,33 @@ type Hub struct {
 // bucket appears once the cluster has elected a meta leader.
 func StartHubs(t T, bin string, n int, env ...string) []*Hub {
 	t.Helper()
-	if bin == "" {
-		bin = Build(t)
-	}
+	hubs := PlanHubs(t, n)
+	RunHubs(t, bin, hubs, env...)
+	return hubs
+}
+
+// PlanHubs picks the ports of n hub servers without starting them (see
+// RunHubs): a pair may then be given their URLs before the hub exists.
+func PlanHubs(t T, n int) []*Hub {
+	t.Helper()
 	ports, err := freePorts(3 * n)
 	if err != nil {
 		t.Fatalf("ports: %v", err)
 	}
-	dir := t.TempDir()
 	hubs := make([]*Hub, n)
 	for i := range hubs {
 		hubs[i] = &Hub{Name: fmt.Sprintf("hub%d", i+1), Client: ports[3*i], Leaf: ports[3*i+1], Cluster: ports[3*i+2]}
 	}
+	return hubs
+}
+
+// RunHubs starts the planned hubs as StartHubs does.
+func RunHubs(t T, bin string, hubs []*Hub, env ...string) {
+	t.Helper()
+	if bin == "" {
+		bin = Build(t)
+	}
+	dir := t.TempDir()
 	for i, h := range hubs {
 		var routes []string
 		for j, o := range hubs {
@@ -51,6 +66,7 @@ func StartHubs(t T, bin string, n int, env ...string) []*Hub {
 			"--listen", fmt.Sprintf("127.0.0.1:%d", h.Client), "--leaf-listen", fmt.Sprintf("127.0.0.1:%d", h.Leaf),
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", h.Cluster), "--routes", strings.Join(routes, ","))
 		h.Cmd.Env = append(os.Environ(), env...)
+		h.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no hub outlives a killed test
 		h.Cmd.Stdout, h.Cmd.Stderr = log, log
 		if err := h.Cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", h.Name, err)
@@ -65,7 +81,6 @@ func StartHubs(t T, bin string, n int, env ...string) []*Hub {
 			}
 		})
 	}
-	return hubs
 }
 
 // HubURLs are the hubs' client URLs, or with leaf their leafnode URLs

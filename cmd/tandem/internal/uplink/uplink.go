@@ -13,9 +13,10 @@
 // What goes up, and who sends it:
 //   - events: each node forwards its own event stream and its mirror of the
 //     peer's, each from a durable consumer (Consumer) that starts at the
-//     stream's first event, each event published into the hub's fleet
-//     stream with its id as Nats-Msg-Id and acknowledged locally only once
-//     the hub stored it; so events made before the uplink connected, or
+//     stream's first event (the mirror's: MirrorLookBack back), each event
+//     published into the hub's fleet stream with its id as Nats-Msg-Id and
+//     acknowledged locally only once the hub stored it; so events made
+//     before the uplink connected, or
 //     during an outage, reach the hub, an event of a node that died before
 //     forwarding it comes through its peer, and what both nodes forward is
 //     stored once (within the fleet stream's duplicate window).
@@ -37,9 +38,11 @@
 // # Concurrency
 //
 // Run starts goroutines for the event forwarders (one per stream) and the
-// status writer, and subscriptions whose callbacks run on nats.go's goroutines; they share only
-// the status writer's trigger channel (size 1) and the last notification
-// (mu).
+// status writer, and subscriptions whose callbacks run on nats.go's
+// goroutines; an activation of this node starts one more, its quick write.
+// They share only the status writer's trigger channel (size 1), and under
+// mu the last notification, the last status read and the epoch of the last
+// quick write.
 package uplink
 
 import (
@@ -61,9 +64,17 @@ import (
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
-// Consumer is the durable consumer on a node's own event stream that feeds
-// the hub.
+// Consumer is the durable consumer on a node's own event stream, and on its
+// mirror of the peer's, that feeds the hub.
 const Consumer = "tandem_uplink"
+
+// MirrorLookBack is how far back the consumer on the mirror of the peer's
+// events starts when it is made (the node's first start with hub.url): the
+// fleet stream's duplicate window (natsnode.FleetDuplicateWindow). The
+// peer forwards its own history itself; what it made in the last hour and
+// could not forward comes through this node, deduplicated; a mirror's
+// whole history would be stored twice.
+const MirrorLookBack = time.Hour
 
 // Defaults.
 const (
@@ -93,15 +104,15 @@ type Options struct {
 
 // Uplink is a running uplink.
 type Uplink struct {
-	o         Options
-	hubJS     jetstream.JetStream
-	kick      chan struct{} // size 1: write the status now
-	activated chan uint64   // size 1: this node activated in this epoch
+	o     Options
+	hubJS jetstream.JetStream
+	kick  chan struct{} // size 1: write the status now
 
 	mu       sync.Mutex      // guards the fields below
 	lastNote []byte          // the last notification forwarded
 	noteOK   bool            // lastNote is stored as the hub's last value
 	last     *api.PairStatus // the last status read, nil before the first
+	floor    uint64          // the epoch of this node's last activation written at once
 }
 
 // Run runs the uplink until ctx ends.
@@ -113,7 +124,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1), activated: make(chan uint64, 1)}
+	u := &Uplink{o: o, hubJS: hubJS, kick: make(chan struct{}, 1)}
 	subs, err := u.subscribe()
 	if err != nil {
 		return err
@@ -161,15 +172,12 @@ func (u *Uplink) subscribe() ([]*nats.Subscription, error) {
 	return subs, nil
 }
 
-// event triggers a status write; this node's activation also a quick one.
+// event triggers a status write; this node's activation also a quick one,
+// at once, beside a status write that may be under way.
 func (u *Uplink) event(m *nats.Msg) {
-	if m.Subject == subject.Event(u.o.Pair, u.o.Node, event.NodeActivated) {
+	if u.o.Status != nil && m.Subject == subject.Event(u.o.Pair, u.o.Node, event.NodeActivated) {
 		if e, err := event.Decode(m.Data); err == nil {
-			select {
-			case <-u.activated: // a newer one replaces it
-			default:
-			}
-			u.activated <- e.Epoch
+			go u.writeActivated(e.Epoch)
 		}
 	}
 	u.trigger()
@@ -188,11 +196,11 @@ func (u *Uplink) trigger() {
 // through this node; one forwarded by both is stored once (its id).
 func (u *Uplink) forwardEvents(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Go(func() { u.forward(ctx, subject.EventStream(u.o.Pair, u.o.Node)) })
+	wg.Go(func() { u.forward(ctx, subject.EventStream(u.o.Pair, u.o.Node), time.Time{}) })
 	if u.o.Peer != nil {
 		wg.Go(func() {
 			if peer := u.waitPeer(ctx); peer != "" {
-				u.forward(ctx, subject.EventStream(u.o.Pair, peer))
+				u.forward(ctx, subject.EventStream(u.o.Pair, peer), time.Now().Add(-MirrorLookBack))
 			}
 		})
 	}
@@ -218,11 +226,11 @@ func (u *Uplink) waitPeer(ctx context.Context) string {
 // subscription lives as long as the pull: a one-shot fetch that gave up
 // before the server's delivery arrived (seen at load 30) left those events
 // pending on the node for the whole AckWait, missing from the hub.
-func (u *Uplink) forward(ctx context.Context, stream string) {
+func (u *Uplink) forward(ctx context.Context, stream string, from time.Time) {
 	log := u.o.Log.With().Str("stream", stream).Logger()
 	warned := false
 	for ctx.Err() == nil {
-		cons, err := u.consumer(ctx, stream)
+		cons, err := u.consumer(ctx, stream, from)
 		if err == nil {
 			var it jetstream.MessagesContext
 			if it, err = cons.Messages(jetstream.PullMaxMessages(pullBatch), jetstream.PullHeartbeat(pullHeartbeat)); err == nil {
@@ -261,17 +269,27 @@ func (u *Uplink) drain(ctx context.Context, it jetstream.MessagesContext, log ze
 	}
 }
 
-func (u *Uplink) consumer(ctx context.Context, stream string) (jetstream.Consumer, error) {
+// consumer is the durable Consumer on stream, made if missing: from the
+// stream's first event, or with from set from that time on.
+func (u *Uplink) consumer(ctx context.Context, stream string, from time.Time) (jetstream.Consumer, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return u.o.LocalJS.CreateOrUpdateConsumer(cctx, stream, jetstream.ConsumerConfig{
+	c, err := u.o.LocalJS.Consumer(cctx, stream, Consumer)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return c, err
+	}
+	cfg := jetstream.ConsumerConfig{
 		Durable:       Consumer,
 		Description:   "feeds the fleet hub with these events",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: pullBatch,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}
+	if !from.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	}
+	return u.o.LocalJS.CreateConsumer(cctx, stream, cfg)
 }
 
 // forwardOne stores m on the hub, retrying until the hub took it or ctx
@@ -317,8 +335,6 @@ func (u *Uplink) writeStatus(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case epoch := <-u.activated:
-			u.writeActivated(epoch)
 		case <-u.kick:
 		case <-tk.C:
 		case <-retry.C:
@@ -347,12 +363,13 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 	u.mu.Lock()
 	note, noteOK := u.lastNote, u.noteOK
 	u.last = &ps
+	stale := ps.Epoch < u.floor // read before an activation written since
 	u.mu.Unlock()
 	if note != nil && !noteOK {
 		u.storeNote(note)
 	}
-	if !writer {
-		return nil
+	if !writer || stale {
+		return nil // stale: the activation's own trigger writes it again
 	}
 	data, err := json.Marshal(ps)
 	if err != nil {
@@ -369,10 +386,12 @@ func (u *Uplink) writeOnce(ctx context.Context) error {
 func (u *Uplink) writeActivated(epoch uint64) {
 	u.mu.Lock()
 	last := u.last
-	u.mu.Unlock()
-	if last == nil {
+	if last == nil || epoch <= u.floor {
+		u.mu.Unlock()
 		return
 	}
+	u.floor = epoch
+	u.mu.Unlock()
 	data, err := json.Marshal(Activated(*last, u.o.Node, epoch))
 	if err == nil {
 		err = u.request(subject.ViaHub(subject.FleetKey(u.o.Pair)), data)
