@@ -498,8 +498,8 @@ const (
 // during such a freeze is one interval before it plus the freeze (325 ms),
 // which leaves 55 ms for the frozen node's first heartbeat after it resumes
 // (it sends one at once, F12), on a machine where a resumed process may wait
-// that long for a core. The peer takes over 355–380 ms after the last
-// heartbeat it heard. README § Heartbeat profiles has the figures they were
+// that long for a core. The peer takes over 380 ms after the last heartbeat
+// it heard: 355–380 ms after the loss. README § Heartbeat profiles has the figures they were
 // chosen from.
 var Profiles = map[string]Heartbeat{
 	ProfileSeed: {Profile: ProfileSeed, Interval: time.Second, Timeout: 3 * time.Second},

@@ -134,7 +134,12 @@ func falseFailovers(t proctest.T, e env) []row {
 	var rows []row
 	for _, profile := range []string{config.ProfileFast, config.ProfileSeed} {
 		p, st := proctest.StartActive(t, profileOptions(e, profile, false))
-		r := p.Stress(p.Master, st.Epoch, proctest.Stress{Burners: stressBurners, Every: stressEvery, Freeze: stressFreeze, For: e.stress})
+		// A freeze longer than the timeout less one interval (less 5 ms
+		// for the resumed node's first heartbeat) may be taken for a
+		// death by right.
+		hb := config.Profiles[profile]
+		r := p.Stress(p.Master, st.Epoch, proctest.Stress{Burners: stressBurners, Every: stressEvery, Freeze: stressFreeze,
+			Tolerated: hb.Timeout - hb.Interval - 5*time.Millisecond, For: e.stress})
 		fmt.Fprintf(e.log, "  %s: %v\n", profile, r)
 		if r.Freezes == 0 {
 			t.Errorf("%s: no freeze in %v", profile, e.stress)

@@ -5,6 +5,7 @@ package proctest
 import (
 	"fmt"
 	"os/exec"
+	"sort"
 	"syscall"
 	"time"
 )
@@ -64,9 +65,10 @@ type StressResult struct {
 	// Frozen are the freezes' real lengths, SIGSTOP to SIGCONT, as the
 	// harness managed them on the loaded machine.
 	Frozen []time.Duration
-	// FalseFailovers counts the epochs a node activated into during the
-	// run, except in the wake of an overlong freeze: no node died, so each
-	// is a failover that should not have happened.
+	// FalseFailovers counts the epochs a passive node activated into
+	// during the run (takeovers, not the master's F7 repair), except in
+	// the wake of an overlong freeze: no node died, so each is a failover
+	// that should not have happened.
 	FalseFailovers int
 	// Epochs are those epochs.
 	Epochs []uint64
@@ -122,12 +124,7 @@ func (p *Pair) Stress(active string, epoch uint64, s Stress) StressResult {
 	time.Sleep(time.Until(end)) // the rest of the run, under load
 	beats := p.watch.Since(mark)
 	r.Beats, r.Overlong = len(beats), len(overlong)
-	seen := map[uint64]bool{}
-	for _, b := range beats {
-		if b.State != "active" || b.Epoch <= epoch || seen[b.Epoch] {
-			continue
-		}
-		seen[b.Epoch] = true
+	for _, b := range takeovers(beats, epoch) {
 		if inWake(b.Recv, overlong) {
 			r.OverlongEpochs = append(r.OverlongEpochs, b.Epoch)
 		} else {
@@ -136,6 +133,26 @@ func (p *Pair) Stress(active string, epoch uint64, s Stress) StressResult {
 	}
 	r.FalseFailovers = len(r.Epochs)
 	return r
+}
+
+// takeovers are the first beats of a passive node turned active in an epoch
+// above epoch: failovers. A node that was already active and raises its
+// epoch (the master resolving two actives, F7) is not one.
+func takeovers(beats []Beat, epoch uint64) []Beat {
+	sort.SliceStable(beats, func(i, j int) bool { return beats[i].Sent.Before(beats[j].Sent) })
+	last := map[string]string{} // node → state of its previous beat
+	seen := map[uint64]bool{}
+	var out []Beat
+	for _, b := range beats {
+		prev, known := last[b.Node]
+		last[b.Node] = b.State
+		if b.State != "active" || b.Epoch <= epoch || seen[b.Epoch] || !known || prev == "active" {
+			continue
+		}
+		seen[b.Epoch] = true
+		out = append(out, b)
+	}
+	return out
 }
 
 // inWake reports whether t falls during one of freezes or within a second
