@@ -163,6 +163,8 @@ func RunConsumer(ctx context.Context, cfg RouterConfig, name, topic string, sub 
 // subscribed is a subscription made already, as a watermill Subscriber.
 type subscribed struct{ msgs <-chan *message.Message }
 
-func (s subscribed) Subscribe(context.Context, string) (<-chan *message.Message, error) { return s.msgs, nil }
+func (s subscribed) Subscribe(context.Context, string) (<-chan *message.Message, error) {
+	return s.msgs, nil
+}
 
 func (subscribed) Close() error { return nil }
