@@ -72,10 +72,11 @@
 //     its own position, applies each batch exactly once in commit order and
 //     must see a gap as a gap, R9) and audit replay/follow. An ordered
 //     consumer is ephemeral and unacknowledged by design.
-//   - Core subscriptions: heartbeats, switchover control, link reports and
-//     session acknowledgements. They are not stored; the next heartbeat or
-//     acknowledgement replaces a lost one, and their decoders reject bad
-//     input themselves.
+//   - Core subscriptions: heartbeats, switchover control, link reports,
+//     session acknowledgements, and the license service's view of the
+//     newest epoch (every event of the pair, read for its epoch only). They
+//     are not stored; the next message replaces a lost one, and their
+//     decoders reject bad input themselves.
 //
 // # Concurrency
 //

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -133,3 +134,37 @@ func (p rejecter) Publish(_ string, msgs ...*message.Message) error {
 }
 
 func (rejecter) Close() error { return nil }
+
+// RunConsumer runs one handler on a Router made by NewRouter(cfg): h gets
+// the messages sub delivers for topic, under the middleware. It returns
+// when ctx ends or the subscription ends (the binding broke: the caller
+// binds again), with the error of a subscription that could not start.
+func RunConsumer(ctx context.Context, cfg RouterConfig, name, topic string, sub message.Subscriber, h message.NoPublishHandlerFunc) error {
+	r, err := NewRouter(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Subscribed here, not by the router: a router whose handler cannot
+	// subscribe never releases that handler (watermill v1.5.1).
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		return err
+	}
+	r.AddConsumerHandler(name, topic, subscribed{msgs}, h)
+	stop := context.AfterFunc(ctx, func() { _ = r.Close() })
+	defer stop()
+	err = r.Run(ctx)
+	_ = r.Close()
+	return err
+}
+
+// subscribed is a subscription made already, as a watermill Subscriber.
+type subscribed struct{ msgs <-chan *message.Message }
+
+func (s subscribed) Subscribe(context.Context, string) (<-chan *message.Message, error) {
+	return s.msgs, nil
+}
+
+func (subscribed) Close() error { return nil }

@@ -134,3 +134,44 @@ func TestNewRouterNeedsReject(t *testing.T) {
 		t.Fatal("a router without Reject was made")
 	}
 }
+
+// TestRunConsumer: a consumer that cannot bind returns the error and
+// leaves no goroutine behind (goleak in TestMain); one that runs stops when
+// ctx ends.
+func TestRunConsumer(t *testing.T) {
+	_, _, js := newJetStream(t)
+	rej := &rejects{}
+	cfg := RouterConfig{Log: testLog(t), Reject: rej.reject}
+	missing, err := NewSubscriber(js, SubscriberConfig{Stream: "nope", Consumer: "nope"}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RunConsumer(testCtx(t), cfg, "events", "x", missing, func(*message.Message) error { return nil }); err == nil {
+		t.Fatal("bound to a missing consumer")
+	}
+	pub, sub := newSubscription(t, js)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	handled := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- RunConsumer(ctx, cfg, "events", subject.EventsOf(testPair, testNode), sub, func(m *message.Message) error {
+			handled <- m.UUID
+			return nil
+		})
+	}()
+	publish(t, pub, "m1")
+	select {
+	case <-handled:
+	case <-time.After(waitLong):
+		t.Fatal("not handled")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("RunConsumer did not return when ctx ended")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
@@ -100,41 +102,36 @@ func (s *Service) consume(ctx context.Context, node, stream, filter string) erro
 		return err
 	}
 	defer sub.Close() //nolint:errcheck // Close never fails
-	msgs, err := sub.Subscribe(ctx, filter)
-	if err != nil {
-		return err
-	}
-	for m := range msgs {
-		s.onEvent(ctx, node, m.Payload)
-		m.Ack()
-	}
-	return nil
+	rcfg := bus.RouterConfig{Log: s.log, Reject: s.reject, Registry: s.o.Registry}
+	return bus.RunConsumer(ctx, rcfg, "event", filter, sub, func(m *message.Message) error {
+		return s.onEvent(ctx, node, m.Payload) // ctx, not m's: an activation outlives its message
+	})
 }
 
 // onEvent handles one event stored in node's stream; anything but an
 // activation is skipped. An activation counts only when it comes from the
 // monitor of the node whose stream holds it (identity: the stream is
-// node's, the source its monitor) in a plausible epoch.
-func (s *Service) onEvent(ctx context.Context, node string, data []byte) {
+// node's, the source its monitor) in a plausible epoch; anything else is
+// poison (reported as rejected input by the router).
+func (s *Service) onEvent(ctx context.Context, node string, data []byte) error {
 	e, err := event.DecodeStored(data)
 	if err != nil {
-		s.reject("event", "", err)
-		return
+		return bus.Poison(err)
 	}
 	if e.Pair != s.pair {
-		return
+		return nil
 	}
 	a, ok, err := plan.FromEvent(e)
 	if err == nil && ok {
 		err = s.checkActivation(e, node)
 	}
 	if err != nil {
-		s.reject("event", e.Subject(), err)
-		return
+		return bus.Poison(err)
 	}
 	if ok {
 		s.onActivation(ctx, a)
 	}
+	return nil
 }
 
 // checkActivation refuses an activation not made by the monitor of node,

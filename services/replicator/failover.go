@@ -5,8 +5,9 @@ import (
 	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -37,61 +38,44 @@ func (s *Service) runFailover(ctx context.Context) {
 
 func (s *Service) consumeFailover(ctx context.Context) error {
 	p, n := s.cfg.Pair, s.cfg.Node
+	stream, events := subject.EventStream(p, n), subject.EventsOf(p, n)
+	cfg := bus.ConsumerConfig(FailoverConsumer, events)
+	cfg.Description = "the replicator writes this node's activations into the database (R8)"
+	cfg.MaxAckPending = 1
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	cons, err := s.js.CreateOrUpdateConsumer(cctx, subject.EventStream(p, n), jetstream.ConsumerConfig{
-		Durable:        FailoverConsumer,
-		Description:    "the replicator writes this node's activations into the database (R8)",
-		FilterSubjects: activationSubjects(p, n),
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
-		MaxAckPending:  1,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	_, err := s.js.CreateOrUpdateConsumer(cctx, stream, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	sub, err := bus.NewSubscriber(s.js, bus.SubscriberConfig{Stream: stream, Consumer: FailoverConsumer, NackDelay: failoverRetry}, s.log)
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return err
-		}
-		s.onActivation(ctx, m)
-	}
+	defer sub.Close() //nolint:errcheck // Close never fails
+	rcfg := bus.RouterConfig{Log: s.log, Reject: s.reject, Registry: s.registry}
+	return bus.RunConsumer(ctx, rcfg, "failover-event", events, sub, func(m *message.Message) error {
+		return s.onActivation(ctx, m.Payload)
+	})
 }
 
-// activationSubjects are the subjects of the node's activation events
-// (event.IsActivation).
-func activationSubjects(pair, node string) []string {
-	var out []string
-	for _, typ := range event.ActivationTypes() {
-		out = append(out, subject.Event(pair, node, typ))
+// onActivation writes one activation (event.IsActivation); other events of
+// the node are skipped. An error asks for the event again later (the
+// database is down: R8 writes it as soon as it is back); bad input is
+// poison.
+func (s *Service) onActivation(ctx context.Context, data []byte) error {
+	env, err := event.Decode(data)
+	if err == nil && (env.Node != s.cfg.Node || env.Pair != s.cfg.Pair) {
+		err = errors.New("not an event of this node")
 	}
-	return out
-}
-
-// onActivation writes one activation, or asks for it again later.
-func (s *Service) onActivation(ctx context.Context, m jetstream.Msg) {
-	env, err := event.Decode(m.Data())
-	if err != nil || env.Node != s.cfg.Node || env.Pair != s.cfg.Pair {
-		s.reject("failover-event", m.Subject(), errors.Join(err, errors.New("not an event of this node")))
-		_ = m.Term()
-		return
+	if err != nil {
+		return bus.Poison(err)
 	}
-	if _, ok, err := event.ActivationOf(env); err != nil || !ok {
-		s.reject("failover-event", m.Subject(), errors.Join(err, errors.New("not an activation")))
-		_ = m.Term()
-		return
+	if !event.IsActivation(env.Type) {
+		return nil
+	}
+	if _, _, err := event.ActivationOf(env); err != nil {
+		return bus.Poison(err)
 	}
 	if env.Epoch > s.epoch.Load() {
 		s.epoch.Store(env.Epoch)
@@ -102,13 +86,10 @@ func (s *Service) onActivation(ctx context.Context, m jetstream.Msg) {
 	if err != nil {
 		s.met.failoverFailures.Inc()
 		s.log.Warn().Err(err).Uint64("epoch", env.Epoch).Msg("failover status not written yet (database unavailable); retrying")
-		_ = m.NakWithDelay(failoverRetry)
-		return
-	}
-	if err := m.DoubleAck(ctx); err != nil {
-		s.log.Debug().Err(err).Msg("ack failover event")
+		return err
 	}
 	s.log.Info().Uint64("epoch", env.Epoch).Msg("failover status written")
 	s.emit(event.ReplStatusWritten, event.StatusWritten{Active: s.cfg.Node, Epoch: env.Epoch,
 		Time: env.Time.UTC().Format(time.RFC3339Nano), Why: event.Because("R8: " + env.Type)})
+	return nil
 }

@@ -320,6 +320,28 @@ func TestFailoverStatusOncePerActivation(t *testing.T) {
 	}
 }
 
+// SPEC §9 on the failover consumer (a watermill Router): an activation
+// whose data is not an activation's is poison — reported as
+// tandem.input.rejected with the reason, acknowledged, not written — and
+// the consumer goes on with the next event.
+func TestFailoverConsumerPoison(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	status := `SELECT coalesce((SELECT active || '@' || epoch FROM _tandem_failover_status), '')`
+	w.publishMonitorEvent("a", event.NodeActivated, 7, map[string]any{"reason": "forged", "bogus": true})
+	w.publishMonitorEvent("a", event.NodeActivated, 8, event.Activation{Why: event.Because("F2: test")})
+	w.waitFor("a@8 on a", func() bool { return w.query("a", status) == "a@8" })
+	e, ok := w.nodes["a"].sink.Find(event.InputRejected, `"kind":"failover-event"`)
+	if !ok || !strings.Contains(string(e.Data), "bogus") {
+		t.Fatalf("no input.rejected for the poison activation: %s", e.Data)
+	}
+	if _, ok := w.nodes["a"].sink.Find(event.ReplStatusWritten, `"epoch":7`); ok {
+		t.Fatal("the poison activation was written")
+	}
+}
+
 // R4: an operator's resume that reaches only one node (the other is down,
 // or restarting and not yet subscribed: `tandem repl resume` then warns and
 // exits 0) is followed by the other node when it hears its peer, in either

@@ -211,6 +211,7 @@ type Service struct {
 	js           jetstream.JetStream
 	ready        atomic.Bool
 	awaitingPeer atomic.Bool // Run waits for the peer's heartbeat to learn its name
+	registry     prometheus.Registerer
 
 	paused  atomic.Bool
 	pauseAt atomic.Int64 // Unix ns of the pause or resume in force, 0: not known
@@ -290,6 +291,7 @@ func New(o Options) (*Service, error) {
 	if s.domain == "" {
 		s.domain = subject.ServerName(c.Pair, c.Node)
 	}
+	s.registry = o.Registry
 	met, err := newMetrics(o.Registry)
 	if err != nil {
 		return nil, err
