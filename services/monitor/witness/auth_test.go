@@ -16,6 +16,8 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/testpki"
+
+	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
 // seed writes a new user key's seed into dir and returns the file and its
@@ -88,13 +90,13 @@ func TestServerCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("print's own lease: %+v", rep)
 	}
 
 	short, cancelShort := context.WithTimeout(context.Background(), time.Second)
 	defer cancelShort()
-	if rep, err := Ask(short, nc, "other", Request{Node: "a", Epoch: 9, TTLMS: 60_000, Renew: true}); err == nil {
+	if rep, err := Ask(short, nc, "other", lease.Request{Node: "a", Epoch: 9, TTLMS: 60_000, Renew: true}); err == nil {
 		t.Errorf("print's key asked for other's lease: %+v", rep)
 	}
 	awaitPermission(t, errs, `"tandem.witness.other.lease"`)
@@ -122,7 +124,7 @@ func TestServerCredentials(t *testing.T) {
 	defer onc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if rep, err := Ask(ctx, onc, "other", Request{Node: "x", Epoch: 2, TTLMS: 60_000, Renew: true}); err != nil || !rep.Granted || rep.Holder != "x" {
+	if rep, err := Ask(ctx, onc, "other", lease.Request{Node: "x", Epoch: 2, TTLMS: 60_000, Renew: true}); err != nil || !rep.Granted || rep.Holder != "x" {
 		t.Fatalf("other's own lease: %+v %v", rep, err)
 	}
 }
@@ -169,7 +171,7 @@ func TestServerTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("lease over TLS: %+v", rep)
 	}
 }

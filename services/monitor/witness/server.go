@@ -1,3 +1,9 @@
+// Package witness is the optional third party of a pair (F14): a small
+// process on a third machine that holds a lease for the active node, so
+// that two nodes cut off from each other cannot both be active while the
+// witness is reachable. The server (Server) answers lease requests over
+// NATS with the lease rule (package lease) and keeps the leases in a
+// JetStream key-value bucket; Ask is what a node's monitor asks it with.
 package witness
 
 import (
@@ -19,6 +25,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
 // Bucket is the key-value bucket the witness keeps its leases in, one key
@@ -64,7 +71,7 @@ type Server struct {
 	start time.Time
 
 	mu     sync.Mutex // guards leases
-	leases map[string]Lease
+	leases map[string]lease.Lease
 }
 
 // Start starts a witness.
@@ -83,7 +90,7 @@ func Start(ctx context.Context, o ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
-	s := &Server{ns: ns, url: url, log: o.Log, start: time.Now(), leases: map[string]Lease{}}
+	s := &Server{ns: ns, url: url, log: o.Log, start: time.Now(), leases: map[string]lease.Lease{}}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -144,7 +151,7 @@ func (s *Server) load(ctx context.Context) error {
 			s.log.Warn().Err(err).Str("pair", k).Msg("witness: unreadable lease dropped")
 			continue
 		}
-		s.leases[k] = Lease{Holder: st.Holder, Epoch: st.Epoch, Expires: now + st.TTLMS}
+		s.leases[k] = lease.Lease{Holder: st.Holder, Epoch: st.Epoch, Expires: now + st.TTLMS}
 	}
 	return nil
 }
@@ -166,21 +173,21 @@ func (s *Server) serve(m *nats.Msg) {
 	}
 }
 
-func (s *Server) handle(pair string, data []byte) (Reply, error) {
-	var r Request
+func (s *Server) handle(pair string, data []byte) (lease.Reply, error) {
+	var r lease.Request
 	if err := subject.CheckName("pair", pair); err != nil {
-		return Reply{}, err
+		return lease.Reply{}, err
 	}
 	if err := event.DecodeStrict(data, MaxRequest, &r); err != nil {
-		return Reply{}, fmt.Errorf("lease request: %w", err)
+		return lease.Reply{}, fmt.Errorf("lease request: %w", err)
 	}
 	switch {
 	case !subject.ValidName(r.Node):
-		return Reply{}, fmt.Errorf("lease request: node %q", r.Node)
+		return lease.Reply{}, fmt.Errorf("lease request: node %q", r.Node)
 	case r.Over && !subject.ValidName(r.Peer):
-		return Reply{}, fmt.Errorf("lease request: peer %q", r.Peer)
+		return lease.Reply{}, fmt.Errorf("lease request: peer %q", r.Peer)
 	case !r.Probe && (r.TTLMS < MinTTL.Milliseconds() || r.TTLMS > MaxTTL.Milliseconds()):
-		return Reply{}, fmt.Errorf("lease request: term %d ms outside %v…%v", r.TTLMS, MinTTL, MaxTTL)
+		return lease.Reply{}, fmt.Errorf("lease request: term %d ms outside %v…%v", r.TTLMS, MinTTL, MaxTTL)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,9 +195,9 @@ func (s *Server) handle(pair string, data []byte) (Reply, error) {
 	if !ok {
 		// No lease stored for the pair: one this witness granted before a
 		// restart that lost its data may run for a term from the start.
-		cur = Lease{Unsure: r.TTLMS, Expires: r.TTLMS}
+		cur = lease.Lease{Unsure: r.TTLMS, Expires: r.TTLMS}
 	}
-	next, rep := Decide(cur, r, s.now(), r.TTLMS)
+	next, rep := lease.Decide(cur, r, s.now(), r.TTLMS)
 	if next != cur {
 		if next.Holder != cur.Holder || next.Epoch != cur.Epoch {
 			b, _ := json.Marshal(stored{Holder: next.Holder, Epoch: next.Epoch, TTLMS: r.TTLMS})
@@ -198,7 +205,7 @@ func (s *Server) handle(pair string, data []byte) (Reply, error) {
 			_, err := s.kv.Put(ctx, pair, b)
 			cancel()
 			if err != nil {
-				return Reply{}, fmt.Errorf("store the lease: %w", err) // not granted unless stored
+				return lease.Reply{}, fmt.Errorf("store the lease: %w", err) // not granted unless stored
 			}
 			s.log.Info().Str("pair", pair).Str("holder", next.Holder).Uint64("epoch", next.Epoch).Msg("witness: lease granted")
 		}
@@ -223,21 +230,21 @@ func (s *Server) Close() {
 }
 
 // Ask sends a lease request for pair to the witness nc is connected to.
-func Ask(ctx context.Context, nc *nats.Conn, pair string, r Request) (Reply, error) {
+func Ask(ctx context.Context, nc *nats.Conn, pair string, r lease.Request) (lease.Reply, error) {
 	b, _ := json.Marshal(r)
 	m, err := nc.RequestWithContext(ctx, Subject(pair), b)
 	if err != nil {
-		return Reply{}, err
+		return lease.Reply{}, err
 	}
 	var out struct {
-		Reply
+		lease.Reply
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &out); err != nil {
-		return Reply{}, fmt.Errorf("witness reply: %w", err)
+		return lease.Reply{}, fmt.Errorf("witness reply: %w", err)
 	}
 	if out.Error != "" {
-		return Reply{}, fmt.Errorf("witness: %s", out.Error)
+		return lease.Reply{}, fmt.Errorf("witness: %s", out.Error)
 	}
 	return out.Reply, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
 func startWitness(t *testing.T, dir string) (*Server, *nats.Conn) {
@@ -25,7 +27,7 @@ func startWitness(t *testing.T, dir string) (*Server, *nats.Conn) {
 	return s, nc
 }
 
-func ask(t *testing.T, nc *nats.Conn, r Request) Reply {
+func ask(t *testing.T, nc *nats.Conn, r lease.Request) lease.Reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -44,30 +46,30 @@ func TestServerLease(t *testing.T) {
 	s, nc := startWitness(t, dir)
 	// A fresh witness grants only an active node's renewal (see
 	// TestServerLostLeases).
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("first request refused: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("renewal refused: %+v", rep)
 	}
-	rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000})
+	rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000})
 	if rep.Granted || rep.Holder != "a" || rep.Epoch != 2 || rep.Left <= 0 {
 		t.Fatalf("b was not refused the lease a holds: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, Probe: true}); rep.Granted || rep.Holder != "a" {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, Probe: true}); rep.Granted || rep.Holder != "a" {
 		t.Fatalf("probe: %+v", rep)
 	}
 	// Over with an older epoch than a's lease: refused; with a's epoch: granted.
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 1}); rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 1}); rep.Granted {
 		t.Fatalf("takeover with a stale peer epoch granted: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 2}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 2}); !rep.Granted {
 		t.Fatalf("takeover refused: %+v", rep)
 	}
 	// Restart: b still holds it.
 	s.Close()
 	_, nc = startWitness(t, dir)
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 4, TTLMS: 60_000}); rep.Granted || rep.Holder != "b" {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 4, TTLMS: 60_000}); rep.Granted || rep.Holder != "b" {
 		t.Fatalf("after a restart the lease b held went to a: %+v", rep)
 	}
 }
@@ -79,18 +81,18 @@ func TestServerLease(t *testing.T) {
 // take the lease in the gap; once the term has passed unrenewed, it can.
 func TestServerLostLeases(t *testing.T) {
 	s, nc := startWitness(t, t.TempDir())
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("refused: %+v", rep)
 	}
 	s.Close()
 	_, nc = startWitness(t, t.TempDir())
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "" || rep.Left <= 0 {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "" || rep.Left <= 0 {
 		t.Fatalf("a fresh witness gave b the lease a may still hold: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("the active node's renewal refused: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "a" {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "a" {
 		t.Fatalf("after a's renewal b was not refused: %+v", rep)
 	}
 
@@ -99,7 +101,7 @@ func TestServerLostLeases(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	first := true
 	for {
-		rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 300})
+		rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 300})
 		if rep.Granted {
 			if first {
 				t.Fatalf("granted at once on a fresh witness: %+v", rep)
@@ -116,18 +118,18 @@ func TestServerLostLeases(t *testing.T) {
 	// past the restart) comes first: b's renewal in the higher epoch still
 	// gets the lease, and a's next one is refused.
 	_, nc = startWitness(t, t.TempDir())
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("a's renewal on a fresh witness: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000, Renew: true}); !rep.Granted {
 		t.Fatalf("b's renewal in a higher epoch refused after a stale one: %+v", rep)
 	}
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); rep.Granted || rep.Holder != "b" {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); rep.Granted || rep.Holder != "b" {
 		t.Fatalf("a's stale renewal took the lease back: %+v", rep)
 	}
 	// A takeover (the peer handed over, or is proven dead) is granted at once.
 	_, nc = startWitness(t, t.TempDir())
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 5, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 4}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 5, TTLMS: 60_000, Over: true, Peer: "a", PeerEpoch: 4}); !rep.Granted {
 		t.Fatalf("takeover on a fresh witness refused: %+v", rep)
 	}
 }
@@ -135,12 +137,12 @@ func TestServerLostLeases(t *testing.T) {
 // TestServerLapse: a lease not renewed lapses and goes to the other node.
 func TestServerLapse(t *testing.T) {
 	_, nc := startWitness(t, t.TempDir())
-	if rep := ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 100, Renew: true}); !rep.Granted {
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 100, Renew: true}); !rep.Granted {
 		t.Fatalf("refused: %+v", rep)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 100})
+		rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 100})
 		if rep.Granted {
 			return
 		}
@@ -154,7 +156,7 @@ func TestServerLapse(t *testing.T) {
 // TestServerBadInput: bad requests get an error and change nothing.
 func TestServerBadInput(t *testing.T) {
 	_, nc := startWitness(t, t.TempDir())
-	ask(t, nc, Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true})
+	ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true})
 	for _, body := range []string{`{`, `{"node":"A B","epoch":1,"ttl_ms":1000}`, `{"node":"b","epoch":1,"ttl_ms":1}`,
 		`{"node":"b","epoch":1,"ttl_ms":1000,"extra":1}`, strings.Repeat("x", 2000)} {
 		m, err := nc.Request(Subject("print"), []byte(body), 5*time.Second)
@@ -165,7 +167,7 @@ func TestServerBadInput(t *testing.T) {
 			t.Errorf("%.40q: no error: %s", body, m.Data)
 		}
 	}
-	if rep := ask(t, nc, Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "a" {
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000}); rep.Granted || rep.Holder != "a" {
 		t.Fatalf("bad input changed the lease: %+v", rep)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/tandem-ha/tandem/pkg/member"
-	"github.com/tandem-ha/tandem/services/monitor/witness"
+	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
 // The explorer drives two real machines (this package's Machine, no model of
@@ -48,7 +48,7 @@ type world struct {
 	// The witness (F14), when cfg.Witness: its lease (Expires on the
 	// global clock wnow), the requests on their way to it and the replies
 	// on their way back, and which nodes cannot reach it.
-	wl     witness.Lease
+	wl     lease.Lease
 	wnow   int64
 	wreq   [2]*xreq
 	wrep   [2]*LeaseReply
@@ -309,9 +309,9 @@ func (w *world) witnessActions(as []action) []action {
 // lostLease is what a witness that restarted now without its data knows of
 // the pair's lease (witness.Server does the same for a pair it has no
 // stored lease of).
-func (w *world) lostLease() witness.Lease {
+func (w *world) lostLease() lease.Lease {
 	end := w.wnow + int64(w.cfg.LeaseTicks)
-	return witness.Lease{Unsure: end, Expires: end}
+	return lease.Lease{Unsure: end, Expires: end}
 }
 
 // witnessOverdue reports whether a node's request to a witness it can
@@ -336,8 +336,8 @@ func (w *world) witnessOverdue() bool {
 func (w *world) serve(i int) {
 	q := w.wreq[i]
 	w.wreq[i] = nil
-	var rep witness.Reply
-	w.wl, rep = witness.Decide(w.wl, q.r.Request, w.wnow, int64(w.cfg.LeaseTicks))
+	var rep lease.Reply
+	w.wl, rep = lease.Decide(w.wl, q.r.Request, w.wnow, int64(w.cfg.LeaseTicks))
 	if !q.orphan {
 		w.wrep[i] = &LeaseReply{Seq: q.r.Seq, Reply: rep}
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
-	"github.com/tandem-ha/tandem/services/monitor/witness"
+	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
 // The scripts in testdata drive two machines, a (master) and b (standby),
@@ -76,7 +76,7 @@ type harness struct {
 	manualHooks bool
 	// The witness (F14): its lease, on the harness's clock, and the nodes
 	// it does not answer.
-	wl   witness.Lease
+	wl   lease.Lease
 	wcut map[string]bool
 }
 
@@ -518,7 +518,7 @@ func (h *harness) witnessCmd(d *datadriven.TestData) {
 		// A restart on a fresh data directory: the witness no longer knows
 		// the holder, whose lease may run one more term (witness.Server).
 		end := int64(h.now + h.cfg.LeaseTicks)
-		h.wl = witness.Lease{Unsure: end, Expires: end}
+		h.wl = lease.Lease{Unsure: end, Expires: end}
 	default:
 		d.Fatalf(h.t, "witness cut a|b|all | heal | restart")
 	}
@@ -539,9 +539,9 @@ func (h *harness) askWitness(n *simNode, q LeaseRequest) {
 		h.step(n, LeaseReply{Seq: q.Seq, Unreachable: true})
 		return
 	}
-	var rep witness.Reply
+	var rep lease.Reply
 	before := h.wl
-	h.wl, rep = witness.Decide(h.wl, r, int64(h.now), int64(h.cfg.LeaseTicks))
+	h.wl, rep = lease.Decide(h.wl, r, int64(h.now), int64(h.cfg.LeaseTicks))
 	verdict := "granted"
 	switch {
 	case !rep.Granted && rep.Holder == "":

@@ -5,7 +5,7 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/member"
-	"github.com/tandem-ha/tandem/services/monitor/witness"
+	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
 // The witness (F14). With Config.Witness set, a node activates only holding
@@ -21,7 +21,7 @@ import (
 //
 //   - every activation waits for the lease. A peer that handed over (Take)
 //     or whose process is proven dead (connection refused) is taken over at
-//     once (witness.Request.Over); a peer that fell silent only once its
+//     once (lease.Request.Over); a peer that fell silent only once its
 //     lease has lapsed at the witness;
 //   - an active node whose renewal is refused steps down at once: the
 //     witness gave the lease to the peer;
@@ -44,7 +44,7 @@ import (
 // reply to it.
 type LeaseRequest struct {
 	Seq uint64
-	witness.Request
+	lease.Request
 }
 
 // LeaseReply is the witness's answer to the request Seq, or Unreachable
@@ -52,7 +52,7 @@ type LeaseRequest struct {
 type LeaseReply struct {
 	Seq         uint64
 	Unreachable bool
-	witness.Reply
+	lease.Reply
 }
 
 func (LeaseReply) isInput() {}
@@ -122,7 +122,7 @@ func (m *Machine) askWitness(epoch uint64, probe bool) {
 	}
 	m.wit.seq++
 	m.wit.pending, m.wit.sentAt, m.wit.renewal, m.wit.probe = true, m.now, m.state == Active, probe
-	r := witness.Request{Node: m.cfg.Self, Epoch: epoch, Probe: probe}
+	r := lease.Request{Node: m.cfg.Self, Epoch: epoch, Probe: probe}
 	switch {
 	case probe:
 	case m.state == Active:

@@ -1,14 +1,10 @@
-// Package witness is the optional third party of a pair (F14): a small
-// process on a third machine that holds a lease for the active node, so
-// that two nodes cut off from each other cannot both be active while the
-// witness is reachable.
-//
-// The lease rule (Decide) is a pure function of the current lease, a
-// request and the witness's clock; the failover machine's explorer drives
-// it directly. The server (Server) answers lease requests over NATS with
-// that rule and keeps the leases in a JetStream key-value bucket; the
-// client (Client) is what a node's monitor asks it with.
-package witness
+// Package lease is the witness's lease rule (F14) and the messages of its
+// protocol: Decide is a pure function of the current lease, a request and
+// the witness's clock. The failover machine and its explorer use it
+// directly; the server (package witness) applies it to requests over NATS.
+// It imports nothing of Tandem's, so the failover machine does not depend
+// on the server's configuration or NATS.
+package lease
 
 // Lease is the witness's record for one pair: who holds it, in which epoch,
 // and until when (on the witness's clock, in its units: milliseconds for
