@@ -6,7 +6,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 STATICCHECK_VERSION := v0.8.2
-MODULES := pkg services/monitor services/replicator services/notifier services/license cmd/tandem
+MODULES := pkg services/monitor services/replicator services/notifier services/license cmd/tandem internal bench
 export CGO_ENABLED ?= 0
 export GOFLAGS := -buildvcs=false
 
@@ -48,7 +48,7 @@ unit: apt-deps
 ## programs that ship (tandem, printq) build for Windows (the session agent's
 ## Windows driver)
 lint: tools
-	@out=$$(gofmt -l pkg services cmd); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l pkg services cmd internal bench); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet work
 	cd cmd/tandem && GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
 	cd cmd/tandem && GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) vet ./internal/agent/...
@@ -90,7 +90,7 @@ apt-deps:
 
 ## bench: the figures of SPEC §10 beside their targets
 bench: build
-	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem
+	cd bench && $(GO) run . -tandem $(BIN)/tandem
 
 ## bench-peers: keepalived (two network namespaces, 1 s adverts) and Redis
 ## Sentinel (three sentinels, down-after-milliseconds 1000 and 100) through the
@@ -108,7 +108,7 @@ bench-peers: build
 			$(APT_GET) update -qq || true; $(APT_GET) install -y -qq $$missing || exit 1; \
 		else echo "bench-peers: please install$$missing (or run as root)"; exit 1; fi; \
 	fi
-	$(GO) run ./cmd/tandem/internal/benchrun -tandem $(BIN)/tandem -only peers -runs $(PEER_RUNS)
+	cd bench && $(GO) run . -tandem $(BIN)/tandem -only peers -runs $(PEER_RUNS)
 
 ## soak: the long runs. The failover explorer deeper than in `make test`
 ## (printing the states it explored), then the replication fault suite's

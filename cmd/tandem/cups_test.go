@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
 // privateCUPS is a cupsd of the test's own, on a unix socket in a

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
 // The demo command catches SIGPIPE; os/signal then starts a goroutine that

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/fleet"
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 	"github.com/tandem-ha/tandem/pkg/api"
 )
 

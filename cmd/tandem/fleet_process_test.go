@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/fleet"
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 	"github.com/tandem-ha/tandem/pkg/event"
 )
 

@@ -3,19 +3,19 @@ module github.com/tandem-ha/tandem/cmd/tandem
 go 1.26.0
 
 require (
-	github.com/nats-io/nats.go v1.55.0
+	github.com/nats-io/nats.go v1.56.0
 	github.com/nats-io/nkeys v0.4.16
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.35.1
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
+	github.com/tandem-ha/tandem/internal v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/pkg v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/license v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/monitor v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/notifier v0.0.0-00010101000000-000000000000
 	github.com/tandem-ha/tandem/services/replicator v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
-	golang.org/x/sys v0.49.0
 	gopkg.in/yaml.v3 v3.0.1
 	modernc.org/sqlite v1.60.1
 )
@@ -52,6 +52,7 @@ require (
 	github.com/sony/gobreaker v1.0.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	modernc.org/libc v1.79.0 // indirect
@@ -60,6 +61,7 @@ require (
 )
 
 replace (
+	github.com/tandem-ha/tandem/internal => ../../internal
 	github.com/tandem-ha/tandem/pkg => ../../pkg
 	github.com/tandem-ha/tandem/services/license => ../../services/license
 	github.com/tandem-ha/tandem/services/monitor => ../../services/monitor

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 	"github.com/tandem-ha/tandem/pkg/api"
 )
 

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
 func TestMain(m *testing.M) { proctest.Main(m) }

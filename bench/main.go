@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 )
 
 // env is what every benchmark is given.

@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite" // the application's side of the benchmark
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 	"github.com/tandem-ha/tandem/pkg/audit"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"

@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 	"github.com/tandem-ha/tandem/pkg/config"
 )
 

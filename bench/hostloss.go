@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/tandem-ha/tandem/cmd/tandem/internal/proctest"
+	"github.com/tandem-ha/tandem/internal/proctest"
 	"github.com/tandem-ha/tandem/pkg/config"
 )
 
