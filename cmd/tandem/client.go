@@ -168,6 +168,19 @@ func gatherStatus(ctx context.Context, nc *nats.Conn, pair string, wait time.Dur
 		api.StatusRequest{Request: api.Request{V: api.Version, Pair: pair}}, wait, fmt.Sprintf("node of pair %q", pair))
 }
 
+// openTarget opens the pair as open does and names the node a command
+// that goes through a node is sent to (targetNode). The caller closes nc.
+func (p *pairFlags) openTarget(ctx context.Context, name string) (nc *nats.Conn, replies []api.StatusReply, node string, err error) {
+	if nc, replies, err = p.open(ctx, name); err != nil {
+		return nil, nil, "", err
+	}
+	if node, err = targetNode(nc, replies); err != nil {
+		nc.Close()
+		return nil, nil, "", err
+	}
+	return nc, replies, node, nil
+}
+
 // targetNode is the node a command that goes "through a node" (F8, L2) is
 // sent to: the node whose NATS server the client is connected to; or, when
 // the client is connected to none of the pair's servers (a fleet hub, which

@@ -196,15 +196,11 @@ func cmdLicenseAdd(ctx context.Context, p pairFlags, file string, out io.Writer)
 	if err != nil {
 		return err
 	}
-	nc, replies, err := p.open(ctx, "license add")
+	nc, _, node, err := p.openTarget(ctx, "license add")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	node, err := targetNode(nc, replies)
-	if err != nil {
-		return err
-	}
 	rctx, cancel := context.WithTimeout(ctx, p.timeout+5*time.Second)
 	defer cancel()
 	var res api.LicenseAddReply

@@ -36,15 +36,11 @@ func newSwitchoverCmd(a *app) *cobra.Command {
 }
 
 func cmdSwitchover(ctx context.Context, p pairFlags, to string, wait time.Duration, out io.Writer) error {
-	nc, replies, err := p.open(ctx, "switchover")
+	nc, replies, node, err := p.openTarget(ctx, "switchover")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	node, err := targetNode(nc, replies)
-	if err != nil {
-		return err
-	}
 	before := api.Combine(p.pair, replies)
 	rctx, cancel := context.WithTimeout(ctx, p.timeout+5*time.Second)
 	defer cancel()
@@ -116,15 +112,11 @@ func newMaintenanceCmd(a *app) *cobra.Command {
 }
 
 func cmdMaintenance(ctx context.Context, p pairFlags, on bool, dur time.Duration, out io.Writer) error {
-	nc, replies, err := p.open(ctx, "maintenance")
+	nc, _, node, err := p.openTarget(ctx, "maintenance")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	node, err := targetNode(nc, replies)
-	if err != nil {
-		return err
-	}
 	req := api.MaintenanceRequest{Request: api.Request{V: api.Version, Pair: p.pair}, On: on}
 	if dur > 0 {
 		req.For = dur.String()

@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 
@@ -69,7 +68,7 @@ func match(tokens []string, tok string) error {
 // listen. A file that is named but missing is an error: a typo must not
 // open the dashboard.
 func LoadAccess(listen, tokensFile, usersFile string) (Access, error) {
-	a := Access{Loopback: isLoopback(listen), Users: map[string]string{}}
+	a := Access{Loopback: config.Loopback(listen), Users: map[string]string{}}
 	if tokensFile != "" {
 		lines, err := ReadLines(tokensFile)
 		if err != nil {
@@ -96,15 +95,3 @@ func LoadAccess(listen, tokensFile, usersFile string) (Access, error) {
 // ReadLines reads the non-empty lines of path that are not # comments (a
 // tokens or users file).
 func ReadLines(path string) ([]string, error) { return config.ReadLines(path) }
-
-func isLoopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

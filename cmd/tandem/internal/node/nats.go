@@ -8,8 +8,6 @@ import (
 
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/buildinfo"
 	"github.com/tandem-ha/tandem/pkg/admin"
-	"github.com/tandem-ha/tandem/pkg/bus"
-	"github.com/tandem-ha/tandem/pkg/svcrun"
 )
 
 // RunNATS runs only the node's NATS server (`tandem nats`, the split layout
@@ -21,22 +19,11 @@ func (n *Node) RunNATS(ctx context.Context) error {
 	if !n.cfg.Embedded() {
 		return errors.New("tandem run nats runs the node's own server: unset nats.url (the services use it, not the server)")
 	}
-	release, err := svcrun.LockParts(n.cfg.DataDir, "nats")
+	js, stop, err := n.start(ctx, 64, "nats") // the emitter: the audit guard's events
 	if err != nil {
 		return err
 	}
-	defer release()
-	js, err := n.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer n.stopNATS()
-	pub, err := bus.NewPublisher(js, bus.DefaultPublisherConfig(), n.log)
-	if err != nil {
-		return err
-	}
-	n.emitter = bus.NewEmitter(pub, n.log, 64) // the audit guard's events
-	defer n.closeEmitter()
+	defer stop()
 	reg := admin.NewRegistry()
 	buildinfo.Register(reg)
 	n.admin = admin.New(n.cfg.Admin.Listen, reg, func() error { return nil }, n.log)

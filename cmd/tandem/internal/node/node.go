@@ -100,6 +100,32 @@ func (n *Node) RunService(ctx context.Context, name string) error {
 	return n.run(ctx, name)
 }
 
+// start locks parts of the data directory, connects to the node's NATS
+// server (starting it when embedded) and opens the node's event emitter
+// with room for buffer events; stop undoes it all, in reverse.
+func (n *Node) start(ctx context.Context, buffer int, parts ...string) (js jetstream.JetStream, stop func(), err error) {
+	release, err := svcrun.LockParts(n.cfg.DataDir, parts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if js, err = n.open(ctx); err != nil {
+		release()
+		return nil, nil, err
+	}
+	pub, err := bus.NewPublisher(js, bus.DefaultPublisherConfig(), n.log)
+	if err != nil {
+		n.stopNATS()
+		release()
+		return nil, nil, err
+	}
+	n.emitter = bus.NewEmitter(pub, n.log, buffer)
+	return js, func() {
+		n.closeEmitter()
+		n.stopNATS()
+		release()
+	}, nil
+}
+
 // run starts the node's NATS connection (and embedded server), its event
 // stream and publisher, then the services named.
 func (n *Node) run(ctx context.Context, services ...string) error {
@@ -107,22 +133,11 @@ func (n *Node) run(ctx context.Context, services ...string) error {
 	if n.cfg.Embedded() {
 		parts = append([]string{"nats"}, services...)
 	}
-	release, err := svcrun.LockParts(n.cfg.DataDir, parts...)
+	js, stop, err := n.start(ctx, 4096, parts...)
 	if err != nil {
 		return err
 	}
-	defer release()
-	js, err := n.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer n.stopNATS()
-	pub, err := bus.NewPublisher(js, bus.DefaultPublisherConfig(), n.log)
-	if err != nil {
-		return err
-	}
-	n.emitter = bus.NewEmitter(pub, n.log, 4096)
-	defer n.closeEmitter()
+	defer stop()
 	return n.runServices(ctx, js, services)
 }
 
