@@ -147,8 +147,9 @@ fuzz:
 IMAGE_CTX := $(BIN)/image
 # IMAGE is the image's tag; the Compose file runs $TANDEM_IMAGE (the same
 # default), so that two checkouts can test their own image side by side.
+# It is given to the Compose commands only: exported to every recipe, it
+# would reach the tests' processes and their hooks' environment.
 IMAGE ?= tandem:latest
-export TANDEM_IMAGE := $(IMAGE)
 SERVICES := monitor replicator notifier license
 images: build
 	@mkdir -p $(IMAGE_CTX)/data $(IMAGE_CTX)/app
@@ -166,13 +167,13 @@ COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 
 ## up: the pair as containers (deploy/docker-compose.yml); see README § Docker Compose
 up: images
-	$(COMPOSE) -f $(COMPOSE_FILE) up -d
+	TANDEM_IMAGE=$(IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) up -d
 	@echo; echo "the pair is starting; watch it with:"
 	@echo "  $(COMPOSE) -f $(COMPOSE_FILE) exec nats-a /tandem status --pair print"
 
 ## down: remove the pair's containers, networks and volumes
 down:
-	$(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
+	TANDEM_IMAGE=$(IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) down -v --remove-orphans
 
 ## e2e: the Compose pair killed, restarted, cut and healed (skipped without Docker)
 E2E_PROJECT ?= tandem-e2e-$(shell echo $$PPID)
@@ -181,9 +182,9 @@ e2e: apt-deps
 	if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then \
 		echo "e2e: skipped: neither docker compose nor docker-compose is installed"; exit 0; fi; \
 	$(MAKE) --no-print-directory images || exit 1; \
-	TANDEM_E2E_COMPOSE="$(COMPOSE)" TANDEM_E2E_FILE=$(CURDIR)/$(COMPOSE_FILE) TANDEM_E2E_PROJECT=$(E2E_PROJECT) \
+	TANDEM_IMAGE=$(IMAGE) TANDEM_E2E_COMPOSE="$(COMPOSE)" TANDEM_E2E_FILE=$(CURDIR)/$(COMPOSE_FILE) TANDEM_E2E_PROJECT=$(E2E_PROJECT) \
 		CGO_ENABLED=1 $(GO) test -race -count=1 -v -timeout 15m -run TestCompose ./cmd/tandem/internal/e2e/; rc=$$?; \
-	$(COMPOSE) -p $(E2E_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans >/dev/null 2>&1; \
+	TANDEM_IMAGE=$(IMAGE) $(COMPOSE) -p $(E2E_PROJECT) -f $(COMPOSE_FILE) down -v --remove-orphans >/dev/null 2>&1; \
 	exit $$rc
 
 clean:
