@@ -224,6 +224,21 @@ func awaitAcked(t proctest.T, p *proctest.Pair, node string, epoch uint64, n int
 	}
 }
 
+// awaitActivation polls the newest notification, with a deadline, until
+// one names node active in an epoch after since.
+func (f *fleet) awaitActivation(t proctest.T, since uint64, node string) api.Notification {
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if n, ok := f.latest(); ok && n.Epoch > since && n.Active == node {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no notification of %s's activation", node)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // awaitSwitched waits until every session applied epoch and returns when
 // the last one did.
 func (f *fleet) awaitSwitched(t proctest.T, epoch uint64) time.Time {
@@ -264,18 +279,7 @@ func sessionsCrash(t proctest.T, e env) []row {
 		before, _ := f.latest()
 		randomPhase()
 		killed := p.Kill9(active)
-		var n api.Notification
-		deadline := time.Now().Add(waitLimit)
-		for {
-			var ok bool
-			if n, ok = f.latest(); ok && n.Epoch > before.Epoch && n.Active == survivor {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no notification of %s's activation", survivor)
-			}
-			time.Sleep(time.Millisecond) // polling with a deadline
-		}
+		n := f.awaitActivation(t, before.Epoch, survivor)
 		last := f.awaitSwitched(t, n.Epoch)
 		all := awaitAcked(t, p, survivor, n.Epoch, benchSessions)
 		ackedAt := n.Time.Add(all)
@@ -335,18 +339,7 @@ func sessionsOwnConns(t proctest.T, e env) []row {
 		if r.Code != 0 {
 			t.Fatalf("switchover: exit status %d: %s", r.Code, r.Stderr)
 		}
-		var n api.Notification
-		deadline := time.Now().Add(waitLimit)
-		for {
-			var ok bool
-			if n, ok = f.latest(); ok && n.Epoch > before.Epoch && n.Active == next {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no notification of %s's activation", next)
-			}
-			time.Sleep(time.Millisecond) // polling with a deadline
-		}
+		n := f.awaitActivation(t, before.Epoch, next)
 		last := f.awaitSwitched(t, n.Epoch)
 		all := awaitAcked(t, p, next, n.Epoch, benchSessions)
 		acked = append(acked, all.Seconds())
