@@ -29,19 +29,24 @@ func newNodeCmd(*app) *cobra.Command {
 }
 
 // newRunCmd runs one part of a node in this process: `tandem run nats` the
-// node's NATS server, `tandem run monitor` (…) one service, which connects to
-// that server with nats.url.
+// node's NATS server, `tandem run monitor` (…) one service, `tandem run
+// dashboard` the live dashboard, each of which connects to that server with
+// nats.url.
 func newRunCmd(*app) *cobra.Command {
-	parts := append([]string{"nats"}, node.Services...)
+	parts := append([]string{"nats"}, node.Parts...)
 	c := &cobra.Command{
 		Use:   "run " + strings.Join(parts, "|") + " --config FILE [flags]",
-		Short: "run one part of a node: nats (its NATS server) or " + strings.Join(node.Services, ", ") + " (the split layout of deploy/)",
+		Short: "run one part of a node: nats (its NATS server), " + strings.Join(node.Services, ", ") + " or " + node.Dashboard + " (the split layout of deploy/)",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRun,
 	}
 	for _, part := range parts {
 		short := "run the node's NATS server alone"
-		if part != "nats" {
+		switch part {
+		case "nats":
+		case node.Dashboard:
+			short = "run the node's live dashboard alone (at / of admin.listen), connected to the node's NATS server (nats.url) as the admin user"
+		default:
 			short = "run the node's " + part + " alone, connected to the node's NATS server (nats.url)"
 		}
 		c.AddCommand(nodeCommand(part, part+" --config FILE [flags]", short))

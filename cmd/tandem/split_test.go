@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +140,16 @@ func splitScenario(t *testing.T, users bool) {
 	status(natsB.Server().ClientURL(), "b     standby  passive")
 	// Each node's NATS process guards its audit streams and answers for them.
 	status(natsA.Server().ClientURL(), "audit a: ok\naudit b: ok")
+	// The split layout's dashboard (tandem run dashboard) serves the live
+	// page at / of its own admin.listen, as the admin user: both nodes,
+	// gathered through b's server.
+	dashB := b
+	dashB.Admin.Listen = freeAddr(t)
+	part(ctx, t, dashB, node.Dashboard)
+	page := awaitPage(ctx, t, "http://"+dashB.Admin.Listen+"/", `data-node="a" data-state="active"`, `data-node="b" data-state="passive"`)
+	if !strings.Contains(page, "tandem.node.activated") {
+		t.Errorf("the split dashboard's page shows no activation:\n%s", page)
+	}
 	// The replicators work: the standby synced from the master, and verify
 	// (an admin request answered by both) finds the databases equal.
 	deadline := time.Now().Add(30 * time.Second)
@@ -203,4 +218,50 @@ func splitScenario(t *testing.T, users bool) {
 			t.Errorf("refused: %s", line)
 		}
 	}
+}
+
+// freeAddr is a loopback address nothing listens on at the moment, for a
+// part whose admin address the test must know.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// awaitPage gets url until the page holds every one of want, and returns it.
+func awaitPage(ctx context.Context, t *testing.T, url string, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		page, err := getPage(ctx, url)
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(page, w) })
+		if err == nil && len(missing) == 0 {
+			return page
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v, missing %q in:\n%s", url, err, missing, page)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func getPage(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	return string(b), err
 }

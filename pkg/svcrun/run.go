@@ -1,10 +1,12 @@
 package svcrun
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -68,21 +70,43 @@ func run(name, file string, flags map[string]string, build Build) error {
 // fails: the data directory's lock of name, the connection as the
 // service's own user (waiting for the server), the wait for the node's
 // event stream, an event publisher, and the admin endpoint (metrics,
-// /healthz, /readyz).
+// /healthz, /readyz). A service with a Handler (the dashboard) serves it
+// at / of the admin endpoint.
 func Run(ctx context.Context, cfg config.Config, name string, log zerolog.Logger, build Build) error {
+	return RunPart(ctx, cfg, Part{Name: name, Build: build}, log)
+}
+
+// Part is one part of a node that runs alone: its name (of its lock, its
+// log lines and its connection), the NATS user it connects as (its name
+// when empty: each service has its own user) and how it is made.
+type Part struct {
+	Name  string
+	User  string
+	Build Build
+}
+
+// Handler is a service that also serves a page at / of its admin endpoint.
+type Handler interface {
+	Handler() http.Handler
+}
+
+// RunPart is Run with the part's NATS user named.
+func RunPart(ctx context.Context, cfg config.Config, p Part, log zerolog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if cfg.Embedded() {
-		return fmt.Errorf("tandem-%s runs beside the node's NATS server: set nats.url (the server `tandem run nats` runs)", name)
+		return fmt.Errorf("the %s runs beside the node's NATS server: set nats.url (the server `tandem run nats` runs)", p.Name)
 	}
-	release, err := LockParts(cfg.DataDir, name)
+	WarnInsecure(cfg, log)
+	release, err := LockParts(cfg.DataDir, p.Name)
 	if err != nil {
 		return err
 	}
 	defer release()
 	nlog := log.With().Str("service", "node").Logger()
-	nc, js, err := connect(ctx, cfg, name, nlog)
+	user := cmp.Or(p.User, p.Name)
+	nc, js, err := connect(ctx, cfg, p.Name, user, nlog)
 	if err != nil {
 		return err
 	}
@@ -94,11 +118,11 @@ func Run(ctx context.Context, cfg config.Config, name string, log zerolog.Logger
 	events := bus.NewEmitter(pub, log, 4096)
 	defer closeEmitter(events, nlog)
 	reg := admin.NewRegistry()
-	svc, err := build(Deps{Config: cfg, Log: log, Conn: nc, JS: js, Events: events, Registry: reg})
+	svc, err := p.Build(Deps{Config: cfg, Log: log, Conn: nc, JS: js, Events: events, Registry: reg})
 	if err != nil {
 		return err
 	}
-	adm, err := startAdmin(cfg, reg, svc.Ready, log)
+	adm, err := startAdmin(cfg, reg, svc, log)
 	if err != nil {
 		return err
 	}
@@ -106,10 +130,24 @@ func Run(ctx context.Context, cfg config.Config, name string, log zerolog.Logger
 	return svc.Run(ctx)
 }
 
-// connect connects to nats.url as the service's user, waiting for the
+// WarnInsecure says, at every start, that protected mode is off
+// (insecure: true) and which listeners anyone on the network can reach.
+func WarnInsecure(cfg config.Config, log zerolog.Logger) {
+	if !cfg.Insecure {
+		return
+	}
+	ev := log.Warn().Str("service", "node").Bool("insecure", true).Strs("open_listeners", cfg.InsecureListeners())
+	if cfg.Secured() {
+		ev.Msg("insecure: true is set but has no effect: nats.auth requires credentials")
+		return
+	}
+	ev.Msg("protected mode is off (insecure: true): no credentials are required; run `tandem auth init` and set nats.auth to secure this node")
+}
+
+// connect connects to nats.url as user, waiting for the
 // server, and waits for the node's event stream.
-func connect(ctx context.Context, cfg config.Config, name string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	opts, err := natsnode.ClientOptions(cfg, name)
+func connect(ctx context.Context, cfg config.Config, name, user string, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := natsnode.ClientOptions(cfg, user)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,8 +167,11 @@ func connect(ctx context.Context, cfg config.Config, name string, log zerolog.Lo
 	return nc, js, nil
 }
 
-func startAdmin(cfg config.Config, reg *prometheus.Registry, ready func() error, log zerolog.Logger) (*admin.Server, error) {
-	adm := admin.New(cfg.Admin.Listen, reg, ready, log)
+func startAdmin(cfg config.Config, reg *prometheus.Registry, svc Service, log zerolog.Logger) (*admin.Server, error) {
+	adm := admin.New(cfg.Admin.Listen, reg, svc.Ready, log)
+	if h, ok := svc.(Handler); ok {
+		adm.Handle("/", h.Handler())
+	}
 	if cfg.Admin.TLS.Cert != "" {
 		if err := adm.SetTLS(cfg.Admin.TLS.Cert, cfg.Admin.TLS.Key); err != nil {
 			return nil, err

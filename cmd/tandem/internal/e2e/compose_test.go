@@ -9,6 +9,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -27,7 +28,7 @@ const (
 )
 
 var (
-	nodeA    = []string{"nats-a", "monitor-a", "replicator-a", "notifier-a", "license-a", "printq-a"}
+	nodeA    = []string{"nats-a", "monitor-a", "replicator-a", "notifier-a", "license-a", "dashboard-a", "printq-a"}
 	sessions = []string{"desk-1", "desk-2", "desk-3"}
 )
 
@@ -47,6 +48,14 @@ func TestCompose(t *testing.T) {
 		return a.State == "active" && b.State == "passive" && b.Reachable, describe(ps)
 	})
 	s.awaitSessions("nats-a", first.Epoch)
+	// Each node's dashboard container serves the live page on its published
+	// port, to the Compose pair's operator only.
+	for _, d := range []string{"dashboard-a", "dashboard-b"} {
+		s.awaitDashboard(d, `data-node="a" data-state="active"`, `data-node="b" data-state="passive"`)
+		if code, err := s.dashboardCode(d); code != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %d (%v), want 401", d, code, err)
+		}
+	}
 
 	// 2. The application serves on the active node only; what it
 	// acknowledges is replicated.
@@ -84,6 +93,7 @@ func TestCompose(t *testing.T) {
 		})
 	}
 	s.awaitJobs("printq-b", acked)
+	s.awaitDashboard("dashboard-b", `data-node="b" data-state="active"`)
 	acked = append(acked, s.submitN("printq-b", "after the crash", 10)...)
 
 	// 4. Restart the master's containers: with failback manual it comes

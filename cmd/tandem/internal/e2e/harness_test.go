@@ -56,9 +56,9 @@ func run(name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdLimit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	// Published printq ports: random host ports, so that the test never
+	// Published printq and dashboard ports: random host ports, so that the test never
 	// collides with a pair a user runs (make up).
-	cmd.Env = append(os.Environ(), "PRINTQ_A_PORT=", "PRINTQ_B_PORT=")
+	cmd.Env = append(os.Environ(), "PRINTQ_A_PORT=", "PRINTQ_B_PORT=", "DASHBOARD_A_PORT=", "DASHBOARD_B_PORT=")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -168,6 +168,55 @@ func (s *stack) printq(service string) (string, error) {
 		return "", err
 	}
 	return "http://" + strings.TrimSpace(out), nil
+}
+
+// The Compose pair's dashboard user (deploy/compose/dashboard.users).
+const dashboardUser, dashboardPassword = "operator", "compose"
+
+// dashboard gets the page at / of a dashboard container's published port;
+// with credentials unless anonymous.
+func (s *stack) dashboard(service string, anonymous bool) (string, int, error) {
+	out, err := s.composeRun("port", service, "8080")
+	if err != nil {
+		return "", 0, err
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+strings.TrimSpace(out)+"/", nil)
+	if err != nil {
+		return "", 0, err
+	}
+	if !anonymous {
+		req.SetBasicAuth(dashboardUser, dashboardPassword)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return string(b), resp.StatusCode, err
+}
+
+// dashboardCode is the status a request without credentials gets.
+func (s *stack) dashboardCode(service string) (int, error) {
+	_, code, err := s.dashboard(service, true)
+	return code, err
+}
+
+// awaitDashboard waits until a dashboard's page shows every one of want.
+func (s *stack) awaitDashboard(service string, want ...string) {
+	s.t.Helper()
+	s.await(service+" shows "+strings.Join(want, ", "), stepLimit, func() (bool, string) {
+		page, code, err := s.dashboard(service, false)
+		if err != nil || code != http.StatusOK {
+			return false, fmt.Sprintf("%d %v %.200s", code, err, page)
+		}
+		for _, w := range want {
+			if !strings.Contains(page, w) {
+				return false, "missing " + w
+			}
+		}
+		return true, "ok"
+	})
 }
 
 type job struct {

@@ -10,15 +10,30 @@ import (
 	"github.com/tandem-ha/tandem/cmd/tandem/internal/dashboard"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
+	"github.com/tandem-ha/tandem/pkg/svcrun"
 )
 
-// newDashboard builds the live dashboard that the process running the
-// monitor serves at / of admin.listen (a whole node, or `tandem run monitor`
-// in the split layout). It mounts it on the admin server. In the split
-// layout it talks to the node's server as the admin user (nats.creds, or
+// Dashboard is the part of the split layout that serves the live
+// dashboard (`tandem run dashboard`).
+const Dashboard = "dashboard"
+
+// buildDashboard makes the live dashboard of a split node, which
+// svcrun.RunPart serves at / of its admin.listen; it talks to the node's
+// server as the admin user (nats.creds, or <nats.creds_dir>/admin.nk).
+func buildDashboard(d svcrun.Deps) (svcrun.Service, error) {
+	access, err := dashboard.LoadAccess(d.Config.Admin.Listen, d.Config.Admin.TokensFile, d.Config.Admin.UsersFile)
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.New(dashboard.Options{Pair: d.Config.Pair, Node: d.Config.Node, Conn: d.Conn, JS: d.JS, Access: access, Log: d.Log}), nil
+}
+
+// newDashboard builds the live dashboard that a whole node serves at / of
+// admin.listen, and mounts it on the admin server. With an external NATS
+// server (nats.url) it talks to it as the admin user (nats.creds, or
 // <nats.creds_dir>/admin.nk), whose rights it needs, and falls back on the
-// monitor's connection when it cannot; the returned func closes the
-// admin connection.
+// node's connection when it cannot; the returned func closes the admin
+// connection.
 func (n *Node) newDashboard(js jetstream.JetStream) (*dashboard.Dashboard, func(), error) {
 	access, err := dashboard.LoadAccess(n.cfg.Admin.Listen, n.cfg.Admin.TokensFile, n.cfg.Admin.UsersFile)
 	if err != nil {
@@ -38,7 +53,7 @@ func (n *Node) newDashboard(js jetstream.JetStream) (*dashboard.Dashboard, func(
 }
 
 // adminConn connects to nats.url as the admin user, for the dashboard of a
-// split node.
+// whole node with an external server.
 func (n *Node) adminConn() (*nats.Conn, jetstream.JetStream, error) {
 	opts, err := natsnode.ClientOptions(n.cfg, config.RoleAdmin)
 	if err != nil {

@@ -61,7 +61,6 @@ type Node struct {
 	// before Run.
 	AuditHold time.Duration
 
-	part    string        // "node", or the one service RunService runs
 	started chan struct{} // closed once everything runs
 	mu      sync.Mutex    // guards killed
 	killed  bool
@@ -69,7 +68,7 @@ type Node struct {
 
 // New returns a node for cfg; Run starts it.
 func New(cfg config.Config, log zerolog.Logger) *Node {
-	return &Node{cfg: cfg, log: log, nlog: log.With().Str("service", "node").Logger(), part: "node", started: make(chan struct{})}
+	return &Node{cfg: cfg, log: log, nlog: log.With().Str("service", "node").Logger(), started: make(chan struct{})}
 }
 
 // Started is closed once the node runs (its NATS server, stream and services).
@@ -86,18 +85,41 @@ func (n *Node) Run(ctx context.Context) error {
 // Services are the node's services, in start order.
 var Services = []string{"monitor", "replicator", "notifier", "license"}
 
-// RunService runs one of the node's services alone in this process (the
-// split layout of deploy/: one process or container per service). It uses
-// the node's NATS server at nats.url, run by `tandem nats`.
+// Parts are what `tandem run` runs alone beside the node's NATS server
+// (the split layout of deploy/, one process or container each): each
+// service, and the dashboard.
+var Parts = append(slices.Clone(Services), Dashboard)
+
+// RunService runs one part of the node alone in this process (the split
+// layout of deploy/: one process or container per part) with svcrun.Run,
+// as each service's own command does. It uses the node's NATS server at
+// nats.url, run by `tandem run nats`.
 func (n *Node) RunService(ctx context.Context, name string) error {
-	if !slices.Contains(Services, name) {
-		return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Services, ", "))
+	p, ok := parts[name]
+	if !ok {
+		return fmt.Errorf("unknown service %q (want one of %s)", name, strings.Join(Parts, ", "))
 	}
-	n.part = name
-	if n.cfg.Embedded() {
-		return fmt.Errorf("tandem %s runs beside the node's NATS server: set nats.url (the server `tandem nats` runs)", name)
+	build := p.Build
+	p.Build = func(d svcrun.Deps) (svcrun.Service, error) {
+		buildinfo.Register(d.Registry)
+		svc, err := build(d)
+		if err != nil {
+			return nil, err
+		}
+		return started{svc, n.started}, nil
 	}
-	return n.run(ctx, name)
+	return svcrun.RunPart(ctx, n.cfg, p, n.log)
+}
+
+// started is a part that, as it starts to run, says so.
+type started struct {
+	svcrun.Service
+	ch chan struct{}
+}
+
+func (s started) Run(ctx context.Context) error {
+	close(s.ch)
+	return s.Service.Run(ctx)
 }
 
 // start locks parts of the data directory, connects to the node's NATS
@@ -148,7 +170,7 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 	if err := n.cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n.warnInsecure()
+	svcrun.WarnInsecure(n.cfg, n.log)
 	if err := svcrun.CheckDataDir(n.cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -156,12 +178,9 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	js, err := n.jetStream()
-	switch {
-	case err == nil && n.part != "node":
-		err = svcrun.AwaitOrigin(ctx, js, n.cfg.Pair, n.cfg.Node, n.nlog)
-	case err == nil:
+	if err == nil {
 		err = n.ensureOrigin(ctx, js)
-	default:
+	} else {
 		err = fmt.Errorf("jetstream: %w", err)
 	}
 	if err != nil {
@@ -169,20 +188,6 @@ func (n *Node) open(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	return js, nil
-}
-
-// warnInsecure says, at every start, that protected mode is off
-// (insecure: true) and which listeners anyone on the network can reach.
-func (n *Node) warnInsecure() {
-	if !n.cfg.Insecure {
-		return
-	}
-	ev := n.nlog.Warn().Bool("insecure", true).Strs("open_listeners", n.cfg.InsecureListeners())
-	if n.cfg.Secured() {
-		ev.Msg("insecure: true is set but has no effect: nats.auth requires credentials")
-		return
-	}
-	ev.Msg("protected mode is off (insecure: true): no credentials are required; run `tandem auth init` and set nats.auth to secure this node")
 }
 
 // ensureOrigin makes (or finds) the node's own event stream: a whole node,
@@ -232,7 +237,7 @@ func (n *Node) startNATS(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, nats.Name("tandem "+n.part+" "+n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+		opts = append(opts, nats.Name("tandem node "+n.cfg.Node), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 		nc, err := svcrun.Dial(ctx, n.cfg.NATS.URL, opts, n.nlog)
 		if err != nil {
 			return err
@@ -254,14 +259,10 @@ func (n *Node) startNATS(ctx context.Context) error {
 	return nil
 }
 
-// clientOptions are the credentials and TLS of this process's connection
-// to nats.url: a service of the split layout connects as its own user
-// (nats.creds, else <nats.creds_dir>/<service>.nk); a whole node with
-// nats.url uses nats.creds.
+// clientOptions are the credentials and TLS of a whole node's connection
+// to nats.url: nats.creds. (A part of the split layout connects as its own
+// user: svcrun.)
 func (n *Node) clientOptions() ([]nats.Option, error) {
-	if n.part != "node" {
-		return natsnode.ClientOptions(n.cfg, n.part)
-	}
 	var opts []nats.Option
 	if n.cfg.NATS.Creds != "" {
 		o, err := natsnode.CredsOption(n.cfg.NATS.Creds)
@@ -295,19 +296,24 @@ func (n *Node) closeEmitter() {
 	}
 }
 
-// builders build each service but the monitor: each service's own Build,
-// which its own command (services/<name>/cmd/tandem-<name>) uses too.
-var builders = map[string]svcrun.Build{
-	"replicator": replicator.Build,
-	"notifier":   notifier.Build,
-	"license":    license.Build,
+// parts are what RunService runs: each service as its own command
+// (services/<name>/cmd/tandem-<name>) runs it — the monitor apart from the
+// node's server, following what it relays of the leaf link —, and the
+// dashboard as the admin user, whose rights it needs. A whole node builds
+// its services but the monitor with the same Build.
+var parts = map[string]svcrun.Part{
+	"monitor":    {Name: "monitor", Build: monitor.Build},
+	"replicator": {Name: "replicator", Build: replicator.Build},
+	"notifier":   {Name: "notifier", Build: notifier.Build},
+	"license":    {Name: "license", Build: license.Build},
+	Dashboard:    {Name: Dashboard, User: config.RoleAdmin, Build: buildDashboard},
 }
 
-// runServices runs the named services with the admin endpoint until ctx
-// ends or one of them fails. Where the monitor runs, the admin endpoint
-// also serves the live dashboard at / (internal/dashboard). A whole node (the monitor among its services)
-// also mirrors the peer's event stream; in the split layout `tandem nats`
-// does.
+// runServices runs the whole node's services with the admin endpoint until
+// ctx ends or the monitor fails. The admin endpoint also serves the live
+// dashboard at / (internal/dashboard), and the node mirrors the peer's
+// event stream; in the split layout `tandem run dashboard` and `tandem run
+// nats` do.
 func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []string) error {
 	reg := admin.NewRegistry()
 	buildinfo.Register(reg)
@@ -318,7 +324,7 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 		if name == "monitor" {
 			svc, err = n.newMonitor(reg)
 		} else {
-			svc, err = builders[name](svcrun.Deps{Config: n.cfg, Log: n.log, Conn: n.nc, JS: js, Events: n.emitter, Registry: reg})
+			svc, err = parts[name].Build(svcrun.Deps{Config: n.cfg, Log: n.log, Conn: n.nc, JS: js, Events: n.emitter, Registry: reg})
 		}
 		if err != nil {
 			return err
@@ -331,14 +337,12 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 			return err
 		}
 	}
-	if slices.Contains(names, "monitor") {
-		dash, closeDash, err := n.newDashboard(js)
-		if err != nil {
-			return err
-		}
-		defer closeDash()
-		services = append(services, &part{name: "dashboard", svc: dash})
+	dash, closeDash, err := n.newDashboard(js)
+	if err != nil {
+		return err
 	}
+	defer closeDash()
+	services = append(services, &part{name: Dashboard, svc: dash})
 	if err := n.admin.Start(); err != nil {
 		return fmt.Errorf("admin endpoint: %w", err)
 	}
@@ -354,10 +358,8 @@ func (n *Node) runServices(ctx context.Context, js jetstream.JetStream, names []
 		go func() { errs <- ended{p, p.svc.Run(ctx)} }()
 	}
 	var mirror sync.WaitGroup
-	if len(names) == len(Services) {
-		mirror.Go(func() { n.guardAudit(ctx, js) })
-		mirror.Go(func() { n.runUplink(ctx, js) })
-	}
+	mirror.Go(func() { n.guardAudit(ctx, js) })
+	mirror.Go(func() { n.runUplink(ctx, js) })
 	defer mirror.Wait()
 	close(n.started)
 	var first error
