@@ -14,6 +14,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/member"
 	"github.com/tandem-ha/tandem/pkg/pairtest"
+	"github.com/tandem-ha/tandem/pkg/scripttest"
 	"github.com/tandem-ha/tandem/services/monitor/witness/lease"
 )
 
@@ -44,10 +45,7 @@ import (
 // Output lists what each node's Ready asked for, except periodic heartbeats.
 // After every command the invariant "never two actives in one epoch" is checked.
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		h := &harness{t: t}
-		datadriven.RunTest(t, path, h.run)
-	})
+	scripttest.Runner{First: "pair", New: func(t testing.TB) scripttest.Commands { return &harness{t: t} }}.Walk(t, "testdata")
 }
 
 type simNode struct {
@@ -62,7 +60,7 @@ type simNode struct {
 }
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	cfg     Config
 	nodes   map[string]*simNode
 	cut     bool
@@ -80,11 +78,9 @@ type harness struct {
 	wcut map[string]bool
 }
 
-func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+// Do runs one command of a script.
+func (h *harness) Do(t testing.TB, d *datadriven.TestData) string {
 	h.out.Reset()
-	if d.Cmd != "pair" && h.nodes == nil {
-		d.Fatalf(t, "pair first")
-	}
 	switch d.Cmd {
 	case "pair":
 		h.pair(d)
@@ -95,14 +91,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "tick":
 		n := 1
 		if len(d.CmdArgs) > 0 {
-			n = atoi(d, d.CmdArgs[0].Key)
+			n = h.atoi(d, d.CmdArgs[0].Key)
 		}
 		for i := 0; i < n; i++ {
 			h.tick()
 		}
 	case "pause":
 		n := h.node(d, 0)
-		n.paused = atoi(d, d.CmdArgs[1].Key)
+		n.paused = h.atoi(d, d.CmdArgs[1].Key)
 		n.pausedN = n.paused
 	case "linkdown":
 		h.step(h.node(d, 0), LinkDown{})
@@ -136,19 +132,13 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
 	}
-	if err := h.checkInvariants(); err != nil {
-		d.Fatalf(t, "%v", err)
-	}
 	return h.out.String()
 }
 
-func atoi(d *datadriven.TestData, s string) int {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		panic(fmt.Sprintf("%s: %v", d.Pos, err))
-	}
-	return n
-}
+// Check is the invariant checked after every command of a script.
+func (h *harness) Check() error { return h.checkInvariants() }
+
+func (h *harness) atoi(d *datadriven.TestData, s string) int { return scripttest.Int(h.t, d, s) }
 
 func (h *harness) pair(d *datadriven.TestData) {
 	h.cfg = Config{HeartbeatTicks: 1, TimeoutTicks: 3, DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 3}
@@ -163,7 +153,7 @@ func (h *harness) pair(d *datadriven.TestData) {
 	for _, a := range d.CmdArgs {
 		switch {
 		case ints[a.Key] != nil:
-			*ints[a.Key] = atoi(d, a.Vals[0])
+			*ints[a.Key] = h.atoi(d, a.Vals[0])
 		case a.Key == "failback":
 			h.cfg.FailbackAutomatic = a.Vals[0] == "automatic"
 		case a.Key == "checks":
@@ -173,9 +163,9 @@ func (h *harness) pair(d *datadriven.TestData) {
 		case a.Key == "fall" || a.Key == "rise":
 			for i := range h.cfg.Checks {
 				if a.Key == "fall" {
-					h.cfg.Checks[i].Fall = atoi(d, a.Vals[0])
+					h.cfg.Checks[i].Fall = h.atoi(d, a.Vals[0])
 				} else {
-					h.cfg.Checks[i].Rise = atoi(d, a.Vals[0])
+					h.cfg.Checks[i].Rise = h.atoi(d, a.Vals[0])
 				}
 			}
 		case a.Key == "takeover":
@@ -185,11 +175,11 @@ func (h *harness) pair(d *datadriven.TestData) {
 			h.cfg.LeaseTicks = h.cfg.TimeoutTicks
 			h.wcut = map[string]bool{}
 		case a.Key == "lease":
-			h.cfg.LeaseTicks = atoi(d, a.Vals[0])
+			h.cfg.LeaseTicks = h.atoi(d, a.Vals[0])
 		case a.Key == "hooks":
 			h.manualHooks = a.Vals[0] == "manual"
 		case a.Key == "epoch-a" || a.Key == "epoch-b":
-			h.nodes[a.Key[6:]].disk = uint64(atoi(d, a.Vals[0]))
+			h.nodes[a.Key[6:]].disk = uint64(h.atoi(d, a.Vals[0]))
 		default:
 			d.Fatalf(h.t, "pair: unknown argument %q", a.Key)
 		}
@@ -197,22 +187,10 @@ func (h *harness) pair(d *datadriven.TestData) {
 }
 
 func (h *harness) node(d *datadriven.TestData, i int) *simNode {
-	if len(d.CmdArgs) <= i {
-		d.Fatalf(h.t, "%s: which node?", d.Cmd)
-	}
-	n := h.nodes[d.CmdArgs[i].Key]
-	if n == nil {
-		d.Fatalf(h.t, "no node %q", d.CmdArgs[i].Key)
-	}
-	return n
+	return scripttest.Pick(h.t, d, i, h.nodes)
 }
 
-func (h *harness) peerOf(n *simNode) *simNode {
-	if n.name == "a" {
-		return h.nodes["b"]
-	}
-	return h.nodes["a"]
-}
+func (h *harness) peerOf(n *simNode) *simNode { return h.nodes[scripttest.Other(n.name)] }
 
 func (h *harness) start(n *simNode) {
 	c := h.cfg

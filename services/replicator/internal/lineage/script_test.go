@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/tandem-ha/tandem/pkg/scripttest"
 	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store/storefake"
@@ -50,13 +50,7 @@ import (
 // Output: what each machine decided and what was carried out (group
 // applies are summed up per receive).
 func TestScripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		h := &harness{t: t}
-		datadriven.RunTest(t, path, h.run)
-		if h.broken != "" {
-			t.Errorf("invariants broken:\n%s", h.broken)
-		}
-	})
+	scripttest.Runner{First: "pair", New: func(t testing.TB) scripttest.Commands { return &harness{t: t} }}.Walk(t, "testdata")
 }
 
 var t0 = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
@@ -88,7 +82,7 @@ type simNode struct {
 type write struct{ node, key, val string }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	now    time.Time
 	files  *storefake.Files
 	nodes  map[string]*simNode
@@ -98,11 +92,9 @@ type harness struct {
 	out    strings.Builder
 }
 
-func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+// Do runs one command of a script.
+func (h *harness) Do(t testing.TB, d *datadriven.TestData) string {
 	h.out.Reset()
-	if d.Cmd != "pair" && h.nodes == nil {
-		d.Fatalf(t, "pair first")
-	}
 	switch d.Cmd {
 	case "pair":
 		h.pair()
@@ -165,10 +157,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		i := h.info(n)
 		h.printf("%s: database restored from backup %s (id %s, log %d)", n.name, d.CmdArgs[1].Key, i.DB, i.LogHigh)
 	case "fail":
-		h.node(d, 0).fail = atoi(d, d.CmdArgs[1].Key)
+		h.node(d, 0).fail = h.atoi(d, d.CmdArgs[1].Key)
 	case "ask", "resync":
 		n := h.node(d, 0)
-		req := lineage.Request{Why: strings.Join(keys(d.CmdArgs[1:]), " "), Operator: d.Cmd == "resync"}
+		req := lineage.Request{Why: strings.Join(scripttest.Words(d, 1), " "), Operator: d.Cmd == "resync"}
 		if err := n.recv.Step(req); err != nil {
 			h.printf("%s: refused: %v", n.name, err)
 		}
@@ -195,21 +187,16 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	return h.out.String()
 }
 
-func keys(args []datadriven.CmdArg) []string {
-	var out []string
-	for _, a := range args {
-		out = append(out, a.String())
+// Check is the invariant checked after every command of a script: what
+// the check command found.
+func (h *harness) Check() error {
+	if h.broken != "" {
+		return fmt.Errorf("invariants broken:\n%s", h.broken)
 	}
-	return out
+	return nil
 }
 
-func atoi(d *datadriven.TestData, s string) int {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		panic(fmt.Sprintf("%s: %v", d.Pos, err))
-	}
-	return n
-}
+func (h *harness) atoi(d *datadriven.TestData, s string) int { return scripttest.Int(h.t, d, s) }
 
 func (h *harness) pair() {
 	h.now, h.files, h.acked, h.ids = t0, storefake.NewFiles(), nil, 0
@@ -232,18 +219,10 @@ func (h *harness) newDB(n *simNode) *storefake.Store {
 }
 
 func (h *harness) node(d *datadriven.TestData, i int) *simNode {
-	if len(d.CmdArgs) <= i || h.nodes[d.CmdArgs[i].Key] == nil {
-		d.Fatalf(h.t, "%s: which node?", d.Cmd)
-	}
-	return h.nodes[d.CmdArgs[i].Key]
+	return scripttest.Pick(h.t, d, i, h.nodes)
 }
 
-func (h *harness) peerOf(n *simNode) *simNode {
-	if n.name == "a" {
-		return h.nodes["b"]
-	}
-	return h.nodes["a"]
-}
+func (h *harness) peerOf(n *simNode) *simNode { return h.nodes[scripttest.Other(n.name)] }
 
 func (h *harness) info(n *simNode) store.Info {
 	i, err := n.db.Info(context.Background())
@@ -434,13 +413,13 @@ func (h *harness) inject(d *datadriven.TestData) {
 	for _, a := range d.CmdArgs[1:] {
 		switch a.Key {
 		case "seq":
-			in.Seq = uint64(atoi(d, a.Vals[0]))
+			in.Seq = uint64(h.atoi(d, a.Vals[0]))
 		case "db":
 			b.DB = a.Vals[0]
 		case "from":
-			b.From = uint64(atoi(d, a.Vals[0]))
+			b.From = uint64(h.atoi(d, a.Vals[0]))
 		case "to":
-			b.To = uint64(atoi(d, a.Vals[0]))
+			b.To = uint64(h.atoi(d, a.Vals[0]))
 		case "final":
 			b.Final = true
 		case "node":
