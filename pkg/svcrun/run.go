@@ -78,11 +78,13 @@ func Run(ctx context.Context, cfg config.Config, name string, log zerolog.Logger
 
 // Part is one part of a node that runs alone: its name (of its lock, its
 // log lines and its connection), the NATS user it connects as (its name
-// when empty: each service has its own user) and how it is made.
+// when empty: each service has its own user), how it is made, and what to
+// call once it runs (nil: nothing).
 type Part struct {
-	Name  string
-	User  string
-	Build Build
+	Name    string
+	User    string
+	Build   Build
+	Started func()
 }
 
 // Handler is a service that also serves a page at / of its admin endpoint.
@@ -127,6 +129,9 @@ func RunPart(ctx context.Context, cfg config.Config, p Part, log zerolog.Logger)
 		return err
 	}
 	defer closeAdmin(adm)
+	if p.Started != nil {
+		p.Started()
+	}
 	return svc.Run(ctx)
 }
 

@@ -102,24 +102,10 @@ func (n *Node) RunService(ctx context.Context, name string) error {
 	build := p.Build
 	p.Build = func(d svcrun.Deps) (svcrun.Service, error) {
 		buildinfo.Register(d.Registry)
-		svc, err := build(d)
-		if err != nil {
-			return nil, err
-		}
-		return started{svc, n.started}, nil
+		return build(d)
 	}
+	p.Started = func() { close(n.started) }
 	return svcrun.RunPart(ctx, n.cfg, p, n.log)
-}
-
-// started is a part that, as it starts to run, says so.
-type started struct {
-	svcrun.Service
-	ch chan struct{}
-}
-
-func (s started) Run(ctx context.Context) error {
-	close(s.ch)
-	return s.Service.Run(ctx)
 }
 
 // start locks parts of the data directory, connects to the node's NATS
