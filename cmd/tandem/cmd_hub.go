@@ -29,8 +29,7 @@ var hubFlags = []struct{ flag, key, help string }{
 
 // newHubCmd is `tandem hub`: one server of the fleet hub cluster (SPEC §11).
 func newHubCmd(*app) *cobra.Command {
-	var file, logFormat string
-	var set func() map[string]string
+	var f *serverFlags
 	values := map[string]*string{}
 	c := &cobra.Command{
 		Use:   "hub --name N [--listen A] [--leaf-listen A] [--cluster-listen A] [--routes URL,…] [--data-dir D]",
@@ -50,27 +49,22 @@ func newHubCmd(*app) *cobra.Command {
 			"hub.cluster_secret the cluster address is loopback only. The fleet stream's\n" +
 			"configuration is guarded: a change is restored and reported.",
 		RunE: func(c *cobra.Command, _ []string) error {
-			flags := set()
-			for _, f := range hubFlags {
-				if c.Flags().Changed(f.flag) {
-					flags[f.key] = *values[f.flag]
+			flags := f.keys()
+			for _, h := range hubFlags {
+				if c.Flags().Changed(h.flag) {
+					flags[h.key] = *values[h.flag]
 				}
 			}
-			if logFormat != "" {
-				flags["log.format"] = logFormat
-			}
-			return runHub(c.Context(), file, flags, c.ErrOrStderr())
+			return runHub(c.Context(), f.file, flags, c.ErrOrStderr())
 		},
 	}
 	d := config.Default()
 	defaults := map[string]string{"hub.listen": d.Hub.Listen, "hub.leaf_listen": d.Hub.LeafListen,
 		"hub.cluster_listen": d.Hub.ClusterListen, "data_dir": d.DataDir}
-	for _, f := range hubFlags {
-		values[f.flag] = c.Flags().String(f.flag, defaults[f.key], f.help)
+	for _, h := range hubFlags {
+		values[h.flag] = c.Flags().String(h.flag, defaults[h.key], h.help)
 	}
-	c.Flags().StringVar(&file, "config", "", "the hub's YAML configuration file")
-	c.Flags().StringVar(&logFormat, "log-format", "", "json or console (same as --log.format)")
-	set = registerConfigFlags(c.Flags())
+	f = addServerFlags(c.Flags(), "the hub's")
 	return c
 }
 

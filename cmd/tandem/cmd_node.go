@@ -92,11 +92,38 @@ func registerConfigFlags(fs *pflag.FlagSet) (set func() map[string]string) {
 	}
 }
 
+// serverFlags are the flags every command that runs a server shares
+// (tandem node, run, hub, witness): --config FILE, --log-format, and a flag
+// per configuration key.
+type serverFlags struct {
+	file, logFormat string
+	set             func() map[string]string
+}
+
+// addServerFlags defines them on fs; what names the configuration file
+// ("the node's").
+func addServerFlags(fs *pflag.FlagSet, what string) *serverFlags {
+	f := &serverFlags{}
+	fs.StringVar(&f.file, "config", "", what+" YAML configuration file")
+	fs.StringVar(&f.logFormat, "log-format", "", "json or console (same as --log.format)")
+	f.set = registerConfigFlags(fs)
+	return f
+}
+
+// keys are the configuration keys the user set by flag, --log-format
+// among them, for config.Load.
+func (f *serverFlags) keys() map[string]string {
+	m := f.set()
+	if f.logFormat != "" {
+		m["log.format"] = f.logFormat
+	}
+	return m
+}
+
 // nodeCommand runs a whole node ("node"), its NATS server alone ("nats"), or
 // one of its services alone: all read the node's configuration the same way.
 func nodeCommand(part, use, short string) *cobra.Command {
-	var file, logFormat string
-	var set func() map[string]string
+	var f *serverFlags
 	c := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -104,19 +131,14 @@ func nodeCommand(part, use, short string) *cobra.Command {
 			"environment variable (TANDEM_HEARTBEAT_INTERVAL); flags override the variables,\n" +
 			"which override the file.",
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runNode(c.Context(), part, file, logFormat, set(), c.ErrOrStderr())
+			return runNode(c.Context(), part, f.file, f.keys(), c.ErrOrStderr())
 		},
 	}
-	c.Flags().StringVar(&file, "config", "", "the node's YAML configuration file")
-	c.Flags().StringVar(&logFormat, "log-format", "", "json or console (same as --log.format)")
-	set = registerConfigFlags(c.Flags())
+	f = addServerFlags(c.Flags(), "the node's")
 	return c
 }
 
-func runNode(ctx context.Context, part, file, logFormat string, flags map[string]string, errOut io.Writer) error {
-	if logFormat != "" {
-		flags["log.format"] = logFormat
-	}
+func runNode(ctx context.Context, part, file string, flags map[string]string, errOut io.Writer) error {
 	cfg, err := config.Load(file, os.Environ(), flags)
 	if err != nil {
 		return err

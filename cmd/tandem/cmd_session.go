@@ -89,14 +89,7 @@ func cmdSession(ctx context.Context, o sessionOptions, out io.Writer) error {
 	for i, r := range o.resources {
 		conns[i] = session.Connection{Address: r, Default: r == o.def || (o.def == "" && i == 0)}
 	}
-	opts, err := o.authOptions(config.RoleSession)
-	if err != nil {
-		return err
-	}
-	// Its own inbox (under the session role's): a per-client key reads
-	// only its own replies.
-	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(o.name)))
-	c, err := session.Dial(strings.Split(o.server, ","), o.pair, append(opts, nats.Timeout(o.timeout))...)
+	c, err := o.dial()
 	if err != nil {
 		return err
 	}
@@ -148,6 +141,18 @@ func msOrDash(ms *int64) string {
 	return (time.Duration(*ms) * time.Millisecond).String()
 }
 
+// dial connects the session to the pair's servers as the session role,
+// reading replies in its own inbox (under the session role's): a
+// per-client key reads only its own replies.
+func (o sessionOptions) dial() (*session.Client, error) {
+	opts, err := o.authOptions(config.RoleSession)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(o.name)), nats.Timeout(o.timeout))
+	return session.Dial(strings.Split(o.server, ","), o.pair, opts...)
+}
+
 // runAgent runs a session agent that switches the system's connections
 // (package agent).
 func runAgent(ctx context.Context, o sessionOptions, ao agent.Options, out io.Writer) error {
@@ -155,12 +160,7 @@ func runAgent(ctx context.Context, o sessionOptions, ao agent.Options, out io.Wr
 	if err != nil {
 		return err
 	}
-	opts, err := o.authOptions(config.RoleSession)
-	if err != nil {
-		return err
-	}
-	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(o.name)))
-	c, err := session.Dial(strings.Split(o.server, ","), o.pair, append(opts, nats.Timeout(o.timeout))...)
+	c, err := o.dial()
 	if err != nil {
 		return err
 	}

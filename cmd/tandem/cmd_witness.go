@@ -21,8 +21,8 @@ func init() {
 
 // newWitnessCmd runs the pair's witness (F14) on a third machine.
 func newWitnessCmd(*app) *cobra.Command {
-	var file, listen, dataDir, logFormat string
-	var set func() map[string]string
+	var listen, dataDir string
+	var f *serverFlags
 	c := &cobra.Command{
 		Use:   "witness --listen HOST:PORT --data-dir DIR",
 		Short: "run a witness: the third party that holds the active node's lease (F14)",
@@ -37,26 +37,21 @@ func newWitnessCmd(*app) *cobra.Command {
 			"pair's lease.",
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			flags := set()
+			flags := f.keys()
 			if c.Flags().Changed("listen") {
 				flags["witness.listen"] = listen
 			}
 			if c.Flags().Changed("data-dir") {
 				flags["data_dir"] = dataDir
-			} else if _, ok := flags["data_dir"]; !ok && file == "" && os.Getenv(config.EnvVar("data_dir")) == "" {
+			} else if _, ok := flags["data_dir"]; !ok && f.file == "" && os.Getenv(config.EnvVar("data_dir")) == "" {
 				return &usageError{errors.New("--data-dir is required (or data_dir in --config, or $" + config.EnvVar("data_dir") + ")")}
 			}
-			if logFormat != "" {
-				flags["log.format"] = logFormat
-			}
-			return runWitness(c.Context(), file, flags, c.OutOrStdout(), c.ErrOrStderr())
+			return runWitness(c.Context(), f.file, flags, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", config.Default().Witness.Listen, "address of the witness's NATS server ($TANDEM_WITNESS_LISTEN)")
 	c.Flags().StringVar(&dataDir, "data-dir", "", "directory of the witness's leases (JetStream; $TANDEM_DATA_DIR)")
-	c.Flags().StringVar(&file, "config", "", "the witness's YAML configuration file")
-	c.Flags().StringVar(&logFormat, "log-format", "", "json or console (same as --log.format)")
-	set = registerConfigFlags(c.Flags())
+	f = addServerFlags(c.Flags(), "the witness's")
 	return c
 }
 

@@ -3,10 +3,15 @@
 package proctest
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tandem-ha/tandem/pkg/pairtest"
 )
 
 // CheckInvariants checks every heartbeat recorded (STYLE §15) and reports
@@ -31,35 +36,28 @@ func (p *Pair) CheckInvariants() int {
 }
 
 // Violations returns what is wrong with a record of heartbeats (see
-// CheckInvariants).
+// CheckInvariants). Two actives in an epoch are found by
+// pairtest.Actives, fed the active beats in the order they were sent; each
+// epoch is reported once, with the first beat of each of its two nodes.
 func Violations(beats []Beat) []string {
-	var out []string
-	activeIn := map[uint64]map[string]Beat{} // epoch → node → first active beat
-	for _, b := range beats {
+	sent := slices.Clone(beats)
+	sort.SliceStable(sent, func(i, j int) bool { return sent[i].Sent.Before(sent[j].Sent) })
+	var actives pairtest.Actives
+	twice := map[uint64]*pairtest.TwoActives{} // epoch → its first violation
+	for _, b := range sent {
 		if b.State != "active" {
 			continue
 		}
-		if activeIn[b.Epoch] == nil {
-			activeIn[b.Epoch] = map[string]Beat{}
-		}
-		if _, ok := activeIn[b.Epoch][b.Node]; !ok {
-			activeIn[b.Epoch][b.Node] = b
+		var two *pairtest.TwoActives
+		if errors.As(actives.ActiveAt(b.Node, b.Epoch, b.Sent), &two) && twice[b.Epoch] == nil {
+			twice[b.Epoch] = two
 		}
 	}
-	epochs := make([]uint64, 0, len(activeIn))
-	for e := range activeIn {
-		epochs = append(epochs, e)
-	}
-	sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
-	for _, e := range epochs {
-		if nodes := activeIn[e]; len(nodes) > 1 {
-			var who []string
-			for _, b := range nodes {
-				who = append(who, fmt.Sprintf("%s (sent %s)", b.Node, b.Sent.Format("15:04:05.000000")))
-			}
-			sort.Strings(who)
-			out = append(out, fmt.Sprintf("two nodes active in epoch %d: %s", e, strings.Join(who, ", ")))
-		}
+	var out []string
+	for _, e := range slices.Sorted(maps.Keys(twice)) {
+		who := []string{twice[e].First.String(), twice[e].Then.String()}
+		sort.Strings(who)
+		out = append(out, fmt.Sprintf("two nodes active in epoch %d: %s", e, strings.Join(who, ", ")))
 	}
 	return append(out, epochRegressions(beats)...)
 }

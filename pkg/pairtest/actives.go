@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Actives checks the pair's first invariant (STYLE §15): never two nodes
@@ -12,28 +13,60 @@ import (
 // remembers, per epoch, the first node seen active. It is safe for
 // concurrent use.
 type Actives struct {
-	mu     sync.Mutex        // guards the fields below
-	first  map[uint64]string // epoch → the first node seen active in it
+	mu     sync.Mutex          // guards the fields below
+	first  map[uint64]Sighting // epoch → the first node seen active in it
 	broken []error
 }
 
-// Active records node seen active in epoch. It returns the violation, also
-// kept for Err, when another node was seen active in the same epoch.
+// Sighting is a node seen active, and when (a heartbeat's send time; zero
+// when not known).
+type Sighting struct {
+	Node string
+	At   time.Time
+}
+
+func (s Sighting) String() string {
+	if s.At.IsZero() {
+		return s.Node
+	}
+	return fmt.Sprintf("%s (sent %s)", s.Node, s.At.Format("15:04:05.000000"))
+}
+
+// TwoActives is a violation: Then seen active in the epoch First was
+// first seen active in.
+type TwoActives struct {
+	Epoch       uint64
+	First, Then Sighting
+}
+
+func (e *TwoActives) Error() string {
+	return fmt.Sprintf("%s and %s both active in epoch %d", e.First, e.Then, e.Epoch)
+}
+
+// Active records node seen active in epoch. It returns the violation (a
+// *TwoActives), also kept for Err, when another node was seen active in
+// the same epoch.
 func (a *Actives) Active(node string, epoch uint64) error {
+	return a.ActiveAt(node, epoch, time.Time{})
+}
+
+// ActiveAt is Active with the moment of the sighting, which a violation
+// names.
+func (a *Actives) ActiveAt(node string, epoch uint64, at time.Time) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.first == nil {
-		a.first = map[uint64]string{}
+		a.first = map[uint64]Sighting{}
 	}
-	other, ok := a.first[epoch]
+	first, ok := a.first[epoch]
 	if !ok {
-		a.first[epoch] = node
+		a.first[epoch] = Sighting{Node: node, At: at}
 		return nil
 	}
-	if other == node {
+	if first.Node == node {
 		return nil
 	}
-	err := fmt.Errorf("%s and %s both active in epoch %d", other, node, epoch)
+	err := &TwoActives{Epoch: epoch, First: first, Then: Sighting{Node: node, At: at}}
 	a.broken = append(a.broken, err)
 	return err
 }

@@ -2,6 +2,7 @@ package pairtest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -34,6 +35,20 @@ func TestActivesFindsTwoActivesInOneEpoch(t *testing.T) {
 	}
 	if err := a.Err(); err == nil || !strings.Contains(err.Error(), "epoch 3") {
 		t.Fatalf("Err after a violation: %v", err)
+	}
+}
+
+func TestActivesNamesWhenEachWasSeen(t *testing.T) {
+	var a Actives
+	t0 := time.Date(2026, 12, 5, 1, 2, 3, 0, time.UTC)
+	if err := a.ActiveAt("a", 4, t0); err != nil {
+		t.Fatal(err)
+	}
+	err := a.ActiveAt("b", 4, t0.Add(time.Second))
+	var two *TwoActives
+	if !errors.As(err, &two) || two.Epoch != 4 || two.First.Node != "a" || !two.Then.At.Equal(t0.Add(time.Second)) ||
+		!strings.Contains(err.Error(), "a (sent 01:02:03.000000) and b (sent 01:02:04.000000) both active in epoch 4") {
+		t.Fatalf("b in a's epoch 4: %v (%+v)", err, two)
 	}
 }
 
