@@ -254,15 +254,11 @@ func (o HubOptions) duplicateWindow() time.Duration {
 // again every second until ctx ends: in a cluster they need a quorum of the
 // hub servers.
 func (h *Hub) EnsureFleet(ctx context.Context) error {
-	nc, err := h.Connect("tandem hub " + h.opts.Name)
+	js, closeConn, err := h.jetStream("tandem hub " + h.opts.Name)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer closeConn()
 	for {
 		err = h.ensureOnce(ctx, js)
 		if err == nil {
@@ -275,6 +271,20 @@ func (h *Hub) EnsureFleet(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// jetStream is an in-process connection to the hub server named name,
+// and its JetStream; closeConn closes the connection.
+func (h *Hub) jetStream(name string) (js jetstream.JetStream, closeConn func(), err error) {
+	nc, err := h.Connect(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return js, nc.Close, nil
 }
 
 func (h *Hub) ensureOnce(ctx context.Context, js jetstream.JetStream) error {

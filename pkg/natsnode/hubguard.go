@@ -29,15 +29,11 @@ const DefaultFleetGuardEvery = 5 * time.Second
 // cluster's JetStream meta leader acts, so one change is restored and
 // reported once, not by every hub server.
 func (h *Hub) GuardFleet(ctx context.Context, every time.Duration) error {
-	nc, err := h.Connect("tandem hub guard " + h.opts.Name)
+	js, closeConn, err := h.jetStream("tandem hub guard " + h.opts.Name)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	defer closeConn()
 	tk := time.NewTicker(every)
 	defer tk.Stop()
 	for {
