@@ -165,9 +165,9 @@ func (s *Service) askDiscard(from string) (api.ReplReply, error) {
 // discardFrom runs the discard in the receiver goroutine (see above).
 func (s *Service) discardFrom(ctx context.Context, r *receiver) (store.Reconciled, error) {
 	s.abort(r)
-	prevState, prevReason := s.stateNow()
+	prevState, prevReason := s.board.get()
 	why := "an operator's resync --discard: taking " + s.peer + "'s data"
-	s.setState("syncing", why)
+	s.board.set("syncing", why)
 	s.log.Warn().Str("from", s.peer).Msg("discarding what differs from the peer, asked by an operator")
 	s.holdShip.Store(true)
 	defer func() {
@@ -176,7 +176,7 @@ func (s *Service) discardFrom(ctx context.Context, r *receiver) (store.Reconcile
 	}()
 	rec, err := s.discardNow(ctx, r, why)
 	if err != nil {
-		s.setState(prevState, prevReason)
+		s.board.set(prevState, prevReason)
 		s.log.Warn().Err(err).Msg("resync --discard failed; nothing changed")
 		return rec, err
 	}
@@ -189,10 +189,10 @@ func (s *Service) discardFrom(ctx context.Context, r *receiver) (store.Reconcile
 	if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
 		return rec, err
 	}
-	if s.paused.Load() {
-		s.setState("paused", "by an operator")
+	if s.pause.on() {
+		s.board.set("paused", "by an operator")
 	} else {
-		s.setState("running", "")
+		s.board.set("running", "")
 	}
 	return rec, nil
 }
@@ -203,7 +203,7 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 		return rec, err
 	}
 	start := time.Now()
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", From: s.peer, Why: event.Because("R10: " + why)})
+	s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", From: s.peer, Why: event.Because("R10: " + why)})
 	path, rep, err := s.fetchSnapshot(ctx, true)
 	defer s.setProgress(nil)
 	if path != "" {
@@ -221,7 +221,7 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Str("from", s.peer).Any("discarded", rec.Discarded).Dur("took", took).Msg("made equal to the peer; the discarded rows are in the conflict table")
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "discarded", From: s.peer, Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
+	s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "discarded", From: s.peer, Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
 		Seconds: took.Seconds(), Taken: rec.Taken, Discarded: rec.Discarded, Refused: rec.Refused,
 		Why: event.Because("R10: " + why + "; every discarded row is kept in _tandem_conflict on both nodes")})
 	return rec, nil

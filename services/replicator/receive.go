@@ -73,7 +73,7 @@ func (s *Service) runReceive(ctx context.Context) error {
 	s.setIn(p)
 	r := &receiver{m: lineage.NewReceiver(lineage.Config{Master: s.master(), Peer: s.peer, Pos: toLineage(p), Have: ok})}
 	for ctx.Err() == nil {
-		mv := r.m.Next(time.Now(), s.paused.Load())
+		mv := r.m.Next(time.Now(), s.pause.on())
 		if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
 			return err
 		}
@@ -171,10 +171,10 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 			_ = r.m.Step(lineage.PeerFirst{Seq: first, OK: ok})
 		}
 		for _, why := range rd.Rejects {
-			s.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
+			s.rep.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
 		}
 		if rd.State != nil {
-			s.setState(rd.State.Name, rd.State.Reason)
+			s.board.set(rd.State.Name, rd.State.Reason)
 		}
 		for _, e := range rd.Events {
 			s.emitDecision(e)
@@ -199,7 +199,7 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 func (s *Service) emitDecision(e lineage.Event) {
 	data := event.Blocked{Why: event.Because(e.Reason), RetryInSeconds: e.RetryIn.Seconds(), Attempt: e.Why}
 	s.log.Warn().Dur("retry_in", e.RetryIn).Str("reason", e.Reason).Msg("replication blocked")
-	s.emit(event.ReplBlocked, data)
+	s.rep.emit(event.ReplBlocked, data)
 }
 
 // waitPaused waits for a resume, still answering control requests, and
@@ -269,12 +269,12 @@ func (s *Service) consume(ctx context.Context, r *receiver) error {
 		}
 	}()
 	defer func() { close(done); it.Stop() }()
-	s.setState(s.runningState(), "")
+	s.board.set(s.runningState(), "")
 	return s.receiveLoop(ctx, r, msgs, pumpErr)
 }
 
 func (s *Service) runningState() string {
-	if st, _ := s.stateNow(); st == "blocked" {
+	if st, _ := s.board.get(); st == "blocked" {
 		return st
 	}
 	return "running"
@@ -302,7 +302,7 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 				return err
 			}
 		case <-s.resume:
-			if s.paused.Load() {
+			if s.pause.on() {
 				return errPaused
 			}
 		case <-tick.C:
@@ -413,7 +413,7 @@ func (s *Service) handle(ctx context.Context, r *receiver, m jetstream.Msg) erro
 	s.mu.Unlock()
 	b, err := wire.Decode(m.Data(), s.cfg.Pair)
 	if err != nil {
-		s.reject("batch", m.Subject(), err)
+		s.rep.reject("batch", m.Subject(), err)
 		return nil
 	}
 	in := lineage.Batch{Seq: meta.Sequence.Stream, Node: b.Node, Master: b.Master, DB: b.DB, From: b.From, To: b.To, Final: b.Final}
@@ -551,7 +551,7 @@ func (s *Service) reportConflict(c store.Conflict) {
 		data.LoserRow = json.RawMessage(c.LoserRow)
 	}
 	s.log.Info().Str("table", c.Table).Str("pk", c.PK).Str("kind", c.Kind).Msg("conflict: the master's version wins")
-	s.emit(event.ReplConflict, data)
+	s.rep.emit(event.ReplConflict, data)
 }
 
 // sendApplied tells the peer how far its batches are applied (at most
@@ -563,7 +563,7 @@ func (s *Service) sendApplied(r *receiver, ack lineage.Ack, tick bool) {
 	}
 	r.lastSent = time.Now()
 	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
-		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: s.paused.Load(), PauseAt: s.pauseAt.Load()}
+		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: s.pause.on(), PauseAt: s.pause.decided()}
 	if a.Resync && wire.ValidDB(ack.ReconcileDB) {
 		a.ResyncDB = ack.ReconcileDB
 	}

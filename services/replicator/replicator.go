@@ -146,7 +146,6 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/heartbeat"
-	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 )
@@ -213,13 +212,13 @@ type Service struct {
 	awaitingPeer atomic.Bool // Run waits for the peer's heartbeat to learn its name
 	registry     prometheus.Registerer
 
-	paused  atomic.Bool
-	pauseAt atomic.Int64 // Unix ns of the pause or resume in force, 0: not known
-	pauseMu sync.Mutex   // serialises changes of paused (an operator's, or one followed from the peer)
-	epoch   atomic.Uint64
-	wake    chan struct{} // size 1: the shipper should look now
-	resume  chan struct{} // size 1: the receiver should look now
-	ctl     chan ctlReq   // to the receiver
+	rep   *reporter
+	board *board
+
+	pause  *pause
+	wake   chan struct{} // size 1: the shipper should look now
+	resume chan struct{} // size 1: the receiver should look now
+	ctl    chan ctlReq   // to the receiver
 
 	// holdShip stops shipping while a resync --discard runs here; shipMu
 	// is held by the shipper while it ships, so that the discard knows
@@ -228,8 +227,6 @@ type Service struct {
 	shipMu   sync.Mutex
 
 	mu          sync.Mutex // guards the fields below
-	state       string
-	reason      string
 	shipped     uint64
 	in          inStatus
 	snapProg    *float64
@@ -237,7 +234,6 @@ type Service struct {
 	snaps       map[string]*servedSnap
 	making      *snapMaking // the snapshot being made for the peer, if any
 	snapClosed  bool        // Run is ending: no snapshot is started
-	rejects     reject.Limiter
 	lastPrune   time.Time
 	pruned      peerPos // the last applied position pruned up to
 
@@ -276,8 +272,8 @@ func New(o Options) (*Service, error) {
 		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply, dropSnap: o.DropSnapshotRequest,
 		dir:  filepath.Join(c.DataDir, "replicator"),
 		wake: make(chan struct{}, 1), resume: make(chan struct{}, 1), ctl: make(chan ctlReq),
-		state: "starting", snaps: map[string]*servedSnap{},
-		base: base, cancelBase: cancelBase,
+		snaps: map[string]*servedSnap{},
+		base:  base, cancelBase: cancelBase,
 	}
 	if s.poll <= 0 {
 		s.poll = 10 * time.Millisecond
@@ -297,6 +293,9 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.met = met
+	s.rep = &reporter{pair: c.Pair, node: c.Node, events: o.Events, log: s.log, met: met}
+	s.board = &board{log: s.log, state: "starting"}
+	s.pause = &pause{board: s.board, rep: s.rep, gauge: met.paused, wake: s.wake, resume: s.resume}
 	return s, nil
 }
 
@@ -344,7 +343,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.wg.Go(func() { fail(s.runShip(ctx)) })
 	s.wg.Go(func() { fail(s.runReceive(ctx)) })
-	s.wg.Go(func() { s.runFailover(ctx) })
+	fo := &failoverStatus{pair: s.cfg.Pair, node: s.cfg.Node, js: s.js, st: s.st, log: s.log, registry: s.registry,
+		rep: s.rep, failures: s.met.failoverFailures}
+	s.wg.Go(func() { fo.run(ctx) })
 	s.ready.Store(true)
 	s.log.Info().Str("peer", s.peer).Str("db", DatabasePath(s.cfg)).Msg("replicator running")
 	<-ctx.Done()
@@ -363,7 +364,7 @@ func (s *Service) learnPeer(ctx context.Context) error {
 	peer := s.peer
 	s.mu.Unlock()
 	if peer == "" {
-		s.setState("starting", "waiting for the peer's heartbeat to learn its name (hosts does not name it)")
+		s.board.set("starting", "waiting for the peer's heartbeat to learn its name (hosts does not name it)")
 		s.awaitingPeer.Store(true)
 		defer s.awaitingPeer.Store(false)
 	}
@@ -395,14 +396,9 @@ func (s *Service) open(ctx context.Context) error {
 		st.Close()
 		return fmt.Errorf("replicator: %w", err)
 	}
-	s.paused.Store(info.Paused)
-	s.reportRefused(st.Refused())
-	if !info.PauseAt.IsZero() {
-		s.pauseAt.Store(info.PauseAt.UnixNano())
-	}
-	if info.Paused {
-		s.setState("paused", "paused by an operator")
-	}
+	s.pause.st = st
+	s.pause.load(info)
+	s.rep.refused(st.Refused(), s.st.Refused())
 	if s.js == nil {
 		if s.js, err = jetstream.NewWithDomain(s.nc, s.domain); err != nil {
 			st.Close()
@@ -423,7 +419,7 @@ func (s *Service) openStore(ctx context.Context) (*store.SQLite, error) {
 		if !errors.Is(err, store.ErrNoTable) {
 			return st, err
 		}
-		s.setState("waiting", err.Error())
+		s.board.set("waiting", err.Error())
 		if time.Since(logged) >= tableWaitLog {
 			s.log.Warn().Err(err).Msg("waiting for the application to create its tables")
 			logged = time.Now()
@@ -449,22 +445,6 @@ func (s *Service) Ready() error {
 		return errors.New("replicator starting")
 	}
 	return nil
-}
-
-func (s *Service) setState(state, reason string) {
-	s.mu.Lock()
-	changed := s.state != state || s.reason != reason
-	s.state, s.reason = state, reason
-	s.mu.Unlock()
-	if changed {
-		s.log.Info().Str("state", state).Str("reason", reason).Msg("replication " + state)
-	}
-}
-
-func (s *Service) stateNow() (string, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state, s.reason
 }
 
 func poke(ch chan struct{}) {

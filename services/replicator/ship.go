@@ -67,7 +67,7 @@ func (s *Service) runShip(ctx context.Context) error {
 		}
 		now = time.Now()
 		delay := time.Duration(0)
-		if p.due(now, changed, s.paused.Load() || s.holdShip.Load()) {
+		if p.due(now, changed, s.pause.on() || s.holdShip.Load()) {
 			s.shipMu.Lock()
 			err := s.shipOnce(ctx, stream, &cur)
 			s.shipMu.Unlock()
@@ -211,7 +211,7 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 		// backup). It cannot go on as that id.
 		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.To).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
-		s.emit(event.ReplSnapshot, event.Snapshot{Phase: "backup-detected", DB: info.DB,
+		s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "backup-detected", DB: info.DB,
 			Shipped: cur.To, LogHigh: info.LogHigh, Why: event.Because("R9: database restored from a backup detected")})
 		if info.DB, err = s.st.NewID(ctx); err != nil {
 			return err
@@ -357,7 +357,7 @@ func (s *Service) onApplied(m *nats.Msg) {
 		err = fmt.Errorf("applied position from node %q, the peer is %q", a.Node, s.peer)
 	}
 	if err != nil {
-		s.reject("applied", m.Subject, err)
+		s.rep.reject("applied", m.Subject, err)
 		return
 	}
 	if a.Resync && !s.master() && s.askCurrent(a) {
@@ -435,7 +435,7 @@ func (s *Service) syncSchema(ctx context.Context) {
 	for _, q := range ch.Shipped {
 		s.log.Info().Str("sql", q).Msg("schema change queued for the peer")
 	}
-	s.reportRefused(ch.Refused)
+	s.rep.refused(ch.Refused, s.st.Refused())
 	if ch.Resync != "" && !s.master() {
 		s.askResync(ch.Resync)
 	}
@@ -453,16 +453,16 @@ func (s *Service) shipBlocked(b *lineage.Backoff, err error) time.Duration {
 	if !errors.Is(err, errTooLarge) {
 		if b.Reason() != "" && err == nil {
 			*b = lineage.Backoff{}
-			if st, _ := s.stateNow(); st == "blocked" {
-				s.setState("running", "")
+			if st, _ := s.board.get(); st == "blocked" {
+				s.board.set("running", "")
 			}
 		}
 		return 0
 	}
 	reason := "cannot ship: " + err.Error()
 	if b.Attempted(time.Now(), reason) {
-		s.emit(event.ReplBlocked, event.Blocked{Why: event.Because(reason)})
+		s.rep.emit(event.ReplBlocked, event.Blocked{Why: event.Because(reason)})
 	}
-	s.setState("blocked", reason)
+	s.board.set("blocked", reason)
 	return b.Delay()
 }

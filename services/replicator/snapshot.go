@@ -62,7 +62,7 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 		err = fmt.Errorf("snapshot request v%d pair %q from %q", req.V, req.Pair, req.Node)
 	}
 	if err != nil {
-		s.reject("snapshot", m.Subject, err)
+		s.rep.reject("snapshot", m.Subject, err)
 		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "%v", err)))
 		return
 	}
@@ -70,7 +70,7 @@ func (s *Service) onSnapshotRequest(m *nats.Msg) {
 		_ = m.Respond(reply.Fail(&reply.Error{Code: reply.CodeNotMaster, Message: "snapshots come from the master", Node: s.peer}))
 		return
 	}
-	if s.paused.Load() {
+	if s.pause.on() {
 		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)))
 		return
 	}
@@ -166,7 +166,7 @@ func (s *Service) makeSnapshot(discard bool) (wire.SnapshotReply, error) {
 		why = "R10: " + s.peer + " takes this node's data, discarding what differs there (an operator's resync --discard)"
 	}
 	s.log.Info().Int64("bytes", size).Dur("took", time.Since(start)).Uint64("log", snap.Log).Bool("discard", discard).Msg("snapshot made for the peer")
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "made", Bytes: size, Log: snap.Log, DB: snap.DB,
+	s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "made", Bytes: size, Log: snap.Log, DB: snap.DB,
 		Seconds: time.Since(start).Seconds(), Why: event.Because(why)})
 	return rep, nil
 }
@@ -209,7 +209,7 @@ func (s *Service) onChunk(m *nats.Msg) {
 		err = fmt.Errorf("no chunk %d of snapshot %q", req.Index, req.ID)
 	}
 	if err != nil {
-		s.reject("chunk", m.Subject, err)
+		s.rep.reject("chunk", m.Subject, err)
 		_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "%v", err)))
 		return
 	}
@@ -290,7 +290,7 @@ func (s *Service) reconcile(ctx context.Context, r *receiver, why string) error 
 // resync fetches the master's snapshot and merges it (store.Restore).
 func (s *Service) resync(ctx context.Context, why string) error {
 	start := time.Now()
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", Why: event.Because("R1: " + why)})
+	s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", Why: event.Because("R1: " + why)})
 	path, rep, err := s.fetchSnapshot(ctx, false)
 	defer s.setProgress(nil)
 	if path != "" {
@@ -311,7 +311,7 @@ func (s *Service) resync(ctx context.Context, why string) error {
 	took := time.Since(start)
 	s.met.snapshotSeconds.Observe(took.Seconds())
 	s.log.Info().Int64("bytes", rep.Size).Dur("took", took).Uint64("log", rep.Log).Msg("re-synced from the master's snapshot")
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "restored", Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
+	s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "restored", Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
 		Seconds: took.Seconds(), Taken: rec.Taken, Kept: rec.Kept, Conflicts: len(rec.Conflicts),
 		Why: event.Because("R10: " + why)})
 	return nil
@@ -331,7 +331,7 @@ func (s *Service) noteRefusals(before, refused map[string]string) {
 			s.log.Info().Str("table", tbl).Msg("table picked up again: its schema now matches the peer's")
 		}
 	}
-	s.reportRefused(newly)
+	s.rep.refused(newly, s.st.Refused())
 }
 
 // fetchSnapshot asks the master for a snapshot and fetches it chunk by
