@@ -31,8 +31,8 @@ func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
 	handlers := map[string]nats.MsgHandler{
 		subject.ReplApplied(p, n):  s.onApplied,
-		subject.ReplSnapshot(p, n): s.onSnapshotRequest,
-		subject.ReplChunk(p, n):    s.onChunk,
+		subject.ReplSnapshot(p, n): s.snap.onRequest,
+		subject.ReplChunk(p, n):    s.snap.onChunk,
 		subject.ReplConfig(p, n):   s.onConfig,
 	}
 	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {

@@ -231,15 +231,12 @@ type Service struct {
 	in          inStatus
 	snapProg    *float64
 	peerApplied peerPos
-	snaps       map[string]*servedSnap
-	making      *snapMaking // the snapshot being made for the peer, if any
-	snapClosed  bool        // Run is ending: no snapshot is started
 	lastPrune   time.Time
 	pruned      peerPos // the last applied position pruned up to
 
-	subs   bus.Subscriptions
-	wg     sync.WaitGroup
-	snapWG sync.WaitGroup // the goroutines making snapshots for the peer
+	subs bus.Subscriptions
+	wg   sync.WaitGroup
+	snap *snapServer
 }
 
 type inStatus struct {
@@ -272,8 +269,7 @@ func New(o Options) (*Service, error) {
 		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply, dropSnap: o.DropSnapshotRequest,
 		dir:  filepath.Join(c.DataDir, "replicator"),
 		wake: make(chan struct{}, 1), resume: make(chan struct{}, 1), ctl: make(chan ctlReq),
-		snaps: map[string]*servedSnap{},
-		base:  base, cancelBase: cancelBase,
+		base: base, cancelBase: cancelBase,
 	}
 	if s.poll <= 0 {
 		s.poll = 10 * time.Millisecond
@@ -350,7 +346,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info().Str("peer", s.peer).Str("db", DatabasePath(s.cfg)).Msg("replicator running")
 	<-ctx.Done()
 	s.wg.Wait()
-	s.cleanSnapshots(true)
+	s.snap.clean(true)
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -405,7 +401,17 @@ func (s *Service) open(ctx context.Context) error {
 			return err
 		}
 	}
+	s.snap = &snapServer{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), dir: s.dir, st: st, js: s.js,
+		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: s.base, snaps: map[string]*servedSnap{}}
 	return nil
+}
+
+// endSnapshots stops snapshots from starting and waits for those being
+// made (their context, s.base, is cancelled first).
+func (s *Service) endSnapshots() {
+	s.snap.close()
+	s.cancelBase()
+	s.snap.wait()
 }
 
 // openStore opens the application database. A table of database.tables
