@@ -30,7 +30,7 @@ const verifyRowLimit = 1000
 func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
 	handlers := map[string]nats.MsgHandler{
-		subject.ReplApplied(p, n):  s.onApplied,
+		subject.ReplApplied(p, n):  s.ship.onApplied,
 		subject.ReplSnapshot(p, n): s.snap.onRequest,
 		subject.ReplChunk(p, n):    s.snap.onChunk,
 		subject.ReplConfig(p, n):   s.onConfig,
@@ -111,11 +111,13 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 func (s *Service) Status() api.ReplStatus {
 	st := api.ReplStatus{Node: s.cfg.Node, Role: string(s.cfg.Role), Paused: s.pause.on()}
 	st.State, st.Reason = s.board.get()
+	var acked peerPos
+	if s.opened() != nil {
+		st.Shipped, acked = s.ship.progress()
+	}
 	s.mu.Lock()
-	st.Shipped = s.shipped
 	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node, DB: s.in.db, Applied: s.in.applied, Pending: s.in.pending,
 		LagMS: s.in.lagNow(time.Now()).Milliseconds()}
-	acked := s.peerApplied
 	if !s.in.at.IsZero() {
 		st.In.LastApplied = s.in.at.UTC().Format(time.RFC3339Nano)
 	}

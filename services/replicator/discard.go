@@ -169,11 +169,8 @@ func (s *Service) discardFrom(ctx context.Context, r *receiver) (store.Reconcile
 	why := "an operator's resync --discard: taking " + s.peer + "'s data"
 	s.board.set("syncing", why)
 	s.log.Warn().Str("from", s.peer).Msg("discarding what differs from the peer, asked by an operator")
-	s.holdShip.Store(true)
-	defer func() {
-		s.holdShip.Store(false)
-		poke(s.wake)
-	}()
+	s.ship.holdShipping(true)
+	defer s.ship.holdShipping(false)
 	rec, err := s.discardNow(ctx, r, why)
 	if err != nil {
 		s.board.set(prevState, prevReason)
@@ -230,12 +227,9 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 // waitPeerApplied waits, with shipping held, until the peer has applied
 // every batch this node shipped (and none is in flight).
 func (s *Service) waitPeerApplied(ctx context.Context) error {
-	// A shipment in progress ends first (holdShip keeps the next one
+	// A shipment in progress ends first (holding shipping keeps the next one
 	// from starting).
-	s.shipMu.Lock()
-	shipping := s.holdShip.Load()
-	s.shipMu.Unlock()
-	if !shipping {
+	if !s.ship.idle() {
 		return fmt.Errorf("shipping is not held") // the caller holds it: a bug
 	}
 	deadline := time.Now().Add(discardWait)
@@ -244,9 +238,7 @@ func (s *Service) waitPeerApplied(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		shipped, acked := s.shipped, s.peerApplied
-		s.mu.Unlock()
+		shipped, acked := s.ship.progress()
 		if shipped <= info.DBStart || (acked.db == info.DB && acked.log >= shipped) {
 			return nil
 		}

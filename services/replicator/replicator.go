@@ -220,23 +220,14 @@ type Service struct {
 	resume chan struct{} // size 1: the receiver should look now
 	ctl    chan ctlReq   // to the receiver
 
-	// holdShip stops shipping while a resync --discard runs here; shipMu
-	// is held by the shipper while it ships, so that the discard knows
-	// when nothing is in flight.
-	holdShip atomic.Bool
-	shipMu   sync.Mutex
-
-	mu          sync.Mutex // guards the fields below
-	shipped     uint64
-	in          inStatus
-	snapProg    *float64
-	peerApplied peerPos
-	lastPrune   time.Time
-	pruned      peerPos // the last applied position pruned up to
+	mu       sync.Mutex // guards the fields below
+	in       inStatus
+	snapProg *float64
 
 	subs bus.Subscriptions
 	wg   sync.WaitGroup
-	snap *snapServer
+	snap *snapServer // set by open, like ship
+	ship *shipper
 }
 
 type inStatus struct {
@@ -337,7 +328,7 @@ func (s *Service) Run(ctx context.Context) error {
 			cancel(err)
 		}
 	}
-	s.wg.Go(func() { fail(s.runShip(ctx)) })
+	s.wg.Go(func() { fail(s.ship.run(ctx)) })
 	s.wg.Go(func() { fail(s.runReceive(ctx)) })
 	fo := &failoverStatus{pair: s.cfg.Pair, node: s.cfg.Node, js: s.js, st: s.st, log: s.log, registry: s.registry,
 		rep: s.rep, failures: s.met.failoverFailures}
@@ -403,6 +394,9 @@ func (s *Service) open(ctx context.Context) error {
 	}
 	s.snap = &snapServer{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), dir: s.dir, st: st, js: s.js,
 		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: s.base, snaps: map[string]*servedSnap{}}
+	s.ship = &shipper{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), poll: s.poll, st: st, js: s.js,
+		log: s.log, rep: s.rep, met: s.met, board: s.board, base: s.base, wake: s.wake,
+		paused: s.pause.on, follow: s.followPause, askResync: s.askResync}
 	return nil
 }
 
