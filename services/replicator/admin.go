@@ -103,7 +103,7 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 	if s.opened() == nil {
 		return api.ReplReply{}, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
-	s.ask(ctlReq{kind: "operator", why: "asked by an operator"})
+	s.recv.ask(ctlReq{kind: "operator", why: "asked by an operator"})
 	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
 }
 
@@ -111,31 +111,28 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 func (s *Service) Status() api.ReplStatus {
 	st := api.ReplStatus{Node: s.cfg.Node, Role: string(s.cfg.Role), Paused: s.pause.on()}
 	st.State, st.Reason = s.board.get()
-	var acked peerPos
-	if s.opened() != nil {
-		st.Shipped, acked = s.ship.progress()
-	}
 	s.mu.Lock()
-	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node, DB: s.in.db, Applied: s.in.applied, Pending: s.in.pending,
-		LagMS: s.in.lagNow(time.Now()).Milliseconds()}
-	if !s.in.at.IsZero() {
-		st.In.LastApplied = s.in.at.UTC().Format(time.RFC3339Nano)
-	}
-	if s.snapProg != nil {
-		p := *s.snapProg
-		st.Snapshot = &p
-	}
+	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node}
 	s.mu.Unlock()
-	if s.opened() != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if info, err := s.st.Info(ctx); err == nil {
-			st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
-			st.Unacked = unacked(info, acked)
-		}
-		if r := s.st.Refused(); len(r) > 0 {
-			st.Refused = r
-		}
+	if s.opened() == nil {
+		return st
+	}
+	var acked peerPos
+	st.Shipped, acked = s.ship.progress()
+	in := s.recv.status()
+	st.In.DB, st.In.Applied, st.In.Pending, st.In.LagMS = in.db, in.applied, in.pending, in.lagNow(time.Now()).Milliseconds()
+	if !in.at.IsZero() {
+		st.In.LastApplied = in.at.UTC().Format(time.RFC3339Nano)
+	}
+	st.Snapshot = s.recv.fetch.progress()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if info, err := s.st.Info(ctx); err == nil {
+		st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
+		st.Unacked = unacked(info, acked)
+	}
+	if r := s.st.Refused(); len(r) > 0 {
+		st.Refused = r
 	}
 	return st
 }
@@ -147,9 +144,7 @@ func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.
 	if s.opened() == nil {
 		return out, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
-	s.mu.Lock()
-	out.Applied = s.in.applied
-	s.mu.Unlock()
+	out.Applied = s.recv.status().applied
 	if r := s.st.Refused(); len(r) > 0 {
 		out.Refused = r
 	}

@@ -113,17 +113,31 @@
 // time; replicated like application data); a database that is down gets the
 // row when it is back. The view _tandem_failover_status is the newest.
 //
-// # Concurrency
+// # Parts, and concurrency
 //
-// Run starts three goroutines. ship owns the shipping state (what was
-// shipped, the stream's last batch). receive owns the apply: the
-// lineage.Receiver (the position, the reconcile needed, the back-off), the
-// consumer and the group being assembled; a reconcile runs inside it, and
-// requests reach it through ctl.
-// failover owns the event consumer. NATS callbacks (applied positions, admin
-// verbs, snapshot chunks) touch only the store (safe for concurrent use),
-// the atomics below and the fields guarded by mu. The store serialises
-// writes on one connection.
+// Service only wires the parts and runs them; each part owns its state and
+// its lock, and reaches the others through the functions and channels it
+// is given:
+//
+//   - shipper (ship.go): the goroutine run reads the log and ships; the
+//     NATS handler onApplied hears the peer's position and prunes. Shared
+//     state under shipper.mu.
+//   - receiver (receive.go, snapshot.go, discard.go): the goroutine run owns
+//     the lineage.Receiver, the consumer and the group being assembled; a
+//     reconcile or a discard runs inside it; requests reach it through ctl.
+//     What status shows of it is under receiver.mu; snapFetch fetches the
+//     peer's snapshots and holds the transfer's progress.
+//   - snapServer (snapserve.go): NATS handlers and the goroutines making
+//     snapshots for the peer, under snapServer.mu.
+//   - failoverStatus (failover.go): its goroutine owns the event consumer.
+//   - pause (pause.go), board (board.go), reporter (metrics.go): the pair's
+//     pause, the state shown in status and the events, safe for concurrent
+//     use.
+//   - the admin surface (admin.go, discard.go, config_read.go): NATS
+//     handlers answering the operator's verbs from the parts.
+//
+// The store is safe for concurrent use; it serialises writes on one
+// connection. Service.mu guards only the peer's name (learnPeer).
 package replicator
 
 import (
@@ -220,14 +234,14 @@ type Service struct {
 	resume chan struct{} // size 1: the receiver should look now
 	ctl    chan ctlReq   // to the receiver
 
-	mu       sync.Mutex // guards the fields below
-	in       inStatus
-	snapProg *float64
-
 	subs bus.Subscriptions
 	wg   sync.WaitGroup
-	snap *snapServer // set by open, like ship
+	mu   sync.Mutex // guards peer and peerDom (learnPeer sets them)
+
+	// The parts, set by open before anything else runs.
+	snap *snapServer
 	ship *shipper
+	recv *receiver
 }
 
 type inStatus struct {
@@ -329,7 +343,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	s.wg.Go(func() { fail(s.ship.run(ctx)) })
-	s.wg.Go(func() { fail(s.runReceive(ctx)) })
+	s.wg.Go(func() { fail(s.recv.run(ctx)) })
 	fo := &failoverStatus{pair: s.cfg.Pair, node: s.cfg.Node, js: s.js, st: s.st, log: s.log, registry: s.registry,
 		rep: s.rep, failures: s.met.failoverFailures}
 	s.wg.Go(func() { fo.run(ctx) })
@@ -394,9 +408,14 @@ func (s *Service) open(ctx context.Context) error {
 	}
 	s.snap = &snapServer{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), dir: s.dir, st: st, js: s.js,
 		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: s.base, snaps: map[string]*servedSnap{}}
+	s.recv = &receiver{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, peerDom: s.peerDom, master: s.master(), nc: s.nc, st: st,
+		log: s.log, rep: s.rep, met: s.met, board: s.board, pause: s.pause, groupTTL: s.groupTTL, hook: s.hook,
+		ctl: s.ctl, resume: s.resume, wake: s.wake,
+		fetch: &snapFetch{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, nc: s.nc, dir: s.dir, log: s.log, met: s.met}}
 	s.ship = &shipper{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), poll: s.poll, st: st, js: s.js,
 		log: s.log, rep: s.rep, met: s.met, board: s.board, base: s.base, wake: s.wake,
-		paused: s.pause.on, follow: s.followPause, askResync: s.askResync}
+		paused: s.pause.on, follow: s.followPause, askResync: s.recv.askResync}
+	s.recv.ship = s.ship
 	return nil
 }
 
