@@ -32,3 +32,17 @@ func (b *board) get() (string, string) {
 	defer b.mu.Unlock()
 	return b.state, b.reason
 }
+
+// explain sets the reason of state, if state is still the one in force (a
+// change made meanwhile by another part is kept).
+func (b *board) explain(state, reason string) {
+	b.mu.Lock()
+	changed := b.state == state && b.reason != reason
+	if changed {
+		b.reason = reason
+	}
+	b.mu.Unlock()
+	if changed {
+		b.log.Info().Str("state", state).Str("reason", reason).Msg("replication " + state)
+	}
+}

@@ -146,6 +146,9 @@ func (r *receiver) consumeOnce(ctx context.Context) error {
 	case errors.Is(err, errResync), errors.Is(err, errPaused), errors.Is(err, errRestart):
 	case err != nil && ctx.Err() == nil:
 		r.log.Debug().Err(err).Msg("reading the peer's batches")
+		// Until it first reads the peer's stream, the state is "starting":
+		// say why it is still (the link or the peer is down).
+		r.board.explain("starting", fmt.Sprintf("cannot read %s's batches: %v", r.peer, err))
 		r.mu.Lock()
 		r.in.pending = 0
 		r.mu.Unlock()
