@@ -11,7 +11,6 @@ import (
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/bus"
-	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
@@ -31,9 +30,9 @@ const verifyRowLimit = 1000
 func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
 	handlers := map[string]nats.MsgHandler{
-		subject.ReplApplied(p, n):  s.onApplied,
-		subject.ReplSnapshot(p, n): s.onSnapshotRequest,
-		subject.ReplChunk(p, n):    s.onChunk,
+		subject.ReplApplied(p, n):  s.ship.onApplied,
+		subject.ReplSnapshot(p, n): s.snap.onRequest,
+		subject.ReplChunk(p, n):    s.snap.onChunk,
 		subject.ReplConfig(p, n):   s.onConfig,
 	}
 	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
@@ -52,7 +51,7 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	verb := m.Subject[strings.LastIndex(m.Subject, ".repl.")+1:]
 	var req api.ReplRequest
 	if err := api.Decode(m.Data, s.cfg.Pair, &req); err != nil {
-		s.reject("admin."+verb, m.Subject, err)
+		s.rep.reject("admin."+verb, m.Subject, err)
 		_ = m.Respond(reply.Fail(err))
 		return
 	}
@@ -86,66 +85,6 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	_ = m.Respond(reply.OK(out))
 }
 
-// SetPaused pauses or resumes replication on this node (R4), persisted. A
-// decision for the pair is followed by the peer (see followPause); one for
-// this node alone (onlyHere: `repl pause --node N`, the way to hold a node
-// back for a `resync --discard`) keeps the time of the pair's decision in
-// force, so the peer does not follow it and this node still follows the
-// pair's next one.
-func (s *Service) SetPaused(ctx context.Context, paused, onlyHere bool) error {
-	if s.opened() == nil {
-		return &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
-	}
-	at := time.Now()
-	if onlyHere {
-		at = time.Unix(0, s.pauseAt.Load())
-	}
-	return s.setPaused(ctx, paused, at, 0, "by an operator")
-}
-
-// followPause adopts the peer's pause or resume when it was decided after
-// the one this node follows (R4): the operator's command reached only the
-// peer.
-func (s *Service) followPause(paused bool, at int64) {
-	if at == 0 || at <= s.pauseAt.Load() || s.opened() == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
-	defer cancel()
-	if err := s.setPaused(ctx, paused, time.Unix(0, at), at, "following "+s.peer); err != nil {
-		s.log.Warn().Err(err).Bool("paused", paused).Msg("follow the peer's pause")
-	}
-}
-
-// setPaused persists a pause or resume decided at; newerThan > 0 applies it
-// only if it is still newer than the one in force (the peer's, followed).
-func (s *Service) setPaused(ctx context.Context, paused bool, at time.Time, newerThan int64, why string) error {
-	s.pauseMu.Lock()
-	defer s.pauseMu.Unlock()
-	if newerThan > 0 && newerThan <= s.pauseAt.Load() {
-		return nil
-	}
-	if err := s.st.SetPaused(ctx, paused, at); err != nil {
-		return err
-	}
-	s.pauseAt.Store(at.UnixNano())
-	was := s.paused.Swap(paused)
-	if was == paused {
-		return nil
-	}
-	typ, state := event.ReplResumed, "running"
-	s.met.paused.Set(0)
-	if paused {
-		typ, state = event.ReplPaused, "paused"
-		s.met.paused.Set(1)
-	}
-	s.setState(state, why)
-	s.emit(typ, event.Because("R4: "+why))
-	poke(s.resume)
-	poke(s.wake)
-	return nil
-}
-
 // opened is the store once Run has opened it (nil before).
 func (s *Service) opened() store.Store {
 	if !s.ready.Load() {
@@ -158,43 +97,42 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 	if s.master() {
 		return api.ReplReply{Status: s.Status(), Skipped: true, Message: "the master is the source of a resync"}, nil
 	}
-	if s.paused.Load() {
+	if s.pause.on() {
 		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)
 	}
 	if s.opened() == nil {
 		return api.ReplReply{}, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
-	s.ask(ctlReq{kind: "operator", why: "asked by an operator"})
+	s.recv.ask(ctlReq{kind: "operator", why: "asked by an operator"})
 	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
 }
 
 // Status is this node's replication state.
 func (s *Service) Status() api.ReplStatus {
-	st := api.ReplStatus{Node: s.cfg.Node, Role: string(s.cfg.Role), Paused: s.paused.Load()}
+	st := api.ReplStatus{Node: s.cfg.Node, Role: string(s.cfg.Role), Paused: s.pause.on()}
+	st.State, st.Reason = s.board.get()
 	s.mu.Lock()
-	st.State, st.Reason = s.state, s.reason
-	st.Shipped = s.shipped
-	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node, DB: s.in.db, Applied: s.in.applied, Pending: s.in.pending,
-		LagMS: s.in.lagNow(time.Now()).Milliseconds()}
-	acked := s.peerApplied
-	if !s.in.at.IsZero() {
-		st.In.LastApplied = s.in.at.UTC().Format(time.RFC3339Nano)
-	}
-	if s.snapProg != nil {
-		p := *s.snapProg
-		st.Snapshot = &p
-	}
+	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node}
 	s.mu.Unlock()
-	if s.opened() != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if info, err := s.st.Info(ctx); err == nil {
-			st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
-			st.Unacked = unacked(info, acked)
-		}
-		if r := s.st.Refused(); len(r) > 0 {
-			st.Refused = r
-		}
+	if s.opened() == nil {
+		return st
+	}
+	var acked peerPos
+	st.Shipped, acked = s.ship.progress()
+	in := s.recv.status()
+	st.In.DB, st.In.Applied, st.In.Pending, st.In.LagMS = in.db, in.applied, in.pending, in.lagNow(time.Now()).Milliseconds()
+	if !in.at.IsZero() {
+		st.In.LastApplied = in.at.UTC().Format(time.RFC3339Nano)
+	}
+	st.Snapshot = s.recv.fetch.progress()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if info, err := s.st.Info(ctx); err == nil {
+		st.DB, st.LogHigh, st.Unpruned, st.Conflicts = info.DB, info.LogHigh, info.LogRows, info.Conflicts
+		st.Unacked = unacked(info, acked)
+	}
+	if r := s.st.Refused(); len(r) > 0 {
+		st.Refused = r
 	}
 	return st
 }
@@ -206,9 +144,7 @@ func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.
 	if s.opened() == nil {
 		return out, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
-	s.mu.Lock()
-	out.Applied = s.in.applied
-	s.mu.Unlock()
+	out.Applied = s.recv.status().applied
 	if r := s.st.Refused(); len(r) > 0 {
 		out.Refused = r
 	}

@@ -34,7 +34,7 @@ func (s *Service) onConfig(m *nats.Msg) {
 		}
 	}
 	if err != nil {
-		s.reject("admin."+api.VerbReplConfig, m.Subject, err)
+		s.rep.reject("admin."+api.VerbReplConfig, m.Subject, err)
 		respondTo(m, reply.Fail(err))
 		return
 	}

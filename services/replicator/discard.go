@@ -163,65 +163,62 @@ func (s *Service) askDiscard(from string) (api.ReplReply, error) {
 }
 
 // discardFrom runs the discard in the receiver goroutine (see above).
-func (s *Service) discardFrom(ctx context.Context, r *receiver) (store.Reconciled, error) {
-	s.abort(r)
-	prevState, prevReason := s.stateNow()
-	why := "an operator's resync --discard: taking " + s.peer + "'s data"
-	s.setState("syncing", why)
-	s.log.Warn().Str("from", s.peer).Msg("discarding what differs from the peer, asked by an operator")
-	s.holdShip.Store(true)
-	defer func() {
-		s.holdShip.Store(false)
-		poke(s.wake)
-	}()
-	rec, err := s.discardNow(ctx, r, why)
+func (r *receiver) discardFrom(ctx context.Context) (store.Reconciled, error) {
+	r.abort()
+	prevState, prevReason := r.board.get()
+	why := "an operator's resync --discard: taking " + r.peer + "'s data"
+	r.board.set("syncing", why)
+	r.log.Warn().Str("from", r.peer).Msg("discarding what differs from the peer, asked by an operator")
+	r.ship.holdShipping(true)
+	defer r.ship.holdShipping(false)
+	rec, err := r.discardNow(ctx, why)
 	if err != nil {
-		s.setState(prevState, prevReason)
-		s.log.Warn().Err(err).Msg("resync --discard failed; nothing changed")
+		r.board.set(prevState, prevReason)
+		r.log.Warn().Err(err).Msg("resync --discard failed; nothing changed")
 		return rec, err
 	}
-	p, ok, err := s.st.Position(ctx, s.peer)
+	p, ok, err := r.st.Position(ctx, r.peer)
 	if err != nil {
 		return rec, err
 	}
-	s.setIn(p)
+	r.setIn(p)
 	_ = r.m.Step(lineage.Discarded{Pos: toLineage(p), Have: ok})
-	if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
+	if err := r.carryOut(ctx, nil); err != nil && !errors.Is(err, errResync) {
 		return rec, err
 	}
-	if s.paused.Load() {
-		s.setState("paused", "by an operator")
+	if r.pause.on() {
+		r.board.set("paused", "by an operator")
 	} else {
-		s.setState("running", "")
+		r.board.set("running", "")
 	}
 	return rec, nil
 }
 
-func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (store.Reconciled, error) {
+func (r *receiver) discardNow(ctx context.Context, why string) (store.Reconciled, error) {
 	var rec store.Reconciled
-	if err := s.waitPeerApplied(ctx); err != nil {
+	if err := r.waitPeerApplied(ctx); err != nil {
 		return rec, err
 	}
 	start := time.Now()
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", From: s.peer, Why: event.Because("R10: " + why)})
-	path, rep, err := s.fetchSnapshot(ctx, true)
-	defer s.setProgress(nil)
+	r.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "started", From: r.peer, Why: event.Because("R10: " + why)})
+	path, rep, err := r.fetch.fetch(ctx, true)
+	defer r.fetch.setProgress(nil)
 	if path != "" {
 		defer os.Remove(path)
 	}
 	if err != nil {
 		return rec, reply.Errorf(reply.CodeUnavailable, "%v; nothing changed", err)
 	}
-	before := s.st.Refused()
-	rec, err = s.st.Discard(ctx, path, s.peer, rep.Stream)
+	before := r.st.Refused()
+	rec, err = r.st.Discard(ctx, path, r.peer, rep.Stream)
 	if err != nil {
 		return rec, fmt.Errorf("%w; nothing changed", err)
 	}
-	s.noteRefusals(before, rec.Refused)
+	r.noteRefusals(before, rec.Refused)
 	took := time.Since(start)
-	s.met.snapshotSeconds.Observe(took.Seconds())
-	s.log.Info().Str("from", s.peer).Any("discarded", rec.Discarded).Dur("took", took).Msg("made equal to the peer; the discarded rows are in the conflict table")
-	s.emit(event.ReplSnapshot, event.Snapshot{Phase: "discarded", From: s.peer, Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
+	r.met.snapshotSeconds.Observe(took.Seconds())
+	r.log.Info().Str("from", r.peer).Any("discarded", rec.Discarded).Dur("took", took).Msg("made equal to the peer; the discarded rows are in the conflict table")
+	r.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "discarded", From: r.peer, Bytes: rep.Size, Log: rep.Log, DB: rep.DB,
 		Seconds: took.Seconds(), Taken: rec.Taken, Discarded: rec.Discarded, Refused: rec.Refused,
 		Why: event.Because("R10: " + why + "; every discarded row is kept in _tandem_conflict on both nodes")})
 	return rec, nil
@@ -229,30 +226,25 @@ func (s *Service) discardNow(ctx context.Context, r *receiver, why string) (stor
 
 // waitPeerApplied waits, with shipping held, until the peer has applied
 // every batch this node shipped (and none is in flight).
-func (s *Service) waitPeerApplied(ctx context.Context) error {
-	// A shipment in progress ends first (holdShip keeps the next one
+func (r *receiver) waitPeerApplied(ctx context.Context) error {
+	// A shipment in progress ends first (holding shipping keeps the next one
 	// from starting).
-	s.shipMu.Lock()
-	shipping := s.holdShip.Load()
-	s.shipMu.Unlock()
-	if !shipping {
+	if !r.ship.idle() {
 		return fmt.Errorf("shipping is not held") // the caller holds it: a bug
 	}
 	deadline := time.Now().Add(discardWait)
 	for {
-		info, err := s.st.Info(ctx)
+		info, err := r.st.Info(ctx)
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		shipped, acked := s.shipped, s.peerApplied
-		s.mu.Unlock()
+		shipped, acked := r.ship.progress()
 		if shipped <= info.DBStart || (acked.db == info.DB && acked.log >= shipped) {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return reply.Errorf(reply.CodeUnavailable, "%s has not applied this node's changes up to %d within %s (it applied %d): "+
-				"it may be paused, blocked or cut off; nothing changed", s.peer, shipped, discardWait, acked.log)
+				"it may be paused, blocked or cut off; nothing changed", r.peer, shipped, discardWait, acked.log)
 		}
 		if !clock.Sleep(ctx, 50*time.Millisecond) {
 			return ctx.Err()

@@ -6,11 +6,15 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 )
 
 // FailoverConsumer is the durable consumer, on this node's event stream,
@@ -21,41 +25,54 @@ const FailoverConsumer = "tandem_replicator_failover"
 // delivered again (the database is down: written as soon as it is back).
 const failoverRetry = time.Second
 
-// runFailover is the failover-status goroutine: it consumes this node's
+// failoverStatus writes this node's activations into the database (R8):
+// the failover reactions of the replicator. It owns its consumer; the
+// newest epoch it sees stamps the replicator's events (reporter.epoch).
+type failoverStatus struct {
+	pair, node string
+	js         jetstream.JetStream
+	st         store.Identity
+	log        zerolog.Logger
+	registry   prometheus.Registerer
+	rep        *reporter
+	failures   prometheus.Counter
+}
+
+// run is the failover-status goroutine: it consumes this node's
 // activation events durably and acknowledges each once written into the
 // database. The active node writes its own row; replication carries it to
 // the peer. Events are read from the local stream only, so this works while
 // the link is down.
-func (s *Service) runFailover(ctx context.Context) {
+func (f *failoverStatus) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := s.consumeFailover(ctx)
+		err := f.consume(ctx)
 		if err != nil && ctx.Err() == nil {
-			s.log.Debug().Err(err).Msg("failover events")
+			f.log.Debug().Err(err).Msg("failover events")
 			clock.Sleep(ctx, time.Second)
 		}
 	}
 }
 
-func (s *Service) consumeFailover(ctx context.Context) error {
-	p, n := s.cfg.Pair, s.cfg.Node
+func (f *failoverStatus) consume(ctx context.Context) error {
+	p, n := f.pair, f.node
 	stream, events := subject.EventStream(p, n), subject.EventsOf(p, n)
 	cfg := bus.ConsumerConfig(FailoverConsumer, events)
 	cfg.Description = "the replicator writes this node's activations into the database (R8)"
 	cfg.MaxAckPending = 1
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := s.js.CreateOrUpdateConsumer(cctx, stream, cfg)
+	_, err := f.js.CreateOrUpdateConsumer(cctx, stream, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	sub, err := bus.NewSubscriber(s.js, bus.SubscriberConfig{Stream: stream, Consumer: FailoverConsumer, NackDelay: failoverRetry}, s.log)
+	sub, err := bus.NewSubscriber(f.js, bus.SubscriberConfig{Stream: stream, Consumer: FailoverConsumer, NackDelay: failoverRetry}, f.log)
 	if err != nil {
 		return err
 	}
 	defer sub.Close() //nolint:errcheck // Close never fails
-	rcfg := bus.RouterConfig{Log: s.log, Reject: s.reject, Registry: s.registry}
+	rcfg := bus.RouterConfig{Log: f.log, Reject: f.rep.reject, Registry: f.registry}
 	return bus.RunConsumer(ctx, rcfg, "failover-event", events, sub, func(m *message.Message) error {
-		return s.onActivation(ctx, m.Payload)
+		return f.onActivation(ctx, m.Payload)
 	})
 }
 
@@ -63,9 +80,9 @@ func (s *Service) consumeFailover(ctx context.Context) error {
 // the node are skipped. An error asks for the event again later (the
 // database is down: R8 writes it as soon as it is back); bad input is
 // poison.
-func (s *Service) onActivation(ctx context.Context, data []byte) error {
+func (f *failoverStatus) onActivation(ctx context.Context, data []byte) error {
 	env, err := event.Decode(data)
-	if err == nil && (env.Node != s.cfg.Node || env.Pair != s.cfg.Pair) {
+	if err == nil && (env.Node != f.node || env.Pair != f.pair) {
 		err = errors.New("not an event of this node")
 	}
 	if err != nil {
@@ -77,19 +94,19 @@ func (s *Service) onActivation(ctx context.Context, data []byte) error {
 	if _, _, err := event.ActivationOf(env); err != nil {
 		return bus.Poison(err)
 	}
-	if env.Epoch > s.epoch.Load() {
-		s.epoch.Store(env.Epoch)
+	if env.Epoch > f.rep.epoch.Load() {
+		f.rep.epoch.Store(env.Epoch)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err = s.st.WriteFailover(wctx, s.cfg.Node, env.Epoch, env.Time)
+	err = f.st.WriteFailover(wctx, f.node, env.Epoch, env.Time)
 	cancel()
 	if err != nil {
-		s.met.failoverFailures.Inc()
-		s.log.Warn().Err(err).Uint64("epoch", env.Epoch).Msg("failover status not written yet (database unavailable); retrying")
+		f.failures.Inc()
+		f.log.Warn().Err(err).Uint64("epoch", env.Epoch).Msg("failover status not written yet (database unavailable); retrying")
 		return err
 	}
-	s.log.Info().Uint64("epoch", env.Epoch).Msg("failover status written")
-	s.emit(event.ReplStatusWritten, event.StatusWritten{Active: s.cfg.Node, Epoch: env.Epoch,
+	f.log.Info().Uint64("epoch", env.Epoch).Msg("failover status written")
+	f.rep.emit(event.ReplStatusWritten, event.StatusWritten{Active: f.node, Epoch: env.Epoch,
 		Time: env.Time.UTC().Format(time.RFC3339Nano), Why: event.Because("R8: " + env.Type)})
 	return nil
 }

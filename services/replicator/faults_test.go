@@ -41,6 +41,29 @@ func (w *world) checkAcked(a acked) {
 	}
 }
 
+// A replicator that starts while the link is down cannot read the peer's
+// batch stream; its status says so, instead of an unexplained "starting"
+// with no reason and nothing logged (TestMasterDatabaseLost at load 25–45:
+// the leaf link dropped when a process stalled for 3 s, and the master's
+// replicator "never reported running"; soak run 5, round 106). It runs
+// once the link is back.
+func TestStartWhileLinkDown(t *testing.T) {
+	w := newWorld(t)
+	w.pair.Cut()
+	w.start("a")
+	w.start("b")
+	w.waitFor("a's status says why it is not running", func() bool {
+		st := w.nodes["a"].svc.Status()
+		return st.State == "starting" && strings.Contains(st.Reason, "cannot read b's batches")
+	})
+	w.pair.Heal()
+	w.waitSynced()
+	w.waitFor("a running", func() bool {
+		st := w.nodes["a"].svc.Status()
+		return st.State == "running" && st.Reason == ""
+	})
+}
+
 // R2, R5: a cut link with writes on both sides; after the heal both
 // converge and verify is clean; every acknowledged write is on both.
 func TestCutAndHeal(t *testing.T) {

@@ -1,11 +1,14 @@
 package replicator
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/reject"
 )
 
 type metrics struct {
@@ -53,32 +56,44 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// reject counts, logs and reports bad input (SPEC §9); reports are
-// limited to reject.PerSecond events a second.
-func (s *Service) reject(kind, subj string, err error) {
-	s.met.rejected.WithLabelValues(kind).Inc()
-	if !s.rejects.Log(s.log, time.Now(), kind, subj, err) {
-		return
-	}
-	s.emit(event.InputRejected, event.Rejected{Why: event.Because(err.Error()), Kind: kind, Subject: subj})
+// reporter reports what the replicator sees to the node: events into its
+// sink (stamped with the newest activation epoch seen), bad input (counted,
+// logged, at most reject.PerSecond events a second) and refused tables.
+// Every part holds it; it is safe for concurrent use.
+type reporter struct {
+	pair, node string
+	events     event.Sink
+	log        zerolog.Logger
+	met        *metrics
+	rejects    reject.Limiter
+	epoch      atomic.Uint64 // the newest activation epoch seen (failover.go)
 }
 
-// reportRefused logs and reports the tables newly refused (R11: the
-// others replicate) and sets the gauge of refused tables.
-func (s *Service) reportRefused(newly map[string]string) {
-	for tbl, why := range newly {
-		s.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
-		s.emit(event.ReplRefused, event.TableRefused{Why: event.Because("R11: " + why), Table: tbl})
+// reject counts, logs and reports bad input (SPEC §9).
+func (r *reporter) reject(kind, subj string, err error) {
+	r.met.rejected.WithLabelValues(kind).Inc()
+	if !r.rejects.Log(r.log, time.Now(), kind, subj, err) {
+		return
 	}
-	s.met.refused.Set(float64(len(s.st.Refused())))
+	r.emit(event.InputRejected, event.Rejected{Why: event.Because(err.Error()), Kind: kind, Subject: subj})
+}
+
+// refused logs and reports the tables newly refused (R11: the others
+// replicate) and sets the gauge to the tables refused now (all).
+func (r *reporter) refused(newly, all map[string]string) {
+	for tbl, why := range newly {
+		r.log.Error().Str("table", tbl).Str("reason", why).Msg("table refused: not replicated")
+		r.emit(event.ReplRefused, event.TableRefused{Why: event.Because("R11: " + why), Table: tbl})
+	}
+	r.met.refused.Set(float64(len(all)))
 }
 
 // emit publishes an event of this node's replicator.
-func (s *Service) emit(typ string, data any) {
-	env, err := event.New(s.cfg.Pair, s.cfg.Node, "replicator", typ, s.epoch.Load(), time.Now(), data)
+func (r *reporter) emit(typ string, data any) {
+	env, err := event.New(r.pair, r.node, "replicator", typ, r.epoch.Load(), time.Now(), data)
 	if err != nil {
-		s.log.Error().Err(err).Str("type", typ).Msg("cannot build event")
+		r.log.Error().Err(err).Str("type", typ).Msg("cannot build event")
 		return
 	}
-	s.events.Emit(env)
+	r.events.Emit(env)
 }

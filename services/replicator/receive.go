@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
@@ -51,9 +54,43 @@ type group struct {
 	began time.Time
 }
 
-// receiver is the state owned by the receive goroutine: the decision
-// machine (package lineage) and what carrying out its decisions needs.
+// receiveStore is what the receiver uses of the store.
+type receiveStore interface {
+	store.Applier
+	store.Reconciler
+	store.Discarder
+	Info(ctx context.Context) (store.Info, error)
+	Refused() map[string]string
+}
+
+// receiver applies the peer's batches, and reconciles or discards when the
+// decision machine (package lineage) or an operator says so. The goroutine
+// run owns the machine, the consumer and the group being assembled;
+// requests from other goroutines reach it through ctl; what status shows
+// of it (in) is guarded by mu.
 type receiver struct {
+	pair, node, peer string
+	peerDom          string
+	master           bool
+	nc               *nats.Conn
+	st               receiveStore
+	log              zerolog.Logger
+	rep              *reporter
+	met              *metrics
+	board            *board
+	pause            *pause
+	ship             *shipper   // held while a discard runs here
+	fetch            *snapFetch // the peer's snapshots
+	groupTTL         time.Duration
+	hook             func(uint64) error // fault hook: BeforeApply
+	ctl              chan ctlReq        // to run
+	resume           chan struct{}      // size 1: look at the pause now
+	wake             chan struct{}      // the shipper's
+
+	mu sync.Mutex // guards in
+	in inStatus
+
+	// Owned by run:
 	m        *lineage.Receiver
 	g        *group
 	lastSent time.Time
@@ -63,31 +100,31 @@ type receiver struct {
 	checked  time.Time // when the peer's stream was last looked at
 }
 
-// runReceive is the receiver goroutine: it applies the peer's batches, and
+// run is the receiver goroutine: it applies the peer's batches, and
 // reconciles with the master when the machine says so.
-func (s *Service) runReceive(ctx context.Context) error {
-	p, ok, err := s.st.Position(ctx, s.peer)
+func (r *receiver) run(ctx context.Context) error {
+	p, ok, err := r.st.Position(ctx, r.peer)
 	if err != nil {
 		return fmt.Errorf("replicator: read position: %w", err)
 	}
-	s.setIn(p)
-	r := &receiver{m: lineage.NewReceiver(lineage.Config{Master: s.master(), Peer: s.peer, Pos: toLineage(p), Have: ok})}
+	r.setIn(p)
+	r.m = lineage.NewReceiver(lineage.Config{Master: r.master, Peer: r.peer, Pos: toLineage(p), Have: ok})
 	for ctx.Err() == nil {
-		mv := r.m.Next(time.Now(), s.paused.Load())
-		if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
+		mv := r.m.Next(time.Now(), r.pause.on())
+		if err := r.carryOut(ctx, nil); err != nil && !errors.Is(err, errResync) {
 			return err
 		}
 		switch mv.Kind {
 		case lineage.Reconcile:
-			if err := s.reconcile(ctx, r, mv.Why); err != nil {
+			if err := r.reconcile(ctx, mv.Why); err != nil {
 				return err
 			}
 		case lineage.Wait:
-			s.waitBlocked(ctx, r, mv.Wait)
+			r.waitBlocked(ctx, mv.Wait)
 		case lineage.Paused:
-			s.waitPaused(ctx, r)
+			r.waitPaused(ctx)
 		case lineage.Consume:
-			if err := s.consumeOnce(ctx, r); err != nil {
+			if err := r.consumeOnce(ctx); err != nil {
 				return err
 			}
 		}
@@ -97,10 +134,10 @@ func (s *Service) runReceive(ctx context.Context) error {
 
 // consumeOnce consumes until something needs the loop, and drops the group
 // being assembled; only a fault hook's error ends the receiver.
-func (s *Service) consumeOnce(ctx context.Context, r *receiver) error {
-	err := s.consume(ctx, r)
+func (r *receiver) consumeOnce(ctx context.Context) error {
+	err := r.consume(ctx)
 	_ = r.m.Step(lineage.Stopped{})
-	if herr := s.carryOut(ctx, r, nil); errors.Is(herr, errHook) {
+	if herr := r.carryOut(ctx, nil); errors.Is(herr, errHook) {
 		return herr
 	}
 	switch {
@@ -108,79 +145,89 @@ func (s *Service) consumeOnce(ctx context.Context, r *receiver) error {
 		return err
 	case errors.Is(err, errResync), errors.Is(err, errPaused), errors.Is(err, errRestart):
 	case err != nil && ctx.Err() == nil:
-		s.log.Debug().Err(err).Msg("reading the peer's batches")
-		s.mu.Lock()
-		s.in.pending = 0
-		s.mu.Unlock()
+		r.log.Debug().Err(err).Msg("reading the peer's batches")
+		// Until it first reads the peer's stream, the state is "starting":
+		// say why it is still (the link or the peer is down).
+		r.board.explain("starting", fmt.Sprintf("cannot read %s's batches: %v", r.peer, err))
+		r.mu.Lock()
+		r.in.pending = 0
+		r.mu.Unlock()
 		clock.Sleep(ctx, 250*time.Millisecond)
 	}
 	return nil
 }
 
 // waitBlocked waits out the back-off, still answering control requests.
-func (s *Service) waitBlocked(ctx context.Context, r *receiver, wait time.Duration) {
+func (r *receiver) waitBlocked(ctx context.Context, wait time.Duration) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case req := <-s.ctl:
-		s.control(ctx, r, req) //nolint:errcheck
+	case req := <-r.ctl:
+		r.control(ctx, req) //nolint:errcheck
 	}
+}
+
+// status is what status shows of the receiver.
+func (r *receiver) status() inStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.in
 }
 
 func toLineage(p store.Position) lineage.Position {
 	return lineage.Position{DB: p.DB, Log: p.Log, Stream: p.Stream}
 }
 
-func (s *Service) setIn(p store.Position) {
-	s.mu.Lock()
-	s.in.db, s.in.applied = p.DB, p.Log
-	s.mu.Unlock()
+func (r *receiver) setIn(p store.Position) {
+	r.mu.Lock()
+	r.in.db, r.in.applied = p.DB, p.Log
+	r.mu.Unlock()
 }
 
 // carryOut carries out the machine's Ready in the order lineage.Ready
 // documents, for as long as there is one (an apply's outcome is stepped
 // back in). b is the batch the input was about, if any. It returns
 // errResync when the machine stops the consumer, and a fault hook's error.
-func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) error {
+func (r *receiver) carryOut(ctx context.Context, b *wire.Batch) error {
 	stop, restart := false, false
 	for r.m.HasReady() {
 		rd := r.m.Ready()
 		r.m.Advance()
 		if rd.Verdict != "" {
-			s.log.Debug().Str("verdict", rd.Verdict).Msg("replication decision")
+			r.log.Debug().Str("verdict", rd.Verdict).Msg("replication decision")
 		}
 		if rd.Abort {
-			s.abort(r)
+			r.abort()
 		}
 		if rd.Part != nil {
-			if err := s.applyPart(ctx, r, rd.Part, b); err != nil {
+			if err := r.applyPart(ctx, rd.Part, b); err != nil {
 				return err
 			}
 		}
 		if p := rd.SetPosition; p != nil {
-			if err := s.st.SetPosition(ctx, s.peer, store.Position{DB: p.DB, Log: p.Log, Stream: p.Stream}); err != nil {
+			if err := r.st.SetPosition(ctx, r.peer, store.Position{DB: p.DB, Log: p.Log, Stream: p.Stream}); err != nil {
 				return err
 			}
-			s.log.Info().Str("db", p.DB).Str("verdict", rd.Verdict).Msg("the standby's new database id accepted")
-			s.setIn(store.Position{DB: p.DB, Log: p.Log})
+			r.log.Info().Str("db", p.DB).Str("verdict", rd.Verdict).Msg("the standby's new database id accepted")
+			r.setIn(store.Position{DB: p.DB, Log: p.Log})
 		}
 		if rd.CheckPeerFirst {
-			first, ok := s.peerFirstSeq(ctx, r)
+			first, ok := r.peerFirstSeq(ctx)
 			_ = r.m.Step(lineage.PeerFirst{Seq: first, OK: ok})
 		}
 		for _, why := range rd.Rejects {
-			s.reject("batch", subject.ReplChanges(s.cfg.Pair, s.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
+			r.rep.reject("batch", subject.ReplChanges(r.pair, r.peer), fmt.Errorf("%w: %s", wire.ErrInvalid, why))
 		}
 		if rd.State != nil {
-			s.setState(rd.State.Name, rd.State.Reason)
+			r.board.set(rd.State.Name, rd.State.Reason)
 		}
 		for _, e := range rd.Events {
-			s.emitDecision(e)
+			r.emitDecision(e)
 		}
 		if rd.Applied != nil {
-			s.sendApplied(r, *rd.Applied, false)
+			r.sendApplied(*rd.Applied, false)
 		}
 		stop = stop || rd.Stop
 		restart = restart || rd.Restart
@@ -196,29 +243,29 @@ func (s *Service) carryOut(ctx context.Context, r *receiver, b *wire.Batch) erro
 }
 
 // emitDecision publishes an event the machine asked for.
-func (s *Service) emitDecision(e lineage.Event) {
+func (r *receiver) emitDecision(e lineage.Event) {
 	data := event.Blocked{Why: event.Because(e.Reason), RetryInSeconds: e.RetryIn.Seconds(), Attempt: e.Why}
-	s.log.Warn().Dur("retry_in", e.RetryIn).Str("reason", e.Reason).Msg("replication blocked")
-	s.emit(event.ReplBlocked, data)
+	r.log.Warn().Dur("retry_in", e.RetryIn).Str("reason", e.Reason).Msg("replication blocked")
+	r.rep.emit(event.ReplBlocked, data)
 }
 
 // waitPaused waits for a resume, still answering control requests, and
 // tells the peer its position (and that it is paused) every second.
-func (s *Service) waitPaused(ctx context.Context, r *receiver) {
+func (r *receiver) waitPaused(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.resume:
+		case <-r.resume:
 			return
-		case req := <-s.ctl:
-			s.control(ctx, r, req) //nolint:errcheck
+		case req := <-r.ctl:
+			r.control(ctx, req) //nolint:errcheck
 			return
 		case <-tick.C:
 			if ack, ok := r.m.Ack(); ok {
-				s.sendApplied(r, ack, true)
+				r.sendApplied(ack, true)
 			}
 		}
 	}
@@ -226,24 +273,24 @@ func (s *Service) waitPaused(ctx context.Context, r *receiver) {
 
 // consume reads the peer's stream after the position until something
 // needs the loop (an error, a resync, a pause).
-func (s *Service) consume(ctx context.Context, r *receiver) error {
-	js, err := jetstream.NewWithDomain(s.nc, s.peerDom)
+func (r *receiver) consume(ctx context.Context) error {
+	js, err := jetstream.NewWithDomain(r.nc, r.peerDom)
 	if err != nil {
 		return err
 	}
 	r.peerJS, r.lastMsg, r.lastSeq = js, time.Now(), 0
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject.ReplChanges(s.cfg.Pair, s.peer)},
+		FilterSubjects: []string{subject.ReplChanges(r.pair, r.peer)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
 	if pos, _ := r.m.Position(); pos.Stream > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Stream+1
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	oc, err := js.OrderedConsumer(cctx, subject.ReplStream(s.cfg.Pair, s.peer), cfg)
+	oc, err := js.OrderedConsumer(cctx, subject.ReplStream(r.pair, r.peer), cfg)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("consumer on %s: %w", subject.ReplStream(s.cfg.Pair, s.peer), err)
+		return fmt.Errorf("consumer on %s: %w", subject.ReplStream(r.pair, r.peer), err)
 	}
 	// Bytes in flight are bounded too: the batches share the link to the
 	// peer with its heartbeats, which must not wait behind hundreds of
@@ -269,18 +316,18 @@ func (s *Service) consume(ctx context.Context, r *receiver) error {
 		}
 	}()
 	defer func() { close(done); it.Stop() }()
-	s.setState(s.runningState(), "")
-	return s.receiveLoop(ctx, r, msgs, pumpErr)
+	r.board.set(r.runningState(), "")
+	return r.receiveLoop(ctx, msgs, pumpErr)
 }
 
-func (s *Service) runningState() string {
-	if st, _ := s.stateNow(); st == "blocked" {
+func (r *receiver) runningState() string {
+	if st, _ := r.board.get(); st == "blocked" {
 		return st
 	}
 	return "running"
 }
 
-func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jetstream.Msg, pumpErr <-chan error) error {
+func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, pumpErr <-chan error) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -294,26 +341,26 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 			if meta, err := m.Metadata(); err == nil {
 				r.lastSeq = meta.Sequence.Stream
 			}
-			if err := s.handle(ctx, r, m); err != nil {
+			if err := r.handle(ctx, m); err != nil {
 				return err
 			}
-		case req := <-s.ctl:
-			if err := s.control(ctx, r, req); err != nil {
+		case req := <-r.ctl:
+			if err := r.control(ctx, req); err != nil {
 				return err
 			}
-		case <-s.resume:
-			if s.paused.Load() {
+		case <-r.resume:
+			if r.pause.on() {
 				return errPaused
 			}
 		case <-tick.C:
-			if r.g != nil && r.g.tx != nil && time.Since(r.g.began) > s.groupTTL {
-				s.log.Warn().Dur("waited", time.Since(r.g.began)).Msg("a group's parts stopped coming; reading it again")
+			if r.g != nil && r.g.tx != nil && time.Since(r.g.began) > r.groupTTL {
+				r.log.Warn().Dur("waited", time.Since(r.g.began)).Msg("a group's parts stopped coming; reading it again")
 				return errRestart
 			}
 			if ack, ok := r.m.Ack(); ok {
-				s.sendApplied(r, ack, true)
+				r.sendApplied(ack, true)
 			}
-			if s.consumerStalled(ctx, r) {
+			if r.consumerStalled(ctx) {
 				return errRestart
 			}
 		}
@@ -329,7 +376,7 @@ const stallAfter = 5 * time.Second
 // the middle of a group: its parts are read again from the position). An
 // ordered consumer that lost its server-side half across a cut leafnode
 // does not always recover by itself after the heal; a new one does.
-func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
+func (r *receiver) consumerStalled(ctx context.Context) bool {
 	now := time.Now()
 	if now.Sub(r.lastMsg) < stallAfter || now.Sub(r.checked) < stallAfter {
 		return false
@@ -337,31 +384,31 @@ func (s *Service) consumerStalled(ctx context.Context, r *receiver) bool {
 	r.checked = now
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	st, err := r.peerJS.Stream(cctx, subject.ReplStream(s.cfg.Pair, s.peer))
+	st, err := r.peerJS.Stream(cctx, subject.ReplStream(r.pair, r.peer))
 	if err != nil {
 		return false // the peer is out of reach: nothing to restart for
 	}
 	last := st.CachedInfo().State.LastSeq
 	_ = r.m.Step(lineage.PeerStream{Last: last})
-	if err := s.carryOut(ctx, r, nil); err != nil {
+	if err := r.carryOut(ctx, nil); err != nil {
 		return true // the machine restarts the consumer from the new position
 	}
 	pos, _ := r.m.Position()
 	if last <= max(pos.Stream, r.lastSeq) {
-		s.mu.Lock()
-		s.in.pending = 0 // the last delivery's count is stale: nothing waits
-		s.mu.Unlock()
+		r.mu.Lock()
+		r.in.pending = 0 // the last delivery's count is stale: nothing waits
+		r.mu.Unlock()
 		return false
 	}
-	s.log.Warn().Uint64("position", max(pos.Stream, r.lastSeq)).Uint64("peer_last", last).
+	r.log.Warn().Uint64("position", max(pos.Stream, r.lastSeq)).Uint64("peer_last", last).
 		Msg("the peer's stream has batches the consumer does not deliver; starting a new consumer")
 	return true
 }
 
 // control carries out a request from another goroutine.
-func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
+func (r *receiver) control(ctx context.Context, req ctlReq) error {
 	if req.kind == "discard" {
-		rec, derr := s.discardFrom(ctx, r)
+		rec, derr := r.discardFrom(ctx)
 		req.discarded <- discardResult{rec: rec, err: derr}
 		if req.done != nil {
 			req.done <- nil
@@ -375,26 +422,26 @@ func (s *Service) control(ctx context.Context, r *receiver, req ctlReq) error {
 	if err != nil {
 		return nil
 	}
-	return s.carryOut(ctx, r, nil)
+	return r.carryOut(ctx, nil)
 }
 
 // askResync asks the receiver (of a standby) to re-sync.
-func (s *Service) askResync(why string) { s.ask(ctlReq{kind: "resync", why: why}) }
+func (r *receiver) askResync(why string) { r.ask(ctlReq{kind: "resync", why: why}) }
 
 // ask hands a request to the receiver without waiting for it.
-func (s *Service) ask(req ctlReq) {
+func (r *receiver) ask(req ctlReq) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		select {
-		case s.ctl <- req:
+		case r.ctl <- req:
 		case <-ctx.Done():
 		}
 	}()
 }
 
 // abort drops the group being assembled.
-func (s *Service) abort(r *receiver) {
+func (r *receiver) abort() {
 	if r.g != nil && r.g.tx != nil {
 		_ = r.g.tx.Rollback()
 	}
@@ -403,24 +450,24 @@ func (s *Service) abort(r *receiver) {
 
 // handle takes one message of the peer's stream: the machine decides, the
 // driver carries it out.
-func (s *Service) handle(ctx context.Context, r *receiver, m jetstream.Msg) error {
+func (r *receiver) handle(ctx context.Context, m jetstream.Msg) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.in.pending = meta.NumPending
-	s.mu.Unlock()
-	b, err := wire.Decode(m.Data(), s.cfg.Pair)
+	r.mu.Lock()
+	r.in.pending = meta.NumPending
+	r.mu.Unlock()
+	b, err := wire.Decode(m.Data(), r.pair)
 	if err != nil {
-		s.reject("batch", m.Subject(), err)
+		r.rep.reject("batch", m.Subject(), err)
 		return nil
 	}
 	in := lineage.Batch{Seq: meta.Sequence.Stream, Node: b.Node, Master: b.Master, DB: b.DB, From: b.From, To: b.To, Final: b.Final}
 	if b.Genesis != nil {
 		in.Genesis = &lineage.Genesis{Reason: b.Genesis.Reason, Base: b.Genesis.Base}
-		if s.master() {
-			info, err := s.st.Info(ctx)
+		if r.master {
+			info, err := r.st.Info(ctx)
 			if err != nil {
 				return err
 			}
@@ -430,18 +477,18 @@ func (s *Service) handle(ctx context.Context, r *receiver, m jetstream.Msg) erro
 	if err := r.m.Step(in); err != nil {
 		return err
 	}
-	return s.carryOut(ctx, r, b)
+	return r.carryOut(ctx, b)
 }
 
 // peerFirstSeq is the first sequence the peer's batch stream holds; false
 // when the peer cannot be asked.
-func (s *Service) peerFirstSeq(ctx context.Context, r *receiver) (uint64, bool) {
+func (r *receiver) peerFirstSeq(ctx context.Context) (uint64, bool) {
 	if r.peerJS == nil {
 		return 0, false
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	st, err := r.peerJS.Stream(cctx, subject.ReplStream(s.cfg.Pair, s.peer))
+	st, err := r.peerJS.Stream(cctx, subject.ReplStream(r.pair, r.peer))
 	if err != nil {
 		return 0, false
 	}
@@ -451,7 +498,7 @@ func (s *Service) peerFirstSeq(ctx context.Context, r *receiver) (uint64, bool) 
 // applyPart adds a part to the group (held in memory until the group is
 // final or large, then applied in the group's transaction) and commits the
 // group at its final part.
-func (s *Service) applyPart(ctx context.Context, r *receiver, p *lineage.Part, b *wire.Batch) error {
+func (r *receiver) applyPart(ctx context.Context, p *lineage.Part, b *wire.Batch) error {
 	if p.New || r.g == nil {
 		r.g = &group{began: time.Now()}
 	}
@@ -461,42 +508,42 @@ func (s *Service) applyPart(ctx context.Context, r *receiver, p *lineage.Part, b
 		for _, c := range b.Changes {
 			g.size += len(c.Row) + len(c.Chunk) + 128
 		}
-	} else if err := g.tx.Apply(ctx, b, s.appliedLog(r)); err != nil {
-		return s.groupFailed(r, err)
+	} else if err := g.tx.Apply(ctx, b, r.appliedLog()); err != nil {
+		return r.groupFailed(err)
 	}
 	if g.tx == nil && (g.size > memGroupLimit || p.Commit != nil) {
-		if err := s.beginGroup(ctx, r); err != nil {
-			return s.groupFailed(r, err)
+		if err := r.beginGroup(ctx); err != nil {
+			return r.groupFailed(err)
 		}
 	}
 	if p.Commit == nil {
 		return nil
 	}
-	return s.commitGroup(ctx, r, *p.Commit)
+	return r.commitGroup(ctx, *p.Commit)
 }
 
 // appliedLog is the last log sequence of the peer applied here.
-func (s *Service) appliedLog(r *receiver) uint64 {
+func (r *receiver) appliedLog() uint64 {
 	p, _ := r.m.Position()
 	return p.Log
 }
 
-func (s *Service) beginGroup(ctx context.Context, r *receiver) error {
-	tx, err := s.st.Begin(ctx, s.peer, !s.master())
+func (r *receiver) beginGroup(ctx context.Context) error {
+	tx, err := r.st.Begin(ctx, r.peer, !r.master)
 	if err != nil {
 		return err
 	}
 	r.g.tx = tx
-	if h, ok := tx.(interface{ SetBeforeChange(func(uint64) error) }); ok && s.hook != nil {
+	if h, ok := tx.(interface{ SetBeforeChange(func(uint64) error) }); ok && r.hook != nil {
 		h.SetBeforeChange(func(seq uint64) error {
-			if err := s.hook(seq); err != nil {
+			if err := r.hook(seq); err != nil {
 				return fmt.Errorf("%w: %w", errHook, err)
 			}
 			return nil
 		})
 	}
 	for _, p := range r.g.parts {
-		if err := tx.Apply(ctx, p, s.appliedLog(r)); err != nil {
+		if err := tx.Apply(ctx, p, r.appliedLog()); err != nil {
 			return err
 		}
 	}
@@ -507,42 +554,42 @@ func (s *Service) beginGroup(ctx context.Context, r *receiver) error {
 // groupFailed drops a group that cannot be applied: a fault hook ends the
 // service as a crash would; anything else is bad input, which the machine
 // reports and shows as "blocked".
-func (s *Service) groupFailed(r *receiver, err error) error {
-	s.abort(r)
+func (r *receiver) groupFailed(err error) error {
+	r.abort()
 	if errors.Is(err, errHook) {
 		return err
 	}
 	return r.m.Step(lineage.GroupFailed{Err: err})
 }
 
-func (s *Service) commitGroup(ctx context.Context, r *receiver, lp lineage.Position) error {
+func (r *receiver) commitGroup(ctx context.Context, lp lineage.Position) error {
 	p := store.Position{DB: lp.DB, Log: lp.Log, Stream: lp.Stream}
 	res, err := r.g.tx.Commit(ctx, p)
 	r.g = nil
 	if err != nil {
-		return s.groupFailed(r, err)
+		return r.groupFailed(err)
 	}
 	now := time.Now()
 	if res.LastTS > 0 {
 		lag := now.Sub(time.Unix(0, int64(res.LastTS*1e9)))
-		s.met.lag.Observe(max(lag.Seconds(), 0))
+		r.met.lag.Observe(max(lag.Seconds(), 0))
 	}
-	s.mu.Lock()
-	s.in = inStatus{db: p.DB, applied: p.Log, pending: s.in.pending, lastTS: res.LastTS, at: now}
-	s.mu.Unlock()
-	s.met.rowsApplied.Add(float64(res.Applied))
-	s.met.groupsApplied.Inc()
-	s.met.conflicts.Add(float64(len(res.Conflicts)))
+	r.mu.Lock()
+	r.in = inStatus{db: p.DB, applied: p.Log, pending: r.in.pending, lastTS: res.LastTS, at: now}
+	r.mu.Unlock()
+	r.met.rowsApplied.Add(float64(res.Applied))
+	r.met.groupsApplied.Inc()
+	r.met.conflicts.Add(float64(len(res.Conflicts)))
 	for _, c := range res.Conflicts {
-		s.reportConflict(c)
+		r.reportConflict(c)
 	}
 	return r.m.Step(lineage.Applied{Pos: lp, Reconcile: res.Resync})
 }
 
-func (s *Service) reportConflict(c store.Conflict) {
-	winner, loser := s.cfg.Node, s.peer
-	if !s.master() {
-		winner, loser = s.peer, s.cfg.Node
+func (r *receiver) reportConflict(c store.Conflict) {
+	winner, loser := r.node, r.peer
+	if !r.master {
+		winner, loser = r.peer, r.node
 	}
 	data := event.Conflict{Table: c.Table, PK: c.PK, Kind: c.Kind, Winner: winner, Loser: loser,
 		LoserOp: c.LoserOp, WinnerVersion: c.WinnerVer.String(), LoserVersion: c.LoserVer.String(),
@@ -550,20 +597,20 @@ func (s *Service) reportConflict(c store.Conflict) {
 	if c.LoserRow != "" {
 		data.LoserRow = json.RawMessage(c.LoserRow)
 	}
-	s.log.Info().Str("table", c.Table).Str("pk", c.PK).Str("kind", c.Kind).Msg("conflict: the master's version wins")
-	s.emit(event.ReplConflict, data)
+	r.log.Info().Str("table", c.Table).Str("pk", c.PK).Str("kind", c.Kind).Msg("conflict: the master's version wins")
+	r.rep.emit(event.ReplConflict, data)
 }
 
 // sendApplied tells the peer how far its batches are applied (at most
 // every 100 ms unless forced by a reconcile request; periodic calls pass
 // tick).
-func (s *Service) sendApplied(r *receiver, ack lineage.Ack, tick bool) {
+func (r *receiver) sendApplied(ack lineage.Ack, tick bool) {
 	if ack.Reconcile == "" && !tick && time.Since(r.lastSent) < 100*time.Millisecond {
 		return
 	}
 	r.lastSent = time.Now()
-	a := wire.Applied{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
-		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: s.paused.Load(), PauseAt: s.pauseAt.Load()}
+	a := wire.Applied{V: wire.Version, Pair: r.pair, Node: r.node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
+		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: r.pause.on(), PauseAt: r.pause.decided()}
 	if a.Resync && wire.ValidDB(ack.ReconcileDB) {
 		a.ResyncDB = ack.ReconcileDB
 	}
@@ -571,5 +618,5 @@ func (s *Service) sendApplied(r *receiver, ack lineage.Ack, tick bool) {
 		a.DB = ack.Pos.DB
 	}
 	b, _ := json.Marshal(a)
-	_ = s.nc.Publish(subject.ReplApplied(s.cfg.Pair, s.peer), b)
+	_ = r.nc.Publish(subject.ReplApplied(r.pair, r.peer), b)
 }

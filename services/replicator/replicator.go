@@ -113,17 +113,31 @@
 // time; replicated like application data); a database that is down gets the
 // row when it is back. The view _tandem_failover_status is the newest.
 //
-// # Concurrency
+// # Parts, and concurrency
 //
-// Run starts three goroutines. ship owns the shipping state (what was
-// shipped, the stream's last batch). receive owns the apply: the
-// lineage.Receiver (the position, the reconcile needed, the back-off), the
-// consumer and the group being assembled; a reconcile runs inside it, and
-// requests reach it through ctl.
-// failover owns the event consumer. NATS callbacks (applied positions, admin
-// verbs, snapshot chunks) touch only the store (safe for concurrent use),
-// the atomics below and the fields guarded by mu. The store serialises
-// writes on one connection.
+// Service only wires the parts and runs them; each part owns its state and
+// its lock, and reaches the others through the functions and channels it
+// is given:
+//
+//   - shipper (ship.go): the goroutine run reads the log and ships; the
+//     NATS handler onApplied hears the peer's position and prunes. Shared
+//     state under shipper.mu.
+//   - receiver (receive.go, snapshot.go, discard.go): the goroutine run owns
+//     the lineage.Receiver, the consumer and the group being assembled; a
+//     reconcile or a discard runs inside it; requests reach it through ctl.
+//     What status shows of it is under receiver.mu; snapFetch fetches the
+//     peer's snapshots and holds the transfer's progress.
+//   - snapServer (snapserve.go): NATS handlers and the goroutines making
+//     snapshots for the peer, under snapServer.mu.
+//   - failoverStatus (failover.go): its goroutine owns the event consumer.
+//   - pause (pause.go), board (board.go), reporter (metrics.go): the pair's
+//     pause, the state shown in status and the events, safe for concurrent
+//     use.
+//   - the admin surface (admin.go, discard.go, config_read.go): NATS
+//     handlers answering the operator's verbs from the parts.
+//
+// The store is safe for concurrent use; it serialises writes on one
+// connection. Service.mu guards only the peer's name (learnPeer).
 package replicator
 
 import (
@@ -146,7 +160,6 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/heartbeat"
-	"github.com/tandem-ha/tandem/pkg/reject"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 )
@@ -213,37 +226,22 @@ type Service struct {
 	awaitingPeer atomic.Bool // Run waits for the peer's heartbeat to learn its name
 	registry     prometheus.Registerer
 
-	paused  atomic.Bool
-	pauseAt atomic.Int64 // Unix ns of the pause or resume in force, 0: not known
-	pauseMu sync.Mutex   // serialises changes of paused (an operator's, or one followed from the peer)
-	epoch   atomic.Uint64
-	wake    chan struct{} // size 1: the shipper should look now
-	resume  chan struct{} // size 1: the receiver should look now
-	ctl     chan ctlReq   // to the receiver
+	rep   *reporter
+	board *board
 
-	// holdShip stops shipping while a resync --discard runs here; shipMu
-	// is held by the shipper while it ships, so that the discard knows
-	// when nothing is in flight.
-	holdShip atomic.Bool
-	shipMu   sync.Mutex
+	pause  *pause
+	wake   chan struct{} // size 1: the shipper should look now
+	resume chan struct{} // size 1: the receiver should look now
+	ctl    chan ctlReq   // to the receiver
 
-	mu          sync.Mutex // guards the fields below
-	state       string
-	reason      string
-	shipped     uint64
-	in          inStatus
-	snapProg    *float64
-	peerApplied peerPos
-	snaps       map[string]*servedSnap
-	making      *snapMaking // the snapshot being made for the peer, if any
-	snapClosed  bool        // Run is ending: no snapshot is started
-	rejects     reject.Limiter
-	lastPrune   time.Time
-	pruned      peerPos // the last applied position pruned up to
+	subs bus.Subscriptions
+	wg   sync.WaitGroup
+	mu   sync.Mutex // guards peer and peerDom (learnPeer sets them)
 
-	subs   bus.Subscriptions
-	wg     sync.WaitGroup
-	snapWG sync.WaitGroup // the goroutines making snapshots for the peer
+	// The parts, set by open before anything else runs.
+	snap *snapServer
+	ship *shipper
+	recv *receiver
 }
 
 type inStatus struct {
@@ -276,7 +274,6 @@ func New(o Options) (*Service, error) {
 		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply, dropSnap: o.DropSnapshotRequest,
 		dir:  filepath.Join(c.DataDir, "replicator"),
 		wake: make(chan struct{}, 1), resume: make(chan struct{}, 1), ctl: make(chan ctlReq),
-		state: "starting", snaps: map[string]*servedSnap{},
 		base: base, cancelBase: cancelBase,
 	}
 	if s.poll <= 0 {
@@ -297,6 +294,9 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.met = met
+	s.rep = &reporter{pair: c.Pair, node: c.Node, events: o.Events, log: s.log, met: met}
+	s.board = &board{log: s.log, state: "starting"}
+	s.pause = &pause{board: s.board, rep: s.rep, gauge: met.paused, wake: s.wake, resume: s.resume}
 	return s, nil
 }
 
@@ -342,14 +342,16 @@ func (s *Service) Run(ctx context.Context) error {
 			cancel(err)
 		}
 	}
-	s.wg.Go(func() { fail(s.runShip(ctx)) })
-	s.wg.Go(func() { fail(s.runReceive(ctx)) })
-	s.wg.Go(func() { s.runFailover(ctx) })
+	s.wg.Go(func() { fail(s.ship.run(ctx)) })
+	s.wg.Go(func() { fail(s.recv.run(ctx)) })
+	fo := &failoverStatus{pair: s.cfg.Pair, node: s.cfg.Node, js: s.js, st: s.st, log: s.log, registry: s.registry,
+		rep: s.rep, failures: s.met.failoverFailures}
+	s.wg.Go(func() { fo.run(ctx) })
 	s.ready.Store(true)
 	s.log.Info().Str("peer", s.peer).Str("db", DatabasePath(s.cfg)).Msg("replicator running")
 	<-ctx.Done()
 	s.wg.Wait()
-	s.cleanSnapshots(true)
+	s.snap.clean(true)
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -363,7 +365,7 @@ func (s *Service) learnPeer(ctx context.Context) error {
 	peer := s.peer
 	s.mu.Unlock()
 	if peer == "" {
-		s.setState("starting", "waiting for the peer's heartbeat to learn its name (hosts does not name it)")
+		s.board.set("starting", "waiting for the peer's heartbeat to learn its name (hosts does not name it)")
 		s.awaitingPeer.Store(true)
 		defer s.awaitingPeer.Store(false)
 	}
@@ -395,21 +397,34 @@ func (s *Service) open(ctx context.Context) error {
 		st.Close()
 		return fmt.Errorf("replicator: %w", err)
 	}
-	s.paused.Store(info.Paused)
-	s.reportRefused(st.Refused())
-	if !info.PauseAt.IsZero() {
-		s.pauseAt.Store(info.PauseAt.UnixNano())
-	}
-	if info.Paused {
-		s.setState("paused", "paused by an operator")
-	}
+	s.pause.st = st
+	s.pause.load(info)
+	s.rep.refused(st.Refused(), s.st.Refused())
 	if s.js == nil {
 		if s.js, err = jetstream.NewWithDomain(s.nc, s.domain); err != nil {
 			st.Close()
 			return err
 		}
 	}
+	s.snap = &snapServer{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), dir: s.dir, st: st, js: s.js,
+		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: s.base, snaps: map[string]*servedSnap{}}
+	s.recv = &receiver{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, peerDom: s.peerDom, master: s.master(), nc: s.nc, st: st,
+		log: s.log, rep: s.rep, met: s.met, board: s.board, pause: s.pause, groupTTL: s.groupTTL, hook: s.hook,
+		ctl: s.ctl, resume: s.resume, wake: s.wake,
+		fetch: &snapFetch{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, nc: s.nc, dir: s.dir, log: s.log, met: s.met}}
+	s.ship = &shipper{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), poll: s.poll, st: st, js: s.js,
+		log: s.log, rep: s.rep, met: s.met, board: s.board, base: s.base, wake: s.wake,
+		paused: s.pause.on, follow: s.followPause, askResync: s.recv.askResync}
+	s.recv.ship = s.ship
 	return nil
+}
+
+// endSnapshots stops snapshots from starting and waits for those being
+// made (their context, s.base, is cancelled first).
+func (s *Service) endSnapshots() {
+	s.snap.close()
+	s.cancelBase()
+	s.snap.wait()
 }
 
 // openStore opens the application database. A table of database.tables
@@ -423,7 +438,7 @@ func (s *Service) openStore(ctx context.Context) (*store.SQLite, error) {
 		if !errors.Is(err, store.ErrNoTable) {
 			return st, err
 		}
-		s.setState("waiting", err.Error())
+		s.board.set("waiting", err.Error())
 		if time.Since(logged) >= tableWaitLog {
 			s.log.Warn().Err(err).Msg("waiting for the application to create its tables")
 			logged = time.Now()
@@ -449,22 +464,6 @@ func (s *Service) Ready() error {
 		return errors.New("replicator starting")
 	}
 	return nil
-}
-
-func (s *Service) setState(state, reason string) {
-	s.mu.Lock()
-	changed := s.state != state || s.reason != reason
-	s.state, s.reason = state, reason
-	s.mu.Unlock()
-	if changed {
-		s.log.Info().Str("state", state).Str("reason", reason).Msg("replication " + state)
-	}
-}
-
-func (s *Service) stateNow() (string, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state, s.reason
 }
 
 func poke(ch chan struct{}) {

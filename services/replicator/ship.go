@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
 	"github.com/tandem-ha/tandem/pkg/clock"
@@ -34,13 +37,80 @@ func StreamConfig(pair, node string) jetstream.StreamConfig {
 	}
 }
 
-// runShip is the shipper goroutine.
-func (s *Service) runShip(ctx context.Context) error {
+// shipStore is what the shipper uses of the store.
+type shipStore interface {
+	store.LogReader
+	store.Schema
+	Position(ctx context.Context, source string) (store.Position, bool, error)
+	NewID(ctx context.Context) (string, error)
+}
+
+// shipper ships this node's changes: it reads the change log, publishes
+// it into the node's batch stream (announcing a new database id first when
+// there is one: lineage.PlanShip), looks for schema changes, hears how far
+// the peer applied (onApplied) and prunes the log and the stream behind it.
+//
+// The goroutine run owns the shipping loop; onApplied runs in a NATS
+// handler; both share the fields under mu. mu of the shipment (shipping)
+// is held while a shipment is in flight, so that a discard that holds
+// shipping knows when nothing is.
+type shipper struct {
+	pair, node, peer string
+	master           bool
+	poll             time.Duration
+	st               shipStore
+	js               jetstream.JetStream
+	log              zerolog.Logger
+	rep              *reporter
+	met              *metrics
+	board            *board
+	base             context.Context // ends when Run ends
+	wake             chan struct{}   // size 1: look at the log now
+	paused           func() bool
+	follow           func(paused bool, at int64) // the pause the peer says it follows
+	askResync        func(why string)            // a standby's receiver: reconcile with the master
+
+	hold     atomic.Bool // no shipment starts (a resync --discard runs here)
+	shipping sync.Mutex  // held while a shipment is in flight
+
+	mu          sync.Mutex // guards the fields below
+	shipped     uint64
+	peerApplied peerPos
+	lastPrune   time.Time
+	pruned      peerPos // the last applied position pruned up to
+}
+
+// progress is how far this node shipped, and how far the peer says it
+// applied.
+func (s *shipper) progress() (shipped uint64, acked peerPos) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shipped, s.peerApplied
+}
+
+// holdShipping stops shipping (true) or lets it go on (false, and look at
+// the log now); idle waits for a shipment in flight to end and reports
+// whether shipping is held.
+func (s *shipper) holdShipping(on bool) {
+	s.hold.Store(on)
+	if !on {
+		poke(s.wake)
+	}
+}
+
+func (s *shipper) idle() bool {
+	s.shipping.Lock()
+	defer s.shipping.Unlock()
+	return s.hold.Load()
+}
+
+// run is the shipper goroutine.
+func (s *shipper) run(ctx context.Context) error {
 	var stream jetstream.Stream
 	for {
 		var err error
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		stream, err = s.js.CreateOrUpdateStream(cctx, StreamConfig(s.cfg.Pair, s.cfg.Node))
+		stream, err = s.js.CreateOrUpdateStream(cctx, StreamConfig(s.pair, s.node))
 		cancel()
 		if err == nil {
 			break
@@ -67,10 +137,10 @@ func (s *Service) runShip(ctx context.Context) error {
 		}
 		now = time.Now()
 		delay := time.Duration(0)
-		if p.due(now, changed, s.paused.Load() || s.holdShip.Load()) {
-			s.shipMu.Lock()
+		if p.due(now, changed, s.paused() || s.hold.Load()) {
+			s.shipping.Lock()
 			err := s.shipOnce(ctx, stream, &cur)
-			s.shipMu.Unlock()
+			s.shipping.Unlock()
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("ship changes")
 			}
@@ -157,16 +227,16 @@ func (p *shipPoll) delay(now time.Time, poll time.Duration) time.Duration {
 }
 
 // lastShipped reads the stream's last batch: where shipping goes on.
-func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (lineage.Shipped, error) {
+func (s *shipper) lastShipped(ctx context.Context, stream jetstream.Stream) (lineage.Shipped, error) {
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		m, err := stream.GetLastMsgForSubject(cctx, subject.ReplChanges(s.cfg.Pair, s.cfg.Node))
+		m, err := stream.GetLastMsgForSubject(cctx, subject.ReplChanges(s.pair, s.node))
 		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			return lineage.Shipped{}, nil
 		case err == nil:
-			b, err := wire.Decode(m.Data, s.cfg.Pair)
+			b, err := wire.Decode(m.Data, s.pair)
 			if err != nil {
 				s.log.Warn().Err(err).Msg("the batch stream's last message is not a batch; starting a new database id")
 				return lineage.Shipped{}, nil
@@ -186,7 +256,7 @@ func (s *Service) lastShipped(ctx context.Context, stream jetstream.Stream) (lin
 
 // shipOnce ships what the log holds after cur, first announcing a new
 // database id if there is one: lineage.PlanShip decides.
-func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped) error {
+func (s *shipper) shipOnce(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped) error {
 	s.syncSchema(ctx)
 	info, err := s.st.Info(ctx)
 	if err != nil {
@@ -194,14 +264,14 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 	}
 	var master store.Position
 	following := true
-	if !s.master() {
+	if !s.master {
 		p, ok, err := s.st.Position(ctx, s.peer)
 		if err != nil {
 			return err
 		}
 		master, following = p, ok && p.DB != ""
 	}
-	plan := lineage.PlanShip(s.master(), following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped, ShippedKnown: info.ShippedKnown})
+	plan := lineage.PlanShip(s.master, following, *cur, lineage.Own{DB: info.DB, DBStart: info.DBStart, LogHigh: info.LogHigh, Shipped: info.Shipped, ShippedKnown: info.ShippedKnown})
 	switch plan.Kind {
 	case lineage.ShipNothing:
 		return nil // a standby ships nothing before its first sync
@@ -211,7 +281,7 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 		// backup). It cannot go on as that id.
 		s.log.Warn().Str("db", info.DB).Uint64("shipped", cur.To).Uint64("log_high", info.LogHigh).
 			Msg("database restored from a backup detected: it is behind what it already shipped")
-		s.emit(event.ReplSnapshot, event.Snapshot{Phase: "backup-detected", DB: info.DB,
+		s.rep.emit(event.ReplSnapshot, event.Snapshot{Phase: "backup-detected", DB: info.DB,
 			Shipped: cur.To, LogHigh: info.LogHigh, Why: event.Because("R9: database restored from a backup detected")})
 		if info.DB, err = s.st.NewID(ctx); err != nil {
 			return err
@@ -230,17 +300,17 @@ func (s *Service) shipOnce(ctx context.Context, stream jetstream.Stream, cur *li
 // genesis announces a new database id: for a standby restored from a
 // snapshot, the batches of its old id are purged first (plan.Purge), so the
 // master never applies changes the snapshot overwrote.
-func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped, info store.Info, master store.Position, plan lineage.ShipPlan) error {
+func (s *shipper) genesis(ctx context.Context, stream jetstream.Stream, cur *lineage.Shipped, info store.Info, master store.Position, plan lineage.ShipPlan) error {
 	if plan.Purge {
 		if err := stream.Purge(ctx); err != nil {
 			return fmt.Errorf("purge the batches of the old database id: %w", err)
 		}
 	}
 	reason := plan.Reason
-	b := &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: info.DB,
+	b := &wire.Batch{V: wire.Version, Pair: s.pair, Node: s.node, Master: s.master, DB: info.DB,
 		Start: plan.At, From: plan.At, To: plan.At, Final: true, Genesis: &wire.Genesis{Reason: reason},
 		Changes: []wire.Change{}}
-	if !s.master() {
+	if !s.master {
 		b.Genesis.Base, b.Genesis.BasePos = master.DB, master.Log
 	}
 	if err := s.publish(ctx, b); err != nil {
@@ -255,12 +325,12 @@ func (s *Service) genesis(ctx context.Context, stream jetstream.Stream, cur *lin
 
 // shipGroup reads the log after cur in one read transaction and publishes
 // it as one group of parts.
-func (s *Service) shipGroup(ctx context.Context, cur *lineage.Shipped, db string) error {
+func (s *shipper) shipGroup(ctx context.Context, cur *lineage.Shipped, db string) error {
 	start := cur.To
 	var part *wire.Batch
 	size, rows := 0, 0
 	newPart := func(from uint64, n int) *wire.Batch {
-		return &wire.Batch{V: wire.Version, Pair: s.cfg.Pair, Node: s.cfg.Node, Master: s.master(), DB: db,
+		return &wire.Batch{V: wire.Version, Pair: s.pair, Node: s.node, Master: s.master, DB: db,
 			Start: start, From: from, To: from, Part: n, Changes: []wire.Change{}}
 	}
 	to, err := s.st.ReadLog(ctx, start, func(c wire.Change) error {
@@ -305,7 +375,7 @@ func (s *Service) shipGroup(ctx context.Context, cur *lineage.Shipped, db string
 
 // publish stores one batch in the node's stream, retrying with the same
 // message id (a timed-out publish may have been stored).
-func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
+func (s *shipper) publish(ctx context.Context, b *wire.Batch) error {
 	data, err := b.Encode()
 	if err != nil {
 		return err
@@ -313,7 +383,7 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 	if len(data) > wire.MaxSize {
 		return fmt.Errorf("%w: a batch part of %d bytes is over the limit of %d", errTooLarge, len(data), wire.MaxSize)
 	}
-	msg := &nats.Msg{Subject: subject.ReplChanges(s.cfg.Pair, s.cfg.Node), Data: data}
+	msg := &nats.Msg{Subject: subject.ReplChanges(s.pair, s.node), Data: data}
 	id := fmt.Sprintf("%s:%d:%d:%d", b.DB, b.Start, b.To, b.Part)
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -335,13 +405,13 @@ func (s *Service) publish(ctx context.Context, b *wire.Batch) error {
 // log up to that sequence (R9). A crash between the publish and this write
 // makes the next start take the database for a restored one: a reconcile,
 // never a loss.
-func (s *Service) markShipped(ctx context.Context, cur *lineage.Shipped) {
+func (s *shipper) markShipped(ctx context.Context, cur *lineage.Shipped) {
 	if err := s.st.SetShipped(ctx, cur.DB, cur.To); err != nil && ctx.Err() == nil {
 		s.log.Warn().Err(err).Msg("record the shipped position")
 	}
 }
 
-func (s *Service) setShipped(to uint64) {
+func (s *shipper) setShipped(to uint64) {
 	s.mu.Lock()
 	s.shipped = to
 	s.mu.Unlock()
@@ -351,19 +421,19 @@ func (s *Service) setShipped(to uint64) {
 // prunes the log and the stream up to there (at most every 2 s, and not
 // again for a position already pruned: an idle pair repeats its position
 // every second).
-func (s *Service) onApplied(m *nats.Msg) {
-	a, err := wire.DecodeApplied(m.Data, s.cfg.Pair)
+func (s *shipper) onApplied(m *nats.Msg) {
+	a, err := wire.DecodeApplied(m.Data, s.pair)
 	if err == nil && a.Node != s.peer {
 		err = fmt.Errorf("applied position from node %q, the peer is %q", a.Node, s.peer)
 	}
 	if err != nil {
-		s.reject("applied", m.Subject, err)
+		s.rep.reject("applied", m.Subject, err)
 		return
 	}
-	if a.Resync && !s.master() && s.askCurrent(a) {
+	if a.Resync && !s.master && s.askCurrent(a) {
 		s.askResync("the master asks: " + a.Reason)
 	}
-	s.followPause(a.Paused, a.PauseAt)
+	s.follow(a.Paused, a.PauseAt)
 	s.mu.Lock()
 	pos := peerPos{db: a.DB, log: a.Log, stream: a.Stream}
 	s.peerApplied = pos
@@ -381,7 +451,7 @@ func (s *Service) onApplied(m *nats.Msg) {
 
 // askCurrent reports whether the master's request to re-sync is about
 // this standby's present database (lineage.AskCurrent).
-func (s *Service) askCurrent(a *wire.Applied) bool {
+func (s *shipper) askCurrent(a *wire.Applied) bool {
 	if a.ResyncDB == "" {
 		return true
 	}
@@ -400,7 +470,7 @@ func (s *Service) askCurrent(a *wire.Applied) bool {
 }
 
 // prune deletes the log and the stream up to a; true when both are done.
-func (s *Service) prune(a *wire.Applied) bool {
+func (s *shipper) prune(a *wire.Applied) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	info, err := s.st.Info(ctx)
@@ -412,7 +482,7 @@ func (s *Service) prune(a *wire.Applied) bool {
 		return false
 	}
 	if a.Stream > 1 {
-		stream, err := s.js.Stream(ctx, subject.ReplStream(s.cfg.Pair, s.cfg.Node))
+		stream, err := s.js.Stream(ctx, subject.ReplStream(s.pair, s.node))
 		if err == nil {
 			err = stream.Purge(ctx, jetstream.WithPurgeSequence(a.Stream))
 		}
@@ -426,7 +496,7 @@ func (s *Service) prune(a *wire.Applied) bool {
 
 // syncSchema queues the schema changes made since the last look (R11) and
 // reports those that cannot be replicated.
-func (s *Service) syncSchema(ctx context.Context) {
+func (s *shipper) syncSchema(ctx context.Context) {
 	ch, err := s.st.SyncSchema(ctx)
 	if err != nil {
 		s.log.Warn().Err(err).Msg("look for schema changes")
@@ -435,8 +505,8 @@ func (s *Service) syncSchema(ctx context.Context) {
 	for _, q := range ch.Shipped {
 		s.log.Info().Str("sql", q).Msg("schema change queued for the peer")
 	}
-	s.reportRefused(ch.Refused)
-	if ch.Resync != "" && !s.master() {
+	s.rep.refused(ch.Refused, s.st.Refused())
+	if ch.Resync != "" && !s.master {
 		s.askResync(ch.Resync)
 	}
 }
@@ -449,20 +519,20 @@ var errTooLarge = errors.New("a row too large for one message")
 // before trying again (doubling up to a minute: reading and encoding the
 // row again every second costs the node); it clears the state when
 // shipping works again.
-func (s *Service) shipBlocked(b *lineage.Backoff, err error) time.Duration {
+func (s *shipper) shipBlocked(b *lineage.Backoff, err error) time.Duration {
 	if !errors.Is(err, errTooLarge) {
 		if b.Reason() != "" && err == nil {
 			*b = lineage.Backoff{}
-			if st, _ := s.stateNow(); st == "blocked" {
-				s.setState("running", "")
+			if st, _ := s.board.get(); st == "blocked" {
+				s.board.set("running", "")
 			}
 		}
 		return 0
 	}
 	reason := "cannot ship: " + err.Error()
 	if b.Attempted(time.Now(), reason) {
-		s.emit(event.ReplBlocked, event.Blocked{Why: event.Because(reason)})
+		s.rep.emit(event.ReplBlocked, event.Blocked{Why: event.Because(reason)})
 	}
-	s.setState("blocked", reason)
+	s.board.set("blocked", reason)
 	return b.Delay()
 }
