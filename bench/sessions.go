@@ -58,18 +58,10 @@ func startFleet(t proctest.T, p *proctest.Pair, n, conns int, host string) *flee
 	t.Cleanup(f.close)
 	urls := strings.Split(p.Servers(), ",")
 	clients := make([]*session.Client, conns)
-	errs := make([]error, conns)
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < conns; i += 8 {
-				// A loaded machine takes longer than nats.go's 2 s to
-				// answer the 10,000th connect (measured at load 30).
-				clients[i], errs[i] = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20), nats.Timeout(15*time.Second))
-			}
-		})
-	}
-	wg.Wait()
+	errs := connectAll(conns, func(i int) (err error) {
+		clients[i], err = session.Dial(urls, p.Name, nats.ReconnectBufSize(16<<20), nats.Timeout(15*time.Second))
+		return err
+	})
 	for i, c := range clients {
 		if c != nil {
 			f.clients = append(f.clients, c)

@@ -22,7 +22,14 @@
 // (a node that was cut off, a replay) are ignored; a re-announcement of the
 // epoch it is at (N7) is answered with a fresh acknowledgement, so the
 // notifier's count converges even if an acknowledgement was lost while the
-// connection was down.
+// connection was down. A state read that finds the epoch the sessions are
+// at is not answered (after a node's death its sessions would send 10,000
+// such acknowledgements to the survivor just as it activates); watchers
+// see it all the same.
+//
+// A Client made by Dial reconnects forever: nats.go tries the other node
+// first and at once, and pauses ReconnectDelay (50 ms doubling to 2 s,
+// with jitter) only between rounds in which no node accepted.
 //
 // A session agent that moves the operating system's connections (tandem
 // session --driver cups|windows|exec) does not use a Session: it follows the
