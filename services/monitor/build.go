@@ -12,8 +12,8 @@ func Build(d svcrun.Deps) (svcrun.Service, error) {
 	return BuildApart(d)
 }
 
-// BuildApart is Build with the monitor's own type (tandem run monitor keeps
-// it for the dashboard).
+// BuildApart is Build with the monitor's own type (a whole node on an
+// external NATS server, nats.url, keeps it for the demo and the dashboard).
 func BuildApart(d svcrun.Deps) (*Service, error) {
 	f, err := natsnode.FollowLink(d.Conn, d.Config.Pair, d.Config.Node, nil) // the monitor reports bad ones
 	if err != nil {
