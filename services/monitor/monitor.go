@@ -223,11 +223,11 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.met = met
-	epoch, err := epochfile.Load(s.dir)
+	epochs, err := epochfile.Load(s.dir)
 	if err != nil {
 		return nil, err
 	}
-	s.m, err = failover.New(s.machineConfig(epoch))
+	s.m, err = failover.New(s.machineConfig(epochs))
 	if err != nil {
 		return nil, err
 	}
@@ -246,10 +246,10 @@ func (s *Service) ticks(d time.Duration) int {
 	return int(math.Ceil(float64(d) / float64(s.tick)))
 }
 
-func (s *Service) machineConfig(epoch uint64) failover.Config {
+func (s *Service) machineConfig(e epochfile.Epochs) failover.Config {
 	c := s.cfg
 	return failover.Config{
-		Self: c.Node, Peer: c.Peer(), Role: c.Role, Epoch: epoch,
+		Self: c.Node, Peer: c.Peer(), Role: c.Role, Epoch: e.Epoch, Seen: e.Seen,
 		HeartbeatTicks:        TicksPerInterval,
 		TimeoutTicks:          s.ticks(c.Heart.Timeout),
 		LinkDownTicks:         max(TicksPerInterval, s.ticks(linkRedial)),
@@ -486,8 +486,8 @@ func (s *Service) carryOut(ctx context.Context) error {
 		start := s.clk.Now()
 		rd := s.m.Ready()
 		if rd.PersistEpoch {
-			if err := epochfile.Save(s.dir, rd.Epoch); err != nil {
-				return fmt.Errorf("monitor: cannot persist epoch %d, stopping: %w", rd.Epoch, err)
+			if err := epochfile.Save(s.dir, epochfile.Epochs{Epoch: rd.Epoch, Seen: rd.Seen}); err != nil {
+				return fmt.Errorf("monitor: cannot persist epoch %d (seen %d), stopping: %w", rd.Epoch, rd.Seen, err)
 			}
 		}
 		for _, msg := range rd.Messages {

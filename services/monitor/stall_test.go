@@ -11,6 +11,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
 )
 
@@ -43,7 +44,7 @@ func newDriver(t *testing.T) *driver {
 	clk := clock.NewFake(time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC))
 	s := &Service{cfg: cfg, clk: clk, log: zerolog.Nop(), met: met, tick: cfg.Heart.Interval / TicksPerInterval,
 		inputs: make(chan input, 16), checkSince: map[string]time.Time{}}
-	if s.m, err = failover.New(s.machineConfig(0)); err != nil {
+	if s.m, err = failover.New(s.machineConfig(epochfile.Epochs{})); err != nil {
 		t.Fatal(err)
 	}
 	s.lastTick = clk.Now()

@@ -181,12 +181,13 @@ func (s *Service) ask(in failover.Input) error {
 	}
 }
 
-// newestEpoch is the newest epoch this monitor knows: its own or its
-// peer's, as of the last snapshot (0 before the first).
+// newestEpoch is the newest epoch this monitor knows: its own, its peer's,
+// or the highest it has seen (persisted across restarts), as of the last
+// snapshot (0 before the first).
 func (s *Service) newestEpoch() uint64 {
 	sn := s.snap.Load()
 	if sn == nil {
 		return 0
 	}
-	return max(sn.status.Epoch, sn.status.PeerEpoch)
+	return max(sn.status.Epoch, sn.status.PeerEpoch, sn.status.Seen)
 }

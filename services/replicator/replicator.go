@@ -429,18 +429,28 @@ func (s *Service) endSnapshots() {
 
 // openStore opens the application database. A table of database.tables
 // that does not exist yet is waited for (the application creates its schema
-// when it first starts, perhaps after us), with the state "waiting" and a
-// log line every tableWaitLog; every other error is returned at once.
+// when it first starts, perhaps after us), and so is a database the
+// application keeps locked past the busy timeout (SQLite's "database is
+// locked": a long write transaction, or the lock taken to change the
+// journal mode, which SQLite does not wait for) — each with the state
+// "waiting" and a log line every tableWaitLog. Every other error is
+// returned at once.
 func (s *Service) openStore(ctx context.Context) (*store.SQLite, error) {
 	var logged time.Time
 	for {
 		st, err := store.OpenSQLite(ctx, DatabasePath(s.cfg), s.side(), s.cfg.Database.Tables)
-		if !errors.Is(err, store.ErrNoTable) {
+		var what string
+		switch {
+		case errors.Is(err, store.ErrNoTable):
+			what = "waiting for the application to create its tables"
+		case store.IsBusy(err):
+			what = "waiting for the application to release its lock on the database"
+		default:
 			return st, err
 		}
 		s.board.set("waiting", err.Error())
 		if time.Since(logged) >= tableWaitLog {
-			s.log.Warn().Err(err).Msg("waiting for the application to create its tables")
+			s.log.Warn().Err(err).Msg(what)
 			logged = time.Now()
 		}
 		if !clock.Sleep(ctx, tableWaitPoll) {

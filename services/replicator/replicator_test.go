@@ -1,6 +1,7 @@
 package replicator_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -107,4 +108,47 @@ func TestWaitsForTheApplicationsTable(t *testing.T) {
 	w.waitSynced()
 	w.exec("a", `INSERT INTO late VALUES(2, 'after')`)
 	w.waitFor("both rows on b", func() bool { return w.query("b", `SELECT count(*) FROM late`) == "2" })
+}
+
+// A database the application keeps locked when the replicator starts, past
+// SQLite's busy timeout, is waited for like a missing table: the replicator
+// says "waiting" and starts once the lock is gone. Before, it stopped for
+// good with "create tandem tables: database is locked" — in the fault
+// suite's soak (a master restored from an older copy, the application
+// writing while the node restarted) the node ran on without a replicator,
+// and repl verify never heard it again.
+func TestWaitsForALockedDatabase(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	lock, err := w.nodes["a"].app.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, `BEGIN EXCLUSIVE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(ctx, `INSERT INTO items VALUES(1, 'in the long transaction', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	a := w.start("a")
+	w.waitFor("a waiting for the lock", func() bool {
+		select {
+		case <-a.run.Exited():
+			t.Fatalf("a's replicator stopped while the database was locked: %v", a.run.Err())
+		default:
+		}
+		return strings.Contains(w.status("a"), `"state":"waiting"`) && strings.Contains(w.status("a"), "locked")
+	})
+	if err := a.svc.Ready(); err == nil {
+		t.Fatal("ready while waiting for the lock")
+	}
+	if _, err := lock.ExecContext(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	w.start("b")
+	w.waitSynced()
+	w.exec("a", `INSERT INTO items VALUES(2, 'after', 2)`)
+	w.waitFor("both rows on b", func() bool { return w.items("b") == "1:in the long transaction:1,2:after:2" })
 }

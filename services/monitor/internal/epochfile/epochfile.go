@@ -1,6 +1,8 @@
-// Package epochfile persists a node's epoch (F1: read from disk at start,
-// never reset). Save is atomic and durable: write a temporary file, fsync it,
-// rename it over the old one, fsync the directory.
+// Package epochfile persists a node's epochs (F1: read from disk at start,
+// never reset): its own, and the highest it has seen from its peer, so that
+// an activation after any restart goes above every epoch the node has heard
+// of. Save is atomic and durable: write a temporary file, fsync it, rename it
+// over the old one, fsync the directory.
 package epochfile
 
 import (
@@ -15,32 +17,37 @@ import (
 // Name is the file's name in the monitor's data directory.
 const Name = "epoch.json"
 
-type content struct {
+// Epochs are what a node persists.
+type Epochs struct {
+	// Epoch is the node's own epoch.
 	Epoch uint64 `json:"epoch"`
+	// Seen is the highest epoch seen anywhere (the peer's, or the node's
+	// own); a file written before it was kept has none (0).
+	Seen uint64 `json:"seen,omitempty"`
 }
 
-// Load returns the persisted epoch, or 0 when none was saved yet.
-func Load(dir string) (uint64, error) {
+// Load returns the persisted epochs, zero when none were saved yet.
+func Load(dir string) (Epochs, error) {
 	b, err := os.ReadFile(filepath.Join(dir, Name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return Epochs{}, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read epoch: %w", err)
+		return Epochs{}, fmt.Errorf("read epoch: %w", err)
 	}
-	var c content
+	var c Epochs
 	if err := json.Unmarshal(b, &c); err != nil {
-		return 0, fmt.Errorf("read epoch from %s: %w (refusing to start with an unknown epoch)", filepath.Join(dir, Name), err)
+		return Epochs{}, fmt.Errorf("read epoch from %s: %w (refusing to start with an unknown epoch)", filepath.Join(dir, Name), err)
 	}
-	return c.Epoch, nil
+	return c, nil
 }
 
-// Save durably replaces the persisted epoch.
-func Save(dir string, epoch uint64) error {
+// Save durably replaces the persisted epochs.
+func Save(dir string, e Epochs) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("save epoch: %w", err)
 	}
-	b, _ := json.Marshal(content{Epoch: epoch})
+	b, _ := json.Marshal(e)
 	tmp, err := os.CreateTemp(dir, Name+".*")
 	if err != nil {
 		return fmt.Errorf("save epoch: %w", err)

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"os"
@@ -34,7 +35,13 @@ type xmsg struct{ in Input }
 type xnode struct {
 	m     *Machine // nil while the process is down
 	disk  uint64   // the persisted epoch
+	seen  uint64   // the persisted highest epoch seen
 	hooks []Hook   // running, oldest first; each finishes by an action
+	// heard is the highest epoch a heartbeat delivered to this node's
+	// processes (the one running and those before it) carried. Every new
+	// epoch the node moves to must be above it: the pair's epoch never
+	// goes back, across restarts (F1).
+	heard uint64
 }
 
 // world is one state of the explored system. It is copied by clone.
@@ -54,6 +61,10 @@ type world struct {
 	wrep   [2]*LeaseReply
 	wcut   [2]bool
 	wfault bool // the witness was cut off from a node on this path
+
+	// broken is an invariant broken while a node's Ready was carried out
+	// (check reports it).
+	broken string
 }
 
 // xreq is a lease request on its way to the witness; orphan when the
@@ -115,7 +126,7 @@ func (w *world) clone() *world {
 // start starts node i's process from its persisted epoch.
 func (w *world) start(i int) {
 	c := w.cfg
-	c.Self, c.Role, c.Epoch = names[i], roles[i], w.n[i].disk
+	c.Self, c.Role, c.Epoch, c.Seen = names[i], roles[i], w.n[i].disk, w.n[i].seen
 	if i == 0 {
 		c.Peer = names[1]
 	} else {
@@ -136,7 +147,10 @@ func (w *world) flush(i int) {
 		rd := m.Ready()
 		m.Advance()
 		if rd.PersistEpoch {
-			w.n[i].disk = rd.Epoch
+			if rd.Epoch != w.n[i].disk && rd.Epoch <= w.n[i].heard && w.broken == "" {
+				w.broken = fmt.Sprintf("%s moved to epoch %d, but it has heard epoch %d from its peer", names[i], rd.Epoch, w.n[i].heard)
+			}
+			w.n[i].disk, w.n[i].seen = rd.Epoch, rd.Seen
 		}
 		for _, msg := range rd.Messages {
 			switch msg.Kind {
@@ -197,6 +211,9 @@ func (w *world) deliver(i, k int, keep bool) {
 	msg := w.q[i][k]
 	if !keep {
 		w.q[i] = append(w.q[i][:k:k], w.q[i][k+1:]...)
+	}
+	if hb, ok := msg.in.(Heartbeat); ok && w.n[1-i].m != nil {
+		w.n[1-i].heard = max(w.n[1-i].heard, hb.Epoch)
 	}
 	w.step(1-i, msg.in)
 }
@@ -402,8 +419,14 @@ func (w *world) kill(i int, closed bool) {
 
 // check is the safety invariants of one state.
 func (w *world) check() error {
+	if w.broken != "" {
+		return errors.New(w.broken)
+	}
 	var active []int
 	for i, n := range w.n {
+		if n.m != nil && n.m.seen > max(n.disk, n.seen) {
+			return fmt.Errorf("%s has seen epoch %d, but only %d persisted", names[i], n.m.seen, max(n.disk, n.seen))
+		}
 		if n.m == nil || n.m.State() != Active {
 			continue
 		}
@@ -572,6 +595,8 @@ func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
 	for i, n := range w.n {
 		k.bl(w.cut[i])
 		k.e(n.disk)
+		k.e(n.seen)
+		k.e(n.heard)
 		k.u(uint64(len(n.hooks)))
 		for _, h := range n.hooks {
 			k.s(string(h.State))
@@ -621,6 +646,7 @@ func (w *world) minEpoch() uint64 {
 	}
 	for i, n := range w.n {
 		see(n.disk)
+		see(n.seen)
 		if m := n.m; m != nil {
 			see(m.epoch)
 			see(m.seen)

@@ -4,8 +4,9 @@
 // must do comes back from Ready as one batch, which the driver carries out in
 // this order:
 //
-//  1. persist Ready.Epoch when Ready.PersistEpoch is set (fsync) — an epoch is
-//     never used before it is on disk;
+//  1. persist Ready.Epoch and Ready.Seen when Ready.PersistEpoch is set
+//     (fsync) — an epoch is never used, nor a peer's epoch acted on, before
+//     it is on disk;
 //  2. send the heartbeat and the control messages to the peer;
 //  3. publish the events;
 //  4. start the hooks;
@@ -19,6 +20,15 @@
 // master activates only into even epochs and the standby only into odd ones,
 // so two nodes that activate while cut off from each other can never share an
 // epoch: "never two actives in one epoch" holds by construction.
+//
+// The node persists its own epoch and the highest epoch it has seen from its
+// peer (heartbeats and Take carry it), and starts from both (F1): a node that
+// heard its peer active in epoch 6 activates above 6 even after both were
+// stopped and it starts alone (a whole-pair restart in the wrong order), so
+// the pair's epoch never goes back while the nodes have heard each other.
+// Only an epoch the node never heard (the peer moved on while this node was
+// down, then stopped) can still be passed; once they meet again, the next
+// activation goes above both (F7 when both are active).
 //
 // # Switchover (F8)
 //
@@ -54,6 +64,9 @@ type Config struct {
 	Role member.Role // master or standby
 	// Epoch is the last epoch read from disk (F1).
 	Epoch uint64
+	// Seen is the highest epoch seen from the peer, read from disk with
+	// Epoch (F1); 0 when none was saved. An activation goes above both.
+	Seen uint64
 
 	HeartbeatTicks int // between two heartbeats (F5)
 	TimeoutTicks   int // silence after which the peer is lost (F6)
@@ -199,7 +212,7 @@ func New(c Config) (*Machine, error) {
 		cfg:           c,
 		state:         Starting,
 		epoch:         c.Epoch,
-		seen:          c.Epoch,
+		seen:          max(c.Epoch, c.Seen),
 		discoveryLeft: c.DiscoveryTicks,
 		inSync:        !c.WaitForSync,
 		peer:          peerView{name: c.Peer, state: Starting},
@@ -518,14 +531,22 @@ func (m *Machine) deactivate(to State, reason string) {
 func (m *Machine) raiseEpoch() {
 	e := m.nextEpoch()
 	m.epoch, m.seen = e, e
-	m.rd.Epoch = e
-	m.rd.PersistEpoch = true
+	m.persist()
 }
 
+// observeEpoch notes an epoch the peer is in; a higher one than any seen is
+// persisted before anything else is done (F1).
 func (m *Machine) observeEpoch(e uint64) {
 	if e > m.seen {
 		m.seen = e
+		m.persist()
 	}
+}
+
+// persist asks the driver to write the node's epoch and the highest epoch
+// seen to disk first.
+func (m *Machine) persist() {
+	m.rd.PersistEpoch, m.rd.Epoch, m.rd.Seen = true, m.epoch, m.seen
 }
 
 func (m *Machine) emit(typ, reason string, data event.Reasoned) {

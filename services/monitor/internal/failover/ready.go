@@ -7,9 +7,11 @@ import (
 
 // Ready is what the driver must carry out, in the order of its fields.
 type Ready struct {
-	// PersistEpoch: write Epoch to disk before anything else.
+	// PersistEpoch: write Epoch (the node's) and Seen (the highest epoch
+	// seen anywhere) to disk before anything else.
 	PersistEpoch bool
 	Epoch        uint64
+	Seen         uint64
 	// Heartbeat: send a heartbeat now (periodic, or because something changed).
 	Heartbeat bool
 	// Messages to the peer's monitor.
@@ -74,6 +76,7 @@ type Status struct {
 	Role         member.Role
 	State        State
 	Epoch        uint64
+	Seen         uint64 // the highest epoch seen anywhere, this node's included
 	Peer         string
 	PeerHeard    bool
 	PeerRole     member.Role
@@ -98,7 +101,7 @@ type Status struct {
 // Status returns the node's view of the pair.
 func (m *Machine) Status() Status {
 	s := Status{
-		Self: m.cfg.Self, Role: m.cfg.Role, State: m.state, Epoch: m.epoch,
+		Self: m.cfg.Self, Role: m.cfg.Role, State: m.state, Epoch: m.epoch, Seen: m.seen,
 		Peer: m.peer.name, PeerHeard: m.peer.heard, PeerRole: m.peer.role,
 		PeerState: m.peer.state, PeerEpoch: m.peer.epoch, PeerSilence: m.peer.silence,
 		Maintenance: m.maint.on, MaintLeft: m.maint.left, MaintVersion: m.maint.version,

@@ -23,7 +23,7 @@ import (
 //
 //	pair [hb=N timeout=N linkdown=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N
 //	     hooktimeout=N checks=(x,y) fall=N rise=N takeover=true hooks=manual]
-//	start a|b           the node's process starts (a new machine from its persisted epoch)
+//	start a|b           the node's process starts (a new machine from its persisted epochs: its own, and the highest seen)
 //	kill a|b [link=closed|silent]   the process dies; with link=closed the peer sees the link close and the refused probe
 //	tick [N]            N ticks pass for every running node
 //	pause a|b N         the node is frozen for N ticks (no ticks, no input), then resumes and notices the stall
@@ -54,6 +54,7 @@ type simNode struct {
 	role    member.Role
 	m       *Machine // nil while the process is down
 	disk    uint64   // persisted epoch
+	seen    uint64   // persisted highest epoch seen
 	paused  int      // ticks left frozen
 	pausedN int
 	inbox   []Input // delivered while paused
@@ -194,13 +195,13 @@ func (h *harness) peerOf(n *simNode) *simNode { return h.nodes[scripttest.Other(
 
 func (h *harness) start(n *simNode) {
 	c := h.cfg
-	c.Self, c.Role, c.Epoch = n.name, n.role, n.disk
+	c.Self, c.Role, c.Epoch, c.Seen = n.name, n.role, n.disk, n.seen
 	m, err := New(c)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	n.m, n.paused, n.inbox, n.hooks = m, 0, nil, nil
-	h.printf("%s: started in epoch %d", n.name, n.disk)
+	h.printf("%s: started in epoch %d%s", n.name, n.disk, n.seenNote())
 	h.flush(n)
 }
 
@@ -321,7 +322,7 @@ func (h *harness) flush(n *simNode) {
 		rd := n.m.Ready()
 		n.m.Advance()
 		if rd.PersistEpoch {
-			n.disk = rd.Epoch
+			n.disk, n.seen = rd.Epoch, rd.Seen
 		}
 		for _, msg := range rd.Messages {
 			why := ""
@@ -422,7 +423,7 @@ func (h *harness) status() {
 	for _, name := range []string{"a", "b"} {
 		n := h.nodes[name]
 		if n.m == nil {
-			h.printf("%s: down (disk epoch %d)", name, n.disk)
+			h.printf("%s: down (disk epoch %d%s)", name, n.disk, n.seenNote())
 			continue
 		}
 		s := n.m.Status()
@@ -459,10 +460,22 @@ func failingOf(s Status) []string {
 	return out
 }
 
-// checkInvariants reports two nodes ever active in one epoch, or an epoch
-// used before it was persisted.
+// seenNote is ", seen N" when the node has persisted a higher epoch seen
+// than its own.
+func (n *simNode) seenNote() string {
+	if n.seen > n.disk {
+		return fmt.Sprintf(", seen %d", n.seen)
+	}
+	return ""
+}
+
+// checkInvariants reports two nodes ever active in one epoch, an epoch
+// used before it was persisted, or an epoch seen and not persisted.
 func (h *harness) checkInvariants() error {
 	for _, n := range h.nodes {
+		if n.m != nil && n.m.Status().Seen > max(n.disk, n.seen) {
+			return fmt.Errorf("invariant broken: %s has seen epoch %d but only %d persisted", n.name, n.m.Status().Seen, max(n.disk, n.seen))
+		}
 		if n.m == nil || n.m.State() != Active {
 			continue
 		}

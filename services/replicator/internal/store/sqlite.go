@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+	"modernc.org/sqlite" // the pure-Go SQLite driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // The SQLite adapter implements every concept.
@@ -91,6 +92,21 @@ func dsnBusy(path string, immediate bool, busy int) string {
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode()
+}
+
+// IsBusy reports whether err is SQLite's "database is locked" (SQLITE_BUSY
+// or SQLITE_LOCKED, with any extended code): another connection held a lock
+// that the statement could not wait out.
+func IsBusy(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	return false
 }
 
 // ErrNoTable is wrapped by OpenSQLite's error when a table listed in
