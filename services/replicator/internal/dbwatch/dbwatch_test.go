@@ -4,6 +4,7 @@ package dbwatch
 
 import (
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,6 +32,31 @@ func open(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// watched is a database in a directory of its own, with a table, and a
+// Watcher of it (closed at the end of the test).
+func watched(t *testing.T) (dir, path string, db *sql.DB, w *Watcher) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "app.db")
+	db = open(t, path)
+	w, err := New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return dir, path, db, w
+}
+
+// waitSignal waits (bounded) for a signal after what.
+func waitSignal(t *testing.T, w *Watcher, what string) {
+	t.Helper()
+	select {
+	case <-w.C():
+	case <-time.After(waitLimit):
+		t.Fatalf("%s: no signal within %v", what, waitLimit)
+	}
+}
+
 // drain takes a pending signal (writes until C is read are one signal).
 func drain(w *Watcher) {
 	select {
@@ -42,24 +68,13 @@ func drain(w *Watcher) {
 // A commit by another connection signals C; so does a database replaced
 // by a file moved over it (a restore).
 func TestCommitSignals(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.db")
-	db := open(t, path)
-	w, err := New(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	dir, path, db, w := watched(t)
 	for i := range 3 {
 		drain(w)
 		if _, err := db.Exec(`INSERT INTO t(v) VALUES (?)`, "x"); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-w.C():
-		case <-time.After(waitLimit):
-			t.Fatalf("commit %d: no signal within %v", i+1, waitLimit)
-		}
+		waitSignal(t, w, fmt.Sprintf("commit %d", i+1))
 	}
 	drain(w)
 	if err := os.WriteFile(filepath.Join(dir, "restored"), []byte("x"), 0o600); err != nil {
@@ -68,24 +83,13 @@ func TestCommitSignals(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "restored"), path+"-journal"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-w.C():
-	case <-time.After(waitLimit):
-		t.Fatalf("a journal moved into place: no signal within %v", waitLimit)
-	}
+	waitSignal(t, w, "a journal moved into place")
 }
 
 // Files other than the database's, and reads, do not signal: a shipper that
 // only polls does not wake itself.
 func TestOtherFilesAndReadsDoNotSignal(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.db")
-	db := open(t, path)
-	w, err := New(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	dir, _, db, w := watched(t)
 	drain(w)
 	if err := os.WriteFile(filepath.Join(dir, "other.db"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -105,11 +109,7 @@ func TestOtherFilesAndReadsDoNotSignal(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO t(v) VALUES ('y')`); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-w.C():
-	case <-time.After(waitLimit):
-		t.Fatalf("no signal within %v", waitLimit)
-	}
+	waitSignal(t, w, "a commit")
 }
 
 // Close ends the watching: C is closed.
