@@ -150,29 +150,42 @@ func fmtPhase(v float64, ok bool) string {
 }
 
 // idleCost: an idle, linked pair at the default heartbeats, measured over
-// e.idle in three windows: each node's CPU time as a share of one core, and
-// its resident memory at the end of each window. A failover while idle fails
-// the benchmark.
+// e.idle: each node's CPU time over the whole period as a share of one core
+// (the target: SPEC §10's "≤ 1 % of one core" is a node's average cost while
+// idle), and, for information, the same in three windows, with the resident
+// memory at the end of each. A window's share moves in steps of one clock
+// tick (10 ms of CPU: 0.1 % of a 10 s window) and with whatever else the
+// machine runs in it, so its maximum says more about the machine than about
+// the node. A failover while idle fails the benchmark.
 func idleCost(t proctest.T, e env) []row {
 	p, st := startPair(t, e)
 	const windows = 3
-	var cpu, rss []float64
+	var perWindow, rss []float64
+	first := usage(t, p)
+	from := first
 	for w := range windows {
-		from := usage(t, p)
 		time.Sleep(e.idle / windows) // the measurement window itself
 		to := usage(t, p)
 		for _, n := range []string{p.Master, p.Standby} {
 			share := proctest.CPUShare(from[n], to[n]) * 100
-			cpu, rss = append(cpu, share), append(rss, float64(to[n].RSS))
+			perWindow, rss = append(perWindow, share), append(rss, float64(to[n].RSS))
 			fmt.Fprintf(e.log, "  window %d, %s: CPU %.3f %% of one core, RSS %.1f MiB\n", w+1, n, share, float64(to[n].RSS)/(1<<20))
 		}
+		from = to
+	}
+	var whole []float64
+	for _, n := range []string{p.Master, p.Standby} {
+		share := proctest.CPUShare(first[n], from[n]) * 100
+		whole = append(whole, share)
+		fmt.Fprintf(e.log, "  %s over %v: CPU %.3f %% of one core\n", n, e.idle, share)
 	}
 	if now := p.Status(time.Second); !now.Stable(p.Master) || now.Epoch != st.Epoch {
 		t.Errorf("the idle pair changed: before %v, after %v", st, now)
 	}
 	return []row{
-		{what: fmt.Sprintf("idle pair, %v: CPU per node (one core)", e.idle), unit: percent, samples: cpu,
+		{what: fmt.Sprintf("idle pair, %v: CPU per node (one core)", e.idle), unit: percent, samples: whole,
 			target: &target{"max", 1}},
+		{what: fmt.Sprintf("idle pair: CPU per node per %v window (one core)", e.idle/windows), unit: percent, samples: perWindow},
 		{what: fmt.Sprintf("idle pair, %v: resident memory per node", e.idle), unit: bytes, samples: rss,
 			target: &target{"max", 100 << 20}},
 	}

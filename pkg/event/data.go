@@ -111,6 +111,10 @@ type MaintenanceChange struct {
 type Stall struct {
 	Why
 	LateTicks int `json:"late_ticks"`
+	// Unreported is how many stalls came since the previous
+	// tandem.node.stalled event without an event of their own (at most one
+	// event per 10 s).
+	Unreported int `json:"unreported,omitempty"`
 }
 
 // Suppression is the data of tandem.failover.suppressed: either the

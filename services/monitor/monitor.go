@@ -55,6 +55,11 @@ const linkRedial = 250 * time.Millisecond
 // are measured to 1/20 of the interval (50 ms at the default 1 s).
 const TicksPerInterval = 20
 
+// stallReportEvery is how often at most a stall of the node's own timers is
+// reported as a tandem.node.stalled event (F12); every stall is counted in
+// tandem_monitor_stalls_total and logged.
+const stallReportEvery = 10 * time.Second
+
 // Link reports the state of the link to the peer and probes the peer's
 // process. It is optional: without it the monitor relies on heartbeats alone.
 type Link interface {
@@ -264,6 +269,7 @@ func (s *Service) machineConfig(e epochfile.Epochs) failover.Config {
 		Witness:               c.Witness.URL != "",
 		WitnessRequired:       c.Witness.Required,
 		LeaseTicks:            s.ticks(c.Heart.Timeout),
+		StallReportTicks:      s.ticks(stallReportEvery),
 	}
 }
 

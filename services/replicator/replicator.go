@@ -10,10 +10,13 @@
 // into the change log in the writer's own transaction (internal/store), so
 // every writer is captured — the sqlite3 shell too, and while the
 // replicator is down. The shipper polls every PollInterval (10 ms) while the
-// database is busy and backs off to 50 ms, then 200 ms, when it is idle. A
-// poll stats the database and WAL files and asks PRAGMA data_version (which
-// changes when another connection commits) only when they moved
-// (store.Changed), so an idle poll runs no SQL.
+// database is busy and backs off to 50 ms, then 2 s, when it is idle: it
+// watches the database's directory for writes (internal/dbwatch, inotify)
+// and polls at once after one, so the first change after a quiet spell does
+// not wait out the sleep (200 ms idle polls where the database cannot be
+// watched). A poll stats the database and WAL files and asks PRAGMA
+// data_version (which changes when another connection commits) only when
+// they moved or a second has passed (store.Changed).
 //
 // Transport (R2, R4, R9). Each node publishes its changes into its own
 // JetStream stream, ReplStream(pair, node), in its own domain, one message
@@ -185,6 +188,10 @@ type Options struct {
 	// PollInterval is how often the change log is polled while the
 	// database is busy (default 10 ms; idle, the shipper backs off).
 	PollInterval time.Duration
+	// IdlePoll is how often an idle database is polled while it is watched
+	// for writes (default DefaultIdlePoll); a write wakes the shipper at
+	// once. A database that cannot be watched is polled every 200 ms.
+	IdlePoll time.Duration
 	// GroupTimeout bounds how long a group's parts may take to arrive
 	// once applying has started (default 30 s).
 	GroupTimeout time.Duration
@@ -215,6 +222,7 @@ type Service struct {
 	log      zerolog.Logger
 	met      *metrics
 	poll     time.Duration
+	idlePoll time.Duration
 	groupTTL time.Duration
 	hook     func(uint64) error
 	dropSnap func() bool
@@ -271,7 +279,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		cfg: c, nc: o.Conn, js: o.JetStream, peer: o.Peer, domain: o.Domain, peerDom: o.PeerDomain, events: o.Events,
 		log:  o.Log.With().Str("service", "replicator").Logger(),
-		poll: o.PollInterval, groupTTL: o.GroupTimeout, hook: o.BeforeApply, dropSnap: o.DropSnapshotRequest,
+		poll: o.PollInterval, idlePoll: clock.Or(o.IdlePoll, DefaultIdlePoll), groupTTL: o.GroupTimeout, hook: o.BeforeApply, dropSnap: o.DropSnapshotRequest,
 		dir:  filepath.Join(c.DataDir, "replicator"),
 		wake: make(chan struct{}, 1), resume: make(chan struct{}, 1), ctl: make(chan ctlReq),
 		base: base, cancelBase: cancelBase,
@@ -412,7 +420,8 @@ func (s *Service) open(ctx context.Context) error {
 		log: s.log, rep: s.rep, met: s.met, board: s.board, pause: s.pause, groupTTL: s.groupTTL, hook: s.hook,
 		ctl: s.ctl, resume: s.resume, wake: s.wake,
 		fetch: &snapFetch{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, nc: s.nc, dir: s.dir, log: s.log, met: s.met}}
-	s.ship = &shipper{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), poll: s.poll, st: st, js: s.js,
+	s.ship = &shipper{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), poll: s.poll, idlePoll: s.idlePoll,
+		db: DatabasePath(s.cfg), st: st, js: s.js,
 		log: s.log, rep: s.rep, met: s.met, board: s.board, base: s.base, wake: s.wake,
 		paused: s.pause.on, follow: s.followPause, askResync: s.recv.askResync}
 	s.recv.ship = s.ship

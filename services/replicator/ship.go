@@ -16,6 +16,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/dbwatch"
 	"github.com/tandem-ha/tandem/services/replicator/internal/lineage"
 	"github.com/tandem-ha/tandem/services/replicator/internal/store"
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
@@ -58,6 +59,8 @@ type shipper struct {
 	pair, node, peer string
 	master           bool
 	poll             time.Duration
+	idlePoll         time.Duration // the idle poll of a database watched for writes
+	db               string        // the database's path, watched for writes
 	st               shipStore
 	js               jetstream.JetStream
 	log              zerolog.Logger
@@ -128,6 +131,8 @@ func (s *shipper) run(ctx context.Context) error {
 	defer timer.Stop()
 	var p shipPoll
 	var stuck lineage.Backoff // of changes that cannot be shipped
+	written, unwatch := s.watchDatabase()
+	defer unwatch()
 	now := time.Now()
 	p.start(now)
 	for ctx.Err() == nil {
@@ -147,15 +152,39 @@ func (s *shipper) run(ctx context.Context) error {
 			p.shipped(now, err == nil)
 			delay = s.shipBlocked(&stuck, err)
 		}
-		timer.Reset(max(p.delay(now, s.poll), delay))
+		idle := s.idlePoll
+		if written == nil {
+			idle = idlePoll
+		}
+		timer.Reset(max(p.delay(now, s.poll, idle), delay))
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-s.wake:
 			p.woken()
+		case _, ok := <-written:
+			if !ok {
+				s.log.Warn().Msg("stopped watching the database for writes; polling it every " + idlePoll.String() + " when idle")
+				written = nil
+				continue
+			}
+			p.written(time.Now())
 		}
 	}
 	return nil
+}
+
+// watchDatabase watches the database for writes (dbwatch), so that an idle
+// shipper sleeps up to s.idlePoll and still looks at once after a write. It
+// returns nil when the database cannot be watched: the shipper then polls
+// every idlePoll when idle. unwatch ends the watching.
+func (s *shipper) watchDatabase() (written <-chan struct{}, unwatch func()) {
+	w, err := dbwatch.New(s.db)
+	if err != nil {
+		s.log.Info().Err(err).Msg("cannot watch the database for writes; polling it every " + idlePoll.String() + " when idle")
+		return nil, func() {}
+	}
+	return w.C(), func() { _ = w.Close() }
 }
 
 // shipPoll decides when the shipper ships and how long it sleeps: a pure
@@ -165,8 +194,11 @@ func (s *shipper) run(ctx context.Context) error {
 // (a publish that failed leaves its changes in the log, and nothing changes
 // the store again), and every fullShip in any case. It polls every
 // PollInterval while the database is busy, then backs off while it stays
-// quiet (idlePolls): an idle pair costs little, and the first change after a
-// quiet spell waits at most the longest step.
+// quiet (idlePolls, then idle: idlePoll, or Options.IdlePoll when the
+// database is watched for writes): an idle pair costs little. A write seen
+// by the watcher (written) polls at once and fast again, as a change does:
+// the write may come before its commit is visible (store.Changed), and the
+// commit must not wait out the long idle sleep.
 type shipPoll struct {
 	changed time.Time // the last change seen
 	tried   time.Time // the last shipping attempt
@@ -180,11 +212,21 @@ const (
 )
 
 // idlePolls are the poll delays after a quiet spell: the first step that
-// the time since the last change has reached applies.
+// the time since the last change has reached applies; a zero delay is the
+// idle one (idlePoll, or Options.IdlePoll when the database is watched).
 var idlePolls = [...]struct{ quiet, delay time.Duration }{
-	{3 * time.Second, 200 * time.Millisecond},
+	{3 * time.Second, 0},
 	{time.Second, 50 * time.Millisecond},
 }
+
+// idlePoll is the idle poll delay of a database that cannot be watched for
+// writes: the longest a change after a quiet spell waits.
+const idlePoll = 200 * time.Millisecond
+
+// DefaultIdlePoll is the idle poll delay of a database watched for writes
+// (Options.IdlePoll): it bounds a change the watcher did not report (a
+// writer on another machine's mount) and fullShip's lateness.
+const DefaultIdlePoll = 2 * time.Second
 
 // start: at start the log may hold changes made while the shipper was down.
 func (p *shipPoll) start(now time.Time) {
@@ -205,6 +247,11 @@ func (p *shipPoll) due(now time.Time, changed, paused bool) bool {
 	return now.Sub(p.tried) >= fullShip
 }
 
+// written: the watcher saw a write at now: poll fast, as after a change.
+func (p *shipPoll) written(now time.Time) {
+	p.changed = now
+}
+
 // woken: something (a resume, a restore) asks to ship at the next poll.
 func (p *shipPoll) woken() {
 	p.pending, p.tried = true, time.Time{}
@@ -215,11 +262,15 @@ func (p *shipPoll) shipped(now time.Time, ok bool) {
 	p.tried, p.pending = now, !ok
 }
 
-// delay is how long to sleep before the next poll.
-func (p *shipPoll) delay(now time.Time, poll time.Duration) time.Duration {
+// delay is how long to sleep before the next poll: poll while busy, idle
+// after a quiet spell.
+func (p *shipPoll) delay(now time.Time, poll, idle time.Duration) time.Duration {
 	quiet := now.Sub(p.changed)
 	for _, s := range idlePolls {
 		if quiet >= s.quiet {
+			if s.delay == 0 {
+				return max(poll, idle)
+			}
 			return max(poll, s.delay)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 // The shipper polls fast while the database is busy, backs off while it is
 // quiet, and is fast again at the first change.
 func TestShipPollBacksOffWhenIdle(t *testing.T) {
-	const poll = 10 * time.Millisecond
+	const poll, idle = 10 * time.Millisecond, 2 * time.Second
 	t0 := time.Unix(1_000_000, 0)
 	var p shipPoll
 	p.start(t0)
@@ -20,20 +20,30 @@ func TestShipPollBacksOffWhenIdle(t *testing.T) {
 		{999 * time.Millisecond, poll},
 		{time.Second, 50 * time.Millisecond},
 		{2999 * time.Millisecond, 50 * time.Millisecond},
-		{3 * time.Second, 200 * time.Millisecond},
-		{time.Hour, 200 * time.Millisecond},
+		{3 * time.Second, idle},
+		{time.Hour, idle},
 	} {
-		if got := p.delay(t0.Add(c.after), poll); got != c.want {
+		if got := p.delay(t0.Add(c.after), poll, idle); got != c.want {
 			t.Errorf("%v after the last change: delay %v, want %v", c.after, got, c.want)
 		}
 	}
 	busy := t0.Add(time.Hour)
 	p.due(busy, true, false)
-	if got := p.delay(busy.Add(poll), poll); got != poll {
+	if got := p.delay(busy.Add(poll), poll, idle); got != poll {
 		t.Errorf("right after a change: delay %v, want %v", got, poll)
 	}
-	if got := p.delay(busy.Add(time.Hour), time.Second); got != time.Second {
+	if got := p.delay(busy.Add(time.Hour), 5*time.Second, idle); got != 5*time.Second {
 		t.Errorf("a PollInterval above the idle steps: delay %v, want it kept", got)
+	}
+	// A write the watcher saw polls fast again, as a change does: its
+	// commit may not be visible yet at the first poll.
+	written := busy.Add(2 * time.Hour)
+	p.written(written)
+	if got := p.delay(written.Add(poll), poll, idle); got != poll {
+		t.Errorf("right after a write: delay %v, want %v", got, poll)
+	}
+	if got := p.delay(written.Add(3*time.Second), poll, idle); got != idle {
+		t.Errorf("3 s after a write that changed nothing: delay %v, want %v", got, idle)
 	}
 }
 

@@ -99,6 +99,11 @@ type Config struct {
 	Witness         bool
 	WitnessRequired bool
 	LeaseTicks      int
+
+	// StallReportTicks limits the tandem.node.stalled events (F12) to one
+	// per this many ticks, the late ones included; 0 reports every stall.
+	// Every stall re-checks the peer; only its event is limited.
+	StallReportTicks int
 }
 
 // Validate checks the cross-field rules.
@@ -118,6 +123,8 @@ func (c Config) Validate() error {
 		return errors.New("failover: discovery, settle and confirm must be at least one tick")
 	case c.HookTicks < 0:
 		return errors.New("failover: negative hook time limit")
+	case c.StallReportTicks < 0:
+		return errors.New("failover: negative stall report interval")
 	case c.Witness && c.LeaseTicks < 2*c.HeartbeatTicks:
 		return errors.New("failover: the witness lease must last at least two heartbeat intervals")
 	}
@@ -160,7 +167,37 @@ type Machine struct {
 	wit      witnessView // F14
 	peerGone bool        // the peer's process is proven dead since it was last heard
 
+	stalls stallReports // F12's events, limited
+
 	rd Ready
+}
+
+// stallReports limits the tandem.node.stalled events (F12): on a busy host
+// at the fast profile timers run late many times a second, and an event for
+// each would flood the audit stream. The first stall is reported, then at
+// most one per Config.StallReportTicks; a report counts the stalls that were
+// not reported since the previous one. The time since the last report
+// counts the late ticks too: the machine's own clock does not catch them up
+// (onTick in the driver), and a host stalling all the time would otherwise
+// stretch the window.
+type stallReports struct {
+	sent       bool // a stall was reported
+	at         int  // m.now at the last report
+	late       int  // late ticks since the last report
+	unreported int  // stalls since the last report, not reported
+}
+
+// report counts a stall late by ticks at now and says whether to report it
+// as an event, and how many stalls before it were not.
+func (r *stallReports) report(now, ticks, every int) (bool, int) {
+	r.late += ticks
+	if r.sent && now-r.at+r.late < every {
+		r.unreported++
+		return false, 0
+	}
+	n := r.unreported
+	*r = stallReports{sent: true, at: now}
+	return true, n
 }
 
 type peerView struct {

@@ -22,7 +22,7 @@ import (
 // joined by a simulated link. Commands:
 //
 //	pair [hb=N timeout=N linkdown=N discovery=N settle=N confirm=N failback=automatic epoch-a=N epoch-b=N
-//	     hooktimeout=N checks=(x,y) fall=N rise=N takeover=true hooks=manual]
+//	     hooktimeout=N stallreport=N checks=(x,y) fall=N rise=N takeover=true hooks=manual]
 //	start a|b           the node's process starts (a new machine from its persisted epochs: its own, and the highest seen)
 //	kill a|b [link=closed|silent]   the process dies; with link=closed the peer sees the link close and the refused probe
 //	tick [N]            N ticks pass for every running node
@@ -145,7 +145,7 @@ func (h *harness) pair(d *datadriven.TestData) {
 	h.cfg = Config{HeartbeatTicks: 1, TimeoutTicks: 3, DiscoveryTicks: 3, SettleTicks: 3, ConfirmTicks: 3}
 	ints := map[string]*int{"hb": &h.cfg.HeartbeatTicks, "timeout": &h.cfg.TimeoutTicks, "linkdown": &h.cfg.LinkDownTicks,
 		"discovery": &h.cfg.DiscoveryTicks, "settle": &h.cfg.SettleTicks, "confirm": &h.cfg.ConfirmTicks,
-		"hooktimeout": &h.cfg.HookTicks}
+		"hooktimeout": &h.cfg.HookTicks, "stallreport": &h.cfg.StallReportTicks}
 	h.nodes = map[string]*simNode{
 		"a": {name: "a", role: member.Master},
 		"b": {name: "b", role: member.Standby},

@@ -220,13 +220,22 @@ func (m *Machine) stepLinkDown(l LinkDown) {
 // sends a heartbeat at once: its peer has measured the same pause as this
 // node's silence, and its next heartbeat, a whole interval later, could come
 // after the peer's timeout (a 300 ms freeze at the fast profile, F16).
+// Its event is limited (stallReports).
 func (m *Machine) stepStall(s Stall) {
 	grace := m.cfg.TimeoutTicks - m.cfg.HeartbeatTicks
 	if m.peer.heard && m.peer.silence > grace {
 		m.peer.silence = grace
 	}
 	m.rd.Heartbeat = true
-	m.emit(event.NodeStalled, fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks), &event.Stall{LateTicks: s.Ticks})
+	ok, unreported := m.stalls.report(m.now, s.Ticks, m.cfg.StallReportTicks)
+	if !ok {
+		return
+	}
+	reason := fmt.Sprintf("F12: timers ran %d ticks late; re-checking the peer before any failover", s.Ticks)
+	if unreported > 0 {
+		reason += fmt.Sprintf(" (%d earlier stalls not reported)", unreported)
+	}
+	m.emit(event.NodeStalled, reason, &event.Stall{LateTicks: s.Ticks, Unreported: unreported})
 }
 
 func (m *Machine) refuse(code, msg, node string) error {
