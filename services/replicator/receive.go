@@ -48,7 +48,8 @@ type group struct {
 	parts []*wire.Batch
 	size  int
 	tx    store.Apply
-	began time.Time
+	last  time.Time // when its last part arrived
+	large bool // it holds a row in pieces (largeBegin)
 }
 
 // receiver is the state owned by the receive goroutine: the decision
@@ -306,8 +307,8 @@ func (s *Service) receiveLoop(ctx context.Context, r *receiver, msgs <-chan jets
 				return errPaused
 			}
 		case <-tick.C:
-			if r.g != nil && r.g.tx != nil && time.Since(r.g.began) > s.groupTTL {
-				s.log.Warn().Dur("waited", time.Since(r.g.began)).Msg("a group's parts stopped coming; reading it again")
+			if r.g != nil && r.g.tx != nil && time.Since(r.g.last) > s.groupTTL {
+				s.log.Warn().Dur("waited", time.Since(r.g.last)).Msg("a group's parts stopped coming; reading it again")
 				return errRestart
 			}
 			if ack, ok := r.m.Ack(); ok {
@@ -398,6 +399,14 @@ func (s *Service) abort(r *receiver) {
 	if r.g != nil && r.g.tx != nil {
 		_ = r.g.tx.Rollback()
 	}
+	s.dropGroup(r)
+}
+
+// dropGroup forgets the group being assembled (applied or aborted).
+func (s *Service) dropGroup(r *receiver) {
+	if r.g != nil && r.g.large {
+		largeEnd()
+	}
 	r.g = nil
 }
 
@@ -453,9 +462,15 @@ func (s *Service) peerFirstSeq(ctx context.Context, r *receiver) (uint64, bool) 
 // group at its final part.
 func (s *Service) applyPart(ctx context.Context, r *receiver, p *lineage.Part, b *wire.Batch) error {
 	if p.New || r.g == nil {
-		r.g = &group{began: time.Now()}
+		s.abort(r)
+		r.g = &group{}
 	}
 	g := r.g
+	g.last = time.Now()
+	if !g.large && hasPieces(b) {
+		largeBegin()
+		g.large = true
+	}
 	if g.tx == nil {
 		g.parts = append(g.parts, b)
 		for _, c := range b.Changes {
@@ -464,7 +479,9 @@ func (s *Service) applyPart(ctx context.Context, r *receiver, p *lineage.Part, b
 	} else if err := g.tx.Apply(ctx, b, s.appliedLog(r)); err != nil {
 		return s.groupFailed(r, err)
 	}
-	if g.tx == nil && (g.size > memGroupLimit || p.Commit != nil) {
+	// A row in pieces goes straight into the transaction: its parts are
+	// not held as well.
+	if g.tx == nil && (g.size > memGroupLimit || p.Commit != nil || g.large) {
 		if err := s.beginGroup(ctx, r); err != nil {
 			return s.groupFailed(r, err)
 		}
@@ -473,6 +490,17 @@ func (s *Service) applyPart(ctx context.Context, r *receiver, p *lineage.Part, b
 		return nil
 	}
 	return s.commitGroup(ctx, r, *p.Commit)
+}
+
+// hasPieces reports whether b carries a piece of a row too large for one
+// message.
+func hasPieces(b *wire.Batch) bool {
+	for i := range b.Changes {
+		if b.Changes[i].Pieces > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // appliedLog is the last log sequence of the peer applied here.
@@ -518,7 +546,7 @@ func (s *Service) groupFailed(r *receiver, err error) error {
 func (s *Service) commitGroup(ctx context.Context, r *receiver, lp lineage.Position) error {
 	p := store.Position{DB: lp.DB, Log: lp.Log, Stream: lp.Stream}
 	res, err := r.g.tx.Commit(ctx, p)
-	r.g = nil
+	s.dropGroup(r)
 	if err != nil {
 		return s.groupFailed(r, err)
 	}

@@ -172,8 +172,9 @@ type Options struct {
 	// PollInterval is how often the change log is polled while the
 	// database is busy (default 10 ms; idle, the shipper backs off).
 	PollInterval time.Duration
-	// GroupTimeout bounds how long a group's parts may take to arrive
-	// once applying has started (default 30 s).
+	// GroupTimeout bounds how long the next part of a group may take to
+	// arrive once applying has started (default 30 s): a large group whose
+	// parts keep coming is never cut short, however long it takes.
 	GroupTimeout time.Duration
 
 	// BeforeApply, if set, is called before each change is applied with
