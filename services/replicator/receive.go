@@ -49,7 +49,7 @@ type group struct {
 	size  int
 	tx    store.Apply
 	last  time.Time // when its last part arrived
-	large bool // it holds a row in pieces (largeBegin)
+	large bool      // it holds a row in pieces (largeBegin)
 }
 
 // receiver is the state owned by the receive goroutine: the decision
