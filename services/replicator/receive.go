@@ -73,6 +73,7 @@ func (s *Service) runReceive(ctx context.Context) error {
 	}
 	s.setIn(p)
 	r := &receiver{m: lineage.NewReceiver(lineage.Config{Master: s.master(), Peer: s.peer, Pos: toLineage(p), Have: ok})}
+	defer s.abort(r) // a group still open ends with the receiver (and its large row, if any)
 	for ctx.Err() == nil {
 		mv := r.m.Next(time.Now(), s.paused.Load())
 		if err := s.carryOut(ctx, r, nil); err != nil && !errors.Is(err, errResync) {
