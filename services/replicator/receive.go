@@ -51,7 +51,8 @@ type group struct {
 	parts []*wire.Batch
 	size  int
 	tx    store.Apply
-	began time.Time
+	last  time.Time // when its last part arrived
+	large bool      // it holds a row in pieces (largeBegin)
 }
 
 // receiveStore is what the receiver uses of the store.
@@ -109,6 +110,7 @@ func (r *receiver) run(ctx context.Context) error {
 	}
 	r.setIn(p)
 	r.m = lineage.NewReceiver(lineage.Config{Master: r.master, Peer: r.peer, Pos: toLineage(p), Have: ok})
+	defer r.abort() // a group still open ends with the receiver (and its large row, if any)
 	for ctx.Err() == nil {
 		mv := r.m.Next(time.Now(), r.pause.on())
 		if err := r.carryOut(ctx, nil); err != nil && !errors.Is(err, errResync) {
@@ -353,8 +355,8 @@ func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, p
 				return errPaused
 			}
 		case <-tick.C:
-			if r.g != nil && r.g.tx != nil && time.Since(r.g.began) > r.groupTTL {
-				r.log.Warn().Dur("waited", time.Since(r.g.began)).Msg("a group's parts stopped coming; reading it again")
+			if r.g != nil && r.g.tx != nil && time.Since(r.g.last) > r.groupTTL {
+				r.log.Warn().Dur("waited", time.Since(r.g.last)).Msg("a group's parts stopped coming; reading it again")
 				return errRestart
 			}
 			if ack, ok := r.m.Ack(); ok {
@@ -445,6 +447,14 @@ func (r *receiver) abort() {
 	if r.g != nil && r.g.tx != nil {
 		_ = r.g.tx.Rollback()
 	}
+	r.dropGroup()
+}
+
+// dropGroup forgets the group being assembled (applied or aborted).
+func (r *receiver) dropGroup() {
+	if r.g != nil && r.g.large {
+		largeEnd()
+	}
 	r.g = nil
 }
 
@@ -500,9 +510,15 @@ func (r *receiver) peerFirstSeq(ctx context.Context) (uint64, bool) {
 // group at its final part.
 func (r *receiver) applyPart(ctx context.Context, p *lineage.Part, b *wire.Batch) error {
 	if p.New || r.g == nil {
-		r.g = &group{began: time.Now()}
+		r.abort()
+		r.g = &group{}
 	}
 	g := r.g
+	g.last = time.Now()
+	if !g.large && hasPieces(b) {
+		largeBegin()
+		g.large = true
+	}
 	if g.tx == nil {
 		g.parts = append(g.parts, b)
 		for _, c := range b.Changes {
@@ -511,7 +527,9 @@ func (r *receiver) applyPart(ctx context.Context, p *lineage.Part, b *wire.Batch
 	} else if err := g.tx.Apply(ctx, b, r.appliedLog()); err != nil {
 		return r.groupFailed(err)
 	}
-	if g.tx == nil && (g.size > memGroupLimit || p.Commit != nil) {
+	// A row in pieces goes straight into the transaction: its parts are
+	// not held as well.
+	if g.tx == nil && (g.size > memGroupLimit || p.Commit != nil || g.large) {
 		if err := r.beginGroup(ctx); err != nil {
 			return r.groupFailed(err)
 		}
@@ -520,6 +538,17 @@ func (r *receiver) applyPart(ctx context.Context, p *lineage.Part, b *wire.Batch
 		return nil
 	}
 	return r.commitGroup(ctx, *p.Commit)
+}
+
+// hasPieces reports whether b carries a piece of a row too large for one
+// message.
+func hasPieces(b *wire.Batch) bool {
+	for i := range b.Changes {
+		if b.Changes[i].Pieces > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // appliedLog is the last log sequence of the peer applied here.

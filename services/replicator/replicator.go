@@ -192,8 +192,9 @@ type Options struct {
 	// for writes (default DefaultIdlePoll); a write wakes the shipper at
 	// once. A database that cannot be watched is polled every 200 ms.
 	IdlePoll time.Duration
-	// GroupTimeout bounds how long a group's parts may take to arrive
-	// once applying has started (default 30 s).
+	// GroupTimeout bounds how long the next part of a group may take to
+	// arrive once applying has started (default 30 s): a large group whose
+	// parts keep coming is never cut short, however long it takes.
 	GroupTimeout time.Duration
 
 	// BeforeApply, if set, is called before each change is applied with

@@ -380,11 +380,21 @@ func (s *shipper) shipGroup(ctx context.Context, cur *lineage.Shipped, db string
 	start := cur.To
 	var part *wire.Batch
 	size, rows := 0, 0
+	inLarge := false
+	defer func() {
+		if inLarge {
+			largeEnd()
+		}
+	}()
 	newPart := func(from uint64, n int) *wire.Batch {
 		return &wire.Batch{V: wire.Version, Pair: s.pair, Node: s.node, Master: s.master, DB: db,
 			Start: start, From: from, To: from, Part: n, Changes: []wire.Change{}}
 	}
 	to, err := s.st.ReadLog(ctx, start, func(c wire.Change) error {
+		if c.Pieces > 0 && !inLarge {
+			largeBegin()
+			inLarge = true
+		}
 		est := 2*len(c.Chunk) + len(c.Row) + len(c.PK) + len(c.Table) + 128
 		if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
 			if err := s.publish(ctx, part); err != nil {

@@ -24,9 +24,10 @@ type sqliteApply struct {
 	done       bool
 	plan       *tablePlan   // the tables after a schema change in this group
 	piece      *wire.Change // a row arriving in pieces, joined so far
-	joined     []byte
-	large      *wire.Change // the last row joined from pieces: decoded in place
-	parsed     struct {     // the last change's row, parsed (columns)
+	joiner     *wire.Joiner
+	large      *wire.Change // the last row joined from pieces, and its row
+	largeRow   *wire.Joined
+	parsed     struct { // the last change's row, parsed (columns)
 		of   *wire.Change
 		cols []string
 		vals []any
@@ -35,59 +36,68 @@ type sqliteApply struct {
 }
 
 // join adds a piece of a row; it returns the whole change once the last
-// piece is in, else nil.
+// piece is in, else nil. Its row is in a.largeRow (wire.Joiner: a blob
+// is held once, as its bytes), not in Row.
 func (a *sqliteApply) join(c *wire.Change) (*wire.Change, error) {
 	if c.Piece == 0 {
 		p := *c
-		// Sized once from the announced pieces (up to SQLite's limit on a
-		// value): growing by appends would copy the row several times.
-		a.piece, a.joined = &p, append(make([]byte, 0, min(c.Pieces*wire.PieceSize, maxJoined)), c.Chunk...)
+		a.piece, a.joiner = &p, wire.NewJoiner(c.Pieces*wire.PieceSize)
 	} else {
 		if a.piece == nil || a.piece.Seq != c.Seq || c.Piece != a.piece.Piece+1 || c.Pieces != a.piece.Pieces {
 			return nil, fmt.Errorf("piece %d of %d of change %d out of order", c.Piece, c.Pieces, c.Seq)
 		}
 		a.piece.Piece = c.Piece
-		a.joined = append(a.joined, c.Chunk...)
+	}
+	if err := a.joiner.Write(c.Chunk); err != nil {
+		return nil, fmt.Errorf("change %d: %w", c.Seq, err)
 	}
 	if c.Piece < c.Pieces-1 {
 		return nil, nil
 	}
+	row, err := a.joiner.Joined()
+	if err != nil {
+		return nil, fmt.Errorf("change %d: %w", c.Seq, err)
+	}
 	whole := *a.piece
-	whole.Row, whole.Chunk, whole.Piece, whole.Pieces = a.joined, "", 0, 0
-	a.piece, a.joined, a.large = nil, nil, &whole
+	whole.Row, whole.Chunk, whole.Piece, whole.Pieces = nil, "", 0, 0
+	if whole.Op == wire.OpConflict {
+		whole.Row = row.JSON() // a conflict record is decoded from its text
+	} else {
+		a.large, a.largeRow = &whole, row
+	}
+	a.piece, a.joiner = nil, nil
 	return &whole, nil // its row is checked with every other (check)
 }
 
-// maxJoined bounds the memory reserved for a row arriving in pieces: a
-// literal of SQLite's largest value (1e9 bytes, a blob's literal twice
-// that), and the JSON around it.
-const maxJoined = 2*1_000_000_000 + 1<<20
-
-// columnNames are the columns of c's row, checked; a row joined from
-// pieces is left as it is (it may be kept as a conflict's loser).
+// columnNames are the columns of c's row, checked.
 func (a *sqliteApply) columnNames(c *wire.Change) ([]string, error) {
 	if c == a.large {
-		return wire.CheckRow(c.Row)
+		return a.largeRow.Check()
 	}
 	cols, _, err := a.columns(c)
 	return cols, err
 }
 
-// columns parses c's row once for check and write. A row joined from
-// pieces is decoded in its own memory (wire.ColumnsInPlace), once, by
-// write: afterwards its Row is gone.
+// columns parses c's row once for check and write; a row joined from
+// pieces holds its blobs decoded already.
 func (a *sqliteApply) columns(c *wire.Change) ([]string, []any, error) {
 	if c == a.large {
-		a.large = nil
-		cols, vals, err := wire.ColumnsInPlace(c.Row)
-		c.Row = nil
-		return cols, vals, err
+		return a.largeRow.Columns()
 	}
 	if a.parsed.of != c {
 		a.parsed.of = c
 		a.parsed.cols, a.parsed.vals, a.parsed.err = c.Columns()
 	}
 	return a.parsed.cols, a.parsed.vals, a.parsed.err
+}
+
+// rowText is c's row as it was sent (a row joined from pieces, rebuilt:
+// only a conflict's loser needs it).
+func (a *sqliteApply) rowText(c *wire.Change) string {
+	if c == a.large {
+		return string(a.largeRow.JSON())
+	}
+	return string(c.Row)
 }
 
 // table is a replicated table as this group sees it: after a schema change
@@ -177,7 +187,7 @@ func (a *sqliteApply) Apply(ctx context.Context, b *wire.Batch, after uint64) er
 		if err == nil && c.Op != wire.OpSchema && c.Op != wire.OpConflict {
 			_, err = a.change(ctx, c)
 		}
-		a.parsed.of, a.parsed.vals, a.large = nil, nil, nil // a large value is not kept past its change
+		a.parsed.of, a.parsed.vals, a.large, a.largeRow = nil, nil, nil, nil // a large value is not kept past its change
 		if err != nil {
 			return fmt.Errorf("apply change %d (%s %s %s): %w", c.Seq, c.Op, c.Table, c.PK, err)
 		}
@@ -247,7 +257,7 @@ func (a *sqliteApply) change(ctx context.Context, c *wire.Change) (conflict.Outc
 			return out, err
 		}
 	case conflict.KeepLocal:
-		if err := a.conflict(ctx, c, localOp, c.Op, string(c.Row), local, in); err != nil {
+		if err := a.conflict(ctx, c, localOp, c.Op, a.rowText(c), local, in); err != nil {
 			return out, err
 		}
 		return out, a.setVersion(ctx, c.Table, c.PK, after, localOp)

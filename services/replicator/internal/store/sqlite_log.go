@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
@@ -71,7 +72,12 @@ func (s *SQLite) logHigh(ctx context.Context, q querier) (uint64, error) {
 
 // ReadLog implements Store.
 func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change) error) (uint64, error) {
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, err
 	}
@@ -96,7 +102,7 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 		if row.Valid {
 			err = wire.EachPiece(c, row.String, fn)
 		} else {
-			err = wire.EachPieceOf(c, size, logSlices(ctx, tx, c.Seq), fn)
+			err = wire.EachPieceOf(c, size, logSlices(ctx, conn, tx, c.Seq), fn)
 		}
 		if err != nil {
 			return 0, err
@@ -109,12 +115,25 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 }
 
 // logSlices reads the row of log entry seq in slices: a large row (a
-// 50 MiB blob is 100 MiB of literal) is never held whole.
-func logSlices(ctx context.Context, tx *sql.Tx, seq uint64) func(off, n int) (string, error) {
+// 50 MiB blob is 100 MiB of literal) is never held whole. It reads them
+// with incremental blob I/O on tx's connection conn (readBlob), or, where
+// the driver does not allow it, with substr(), which loads the whole
+// value into SQLite's heap for each slice.
+func logSlices(ctx context.Context, conn *sql.Conn, tx *sql.Tx, seq uint64) func(off, n int) (string, error) {
 	return func(off, n int) (string, error) {
 		var b []byte
-		err := tx.QueryRowContext(ctx, `SELECT substr(CAST(row AS BLOB), ?, ?) FROM _tandem_log WHERE seq = ?`, off+1, n, int64(seq)).Scan(&b)
-		return string(b), err
+		err := conn.Raw(func(dc any) error {
+			var err error
+			b, err = readBlob(dc, "_tandem_log", "row", int64(seq), off, n)
+			return err
+		})
+		if errors.Is(err, errNoBlobIO) {
+			err = tx.QueryRowContext(ctx, `SELECT substr(CAST(row AS BLOB), ?, ?) FROM _tandem_log WHERE seq = ?`, off+1, n, int64(seq)).Scan(&b)
+		}
+		if err != nil || len(b) == 0 {
+			return "", err
+		}
+		return unsafe.String(&b[0], len(b)), nil // b is not used again: no copy
 	}
 }
 
