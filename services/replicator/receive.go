@@ -594,7 +594,7 @@ func (r *receiver) groupFailed(err error) error {
 func (r *receiver) commitGroup(ctx context.Context, lp lineage.Position) error {
 	p := store.Position{DB: lp.DB, Log: lp.Log, Stream: lp.Stream}
 	res, err := r.g.tx.Commit(ctx, p)
-	r.g = nil
+	r.dropGroup()
 	if err != nil {
 		return r.groupFailed(err)
 	}
