@@ -31,7 +31,7 @@ import (
 // application is this process writing the master's file.
 func init() {
 	benchmarks = append(benchmarks,
-		benchmark{"repl-throughput", "rows/s master → standby: 100,000 rows in transactions of 1,000, as time per 10,000 rows", replThroughput},
+		benchmark{"repl-throughput", "rows/s master → standby: runs of 100,000 rows in transactions of 1,000, each run as its time per 10,000 rows", replThroughput},
 		benchmark{"repl-lag", "replication lag at 1,000 rows/s for 10 s (10 rows every 10 ms): p99 of commit → applied", replLag},
 		benchmark{"repl-snapshot", "resync of a standby from a snapshot of a 1 GiB database (BENCH_SNAPSHOT_MIB to change)", replSnapshot},
 		benchmark{"repl-reconcile", "reconcile of two 1 GiB databases differing in 1 % of their rows, written on both sides (BENCH_SNAPSHOT_MIB to change)", replReconcile},
@@ -164,6 +164,12 @@ func (p *replPair) count(n string) int {
 	return c
 }
 
+// replThroughput writes 100,000 rows on the master in transactions of
+// 1,000, as fast as the writer can, and times until the standby holds the
+// last of them; each run's sample is that time per 10,000 rows (its
+// average rate, so ≤ 1 s ⇔ ≥ 10,000 rows/s sustained over the run). The
+// standby applies in bursts, a batch at a time, so a clock read at every
+// 10,000th row would measure the bursts, not the rate.
 func replThroughput(t proctest.T, e env) []row {
 	p := newReplPair(t)
 	p.start("a")
@@ -171,46 +177,48 @@ func replThroughput(t proctest.T, e env) []row {
 	p.waitSynced(waitLimit)
 	const total, perTx, step = 100_000, 1_000, 10_000
 	var samples []float64
-	start := time.Now()
-	mark, next := start, step
-	for i := 0; i < total; i += perTx {
-		tx, err := p.app["a"].Begin()
-		if err != nil {
-			t.Fatalf("begin: %v", err)
+	for run := range min(e.runs, 5) {
+		base := run * total
+		start := time.Now()
+		for i := base; i < base+total; i += perTx {
+			p.insertRange(i, i+perTx)
 		}
-		st, _ := tx.Prepare(`INSERT INTO items(id, name, qty) VALUES(?, ?, ?)`)
-		for j := i; j < i+perTx; j++ {
-			if _, err := st.Exec(j, fmt.Sprintf("row %d", j), j); err != nil {
-				t.Fatalf("insert: %v", err)
+		written := time.Since(start)
+		deadline := time.Now().Add(5 * waitLimit)
+		for p.count("b") < base+total {
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d: the standby has %d of %d rows", run+1, p.count("b"), base+total)
 			}
+			time.Sleep(2 * time.Millisecond) // polling with a deadline
 		}
-		st.Close()
-		if err := tx.Commit(); err != nil {
-			t.Fatalf("commit: %v", err)
-		}
-		for n := p.count("b"); n >= next; next += step {
-			now := time.Now()
-			samples = append(samples, now.Sub(mark).Seconds())
-			mark = now
+		all := time.Since(start)
+		samples = append(samples, all.Seconds()*step/total)
+		fmt.Fprintf(e.log, "benchrun: repl-throughput run %d: %d rows written in %v, all on the standby after %v: %.0f rows/s end to end\n",
+			run+1, total, written.Round(time.Millisecond), all.Round(time.Millisecond), float64(total)/all.Seconds())
+	}
+	return []row{{what: "replication: time per 10,000 rows, each run of 100,000 (≤ 1 s ⇔ ≥ 10,000 rows/s)", unit: seconds, samples: samples,
+		target: &target{stat: "max", limit: 1}}}
+}
+
+// insertRange writes rows [from, to) on a's database in one transaction.
+func (p *replPair) insertRange(from, to int) {
+	tx, err := p.app["a"].Begin()
+	if err != nil {
+		p.t.Fatalf("begin: %v", err)
+	}
+	st, err := tx.Prepare(`INSERT INTO items(id, name, qty) VALUES(?, ?, ?)`)
+	if err != nil {
+		p.t.Fatalf("prepare: %v", err)
+	}
+	for j := from; j < to; j++ {
+		if _, err := st.Exec(j, fmt.Sprintf("row %d", j), j); err != nil {
+			p.t.Fatalf("insert: %v", err)
 		}
 	}
-	deadline := time.Now().Add(5 * waitLimit)
-	for next <= total {
-		if time.Now().After(deadline) {
-			t.Fatalf("the standby has %d of %d rows", p.count("b"), total)
-		}
-		time.Sleep(2 * time.Millisecond)
-		for n := p.count("b"); n >= next && next <= total; next += step {
-			now := time.Now()
-			samples = append(samples, now.Sub(mark).Seconds())
-			mark = now
-		}
+	st.Close()
+	if err := tx.Commit(); err != nil {
+		p.t.Fatalf("commit: %v", err)
 	}
-	all := time.Since(start)
-	fmt.Fprintf(e.log, "benchrun: repl-throughput: %d rows on the standby in %v: %.0f rows/s end to end (the writer included)\n",
-		total, all.Round(time.Millisecond), float64(total)/all.Seconds())
-	return []row{{what: "replication: time per 10,000 rows (≥ 10,000 rows/s ⇔ ≤ 1 s)", unit: seconds, samples: samples,
-		target: &target{stat: "p95", limit: 1}}}
 }
 
 func replLag(t proctest.T, e env) []row {
