@@ -196,6 +196,10 @@ func (s *source) lastEvents() []event.Envelope {
 	return s.events
 }
 
+// consumerIdle is how long the server keeps one of readStream's consumers
+// after its fetch: a page refresh makes at most one a stream each Interval.
+const consumerIdle = 5 * time.Second
+
 func (s *source) readStream(ctx context.Context, name string) ([]event.Envelope, error) {
 	st, err := s.js.Stream(ctx, name)
 	if err != nil {
@@ -209,8 +213,13 @@ func (s *source) readStream(ctx context.Context, name string) ([]event.Envelope,
 		return nil, nil
 	}
 	start := max(state.FirstSeq, state.LastSeq-min(state.LastSeq, MaxEvents-1))
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
+	// An ephemeral consumer the server removes once idle: the dashboard
+	// connects as an admin, whose role may create consumers but not delete
+	// them (an ordered consumer deletes its consumer when it resets, a
+	// permission violation logged on every page).
+	cons, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, InactiveThreshold: consumerIdle})
 	if err != nil {
 		return s.cached(name), err
 	}
