@@ -23,6 +23,8 @@ type metrics struct {
 	inputsDropped prometheus.Counter
 	stalls        prometheus.Counter
 	linkDowns     prometheus.Counter
+	// persistFailures counts failed writes of epoch.json.
+	persistFailures prometheus.Counter
 	// Health checks (F15).
 	healthy      prometheus.Gauge
 	critical     prometheus.Gauge
@@ -43,21 +45,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_failover_phase_seconds",
 			Help:    "Duration of each failover phase: detection (last heartbeat or link loss to decision) and activation (decision to epoch persisted and heartbeat sent).",
 			Buckets: buckets}, []string{"phase"}),
-		hookSeconds:   prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_hook_seconds", Help: "Hook run time (the hooks phase of a failover).", Buckets: buckets}, []string{"hook"}),
-		heartbeatsIn:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_heartbeats_received_total", Help: "Valid heartbeats received from the peer."}),
-		heartbeatsOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_heartbeats_sent_total", Help: "Heartbeats sent."}),
-		rejected:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_input_rejected_total", Help: "Rejected input, by kind.", ConstLabels: prometheus.Labels{"service": "monitor"}}, []string{"kind"}),
-		inputsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_inputs_dropped_total", Help: "Inputs dropped because the queue was full."}),
-		stalls:        prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_stalls_total", Help: "Ticks that came late (F12)."}),
-		linkDowns:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_link_down_total", Help: "Times the link to the peer went down."}),
-		healthy:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_healthy", Help: "1 while every health check of this node passes (F15)."}),
-		critical:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_health_critical", Help: "1 while both nodes are unhealthy (F15)."}),
-		checkHealthy:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tandem_monitor_check_healthy", Help: "1 while the check is healthy (after rise successes), 0 after fall failures."}, []string{"check"}),
-		checkRuns:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_monitor_check_runs_total", Help: "Runs of each health check, by result (ok, fail)."}, []string{"check", "result"}),
-		checkSeconds:  prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_check_seconds", Help: "Run time of each health check.", Buckets: buckets}, []string{"check"}),
+		hookSeconds:     prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_hook_seconds", Help: "Hook run time (the hooks phase of a failover).", Buckets: buckets}, []string{"hook"}),
+		heartbeatsIn:    prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_heartbeats_received_total", Help: "Valid heartbeats received from the peer."}),
+		heartbeatsOut:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_heartbeats_sent_total", Help: "Heartbeats sent."}),
+		rejected:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_input_rejected_total", Help: "Rejected input, by kind.", ConstLabels: prometheus.Labels{"service": "monitor"}}, []string{"kind"}),
+		inputsDropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_inputs_dropped_total", Help: "Inputs dropped because the queue was full."}),
+		stalls:          prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_stalls_total", Help: "Ticks that came late (F12)."}),
+		linkDowns:       prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_link_down_total", Help: "Times the link to the peer went down."}),
+		persistFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_monitor_epoch_persist_failures_total", Help: "Failed writes of the epoch file."}),
+		healthy:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_healthy", Help: "1 while every health check of this node passes (F15)."}),
+		critical:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_monitor_health_critical", Help: "1 while both nodes are unhealthy (F15)."}),
+		checkHealthy:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tandem_monitor_check_healthy", Help: "1 while the check is healthy (after rise successes), 0 after fall failures."}, []string{"check"}),
+		checkRuns:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_monitor_check_runs_total", Help: "Runs of each health check, by result (ok, fail)."}, []string{"check", "result"}),
+		checkSeconds:    prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tandem_monitor_check_seconds", Help: "Run time of each health check.", Buckets: buckets}, []string{"check"}),
 	}
 	for _, c := range []prometheus.Collector{m.state, m.epoch, m.peerAge, m.maintenance, m.failovers, m.activations,
-		m.phase, m.hookSeconds, m.heartbeatsIn, m.heartbeatsOut, m.rejected, m.inputsDropped, m.stalls, m.linkDowns,
+		m.phase, m.hookSeconds, m.heartbeatsIn, m.heartbeatsOut, m.rejected, m.inputsDropped, m.stalls, m.linkDowns, m.persistFailures,
 		m.healthy, m.critical, m.checkHealthy, m.checkRuns, m.checkSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

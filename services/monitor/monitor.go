@@ -135,6 +135,11 @@ type Service struct {
 	tick time.Duration
 	m    *failover.Machine
 
+	// saved is what epoch.json holds; unsaved is a newer seen epoch that
+	// could not be written yet (see persist). Owned by run's goroutine.
+	saved   epochfile.Epochs
+	unsaved *epochfile.Epochs
+
 	inputs chan input
 	hooks  chan hookJob
 	lost   chan error // Apart: the connection to the node's server is lost
@@ -236,6 +241,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.saved = epochs
 	s.publishSnapshot()
 	if rl, ok := o.Link.(relayedLink); ok {
 		// A relayed state that does not decode is refused like any input
@@ -492,9 +498,11 @@ func (s *Service) carryOut(ctx context.Context) error {
 		start := s.clk.Now()
 		rd := s.m.Ready()
 		if rd.PersistEpoch {
-			if err := epochfile.Save(s.dir, epochfile.Epochs{Epoch: rd.Epoch, Seen: rd.Seen}); err != nil {
-				return fmt.Errorf("monitor: cannot persist epoch %d (seen %d), stopping: %w", rd.Epoch, rd.Seen, err)
+			if err := s.persist(epochfile.Epochs{Epoch: rd.Epoch, Seen: rd.Seen}); err != nil {
+				return err
 			}
+		} else if s.unsaved != nil {
+			_ = s.persist(*s.unsaved) // a retry: it stops nothing
 		}
 		for _, msg := range rd.Messages {
 			s.sendControl(msg)
@@ -522,6 +530,34 @@ func (s *Service) carryOut(ctx context.Context) error {
 		s.m.Advance()
 	}
 	s.publishSnapshot()
+	return nil
+}
+
+// persist writes e to epoch.json. A node that cannot write its own raised
+// epoch stops (an activation must be persisted before anything is sent,
+// F1). A newer epoch merely seen from the peer that cannot be written is
+// logged and counted, and retried at every wake-up until it is: the node
+// keeps running and knows the epoch in memory; only a restart before the
+// write succeeds would forget it. A full disk on the passive node must not
+// take the pair's standby away.
+func (s *Service) persist(e epochfile.Epochs) error {
+	err := epochfile.Save(s.dir, e)
+	if err == nil {
+		if s.unsaved != nil {
+			s.log.Info().Uint64("epoch", e.Epoch).Uint64("seen", e.Seen).Msg("epoch persisted again")
+		}
+		s.saved, s.unsaved = e, nil
+		return nil
+	}
+	s.met.persistFailures.Inc()
+	if e.Epoch != s.saved.Epoch {
+		return fmt.Errorf("monitor: cannot persist epoch %d (seen %d), stopping: %w", e.Epoch, e.Seen, err)
+	}
+	if s.unsaved == nil || s.unsaved.Seen != e.Seen {
+		s.log.Error().Err(err).Uint64("epoch", e.Epoch).Uint64("seen", e.Seen).
+			Msg("cannot persist the newest epoch seen; running on, retrying at every wake-up")
+	}
+	s.unsaved = &e
 	return nil
 }
 

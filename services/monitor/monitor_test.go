@@ -12,6 +12,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
 )
 
@@ -189,4 +190,60 @@ func TestHooksEnvironment(t *testing.T) {
 	if string(b) != want {
 		t.Fatalf("hook environment:\n%s\nwant:\n%s", b, want)
 	}
+}
+
+// A passive node that cannot write the newest epoch it has seen (its
+// epoch.json cannot be replaced) keeps running passive, counts the failure
+// and writes the file once it can: a full disk on the standby does not take
+// the pair's standby away.
+func TestSeenEpochUnwritable(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) {
+		if c.Node == "b" {
+			c.Heart.Timeout = time.Minute // a's monitor restarts below: b must not take over meanwhile
+		}
+	})
+	w.start("a")
+	w.start("b")
+	a := w.waitSteady()
+	dir := filepath.Join(w.nodes["b"].dir, "monitor")
+	file := filepath.Join(dir, epochfile.Name)
+	w.waitFor("b's epoch file", func() bool {
+		e, err := epochfile.Load(dir)
+		return err == nil && e.Seen == a.Epoch
+	})
+	// A directory where the file was: the rename that replaces it fails,
+	// even for root.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(file, "in-the-way"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	w.stop("a")
+	w.start("a") // the master comes back and activates in a newer epoch, which b sees
+	w.waitFor("a active again in a newer epoch", func() bool {
+		st := w.status("a")
+		return st.State == failover.Active && st.Epoch > a.Epoch
+	})
+	newer := w.status("a").Epoch
+	w.waitFor("b hears the newer epoch and counts the failed write", func() bool {
+		st := w.status("b")
+		return st.PeerEpoch >= newer && st.Seen >= newer &&
+			metricValue(t, w.nodes["b"], "tandem_monitor_epoch_persist_failures_total") >= 1
+	})
+	select {
+	case <-w.nodes["b"].run.Exited():
+		t.Fatalf("b's monitor stopped: %v", w.nodes["b"].run.Err())
+	default:
+	}
+	if st := w.status("b"); st.State != failover.Passive {
+		t.Fatalf("b: %s while a is active in %d", st.State, newer)
+	}
+	if err := os.RemoveAll(file); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("b writes the newer epoch once it can", func() bool {
+		e, err := epochfile.Load(dir)
+		return err == nil && e.Seen == newer
+	})
 }
