@@ -19,16 +19,18 @@ func TestValuesRoundTrip(t *testing.T) {
 	w.start("b")
 	w.waitSynced()
 	values := []any{"ab\x00cd", "\x00", "", nil, []byte{0, 0, 1}, []byte{}, math.Inf(1), math.Inf(-1),
-		int64(math.MaxInt64), int64(math.MinInt64), 0.1, 1e308, math.Copysign(0, -1), 0.0, "it's 'quoted'", "ünïcødé"}
+		int64(math.MaxInt64), int64(math.MinInt64), 0.1, 1e308, math.Copysign(0, -1), 0.0, "it's 'quoted'", "ünïcødé",
+		"\xff\xfe\x80\xc3", "latin-1 \xe4\xf6\xfc 'quoted' \"json\" \\ \n", "\x80"} // the last three not UTF-8
 	for i, v := range values {
 		w.exec("a", `INSERT INTO vals VALUES(?, ?)`, i, v)
 	}
 	w.exec("b", `INSERT INTO texts VALUES(?, 'a key with a NUL')`, "k\x00ey")
+	w.exec("b", `INSERT INTO texts VALUES(?, 'a key that is not UTF-8')`, "k\xe4y")
 	const image = `SELECT group_concat(id || ':' || typeof(v) || ':' || hex(v), ',') FROM (SELECT * FROM vals ORDER BY id)`
 	want := w.query("a", image)
 	w.waitFor("every value on b", func() bool { return w.query("b", image) == want })
 	w.waitFor("the NUL key on a", func() bool {
-		return w.query("a", `SELECT coalesce((SELECT hex(k) FROM texts), '')`) == "6B006579" // k, NUL, e, y
+		return w.query("a", `SELECT coalesce((SELECT group_concat(hex(k)) FROM (SELECT k FROM texts ORDER BY k)), '')`) == "6B006579,6BE479" // k, NUL, e, y; k, ä in Latin-1, y
 	})
 	w.waitConverged()
 	// Changed after the NUL only: replication and verify still see it.
@@ -53,9 +55,11 @@ func TestLargeRowsInPieces(t *testing.T) {
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
-	w.exec("a", `INSERT INTO files VALUES(1, ?, ?)`, big, strings.Repeat("it's text ", 200_000))
+	// The note's pieces end inside its two-byte characters: a piece is
+	// not valid UTF-8 on its own.
+	w.exec("a", `INSERT INTO files VALUES(1, ?, ?)`, big, strings.Repeat("it's täxt ", 200_000))
 	w.exec("a", `INSERT INTO items VALUES(1, 'after the big row', 1)`)
-	sum := `SELECT coalesce((SELECT group_concat(id || ':' || length(body) || ':' || length(note) || ':' || substr(hex(body), 4000001, 64), ',') FROM files), '')`
+	sum := `SELECT coalesce((SELECT group_concat(id || ':' || length(body) || ':' || length(note) || ':' || substr(hex(body), 4000001, 64) || ':' || length(CAST(note AS BLOB)) || ':' || instr(note, char(65533)), ',') FROM files), '')`
 	want := w.query("a", sum)
 	w.waitFor("the big row on b", func() bool { return w.query("b", sum) == want })
 	w.waitFor("the row after it on b", func() bool { return w.items("b") == "1:after the big row:1" })

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,6 +59,8 @@ type rowScanner struct {
 	// are only checked and its value is nil.
 	joined bool
 	blobs  [][]byte
+	// values: a blob's value is its bytes (Change.Columns), not nil.
+	values bool
 }
 
 func (r *rowScanner) ws() {
@@ -88,13 +89,11 @@ func (r *rowScanner) member() (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	col := string(raw)
+	col := string(raw[1 : len(raw)-1])
 	if escaped {
-		if err := json.Unmarshal(raw, &col); err != nil {
+		if col, err = unquote(raw); err != nil {
 			return "", nil, err
 		}
-	} else {
-		col = col[1 : len(col)-1]
 	}
 	if !ValidIdent(col) {
 		return "", nil, fmt.Errorf("column name %q", col)
@@ -142,8 +141,8 @@ func (r *rowScanner) str() (raw []byte, escaped bool, err error) {
 // its value is the next of the row's blobs.
 func (r *rowScanner) literal(raw []byte, escaped bool) (any, error) {
 	if escaped {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := unquote(raw)
+		if err != nil {
 			return nil, err
 		}
 		return ParseLiteral(s)
@@ -160,6 +159,10 @@ func (r *rowScanner) literal(raw []byte, escaped bool) (any, error) {
 		b := r.blobs[0]
 		r.blobs = r.blobs[1:]
 		return b, nil
+	}
+	if r.values {
+		v, _, err := parseBlob(string(lit))
+		return v, err
 	}
 	if len(hexText)%2 != 0 {
 		return nil, errors.New("blob literal: odd length hex")

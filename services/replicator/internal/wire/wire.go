@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -96,8 +97,14 @@ func (r ConflictRecord) Row() json.RawMessage {
 	if r.LoserRow != "" {
 		row["loser_row"] = Literal(r.LoserRow)
 	}
-	b, _ := json.Marshal(row)
-	return b
+	b := []byte{'{'}
+	for i, k := range slices.Sorted(maps.Keys(row)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = quote(append(quote(b, k), ':'), row[k])
+	}
+	return append(b, '}')
 }
 
 // DecodeConflict reads and checks the record of an OpConflict change.
@@ -209,6 +216,10 @@ type Change struct {
 	Piece  int    `json:"piece,omitempty"`
 	Pieces int    `json:"pieces,omitempty"`
 	Chunk  string `json:"chunk,omitempty"`
+	// PKHex and ChunkHex carry PK and Chunk in hex on the wire when they
+	// are not valid UTF-8 (see text.go); always empty in memory.
+	PKHex    string `json:"pkx,omitempty"`
+	ChunkHex string `json:"chunkx,omitempty"`
 }
 
 // PieceSize is the largest chunk of a row that travels in one change.
@@ -277,14 +288,31 @@ func ValidIdent(s string) bool { return identRE.MatchString(s) }
 // ValidDB reports whether s is a well-formed database id.
 func ValidDB(s string) bool { return dbRE.MatchString(s) }
 
-// Encode marshals b.
-func (b *Batch) Encode() ([]byte, error) { return json.Marshal(b) }
+// Encode marshals b, a PK or Chunk that is not valid UTF-8 in hex.
+func (b *Batch) Encode() ([]byte, error) {
+	for i := range b.Changes {
+		if c := toWire(b.Changes[i]); c.PKHex != "" || c.ChunkHex != "" {
+			out := *b
+			out.Changes = slices.Clone(b.Changes)
+			for k := i; k < len(out.Changes); k++ {
+				out.Changes[k] = toWire(out.Changes[k])
+			}
+			return json.Marshal(&out)
+		}
+	}
+	return json.Marshal(b)
+}
 
 // Decode parses and validates one batch meant for pair.
 func Decode(data []byte, pair string) (*Batch, error) {
 	var b Batch
 	if err := event.DecodeStrict(data, MaxSize, &b); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	for i := range b.Changes {
+		if err := fromWire(&b.Changes[i]); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 	}
 	if err := b.Validate(pair); err != nil {
 		return nil, err
@@ -384,30 +412,7 @@ func (c *Change) validate() error {
 // Columns decodes the row of an insert or update: column names (sorted as
 // sent) and their values.
 func (c *Change) Columns() ([]string, []any, error) {
-	var m map[string]string
-	if err := json.Unmarshal(c.Row, &m); err != nil || m == nil {
-		return nil, nil, fmt.Errorf("row is not an object of literals: %v", err)
-	}
-	if len(m) == 0 {
-		return nil, nil, errors.New("row has no columns")
-	}
-	cols := make([]string, 0, len(m))
-	for k := range m {
-		if !ValidIdent(k) {
-			return nil, nil, fmt.Errorf("column name %q", k)
-		}
-		cols = append(cols, k)
-	}
-	sortStrings(cols)
-	vals := make([]any, len(cols))
-	for i, k := range cols {
-		v, err := ParseLiteral(m[k])
-		if err != nil {
-			return nil, nil, fmt.Errorf("column %s: %w", k, err)
-		}
-		vals[i] = v
-	}
-	return cols, vals, nil
+	return scanRow(rowScanner{b: c.Row, values: true})
 }
 
 func sortStrings(s []string) {
