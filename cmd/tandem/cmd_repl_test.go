@@ -91,6 +91,15 @@ func TestReplCommands(t *testing.T) {
 		var out, errOut bytes.Buffer
 		return run(ctx, []string{"repl", "verify", "--pair", "p", "--attempts", "1", server}, &out, &errOut) == 0
 	})
+	// A node the pair does not have is refused, and nothing is paused.
+	for _, verb := range []string{"pause", "resume", "resync"} {
+		if out := cli(1, "repl", verb, "--pair", "p", "--node", "zz"); !strings.Contains(out, `unknown node "zz"`) {
+			t.Errorf("repl %s --node zz printed %q", verb, out)
+		}
+	}
+	if out := cli(0, "status", "--pair", "p"); strings.Contains(out, "paused") {
+		t.Errorf("repl pause --node zz paused a node: %q", out)
+	}
 	cli(0, "repl", "pause", "--pair", "p", "--node", "b")
 	shell("b", `UPDATE items SET name = 'garbage' WHERE id = 1`)
 	for _, c := range []struct{ args, want string }{

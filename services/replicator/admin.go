@@ -56,6 +56,14 @@ func (s *Service) onAdmin(m *nats.Msg) {
 		return
 	}
 	if req.Node != "" && req.Node != s.cfg.Node {
+		s.mu.Lock()
+		peer := s.peer
+		s.mu.Unlock()
+		if peer != "" && req.Node != peer {
+			_ = m.Respond(reply.Fail(reply.Errorf(reply.CodeBadRequest, "unknown node %q: the nodes of pair %s are %s and %s",
+				req.Node, s.cfg.Pair, min(s.cfg.Node, peer), max(s.cfg.Node, peer))))
+			return
+		}
 		_ = m.Respond(reply.OK(api.ReplReply{Status: s.Status(), Skipped: true}))
 		return
 	}
@@ -85,7 +93,8 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	_ = m.Respond(reply.OK(out))
 }
 
-// opened is the store once Run has opened it (nil before).
+// opened is the store of the session running (nil before, and between
+// sessions). The caller holds s.sess for reading.
 func (s *Service) opened() store.Store {
 	if !s.ready.Load() {
 		return nil
@@ -100,10 +109,13 @@ func (s *Service) adminResync() (api.ReplReply, error) {
 	if s.pause.on() {
 		return api.ReplReply{}, reply.Errorf(reply.CodeInvalidState, "replication is paused on %s; resume first", s.cfg.Node)
 	}
+	s.sess.RLock()
 	if s.opened() == nil {
+		s.sess.RUnlock()
 		return api.ReplReply{}, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
 	s.recv.ask(ctlReq{kind: "operator", why: "asked by an operator"})
+	s.sess.RUnlock()
 	return api.ReplReply{Status: s.Status(), Message: "resync started"}, nil
 }
 
@@ -114,6 +126,8 @@ func (s *Service) Status() api.ReplStatus {
 	s.mu.Lock()
 	st.In = api.ReplDirection{From: s.peer, To: s.cfg.Node}
 	s.mu.Unlock()
+	s.sess.RLock()
+	defer s.sess.RUnlock()
 	if s.opened() == nil {
 		return st
 	}
@@ -141,6 +155,8 @@ func (s *Service) Status() api.ReplStatus {
 // buckets of one table (R7).
 func (s *Service) Verify(ctx context.Context, table string, buckets []int) (api.ReplVerifyReply, error) {
 	out := api.ReplVerifyReply{Node: s.cfg.Node, Role: string(s.cfg.Role)}
+	s.sess.RLock()
+	defer s.sess.RUnlock()
 	if s.opened() == nil {
 		return out, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}

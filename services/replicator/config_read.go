@@ -67,6 +67,8 @@ func orDefault(s, d string) string {
 // resource, or go past api.MaxResources or the reply's size are left out
 // and counted in Skipped.
 func (s *Service) ReadConfig(ctx context.Context, hosts, resources string) (api.ConfigReply, error) {
+	s.sess.RLock()
+	defer s.sess.RUnlock()
 	st := s.opened()
 	if st == nil {
 		return api.ConfigReply{}, &reply.Error{Code: reply.CodeUnavailable, Message: "replication is starting"}

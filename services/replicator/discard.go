@@ -107,7 +107,7 @@ func (s *Service) checkResyncFrom(req api.ReplRequest) (api.ReplReply, bool, err
 			"without --discard a resync reconciles the standby with the master: --from must name the master (%s), or add --discard to make %s equal to %s", self, self, req.From)
 	case !req.Discard:
 		return api.ReplReply{}, false, nil // today's resync, from the master
-	case s.opened() == nil:
+	case !s.ready.Load():
 		return api.ReplReply{}, false, &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
 	if err := s.peerReachable(); err != nil {

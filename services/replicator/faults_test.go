@@ -595,3 +595,48 @@ func TestStaleResyncRequestIgnored(t *testing.T) {
 	})
 	w.waitSynced()
 }
+
+// R9: a node's database file deleted while its replicator runs (the
+// standby's, then the master's), and the application opening the path
+// again, as it would after a failover: the replicator notices, opens the
+// new file as at a restart, and the pair converges with every acknowledged
+// write on both nodes — the emptied node is seeded from, or reconciled
+// with, the other. Before, the replicator went on with the unlinked file:
+// status "running", verify "identical", and after a failover the
+// application found an empty database.
+func TestDatabaseDeletedWhileRunning(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	a := acked{}
+	for i := 1; i < 5; i++ {
+		w.write("a", i, "before", a)
+		w.write("b", 100+i, "before", a)
+	}
+	w.waitConverged()
+	for round, node := range []string{"b", "a"} {
+		w.nodes[node].app.Close()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(w.nodes[node].path + suffix)
+		}
+		w.openApp(node)
+		w.exec(node, schema) // the application creates its tables again
+		w.waitFor(node+" reopens its database", func() bool {
+			_, ok := w.nodes[node].sink.Find(event.ReplBlocked, "while open")
+			return ok
+		})
+		for i := 10 * (round + 1); i < 10*(round+1)+3; i++ {
+			w.write("a", i, "after "+node+"'s file was deleted", a)
+			w.write("b", 100+i, "after "+node+"'s file was deleted", a)
+		}
+		w.waitConverged()
+		w.checkAcked(a)
+		w.nodes[node].sink.Reset()
+	}
+	for _, n := range []string{"a", "b"} {
+		if st := w.nodes[n].svc.Status(); st.State != "running" {
+			t.Errorf("%s: %s (%s)", n, st.State, st.Reason)
+		}
+	}
+}

@@ -86,6 +86,8 @@ func (p *pause) set(ctx context.Context, paused bool, at time.Time, newerThan in
 // force, so the peer does not follow it and this node still follows the
 // pair's next one.
 func (s *Service) SetPaused(ctx context.Context, paused, onlyHere bool) error {
+	s.sess.RLock()
+	defer s.sess.RUnlock()
 	if s.opened() == nil {
 		return &reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}
 	}
@@ -93,13 +95,21 @@ func (s *Service) SetPaused(ctx context.Context, paused, onlyHere bool) error {
 	if onlyHere {
 		at = time.Unix(0, s.pause.decided())
 	}
-	return s.pause.set(ctx, paused, at, 0, "by an operator")
+	if err := s.pause.set(ctx, paused, at, 0, "by an operator"); err != nil {
+		return err
+	}
+	if paused {
+		s.ship.settled()
+	}
+	return nil
 }
 
 // followPause adopts the peer's pause or resume when it was decided after
 // the one this node follows (R4): the operator's command reached only the
 // peer.
 func (s *Service) followPause(paused bool, at int64) {
+	s.sess.RLock()
+	defer s.sess.RUnlock()
 	if at == 0 || at <= s.pause.decided() || s.opened() == nil {
 		return
 	}

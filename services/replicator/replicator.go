@@ -229,7 +229,14 @@ type Service struct {
 	dropSnap func() bool
 	dir      string
 
-	st           store.Store // set once by Run before anything else runs
+	// sess guards the parts of a session (st, file, sessBase, snap, ship,
+	// recv): open writes them, between sessions; a NATS handler or a
+	// caller of Status reads them under RLock.
+	sess         sync.RWMutex
+	st           store.Store
+	file         os.FileInfo // the database file st opened
+	sessBase     context.Context
+	cancelSess   context.CancelFunc
 	js           jetstream.JetStream
 	ready        atomic.Bool
 	awaitingPeer atomic.Bool // Run waits for the peer's heartbeat to learn its name
@@ -247,7 +254,7 @@ type Service struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex // guards peer and peerDom (learnPeer sets them)
 
-	// The parts, set by open before anything else runs.
+	// The parts of a session, set by open (guarded by sess).
 	snap *snapServer
 	ship *shipper
 	recv *receiver
@@ -335,11 +342,29 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.learnPeer(ctx); err != nil {
 		return nil // ctx ended first
 	}
+	for {
+		err := s.session(ctx)
+		var gone *databaseGone
+		if !errors.As(err, &gone) {
+			return err
+		}
+		// As at a restart: the database at the path is opened anew, and
+		// its identity decides (R9, R10) — an empty one is seeded from the
+		// peer, a restored one reconciled.
+		s.log.Warn().Str("db", gone.path).Str("reason", gone.why).Msg("the database file was deleted or replaced while open: opening it again")
+		s.rep.emit(event.ReplBlocked, event.Blocked{Why: event.Because("R9: " + gone.Error() + "; opening it again")})
+		s.board.set("starting", gone.Error()+"; opening it again")
+	}
+}
+
+// session opens the database and replicates until ctx ends, a part
+// fails, or the database file is deleted or replaced under it
+// (*databaseGone: Run opens it again).
+func (s *Service) session(ctx context.Context) error {
 	if err := s.open(ctx); err != nil {
 		return err
 	}
-	defer s.st.Close()
-	defer s.endSnapshots()
+	defer s.close()
 	if err := s.subscribe(); err != nil {
 		return err
 	}
@@ -353,12 +378,14 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.wg.Go(func() { fail(s.ship.run(ctx)) })
 	s.wg.Go(func() { fail(s.recv.run(ctx)) })
+	s.wg.Go(func() { fail(s.watchFile(ctx)) })
 	fo := &failoverStatus{pair: s.cfg.Pair, node: s.cfg.Node, js: s.js, st: s.st, log: s.log, registry: s.registry,
 		rep: s.rep, failures: s.met.failoverFailures}
 	s.wg.Go(func() { fo.run(ctx) })
 	s.ready.Store(true)
 	s.log.Info().Str("peer", s.peer).Str("db", DatabasePath(s.cfg)).Msg("replicator running")
 	<-ctx.Done()
+	s.ready.Store(false)
 	s.wg.Wait()
 	s.snap.clean(true)
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -400,12 +427,21 @@ func (s *Service) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("replicator: %w", err)
 	}
-	s.st = st
+	file, err := os.Stat(DatabasePath(s.cfg))
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("replicator: %w", err)
+	}
 	info, err := st.Info(ctx)
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("replicator: %w", err)
 	}
+	s.sess.Lock()
+	defer s.sess.Unlock()
+	s.st, s.file = st, file
+	base, cancelBase := context.WithCancel(s.base)
+	s.sessBase, s.cancelSess = base, cancelBase
 	s.pause.st = st
 	s.pause.load(info)
 	s.rep.refused(st.Refused(), s.st.Refused())
@@ -416,25 +452,26 @@ func (s *Service) open(ctx context.Context) error {
 		}
 	}
 	s.snap = &snapServer{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), dir: s.dir, st: st, js: s.js,
-		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: s.base, snaps: map[string]*servedSnap{}}
+		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: base, snaps: map[string]*servedSnap{}}
 	s.recv = &receiver{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, peerDom: s.peerDom, master: s.master(), nc: s.nc, st: st,
 		log: s.log, rep: s.rep, met: s.met, board: s.board, pause: s.pause, groupTTL: s.groupTTL, hook: s.hook,
 		ctl: s.ctl, resume: s.resume, wake: s.wake,
 		fetch: &snapFetch{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, nc: s.nc, dir: s.dir, log: s.log, met: s.met}}
 	s.ship = &shipper{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), poll: s.poll, idlePoll: s.idlePoll,
 		db: DatabasePath(s.cfg), st: st, js: s.js,
-		log: s.log, rep: s.rep, met: s.met, board: s.board, base: s.base, wake: s.wake,
+		log: s.log, rep: s.rep, met: s.met, board: s.board, base: base, wake: s.wake,
 		paused: s.pause.on, follow: s.followPause, askResync: s.recv.askResync}
 	s.recv.ship = s.ship
 	return nil
 }
 
-// endSnapshots stops snapshots from starting and waits for those being
-// made (their context, s.base, is cancelled first).
-func (s *Service) endSnapshots() {
+// close ends a session: snapshots stop starting and those being made end
+// (their context is cancelled first), then the database is closed.
+func (s *Service) close() {
 	s.snap.close()
-	s.cancelBase()
+	s.cancelSess()
 	s.snap.wait()
+	s.st.Close()
 }
 
 // openStore opens the application database. A table of database.tables

@@ -101,6 +101,15 @@ func (s *shipper) holdShipping(on bool) {
 	}
 }
 
+// settled waits for a shipment in flight to end: after a pause, nothing
+// committed from then on is shipped (run looks at the pause again once
+// it holds shipping).
+func (s *shipper) settled() {
+	s.shipping.Lock()
+	//lint:ignore SA2001 an empty critical section: a barrier behind the shipment in flight
+	s.shipping.Unlock()
+}
+
 func (s *shipper) idle() bool {
 	s.shipping.Lock()
 	defer s.shipping.Unlock()
@@ -144,6 +153,12 @@ func (s *shipper) run(ctx context.Context) error {
 		delay := time.Duration(0)
 		if p.due(now, changed, s.paused() || s.hold.Load()) {
 			s.shipping.Lock()
+			if s.paused() || s.hold.Load() {
+				// Paused or held while this turn began: a change committed
+				// after the pause was acknowledged must stay queued (R4).
+				s.shipping.Unlock()
+				continue
+			}
 			err := s.shipOnce(ctx, stream, &cur)
 			s.shipping.Unlock()
 			if err != nil && ctx.Err() == nil {
