@@ -162,6 +162,7 @@ func leafBlock(o Options, id identities) string {
 	var b strings.Builder
 	b.WriteString("leafnodes {\n")
 	fmt.Fprintf(&b, "  reconnect: %s\n", q(leafReconnect))
+	b.WriteString("  compression: off\n")
 	if o.LeafListen != "" {
 		fmt.Fprintf(&b, "  listen: %s\n  no_advertise: true\n", q(o.LeafListen))
 	}
@@ -174,7 +175,7 @@ func leafBlock(o Options, id identities) string {
 	var remotes []string
 	if o.Solicit {
 		var r strings.Builder
-		fmt.Fprintf(&r, "{url: %s, account: %s, ignore_discovered_servers: true", q(o.Peer), AppAccount)
+		fmt.Fprintf(&r, "{url: %s, account: %s, ignore_discovered_servers: true, compression: off", q(o.Peer), AppAccount)
 		if id.leafSeed != "" {
 			fmt.Fprintf(&r, ", nkey: %s", q(id.leafSeed))
 		}
