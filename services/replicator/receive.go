@@ -333,7 +333,7 @@ func (r *receiver) runningState() string {
 }
 
 func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, pumpErr <-chan error) error {
-	tick := time.NewTicker(time.Second)
+	tick := clock.NewBeat(time.Second) // on the whole second, with the node's other periodic jobs
 	defer tick.Stop()
 	for {
 		select {
@@ -358,6 +358,7 @@ func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, p
 				return errPaused
 			}
 		case <-tick.C:
+			tick.Next()
 			if r.g != nil && r.g.tx != nil && time.Since(r.g.last) > r.groupTTL {
 				r.log.Warn().Dur("waited", time.Since(r.g.last)).Msg("a group's parts stopped coming; reading it again")
 				return errRestart
