@@ -162,6 +162,10 @@ func leafBlock(o Options, id identities) string {
 	var b strings.Builder
 	b.WriteString("leafnodes {\n")
 	fmt.Fprintf(&b, "  reconnect: %s\n", q(leafReconnect))
+	// The pair's link without compression, both ends (issue 19): the
+	// default s2_auto leaves a link under 10 ms round trip uncompressed but
+	// framed, and the server reads each frame in five calls — half of an
+	// idle node's reads. The hub's uplink keeps the default.
 	b.WriteString("  compression: off\n")
 	if o.LeafListen != "" {
 		fmt.Fprintf(&b, "  listen: %s\n  no_advertise: true\n", q(o.LeafListen))
