@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/clock"
 )
 
 // LinkEvent is one change of the leaf link to the peer.
@@ -79,7 +81,7 @@ func (s *Server) onAdvisory(m *nats.Msg) {
 func (s *Server) watch() {
 	defer close(s.done)
 	defer close(s.events)
-	tick := time.NewTicker(safetyTick)
+	tick := clock.NewBeat(safetyTick) // on the whole second, with the node's other periodic jobs
 	defer tick.Stop()
 	s.observe()
 	for {
@@ -90,6 +92,7 @@ func (s *Server) watch() {
 			s.settle()
 		case <-tick.C:
 			s.observe()
+			tick.Next()
 		}
 	}
 }

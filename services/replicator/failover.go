@@ -25,6 +25,14 @@ const FailoverConsumer = "tandem_replicator_failover"
 // delivered again (the database is down: written as soon as it is back).
 const failoverRetry = time.Second
 
+// failoverPull is how long one pull for the next event is parked on the
+// server. An event is delivered to the parked pull at once; the length
+// only sets how often an idle node renews it (at the default 5 s: a pull,
+// its timeout and a reply subscription 0.2 times a second, each
+// subscription also announced across the link — issue 19, as the
+// notifier's followPull).
+const failoverPull = 30 * time.Second
+
 // failoverStatus writes this node's activations into the database (R8):
 // the failover reactions of the replicator. It owns its consumer; the
 // newest epoch it sees stamps the replicator's events (reporter.epoch).
@@ -65,7 +73,8 @@ func (f *failoverStatus) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := bus.NewSubscriber(f.js, bus.SubscriberConfig{Stream: stream, Consumer: FailoverConsumer, NackDelay: failoverRetry}, f.log)
+	sub, err := bus.NewSubscriber(f.js, bus.SubscriberConfig{Stream: stream, Consumer: FailoverConsumer, NackDelay: failoverRetry,
+		PullTimeout: failoverPull}, f.log)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,10 +96,12 @@ type receiver struct {
 	m        *lineage.Receiver
 	g        *group
 	lastSent time.Time
-	peerJS   jetstream.JetStream
-	lastMsg  time.Time // when the consumer last delivered
-	lastSeq  uint64    // the stream sequence it last delivered
-	checked  time.Time // when the peer's stream was last looked at
+	// lastApplied is the last message sendApplied published.
+	lastApplied []byte
+	peerJS      jetstream.JetStream
+	lastMsg     time.Time // when the consumer last delivered
+	lastSeq     uint64    // the stream sequence it last delivered
+	checked     time.Time // when the peer's stream was last looked at
 }
 
 // run is the receiver goroutine: it applies the peer's batches, and
@@ -330,7 +333,7 @@ func (r *receiver) runningState() string {
 }
 
 func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, pumpErr <-chan error) error {
-	tick := time.NewTicker(time.Second)
+	tick := clock.NewBeat(time.Second) // on the whole second, with the node's other periodic jobs
 	defer tick.Stop()
 	for {
 		select {
@@ -355,6 +358,7 @@ func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, p
 				return errPaused
 			}
 		case <-tick.C:
+			tick.Next()
 			if r.g != nil && r.g.tx != nil && time.Since(r.g.last) > r.groupTTL {
 				r.log.Warn().Dur("waited", time.Since(r.g.last)).Msg("a group's parts stopped coming; reading it again")
 				return errRestart
@@ -630,14 +634,21 @@ func (r *receiver) reportConflict(c store.Conflict) {
 	r.rep.emit(event.ReplConflict, data)
 }
 
+// appliedRepeat is how often a periodic call repeats a position the peer
+// was already told (a core NATS message may be lost across a link that
+// drops): an idle pair sends nothing new, and a message a second each way
+// kept both nodes and the link busy for nothing.
+const appliedRepeat = 5 * time.Second
+
 // sendApplied tells the peer how far its batches are applied (at most
-// every 100 ms unless forced by a reconcile request; periodic calls pass
-// tick).
+// every 100 ms unless forced by a reconcile request). Periodic calls pass
+// tick: they send what changed since the last message, a reconcile
+// request every time, and the same position again only after
+// appliedRepeat.
 func (r *receiver) sendApplied(ack lineage.Ack, tick bool) {
 	if ack.Reconcile == "" && !tick && time.Since(r.lastSent) < 100*time.Millisecond {
 		return
 	}
-	r.lastSent = time.Now()
 	a := wire.Applied{V: wire.Version, Pair: r.pair, Node: r.node, Log: ack.Pos.Log, Stream: ack.Pos.Stream,
 		Resync: ack.Reconcile != "", Reason: ack.Reconcile, Paused: r.pause.on(), PauseAt: r.pause.decided()}
 	if a.Resync && wire.ValidDB(ack.ReconcileDB) {
@@ -647,5 +658,9 @@ func (r *receiver) sendApplied(ack lineage.Ack, tick bool) {
 		a.DB = ack.Pos.DB
 	}
 	b, _ := json.Marshal(a)
+	if tick && !a.Resync && bytes.Equal(b, r.lastApplied) && time.Since(r.lastSent) < appliedRepeat {
+		return
+	}
+	r.lastSent, r.lastApplied = time.Now(), b
 	_ = r.nc.Publish(subject.ReplApplied(r.pair, r.peer), b)
 }

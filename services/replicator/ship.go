@@ -171,7 +171,11 @@ func (s *shipper) run(ctx context.Context) error {
 		if written == nil {
 			idle = idlePoll
 		}
-		timer.Reset(max(p.delay(now, s.poll, idle), delay))
+		wait := max(p.delay(now, s.poll, idle), delay)
+		if wait >= time.Second { // idle: look with the node's other periodic jobs (clock.Beat)
+			wait = clock.Align(now, wait, time.Second)
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 		case <-timer.C:

@@ -125,9 +125,21 @@ func (d *Dashboard) Run(ctx context.Context) error {
 	} else {
 		defer sub.Unsubscribe() //nolint:errcheck // the connection may be closed already
 	}
+	// The ticker runs only while someone watches: an unwatched dashboard
+	// does not wake the node every second (a subscriber asks at once).
 	tk := time.NewTicker(Interval)
 	defer tk.Stop()
+	tk.Stop()
+	ticking := false
 	for {
+		if w := d.watched(); w != ticking {
+			if w {
+				tk.Reset(Interval)
+			} else {
+				tk.Stop()
+			}
+			ticking = w
+		}
 		select {
 		case <-ctx.Done():
 			return nil
