@@ -313,7 +313,7 @@ func licenseStatusLines(out io.Writer, ps api.PairStatus) {
 		s := n.License
 		if s == nil {
 			if anyNode(ps, func(n api.NodeStatus) bool { return n.License != nil }) {
-				fmt.Fprintf(out, "license %s: %s\n", n.Node, noAnswer(n))
+				fmt.Fprintf(out, "license %s: %s\n", nodeName(n), noAnswer(n))
 			}
 			continue
 		}

@@ -333,15 +333,15 @@ func replStatusLines(out io.Writer, ps api.PairStatus) {
 			silent = append(silent, n)
 		}
 	}
-	if len(rows) == 0 {
-		return
+	if len(rows) == 0 && !slices.ContainsFunc(silent, func(n api.NodeStatus) bool { return n.Reachable }) {
+		return // no replicator anywhere (a node run without one)
 	}
 	slices.SortFunc(rows, func(a, b api.ReplStatus) int { return compareStrings(a.Node, b.Node) })
 	fmt.Fprintln(out, "\nreplication")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tDIRECTION\tAPPLIED\tPENDING\tLAG\tUNSHIPPED LOG\tCONFLICTS")
 	for _, n := range silent {
-		fmt.Fprintf(tw, "%s\t%s\n", n.Node, noAnswer(n))
+		fmt.Fprintf(tw, "%s\t%s\n", nodeName(n), noAnswer(n))
 	}
 	for _, r := range rows {
 		state := r.State

@@ -125,7 +125,7 @@ func sessionStatusLines(out io.Writer, ps api.PairStatus) {
 	for _, n := range ps.Nodes {
 		s := n.Sessions
 		if s == nil {
-			fmt.Fprintf(tw, "%s\t%s\n", n.Node, noAnswer(n))
+			fmt.Fprintf(tw, "%s\t%s\n", nodeName(n), noAnswer(n))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\n", n.Node, s.Epoch, s.Known, s.Acknowledged,

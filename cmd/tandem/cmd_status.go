@@ -78,6 +78,15 @@ func anyNode(ps api.PairStatus, f func(api.NodeStatus) bool) bool {
 }
 
 // noAnswer is the row of a node whose service did not answer.
+// nodeName is n's name, or "?" for a peer its node has not heard since
+// it started (hosts does not name it).
+func nodeName(n api.NodeStatus) string {
+	if n.Node == "" {
+		return "?"
+	}
+	return n.Node
+}
+
 func noAnswer(n api.NodeStatus) string {
 	if !n.Reachable {
 		return "no answer: the node is unreachable"
@@ -130,7 +139,10 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 			// Its peer's last view of it: the state it was last heard in.
 			state = "last " + state
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Node, n.Role, state, n.Epoch, yesNo(n.Reachable), age, maint)
+		if n.Node == "" {
+			state = "never heard" // since its peer started; hosts does not name it
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", nodeName(n), n.Role, state, n.Epoch, yesNo(n.Reachable), age, maint)
 	}
 	tw.Flush()
 	printChecks(out, ps)

@@ -49,6 +49,30 @@ func TestPairWithoutHostsReplicates(t *testing.T) {
 		query(n, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT)`)
 	}
 	a := startNode(t, ctx, cfg("a", config.Master))
+	// Alone, a has not heard its peer and cannot name it: status still
+	// lists the standby (never heard, "?") and the replication section
+	// (a's replicator answers "starting": it waits for the peer's name),
+	// and check warns.
+	for deadline := time.Now().Add(time.Minute); ; {
+		var out, errOut bytes.Buffer
+		code := run(ctx, []string{"status", "--pair", "p", "--server=" + a.Server().ClientURL()}, &out, &errOut)
+		st := out.String()
+		if code == 0 && strings.Contains(st, "active a\n") && strings.Contains(st, "a     starting") {
+			if !strings.Contains(st, "?     standby  never heard") || !strings.Contains(st, "?     no answer") {
+				t.Fatalf("status without the peer's name:\n%s", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of a alone (exit %d):\n%s%s", code, st, errOut.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(ctx, []string{"check", "--pair", "p", "--server=" + a.Server().ClientURL()}, &out, &errOut); code != 1 ||
+		!strings.Contains(out.String(), "the standby (not heard since its peer started") {
+		t.Fatalf("check of a alone: exit %d, %q %q", code, out.String(), errOut.String())
+	}
 	cb := cfg("b", config.Standby)
 	cb.NATS.Peer = a.Server().LeafURL()
 	startNode(t, ctx, cb)
@@ -62,7 +86,6 @@ func TestPairWithoutHostsReplicates(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var out, errOut bytes.Buffer
 	for deadline := time.Now().Add(time.Minute); ; {
 		out.Reset()
 		errOut.Reset()

@@ -23,7 +23,7 @@ func auditStatusLines(out io.Writer, ps api.PairStatus) {
 	}
 	for _, n := range ps.Nodes {
 		if n.Audit == nil {
-			fmt.Fprintf(out, "audit %s: %s\n", n.Node, noAnswer(n))
+			fmt.Fprintf(out, "audit %s: %s\n", nodeName(n), noAnswer(n))
 			continue
 		}
 		fmt.Fprintf(out, "audit %s: %s\n", n.Node, auditSummary(*n.Audit))

@@ -153,7 +153,8 @@ type PairStatus struct {
 // Combine merges the replies of the nodes that answered into the pair's
 // status. A node that answered speaks for itself; a node that did not is
 // described by its peer's view (its last state, epoch and heartbeat age),
-// marked unreachable — never left out. The active node is the active one in
+// marked unreachable — never left out, not even when its peer has not
+// heard it since it started and so cannot name it (Node ""). The active node is the active one in
 // the highest epoch (a node cut off may still believe it is active in an
 // older epoch); a node that did not answer counts only while its peer still
 // hears it (a dead node's last state is history, not the present).
@@ -180,6 +181,12 @@ func Combine(pair string, replies []StatusReply) PairStatus {
 		p.Reachable = false
 		byNode[p.Node] = p
 	}
+	if len(byNode) == 1 && len(replies) > 0 {
+		// The one node that answered has not heard its peer since it
+		// started, and hosts does not name it: the peer is still there,
+		// unnamed (Node ""), unreachable.
+		byNode[""] = NodeStatus{Role: otherRole(replies[0].Self.Role)}
+	}
 	ps := PairStatus{Pair: pair, Nodes: []NodeStatus{}}
 	for _, n := range byNode {
 		ps.Nodes = append(ps.Nodes, n)
@@ -195,6 +202,16 @@ func Combine(pair string, replies []StatusReply) PairStatus {
 		}
 	}
 	return ps
+}
+
+func otherRole(role string) string {
+	switch role {
+	case "master":
+		return "standby"
+	case "standby":
+		return "master"
+	}
+	return ""
 }
 
 func activeEpoch(ps PairStatus) uint64 {

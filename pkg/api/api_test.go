@@ -53,4 +53,11 @@ func TestCombine(t *testing.T) {
 		ps.Nodes[0].Reachable || *ps.Nodes[0].HeartbeatAgeMS != 5000 {
 		t.Fatalf("dead node: %+v", ps)
 	}
+	// b answered alone and has not heard its peer since it started (no
+	// hosts to name it): the peer is still listed, unnamed, unreachable.
+	ps = Combine("p", []StatusReply{{Pair: "p", Self: NodeStatus{Node: "b", Role: "standby", State: "active", Epoch: 13}}})
+	if len(ps.Nodes) != 2 || ps.Nodes[0].Node != "" || ps.Nodes[0].Role != "master" || ps.Nodes[0].Reachable ||
+		ps.Active == nil || *ps.Active != "b" {
+		t.Fatalf("peer never heard: %+v", ps)
+	}
 }

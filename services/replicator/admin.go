@@ -29,21 +29,32 @@ const verifyRowLimit = 1000
 // admin verbs.
 func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
-	handlers := map[string]nats.MsgHandler{
+	subs, err := bus.SubscribeAll(s.nc, map[string]nats.MsgHandler{
 		subject.ReplApplied(p, n):  s.ship.onApplied,
 		subject.ReplSnapshot(p, n): s.snap.onRequest,
 		subject.ReplChunk(p, n):    s.snap.onChunk,
-		subject.ReplConfig(p, n):   s.onConfig,
-	}
-	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
-		handlers[subject.ReplAdmin(p, verb)] = s.onAdmin
-	}
-	subs, err := bus.SubscribeAll(s.nc, handlers, bus.Limits{Msgs: 1024, Bytes: 64 << 20})
+	}, bus.Limits{Msgs: 1024, Bytes: 64 << 20})
 	if err != nil {
 		return fmt.Errorf("replicator: %w", err)
 	}
 	s.subs = subs
 	return nil
+}
+
+// subscribeAdmin subscribes the operators' verbs and the configuration
+// reads for the whole of Run: a replicator still learning its peer's name,
+// or opening its database again, answers status with why.
+func (s *Service) subscribeAdmin() (bus.Subscriptions, error) {
+	p, n := s.cfg.Pair, s.cfg.Node
+	handlers := map[string]nats.MsgHandler{subject.ReplConfig(p, n): s.onConfig}
+	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
+		handlers[subject.ReplAdmin(p, verb)] = s.onAdmin
+	}
+	subs, err := bus.SubscribeAll(s.nc, handlers, bus.Limits{Msgs: 1024, Bytes: 64 << 20})
+	if err != nil {
+		return nil, fmt.Errorf("replicator: %w", err)
+	}
+	return subs, nil
 }
 
 // onAdmin answers the replication verbs (SPEC §8 reply shape).
@@ -77,6 +88,10 @@ func (s *Service) onAdmin(m *nats.Msg) {
 		out = api.ReplReply{Status: s.Status()}
 	case api.VerbReplResync:
 		if req.From != "" || req.Discard {
+			if !s.ready.Load() { // (and s.peer may still be being learnt)
+				_ = m.Respond(reply.Fail(&reply.Error{Code: reply.CodeInvalidState, Message: "replication is starting"}))
+				return
+			}
 			s.adminResyncFrom(m, req)
 			return
 		}

@@ -339,6 +339,11 @@ func (s *Service) side() store.Side {
 // fault hook fired.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.cancelBase()
+	admin, err := s.subscribeAdmin()
+	if err != nil {
+		return err
+	}
+	defer admin.Unsubscribe()
 	if err := s.learnPeer(ctx); err != nil {
 		return nil // ctx ended first
 	}

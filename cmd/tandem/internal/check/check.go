@@ -111,7 +111,11 @@ func nodeProblems(n api.NodeStatus, raise func(int, string, ...any)) {
 		if n.HeartbeatAgeMS != nil {
 			age = fmt.Sprintf(", last heard %.1fs ago", float64(*n.HeartbeatAgeMS)/1000)
 		}
-		raise(Warning, "%s unreachable%s", n.Node, age)
+		name := n.Node
+		if name == "" {
+			name = "the " + n.Role + " (not heard since its peer started; hosts does not name it)"
+		}
+		raise(Warning, "%s unreachable%s", name, age)
 	}
 	if n.Maintenance {
 		raise(Warning, "maintenance on (%s)", n.Node)
@@ -198,7 +202,11 @@ func summary(ps api.PairStatus) string {
 		if ps.Active != nil && *ps.Active == n.Node {
 			state += " in epoch " + strconv.FormatUint(n.Epoch, 10)
 		}
-		parts = append(parts, n.Node+" "+state)
+		name := n.Node
+		if name == "" {
+			name, state = n.Role, "never heard"
+		}
+		parts = append(parts, name+" "+state)
 	}
 	return fmt.Sprintf("pair %s: %s", ps.Pair, strings.Join(parts, ", "))
 }

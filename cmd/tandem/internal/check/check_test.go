@@ -76,6 +76,8 @@ func TestEvaluate(t *testing.T) {
 		{"passive unhealthy", pair("a", acked, sick(lagged)), Warning, "b unhealthy (check spooler)"},
 		{"both unhealthy", pair("a", sick(acked), sick(lagged)), Critical, "no healthy node: a unhealthy (check spooler), b unhealthy (check spooler)"},
 		{"alone and unhealthy", pair("b", node("a", "active", 2, false), sick(node("b", "active", 3, true))), Critical, "no healthy node: b unhealthy"},
+		{"peer never heard", pair("b", node("b", "active", 13, true), api.NodeStatus{Role: "master"}), Warning,
+			"pair p: b active in epoch 13, master never heard: the master (not heard since its peer started; hosts does not name it) unreachable | epoch=13"},
 		{"dead active, no takeover", pair("", node("a", "active", 3, false), node("b", "passive", 3, true)), Critical, "no active node; a unreachable"},
 	} {
 		r := Evaluate(c.ps)
