@@ -93,6 +93,9 @@ func Rewrite(conns []Connection, n api.Notification) ([]Connection, []api.Switch
 		}
 		if ok && to != c.Address {
 			out[k].Address = to
+			if switched == nil {
+				switched = make([]api.Switch, 0, len(conns)-k)
+			}
 			switched = append(switched, api.Switch{From: c.Address, To: to})
 		}
 	}
