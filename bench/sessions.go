@@ -262,12 +262,13 @@ func sessionsCrash(t proctest.T, e env) []row {
 	active := p.Master
 	f := startFleet(t, p, benchSessions, benchConns, p.Master+".test")
 	f.awaitSettled(t, p, active)
-	var switched, acked, fromActivation, floor []float64
+	var switched, acked, fromActivation, floor, perSession []float64
 	for i := range e.runs {
 		survivor := p.Peer(active)
 		awaitKnown(t, p, survivor, benchSessions)
-		bare := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns)
-		floor = append(floor, bare.Seconds())
+		bare := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, true)
+		each := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, false)
+		floor, perSession = append(floor, bare.Seconds()), append(perSession, each.Seconds())
 		before, _ := f.latest()
 		randomPhase()
 		killed := p.Kill9(active)
@@ -281,7 +282,7 @@ func sessionsCrash(t proctest.T, e env) []row {
 		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v; all acknowledged after %v (activation → acknowledged %v; %s)\n",
 			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
 			f.at(f.first, n.Epoch).Sub(killed).Round(time.Millisecond), f.at(f.half, n.Epoch).Sub(killed).Round(time.Millisecond),
-			last.Sub(killed).Round(time.Millisecond), ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare))
+			last.Sub(killed).Round(time.Millisecond), ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare, each))
 		if last.Sub(killed) > time.Second {
 			f.diagnose(e, n.Epoch, killed)
 		}
@@ -291,8 +292,9 @@ func sessionsCrash(t proctest.T, e env) []row {
 	}
 	tgt := &target{"p95", sessionsTarget.Seconds()}
 	rows := []row{{what: "activation → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: fromActivation, target: tgt}}
-	rows = append(rows, floorRows("a publish → 10,000 subscribers on 100 connections, each acknowledged", fromActivation, floor)...)
+	rows = append(rows, floorRows("a publish → 100 connections of 100 sessions each, each connection acknowledging its sessions in one message", fromActivation, floor)...)
 	return append(rows,
+		row{what: "  NATS alone, per session: a publish → 10,000 subscribers on 100 connections, each acknowledging in a message of its own", unit: seconds, samples: perSession},
 		row{what: "kill -9 → 10,000 sessions (100 conns) switched and acknowledged", unit: seconds, samples: acked, target: tgt},
 		row{what: "  kill -9 → the last of them switched (at the session)", unit: seconds, samples: switched},
 	)
@@ -349,10 +351,11 @@ func sessionsOwnConns(t proctest.T, e env) []row {
 	return append(rows, row{what: "  activation → the last of them switched (at the session)", unit: seconds, samples: switched})
 }
 
-// floorOf is the NATS floor of one run on the 100-connection topology: the
-// median of three rounds on fresh connections to url.
-func floorOf(t proctest.T, url string, subs, conns int) time.Duration {
-	f := startFloor(t, url, subs, conns)
+// floorOf is the NATS floor of one run on the 100-connection topology,
+// batched or per session (startFloor): the median of three rounds on fresh
+// connections to url.
+func floorOf(t proctest.T, url string, subs, conns int, batched bool) time.Duration {
+	f := startFloor(t, url, subs, conns, batched)
 	defer f.close()
 	var d []float64
 	for range 3 {
@@ -368,7 +371,7 @@ func floorOf(t proctest.T, url string, subs, conns int) time.Duration {
 // out at load 25).
 func ownConnsFloor(t proctest.T, e env, url string, runs int) []float64 {
 	start := time.Now()
-	f := startFloor(t, url, benchSessions, benchSessions)
+	f := startFloor(t, url, benchSessions, benchSessions, false)
 	defer f.close()
 	fmt.Fprintf(e.log, "  floor: %d connections up in %v\n", benchSessions, time.Since(start).Round(time.Millisecond))
 	out := make([]float64, 0, runs)
