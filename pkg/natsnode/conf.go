@@ -24,11 +24,18 @@ const (
 
 // Server-wide timing (see the package doc).
 const (
-	pingInterval   = "1s"
-	pingMax        = 3
-	writeDeadline  = "3s"
-	leafReconnect  = "100ms" // nats-server adds up to 100% jitter
-	connErrReports = 200     // log every 200th failed dial (~30 s at 150 ms)
+	pingInterval  = "1s"
+	pingMax       = 3
+	writeDeadline = "3s"
+	leafReconnect = "100ms" // nats-server adds up to 100% jitter
+	// leafCompression is the pair link's compression: nats-server's s2_auto
+	// (none up to 10 ms of round trip, as on a LAN) but never above s2_fast.
+	// Its default goes up to s2_best past 100 ms, and a loaded machine's
+	// round trips pass that: the link then spent a fifth of the CPU of a
+	// failover to 10,000 sessions on compressing their acknowledgements
+	// (issue 19), which made the round trips longer still.
+	leafCompression = `{mode: s2_auto, rtt_thresholds: ["10ms", "50ms"]}`
+	connErrReports  = 200 // log every 200th failed dial (~30 s at 150 ms)
 )
 
 // identities are the nkeys generated at each start.
@@ -163,7 +170,7 @@ func leafBlock(o Options, id identities) string {
 	b.WriteString("leafnodes {\n")
 	fmt.Fprintf(&b, "  reconnect: %s\n", q(leafReconnect))
 	if o.LeafListen != "" {
-		fmt.Fprintf(&b, "  listen: %s\n  no_advertise: true\n", q(o.LeafListen))
+		fmt.Fprintf(&b, "  listen: %s\n  no_advertise: true\n  compression: %s\n", q(o.LeafListen), leafCompression)
 	}
 	if o.LeafListen != "" && o.TLS.Cert != "" {
 		fmt.Fprintf(&b, "  tls { %s }\n", leafTLS(o.TLS, false))
@@ -174,7 +181,7 @@ func leafBlock(o Options, id identities) string {
 	var remotes []string
 	if o.Solicit {
 		var r strings.Builder
-		fmt.Fprintf(&r, "{url: %s, account: %s, ignore_discovered_servers: true", q(o.Peer), AppAccount)
+		fmt.Fprintf(&r, "{url: %s, account: %s, ignore_discovered_servers: true, compression: %s", q(o.Peer), AppAccount, leafCompression)
 		if id.leafSeed != "" {
 			fmt.Fprintf(&r, ", nkey: %s", q(id.leafSeed))
 		}

@@ -37,9 +37,11 @@ func TestConfigTranslates(t *testing.T) {
 		"leaf reconnect":    so.LeafNode.ReconnectInterval == 100*time.Millisecond,
 		"leaf auth account": so.LeafNode.Account == AppAccount && so.LeafNode.Username == "leaf",
 		"one remote":        len(so.LeafNode.Remotes) == 1,
+		"leaf compression":  fastAtMost(so.LeafNode.Compression),
 	}
 	if len(so.LeafNode.Remotes) == 1 {
 		r := so.LeafNode.Remotes[0]
+		checks["remote compression"] = fastAtMost(r.Compression)
 		checks["remote account"] = r.LocalAccount == AppAccount
 		checks["remote ignores discovered"] = r.IgnoreDiscoveredServers
 		checks["remote url"] = len(r.URLs) == 1 && r.URLs[0].Host == "10.0.0.1:7422"
@@ -89,4 +91,10 @@ func TestOptionsValidate(t *testing.T) {
 	if _, err := Start(Options{}); err == nil {
 		t.Error("Start accepted empty options")
 	}
+}
+
+// fastAtMost: s2_auto, uncompressed up to 10 ms and s2_fast above.
+func fastAtMost(c server.CompressionOpts) bool {
+	return c.Mode == server.CompressionS2Auto && len(c.RTTThresholds) == 2 &&
+		c.RTTThresholds[0] == 10*time.Millisecond && c.RTTThresholds[1] == 50*time.Millisecond
 }
