@@ -418,14 +418,19 @@ func AppendAck(dst []byte, a SessionAck) []byte {
 	return append(dst, '}')
 }
 
-// plainString reports whether s is valid UTF-8 without control characters.
+// plainString reports whether s is valid UTF-8 without control characters
+// (one pass over ASCII, as the names and addresses of acknowledgements
+// mostly are).
 func plainString(s string) bool {
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
 			return false
 		}
+		ascii = ascii && c < utf8.RuneSelf
 	}
-	return utf8.ValidString(s)
+	return ascii || utf8.ValidString(s)
 }
 
 func appendField(dst []byte, key, s string) []byte {

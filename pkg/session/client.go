@@ -333,6 +333,7 @@ func (c *Client) deliver(n api.Notification, reack bool) {
 	// each ending in a newline (the batch form), without one allocation per
 	// session (issue 19).
 	buf := make([]byte, 0, len(sessions)*ackCap)
+	hosts := hostMap(n.Hosts)
 	ends := make([]int, 0, len(sessions))
 	var first *Session
 	var changes []Change
@@ -340,7 +341,7 @@ func (c *Client) deliver(n api.Notification, reack bool) {
 	for _, s := range sessions {
 		var acked bool
 		var ch *Change
-		buf, acked, ch = s.step(buf, n)
+		buf, acked, ch = s.step(buf, n, hosts)
 		if acked {
 			buf = append(buf, '\n')
 			ends = append(ends, len(buf))
@@ -564,7 +565,7 @@ func (s *Session) Close() {
 // and reports the change; false when it was not newer (the caller
 // re-acknowledges a re-announcement).
 func (s *Session) apply(n api.Notification) bool {
-	ack, acked, ch := s.step(make([]byte, 0, ackCap), n)
+	ack, acked, ch := s.step(make([]byte, 0, ackCap), n, hostMap(n.Hosts))
 	if ch == nil {
 		return !acked
 	}
@@ -575,11 +576,11 @@ func (s *Session) apply(n api.Notification) bool {
 	return true
 }
 
-// step applies n if it is newer than the session's epoch. It appends to
-// dst the acknowledgement to send — of the switch, or a hello at the
-// session's epoch when n is not newer — and returns the change when it
-// applied n; nothing once the session is closed.
-func (s *Session) step(dst []byte, n api.Notification) ([]byte, bool, *Change) {
+// step applies n, whose host map is hosts (hostMap), if it is newer than
+// the session's epoch. It appends to dst the acknowledgement to send — of
+// the switch, or a hello at the session's epoch when n is not newer — and
+// returns the change when it applied n; nothing once the session is closed.
+func (s *Session) step(dst []byte, n api.Notification, hosts []hostSwitch) ([]byte, bool, *Change) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -590,7 +591,7 @@ func (s *Session) step(dst []byte, n api.Notification) ([]byte, bool, *Change) {
 		s.mu.Unlock()
 		return s.encode(dst, api.AckHello, epoch, nil, 0), true, nil
 	}
-	conns, switched := Rewrite(s.conns, n)
+	conns, switched := rewrite(s.conns, n.Renames, hosts)
 	s.conns, s.epoch = conns, n.Epoch
 	s.mu.Unlock()
 	took := time.Since(n.Time)

@@ -21,13 +21,14 @@ func BenchmarkStep(b *testing.B) {
 		Time: time.Now(), Source: api.SourceDatabase}
 	var epoch uint64
 	buf := make([]byte, 0, ackCap)
+	hosts := hostMap(n.Hosts)
 	for b.Loop() {
 		epoch++
 		n.Epoch = epoch
 		s := &Session{c: c, name: "ts00042", conns: conns}
 		var acked bool
 		var ch *Change
-		if buf, acked, ch = s.step(buf[:0], n); !acked || ch == nil {
+		if buf, acked, ch = s.step(buf[:0], n, hosts); !acked || ch == nil {
 			b.Fatal("not applied")
 		}
 	}
