@@ -495,21 +495,29 @@ func (a SessionAck) Count() AckCount {
 func CountAckBatch(b []byte, pair string) ([]AckCount, error) {
 	var out []AckCount
 	err := ackLines(b, func(n int) { out = make([]AckCount, 0, n) }, func(line []byte) error {
-		if c, ok := countAckFast(line, pair); ok {
-			out = append(out, c)
-			return nil
-		}
-		a, err := DecodeAck(line)
-		if err == nil && a.Pair != pair {
-			err = fmt.Errorf("ack: pair %q, want %q", a.Pair, pair)
-		}
-		out = append(out, a.Count())
+		c, err := CountAck(line, pair)
+		out = append(out, c)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// CountAck is CountAckBatch for one acknowledgement: it refuses what
+// DecodeAck refuses, and one of another pair than pair.
+func CountAck(b []byte, pair string) (AckCount, error) {
+	if len(b) <= MaxAck {
+		if c, ok := countAckFast(b, pair); ok {
+			return c, nil
+		}
+	}
+	a, err := DecodeAck(b)
+	if err == nil && a.Pair != pair {
+		err = fmt.Errorf("ack: pair %q, want %q", a.Pair, pair)
+	}
+	return a.Count(), err
 }
 
 // ackLines checks a batch's limits, calls start with its number of lines,

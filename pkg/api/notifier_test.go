@@ -123,6 +123,15 @@ func FuzzDecodeAck(f *testing.F) {
 		if err == nil && a.Validate() != nil {
 			t.Fatal("decoded an invalid ack")
 		}
+		// CountAck refuses what DecodeAck refuses (or another pair), and
+		// counts what it decodes.
+		c, cerr := CountAck(data, "p")
+		if err == nil && a.Pair != "p" {
+			err = fmt.Errorf("ack: pair %q, want %q", a.Pair, "p")
+		}
+		if fmt.Sprint(err) != fmt.Sprint(cerr) || err == nil && c != a.Count() {
+			t.Fatalf("%q: DecodeAck %+v, %v; CountAck %+v, %v", data, a.Count(), err, c, cerr)
+		}
 		// The fast path accepts only what DecodeStrict accepts, with the
 		// same result.
 		fast, ok := decodeAckFast(data)

@@ -15,17 +15,15 @@ var errTooMany = errors.New("too many sessions")
 
 // onAckMsg handles an acknowledgement published by a session.
 func (s *Service) onAckMsg(m *nats.Msg) {
-	a, err := api.DecodeAck(m.Data)
-	if err == nil {
-		if name := api.SessionFromAckSubject(s.pair, m.Subject); a.Session != name || a.Pair != s.pair {
-			err = errors.New("ack names another session or pair than its subject")
-		}
+	a, err := api.CountAck(m.Data, s.pair)
+	if err == nil && a.Session != api.SessionFromAckSubject(s.pair, m.Subject) {
+		err = errors.New("ack names another session or pair than its subject")
 	}
 	if err != nil {
 		s.reject("ack", m.Subject, err)
 		return
 	}
-	if err := s.handleAck(a.Count()); err != nil {
+	if err := s.handleAck(a); err != nil {
 		s.reject("ack", m.Subject, err)
 	}
 }
