@@ -18,14 +18,21 @@ import (
 
 // natsFloor is what NATS alone needs for one round of a notification on
 // the sessions' topology (issue 19: Tandem within 2× of it, measured in the
-// same run): a publish on a node's server reaches subs subscribers spread
-// over conns connections of this process, each subscriber publishes one
-// acknowledgement, and one more connection counts them; the figure is the
-// publish → the last acknowledgement counted, on this process's clock. The
-// messages are as large as Tandem's: a notification of the benchmark's
-// pair, and one session's acknowledgement of it.
+// same run): a publish on a node's server reaches subscribers on conns
+// connections of this process, they acknowledge, and one more connection
+// counts the acknowledgements; the figure is the publish → the last one
+// counted, on this process's clock. The messages are as large as Tandem's:
+// a notification of the benchmark's pair, and a session's acknowledgement
+// of it per session.
+//
+// Two patterns: per session (subs subscribers spread over the connections,
+// each publishing its own acknowledgement: subs messages back), and batched,
+// the pattern of pkg/session (one subscription per connection, which
+// publishes one message of its subs/conns sessions' acknowledgements, a
+// line each: conns messages back). With one session per connection the two
+// are the same.
 type natsFloor struct {
-	subs   int
+	want   int // acknowledgement messages per round
 	conns  []*nats.Conn
 	ackSub *nats.Subscription
 
@@ -49,9 +56,10 @@ var (
 )
 
 // startFloor connects conns connections to url (connectAll, as startFleet
-// does) and subscribes subs subscribers over them.
-func startFloor(t proctest.T, url string, subs, conns int) *natsFloor {
-	f := &natsFloor{subs: subs, conns: make([]*nats.Conn, conns)}
+// does) and subscribes for subs sessions over them: a subscriber each, or,
+// batched, one per connection acknowledging for all of its sessions.
+func startFloor(t proctest.T, url string, subs, conns int, batched bool) *natsFloor {
+	f := &natsFloor{want: subs, conns: make([]*nats.Conn, conns)}
 	t.Cleanup(f.close)
 	errs := connectAll(conns, func(i int) (err error) {
 		f.conns[i], err = nats.Connect(url, nats.Name("bench floor"), nats.Timeout(15*time.Second))
@@ -62,10 +70,23 @@ func startFloor(t proctest.T, url string, subs, conns int) *natsFloor {
 			t.Fatalf("floor connection %d: %v", i, err)
 		}
 	}
-	for i := range subs {
-		nc := f.conns[i%conns]
-		if _, err := nc.Subscribe(floorNotify, func(*nats.Msg) { _ = nc.Publish(floorAck, floorAckBody) }); err != nil {
-			t.Fatalf("floor subscriber %d: %v", i, err)
+	if batched {
+		f.want = conns
+		for i, nc := range f.conns {
+			var batch []byte
+			for range subs/conns + btoi(i < subs%conns) {
+				batch = append(append(batch, floorAckBody...), '\n')
+			}
+			if _, err := nc.Subscribe(floorNotify, func(*nats.Msg) { _ = nc.Publish(floorAck, batch) }); err != nil {
+				t.Fatalf("floor subscriber %d: %v", i, err)
+			}
+		}
+	} else {
+		for i := range subs {
+			nc := f.conns[i%conns]
+			if _, err := nc.Subscribe(floorNotify, func(*nats.Msg) { _ = nc.Publish(floorAck, floorAckBody) }); err != nil {
+				t.Fatalf("floor subscriber %d: %v", i, err)
+			}
 		}
 	}
 	counter := f.conns[0]
@@ -81,6 +102,13 @@ func startFloor(t proctest.T, url string, subs, conns int) *natsFloor {
 		}
 	}
 	return f
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // connectAll runs dial(i) for i in [0, n), 8 at a time, and returns each
@@ -112,7 +140,7 @@ func connectAll(n int, dial func(i int) error) []error {
 const dialAttempts = 5
 
 func (f *natsFloor) onAck(*nats.Msg) {
-	if f.acked.Add(1) == int64(f.subs) {
+	if f.acked.Add(1) == int64(f.want) {
 		f.mu.Lock()
 		close(f.done)
 		f.mu.Unlock()
@@ -136,7 +164,7 @@ func (f *natsFloor) round(t proctest.T) time.Duration {
 	case <-done:
 		return time.Since(start)
 	case <-time.After(waitLimit):
-		t.Fatalf("floor: %d of %d acknowledgements after %v", f.acked.Load(), f.subs, waitLimit)
+		t.Fatalf("floor: %d of %d acknowledgements after %v", f.acked.Load(), f.want, waitLimit)
 		return 0
 	}
 }
@@ -163,6 +191,6 @@ func floorRows(what string, tandem, floor []float64) []row {
 	}
 }
 
-func floorLine(d time.Duration) string {
-	return fmt.Sprintf("NATS floor %v", d.Round(100*time.Microsecond))
+func floorLine(batched, perSession time.Duration) string {
+	return fmt.Sprintf("NATS floor %v, per session %v", batched.Round(100*time.Microsecond), perSession.Round(100*time.Microsecond))
 }

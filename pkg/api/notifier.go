@@ -191,8 +191,8 @@ func decodeReplyUpTo(b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-func validField(s string) bool {
-	if s == "" || len(s) > maxFieldLen {
+func validField[S string | []byte](s S) bool {
+	if len(s) == 0 || len(s) > maxFieldLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -384,15 +384,13 @@ func AppendAck(dst []byte, a SessionAck) []byte {
 		b, _ := json.Marshal(a)
 		return append(dst, b...)
 	}
-	strs := []string{a.Pair, a.Session, a.Kind}
+	plain := plainString(a.Pair) && plainString(a.Session) && plainString(a.Kind)
 	for _, s := range a.Switched {
-		strs = append(strs, s.From, s.To)
+		plain = plain && plainString(s.From) && plainString(s.To)
 	}
-	for _, s := range strs {
-		if !plainString(s) {
-			b, _ := json.Marshal(a)
-			return append(dst, b...)
-		}
+	if !plain {
+		b, _ := json.Marshal(a)
+		return append(dst, b...)
 	}
 	dst = append(dst, `{"v":`...)
 	dst = strconv.AppendInt(dst, int64(a.V), 10)
@@ -420,14 +418,19 @@ func AppendAck(dst []byte, a SessionAck) []byte {
 	return append(dst, '}')
 }
 
-// plainString reports whether s is valid UTF-8 without control characters.
+// plainString reports whether s is valid UTF-8 without control characters
+// (one pass over ASCII, as the names and addresses of acknowledgements
+// mostly are).
 func plainString(s string) bool {
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
+		c := s[i]
+		if c < 0x20 || c == 0x7f {
 			return false
 		}
+		ascii = ascii && c < utf8.RuneSelf
 	}
-	return utf8.ValidString(s)
+	return ascii || utf8.ValidString(s)
 }
 
 func appendField(dst []byte, key, s string) []byte {
@@ -453,28 +456,90 @@ const (
 // line, each as DecodeAck decodes and validates it, all of pair. A batch
 // with any line that fails is refused whole.
 func DecodeAckBatch(b []byte, pair string) ([]SessionAck, error) {
-	if len(b) > MaxAckBatchBytes {
-		return nil, fmt.Errorf("ack batch: %w: %d bytes, limit %d", event.ErrTooLarge, len(b), MaxAckBatchBytes)
-	}
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	n := bytes.Count(b, []byte("\n")) + 1
-	if n > MaxAckBatch {
-		return nil, fmt.Errorf("ack batch: %d acknowledgements, limit %d", n, MaxAckBatch)
-	}
-	out := make([]SessionAck, 0, n)
-	for i := 0; len(b) > 0 || i == 0; i++ {
-		line, rest, _ := bytes.Cut(b, []byte("\n"))
+	var out []SessionAck
+	err := ackLines(b, func(n int) { out = make([]SessionAck, 0, n) }, func(line []byte) error {
 		a, err := DecodeAck(line)
 		if err == nil && a.Pair != pair {
 			err = fmt.Errorf("ack: pair %q, want %q", a.Pair, pair)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("ack batch, line %d: %w", i+1, err)
-		}
 		out = append(out, a)
-		b = rest
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// AckCount is what a notifier counts of one acknowledgement: the session,
+// its kind (AckHello, AckSwitched or AckBye), its epoch and how many
+// connections it switched.
+type AckCount struct {
+	Session  string
+	Kind     string
+	Epoch    uint64
+	Switched int
+}
+
+// Count is what a notifier counts of a.
+func (a SessionAck) Count() AckCount {
+	return AckCount{Session: a.Session, Kind: a.Kind, Epoch: a.Epoch, Switched: len(a.Switched)}
+}
+
+// CountAckBatch refuses exactly the batches DecodeAckBatch refuses, with
+// the same errors, and returns what a notifier counts of each line of the
+// others. A line in the form sessions send (see DecodeAck) is checked in
+// place: the connections it switched are validated and counted, not
+// copied (issue 19: decoding 10,000 acknowledgements whole was a notifier's
+// largest cost of a failover); any other line goes through DecodeAck.
+func CountAckBatch(b []byte, pair string) ([]AckCount, error) {
+	var out []AckCount
+	err := ackLines(b, func(n int) { out = make([]AckCount, 0, n) }, func(line []byte) error {
+		c, err := CountAck(line, pair)
+		out = append(out, c)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CountAck is CountAckBatch for one acknowledgement: it refuses what
+// DecodeAck refuses, and one of another pair than pair.
+func CountAck(b []byte, pair string) (AckCount, error) {
+	if len(b) <= MaxAck {
+		if c, ok := countAckFast(b, pair); ok {
+			return c, nil
+		}
+	}
+	a, err := DecodeAck(b)
+	if err == nil && a.Pair != pair {
+		err = fmt.Errorf("ack: pair %q, want %q", a.Pair, pair)
+	}
+	return a.Count(), err
+}
+
+// ackLines checks a batch's limits, calls start with its number of lines,
+// then each with every line in turn, stopping at the first error.
+func ackLines(b []byte, start func(n int), each func(line []byte) error) error {
+	if len(b) > MaxAckBatchBytes {
+		return fmt.Errorf("ack batch: %w: %d bytes, limit %d", event.ErrTooLarge, len(b), MaxAckBatchBytes)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	n := bytes.Count(b, []byte("\n")) + 1
+	if n > MaxAckBatch {
+		return fmt.Errorf("ack batch: %d acknowledgements, limit %d", n, MaxAckBatch)
+	}
+	start(n)
+	for i := 0; len(b) > 0 || i == 0; i++ {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		if err := each(line); err != nil {
+			return fmt.Errorf("ack batch, line %d: %w", i+1, err)
+		}
+		b = rest
+	}
+	return nil
 }
 
 // SessionFromAckSubject is the session token of an ack subject of pair, or
@@ -529,109 +594,206 @@ type ackScanner struct {
 func decodeAckFast(b []byte) (SessionAck, bool) {
 	var a SessionAck
 	sc := ackScanner{jsonscan.New(b)}
-	var seen [7]bool
-	if !sc.Byte('{') {
-		return a, false
-	}
-	for more := !sc.Byte('}'); more; {
-		key, ok := sc.Key()
-		if !ok {
-			return SessionAck{}, false
-		}
-		k := -1
+	_, ok := sc.object(func(k int) bool {
+		var ok bool
 		var n uint64
-		switch string(key) {
-		case "v":
-			k = 0
+		switch k {
+		case ackV:
 			n, ok = sc.Uint(18)
 			a.V = int(n)
-		case "pair":
-			k = 1
+		case ackPair:
 			a.Pair, ok = sc.Str()
-		case "session":
-			k = 2
+		case ackSession:
 			a.Session, ok = sc.Str()
-		case "kind":
-			k = 3
+		case ackKind:
 			a.Kind, ok = sc.Str()
-		case "epoch":
-			k = 4
+		case ackEpoch:
 			a.Epoch, ok = sc.Uint(20)
-		case "switched":
-			k = 5
-			a.Switched, ok = sc.switches()
-		case "ms":
-			k = 6
+		case ackSwitched:
+			a.Switched = []Switch{}
+			_, ok = sc.switches(func() { a.Switched = append(a.Switched, Switch{}) }, func(from bool, v []byte) bool {
+				s := &a.Switched[len(a.Switched)-1]
+				if from {
+					s.From = string(v)
+				} else {
+					s.To = string(v)
+				}
+				return true
+			})
+		case ackMS:
 			n, ok = sc.Uint(18)
 			a.MS = int64(n)
 		}
-		if k < 0 || seen[k] || !ok {
-			return SessionAck{}, false
-		}
-		seen[k] = true
-		if more, ok = sc.Next(); !ok {
-			return SessionAck{}, false
-		}
-	}
-	if !sc.End() {
+		return ok
+	})
+	if !ok {
 		return SessionAck{}, false
 	}
 	return a, true
 }
 
-// switches reads [{"from": …, "to": …}, …].
-func (sc *ackScanner) switches() ([]Switch, bool) {
-	if !sc.Byte('[') {
-		return nil, false
-	}
-	out := []Switch{}
-	if sc.Byte(']') {
-		return out, true
-	}
-	for len(out) <= MaxAckSwitches {
-		s, ok := sc.switchObject()
-		if !ok {
-			return nil, false
+// countAckFast reads what a notifier counts of an acknowledgement of pair
+// in the plain form, checking every field as Validate does without copying
+// the connections switched; false when b is not in that form or not valid
+// (DecodeAck then says why).
+func countAckFast(b []byte, pair string) (AckCount, bool) {
+	var c AckCount
+	sc := ackScanner{jsonscan.New(b)}
+	seen, ok := sc.object(func(k int) bool {
+		var ok bool
+		var n uint64
+		var v []byte
+		switch k {
+		case ackV:
+			n, ok = sc.Uint(18)
+			ok = ok && n == NotificationVersion
+		case ackPair:
+			v, ok = sc.StrBytes()
+			ok = ok && string(v) == pair
+		case ackSession:
+			c.Session, ok = sc.Str()
+			ok = ok && subject.ValidSession(c.Session)
+		case ackKind:
+			v, ok = sc.StrBytes()
+			c.Kind = kindOf(v)
+			ok = ok && c.Kind != ""
+		case ackEpoch:
+			c.Epoch, ok = sc.Uint(20)
+		case ackSwitched:
+			strs := 0
+			c.Switched, ok = sc.switches(func() {}, func(_ bool, v []byte) bool {
+				strs++
+				return validField(v)
+			})
+			ok = ok && strs == 2*c.Switched // a from and a to in each
+		case ackMS:
+			_, ok = sc.Uint(18)
 		}
-		out = append(out, s)
-		if sc.Byte(']') {
-			return out, true
-		}
-		if !sc.Byte(',') {
-			return nil, false
-		}
+		return ok
+	})
+	if !ok || !seen[ackV] || !seen[ackPair] || !seen[ackSession] || !seen[ackKind] || c.Switched > MaxAckSwitches {
+		return AckCount{}, false
 	}
-	return nil, false
+	return c, true
 }
 
-// switchObject reads {"from": …, "to": …}, each at most once.
-func (sc *ackScanner) switchObject() (Switch, bool) {
-	var s Switch
-	var from, to bool
+// kindOf is the kind constant kind names, or "".
+func kindOf(kind []byte) string {
+	for _, k := range []string{AckSwitched, AckHello, AckBye} {
+		if string(kind) == k {
+			return k
+		}
+	}
+	return ""
+}
+
+// The keys of an acknowledgement the fast path reads, by index.
+const (
+	ackV = iota
+	ackPair
+	ackSession
+	ackKind
+	ackEpoch
+	ackSwitched
+	ackMS
+	ackKeys
+)
+
+// object reads an acknowledgement's object: for each key, field reads the
+// value (given the key's index). It reports which keys it saw, and false on
+// anything outside the plain form, an unknown or repeated key, or a value
+// field refused.
+func (sc *ackScanner) object(field func(k int) bool) ([ackKeys]bool, bool) {
+	var seen [ackKeys]bool
 	if !sc.Byte('{') {
-		return s, false
+		return seen, false
 	}
 	for more := !sc.Byte('}'); more; {
 		key, ok := sc.Key()
 		if !ok {
-			return s, false
+			return seen, false
 		}
-		switch {
-		case string(key) == "from" && !from:
-			from = true
-			s.From, ok = sc.Str()
-		case string(key) == "to" && !to:
-			to = true
-			s.To, ok = sc.Str()
-		default:
-			ok = false
+		k := -1
+		switch string(key) {
+		case "v":
+			k = ackV
+		case "pair":
+			k = ackPair
+		case "session":
+			k = ackSession
+		case "kind":
+			k = ackKind
+		case "epoch":
+			k = ackEpoch
+		case "switched":
+			k = ackSwitched
+		case "ms":
+			k = ackMS
 		}
-		if !ok {
-			return s, false
+		if k < 0 || seen[k] || !field(k) {
+			return seen, false
 		}
+		seen[k] = true
 		if more, ok = sc.Next(); !ok {
-			return s, false
+			return seen, false
 		}
 	}
-	return s, true
+	return seen, sc.End()
+}
+
+// switches reads [{"from": …, "to": …}, …] of at most MaxAckSwitches+1
+// objects (more is refused): next is called before each object, and val
+// with each string as it is read (its bytes valid only during the call).
+// It returns the number of objects.
+func (sc *ackScanner) switches(next func(), val func(from bool, v []byte) bool) (int, bool) {
+	if !sc.Byte('[') {
+		return 0, false
+	}
+	if sc.Byte(']') {
+		return 0, true
+	}
+	for n := 1; n <= MaxAckSwitches+1; n++ {
+		next()
+		if !sc.switchObject(val) {
+			return 0, false
+		}
+		if sc.Byte(']') {
+			return n, true
+		}
+		if !sc.Byte(',') {
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
+// switchObject reads {"from": …, "to": …}, each at most once.
+func (sc *ackScanner) switchObject(val func(from bool, v []byte) bool) bool {
+	var from, to bool
+	if !sc.Byte('{') {
+		return false
+	}
+	for more := !sc.Byte('}'); more; {
+		key, ok := sc.Key()
+		if !ok {
+			return false
+		}
+		isFrom := string(key) == "from"
+		switch {
+		case isFrom && !from:
+			from = true
+		case string(key) == "to" && !to:
+			to = true
+		default:
+			return false
+		}
+		v, ok := sc.StrBytes()
+		if !ok || !val(isFrom, v) {
+			return false
+		}
+		if more, ok = sc.Next(); !ok {
+			return false
+		}
+	}
+	return true
 }

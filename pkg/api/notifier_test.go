@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -122,6 +123,15 @@ func FuzzDecodeAck(f *testing.F) {
 		if err == nil && a.Validate() != nil {
 			t.Fatal("decoded an invalid ack")
 		}
+		// CountAck refuses what DecodeAck refuses (or another pair), and
+		// counts what it decodes.
+		c, cerr := CountAck(data, "p")
+		if err == nil && a.Pair != "p" {
+			err = fmt.Errorf("ack: pair %q, want %q", a.Pair, "p")
+		}
+		if fmt.Sprint(err) != fmt.Sprint(cerr) || err == nil && c != a.Count() {
+			t.Fatalf("%q: DecodeAck %+v, %v; CountAck %+v, %v", data, a.Count(), err, c, cerr)
+		}
 		// The fast path accepts only what DecodeStrict accepts, with the
 		// same result.
 		fast, ok := decodeAckFast(data)
@@ -238,19 +248,95 @@ func TestDecodeAckBatch(t *testing.T) {
 	}
 }
 
+// FuzzDecodeAckBatch also checks CountAckBatch against DecodeAckBatch: the
+// same batches refused with the same error, the same counts of the others.
 func FuzzDecodeAckBatch(f *testing.F) {
 	f.Add([]byte(`{"v":1,"pair":"p","session":"s","kind":"hello","epoch":1}` + "\n" + `{"v":1,"pair":"p","session":"t","kind":"bye","epoch":1}`))
+	for _, c := range countCases {
+		f.Add([]byte(c))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		acks, err := DecodeAckBatch(data, "p")
+		counts, cerr := CountAckBatch(data, "p")
+		if fmt.Sprint(err) != fmt.Sprint(cerr) {
+			t.Fatalf("%q: DecodeAckBatch says %v, CountAckBatch %v", data, err, cerr)
+		}
 		if err != nil {
 			return
 		}
-		for _, a := range acks {
+		if len(counts) != len(acks) {
+			t.Fatalf("%q: %d counts of %d acks", data, len(counts), len(acks))
+		}
+		for i, a := range acks {
 			if a.Validate() != nil || a.Pair != "p" {
 				t.Fatalf("decoded an invalid ack %+v", a)
 			}
+			if counts[i] != a.Count() {
+				t.Fatalf("%q line %d: counted %+v, decoded %+v", data, i+1, counts[i], a.Count())
+			}
 		}
 	})
+}
+
+// countCases are batches CountAckBatch must treat as DecodeAckBatch does:
+// valid ones, and ones each check of Validate refuses on the fast path.
+var countCases = []string{
+	`{"v":1,"pair":"p","session":"ts00042","kind":"switched","epoch":12,"switched":[{"from":"\\\\a.test\\Floor3","to":"\\\\b.test\\Floor3"},{"from":"ipp://a.test:631/printers/Label","to":"ipp://b.test:631/printers/Label"}],"ms":40}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":2,"switched":[]}` + "\n" + `{"v":1,"pair":"p","session":"t","kind":"hello","epoch":2}` + "\n",
+	`{"v":2,"pair":"p","session":"s","kind":"hello","epoch":1}`,
+	`{"pair":"p","session":"s","kind":"hello","epoch":1}`,
+	`{"v":1,"pair":"q","session":"s","kind":"hello","epoch":1}`,
+	`{"v":1,"pair":"P","session":"s","kind":"hello","epoch":1}`,
+	`{"v":1,"session":"s","kind":"hello","epoch":1}`,
+	`{"v":1,"pair":"p","session":"-s","kind":"hello","epoch":1}`,
+	`{"v":1,"pair":"p","kind":"hello","epoch":1}`,
+	`{"v":1,"pair":"p","session":"s","kind":"hi","epoch":1}`,
+	`{"v":1,"pair":"p","session":"s","epoch":1}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":1,"switched":[{"from":"a"}]}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":1,"switched":[{"to":"a","from":""}]}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":1,"switched":[{}]}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":1,"switched":[{"from":"a","to":"b","to":"c"}]}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":1,"switched":[{"from":"a\u0001","to":"b"}]}`,
+	`{"v":1,"pair":"p","session":"s","kind":"switched","epoch":1,"switched":[{"from":"a","to":"b"}],"skipped":[{"address":"x","reason":"y"}]}`,
+	`{"v":1,"pair":"p","session":"s","kind":"bye","epoch":1,"ms":-1}`,
+	`{"v":1,"pair":"p","session":"s","kind":"bye","epoch":1,"v":1}`,
+	`{"v":1,"pair":"p","session":"s","kind":"bye","epoch":1}` + "\n\n" + `{"v":1,"pair":"p","session":"t","kind":"bye","epoch":1}`,
+}
+
+// CountAckBatch counts what DecodeAckBatch decodes, and refuses what it
+// refuses, with the same error; including too many connections switched.
+func TestCountAckBatch(t *testing.T) {
+	many := make([]Switch, MaxAckSwitches+1)
+	for i := range many {
+		many[i] = Switch{From: "a", To: "b"}
+	}
+	tooMany, _ := json.Marshal(SessionAck{V: 1, Pair: "p", Session: "s", Kind: AckSwitched, Epoch: 1, Switched: many})
+	most, _ := json.Marshal(SessionAck{V: 1, Pair: "p", Session: "s", Kind: AckSwitched, Epoch: 1, Switched: many[:MaxAckSwitches]})
+	cases := append([]string{string(tooMany), string(most)}, countCases...)
+	valid := 0
+	for _, c := range cases {
+		acks, err := DecodeAckBatch([]byte(c), "p")
+		counts, cerr := CountAckBatch([]byte(c), "p")
+		if fmt.Sprint(err) != fmt.Sprint(cerr) {
+			t.Fatalf("%s: DecodeAckBatch says %v, CountAckBatch %v", c, err, cerr)
+		}
+		if err != nil {
+			continue
+		}
+		valid++
+		for i, a := range acks {
+			if counts[i] != a.Count() {
+				t.Fatalf("%s line %d: counted %+v, decoded %+v", c, i+1, counts[i], a.Count())
+			}
+		}
+	}
+	if valid != 6 { // most, the first two, skipped, and the two repeated keys DecodeStrict takes
+		t.Fatalf("%d valid batches among the cases, want 6", valid)
+	}
+	c, ok := countAckFast([]byte(countCases[0]), "p")
+	if !ok || c != (AckCount{Session: "ts00042", Kind: AckSwitched, Epoch: 12, Switched: 2}) {
+		t.Fatalf("the form sessions send is not counted on the fast path: %+v %v", c, ok)
+	}
 }
 
 // AppendAck writes what DecodeAck reads back, on its fast path unless a
@@ -287,6 +373,31 @@ func FuzzAppendAck(f *testing.F) {
 		}
 		if fast, ok := decodeAckFast(b); plain && (!ok || !reflect.DeepEqual(fast, want)) && v >= 0 && ms >= 0 {
 			t.Fatalf("%q: not read back on the fast path: %+v %v", b, fast, ok)
+		}
+	})
+}
+
+// BenchmarkAckBatch is a notifier's share of a failover per connection of
+// 100 sessions: a batch of 100 acknowledgements, decoded or counted.
+func BenchmarkAckBatch(b *testing.B) {
+	var batch []byte
+	for i := range 100 {
+		batch = AppendAck(batch, SessionAck{V: NotificationVersion, Pair: "p", Session: fmt.Sprintf("ts%05d", i), Kind: AckSwitched, Epoch: 12,
+			Switched: []Switch{{From: `\\a.test\Floor3`, To: `\\b.test\Floor3`}, {From: "ipp://a.test:631/printers/Label", To: "ipp://b.test:631/printers/Label"}}, MS: 40})
+		batch = append(batch, '\n')
+	}
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := DecodeAckBatch(batch, "p"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("count", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := CountAckBatch(batch, "p"); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -37,9 +37,11 @@ func TestConfigTranslates(t *testing.T) {
 		"leaf reconnect":    so.LeafNode.ReconnectInterval == 100*time.Millisecond,
 		"leaf auth account": so.LeafNode.Account == AppAccount && so.LeafNode.Username == "leaf",
 		"one remote":        len(so.LeafNode.Remotes) == 1,
+		"leaf compression":  uncompressed(so.LeafNode.Compression),
 	}
 	if len(so.LeafNode.Remotes) == 1 {
 		r := so.LeafNode.Remotes[0]
+		checks["remote compression"] = uncompressed(r.Compression)
 		checks["remote account"] = r.LocalAccount == AppAccount
 		checks["remote ignores discovered"] = r.IgnoreDiscoveredServers
 		checks["remote url"] = len(r.URLs) == 1 && r.URLs[0].Host == "10.0.0.1:7422"
@@ -90,3 +92,6 @@ func TestOptionsValidate(t *testing.T) {
 		t.Error("Start accepted empty options")
 	}
 }
+
+// uncompressed: the pair's link does not compress (see leafBlock).
+func uncompressed(c server.CompressionOpts) bool { return c.Mode == server.CompressionOff }

@@ -77,24 +77,54 @@ func ReplaceHost(addr, from, to string) (string, bool) {
 // connection whose address is renamed moves to the new address; one whose
 // host is an old host of n.Hosts gets the new host; every other connection
 // is left alone. Each connection keeps its settings. It returns the new
-// connections and what was switched, in order.
+// connections (conns itself when none switches) and what was switched, in
+// order.
 func Rewrite(conns []Connection, n api.Notification) ([]Connection, []api.Switch) {
-	out := make([]Connection, len(conns))
+	return rewrite(conns, n.Renames, hostMap(n.Hosts))
+}
+
+// hostSwitch is one entry of a notification's host map.
+type hostSwitch struct{ from, to string }
+
+// hostMap lists hosts' entries, once per notification rather than once per
+// connection of each session (issue 19).
+func hostMap(hosts map[string]string) []hostSwitch {
+	out := make([]hostSwitch, 0, len(hosts))
+	for from, to := range hosts {
+		out = append(out, hostSwitch{from, to})
+	}
+	return out
+}
+
+// rewrite is Rewrite with the host map listed; it allocates nothing for a
+// session none of whose connections switch.
+func rewrite(conns []Connection, renames map[string]string, hosts []hostSwitch) ([]Connection, []api.Switch) {
+	var out []Connection
 	var switched []api.Switch
 	for k, c := range conns {
-		out[k] = c
-		to, ok := n.Renames[c.Address]
+		to, ok := renames[c.Address]
 		if !ok {
-			for from, toHost := range n.Hosts {
-				if to, ok = ReplaceHost(c.Address, from, toHost); ok {
-					break
+			if host, i, j, found := HostOf(c.Address); found {
+				for _, h := range hosts {
+					if strings.EqualFold(host, h.from) {
+						to, ok = c.Address[:i]+h.to+c.Address[j:], true
+						break
+					}
 				}
 			}
 		}
-		if ok && to != c.Address {
-			out[k].Address = to
-			switched = append(switched, api.Switch{From: c.Address, To: to})
+		if !ok || to == c.Address {
+			continue
 		}
+		if out == nil {
+			out = append(make([]Connection, 0, len(conns)), conns...)
+			switched = make([]api.Switch, 0, len(conns)-k)
+		}
+		out[k].Address = to
+		switched = append(switched, api.Switch{From: c.Address, To: to})
+	}
+	if out == nil {
+		return conns, nil
 	}
 	return out, switched
 }

@@ -61,9 +61,10 @@ func TestRewriteKeepsSettingsAndOnlyFailedHost(t *testing.T) {
 	if conns[0].Address != `\\Print-A\Floor3` {
 		t.Fatal("Rewrite changed its input")
 	}
-	// Applying it again switches nothing.
-	if _, sw := Rewrite(got, n); len(sw) != 0 {
-		t.Fatalf("second rewrite switched %+v", sw)
+	// Applying it again switches nothing, and leaves the connections as
+	// they are.
+	if again, sw := Rewrite(got, n); len(sw) != 0 || !reflect.DeepEqual(again, want) {
+		t.Fatalf("second rewrite switched %+v: %+v", sw, again)
 	}
 }
 
@@ -90,6 +91,9 @@ func FuzzRewrite(f *testing.F) {
 		got, sw := Rewrite([]Connection{{Address: addr, Default: true}}, n)
 		if len(got) != 1 || !got[0].Default || len(sw) > 1 {
 			t.Fatalf("Rewrite lost a setting: %+v %+v", got, sw)
+		}
+		if got[0].Address != out || (len(sw) == 1) != (out != addr) {
+			t.Fatalf("Rewrite(%q) with %q → %q: %+v %+v, ReplaceHost says %q", addr, from, to, got, sw, out)
 		}
 	})
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkStep is one session's share of a failover: apply the
-// notification and encode the acknowledgement.
+// notification and encode the acknowledgement into its connection's batch.
 func BenchmarkStep(b *testing.B) {
 	c := &Client{pair: "p"}
 	conns := []Connection{
@@ -20,11 +20,15 @@ func BenchmarkStep(b *testing.B) {
 	n := api.Notification{V: 1, Pair: "p", Active: "b", Failed: "a", Hosts: map[string]string{"print-a": "print-b"},
 		Time: time.Now(), Source: api.SourceDatabase}
 	var epoch uint64
+	buf := make([]byte, 0, ackCap)
+	hosts := hostMap(n.Hosts)
 	for b.Loop() {
 		epoch++
 		n.Epoch = epoch
 		s := &Session{c: c, name: "ts00042", conns: conns}
-		if ack, ch := s.step(n); ack == nil || ch == nil {
+		var acked bool
+		var ch *Change
+		if buf, acked, ch = s.step(buf[:0], n, hosts); !acked || ch == nil {
 			b.Fatal("not applied")
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -19,16 +20,7 @@ import (
 // missing bucket), nothing while the key is missing, the value once
 // written, nothing again once deleted — done each time, never an error.
 func TestReadState(t *testing.T) {
-	srv, err := natsnode.Start(natsnode.Options{Pair: "p", Node: "a", Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	_, nc := startServer(t, "p")
 	c := &Client{nc: nc, pair: "p", sessions: map[string]*Session{}, quit: make(chan struct{})}
 	read := func(what string, want uint64) {
 		t.Helper()
@@ -75,4 +67,20 @@ func TestReadState(t *testing.T) {
 	if s := c.Stats(); s.Rejected != 1 {
 		t.Fatalf("rejected %d, want 1 (the bad value)", s.Rejected)
 	}
+}
+
+// startServer starts node a's server of pair and connects to it.
+func startServer(t *testing.T, pair string) (*natsnode.Server, *nats.Conn) {
+	t.Helper()
+	srv, err := natsnode.Start(natsnode.Options{Pair: pair, Node: "a", Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, nc
 }

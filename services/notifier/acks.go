@@ -15,11 +15,9 @@ var errTooMany = errors.New("too many sessions")
 
 // onAckMsg handles an acknowledgement published by a session.
 func (s *Service) onAckMsg(m *nats.Msg) {
-	a, err := api.DecodeAck(m.Data)
-	if err == nil {
-		if name := api.SessionFromAckSubject(s.pair, m.Subject); a.Session != name || a.Pair != s.pair {
-			err = errors.New("ack names another session or pair than its subject")
-		}
+	a, err := api.CountAck(m.Data, s.pair)
+	if err == nil && a.Session != api.SessionFromAckSubject(s.pair, m.Subject) {
+		err = errors.New("ack names another session or pair than its subject")
 	}
 	if err != nil {
 		s.reject("ack", m.Subject, err)
@@ -31,10 +29,11 @@ func (s *Service) onAckMsg(m *nats.Msg) {
 }
 
 // onAckBatchMsg handles a batch of acknowledgements a client holding many
-// sessions published (api.DecodeAckBatch): every line is checked as a
-// single acknowledgement is; a batch with a bad line is refused whole.
+// sessions published: every line is checked as a single acknowledgement is
+// (api.CountAckBatch, which keeps only what is counted); a batch with a bad
+// line is refused whole.
 func (s *Service) onAckBatchMsg(m *nats.Msg) {
-	acks, err := api.DecodeAckBatch(m.Data, s.pair)
+	acks, err := api.CountAckBatch(m.Data, s.pair)
 	if err != nil {
 		s.reject("ack", m.Subject, err)
 		return
@@ -45,14 +44,14 @@ func (s *Service) onAckBatchMsg(m *nats.Msg) {
 }
 
 // handleAck records valid acknowledgements, under one lock.
-func (s *Service) handleAck(acks ...api.SessionAck) error {
+func (s *Service) handleAck(acks ...api.AckCount) error {
 	now := s.clk.Now()
 	s.mu.Lock()
 	ok := true
 	for _, a := range acks {
 		if a.Kind == api.AckBye {
 			s.tracker.Bye(a.Session, now)
-		} else if !s.tracker.Ack(a.Session, a.Epoch, len(a.Switched), now) {
+		} else if !s.tracker.Ack(a.Session, a.Epoch, a.Switched, now) {
 			ok = false
 		}
 	}

@@ -240,7 +240,7 @@ func (s *Service) serveAck(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("ack names another session or pair than its path")
 	}
 	if err == nil {
-		err = s.handleAck(a)
+		err = s.handleAck(a.Count())
 	}
 	if err != nil {
 		s.refuse(w, r, http.StatusBadRequest, "malformed", err.Error())
