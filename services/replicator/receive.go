@@ -31,6 +31,16 @@ const memGroupLimit = 32 << 20
 // a heartbeat interval.
 const pullBytes = 4 * wire.MaxSize
 
+// pullMsgs bounds the peer's batches requested and not yet taken by the
+// receiver, and with it the bytes on the link and held here: pullBytes
+// alone does not (nats.go asks again as soon as fewer than half of the
+// messages asked for wait to be taken, and a pull that its byte limit ended
+// counts only what it delivered). At 256, up to 128 parts of a large row
+// (about 25 MiB) could be on their way at once, ahead of the master's
+// heartbeats on the same link. 16 parts are at most pullBytes of a large
+// row, and hold thousands of small rows.
+const pullMsgs = 16
+
 var (
 	errResync  = errors.New("resync needed")
 	errRestart = errors.New("consumer restart")
@@ -300,7 +310,7 @@ func (r *receiver) consume(ctx context.Context) error {
 	// Bytes in flight are bounded too: the batches share the link to the
 	// peer with its heartbeats, which must not wait behind hundreds of
 	// megabytes of a large row's parts (a false failover).
-	it, err := oc.Messages(jetstream.PullMaxMessagesWithBytesLimit(256, pullBytes))
+	it, err := oc.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMsgs, pullBytes))
 	if err != nil {
 		return err
 	}

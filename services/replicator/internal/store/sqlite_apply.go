@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 // sqliteApply is one group in its write transaction.
 type sqliteApply struct {
 	s          *SQLite
+	conn       *sql.Conn // tx's: for incremental blob I/O (writeLarge)
 	tx         *sql.Tx
 	source     string
 	fromMaster bool
@@ -112,15 +114,21 @@ func (a *sqliteApply) table(name string) (*table, bool) {
 
 // Begin implements Store.
 func (s *SQLite) Begin(ctx context.Context, source string, fromMaster bool) (Apply, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("begin apply: %w", err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("begin apply: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO _tandem_apply(x) VALUES(1)`); err != nil {
 		tx.Rollback() //nolint:errcheck
+		conn.Close()
 		return nil, fmt.Errorf("set echo marker: %w", err)
 	}
-	return &sqliteApply{s: s, tx: tx, source: source, fromMaster: fromMaster, stmts: map[string]*sql.Stmt{}}, nil
+	return &sqliteApply{s: s, conn: conn, tx: tx, source: source, fromMaster: fromMaster, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 func (a *sqliteApply) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -366,11 +374,73 @@ func (a *sqliteApply) write(ctx context.Context, t *table, c *wire.Change) error
 	if err != nil {
 		return err
 	}
+	if done, err := a.writeLarge(ctx, t, cols, vals, pk); done || err != nil {
+		return err
+	}
 	return a.exec(ctx, upsertSQL(t, cols), vals...)
 }
 
-// upsertSQL inserts cols, updating the non-key ones on a key conflict.
-func upsertSQL(t *table, cols []string) string {
+// writeLarge writes a row holding a blob larger than blobSlice without
+// handing the blob to SQLite whole: the row is written with a zeroblob of
+// its size in its place, then the blob is written into it in slices
+// (writeBlob). Bound whole, the blob is copied twice (into SQLite's heap,
+// then into the record) in copies that are not preemptible: on a starved
+// machine they held the whole process still for seconds (a false failover).
+// It returns false, having written nothing, where incremental blob I/O
+// cannot be used: no large blob, a table without a rowid, a driver without
+// blob I/O; then the caller writes the row whole.
+func (a *sqliteApply) writeLarge(ctx context.Context, t *table, cols []string, vals []any, pk []any) (bool, error) {
+	var big []int
+	for i, v := range vals {
+		if b, ok := v.([]byte); ok && len(b) > blobSlice {
+			big = append(big, i)
+		}
+	}
+	rowid := "" // a name of the rowid no column takes
+	for _, n := range []string{"rowid", "_rowid_", "oid"} {
+		if !slices.ContainsFunc(t.cols, func(c string) bool { return strings.EqualFold(c, n) }) {
+			rowid = n
+			break
+		}
+	}
+	if len(big) == 0 || rowid == "" {
+		return false, nil
+	}
+	where := make([]string, len(t.pk))
+	for i, k := range t.pk {
+		where[i] = ident(k) + " IS ?"
+	}
+	find, err := a.stmt(ctx, `SELECT `+rowid+` FROM `+ident(t.name)+` WHERE `+strings.Join(where, " AND "))
+	if err != nil {
+		return false, nil //nolint:nilerr // WITHOUT ROWID: written whole
+	}
+	args := slices.Clone(vals)
+	for _, i := range big {
+		args[i] = len(vals[i].([]byte))
+	}
+	if err := a.exec(ctx, upsertSQL(t, cols, big...), args...); err != nil {
+		return true, err
+	}
+	var id int64
+	if err := find.QueryRowContext(ctx, pk...).Scan(&id); err != nil {
+		return true, fmt.Errorf("find the row written: %w", err)
+	}
+	for _, i := range big {
+		err := a.conn.Raw(func(dc any) error { return writeBlob(dc, t.name, cols[i], id, vals[i].([]byte)) })
+		if errors.Is(err, errNoBlobIO) {
+			return true, a.exec(ctx, upsertSQL(t, cols), vals...) // over the zeroblobs
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// upsertSQL inserts cols, updating the non-key ones on a key conflict. The
+// parameters of the columns at zero are sizes: those columns get a
+// zeroblob of that size.
+func upsertSQL(t *table, cols []string, zero ...int) string {
 	q := make([]string, len(cols))
 	quoted := make([]string, len(cols))
 	var set []string
@@ -380,6 +450,9 @@ func upsertSQL(t *table, cols []string) string {
 	}
 	for i, c := range cols {
 		q[i], quoted[i] = "?", ident(c)
+		if slices.Contains(zero, i) {
+			q[i] = "zeroblob(?)"
+		}
 		if !isKey[c] {
 			set = append(set, ident(c)+" = excluded."+ident(c))
 		}
@@ -455,4 +528,5 @@ func (a *sqliteApply) end() {
 		st.Close()
 	}
 	_ = a.tx.Rollback() // sql.ErrTxDone after a commit
+	a.conn.Close()
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -106,4 +107,97 @@ func TestReadLogLargeRowInSlices(t *testing.T) {
 			t.Errorf("reading the %d MiB row grew the peak resident memory by %d MiB", wantSize>>20, grew>>20)
 		}
 	}
+}
+
+// A blob larger than blobSlice is applied by incremental blob I/O (a
+// zeroblob, then written in slices) where the table has a rowid, and whole
+// where it has none; either way the standby holds the master's bytes, in
+// a new row and in one updated over an existing one.
+func TestApplyLargeBlobInSlices(t *testing.T) {
+	sh, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("no sqlite3 shell")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	schema := []string{
+		`CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)`,
+		`CREATE TABLE mid(k TEXT PRIMARY KEY, b BLOB, note TEXT)`, // the blob not last: SQLite expands a zeroblob there
+		`CREATE TABLE wr(k TEXT PRIMARY KEY, b BLOB) WITHOUT ROWID`,
+	}
+	open := func(name string, side Side) *SQLite {
+		s, err := OpenSQLite(ctx, filepath.Join(dir, name), side, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		for _, q := range schema {
+			if _, err := s.w.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.install(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	m, st := open("m.db", Master), open("s.db", Standby)
+	after := uint64(0)
+	for _, q := range []string{
+		`INSERT INTO blobs VALUES(1, randomblob(3145728)); INSERT INTO mid VALUES('a', randomblob(2500000), 'x');
+		 INSERT INTO wr VALUES('a', randomblob(2000000)); INSERT INTO blobs VALUES(2, x'0102')`,
+		`UPDATE blobs SET b = randomblob(1500000) WHERE id = 1; UPDATE mid SET b = randomblob(3000000), note = 'y'`,
+	} {
+		if out, err := exec.Command(sh, "-cmd", ".timeout 10000", filepath.Join(dir, "m.db"), q).CombinedOutput(); err != nil {
+			t.Fatalf("sqlite3: %v: %s", err, out)
+		}
+		var changes []wire.Change
+		to, err := m.ReadLog(ctx, after, func(c wire.Change) error { changes = append(changes, c); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := m.Info(ctx)
+		a, err := st.Begin(ctx, "m", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &wire.Batch{V: wire.Version, Pair: "p", Node: "m", Master: true, DB: info.DB, Start: after, From: after, To: to, Final: true, Changes: changes}
+		if err := a.Apply(ctx, b, after); err != nil {
+			a.Rollback() //nolint:errcheck
+			t.Fatal(err)
+		}
+		if _, err := a.Commit(ctx, Position{DB: info.DB, Log: to, Stream: 1}); err != nil {
+			t.Fatal(err)
+		}
+		after = to
+		for _, tbl := range []string{"blobs", "mid", "wr"} {
+			want, got := blobSums(t, m, tbl), blobSums(t, st, tbl)
+			if want != got {
+				t.Errorf("%s after %q: the standby holds %q, the master %q", tbl, q, got, want)
+			}
+		}
+	}
+}
+
+// blobSums lists the length, SHA-256 and type of each b of tbl.
+func blobSums(t *testing.T, s *SQLite, tbl string) string {
+	t.Helper()
+	rows, err := s.r.Query(`SELECT typeof(b), b FROM ` + tbl + ` ORDER BY b`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var typ string
+		var b []byte
+		if err := rows.Scan(&typ, &b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d:%x:%s", len(b), sha256.Sum256(b), typ))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(out, " ")
 }
