@@ -24,11 +24,11 @@ const (
 
 // Server-wide timing (see the package doc).
 const (
-	pingInterval  = "1s"
-	pingMax       = 3
-	writeDeadline = "3s"
-	leafReconnect = "100ms" // nats-server adds up to 100% jitter
-	connErrReports  = 200 // log every 200th failed dial (~30 s at 150 ms)
+	pingInterval   = "1s"
+	pingMax        = 3
+	writeDeadline  = "3s"
+	leafReconnect  = "100ms" // nats-server adds up to 100% jitter
+	connErrReports = 200     // log every 200th failed dial (~30 s at 150 ms)
 )
 
 // identities are the nkeys generated at each start.

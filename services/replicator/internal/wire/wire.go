@@ -415,14 +415,6 @@ func (c *Change) Columns() ([]string, []any, error) {
 	return scanRow(rowScanner{b: c.Row, values: true})
 }
 
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
 // ParseLiteral reads one SQL literal as quote() writes it: nil, int64,
 // float64, string or []byte.
 func ParseLiteral(s string) (any, error) {
