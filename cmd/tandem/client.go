@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,11 +51,61 @@ func (g *globals) connect(name string) (*nats.Conn, error) {
 	}
 	opts = append(opts, nats.Name("tandem "+name), nats.Timeout(g.timeout), nats.DontRandomize(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	nc, err := nats.Connect(g.server, opts...)
+	nc, err := connectFirst(splitServers(g.server), opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.server, err)
 	}
 	return nc, nil
+}
+
+func splitServers(list string) []string {
+	var urls []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
+// connectFirst connects to every URL at once, each connection knowing
+// the others in order after its own for reconnects, and keeps the first
+// that is up: a frozen server (it accepts the TCP connection and never
+// says hello) no longer costs a whole connect timeout before the next URL
+// is tried.
+func connectFirst(urls []string, opts []nats.Option) (*nats.Conn, error) {
+	if len(urls) <= 1 {
+		return nats.Connect(strings.Join(urls, ","), opts...)
+	}
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	results := make(chan result, len(urls))
+	for i := range urls {
+		order := append(slices.Clone(urls[i:]), urls[:i]...)
+		go func() {
+			nc, err := nats.Connect(strings.Join(order, ","), opts...)
+			results <- result{nc, err}
+		}()
+	}
+	var first error
+	for n := 1; n <= len(urls); n++ {
+		r := <-results
+		if r.err != nil {
+			first = cmp.Or(first, r.err)
+			continue
+		}
+		go func() { // the connections still coming are not needed
+			for range len(urls) - n {
+				if late := <-results; late.err == nil {
+					late.nc.Close()
+				}
+			}
+		}()
+		return r.nc, nil
+	}
+	return nil, first
 }
 
 // authOptions are the options of --creds and --tls-ca, and the inbox prefix

@@ -98,6 +98,9 @@ func newMaintenanceCmd(a *app) *cobra.Command {
 			Use:   "off --pair P",
 			Short: "end maintenance: automatic failover again",
 			RunE: func(c *cobra.Command, _ []string) error {
+				if c.Flags().Changed("for") && dur <= 0 {
+					return fmt.Errorf("--for %v: maintenance lasts a positive duration (leave --for out for the node's maintenance.default)", dur)
+				}
 				return cmdMaintenance(c.Context(), p, on, dur, c.OutOrStdout())
 			},
 		}
