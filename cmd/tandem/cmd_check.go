@@ -52,7 +52,7 @@ func cmdCheck(ctx context.Context, p pairFlags, out io.Writer) error {
 }
 
 func checkPair(ctx context.Context, p pairFlags) check.Result {
-	nc, err := p.dial("check")
+	nc, err := p.dialAny("check")
 	if err != nil {
 		return check.UnknownResult(p.pair, err)
 	}

@@ -42,7 +42,7 @@ func newStatusCmd(a *app) *cobra.Command {
 }
 
 func cmdStatus(ctx context.Context, p pairFlags, out io.Writer) error {
-	nc, err := p.dial("status")
+	nc, err := p.dialAny("status")
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ import (
 )
 
 func watchStatus(ctx context.Context, p pairFlags, out io.Writer, live bool) error {
-	nc, err := p.dial("status --watch")
+	nc, err := p.dialAny("status --watch")
 	if err != nil {
 		return err
 	}

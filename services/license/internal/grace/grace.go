@@ -273,11 +273,11 @@ func Transition(from, to Level) string {
 	return event.LicenseWarning
 }
 
-// roughly rounds d for people: to the minute from a minute up, else to the
-// second (a 20 s grace is how an operator tries the feature; "0s of grace
-// left" with 11 s left would be wrong).
+// roughly rounds d for people: to the minute from an hour up, else to
+// the second (a short grace, as in a test, is not rounded away: 89 s is
+// not "1m0s").
 func roughly(d time.Duration) time.Duration {
-	if d >= time.Minute {
+	if d >= time.Hour {
 		return d.Round(time.Minute)
 	}
 	return d.Round(time.Second)

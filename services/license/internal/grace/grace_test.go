@@ -266,4 +266,12 @@ func TestShortGraceReason(t *testing.T) {
 	if r := st.Reason(); r != "no contact with the master for 600h0m0s: 72h0m0s of grace left" {
 		t.Fatalf("reason %q", r)
 	}
+	// Under an hour, to the second: 82 s of silence in a grace of 90 s is
+	// not "1m0s" of it with 8 s left.
+	if r := roughly(82*time.Second + 300*time.Millisecond); r != 82*time.Second {
+		t.Errorf("roughly(82.3 s) = %v", r)
+	}
+	if r := roughly(671*time.Hour + 59*time.Minute + 40*time.Second); r != 672*time.Hour {
+		t.Errorf("roughly(671h59m40s) = %v", r)
+	}
 }
