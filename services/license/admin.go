@@ -222,7 +222,7 @@ func (s *Service) checkFeature(data []byte) []byte {
 func (s *Service) state() api.LicenseState {
 	st := s.current()
 	out := api.LicenseState{Node: s.cfg.Node, Role: string(s.cfg.Role), Reason: st.Reason(), Licenses: len(st.Licenses)}
-	for _, trouble := range []*string{s.stateErr.Load(), s.saveErr.Load()} {
+	for _, trouble := range []*string{s.answerErr.Load(), s.stateErr.Load(), s.saveErr.Load()} {
 		if trouble != nil {
 			out.Reason += "; " + *trouble
 		}

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -217,10 +218,27 @@ func (s *Service) challenge(ctx context.Context) (contact.Answer, contact.Challe
 
 // onAnswer (run) counts a verified answer as contact.
 func (s *Service) onAnswer(x answered) {
-	key, err := contact.Verify(x.a, x.c, s.masterNode(), s.pinned)
+	pinned := s.pinned
+	if pinned != nil && !contact.KeyPinned(s.dir) {
+		// The operator removed the pinned key (a master whose node key was
+		// replaced on purpose): the next verified answer is pinned anew.
+		pinned = nil
+	}
+	key, err := contact.Verify(x.a, x.c, s.masterNode(), pinned)
 	if err != nil {
 		s.reject("license.answer", subject.License(s.cfg.Pair, x.a.Master, api.VerbLicenseChallenge), err)
+		if errors.Is(err, contact.ErrWrongKey) {
+			msg := fmt.Sprintf("the master %s answers, but signed by another key than the one pinned in %s: "+
+				"if its node key was replaced on purpose, delete that file on this standby to trust the new key",
+				x.a.Master, filepath.Join(s.dir, contact.KeyFile))
+			s.answerErr.Store(&msg)
+		}
 		return
+	}
+	s.answerErr.Store(nil)
+	if pinned == nil && s.pinned != nil {
+		s.log.Warn().Str("master", x.a.Master).Msg("the pinned master key was removed: pinning the master's current key")
+		s.pinned = nil
 	}
 	if s.pinned == nil {
 		if err := contact.Pin(s.dir, key); err != nil {

@@ -225,3 +225,44 @@ func TestSeatsEnforcedByCheck(t *testing.T) {
 		t.Fatalf("after the seats were released: %+v", r)
 	}
 }
+
+// The master's node key replaced (its license directory lost): the
+// standby's status names the cause — answers signed by another key than
+// the pinned one, and the file to delete — not only "no contact"; once the
+// operator deletes the pinned key, the next answer is pinned and counts.
+func TestReplacedMasterKeyNamedAndRepinned(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.add("a", w.issue("l1", "audit")); err != nil {
+		t.Fatal(err)
+	}
+	w.waitListed("b", "l1")
+	first := w.waitContact("b")
+	w.stop("a")
+	if err := os.Remove(filepath.Join(w.nodes["a"].dir, "license", "node.key")); err != nil {
+		t.Fatal(err)
+	}
+	w.nodes["a"].clk.Advance(time.Minute)
+	w.nodes["b"].clk.Advance(time.Minute)
+	w.start("a") // a new node key: its lease kicks b's challenger
+	pinned := filepath.Join(w.nodes["b"].dir, "license", "master.pub")
+	var st api.LicenseState
+	w.waitFor("b names the key mismatch", func() bool {
+		w.nodes["b"].clk.Advance(leaseTick) // the next challenge
+		st = w.list("b").State
+		return contains(st.Reason, "signed by another key than the one pinned in "+pinned)
+	})
+	if st.LastContact == nil || st.LastContact.After(first) {
+		t.Fatalf("an answer signed by another key counted as contact: %+v", st)
+	}
+	if err := os.Remove(pinned); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("b pins the new key and counts the contact", func() bool {
+		w.nodes["b"].clk.Advance(leaseTick)
+		st = w.list("b").State
+		return !contains(st.Reason, "another key") && st.LastContact != nil && st.LastContact.After(first)
+	})
+	if _, err := os.Stat(pinned); err != nil {
+		t.Fatalf("the new key is not pinned: %v", err)
+	}
+}

@@ -120,8 +120,10 @@ type Service struct {
 	kick     chan struct{}          // standby: challenge now (size 1)
 	stateErr atomic.Pointer[string] // trouble with the state file read at start, until contact, for status
 	saveErr  atomic.Pointer[string] // the last save's failure, until a save succeeds, for status
-	seats    seatTable
-	rejected *prometheus.CounterVec
+	// answerErr: the master's answers fail against the pinned key, until one verifies.
+	answerErr atomic.Pointer[string]
+	seats     seatTable
+	rejected  *prometheus.CounterVec
 
 	rejects reject.Limiter
 

@@ -180,6 +180,13 @@ func LoadKey(dir string) (ed25519.PublicKey, error) {
 	return key, nil
 }
 
+// KeyPinned reports whether dir still holds a pinned master key file
+// (false only when it is gone: a file that cannot be read stays pinned).
+func KeyPinned(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, KeyFile))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
 // Pin writes key as the pinned master key in dir.
 func Pin(dir string, key ed25519.PublicKey) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
