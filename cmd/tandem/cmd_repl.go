@@ -54,6 +54,9 @@ func newReplCmd(a *app) *cobra.Command {
 		Use:   "verify --pair P",
 		Short: "compare both nodes' tables by checksums and name the rows that differ (R7)",
 		RunE: func(c *cobra.Command, _ []string) error {
+			if err := bothAnswer(c.Context(), p, "verify compares both nodes"); err != nil {
+				return err
+			}
 			nc, err := p.dial("repl")
 			if err != nil {
 				return err
@@ -103,10 +106,12 @@ first, pause that node (repl pause --node N), resync --discard, then resume it.`
 			if req.Discard && !c.Flags().Changed("timeout") {
 				wait = discardWait
 			}
+			need := "a resync needs both nodes"
 			if req.From != "" {
-				if err := bothAnswer(c.Context(), p); err != nil {
-					return err
-				}
+				need = "a resync --from needs both nodes"
+			}
+			if err := bothAnswer(c.Context(), p, need); err != nil {
+				return err
 			}
 			return cmdReplVerb(c.Context(), p, api.VerbReplResync, req, wait, c.OutOrStdout(), c.ErrOrStderr())
 		},
@@ -119,9 +124,10 @@ first, pause that node (repl pause --node N), resync --discard, then resume it.`
 }
 
 // bothAnswer checks, within --timeout, that both nodes' replicators
-// answer: a resync --from changes one node from the other's data, and a
-// node out of reach would otherwise keep the command waiting.
-func bothAnswer(ctx context.Context, p pairFlags) error {
+// answer: a resync or a verify needs both, and a node out of reach would
+// otherwise keep the command waiting (a verify 11 s, a resync "started"
+// and never done). need says why, in the refusal.
+func bothAnswer(ctx context.Context, p pairFlags, need string) error {
 	nc, err := p.dial("repl")
 	if err != nil {
 		return err
@@ -135,7 +141,7 @@ func bothAnswer(ctx context.Context, p pairFlags) error {
 		var r api.ReplReply
 		_ = reply.Decode(raw[0], &r)
 		return &reply.Error{Code: reply.CodeUnavailable, Message: fmt.Sprintf(
-			"only %s answered within %s: its peer is unreachable, and a resync --from needs both nodes; nothing changed", orDash(r.Status.Node), p.timeout)}
+			"only %s answered within %s: its peer is unreachable, and %s; nothing changed", orDash(r.Status.Node), p.timeout, need)}
 	}
 	return nil
 }

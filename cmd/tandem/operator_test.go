@@ -96,6 +96,15 @@ func TestOperatorOutage(t *testing.T) {
 		t.Errorf("the dead master in JSON: %+v", n)
 	}
 
+	// verify and resync need both nodes: refused at once, naming the
+	// node that answered (verify waited 11 s; resync said "started").
+	for _, c := range []struct{ verb, need string }{{"verify", "verify compares both nodes"}, {"resync", "a resync needs both nodes"}} {
+		r := p.CLI("repl", c.verb, "--pair", p.Name, "--server", p.Servers(standby), "--timeout", "2s")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "only "+standby+" answered within 2s") || !strings.Contains(r.Stderr, c.need) {
+			t.Errorf("repl %s with the master dead: exit %d, %q", c.verb, r.Code, r.Stderr)
+		}
+	}
+
 	// Maintenance off (through the standby, the only node left): the
 	// standby takes over; the master is still unreachable: WARNING.
 	if r := p.CLI("maintenance", "off", "--pair", p.Name, "--server", p.Servers(standby)); r.Code != 0 {
