@@ -191,7 +191,14 @@ func Combine(pair string, replies []StatusReply) PairStatus {
 	for _, n := range byNode {
 		ps.Nodes = append(ps.Nodes, n)
 	}
-	sort.Slice(ps.Nodes, func(i, j int) bool { return ps.Nodes[i].Node < ps.Nodes[j].Node })
+	// By name; a peer not named (never heard) comes last.
+	sort.Slice(ps.Nodes, func(i, j int) bool {
+		a, b := ps.Nodes[i].Node, ps.Nodes[j].Node
+		if (a == "") != (b == "") {
+			return b == ""
+		}
+		return a < b
+	})
 	for _, n := range ps.Nodes {
 		if n.Epoch > ps.Epoch {
 			ps.Epoch = n.Epoch

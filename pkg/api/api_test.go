@@ -56,7 +56,7 @@ func TestCombine(t *testing.T) {
 	// b answered alone and has not heard its peer since it started (no
 	// hosts to name it): the peer is still listed, unnamed, unreachable.
 	ps = Combine("p", []StatusReply{{Pair: "p", Self: NodeStatus{Node: "b", Role: "standby", State: "active", Epoch: 13}}})
-	if len(ps.Nodes) != 2 || ps.Nodes[0].Node != "" || ps.Nodes[0].Role != "master" || ps.Nodes[0].Reachable ||
+	if len(ps.Nodes) != 2 || ps.Nodes[0].Node != "b" || ps.Nodes[1].Node != "" || ps.Nodes[1].Role != "master" || ps.Nodes[1].Reachable ||
 		ps.Active == nil || *ps.Active != "b" {
 		t.Fatalf("peer never heard: %+v", ps)
 	}

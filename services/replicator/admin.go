@@ -33,6 +33,7 @@ func (s *Service) subscribe() error {
 		subject.ReplApplied(p, n):  s.ship.onApplied,
 		subject.ReplSnapshot(p, n): s.snap.onRequest,
 		subject.ReplChunk(p, n):    s.snap.onChunk,
+		subject.ReplConfig(p, n):   s.onConfig, // the notifier's read: no answer until the database is open
 	}, bus.Limits{Msgs: 1024, Bytes: 64 << 20})
 	if err != nil {
 		return fmt.Errorf("replicator: %w", err)
@@ -41,12 +42,12 @@ func (s *Service) subscribe() error {
 	return nil
 }
 
-// subscribeAdmin subscribes the operators' verbs and the configuration
-// reads for the whole of Run: a replicator still learning its peer's name,
-// or opening its database again, answers status with why.
+// subscribeAdmin subscribes the operators' verbs for the whole of Run: a
+// replicator still learning its peer's name, or opening its database
+// again, answers status with why.
 func (s *Service) subscribeAdmin() (bus.Subscriptions, error) {
-	p, n := s.cfg.Pair, s.cfg.Node
-	handlers := map[string]nats.MsgHandler{subject.ReplConfig(p, n): s.onConfig}
+	p := s.cfg.Pair
+	handlers := map[string]nats.MsgHandler{}
 	for _, verb := range []string{api.VerbReplPause, api.VerbReplResume, api.VerbReplResync, api.VerbReplVerify, api.VerbReplStatus} {
 		handlers[subject.ReplAdmin(p, verb)] = s.onAdmin
 	}
