@@ -53,7 +53,7 @@ func (q Query) Validate() error {
 		return fmt.Errorf("pair glob %q: %w", q.PairGlob, err)
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		return fmt.Errorf("--until %v is before --since %v", q.Until, q.Since)
+		return fmt.Errorf("--until %s is before --since %s", q.Until.UTC().Format(time.RFC3339), q.Since.UTC().Format(time.RFC3339))
 	}
 	if q.Follow && !q.Until.IsZero() {
 		return errors.New("--follow and --until exclude each other")

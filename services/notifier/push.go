@@ -160,9 +160,8 @@ func (s *Service) checkToken(header string) string {
 	if s.o.Open {
 		return ""
 	}
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(header), " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	tok, ok := api.BearerToken(header)
+	if !ok {
 		return "missing"
 	}
 	valid := 0

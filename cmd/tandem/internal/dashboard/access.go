@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 )
 
@@ -39,7 +40,7 @@ func (a Access) Check(r *http.Request) error {
 		}
 		return ErrNotLoopback
 	}
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && tok != "" {
+	if tok, ok := api.BearerToken(r.Header.Get("Authorization")); ok {
 		return match(a.Tokens, tok)
 	}
 	user, pass, ok := r.BasicAuth()

@@ -145,12 +145,13 @@ func TestAccess(t *testing.T) {
 		set  func(*http.Request)
 		code int
 	}{
-		"none":         {nil, 401},
-		"bad token":    {func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, 401},
-		"token":        {func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret-token") }, 200},
-		"basic":        {func(r *http.Request) { r.SetBasicAuth("ops", "pa:ss") }, 200},
-		"bad password": {func(r *http.Request) { r.SetBasicAuth("ops", "pass") }, 401},
-		"unknown user": {func(r *http.Request) { r.SetBasicAuth("root", "pa:ss") }, 401},
+		"none":                        {nil, 401},
+		"bad token":                   {func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, 401},
+		"token":                       {func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cret-token") }, 200},
+		"token, scheme in lower case": {func(r *http.Request) { r.Header.Set("Authorization", "bearer s3cret-token") }, 200},
+		"basic":                       {func(r *http.Request) { r.SetBasicAuth("ops", "pa:ss") }, 200},
+		"bad password":                {func(r *http.Request) { r.SetBasicAuth("ops", "pass") }, 401},
+		"unknown user":                {func(r *http.Request) { r.SetBasicAuth("root", "pa:ss") }, 401},
 	} {
 		if resp, body := get(t, srv.URL+"/", c.set); resp.StatusCode != c.code {
 			t.Errorf("%s: %d, want %d", name, resp.StatusCode, c.code)

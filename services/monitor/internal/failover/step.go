@@ -173,7 +173,25 @@ func (m *Machine) stepHeartbeat(h Heartbeat) error {
 	m.observeEpoch(h.Epoch)
 	m.adoptMaintenance(h)
 	m.observeSwitchover()
+	m.outrank()
 	return nil
+}
+
+// outrank moves an active node above a newer epoch its peer holds while
+// not active: the peer was active in that epoch while the two did not hear
+// each other (its link refused, say) and came back passive. Clients follow
+// only the newest epoch, so without this they would stay with the peer's
+// last notification while this node serves (F1, F7).
+func (m *Machine) outrank() {
+	if m.state != Active || m.peer.state == Active || m.peer.epoch <= m.epoch {
+		return
+	}
+	was := m.peer.epoch
+	m.raiseEpoch()
+	m.rd.Heartbeat = true
+	m.emit(event.NodeActivated, fmt.Sprintf("F7: %s was active in epoch %d, newer than this node's; %s is not active now, and this node, active, moves above it so that clients follow it", m.peer.name, was, m.peer.name),
+		&event.Activation{From: string(Active)})
+	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Active, Epoch: m.epoch})
 }
 
 // adoptMaintenance takes the peer's maintenance setting when it is newer.
