@@ -10,7 +10,7 @@
 //     a node's audit streams changed behind its back (until restored and
 //     unchanged for the guard's hold time); no reachable node healthy (F15:
 //     both unhealthy, or the only one).
-//   - WARNING: a node unreachable; replication paused or blocked; a license
+//   - WARNING: a node unreachable, or its replicator or notifier silent; replication paused or blocked; a license
 //     warning (the standby's grace running out); maintenance on; a node
 //     unhealthy while another is healthy; the witness unreachable from a
 //     node (F14).
@@ -19,6 +19,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,10 +100,35 @@ func Evaluate(ps api.PairStatus) Result {
 	for _, n := range ps.Nodes {
 		nodeProblems(n, raise)
 	}
+	silentParts(ps, raise)
 	healthProblems(ps.Nodes, raise)
 	r.Status = names[r.Code]
 	r.Summary = summary(ps)
 	return r
+}
+
+// silentParts warns about a reachable node whose replicator or notifier
+// did not answer while the other node's did (one part of a split node
+// stopped): status says "no answer", and check must not say OK. A part no
+// node answers for is taken as not run at all.
+func silentParts(ps api.PairStatus, raise func(int, string, ...any)) {
+	parts := []struct {
+		name string
+		has  func(api.NodeStatus) bool
+	}{
+		{"replicator", func(n api.NodeStatus) bool { return n.Replication != nil }},
+		{"notifier", func(n api.NodeStatus) bool { return n.Sessions != nil }},
+	}
+	for _, p := range parts {
+		if !slices.ContainsFunc(ps.Nodes, p.has) {
+			continue
+		}
+		for _, n := range ps.Nodes {
+			if n.Reachable && !p.has(n) {
+				raise(Warning, "the %s of %s does not answer", p.name, n.Node)
+			}
+		}
+	}
 }
 
 func nodeProblems(n api.NodeStatus, raise func(int, string, ...any)) {

@@ -8,8 +8,15 @@ import (
 	"github.com/tandem-ha/tandem/pkg/api"
 )
 
+// node is a node as it answers with every part running (replicator and
+// notifier answered, nothing to report).
 func node(name, state string, epoch uint64, reachable bool) api.NodeStatus {
-	return api.NodeStatus{Node: name, State: state, Epoch: epoch, Reachable: reachable}
+	n := api.NodeStatus{Node: name, State: state, Epoch: epoch, Reachable: reachable}
+	if reachable {
+		n.Replication = &api.ReplStatus{Node: name, State: "running"}
+		n.Sessions = &api.SessionStatus{Node: name}
+	}
+	return n
 }
 
 func pair(active string, nodes ...api.NodeStatus) api.PairStatus {
@@ -78,6 +85,10 @@ func TestEvaluate(t *testing.T) {
 		{"alone and unhealthy", pair("b", node("a", "active", 2, false), sick(node("b", "active", 3, true))), Critical, "no healthy node: b unhealthy"},
 		{"peer never heard", pair("b", node("b", "active", 13, true), api.NodeStatus{Role: "master"}), Warning,
 			"pair p: b active in epoch 13, master never heard: the master (not heard since its peer started; hosts does not name it) unreachable | epoch=13"},
+		{"a split replicator stopped", pair("a", acked, func() api.NodeStatus { n := lagged; n.Replication = nil; return n }()), Warning,
+			"the replicator of b does not answer"},
+		{"a split notifier stopped", pair("a", func() api.NodeStatus { n := acked; n.Sessions = nil; return n }(), lagged), Warning,
+			"the notifier of a does not answer"},
 		{"dead active, no takeover", pair("", node("a", "active", 3, false), node("b", "passive", 3, true)), Critical, "no active node; a unreachable"},
 	} {
 		r := Evaluate(c.ps)
