@@ -92,6 +92,12 @@ func TestBadInputIsRejected(t *testing.T) {
 	// Nothing changed: still a active, b passive, same epochs, and b still
 	// hears a (a bad heartbeat did not count as one).
 	time.Sleep(300 * time.Millisecond) // let any wrongly accepted input take effect before comparing
+	// The standby's heartbeat on a's own subject is, to a, another node
+	// that has its name: reported, not dropped as a's own echo.
+	w.waitFor("a reports a second node named a", func() bool {
+		_, ok := a.rec.Find(event.InputRejected, "two nodes share one name")
+		return ok
+	})
 	afterA, afterB := w.status("a"), w.status("b")
 	if afterA.State != beforeA.State || afterA.Epoch != beforeA.Epoch || afterB.State != beforeB.State ||
 		afterB.Epoch != beforeB.Epoch || afterB.PeerEpoch != beforeA.Epoch || afterB.Peer != "a" {

@@ -44,7 +44,14 @@ func (s *Service) subscribe() error {
 
 func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	if m.Subject == subject.Heartbeat(s.cfg.Pair, s.cfg.Node) {
-		return // our own, echoed by our server
+		// Our own, echoed by our server — unless another role sends it:
+		// then two nodes share this node's name, and each would take the
+		// other's heartbeats for its own echo (both active, silently).
+		if hb, err := heartbeat.Decode(m.Data, s.cfg.Pair); err == nil && hb.Role != string(s.cfg.Role) {
+			s.reject("heartbeat", m.Subject, fmt.Errorf("a %s named %q sends heartbeats on this pair's link, and this node is the %s %q: "+
+				"two nodes share one name; give each node its own name (node:) in its configuration", hb.Role, hb.Node, s.cfg.Role, s.cfg.Node))
+		}
+		return
 	}
 	hb, err := heartbeat.Decode(m.Data, s.cfg.Pair)
 	if err == nil && m.Subject != subject.Heartbeat(s.cfg.Pair, hb.Node) {
