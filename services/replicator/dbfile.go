@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/tandem-ha/tandem/pkg/clock"
 )
 
 // fileCheck is how often a session looks whether its database file is
@@ -27,13 +29,14 @@ func (e *databaseGone) Error() string {
 // is no longer the one the session opened, or nil when ctx ends.
 func (s *Service) watchFile(ctx context.Context) error {
 	path := DatabasePath(s.cfg)
-	tick := time.NewTicker(fileCheck)
+	tick := clock.NewBeat(fileCheck) // with the node's other periodic jobs
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			tick.Next()
 		}
 		now, err := os.Stat(path)
 		switch {

@@ -229,13 +229,12 @@ type Service struct {
 	dropSnap func() bool
 	dir      string
 
-	// sess guards the parts of a session (st, file, sessBase, snap, ship,
+	// sess guards the parts of a session (st, file, cancelSess, snap, ship,
 	// recv): open writes them, between sessions; a NATS handler or a
 	// caller of Status reads them under RLock.
 	sess         sync.RWMutex
 	st           store.Store
 	file         os.FileInfo // the database file st opened
-	sessBase     context.Context
 	cancelSess   context.CancelFunc
 	js           jetstream.JetStream
 	ready        atomic.Bool
@@ -446,7 +445,7 @@ func (s *Service) open(ctx context.Context) error {
 	defer s.sess.Unlock()
 	s.st, s.file = st, file
 	base, cancelBase := context.WithCancel(s.base)
-	s.sessBase, s.cancelSess = base, cancelBase
+	s.cancelSess = cancelBase
 	s.pause.st = st
 	s.pause.load(info)
 	s.rep.refused(st.Refused(), s.st.Refused())
