@@ -88,7 +88,17 @@ func (s *stack) up() {
 			logs, _ := s.composeRun("logs", "--no-color", "--tail", "40")
 			s.t.Logf("logs of the stack:\n%s", logs)
 		}
-		if _, err := s.composeRun("down", "-v", "--remove-orphans"); err != nil {
+		// The daemon may still hold a network's endpoints a moment after
+		// the containers are gone ("has active endpoints"): down again,
+		// a bounded number of times.
+		var err error
+		for try := 1; try <= 5; try++ {
+			if _, err = s.composeRun("down", "-v", "--remove-orphans"); err == nil {
+				break
+			}
+			time.Sleep(time.Duration(try) * time.Second) // bounded retry of the daemon's cleanup
+		}
+		if err != nil {
 			s.t.Errorf("remove the stack: %v", err)
 		}
 	})
