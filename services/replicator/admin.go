@@ -85,6 +85,13 @@ func (s *Service) onAdmin(m *nats.Msg) {
 	var err error
 	switch verb {
 	case api.VerbReplPause, api.VerbReplResume:
+		if req.Node == "" && !s.ready.Load() {
+			// A pair-wide decision while this replicator starts: the
+			// peer takes it, and this node follows it once its database
+			// is open (followPause), as when it did not answer at all.
+			out = api.ReplReply{Status: s.Status(), Skipped: true, Message: "starting: follows the pair's decision once its database is open"}
+			break
+		}
 		err = s.SetPaused(ctx, verb == api.VerbReplPause, req.Node != "")
 		out = api.ReplReply{Status: s.Status()}
 	case api.VerbReplResync:
