@@ -37,6 +37,8 @@ type world struct {
 	nodes map[string]*tnode
 	inv   *invariants
 	edit  func(*config.Config)
+	// prepare, when set, sees each node's monitor before it runs.
+	prepare func(node string, s *monitor.Service)
 }
 
 // tnode is one node's monitor and what the test observes of it.
@@ -115,6 +117,9 @@ func (w *world) start(node string) *tnode {
 		Events: n.emitter, Log: log, Registry: n.reg})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if w.prepare != nil {
+		w.prepare(node, n.svc)
 	}
 	n.run = pairtest.Go(n.svc.Run)
 	w.inv.watch(n)

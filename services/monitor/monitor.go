@@ -139,6 +139,7 @@ type Service struct {
 	// could not be written yet (see persist). Owned by run's goroutine.
 	saved   epochfile.Epochs
 	unsaved *epochfile.Epochs
+	save    func(dir string, e epochfile.Epochs) error // epochfile.Save; tests slow it down
 
 	inputs chan input
 	hooks  chan hookJob
@@ -204,6 +205,7 @@ func New(o Options) (*Service, error) {
 		cfg: o.Config, nc: o.Conn, link: o.Link, events: o.Events, clk: o.Clock,
 		log:    o.Log.With().Str("service", "monitor").Logger(),
 		dir:    filepath.Join(o.Config.DataDir, "monitor"),
+		save:   epochfile.Save,
 		tick:   o.Config.Heart.Interval / TicksPerInterval,
 		inputs: make(chan input, 1024),
 		hooks:  make(chan hookJob, 64),
@@ -260,7 +262,7 @@ func (s *Service) ticks(d time.Duration) int {
 func (s *Service) machineConfig(e epochfile.Epochs) failover.Config {
 	c := s.cfg
 	return failover.Config{
-		Self: c.Node, Peer: c.Peer(), Role: c.Role, Epoch: e.Epoch, Seen: e.Seen,
+		Self: c.Node, Peer: c.Peer(), Role: c.Role, Epoch: e.Epoch, Seen: e.Seen, Reserved: e.Reserve,
 		HeartbeatTicks:        TicksPerInterval,
 		TimeoutTicks:          s.ticks(c.Heart.Timeout),
 		LinkDownTicks:         max(TicksPerInterval, s.ticks(linkRedial)),
@@ -328,6 +330,7 @@ func (s *Service) run(ctx context.Context) error {
 		due := s.lastTick.Add(time.Duration(quiet+1) * s.tick)
 		select {
 		case <-ctx.Done():
+			s.release()
 			return nil
 		case now := <-s.clk.After(due.Sub(s.clk.Now())):
 			s.onTimer(now, quiet)
@@ -492,16 +495,21 @@ func (s *Service) onLink(ctx context.Context, up bool) {
 }
 
 // carryOut does what the machine's Ready asks, in order: persist the epoch,
-// send control messages and the heartbeat, publish events, queue hooks.
+// send control messages and the heartbeat, publish events, queue hooks. An
+// activation into the epoch reserved on disk is persisted after the events
+// instead (failover.Ready.PersistAfterSend): a failover does not wait for
+// the disk.
 func (s *Service) carryOut(ctx context.Context) error {
 	for s.m.HasReady() {
 		start := s.clk.Now()
 		rd := s.m.Ready()
-		if rd.PersistEpoch {
-			if err := s.persist(epochfile.Epochs{Epoch: rd.Epoch, Seen: rd.Seen}); err != nil {
+		rec := epochfile.Epochs{Epoch: rd.Epoch, Seen: rd.Seen, Reserve: rd.Reserve}
+		late := rd.PersistAfterSend(s.saved.Reserve)
+		if rd.PersistEpoch && !late {
+			if err := s.persist(rec); err != nil {
 				return err
 			}
-		} else if s.unsaved != nil {
+		} else if s.unsaved != nil && !rd.PersistEpoch {
 			_ = s.persist(*s.unsaved) // a retry: it stops nothing
 		}
 		for _, msg := range rd.Messages {
@@ -521,6 +529,9 @@ func (s *Service) carryOut(ctx context.Context) error {
 			s.noteCheckEvent(e, start)
 			s.publishEvent(e)
 		}
+		if late {
+			_ = s.persist(rec) // the reservation covers it: a failure stops nothing
+		}
 		for _, h := range rd.Hooks {
 			select {
 			case s.hooks <- hookJob{hook: h}:
@@ -533,15 +544,17 @@ func (s *Service) carryOut(ctx context.Context) error {
 	return nil
 }
 
-// persist writes e to epoch.json. A node that cannot write its own raised
-// epoch stops (an activation must be persisted before anything is sent,
-// F1). A newer epoch merely seen from the peer that cannot be written is
-// logged and counted, and retried at every wake-up until it is: the node
-// keeps running and knows the epoch in memory; only a restart before the
-// write succeeds would forget it. A full disk on the passive node must not
-// take the pair's standby away.
+// persist writes e to epoch.json. A node that cannot write its own new
+// epoch, when the epoch reserved on disk does not cover it, stops: an epoch
+// is never announced before it is on disk (F1). Any other write that fails
+// (a newer epoch merely seen from the peer, an own epoch the reservation
+// covers, a new reservation) is logged and counted, and retried at every
+// wake-up until it is written: the node keeps running and knows the epochs
+// in memory; only a restart before the write succeeds would forget a seen
+// one. A full disk on the passive node must not take the pair's standby
+// away.
 func (s *Service) persist(e epochfile.Epochs) error {
-	err := epochfile.Save(s.dir, e)
+	err := s.save(s.dir, e)
 	if err == nil {
 		if s.unsaved != nil {
 			s.log.Info().Uint64("epoch", e.Epoch).Uint64("seen", e.Seen).Msg("epoch persisted again")
@@ -550,15 +563,30 @@ func (s *Service) persist(e epochfile.Epochs) error {
 		return nil
 	}
 	s.met.persistFailures.Inc()
-	if e.Epoch != s.saved.Epoch {
+	if e.Epoch > max(s.saved.Epoch, s.saved.Reserve) {
 		return fmt.Errorf("monitor: cannot persist epoch %d (seen %d), stopping: %w", e.Epoch, e.Seen, err)
 	}
-	if s.unsaved == nil || s.unsaved.Seen != e.Seen {
-		s.log.Error().Err(err).Uint64("epoch", e.Epoch).Uint64("seen", e.Seen).
-			Msg("cannot persist the newest epoch seen; running on, retrying at every wake-up")
+	if s.unsaved == nil || *s.unsaved != e {
+		s.log.Error().Err(err).Uint64("epoch", e.Epoch).Uint64("seen", e.Seen).Uint64("reserve", e.Reserve).
+			Msg("cannot persist the epochs; running on, retrying at every wake-up")
 	}
 	s.unsaved = &e
 	return nil
+}
+
+// release gives back, at a clean stop, the epoch reserved for the next
+// activation: the next start need not skip it (a start after a crash
+// does, as the node may have announced it).
+func (s *Service) release() {
+	if s.unsaved != nil || s.saved.Reserve <= max(s.saved.Epoch, s.saved.Seen) {
+		return
+	}
+	e := epochfile.Epochs{Epoch: s.saved.Epoch, Seen: s.saved.Seen}
+	if err := s.save(s.dir, e); err != nil {
+		s.log.Warn().Err(err).Msg("cannot release the reserved epoch; the next start skips it")
+		return
+	}
+	s.saved = e
 }
 
 func outageActivation(rd failover.Ready) bool {

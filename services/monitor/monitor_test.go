@@ -5,13 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/heartbeat"
 	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/monitor"
 	"github.com/tandem-ha/tandem/services/monitor/internal/epochfile"
 	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
 )
@@ -245,5 +251,137 @@ func TestSeenEpochUnwritable(t *testing.T) {
 	w.waitFor("b writes the newer epoch once it can", func() bool {
 		e, err := epochfile.Load(dir)
 		return err == nil && e.Seen == newer
+	})
+}
+
+// TestActivationOnUnwritableDisk: the standby keeps the epoch of its
+// next activation reserved in epoch.json, so a failover announces it before
+// it is written. With the file unwritable (a directory in its way) b still
+// takes over from the crashed master in its reserved epoch, counts the
+// failed write and keeps running — the monitor used to stop, as an
+// activation was written first — and records the epoch once it can. A clean
+// stop of the passive node gives its reservation back (the next start need
+// not skip it); an active node reserves nothing beyond its own epoch.
+func TestActivationOnUnwritableDisk(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) { c.Heart.Timeout = 5 * time.Second }) // the crash, not the timeout, fails over
+	w.start("a")
+	w.start("b")
+	a := w.waitSteady()
+	dir := filepath.Join(w.nodes["b"].dir, "monitor")
+	file := filepath.Join(dir, epochfile.Name)
+	reservation := func() (reserved uint64) {
+		w.waitFor("b's reservation of its next activation", func() bool {
+			e, err := epochfile.Load(dir)
+			reserved = e.Reserve
+			return err == nil && e.Seen == a.Epoch && e.Reserve > a.Epoch
+		})
+		return reserved
+	}
+	reservation()
+	w.stop("b")
+	if e, err := epochfile.Load(dir); err != nil || e.Reserve != 0 {
+		t.Fatalf("b's epoch.json after a clean stop: %+v, %v; want the reservation given back", e, err)
+	}
+	w.start("b")
+	reserved := reservation()
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(file, "in-the-way"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	w.crash("a")
+	st := w.waitState("b", failover.Active)
+	if st.Epoch != reserved {
+		t.Fatalf("b active in epoch %d, want its reserved %d", st.Epoch, reserved)
+	}
+	w.waitFor("the failed write counted", func() bool {
+		return metricValue(t, w.nodes["b"], "tandem_monitor_epoch_persist_failures_total") >= 1
+	})
+	select {
+	case <-w.nodes["b"].run.Exited():
+		t.Fatalf("b's monitor stopped: %v", w.nodes["b"].run.Err())
+	default:
+	}
+	if err := os.RemoveAll(file); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("b records its epoch once it can", func() bool {
+		e, err := epochfile.Load(dir)
+		return err == nil && e.Epoch == reserved
+	})
+	w.stop("b")
+	if e, err := epochfile.Load(dir); err != nil || e.Epoch != reserved || e.Reserve > e.Epoch {
+		t.Fatalf("the active b's epoch.json after a clean stop: %+v, %v; want epoch %d and nothing reserved beyond it", e, err, reserved)
+	}
+}
+
+// TestActivationAnnouncedBeforeWritten: with b's write of its new epoch held
+// back, b's active heartbeat in its reserved epoch is on the wire before the
+// write ends — a failover does not wait for the disk — and the epoch is on
+// disk once the write goes through.
+func TestActivationAnnouncedBeforeWritten(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open)
+	w := newWorld(t, func(c *config.Config) { c.Heart.Timeout = 5 * time.Second }) // the crash, not the timeout, fails over
+	w.prepare = func(node string, s *monitor.Service) {
+		if node != "b" {
+			return
+		}
+		monitor.SetSave(s, func(dir string, e epochfile.Epochs) error {
+			if e.Epoch != 0 { // b's own epoch: its activation
+				select {
+				case <-release:
+				case <-time.After(waitLimit):
+				}
+			}
+			return epochfile.Save(dir, e)
+		})
+	}
+	w.start("a")
+	w.start("b")
+	a := w.waitSteady()
+	dir := filepath.Join(w.nodes["b"].dir, "monitor")
+	var reserved uint64
+	w.waitFor("b's reservation of its next activation", func() bool {
+		e, err := epochfile.Load(dir)
+		reserved = e.Reserve
+		return err == nil && e.Seen == a.Epoch && e.Reserve > a.Epoch
+	})
+	beats := make(chan heartbeat.Heartbeat, 64)
+	sub, err := w.nodes["b"].nc.Subscribe(subject.Heartbeat(pairName, "b"), func(m *nats.Msg) {
+		if h, err := heartbeat.Decode(m.Data, pairName); err == nil {
+			select {
+			case beats <- h:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // the test ends
+	w.crash("a")
+	deadline := time.After(waitLimit / 2)
+	for active := false; !active; {
+		select {
+		case h := <-beats:
+			active = h.State == string(failover.Active)
+			if active && h.Epoch != reserved {
+				t.Fatalf("b announced epoch %d, want its reserved %d", h.Epoch, reserved)
+			}
+		case <-deadline:
+			t.Fatal("no active heartbeat from b while the write of its epoch was held back: the activation waited for the disk")
+		}
+	}
+	if e, err := epochfile.Load(dir); err != nil || e.Epoch != 0 {
+		t.Fatalf("epoch.json before the write went through: %+v, %v", e, err)
+	}
+	open()
+	w.waitFor("b's epoch on disk once the write goes through", func() bool {
+		e, err := epochfile.Load(dir)
+		return err == nil && e.Epoch == reserved
 	})
 }

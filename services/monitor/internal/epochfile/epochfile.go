@@ -1,7 +1,8 @@
 // Package epochfile persists a node's epochs (F1: read from disk at start,
-// never reset): its own, and the highest it has seen from its peer, so that
-// an activation after any restart goes above every epoch the node has heard
-// of. Save is atomic and durable: write a temporary file, fsync it, rename it
+// never reset): its own, the highest it has seen from its peer, and the one
+// reserved for its next activation, so that an activation after any
+// restart goes above every epoch the node has heard of or may have
+// announced. Save is atomic and durable: write a temporary file, fsync it, rename it
 // over the old one, fsync the directory.
 package epochfile
 
@@ -24,6 +25,11 @@ type Epochs struct {
 	// Seen is the highest epoch seen anywhere (the peer's, or the node's
 	// own); a file written before it was kept has none (0).
 	Seen uint64 `json:"seen,omitempty"`
+	// Reserve is the epoch reserved for the node's next activation, which
+	// may be announced before it is written as Epoch (see the failover
+	// package's "Reserved epochs"); 0 when none is (a file written at a
+	// clean stop, or before reservations were kept).
+	Reserve uint64 `json:"reserve,omitempty"`
 }
 
 // Load returns the persisted epochs, zero when none were saved yet.

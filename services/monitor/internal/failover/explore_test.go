@@ -33,10 +33,15 @@ type xmsg struct{ in Input }
 
 // xnode is one node of the explored world.
 type xnode struct {
-	m     *Machine // nil while the process is down
-	disk  uint64   // the persisted epoch
-	seen  uint64   // the persisted highest epoch seen
-	hooks []Hook   // running, oldest first; each finishes by an action
+	m       *Machine // nil while the process is down
+	disk    uint64   // the persisted epoch
+	seen    uint64   // the persisted highest epoch seen
+	reserve uint64   // the persisted reservation of the next activation
+	// late is a write the driver carries out after sending
+	// (Ready.PersistAfterSend): it reaches the disk at the node's next
+	// step, unless the node is killed first.
+	late  *Ready
+	hooks []Hook // running, oldest first; each finishes by an action
 	// heard is the highest epoch a heartbeat delivered to this node's
 	// processes (the one running and those before it) carried. Every new
 	// epoch the node moves to must be above it: the pair's epoch never
@@ -119,6 +124,10 @@ func (w *world) clone() *world {
 			c.wrep[i] = &r
 		}
 		c.q[i] = append([]xmsg(nil), w.q[i]...)
+		if l := w.n[i].late; l != nil {
+			r := *l
+			c.n[i].late = &r
+		}
 	}
 	return &c
 }
@@ -126,7 +135,7 @@ func (w *world) clone() *world {
 // start starts node i's process from its persisted epoch.
 func (w *world) start(i int) {
 	c := w.cfg
-	c.Self, c.Role, c.Epoch, c.Seen = names[i], roles[i], w.n[i].disk, w.n[i].seen
+	c.Self, c.Role, c.Epoch, c.Seen, c.Reserved = names[i], roles[i], w.n[i].disk, w.n[i].seen, w.n[i].reserve
 	if i == 0 {
 		c.Peer = names[1]
 	} else {
@@ -140,17 +149,24 @@ func (w *world) start(i int) {
 	w.flush(i)
 }
 
-// flush carries out node i's Ready: persist, then send.
+// flush carries out node i's Ready: persist, then send (or send, then
+// persist at the node's next step: Ready.PersistAfterSend).
 func (w *world) flush(i int) {
 	m := w.n[i].m
 	for m != nil && m.HasReady() {
+		w.writeLate(i)
 		rd := m.Ready()
 		m.Advance()
 		if rd.PersistEpoch {
 			if rd.Epoch != w.n[i].disk && rd.Epoch <= w.n[i].heard && w.broken == "" {
 				w.broken = fmt.Sprintf("%s moved to epoch %d, but it has heard epoch %d from its peer", names[i], rd.Epoch, w.n[i].heard)
 			}
-			w.n[i].disk, w.n[i].seen = rd.Epoch, rd.Seen
+			if rd.PersistAfterSend(w.n[i].reserve) {
+				r := rd
+				w.n[i].late = &r
+			} else {
+				w.n[i].disk, w.n[i].seen, w.n[i].reserve = rd.Epoch, rd.Seen, rd.Reserve
+			}
 		}
 		for _, msg := range rd.Messages {
 			switch msg.Kind {
@@ -403,10 +419,17 @@ func (w *world) hookDone(i int) {
 	w.step(i, HookDone(hk))
 }
 
-// kill stops node i's process; with closed the peer sees the link close and
-// its probe refused.
+// writeLate puts node i's late write on its disk.
+func (w *world) writeLate(i int) {
+	if l := w.n[i].late; l != nil {
+		w.n[i].disk, w.n[i].seen, w.n[i].reserve, w.n[i].late = l.Epoch, l.Seen, l.Reserve, nil
+	}
+}
+
+// kill stops node i's process, with any write it had not carried out yet;
+// with closed the peer sees the link close and its probe refused.
 func (w *world) kill(i int, closed bool) {
-	w.n[i].m, w.n[i].hooks = nil, nil
+	w.n[i].m, w.n[i].hooks, w.n[i].late = nil, nil, nil
 	w.q[1-i] = nil
 	w.wrep[i] = nil
 	if w.wreq[i] != nil {
@@ -424,16 +447,16 @@ func (w *world) check() error {
 	}
 	var active []int
 	for i, n := range w.n {
-		if n.m != nil && n.m.seen > max(n.disk, n.seen) {
-			return fmt.Errorf("%s has seen epoch %d, but only %d persisted", names[i], n.m.seen, max(n.disk, n.seen))
+		if n.m != nil && n.m.seen > max(n.disk, n.seen, n.reserve) {
+			return fmt.Errorf("%s has seen epoch %d, but only %d persisted", names[i], n.m.seen, max(n.disk, n.seen, n.reserve))
 		}
 		if n.m == nil || n.m.State() != Active {
 			continue
 		}
 		active = append(active, i)
 		e := n.m.Epoch()
-		if n.disk < e {
-			return fmt.Errorf("%s active in epoch %d, but only %d persisted", names[i], e, n.disk)
+		if max(n.disk, n.reserve) < e {
+			return fmt.Errorf("%s active in epoch %d, but neither recorded nor reserved (disk %d, reserved %d)", names[i], e, n.disk, n.reserve)
 		}
 		// Each node activates only into epochs of its own parity, and
 		// never below one it has been in (persisted): so no epoch is
@@ -596,6 +619,13 @@ func (w *world) key(seed maphash.Seed, buf []byte) (uint64, []byte) {
 		k.bl(w.cut[i])
 		k.e(n.disk)
 		k.e(n.seen)
+		k.e(n.reserve)
+		k.bl(n.late != nil)
+		if n.late != nil {
+			k.e(n.late.Epoch)
+			k.e(n.late.Seen)
+			k.e(n.late.Reserve)
+		}
 		k.e(n.heard)
 		k.u(uint64(len(n.hooks)))
 		for _, h := range n.hooks {
@@ -727,6 +757,7 @@ func (k *kb) machine(m *Machine) {
 	k.s(string(m.state))
 	k.e(m.epoch)
 	k.e(m.seen)
+	k.e(m.spent)
 	k.i(min(m.now, c.TimeoutTicks+1)) // decideStarting compares now with the timeout
 	k.i(m.now % c.HeartbeatTicks)
 	p := m.peer

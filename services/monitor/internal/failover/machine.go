@@ -30,6 +30,19 @@
 // down, then stopped) can still be passed; once they meet again, the next
 // activation goes above both (F7 when both are active).
 //
+// # Reserved epochs
+//
+// The write of a new epoch takes a disk flush (tens of milliseconds on a
+// busy disk), and a failover must not wait for one. So every write also
+// reserves the epoch of the node's next activation (Ready.Reserve: the next
+// of its parity above everything seen), and an activation into an epoch
+// already reserved on disk is announced first and recorded after
+// (Ready.PersistAfterSend). What a crash in between could lose is covered
+// by the reservation: a node starts above the epoch reserved by its
+// previous run (Config.Reserved), as it may have announced it. So epochs
+// only ever go up, as before; a passive node restarted after a crash skips
+// the epoch it had reserved (the driver releases it at a clean stop).
+//
 // # Switchover (F8)
 //
 // Only the master accepts the command. The active node yields first: it turns
@@ -67,6 +80,11 @@ type Config struct {
 	// Seen is the highest epoch seen from the peer, read from disk with
 	// Epoch (F1); 0 when none was saved. An activation goes above both.
 	Seen uint64
+	// Reserved is the epoch reserved on disk for this node's next
+	// activation (Ready.Reserve, read with Epoch); 0 when none was saved.
+	// The node may have announced it and stopped before it recorded it:
+	// its next activation goes above it too (see "Reserved epochs").
+	Reserved uint64
 
 	HeartbeatTicks int // between two heartbeats (F5)
 	TimeoutTicks   int // silence after which the peer is lost (F6)
@@ -145,6 +163,7 @@ type Machine struct {
 	state State
 	epoch uint64 // the epoch this node is in
 	seen  uint64 // the highest epoch seen anywhere
+	spent uint64 // Config.Reserved: an epoch a previous run may have announced unrecorded
 	now   int    // ticks since start
 
 	peer peerView
@@ -250,6 +269,7 @@ func New(c Config) (*Machine, error) {
 		state:         Starting,
 		epoch:         c.Epoch,
 		seen:          max(c.Epoch, c.Seen),
+		spent:         c.Reserved,
 		discoveryLeft: c.DiscoveryTicks,
 		inSync:        !c.WaitForSync,
 		peer:          peerView{name: c.Peer, state: Starting},
@@ -257,6 +277,7 @@ func New(c Config) (*Machine, error) {
 	}
 	m.emit(event.NodeStarted, "node started; listening for the peer", &event.Why{})
 	m.rd.Heartbeat = true
+	m.persist() // the reservation of this run's first activation
 	return m, nil
 }
 
@@ -560,6 +581,7 @@ func (m *Machine) deactivate(to State, reason string) {
 	m.collision = 0
 	m.wit.held = false // a passive node's lease may be handed over (F14)
 	m.rd.Heartbeat = true
+	m.persist() // the reservation of its next activation
 	m.emit(event.NodeDeactivated, reason, &event.Deactivation{From: string(old)})
 	m.rd.Hooks = append(m.rd.Hooks, Hook{State: Passive, Epoch: m.epoch})
 }
@@ -580,10 +602,17 @@ func (m *Machine) observeEpoch(e uint64) {
 	}
 }
 
-// persist asks the driver to write the node's epoch and the highest epoch
-// seen to disk first.
+// persist asks the driver to write the node's epoch, the highest epoch
+// seen and the reservation of its next activation to disk. An active node
+// reserves nothing beyond its own epoch (its next activation comes after
+// it turned passive, which reserves again): a restart after its epoch was
+// recorded then skips nothing.
 func (m *Machine) persist() {
-	m.rd.PersistEpoch, m.rd.Epoch, m.rd.Seen = true, m.epoch, m.seen
+	reserve := m.nextEpoch()
+	if m.state == Active {
+		reserve = m.epoch
+	}
+	m.rd.PersistEpoch, m.rd.Epoch, m.rd.Seen, m.rd.Reserve = true, m.epoch, m.seen, reserve
 }
 
 func (m *Machine) emit(typ, reason string, data event.Reasoned) {

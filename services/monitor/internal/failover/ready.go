@@ -7,11 +7,14 @@ import (
 
 // Ready is what the driver must carry out, in the order of its fields.
 type Ready struct {
-	// PersistEpoch: write Epoch (the node's) and Seen (the highest epoch
-	// seen anywhere) to disk before anything else.
+	// PersistEpoch: write Epoch (the node's), Seen (the highest epoch
+	// seen anywhere) and Reserve (the epoch of the node's next activation)
+	// to disk before anything else — or last, when PersistAfterSend says
+	// so.
 	PersistEpoch bool
 	Epoch        uint64
 	Seen         uint64
+	Reserve      uint64
 	// Heartbeat: send a heartbeat now (periodic, or because something changed).
 	Heartbeat bool
 	// Messages to the peer's monitor.
@@ -22,6 +25,18 @@ type Ready struct {
 	Hooks []Hook
 	// Lease: ask the witness (F14) and step the answer in as a LeaseReply.
 	Lease *LeaseRequest
+}
+
+// PersistAfterSend reports whether the driver may write r's epochs after
+// it has sent and published everything else (and before the hooks), given
+// reserved, the Reserve of the last write that reached the disk: when the
+// write records this node's own new epoch (Epoch == Seen: an activation,
+// or the start) and that epoch is not above the reservation. A crash
+// before the write then loses nothing the next run needs: it starts above
+// the reservation (Config.Reserved). Every other write (a newer epoch of
+// the peer's, an epoch beyond the reservation) comes first.
+func (r Ready) PersistAfterSend(reserved uint64) bool {
+	return r.PersistEpoch && r.Epoch == r.Seen && r.Epoch <= reserved
 }
 
 func (r Ready) empty() bool {

@@ -55,6 +55,7 @@ type simNode struct {
 	m       *Machine // nil while the process is down
 	disk    uint64   // persisted epoch
 	seen    uint64   // persisted highest epoch seen
+	reserve uint64   // persisted reservation of the next activation
 	paused  int      // ticks left frozen
 	pausedN int
 	inbox   []Input // delivered while paused
@@ -195,7 +196,7 @@ func (h *harness) peerOf(n *simNode) *simNode { return h.nodes[scripttest.Other(
 
 func (h *harness) start(n *simNode) {
 	c := h.cfg
-	c.Self, c.Role, c.Epoch, c.Seen = n.name, n.role, n.disk, n.seen
+	c.Self, c.Role, c.Epoch, c.Seen, c.Reserved = n.name, n.role, n.disk, n.seen, n.reserve
 	m, err := New(c)
 	if err != nil {
 		h.t.Fatal(err)
@@ -322,7 +323,7 @@ func (h *harness) flush(n *simNode) {
 		rd := n.m.Ready()
 		n.m.Advance()
 		if rd.PersistEpoch {
-			n.disk, n.seen = rd.Epoch, rd.Seen
+			n.disk, n.seen, n.reserve = rd.Epoch, rd.Seen, rd.Reserve
 		}
 		for _, msg := range rd.Messages {
 			why := ""
@@ -473,8 +474,8 @@ func (n *simNode) seenNote() string {
 // used before it was persisted, or an epoch seen and not persisted.
 func (h *harness) checkInvariants() error {
 	for _, n := range h.nodes {
-		if n.m != nil && n.m.Status().Seen > max(n.disk, n.seen) {
-			return fmt.Errorf("invariant broken: %s has seen epoch %d but only %d persisted", n.name, n.m.Status().Seen, max(n.disk, n.seen))
+		if n.m != nil && n.m.Status().Seen > max(n.disk, n.seen, n.reserve) {
+			return fmt.Errorf("invariant broken: %s has seen epoch %d but only %d persisted", n.name, n.m.Status().Seen, max(n.disk, n.seen, n.reserve))
 		}
 		if n.m == nil || n.m.State() != Active {
 			continue
@@ -483,8 +484,8 @@ func (h *harness) checkInvariants() error {
 		if err := h.actives.Active(n.name, e); err != nil {
 			return fmt.Errorf("invariant broken: %w", err)
 		}
-		if n.disk < e {
-			return fmt.Errorf("invariant broken: %s active in epoch %d but only %d persisted", n.name, e, n.disk)
+		if max(n.disk, n.reserve) < e {
+			return fmt.Errorf("invariant broken: %s active in epoch %d but neither recorded nor reserved (disk %d, reserved %d)", n.name, e, n.disk, n.reserve)
 		}
 	}
 	return nil

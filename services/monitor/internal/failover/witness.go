@@ -137,7 +137,7 @@ func (m *Machine) askWitness(epoch uint64, probe bool) {
 
 // nextEpoch is the epoch raiseEpoch would move to.
 func (m *Machine) nextEpoch() uint64 {
-	e := m.seen + 1
+	e := max(m.seen, m.spent) + 1
 	if (e%2 == 0) != (m.cfg.Role == member.Master) {
 		e++
 	}
