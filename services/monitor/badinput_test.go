@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
+	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/monitor/internal/failover"
 )
 
 // Malformed, oversized, wrong-version and wrong-pair heartbeats and
@@ -102,5 +104,40 @@ func TestBadInputIsRejected(t *testing.T) {
 	if afterA.State != beforeA.State || afterA.Epoch != beforeA.Epoch || afterB.State != beforeB.State ||
 		afterB.Epoch != beforeB.Epoch || afterB.PeerEpoch != beforeA.Epoch || afterB.Peer != "a" {
 		t.Fatalf("state changed by bad input:\nbefore a=%+v\n b=%+v\nafter a=%+v\n b=%+v", beforeA, beforeB, afterA, afterB)
+	}
+}
+
+// TestSameNameStandbyStaysPassive: the standby was given the master's name
+// (a copied configuration). Each node hears the other's heartbeats on its
+// own subject; they used to be dropped as the node's own echo, and both
+// nodes activated. Now each reports the clash, and — hosts: naming the
+// peer — takes them for the peer's: the master stays the only active node.
+func TestSameNameStandbyStaysPassive(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) {
+		c.Hosts = map[string]string{"a": "print-a", "b": "print-b"}
+		c.Node = "a"
+	})
+	w.start("a")
+	w.start("b")
+	w.waitState("a", failover.Active)
+	w.waitFor("the master reports two nodes named a", func() bool {
+		_, ok := w.nodes["a"].rec.Find(event.InputRejected, "two nodes share one name")
+		return ok
+	})
+	w.waitFor("the standby counts the clash", func() bool { // its events are a's: the test's recorder does not hear them
+		return metricValue(t, w.nodes["b"], "tandem_input_rejected_total") >= 1
+	})
+	w.waitState("b", failover.Passive)
+	// Over several heartbeat timeouts the standby never activates (the
+	// invariants watcher fails the test on two actives).
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := w.status("b"); st.State == failover.Active {
+			t.Fatalf("the standby named a activated (epoch %d) while the master is active", st.Epoch)
+		}
+		time.Sleep(50 * time.Millisecond) // sampling for a bounded time
+	}
+	if st := w.status("a"); st.State != failover.Active {
+		t.Fatalf("the master: %s", st.State)
 	}
 }

@@ -44,19 +44,37 @@ func (s *Service) subscribe() error {
 
 func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 	if m.Subject == subject.Heartbeat(s.cfg.Pair, s.cfg.Node) {
-		// Our own, echoed by our server — unless another role sends it:
-		// then two nodes share this node's name, and each would take the
-		// other's heartbeats for its own echo (both active, silently).
-		if hb, err := heartbeat.Decode(m.Data, s.cfg.Pair); err == nil && hb.Role != string(s.cfg.Role) {
-			s.reject("heartbeat", m.Subject, fmt.Errorf("a %s named %q sends heartbeats on this pair's link, and this node is the %s %q: "+
-				"two nodes share one name; give each node its own name (node:) in its configuration", hb.Role, hb.Node, s.cfg.Role, s.cfg.Node))
-		}
+		s.onOwnSubject(m)
 		return
 	}
 	hb, err := heartbeat.Decode(m.Data, s.cfg.Pair)
 	if err == nil && m.Subject != subject.Heartbeat(s.cfg.Pair, hb.Node) {
 		err = fmt.Errorf("heartbeat from node %q on subject %s", hb.Node, m.Subject)
 	}
+	s.onPeerHeartbeat(m, hb, hb.Node, err)
+}
+
+// onOwnSubject hears a heartbeat on this node's own subject: its own,
+// echoed by its server — unless another role sends it. Then two nodes
+// share this node's name, and each would take the other's heartbeats for
+// its own echo and activate (both active, silently). It is reported, and
+// taken for the peer's heartbeat when the configuration names the peer
+// (hosts:), so that the pair still has one active node.
+func (s *Service) onOwnSubject(m *nats.Msg) {
+	hb, err := heartbeat.Decode(m.Data, s.cfg.Pair)
+	if err != nil || hb.Role == string(s.cfg.Role) {
+		return
+	}
+	s.reject("heartbeat", m.Subject, fmt.Errorf("a %s named %q sends heartbeats on this pair's link, and this node is the %s %q: "+
+		"two nodes share one name; give each node its own name (node:) in its configuration", hb.Role, hb.Node, s.cfg.Role, s.cfg.Node))
+	if peer := s.cfg.Peer(); peer != "" {
+		s.onPeerHeartbeat(m, hb, peer, nil)
+	}
+}
+
+// onPeerHeartbeat steps the peer's heartbeat hb, sent as from, into the
+// machine, or reports err or what else is wrong with it.
+func (s *Service) onPeerHeartbeat(m *nats.Msg, hb heartbeat.Heartbeat, from string, err error) {
 	if err == nil {
 		err = event.CheckEpoch(hb.Epoch, s.newestEpoch())
 	}
@@ -69,7 +87,7 @@ func (s *Service) onHeartbeatMsg(m *nats.Msg) {
 		return
 	}
 	s.enqueueWith(failover.Heartbeat{
-		From: hb.Node, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
+		From: from, Role: config.Role(hb.Role), State: failover.State(hb.State), Epoch: hb.Epoch,
 		Maint: hb.Maintenance, MaintLeft: s.ticks(time.Duration(hb.MaintenanceLeftMS) * time.Millisecond),
 		MaintVersion: hb.MaintenanceVersion, Unhealthy: !health.Healthy, Failing: health.Failing(),
 		WitnessDown: hb.WitnessDown,
