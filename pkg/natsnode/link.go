@@ -3,6 +3,7 @@ package natsnode
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -15,6 +16,10 @@ import (
 type LinkEvent struct {
 	Up bool
 	At time.Time // when the watcher saw the change
+	// Remote is the name of the server at the other end of a link that
+	// came up (subject.ServerName of the peer: "<pair>-<node>"); empty
+	// when unknown (a relayed link).
+	Remote string
 }
 
 // Watcher timing (see the package doc).
@@ -117,29 +122,46 @@ func (s *Server) settle() {
 
 // observe reads the link state once and reports whether it changed.
 func (s *Server) observe() bool {
-	up := s.appLeafs() > 0
+	n, remote := s.appLeafs()
+	up := n > 0
 	if up == s.linked.Load() {
 		return false
 	}
 	s.linked.Store(up)
-	s.emit(LinkEvent{Up: up, At: time.Now()})
-	if up {
-		s.log.Info().Msg("leaf link up")
-	} else {
+	s.emit(LinkEvent{Up: up, At: time.Now(), Remote: remote})
+	switch {
+	case up && ForeignPeer(s.opts.Pair, remote):
+		s.log.Error().Str("remote", remote).Msgf("leaf link up, but to server %q, which is not a node of pair %q: "+
+			"nats.peer (or the peer's) points at another pair's node", remote, s.opts.Pair)
+	case up:
+		s.log.Info().Str("remote", remote).Msg("leaf link up")
+	default:
 		s.log.Info().Msg("leaf link down")
 	}
 	return true
 }
 
-// appLeafs counts the established leaf connections of account TANDEM: the
-// link to the peer (NOTES: a future link to a central hub is bound to another
-// account and must not count).
-func (s *Server) appLeafs() int {
+// appLeafs counts the established leaf connections of account TANDEM (the
+// link to the peer; NOTES: a link to a central hub is bound to another
+// account and does not count) and names the server at the other end of the
+// first.
+func (s *Server) appLeafs() (int, string) {
 	lz, err := s.ns.Leafz(&server.LeafzOptions{Account: AppAccount})
-	if err != nil {
-		return 0
+	if err != nil || lz.NumLeafs == 0 {
+		return 0, ""
 	}
-	return lz.NumLeafs
+	remote := ""
+	if len(lz.Leafs) > 0 {
+		remote = lz.Leafs[0].Name
+	}
+	return lz.NumLeafs, remote
+}
+
+// ForeignPeer reports whether remote, the server name at the other end of
+// the leaf link, is not a node of pair (subject.ServerName: "<pair>-<node>").
+// An empty name is not known to be foreign.
+func ForeignPeer(pair, remote string) bool {
+	return remote != "" && !strings.HasPrefix(remote, pair+"-")
 }
 
 // emit queues ev, dropping the oldest queued event when the buffer is full.

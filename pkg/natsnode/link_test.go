@@ -108,3 +108,22 @@ func cpuTime(t *testing.T) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestLinkNamesItsRemote: a link event names the server at the other end;
+// a standby whose nats.peer points at another pair's node gets a link up
+// to a foreign server, which ForeignPeer tells apart.
+func TestLinkNamesItsRemote(t *testing.T) {
+	a, b := startPair(t)
+	if ev := waitEvent(t, b, true, 5*time.Second); ev.Remote != a.Domain() || ForeignPeer("t", ev.Remote) {
+		t.Fatalf("b's link up names %q (foreign %v), want a's server %q", ev.Remote, ForeignPeer("t", ev.Remote), a.Domain())
+	}
+	q := startNode(t, "a", func(o *Options) { o.Pair = "q" })
+	wrong := startNode(t, "b", func(o *Options) { o.Peer, o.Solicit = q.LeafURL(), true })
+	ev := waitEvent(t, wrong, true, 10*time.Second)
+	if ev.Remote != "q-a" || !ForeignPeer("t", ev.Remote) {
+		t.Fatalf("a link to pair q's node: remote %q, foreign %v; want q-a, true", ev.Remote, ForeignPeer("t", ev.Remote))
+	}
+	if ForeignPeer("t", "") || ForeignPeer("t", "t-b") || !ForeignPeer("t", "tx-b") {
+		t.Fatal("ForeignPeer: wrong for an empty name, t-b or tx-b")
+	}
+}

@@ -139,7 +139,10 @@ type Service struct {
 	// could not be written yet (see persist). Owned by run's goroutine.
 	saved   epochfile.Epochs
 	unsaved *epochfile.Epochs
-	save    func(dir string, e epochfile.Epochs) error // epochfile.Save; tests slow it down
+	// foreignLink: the link is up to another pair's node (onLink). Owned
+	// by run's goroutine.
+	foreignLink bool
+	save        func(dir string, e epochfile.Epochs) error // epochfile.Save; tests slow it down
 
 	inputs chan input
 	hooks  chan hookJob
@@ -342,7 +345,7 @@ func (s *Service) run(ctx context.Context) error {
 				continue
 			}
 			s.catchUp(s.clk.Now(), quiet)
-			s.onLink(ctx, le.Up)
+			s.onLink(ctx, le)
 		case err := <-s.lost:
 			return s.stepDown(ctx, err)
 		}
@@ -469,9 +472,22 @@ func (s *Service) onInput(in input) {
 
 // onLink reacts to the link to the peer going up or down. A link that goes
 // down is probed at once, off the loop; a refused connection proves the peer's
-// process dead and fails over without waiting for the timeout (F6).
-func (s *Service) onLink(ctx context.Context, up bool) {
+// process dead and fails over without waiting for the timeout (F6). A link
+// that comes up to a server of another pair (nats.peer points at the wrong
+// node) is reported, and does not count as the link to the peer.
+func (s *Service) onLink(ctx context.Context, le natsnode.LinkEvent) {
 	now := s.clk.Now()
+	up := le.Up
+	if up && natsnode.ForeignPeer(s.cfg.Pair, le.Remote) {
+		s.foreignLink = true
+		s.reject("link", "", fmt.Errorf("the link is up to NATS server %q, which is not a node of pair %q: "+
+			"nats.peer on this node or its peer points at another pair's node", le.Remote, s.cfg.Pair))
+		return
+	}
+	if !up && s.foreignLink { // that link was never the peer's
+		s.foreignLink = false
+		return
+	}
 	if up {
 		s.linkDown = time.Time{}
 		s.log.Debug().Msg("link to the peer is up")
