@@ -160,7 +160,7 @@ func (p *pairFlags) register(fs *pflag.FlagSet, d clientDefaults, timeout time.D
 
 // dial checks --pair and connects: the opening of every pair command.
 func (p *pairFlags) dial(name string) (*nats.Conn, error) {
-	if err := requirePair(p.pair); err != nil {
+	if err := p.requirePair(); err != nil {
 		return nil, err
 	}
 	return p.connect(name)
@@ -168,7 +168,7 @@ func (p *pairFlags) dial(name string) (*nats.Conn, error) {
 
 // dialAny is dial for a command that asks every node (connectAny).
 func (p *pairFlags) dialAny(name string) (*nats.Conn, error) {
-	if err := requirePair(p.pair); err != nil {
+	if err := p.requirePair(); err != nil {
 		return nil, err
 	}
 	return p.connectAny(name)
@@ -190,11 +190,16 @@ func (p *pairFlags) open(ctx context.Context, name string) (*nats.Conn, []api.St
 	return nc, replies, nil
 }
 
-func requirePair(pair string) error {
-	if pair == "" {
+// requirePair checks --pair; a client file that could not be read comes
+// first, since the pair may be what it failed to give.
+func (p *pairFlags) requirePair() error {
+	if p.fileErr != nil {
+		return p.fileErr
+	}
+	if p.pair == "" {
 		return errors.New("--pair is required")
 	}
-	return subject.CheckName("pair", pair)
+	return subject.CheckName("pair", p.pair)
 }
 
 // gatherReplies sends req to subj, answered by every node of a pair, and

@@ -70,7 +70,7 @@ type switchLine struct {
 }
 
 func cmdSession(ctx context.Context, o sessionOptions, out io.Writer) error {
-	if err := requirePair(o.pair); err != nil {
+	if err := o.requirePair(); err != nil {
 		return err
 	}
 	if !subject.ValidSession(o.name) {

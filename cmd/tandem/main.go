@@ -207,13 +207,18 @@ func flagError(c *cobra.Command, err error) error {
 	return &usageError{errors.New(msg)}
 }
 
-// closestFlag is the flag of fs nearest to name (edit distance at most 2, or
-// a name that starts with it), or "".
+// closestFlag is the flag of fs nearest to name (closest), or "".
 func closestFlag(fs *pflag.FlagSet, name string) string {
-	best, bestD := "", 3
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
+	return closest(name, names)
+}
+
+// closest is the one of names nearest to name (edit distance at most 2, or
+// a name that starts with it; the first of equals), or "".
+func closest(name string, names []string) string {
+	best, bestD := "", 3
 	for _, n := range names {
 		d := levenshtein(name, n)
 		if strings.HasPrefix(n, name) && d > 0 {
