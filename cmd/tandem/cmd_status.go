@@ -117,6 +117,22 @@ func printChecks(out io.Writer, ps api.PairStatus) {
 	}
 }
 
+// printUnanswered prints one line per node some of whose parts did not
+// answer (api.NodeStatus.Unanswered): "no answer from a: sessions". An
+// unreachable node none of whose parts answered is left to its row.
+func printUnanswered(out io.Writer, ps api.PairStatus) {
+	for _, n := range ps.Nodes {
+		if len(n.Unanswered) == 0 || !n.Reachable && len(n.Unanswered) == len(statusParts) {
+			continue
+		}
+		why := ""
+		if !n.Reachable {
+			why = " (the node is unreachable)"
+		}
+		fmt.Fprintf(out, "no answer from %s: %s%s\n", nodeName(n), strings.Join(n.Unanswered, ", "), why)
+	}
+}
+
 func printStatus(out io.Writer, ps api.PairStatus) {
 	active := "none"
 	if ps.Active != nil {
@@ -145,6 +161,7 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", nodeName(n), n.Role, state, n.Epoch, yesNo(n.Reachable), age, maint)
 	}
 	tw.Flush()
+	printUnanswered(out, ps)
 	printChecks(out, ps)
 	for _, lines := range statusLines {
 		lines(out, ps)
