@@ -29,13 +29,15 @@ type globals struct {
 	tlsCA   string
 	json    bool
 	timeout time.Duration
-	fileErr error // the client file could not be read
+	fileErr error   // the client file could not be read
+	access  *access // what the server refused (shared with newRoot)
 }
 
-// register defines the global flags on fs, with d's defaults and timeout as
-// the default --timeout.
-func (g *globals) register(fs *pflag.FlagSet, d clientDefaults, timeout time.Duration) {
-	g.fileErr = d.Err
+// register defines the global flags on fs, with the client defaults and
+// timeout as the default --timeout.
+func (g *globals) register(fs *pflag.FlagSet, a *app, timeout time.Duration) {
+	d := a.client
+	g.fileErr, g.access = d.Err, a.access
 	fs.StringVar(&g.server, "server", d.Server, "NATS server URL(s), comma separated; the first is tried first ($TANDEM_SERVER)")
 	fs.StringVar(&g.creds, "creds", d.Creds, "NATS credentials: a .creds file or an nkey seed file, tandem auth init ($TANDEM_CREDS)")
 	fs.StringVar(&g.tlsCA, "tls-ca", d.TLSCA, "PEM CA file the NATS servers' TLS certificates are verified with ($TANDEM_TLS_CA)")
@@ -130,6 +132,10 @@ func (g *globals) authOptions(role string) ([]nats.Option, error) {
 		return nil, g.fileErr
 	}
 	opts := []nats.Option{nats.CustomInboxPrefix(natsnode.InboxPrefix(role))}
+	if g.access != nil {
+		g.access.use(g.creds, role)
+		opts = append(opts, nats.ErrorHandler(g.access.asyncError))
+	}
 	if g.creds != "" {
 		opt, err := natsnode.CredsOption(g.creds)
 		if err != nil {
@@ -153,9 +159,9 @@ type pairFlags struct {
 	pair string
 }
 
-func (p *pairFlags) register(fs *pflag.FlagSet, d clientDefaults, timeout time.Duration) {
-	p.globals.register(fs, d, timeout)
-	fs.StringVar(&p.pair, "pair", d.Pair, "the pair ($TANDEM_PAIR)")
+func (p *pairFlags) register(fs *pflag.FlagSet, a *app, timeout time.Duration) {
+	p.globals.register(fs, a, timeout)
+	fs.StringVar(&p.pair, "pair", a.client.Pair, "the pair ($TANDEM_PAIR)")
 }
 
 // dial checks --pair and connects: the opening of every pair command.

@@ -36,7 +36,7 @@ func newStatusCmd(a *app) *cobra.Command {
 			return cmdStatus(c.Context(), p, c.OutOrStdout())
 		},
 	}
-	p.register(c.Flags(), a.client, time.Second)
+	p.register(c.Flags(), a, time.Second)
 	c.Flags().BoolVarP(&watch, "watch", "w", false, "a live view, redrawn on every change (--json: one object per line)")
 	return c
 }
