@@ -117,7 +117,7 @@ func (a *access) explain(err error) error {
 	case isAuthViolation(err) && creds == "":
 		return fmt.Errorf("the server requires credentials and none were given (--creds, $TANDEM_CREDS or creds: in client.yaml); %s", useKey(role))
 	case isAuthViolation(err):
-		return fmt.Errorf("the server does not accept %s (not in the nodes' nats.auth or nats.sessions, or revoked); %s", who(creds), useKey(role))
+		return fmt.Errorf("the server does not accept %s (its public key is not in the nodes' nats.auth or nats.sessions, nor a fleet hub's hub.auth, or was removed); %s", who(creds), useKey(role))
 	}
 	return err
 }
