@@ -58,15 +58,6 @@ func cmdStatus(ctx context.Context, p pairFlags, out io.Writer) error {
 	return nil
 }
 
-// attach hands the status entry of node to set, if the pair has that node.
-func attach(ps *api.PairStatus, node string, set func(*api.NodeStatus)) {
-	for i := range ps.Nodes {
-		if ps.Nodes[i].Node == node {
-			set(&ps.Nodes[i])
-		}
-	}
-}
-
 // anyNode reports whether a node of ps satisfies f.
 func anyNode(ps api.PairStatus, f func(api.NodeStatus) bool) bool {
 	for _, n := range ps.Nodes {
