@@ -30,11 +30,8 @@ func TestRefusedCredentials(t *testing.T) {
 	if _, err := natsnode.WriteSeeds(stranger, []string{config.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = "rc", "a", config.Master, filepath.Join(t.TempDir(), "a")
-	cfg.NATS.Listen, cfg.NATS.LeafListen = "127.0.0.1:-1", "127.0.0.1:-1"
+	cfg := loneMaster(t, "rc")
 	cfg.NATS.Auth = auth
-	cfg.Admin.Listen, cfg.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
 	n, _ := part(ctx, t, cfg, "nats")
 	server := n.Server().ClientURL()
 	seed := func(dir, role string) string { return filepath.Join(dir, natsnode.SeedFileName(role)) }

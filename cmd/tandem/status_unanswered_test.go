@@ -22,11 +22,7 @@ import (
 func TestStatusNamesUnansweredParts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := config.Default()
-	cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = "un", "a", config.Master, filepath.Join(t.TempDir(), "a")
-	cfg.NATS.Listen, cfg.NATS.LeafListen = "127.0.0.1:-1", "127.0.0.1:-1"
-	cfg.Heart.Interval, cfg.Heart.Timeout = 100*time.Millisecond, time.Second
-	cfg.Admin.Listen, cfg.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loneMaster(t, "un")
 	cfg.Hosts = map[string]string{"a": "a.test"}
 	nats, _ := part(ctx, t, cfg, "nats")
 	cfg.NATS.URL = nats.Server().ClientURL()
@@ -70,4 +66,15 @@ func TestStatusNamesUnansweredParts(t *testing.T) {
 	if a := await("replication", "sessions").Nodes[0]; a.License == nil {
 		t.Errorf("the license service answered, yet no license part: %+v", a)
 	}
+}
+
+// loneMaster is the configuration of a master "a" of pair with no peer,
+// every address a free loopback port, for its parts run in process (part).
+func loneMaster(t *testing.T, pair string) config.Config {
+	cfg := config.Default()
+	cfg.Pair, cfg.Node, cfg.Role, cfg.DataDir = pair, "a", config.Master, filepath.Join(t.TempDir(), "a")
+	cfg.NATS.Listen, cfg.NATS.LeafListen = "127.0.0.1:-1", "127.0.0.1:-1"
+	cfg.Heart.Interval, cfg.Heart.Timeout = 100*time.Millisecond, time.Second
+	cfg.Admin.Listen, cfg.Notifier.PushListen = "127.0.0.1:0", "127.0.0.1:0"
+	return cfg
 }
