@@ -109,6 +109,8 @@ func (a *access) explain(err error) error {
 	creds, role, denied, keepOpen := a.creds, a.role, a.denied, a.keepOpen()
 	a.mu.Unlock()
 	switch {
+	case role == "": // no client connection (tandem node, hub, witness…): their own errors
+		return err
 	case err == nil && (denied == nil || keepOpen):
 		return nil
 	case denied != nil:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +91,20 @@ func TestRefusedCredentials(t *testing.T) {
 				t.Errorf("took %v: waited for the timeout", took)
 			}
 		})
+	}
+}
+
+// TestExplainOnlyClientConnections: a server's own error that mentions an
+// authorization violation (tandem node whose services cannot sign in) is
+// not taken for the CLI's credentials.
+func TestExplainOnlyClientConnections(t *testing.T) {
+	err := errors.New("node a: connect to nats://127.0.0.1:4222: nats: Authorization Violation")
+	if got := (&access{}).explain(err); got != err {
+		t.Errorf("explained a command that made no client connection: %v", got)
+	}
+	a := &access{}
+	a.use("", config.RoleAdmin)
+	if got := a.explain(err); !strings.Contains(got.Error(), "requires credentials and none were given") {
+		t.Errorf("a client's refused connection: %v", got)
 	}
 }
