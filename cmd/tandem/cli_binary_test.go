@@ -174,3 +174,42 @@ func TestClientDefaults(t *testing.T) {
 		t.Errorf("check without a server: exit %d, %q", r.code, r.stdout)
 	}
 }
+
+// TestClientFileBadKeys: an unknown key of client.yaml is refused naming the
+// file, the line, the key and the known key it was probably meant to be;
+// so are a repeated key and a value that is not a single string. Through the
+// binary the file's error comes first, not a "--pair is required" that
+// blames the flag the file was meant to give.
+func TestClientFileBadKeys(t *testing.T) {
+	cfg := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cfg, "tandem"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(cfg, "tandem", "client.yaml")
+	for name, tt := range map[string]struct{ yaml, want string }{
+		"typo":      {"pair: p\nserer: nats://127.0.0.1:1\n", file + `:2: unknown key "serer"; did you mean "server"? (keys: server, pair, creds, tls_ca)`},
+		"far off":   {"password: x\n", file + `:1: unknown key "password" (keys: server, pair, creds, tls_ca)`},
+		"twice":     {"pair: a\npair: b\n", file + ":2: pair: already set at line 1"},
+		"list":      {"pair:\n  - p\n", file + ":2: pair: want a single value"},
+		"not a map": {"- server\n", file + ":1: want a mapping of keys"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d := loadClientDefaults(func(string) string { return "" }, cfg)
+			if d.Err == nil || !strings.Contains(d.Err.Error(), tt.want) {
+				t.Errorf("error %v; want it to contain %q", d.Err, tt.want)
+			}
+		})
+	}
+	if err := os.WriteFile(file, []byte("pair: p\nserer: nats://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"status"}, {"session", "--name", "s1", "--resource", "10.0.0.1"}} {
+		r := runBinary(t, []string{"XDG_CONFIG_HOME=" + cfg}, cmd...)
+		if r.code != 1 || !strings.Contains(r.stderr, `unknown key "serer"; did you mean "server"?`) || strings.Contains(r.stderr, "--pair") {
+			t.Errorf("tandem %v with a typo in client.yaml: exit %d, %q", cmd, r.code, r.stderr)
+		}
+	}
+}

@@ -29,13 +29,15 @@ type globals struct {
 	tlsCA   string
 	json    bool
 	timeout time.Duration
-	fileErr error // the client file could not be read
+	fileErr error   // the client file could not be read
+	access  *access // what the server refused (shared with newRoot)
 }
 
-// register defines the global flags on fs, with d's defaults and timeout as
-// the default --timeout.
-func (g *globals) register(fs *pflag.FlagSet, d clientDefaults, timeout time.Duration) {
-	g.fileErr = d.Err
+// register defines the global flags on fs, with the client defaults and
+// timeout as the default --timeout.
+func (g *globals) register(fs *pflag.FlagSet, a *app, timeout time.Duration) {
+	d := a.client
+	g.fileErr, g.access = d.Err, a.access
 	fs.StringVar(&g.server, "server", d.Server, "NATS server URL(s), comma separated; the first is tried first ($TANDEM_SERVER)")
 	fs.StringVar(&g.creds, "creds", d.Creds, "NATS credentials: a .creds file or an nkey seed file, tandem auth init ($TANDEM_CREDS)")
 	fs.StringVar(&g.tlsCA, "tls-ca", d.TLSCA, "PEM CA file the NATS servers' TLS certificates are verified with ($TANDEM_TLS_CA)")
@@ -130,6 +132,10 @@ func (g *globals) authOptions(role string) ([]nats.Option, error) {
 		return nil, g.fileErr
 	}
 	opts := []nats.Option{nats.CustomInboxPrefix(natsnode.InboxPrefix(role))}
+	if g.access != nil {
+		g.access.use(g.creds, role)
+		opts = append(opts, nats.ErrorHandler(g.access.asyncError))
+	}
 	if g.creds != "" {
 		opt, err := natsnode.CredsOption(g.creds)
 		if err != nil {
@@ -153,14 +159,14 @@ type pairFlags struct {
 	pair string
 }
 
-func (p *pairFlags) register(fs *pflag.FlagSet, d clientDefaults, timeout time.Duration) {
-	p.globals.register(fs, d, timeout)
-	fs.StringVar(&p.pair, "pair", d.Pair, "the pair ($TANDEM_PAIR)")
+func (p *pairFlags) register(fs *pflag.FlagSet, a *app, timeout time.Duration) {
+	p.globals.register(fs, a, timeout)
+	fs.StringVar(&p.pair, "pair", a.client.Pair, "the pair ($TANDEM_PAIR)")
 }
 
 // dial checks --pair and connects: the opening of every pair command.
 func (p *pairFlags) dial(name string) (*nats.Conn, error) {
-	if err := requirePair(p.pair); err != nil {
+	if err := p.requirePair(); err != nil {
 		return nil, err
 	}
 	return p.connect(name)
@@ -168,7 +174,7 @@ func (p *pairFlags) dial(name string) (*nats.Conn, error) {
 
 // dialAny is dial for a command that asks every node (connectAny).
 func (p *pairFlags) dialAny(name string) (*nats.Conn, error) {
-	if err := requirePair(p.pair); err != nil {
+	if err := p.requirePair(); err != nil {
 		return nil, err
 	}
 	return p.connectAny(name)
@@ -190,11 +196,16 @@ func (p *pairFlags) open(ctx context.Context, name string) (*nats.Conn, []api.St
 	return nc, replies, nil
 }
 
-func requirePair(pair string) error {
-	if pair == "" {
+// requirePair checks --pair; a client file that could not be read comes
+// first, since the pair may be what it failed to give.
+func (p *pairFlags) requirePair() error {
+	if p.fileErr != nil {
+		return p.fileErr
+	}
+	if p.pair == "" {
 		return errors.New("--pair is required")
 	}
-	return subject.CheckName("pair", pair)
+	return subject.CheckName("pair", p.pair)
 }
 
 // gatherReplies sends req to subj, answered by every node of a pair, and

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -75,25 +75,63 @@ func setNonEmpty(dst *string, v string) {
 	}
 }
 
-// readClientFile reads a client file strictly: an unknown key is an error.
+// clientKeys are the keys of the client file.
+var clientKeys = []string{"server", "pair", "creds", "tls_ca"}
+
+// readClientFile reads a client file strictly: an unknown or repeated key,
+// or a value that is not a single string, is an error naming the file, the
+// line and the key (with the known key it was probably meant to be).
 func readClientFile(path string) (clientDefaults, error) {
-	var d clientDefaults
 	fh, err := os.Open(path)
 	if err != nil {
-		return d, err
+		return clientDefaults{}, err
 	}
 	defer fh.Close()
 	b, err := io.ReadAll(io.LimitReader(fh, clientFileLimit+1))
 	if err != nil {
-		return d, fmt.Errorf("read %s: %w", path, err)
+		return clientDefaults{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(b) > clientFileLimit {
-		return d, fmt.Errorf("%s is larger than %d bytes", path, clientFileLimit)
+		return clientDefaults{}, fmt.Errorf("%s is larger than %d bytes", path, clientFileLimit)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&d); err != nil && !errors.Is(err, io.EOF) {
-		return d, fmt.Errorf("%s: %w (keys: server, pair, creds, tls_ca)", path, err)
+	return parseClientFile(path, b)
+}
+
+func parseClientFile(path string, b []byte) (clientDefaults, error) {
+	var d clientDefaults
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return d, fmt.Errorf("%s: %w", path, err)
 	}
-	return d, nil
+	if len(doc.Content) == 0 {
+		return d, nil // empty
+	}
+	known := "keys: " + strings.Join(clientKeys, ", ")
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return d, fmt.Errorf("%s:%d: want a mapping of keys (%s)", path, top.Line, known)
+	}
+	fields := map[string]*string{"server": &d.Server, "pair": &d.Pair, "creds": &d.Creds, "tls_ca": &d.TLSCA}
+	seen := map[string]int{} // key → line
+	var errs []error
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		dst, ok := fields[k.Value]
+		switch {
+		case !ok:
+			hint := ""
+			if s := closest(k.Value, clientKeys); s != "" {
+				hint = fmt.Sprintf("; did you mean %q?", s)
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: unknown key %q%s (%s)", path, k.Line, k.Value, hint, known))
+		case seen[k.Value] > 0:
+			errs = append(errs, fmt.Errorf("%s:%d: %s: already set at line %d", path, k.Line, k.Value, seen[k.Value]))
+		case v.Kind != yaml.ScalarNode:
+			errs = append(errs, fmt.Errorf("%s:%d: %s: want a single value", path, v.Line, k.Value))
+		case v.ShortTag() != "!!null":
+			*dst = v.Value
+		}
+		seen[k.Value] = k.Line
+	}
+	return d, errors.Join(errs...)
 }

@@ -50,7 +50,7 @@ func newAuditCmd(a *app) *cobra.Command {
 			sub.Use, sub.Short = "export --since T [--pair P] [--node N] [--type GLOB] [--until T] > events.jsonl", "the events as JSON lines, exactly as stored"
 		}
 		f := sub.Flags()
-		o.register(f, a.client, 3*time.Second)
+		o.register(f, a, 3*time.Second)
 		f.StringVar(&o.pair, "pair", a.client.Pair, "the pair (default: every pair on the server; $TANDEM_PAIR)")
 		f.StringVar(&o.nodes, "node", "", "only events made on these nodes (comma separated)")
 		f.StringVar(&o.typ, "type", "", "only events whose type matches this glob, e.g. 'tandem.node.*'")

@@ -32,7 +32,7 @@ func newCheckCmd(a *app) *cobra.Command {
 			return cmdCheck(c.Context(), p, c.OutOrStdout())
 		},
 	}
-	p.register(c.Flags(), a.client, time.Second)
+	p.register(c.Flags(), a, time.Second)
 	return c
 }
 
@@ -54,12 +54,12 @@ func cmdCheck(ctx context.Context, p pairFlags, out io.Writer) error {
 func checkPair(ctx context.Context, p pairFlags) check.Result {
 	nc, err := p.dialAny("check")
 	if err != nil {
-		return check.UnknownResult(p.pair, err)
+		return check.UnknownResult(p.pair, p.access.explain(err))
 	}
 	defer nc.Close()
 	ps, _, err := askPair(ctx, nc, p.pair, p.timeout)
 	if err != nil {
-		return check.UnknownResult(p.pair, err)
+		return check.UnknownResult(p.pair, p.access.explain(err))
 	}
 	return check.Evaluate(ps)
 }

@@ -41,7 +41,7 @@ func newFleetCmd(a *app) *cobra.Command {
 			return cmdFleetStatus(c.Context(), g, watch, stale, c.OutOrStdout())
 		},
 	}
-	g.register(st.Flags(), a.client, 3*time.Second)
+	g.register(st.Flags(), a, 3*time.Second)
 	st.Flags().BoolVarP(&watch, "watch", "w", false, "a live view, redrawn on every change")
 	st.Flags().DurationVar(&stale, "stale", fleet.DefaultStale, "mark a pair whose last report is older than this")
 	c.AddCommand(st)

@@ -66,7 +66,7 @@ func newLicenseCmd(a *app) *cobra.Command {
 			return cmdLicenseAdd(c.Context(), ap, args[0], c.OutOrStdout())
 		},
 	}
-	ap.register(add.Flags(), a.client, 3*time.Second)
+	ap.register(add.Flags(), a, 3*time.Second)
 
 	var lp pairFlags
 	list := &cobra.Command{
@@ -74,7 +74,7 @@ func newLicenseCmd(a *app) *cobra.Command {
 		Short: "each node's licenses and license state",
 		RunE:  func(c *cobra.Command, _ []string) error { return cmdLicenseList(c.Context(), lp, c.OutOrStdout()) },
 	}
-	lp.register(list.Flags(), a.client, 3*time.Second)
+	lp.register(list.Flags(), a, 3*time.Second)
 
 	var cp pairFlags
 	var seat string
@@ -86,7 +86,7 @@ func newLicenseCmd(a *app) *cobra.Command {
 			return cmdLicenseCheck(c.Context(), cp, args[0], seat, c.OutOrStdout())
 		},
 	}
-	cp.register(check.Flags(), a.client, 3*time.Second)
+	cp.register(check.Flags(), a, 3*time.Second)
 	check.Flags().StringVar(&seat, "seat", "", "hold one of the license's seats for this client name (10 min after its last check)")
 	c.AddCommand(keygen, issue, add, list, check)
 	return c

@@ -43,7 +43,7 @@ func newReplCmd(a *app) *cobra.Command {
 				return cmdReplVerb(c.Context(), p, v.verb, api.ReplRequest{Node: node}, p.timeout, c.OutOrStdout(), c.ErrOrStderr())
 			},
 		}
-		p.register(sub.Flags(), a.client, 3*time.Second)
+		p.register(sub.Flags(), a, 3*time.Second)
 		sub.Flags().StringVar(&node, "node", "", "only this node (default: both)")
 		c.AddCommand(sub)
 	}
@@ -65,7 +65,7 @@ func newReplCmd(a *app) *cobra.Command {
 			return replVerify(c.Context(), nc, p, max(attempts, 1), c.OutOrStdout())
 		},
 	}
-	p.register(verify.Flags(), a.client, 3*time.Second)
+	p.register(verify.Flags(), a, 3*time.Second)
 	verify.Flags().IntVar(&attempts, "attempts", 3, "how many times to compare before reporting a difference (changes in flight settle)")
 	c.AddCommand(verify)
 	return c
@@ -116,7 +116,7 @@ first, pause that node (repl pause --node N), resync --discard, then resume it.`
 			return cmdReplVerb(c.Context(), p, api.VerbReplResync, req, wait, c.OutOrStdout(), c.ErrOrStderr())
 		},
 	}
-	p.register(c.Flags(), a.client, 3*time.Second)
+	p.register(c.Flags(), a, 3*time.Second)
 	c.Flags().StringVar(&req.From, "from", "", "the node whose data is kept (with --discard: the master or the standby; without: the master)")
 	c.Flags().BoolVar(&req.Discard, "discard", false, "make the other node equal to --from, discarding what differs there (recorded in _tandem_conflict on both nodes)")
 	c.Flags().StringVar(&req.Node, "node", "", "the node to re-sync (default: the one that is not --from)")

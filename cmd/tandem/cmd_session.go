@@ -48,7 +48,7 @@ func newSessionCmd(a *app) *cobra.Command {
 			return cmdSession(c.Context(), o, c.OutOrStdout())
 		},
 	}
-	o.register(c.Flags(), a.client, 3*time.Second)
+	o.register(c.Flags(), a, 3*time.Second)
 	c.Flags().StringVar(&o.name, "name", "", "the session's name (1–64 of A-Z a-z 0-9 _ -)")
 	c.Flags().StringArrayVar(&o.resources, "resource", nil, "a resource address the session is connected to (repeatable), e.g. \\\\print-a\\Floor3")
 	c.Flags().StringVar(&o.def, "default", "", "the address of the default resource (default: the first)")
@@ -70,7 +70,7 @@ type switchLine struct {
 }
 
 func cmdSession(ctx context.Context, o sessionOptions, out io.Writer) error {
-	if err := requirePair(o.pair); err != nil {
+	if err := o.requirePair(); err != nil {
 		return err
 	}
 	if !subject.ValidSession(o.name) {

@@ -36,7 +36,7 @@ func newStatusCmd(a *app) *cobra.Command {
 			return cmdStatus(c.Context(), p, c.OutOrStdout())
 		},
 	}
-	p.register(c.Flags(), a.client, time.Second)
+	p.register(c.Flags(), a, time.Second)
 	c.Flags().BoolVarP(&watch, "watch", "w", false, "a live view, redrawn on every change (--json: one object per line)")
 	return c
 }
@@ -56,15 +56,6 @@ func cmdStatus(ctx context.Context, p pairFlags, out io.Writer) error {
 	}
 	printStatus(out, ps)
 	return nil
-}
-
-// attach hands the status entry of node to set, if the pair has that node.
-func attach(ps *api.PairStatus, node string, set func(*api.NodeStatus)) {
-	for i := range ps.Nodes {
-		if ps.Nodes[i].Node == node {
-			set(&ps.Nodes[i])
-		}
-	}
 }
 
 // anyNode reports whether a node of ps satisfies f.
@@ -117,6 +108,22 @@ func printChecks(out io.Writer, ps api.PairStatus) {
 	}
 }
 
+// printUnanswered prints one line per node some of whose parts did not
+// answer (api.NodeStatus.Unanswered): "no answer from a: sessions". An
+// unreachable node none of whose parts answered is left to its row.
+func printUnanswered(out io.Writer, ps api.PairStatus) {
+	for _, n := range ps.Nodes {
+		if len(n.Unanswered) == 0 || !n.Reachable && len(n.Unanswered) == len(statusParts) {
+			continue
+		}
+		why := ""
+		if !n.Reachable {
+			why = " (the node is unreachable)"
+		}
+		fmt.Fprintf(out, "no answer from %s: %s%s\n", nodeName(n), strings.Join(n.Unanswered, ", "), why)
+	}
+}
+
 func printStatus(out io.Writer, ps api.PairStatus) {
 	active := "none"
 	if ps.Active != nil {
@@ -145,6 +152,7 @@ func printStatus(out io.Writer, ps api.PairStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", nodeName(n), n.Role, state, n.Epoch, yesNo(n.Reachable), age, maint)
 	}
 	tw.Flush()
+	printUnanswered(out, ps)
 	printChecks(out, ps)
 	for _, lines := range statusLines {
 		lines(out, ps)

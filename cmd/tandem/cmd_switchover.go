@@ -29,7 +29,7 @@ func newSwitchoverCmd(a *app) *cobra.Command {
 			return cmdSwitchover(c.Context(), p, to, wait, c.OutOrStdout())
 		},
 	}
-	p.register(c.Flags(), a.client, 3*time.Second)
+	p.register(c.Flags(), a, 3*time.Second)
 	c.Flags().StringVar(&to, "to", "", "the node to make active (default: the passive one)")
 	c.Flags().DurationVar(&wait, "wait", 15*time.Second, "how long to wait for the switchover to complete (0: do not wait)")
 	return c
@@ -104,7 +104,7 @@ func newMaintenanceCmd(a *app) *cobra.Command {
 				return cmdMaintenance(c.Context(), p, on, dur, c.OutOrStdout())
 			},
 		}
-		p.register(sub.Flags(), a.client, 3*time.Second)
+		p.register(sub.Flags(), a, 3*time.Second)
 		if on {
 			sub.Use, sub.Short = "on --pair P [--for D]", "start maintenance: no automatic failover until it ends (F10)"
 			sub.Flags().DurationVar(&dur, "for", 0, "how long maintenance lasts (default: the node's maintenance.default, 1h)")

@@ -75,7 +75,7 @@ func TestFleetAdminThroughHub(t *testing.T) {
 
 	if _, errOut, code := as("reader", "switchover", "--pair", "f1", "--timeout", "5s"); code == 0 {
 		t.Fatal("the fleet reader switched the pair over through the hub")
-	} else if !strings.Contains(errOut, "may not send it") {
+	} else if !strings.Contains(errOut, "may not run this command (the server refused to publish to tandem.f1.") {
 		t.Errorf("the reader's refusal does not say why: %s", errOut)
 	}
 	if s := p.Status(2 * time.Second); s.Active == nil || *s.Active != p.Master || s.Epoch != st.Epoch {

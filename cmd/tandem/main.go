@@ -46,6 +46,9 @@ var commandFactories []func(a *app) *cobra.Command
 type app struct {
 	// client holds the client defaults (environment, client file).
 	client clientDefaults
+	// access records what the NATS server refused the command's
+	// credentials, and explains it (access.go).
+	access *access
 }
 
 func main() {
@@ -99,7 +102,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 
 // newRoot builds the whole command tree writing to out and errOut.
 func newRoot(out, errOut io.Writer) *cobra.Command {
-	a := &app{client: loadClientDefaults(os.Getenv, userConfigDir())}
+	a := &app{client: loadClientDefaults(os.Getenv, userConfigDir()), access: &access{}}
 	root := &cobra.Command{
 		Use:   "tandem",
 		Short: "keeps a service available on a master/standby pair",
@@ -123,7 +126,20 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 		root.AddCommand(f(a))
 	}
 	strictArgs(root)
+	explainRefusals(root, a.access)
 	return root
+}
+
+// explainRefusals runs every command through acc.run: a refusal of the
+// NATS server ends the command at once and is told plainly, whichever
+// command met it.
+func explainRefusals(c *cobra.Command, acc *access) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(c *cobra.Command, args []string) error { return acc.run(c, args, run) }
+	}
+	for _, sub := range c.Commands() {
+		explainRefusals(sub, acc)
+	}
 }
 
 // newHelpCmd is `tandem help [COMMAND…]`: the command's help on stdout, or
@@ -207,13 +223,18 @@ func flagError(c *cobra.Command, err error) error {
 	return &usageError{errors.New(msg)}
 }
 
-// closestFlag is the flag of fs nearest to name (edit distance at most 2, or
-// a name that starts with it), or "".
+// closestFlag is the flag of fs nearest to name (closest), or "".
 func closestFlag(fs *pflag.FlagSet, name string) string {
-	best, bestD := "", 3
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
 	sort.Strings(names)
+	return closest(name, names)
+}
+
+// closest is the one of names nearest to name (edit distance at most 2, or
+// a name that starts with it; the first of equals), or "".
+func closest(name string, names []string) string {
+	best, bestD := "", 3
 	for _, n := range names {
 		d := levenshtein(name, n)
 		if strings.HasPrefix(n, name) && d > 0 {

@@ -24,7 +24,6 @@ func statusFixture(t *testing.T) api.PairStatus {
 		Healthy: &yes, Checks: []api.CheckStatus{{Name: "spooler", Healthy: true, Output: "HTTP 200", Since: at}},
 		Server: "nats-a", Witness: &api.WitnessStatus{Reachable: true, Lease: true}}
 	b := api.NodeStatus{Node: "b", Role: "standby", State: "passive", Epoch: 3, Reachable: true, HeartbeatAgeMS: &age, Checks: []api.CheckStatus{}}
-	ps := api.Combine("p", []api.StatusReply{{Pair: "p", Self: a, Peer: &b, Time: at}})
 	snap := 0.5
 	answers := map[string]any{ // by the part's request subject
 		"repl": api.ReplReply{Status: api.ReplStatus{Node: "a", Role: "master", State: "syncing", DB: "/data/app.db", Snapshot: &snap,
@@ -35,8 +34,10 @@ func statusFixture(t *testing.T) api.PairStatus {
 		"audit": api.AuditStatusReply{Pair: "p", State: api.AuditState{Node: "a", Status: api.AuditCritical,
 			Changes: []string{"tandem_events_p_a: max_age is 1s, want 2160h0m0s"}, Since: &at, ClearsAt: &at}},
 	}
+	parts := make([]map[string]func(*api.NodeStatus), len(statusParts))
 	found := 0
-	for _, part := range statusParts {
+	for i, part := range statusParts {
+		parts[i] = map[string]func(*api.NodeStatus){}
 		subj := part.subject("p")
 		for key, ans := range answers {
 			if !strings.Contains(subj, key) {
@@ -46,14 +47,14 @@ func statusFixture(t *testing.T) api.PairStatus {
 			if err != nil {
 				t.Fatalf("%s: %v", subj, err)
 			}
-			attach(&ps, node, add)
+			parts[i][node] = add
 			found++
 		}
 	}
 	if found != len(answers) {
 		t.Fatalf("%d of the %d parts matched a status part: %d parts", found, len(answers), len(statusParts))
 	}
-	return ps
+	return combine("p", []api.StatusReply{{Pair: "p", Self: a, Peer: &b, Time: at}}, parts)
 }
 
 // golden compares got with testdata/name, or rewrites it with -rewrite.

@@ -16,24 +16,25 @@ import (
 func head(pair string) api.Request { return api.Request{V: api.Version, Pair: pair} }
 
 // statusParts are the services' parts of the pair's status, asked at once
-// beside the monitors (askPair).
+// beside the monitors (askPair), each named by its key in the node's JSON
+// (the name api.NodeStatus.Unanswered lists it by).
 var statusParts = []statusPart{
-	newStatusPart( // the license service (L5)
+	newStatusPart("license", // the license service (L5)
 		func(pair string) string { return subject.License(pair, subject.PairScope, api.VerbLicenseStatus) },
 		func(pair string) any { return api.LicenseStatusRequest{Request: head(pair)} },
 		func(r api.LicenseStatusReply) string { return r.State.Node },
 		func(n *api.NodeStatus, r api.LicenseStatusReply) { n.License = &r.State }),
-	newStatusPart( // the replicator (R7)
+	newStatusPart("replication", // the replicator (R7)
 		func(pair string) string { return subject.ReplAdmin(pair, api.VerbReplStatus) },
 		func(pair string) any { return api.ReplRequest{Request: head(pair)} },
 		func(r api.ReplReply) string { return r.Status.Node },
 		func(n *api.NodeStatus, r api.ReplReply) { n.Replication = &r.Status }),
-	newStatusPart( // the notifier (N1–N5)
+	newStatusPart("sessions", // the notifier (N1–N5)
 		subject.NotifierStatus,
 		func(pair string) any { return api.NotifierStatusRequest{Request: head(pair)} },
 		func(r api.NotifierStatusReply) string { return r.Status.Node },
 		func(n *api.NodeStatus, r api.NotifierStatusReply) { n.Sessions = &r.Status }),
-	newStatusPart( // the node's audit guard (A3)
+	newStatusPart("audit", // the node's audit guard (A3)
 		func(pair string) string { return subject.Admin(pair, subject.PairScope, api.VerbAuditStatus) },
 		func(pair string) any { return api.AuditStatusRequest{Request: head(pair)} },
 		func(r api.AuditStatusReply) string { return r.State.Node },

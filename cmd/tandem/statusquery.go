@@ -27,6 +27,7 @@ import (
 // statusPart is one service's part of the pair's status (replication,
 // license, sessions, audit); statusParts lists them.
 type statusPart struct {
+	name    string // its key in the node's JSON
 	subject func(pair string) string
 	request func(pair string) any
 	// decode reads one reply: the node it is about and how to add it to
@@ -35,8 +36,8 @@ type statusPart struct {
 }
 
 // newStatusPart makes a statusPart of a reply type T.
-func newStatusPart[T any](subj func(pair string) string, req func(pair string) any, node func(T) string, add func(*api.NodeStatus, T)) statusPart {
-	return statusPart{subject: subj, request: req, decode: func(data []byte) (string, func(*api.NodeStatus), error) {
+func newStatusPart[T any](name string, subj func(pair string) string, req func(pair string) any, node func(T) string, add func(*api.NodeStatus, T)) statusPart {
+	return statusPart{name: name, subject: subj, request: req, decode: func(data []byte) (string, func(*api.NodeStatus), error) {
 		var r T
 		if err := reply.Decode(data, &r); err != nil {
 			return "", nil, err
@@ -63,13 +64,25 @@ func askPair(ctx context.Context, nc *nats.Conn, pair string, wait time.Duration
 	if len(a.replies) == 0 {
 		return api.PairStatus{}, nil, unanswered(nc, "node of pair "+strconv.Quote(pair))
 	}
-	ps := api.Combine(pair, a.replies)
-	for _, adds := range a.parts {
-		for node, add := range adds {
-			attach(&ps, node, add)
+	return combine(pair, a.replies, a.parts), a.replies, nil
+}
+
+// combine is the pair's status from the monitors' replies and the parts
+// (per statusParts index, by node, how to add the part): each node carries
+// the parts that answered for it and names the others (Unanswered).
+func combine(pair string, replies []api.StatusReply, parts []map[string]func(*api.NodeStatus)) api.PairStatus {
+	ps := api.Combine(pair, replies)
+	for i := range ps.Nodes {
+		n := &ps.Nodes[i]
+		for j, adds := range parts {
+			if add := adds[n.Node]; add != nil {
+				add(n)
+			} else {
+				n.Unanswered = append(n.Unanswered, statusParts[j].name)
+			}
 		}
 	}
-	return ps, a.replies, nil
+	return ps
 }
 
 func ask(ctx context.Context, nc *nats.Conn, pair string, wait time.Duration) (*statusAnswers, error) {

@@ -109,6 +109,11 @@ type NodeStatus struct {
 	// Witness is the node's view of the pair's witness (F14); absent
 	// without one.
 	Witness *WitnessStatus `json:"witness,omitempty"`
+	// Unanswered names the parts above whose service did not answer
+	// tandem status, by their keys (license, replication, sessions,
+	// audit), so that a program can tell "no answer" from "nothing to
+	// say"; absent when every part answered. Only the CLI sets it.
+	Unanswered []string `json:"unanswered,omitempty"`
 }
 
 // WitnessStatus is a node's view of the pair's witness (F14).

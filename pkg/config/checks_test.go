@@ -75,6 +75,7 @@ func TestChecksBad(t *testing.T) {
 		"bad tcp":      {"- name: x\n  tcp: nohost\n", "tcp:"},
 		"bad interval": {"- name: x\n  exec: true\n  interval: soon\n", "interval"},
 		"tiny":         {"- name: x\n  exec: true\n  interval: 1ms\n", "below 10ms"},
+		"interval 0":   {"- name: x\n  exec: true\n  interval: 0s\n", "checks.list item 1: interval: 0s: want at least 10ms; leave it out for 1s"},
 		"fall zero":    {"- name: x\n  exec: true\n  fall: 0\n", "fall"},
 		"unknown":      {"- name: x\n  exec: true\n  retries: 3\n", `unknown field "retries"`},
 		"not a list":   {"  list: nope\n", "want a list of checks"},

@@ -551,8 +551,11 @@ func (h Heartbeat) validate() []error {
 	case h.Timeout < 2*h.Interval:
 		add("heartbeat.timeout: %v must be at least 2 × heartbeat.interval (%v)%s", h.Timeout, h.Interval, h.profileHint())
 	}
-	if h.Discovery < 0 || h.Settle < 0 {
-		add("heartbeat.discovery and heartbeat.settle must not be negative")
+	if h.Discovery < 0 {
+		add("heartbeat.discovery: %v must not be negative (0 means 3 × heartbeat.interval)", h.Discovery)
+	}
+	if h.Settle < 0 {
+		add("heartbeat.settle: %v must not be negative (0 means 3 × heartbeat.interval)", h.Settle)
 	}
 	return errs
 }
@@ -632,8 +635,13 @@ func (c Config) Validate() error {
 			add("hosts: a pair has two nodes, %d given", len(c.Hosts))
 		}
 	}
-	if n := c.Notifier; n.Reannounce <= 0 || n.ConfigRefresh <= 0 || n.ProgressTimeout <= 0 {
-		add("notifier.reannounce, .config_refresh and .progress_timeout must be positive")
+	for _, k := range []struct {
+		key string
+		d   time.Duration
+	}{{"notifier.reannounce", c.Notifier.Reannounce}, {"notifier.config_refresh", c.Notifier.ConfigRefresh}, {"notifier.progress_timeout", c.Notifier.ProgressTimeout}} {
+		if k.d <= 0 {
+			add("%s: %v must be positive", k.key, k.d)
+		}
 	}
 	for _, tbl := range []string{c.Notifier.HostsTable, c.Notifier.ResourcesTable} {
 		if !validTable(tbl) {
@@ -652,8 +660,10 @@ func (c Config) Validate() error {
 	if c.License.Grace <= 0 {
 		add("license.grace: %v must be positive", c.License.Grace)
 	}
-	if c.Maintenance.Default <= 0 || c.Maintenance.Max < c.Maintenance.Default {
-		add("maintenance: default %v must be positive and at most max %v", c.Maintenance.Default, c.Maintenance.Max)
+	if m := c.Maintenance; m.Default <= 0 {
+		add("maintenance.default: %v must be positive", m.Default)
+	} else if m.Max < m.Default {
+		add("maintenance.max: %v must be at least maintenance.default (%v)", m.Max, m.Default)
 	}
 	if c.Audit.MaxAge <= 0 {
 		add("audit.max_age: %v must be positive", c.Audit.MaxAge)

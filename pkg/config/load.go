@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -55,8 +56,9 @@ func Load(file string, environ []string, flags map[string]string) (Config, error
 // validate.
 func load(file string, environ []string, flags map[string]string, validate func(Config) error) (Config, error) {
 	c := Default()
-	// Interval and timeout come from the profile unless a source sets them.
-	c.Heart.Interval, c.Heart.Timeout = 0, 0
+	// Interval and timeout come from the profile unless a source sets them;
+	// unsetDuration tells "not set" from an explicit 0, which is refused.
+	c.Heart.Interval, c.Heart.Timeout = unsetDuration, unsetDuration
 	if file != "" {
 		if err := applyFile(&c, file); err != nil {
 			return Config{}, err
@@ -65,11 +67,43 @@ func load(file string, environ []string, flags map[string]string, validate func(
 	if err := errors.Join(applyEnv(&c, environ), applyFlags(&c, flags)); err != nil {
 		return Config{}, err
 	}
+	zeros := c.Heart.explicitZeros()
 	c.Heart = c.Heart.WithProfile()
-	if err := validate(c); err != nil {
+	if err := errors.Join(zeros, validate(c)); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// unsetDuration marks heartbeat.interval and .timeout that no source set
+// while the sources are read (no one writes -2562047h47m16.854775808s).
+const unsetDuration = time.Duration(math.MinInt64)
+
+// explicitZeros refuses an interval or timeout a source set to 0 (it
+// would otherwise be the profile's, silently), and turns the unset ones
+// into 0 for WithProfile.
+func (h *Heartbeat) explicitZeros() error {
+	var errs []error
+	p, ok := Profiles[h.Profile]
+	for _, k := range []struct {
+		key     string
+		d       *time.Duration
+		profile time.Duration
+		allowed string
+	}{
+		{"heartbeat.interval", &h.Interval, p.Interval, "at least 10ms"},
+		{"heartbeat.timeout", &h.Timeout, p.Timeout, "at least 2 × heartbeat.interval"},
+	} {
+		switch {
+		case *k.d == unsetDuration:
+			*k.d = 0
+		case *k.d == 0 && ok:
+			errs = append(errs, fmt.Errorf("%s: 0s: want %s; leave it unset for heartbeat.profile %s's %v", k.key, k.allowed, h.Profile, k.profile))
+		case *k.d == 0:
+			errs = append(errs, fmt.Errorf("%s: 0s: want %s", k.key, k.allowed))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Keys returns every config key, sorted: "admin.listen", …, "pair", ….
@@ -508,6 +542,9 @@ func (f yamlFile) check(at string, n *yaml.Node) (Check, error) {
 			d, err := time.ParseDuration(val)
 			if err != nil {
 				return c, f.errorf(v, "%s: %s: %w", at, k.Value, err)
+			}
+			if d == 0 && k.Value == "interval" { // not the default 1s in disguise
+				return c, f.errorf(v, "%s: interval: 0s: want at least 10ms; leave it out for %v", at, DefaultCheckInterval)
 			}
 			*durs[k.Value] = d
 		case ints[k.Value] != nil:

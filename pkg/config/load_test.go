@@ -401,6 +401,15 @@ func TestLoadValidates(t *testing.T) {
 		{name: "no names", err: []string{"pair:", "node:"}},
 		{name: "timeout below 2 × interval", environ: append(slices.Clone(named), "TANDEM_HEARTBEAT_TIMEOUT=1500ms"), err: []string{"heartbeat.timeout"}},
 		{name: "hosts without this node", environ: append(slices.Clone(named), "TANDEM_HOSTS=beta=print-b"), err: []string{`hosts: no entry for this node "alpha"`}},
+		{name: "hooks.timeout 0", environ: append(slices.Clone(named), "TANDEM_HOOKS_TIMEOUT=0s"), err: []string{"hooks.timeout: 0s must be positive"}},
+		{name: "notifier durations", environ: append(slices.Clone(named), "TANDEM_NOTIFIER_REANNOUNCE=0s", "TANDEM_NOTIFIER_PROGRESS_TIMEOUT=-1s"),
+			err: []string{"notifier.reannounce: 0s must be positive", "notifier.progress_timeout: -1s must be positive"}},
+		{name: "notifier.config_refresh 0", environ: append(slices.Clone(named), "TANDEM_NOTIFIER_CONFIG_REFRESH=0s"), err: []string{"notifier.config_refresh: 0s must be positive"}},
+		{name: "notifier.max_conns 0", environ: append(slices.Clone(named), "TANDEM_NOTIFIER_MAX_CONNS=0"), err: []string{"notifier.max_conns is 0: want 1 to 1000000"}},
+		{name: "license.grace 0", environ: append(slices.Clone(named), "TANDEM_LICENSE_GRACE=0s"), err: []string{"license.grace: 0s must be positive"}},
+		{name: "maintenance.default 0", environ: append(slices.Clone(named), "TANDEM_MAINTENANCE_DEFAULT=0s"), err: []string{"maintenance.default: 0s must be positive"}},
+		{name: "maintenance.max below default", environ: append(slices.Clone(named), "TANDEM_MAINTENANCE_MAX=30m"), err: []string{"maintenance.max: 30m0s must be at least maintenance.default (1h0m0s)"}},
+		{name: "audit.max_age 0", environ: append(slices.Clone(named), "TANDEM_AUDIT_MAX_AGE=0s"), err: []string{"audit.max_age: 0s must be positive"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

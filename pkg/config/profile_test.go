@@ -72,3 +72,50 @@ func TestHeartbeatProfileRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestHeartbeatExplicitZeroRefused: heartbeat.interval or .timeout set to 0
+// (or below) by any source is refused naming the key, the value and what is
+// allowed; only a key no source sets takes the profile's value.
+func TestHeartbeatExplicitZeroRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		environ []string
+		flags   map[string]string
+		err     []string
+	}{
+		{name: "interval 0s in the file", file: "heartbeat:\n  interval: 0s\n",
+			err: []string{"heartbeat.interval: 0s: want at least 10ms", "heartbeat.profile seed's 1s"}},
+		{name: "interval 0 in the environment", environ: []string{"TANDEM_HEARTBEAT_INTERVAL=0"}, err: []string{"heartbeat.interval: 0s"}},
+		{name: "timeout 0s as a flag", flags: map[string]string{"heartbeat.timeout": "0s"},
+			err: []string{"heartbeat.timeout: 0s: want at least 2 × heartbeat.interval", "seed's 3s"}},
+		{name: "timeout 0s with fast", file: "heartbeat:\n  profile: fast\n  timeout: 0s\n", err: []string{"heartbeat.timeout: 0s", "heartbeat.profile fast's 380ms"}},
+		{name: "interval negative", file: "heartbeat:\n  interval: -1s\n", err: []string{"heartbeat.interval: -1s is below 10ms"}},
+		{name: "timeout equal to interval", file: "heartbeat:\n  interval: 1s\n  timeout: 1s\n", err: []string{"heartbeat.timeout: 1s must be at least 2 × heartbeat.interval (1s)"}},
+		{name: "timeout negative", environ: []string{"TANDEM_HEARTBEAT_TIMEOUT=-3s"}, err: []string{"heartbeat.timeout: -3s must be at least 2 × heartbeat.interval"}},
+		{name: "discovery negative", file: "heartbeat:\n  discovery: -1s\n", err: []string{"heartbeat.discovery: -1s must not be negative"}},
+		{name: "settle negative", flags: map[string]string{"heartbeat.settle": "-5s"}, err: []string{"heartbeat.settle: -5s must not be negative"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var path string
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			_, err := Load(path, append(slices.Clone(named), tt.environ...), tt.flags)
+			wantErr(t, err, tt.err...)
+		})
+	}
+}
+
+// TestZeroMeansDefaultWhereDocumented: heartbeat.discovery and .settle
+// document 0 as 3 × heartbeat.interval, so 0 is still accepted there.
+func TestZeroMeansDefaultWhereDocumented(t *testing.T) {
+	c, err := Load(writeFile(t, "heartbeat:\n  discovery: 0s\n  settle: 0s\n"), named, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Heart.DiscoveryWindow() != 3*time.Second || c.Heart.SettleDelay() != 3*time.Second {
+		t.Errorf("discovery %v, settle %v; want 3s each", c.Heart.DiscoveryWindow(), c.Heart.SettleDelay())
+	}
+}

@@ -184,11 +184,7 @@ func Print(out io.Writer, v View) {
 		}
 		var nodes []string
 		for _, n := range p.Nodes {
-			s := n.Node + ":" + n.State
-			if !n.Reachable {
-				s += "(unreachable)"
-			}
-			nodes = append(nodes, s)
+			nodes = append(nodes, nodeLabel(n))
 		}
 		lic := "ok"
 		if len(p.Warnings) > 0 {
@@ -203,6 +199,23 @@ func Print(out io.Writer, v View) {
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "%d pairs, %d stale\n", len(v.Pairs), countStale(v))
+}
+
+// nodeLabel is a node in the NODES column, told as tandem status tells it:
+// "a:active" for a node that answered; for one that did not, only what its
+// peer last heard, "b:unreachable(last active)" (an unreachable node is not
+// claimed active); "?:never-heard" for a peer its node has not heard since
+// it started (hosts does not name it).
+func nodeLabel(n api.NodeStatus) string {
+	switch {
+	case n.Node == "":
+		return "?:never-heard"
+	case n.Reachable:
+		return n.Node + ":" + n.State
+	case n.State == "":
+		return n.Node + ":unreachable"
+	}
+	return n.Node + ":unreachable(last " + n.State + ")"
 }
 
 func countStale(v View) int {

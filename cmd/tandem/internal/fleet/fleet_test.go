@@ -1,9 +1,11 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +86,33 @@ func TestReadThousandPairs(t *testing.T) {
 	t.Logf("with a watch: %v", time.Since(start))
 	if err != nil || len(w.Pairs) != n || w.Pairs[n-1].Epoch != n-1 {
 		t.Fatalf("watch read %d pairs, %v", len(w.Pairs), err)
+	}
+}
+
+// TestPrintUnreachableNode: a node that did not answer is not shown in its
+// last state as if it still held it ("b:active(unreachable)"): the row says
+// it is unreachable and what was last heard of it, as tandem status does.
+func TestPrintUnreachableNode(t *testing.T) {
+	a := "a"
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	v := View{Pairs: []Pair{
+		Row(api.PairStatus{Pair: "p", Epoch: 5, Active: &a, Nodes: []api.NodeStatus{
+			{Node: "a", State: "active", Epoch: 5, Reachable: true},
+			{Node: "b", State: "active", Epoch: 4},
+		}}, now, now, DefaultStale),
+		Row(api.PairStatus{Pair: "q", Nodes: []api.NodeStatus{
+			{Node: "c", State: "passive", Reachable: true},
+			{Role: "standby"},
+		}}, now, now, DefaultStale),
+	}}
+	var out bytes.Buffer
+	Print(&out, v)
+	for _, want := range []string{"a:active b:unreachable(last active)", "c:passive ?:never-heard"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "b:active") {
+		t.Errorf("the unreachable node shown active:\n%s", out.String())
 	}
 }
