@@ -78,8 +78,8 @@ func FromConfig(c config.Config, log zerolog.Logger) Options {
 	o := Options{
 		Pair:         c.Pair,
 		Node:         c.Node,
-		Listen:       c.NATS.Listen,
-		LeafListen:   c.NATS.LeafListen,
+		Listen:       anyPort(c.NATS.Listen),
+		LeafListen:   anyPort(c.NATS.LeafListen),
 		Peer:         c.NATS.Peer,
 		Solicit:      c.Role == config.Standby,
 		StoreDir:     filepath.Join(c.DataDir, "nats"),
@@ -95,6 +95,17 @@ func FromConfig(c config.Config, log zerolog.Logger) Options {
 		o.LeafAuthorization = LeafAuthorization(key)
 	}
 	return o
+}
+
+// anyPort turns port 0 of a configured host:port, which users write for
+// "any free port" and nats-server reads as "its default" (4222, 7422: a
+// collision with another node on the host), into nats-server's -1.
+func anyPort(hostPort string) string {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil || port != "0" {
+		return hostPort
+	}
+	return net.JoinHostPort(host, "-1")
 }
 
 func (o Options) validate() error {
