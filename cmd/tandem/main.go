@@ -267,4 +267,14 @@ func levenshtein(a, b string) int {
 	return prev[len(b)]
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine puts an error on one line: its lines (errors.Join's, one per
+// problem) joined by "; ", the spaces of each collapsed.
+func oneLine(s string) string {
+	var parts []string
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			parts = append(parts, strings.Join(f, " "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
