@@ -34,6 +34,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// Len is how much has been written so far, a mark for Since.
+func (s *syncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+// Since is what has been written after mark.
+func (s *syncBuffer) Since(mark int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b.Bytes()[min(mark, s.b.Len()):])
+}
+
 // TestSessionCommand runs `tandem session` against a master node running in
 // process (monitor and notifier): the master activates alone (F2), the
 // session's printer on the standby's host moves to the master's host, the
