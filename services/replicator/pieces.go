@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
@@ -128,10 +127,6 @@ func (s *pieceServer) close() {
 	s.mu.Unlock()
 }
 
-// errPieceRefused wraps the peer's refusal of a piece (its log no longer
-// holds the row): the group cannot be applied as it was shipped.
-var errPieceRefused = errors.New("the peer refused a piece of a large row")
-
 // fetchPieces fills in the chunks of b's pieces that travel without them
 // (Fetch), one at a time, in order, from the peer's piece server.
 func (r *receiver) fetchPieces(ctx context.Context, b *wire.Batch) error {
@@ -149,43 +144,23 @@ func (r *receiver) fetchPieces(ctx context.Context, b *wire.Batch) error {
 	return nil
 }
 
-// fetchPiece asks the peer for one chunk: up to 5 times when no answer
-// comes or the answer is damaged; a refusal is returned at once, wrapped in
-// errPieceRefused.
+// fetchPiece asks the peer for one chunk (requestSummed).
 func (r *receiver) fetchPiece(ctx context.Context, req wire.PieceRequest) (string, error) {
 	data, _ := json.Marshal(req)
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		rctx, cancel := context.WithTimeout(ctx, chunkWait)
-		m, err := r.nc.RequestWithContext(rctx, subject.ReplPiece(r.pair, r.peer), data)
-		cancel()
-		if err == nil {
-			if m.Header.Get(wire.ChunkSumHeader) == "" {
-				if err := reply.Decode(m.Data, nil); err != nil {
-					return "", fmt.Errorf("%w: %w", errPieceRefused, err)
-				}
-				return "", fmt.Errorf("%w: an answer without the chunk", errPieceRefused)
-			}
-			sum := sha256.Sum256(m.Data)
-			if hex.EncodeToString(sum[:]) == m.Header.Get(wire.ChunkSumHeader) && len(m.Data) == req.Fetch {
-				return string(m.Data), nil
-			}
-			err = fmt.Errorf("checksum or length mismatch (%d bytes, want %d)", len(m.Data), req.Fetch)
-		}
-		last = err
-		if !clock.Sleep(ctx, 200*time.Millisecond) {
-			return "", ctx.Err()
-		}
+	b, err := requestSummed(ctx, r.nc, subject.ReplPiece(r.pair, r.peer), data, req.Fetch)
+	if err != nil {
+		return "", fmt.Errorf("fetch piece %d of change %d from %s: %w", req.Piece, req.Seq, r.peer, err)
 	}
-	return "", fmt.Errorf("fetch piece %d of change %d from %s: %w", req.Piece, req.Seq, r.peer, last)
+	return string(b), nil
 }
 
 // pieceFailed drops the group whose piece could not be fetched: a refusal
-// fails the group (the machine reports it and backs off, state blocked);
-// anything else (no answer: the link or the peer is down) reads the group
-// again from the position, as a consumer restart does.
+// (the peer's log no longer holds the row) fails the group (the machine
+// reports it and backs off, state blocked); anything else (no answer: the
+// link or the peer is down) reads the group again from the position, as a
+// consumer restart does.
 func (r *receiver) pieceFailed(err error) error {
-	if errors.Is(err, errPieceRefused) {
+	if errors.Is(err, errRefused) {
 		return r.groupFailed(err)
 	}
 	r.log.Warn().Err(err).Msg("cannot fetch a piece of a large row; reading the group again")

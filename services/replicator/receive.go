@@ -218,7 +218,7 @@ func (r *receiver) carryOut(ctx context.Context, b *wire.Batch) error {
 		}
 		if rd.Part != nil {
 			if ferr := r.fetchPieces(ctx, b); ferr != nil {
-				restart = restart || !errors.Is(ferr, errPieceRefused)
+				restart = restart || !errors.Is(ferr, errRefused)
 				if err := r.pieceFailed(ferr); err != nil {
 					return err
 				}

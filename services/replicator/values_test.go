@@ -1,6 +1,7 @@
 package replicator_test
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -8,7 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
 
 // R12: every value round-trips exactly — text with NUL bytes, blobs of
@@ -92,4 +95,39 @@ func TestLargeRowsInPieces(t *testing.T) {
 	w.exec("b", `UPDATE files SET body = zeroblob(3000000) WHERE id = 1`)
 	w.waitFor("b's big update on a", func() bool { return w.query("a", `SELECT length(body) FROM files`) == "3000000" })
 	w.waitConverged()
+}
+
+// A request for a piece that is malformed, or names a change the log does
+// not hold (another database id, a sequence pruned or never written), is
+// refused with a reason and changes nothing.
+func TestPieceRequestsRefused(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.exec("a", `INSERT INTO items VALUES(1, 'one', 1)`)
+	w.waitFor("row 1 on b", func() bool { return w.items("b") == "1:one:1" })
+	db := w.nodes["a"].svc.Status().DB
+	nc := w.nodes["b"].nc
+	for _, c := range []struct {
+		req  string
+		code string
+	}{
+		{`{"v":1,"pair":"p","db":"` + db + `","seq":1,"piece":0,"fetch":0}`, reply.CodeBadRequest},
+		{`{"v":1,"pair":"p","db":"` + db + `","seq":1,"piece":0,"fetch":10,"extra":1}`, reply.CodeBadRequest},
+		{`{"v":1,"pair":"p","db":"` + db + `","seq":999999,"m":1,"piece":0,"fetch":10}`, reply.CodeInvalidState},
+		{`{"v":1,"pair":"p","db":"other","seq":1,"m":1,"piece":0,"fetch":10}`, reply.CodeInvalidState},
+	} {
+		m, err := nc.Request(subject.ReplPiece(pairName, "a"), []byte(c.req), waitLimit)
+		if err != nil {
+			t.Fatalf("%s: %v", c.req, err)
+		}
+		var re *reply.Error
+		if err := reply.Decode(m.Data, nil); !errors.As(err, &re) || re.Code != c.code || m.Header.Get(wire.ChunkSumHeader) != "" {
+			t.Errorf("%s: answered %s (%v), want a refusal %s", c.req, m.Data, err, c.code)
+		}
+	}
+	if got := w.items("a"); got != "1:one:1" {
+		t.Errorf("a holds %q after the refused requests", got)
+	}
 }
