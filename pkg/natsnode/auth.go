@@ -169,15 +169,16 @@ func rolePermissions(role, pair, node string) permissions {
 		}
 	case config.RoleReplicator:
 		// Ships its change batches, tells the peer how far it applied and
-		// asks the peer for snapshots (core and through the peer's
-		// JetStream domain); answers the peer's snapshot requests, the
+		// asks the peer for snapshots and the pieces of its large rows (core
+		// and through the peer's JetStream domain); answers the peer's
+		// snapshot and piece requests, the
 		// notifier's configuration request and the pair's repl.* verbs;
 		// hears the heartbeats (to learn the peer's name without hosts).
 		return permissions{
 			pub: append(append([]string{subject.ReplChanges(pair, node), subject.ReplApplied(pair, "*"),
-				subject.ReplSnapshot(pair, "*"), subject.ReplChunk(pair, "*")}, jsPeer...),
+				subject.ReplSnapshot(pair, "*"), subject.ReplChunk(pair, "*"), subject.ReplPiece(pair, "*")}, jsPeer...),
 				append(events(replicatorEvents), jsClient(jsFor([]string{repl}, repl))...)...),
-			sub: []string{subject.ReplApplied(pair, node), subject.ReplSnapshot(pair, node), subject.ReplChunk(pair, node),
+			sub: []string{subject.ReplApplied(pair, node), subject.ReplSnapshot(pair, node), subject.ReplChunk(pair, node), subject.ReplPiece(pair, node),
 				subject.ReplConfig(pair, node), subject.ReplAdmin(pair, "repl.>"), subject.Heartbeats(pair), inbox},
 			responses: true,
 		}

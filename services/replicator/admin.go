@@ -25,14 +25,15 @@ const VerifyBuckets = 64
 // verifyRowLimit caps the rows one verify reply lists.
 const verifyRowLimit = 1000
 
-// subscribe listens for the peer's applied positions, snapshot requests and
-// admin verbs.
+// subscribe listens for the peer's applied positions, snapshot and piece
+// requests and admin verbs.
 func (s *Service) subscribe() error {
 	p, n := s.cfg.Pair, s.cfg.Node
 	subs, err := bus.SubscribeAll(s.nc, map[string]nats.MsgHandler{
 		subject.ReplApplied(p, n):  s.ship.onApplied,
 		subject.ReplSnapshot(p, n): s.snap.onRequest,
 		subject.ReplChunk(p, n):    s.snap.onChunk,
+		subject.ReplPiece(p, n):    s.pieces.onPiece,
 		subject.ReplConfig(p, n):   s.onConfig, // the notifier's read: no answer until the database is open
 	}, bus.Limits{Msgs: 1024, Bytes: 64 << 20})
 	if err != nil {

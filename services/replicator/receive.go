@@ -217,7 +217,12 @@ func (r *receiver) carryOut(ctx context.Context, b *wire.Batch) error {
 			r.abort()
 		}
 		if rd.Part != nil {
-			if err := r.applyPart(ctx, rd.Part, b); err != nil {
+			if ferr := r.fetchPieces(ctx, b); ferr != nil {
+				restart = restart || !errors.Is(ferr, errRefused)
+				if err := r.pieceFailed(ferr); err != nil {
+					return err
+				}
+			} else if err := r.applyPart(ctx, rd.Part, b); err != nil {
 				return err
 			}
 		}

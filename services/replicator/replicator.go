@@ -38,8 +38,14 @@
 // message after each apply and every second) that it applied it; only then
 // are the stream and the change log pruned. A cut link, a dead peer, a
 // paused replicator or a restart therefore lose nothing: the batches wait in
-// the owner's stream, the changes in its log. The owner ships even while the
-// link is down (its own domain is always there). A durable mirror was the
+// the owner's stream, the changes in its log. A row too large to be read
+// whole from the log (over 1 MiB: a blob's literal is twice its size)
+// travels in the stream as its pieces without their chunks; the receiver
+// asks the owner for each chunk (ReplPiece, pieces.go), which reads it from
+// the log, unchanged until the peer applied it, after checking it is the
+// same change (database id, sequence, version): the owner's JetStream never
+// holds the row, and at most one chunk of it is on the link. The owner
+// ships even while the link is down (its own domain is always there). A durable mirror was the
 // alternative (NOTES.md); it would copy every batch to the peer's disk first
 // and still need a consumer there, while the position in the database already
 // gives exactly-once; reading the peer's stream directly is one moving part
@@ -255,8 +261,10 @@ type Service struct {
 
 	// The parts of a session, set by open (guarded by sess).
 	snap *snapServer
-	ship *shipper
-	recv *receiver
+	// pieces serves the chunks of this node's large rows to the peer.
+	pieces *pieceServer
+	ship   *shipper
+	recv   *receiver
 }
 
 type inStatus struct {
@@ -457,6 +465,7 @@ func (s *Service) open(ctx context.Context) error {
 	}
 	s.snap = &snapServer{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, master: s.master(), dir: s.dir, st: st, js: s.js,
 		paused: s.pause.on, drop: s.dropSnap, rep: s.rep, log: s.log, base: base, snaps: map[string]*servedSnap{}}
+	s.pieces = &pieceServer{pair: s.cfg.Pair, st: st, rep: s.rep, base: base}
 	s.recv = &receiver{pair: s.cfg.Pair, node: s.cfg.Node, peer: s.peer, peerDom: s.peerDom, master: s.master(), nc: s.nc, st: st,
 		log: s.log, rep: s.rep, met: s.met, board: s.board, pause: s.pause, groupTTL: s.groupTTL, hook: s.hook,
 		ctl: s.ctl, resume: s.resume, wake: s.wake,
@@ -475,6 +484,7 @@ func (s *Service) close() {
 	s.snap.close()
 	s.cancelSess()
 	s.snap.wait()
+	s.pieces.close()
 	s.st.Close()
 }
 

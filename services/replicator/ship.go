@@ -414,7 +414,9 @@ func (s *shipper) shipGroup(ctx context.Context, cur *lineage.Shipped, db string
 			largeBegin()
 			inLarge = true
 		}
-		est := 2*len(c.Chunk) + len(c.Row) + len(c.PK) + len(c.Table) + 128
+		// A piece to fetch counts as its chunk: the receiver holds the
+		// chunks of a part at once.
+		est := 2*(len(c.Chunk)+c.Fetch) + len(c.Row) + len(c.PK) + len(c.Table) + 128
 		if part != nil && size+est > wire.PartTarget && len(part.Changes) > 0 {
 			if err := s.publish(ctx, part); err != nil {
 				return err

@@ -202,27 +202,47 @@ func (f *snapFetch) ask(ctx context.Context, discard bool) (wire.SnapshotReply, 
 
 func (f *snapFetch) chunk(ctx context.Context, id string, i int) ([]byte, error) {
 	data, _ := json.Marshal(wire.ChunkRequest{V: wire.Version, Pair: f.pair, ID: id, Index: i})
+	buf, err := requestSummed(ctx, f.nc, subject.ReplChunk(f.pair, f.peer), data, -1)
+	if err != nil {
+		return nil, fmt.Errorf("fetch chunk %d of %s: %w", i, id, err)
+	}
+	return buf, nil
+}
+
+// errRefused wraps the peer's refusal of a request for bytes
+// (requestSummed).
+var errRefused = errors.New("refused")
+
+// requestSummed asks subj (data) for bytes that come with their SHA-256
+// in the wire.ChunkSumHeader header, want bytes when want is not negative:
+// up to 5 times, each within chunkWait, while no answer comes or the
+// answer is damaged. An answer without the header is the peer's refusal,
+// returned at once wrapped in errRefused.
+func requestSummed(ctx context.Context, nc *nats.Conn, subj string, data []byte, want int) ([]byte, error) {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		rctx, cancel := context.WithTimeout(ctx, chunkWait)
-		m, err := f.nc.RequestWithContext(rctx, subject.ReplChunk(f.pair, f.peer), data)
+		m, err := nc.RequestWithContext(rctx, subj, data)
 		cancel()
 		if err == nil {
 			if m.Header.Get(wire.ChunkSumHeader) == "" {
-				return nil, reply.Decode(m.Data, nil)
+				if err := reply.Decode(m.Data, nil); err != nil {
+					return nil, fmt.Errorf("%w: %w", errRefused, err)
+				}
+				return nil, fmt.Errorf("%w: an answer without its bytes", errRefused)
 			}
 			sum := sha256.Sum256(m.Data)
-			if hex.EncodeToString(sum[:]) == m.Header.Get(wire.ChunkSumHeader) {
+			if hex.EncodeToString(sum[:]) == m.Header.Get(wire.ChunkSumHeader) && (want < 0 || len(m.Data) == want) {
 				return m.Data, nil
 			}
-			err = fmt.Errorf("chunk %d: checksum mismatch", i)
+			err = fmt.Errorf("checksum or length mismatch (%d bytes)", len(m.Data))
 		}
 		last = err
 		if !clock.Sleep(ctx, 200*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
-	return nil, fmt.Errorf("fetch chunk %d of %s: %w", i, id, last)
+	return nil, last
 }
 
 func (f *snapFetch) setProgress(p *float64) {

@@ -1,9 +1,17 @@
 package replicator_test
 
 import (
+	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/replicator/internal/wire"
 )
 
 // R12: every value round-trips exactly — text with NUL bytes, blobs of
@@ -42,7 +50,11 @@ func TestValuesRoundTrip(t *testing.T) {
 }
 
 // R12: a row too large for one message travels in pieces and arrives
-// whole; replication goes on after it.
+// whole; replication goes on after it. A row too large to be read whole
+// (over 1 MiB) does not pass through the batch stream: its pieces travel
+// there without their chunks, which the receiver asks the source for (the
+// source's JetStream kept the stream's blocks in memory, the whole row's
+// literal: the master of a 50 MiB blob grew by 250–300 MiB).
 func TestLargeRowsInPieces(t *testing.T) {
 	w := newWorld(t)
 	for _, n := range []string{"a", "b"} {
@@ -51,6 +63,20 @@ func TestLargeRowsInPieces(t *testing.T) {
 	w.start("a")
 	w.start("b")
 	w.waitSynced()
+	nc, err := w.pair.Server("a").Connect("batch-watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var streamed atomic.Int64 // the bytes of a's batches from now on
+	sub, err := nc.Subscribe(subject.ReplChanges(pairName, "a"), func(m *nats.Msg) { streamed.Add(int64(len(m.Data))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	big := make([]byte, 5<<20)
 	for i := range big {
 		big[i] = byte(i * 7)
@@ -63,7 +89,45 @@ func TestLargeRowsInPieces(t *testing.T) {
 	want := w.query("a", sum)
 	w.waitFor("the big row on b", func() bool { return w.query("b", sum) == want })
 	w.waitFor("the row after it on b", func() bool { return w.items("b") == "1:after the big row:1" })
+	if n := streamed.Load(); n > 1<<20 {
+		t.Errorf("a's batches carried %d KiB for a row of 12 MiB of literal: its pieces went through the stream", n>>10)
+	}
 	w.exec("b", `UPDATE files SET body = zeroblob(3000000) WHERE id = 1`)
 	w.waitFor("b's big update on a", func() bool { return w.query("a", `SELECT length(body) FROM files`) == "3000000" })
 	w.waitConverged()
+}
+
+// A request for a piece that is malformed, or names a change the log does
+// not hold (another database id, a sequence pruned or never written), is
+// refused with a reason and changes nothing.
+func TestPieceRequestsRefused(t *testing.T) {
+	w := newWorld(t)
+	w.start("a")
+	w.start("b")
+	w.waitSynced()
+	w.exec("a", `INSERT INTO items VALUES(1, 'one', 1)`)
+	w.waitFor("row 1 on b", func() bool { return w.items("b") == "1:one:1" })
+	db := w.nodes["a"].svc.Status().DB
+	nc := w.nodes["b"].nc
+	for _, c := range []struct {
+		req  string
+		code string
+	}{
+		{`{"v":1,"pair":"p","db":"` + db + `","seq":1,"piece":0,"fetch":0}`, reply.CodeBadRequest},
+		{`{"v":1,"pair":"p","db":"` + db + `","seq":1,"piece":0,"fetch":10,"extra":1}`, reply.CodeBadRequest},
+		{`{"v":1,"pair":"p","db":"` + db + `","seq":999999,"m":1,"piece":0,"fetch":10}`, reply.CodeInvalidState},
+		{`{"v":1,"pair":"p","db":"other","seq":1,"m":1,"piece":0,"fetch":10}`, reply.CodeInvalidState},
+	} {
+		m, err := nc.Request(subject.ReplPiece(pairName, "a"), []byte(c.req), waitLimit)
+		if err != nil {
+			t.Fatalf("%s: %v", c.req, err)
+		}
+		var re *reply.Error
+		if err := reply.Decode(m.Data, nil); !errors.As(err, &re) || re.Code != c.code || m.Header.Get(wire.ChunkSumHeader) != "" {
+			t.Errorf("%s: answered %s (%v), want a refusal %s", c.req, m.Data, err, c.code)
+		}
+	}
+	if got := w.items("a"); got != "1:one:1" {
+		t.Errorf("a holds %q after the refused requests", got)
+	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,11 +35,13 @@ func peakRSS(reset bool) (int64, bool) {
 	return 0, false
 }
 
-// A large row of the change log is read in slices by incremental blob I/O:
-// the pieces are the row's bytes, and reading it never loads the row whole
+// A large row of the change log comes from ReadLog as pieces without their
+// chunks, which ReadPiece reads in slices by incremental blob I/O: the
+// pieces are the row's bytes, and reading it never loads the row whole
 // (with substr() SQLite loaded the whole 40 MiB literal for every slice,
 // and its heap kept it: the peak grew by 109 MiB, 2.7 times the row; by
-// blob I/O 38 MiB, 2026-12-05).
+// blob I/O 38 MiB, 2026-12-05). A piece of another version of the entry,
+// or of another database id, is refused.
 func TestReadLogLargeRowInSlices(t *testing.T) {
 	sh, err := exec.LookPath("sqlite3")
 	if err != nil {
@@ -74,21 +77,28 @@ func TestReadLogLargeRowInSlices(t *testing.T) {
 		t.Fatalf("the driver's connection: %v (a large row would be read with substr(), whole for every slice)", err)
 	}
 
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base, measured := peakRSS(true)
-	h := sha256.New()
-	size, pieces := 0, 0
+	var refs []wire.Change
 	_, err = s.ReadLog(ctx, 0, func(c wire.Change) error {
-		if c.Table != "blobs" {
-			return nil
+		if c.Table == "blobs" {
+			refs = append(refs, c)
 		}
-		pieces++
-		size += len(c.Chunk)
-		io.WriteString(h, c.Chunk)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := sha256.New()
+	size := 0
+	for _, c := range fillPieces(t, s, info.DB, refs) {
+		size += len(c.Chunk)
+		io.WriteString(h, c.Chunk)
+	}
+	pieces := len(refs)
 	peak, _ := peakRSS(false)
 	var wantSize int
 	if err := s.r.QueryRowContext(ctx, `SELECT octet_length(row) FROM _tandem_log WHERE tbl = 'blobs'`).Scan(&wantSize); err != nil {
@@ -100,6 +110,17 @@ func TestReadLogLargeRowInSlices(t *testing.T) {
 	}
 	if sum := sha256.Sum256(row); size != wantSize || pieces < 2 || string(h.Sum(nil)) != string(sum[:]) {
 		t.Fatalf("%d pieces of %d bytes in all, want the %d bytes of the row", pieces, size, wantSize)
+	}
+	for _, bad := range []func(*wire.PieceRequest){
+		func(r *wire.PieceRequest) { r.DB = "other" },
+		func(r *wire.PieceRequest) { r.M++ },
+		func(r *wire.PieceRequest) { r.Seq++ },
+	} {
+		r := wire.PieceOf("p", info.DB, refs[0])
+		bad(&r)
+		if _, err := s.ReadPiece(ctx, r, 0, wire.PieceSize); !errors.Is(err, ErrNoPiece) {
+			t.Errorf("a piece of %+v: %v, want ErrNoPiece", r, err)
+		}
 	}
 	if measured && !raceEnabled { // its shadow memory is counted too
 		t.Logf("reading the %d MiB row: peak resident memory %d → %d MiB", wantSize>>20, base>>20, peak>>20)
@@ -157,6 +178,7 @@ func TestApplyLargeBlobInSlices(t *testing.T) {
 			t.Fatal(err)
 		}
 		info, _ := m.Info(ctx)
+		changes = fillPieces(t, m, info.DB, changes)
 		a, err := st.Begin(ctx, "m", true)
 		if err != nil {
 			t.Fatal(err)
@@ -177,6 +199,32 @@ func TestApplyLargeBlobInSlices(t *testing.T) {
 			}
 		}
 	}
+}
+
+// fillPieces reads the chunks of the pieces of changes that come without
+// them, a slice of wire.PiecesPerSlice pieces at a time, as the piece server
+// of the replicator does.
+func fillPieces(t *testing.T, s *SQLite, db string, changes []wire.Change) []wire.Change {
+	t.Helper()
+	var slice string
+	sliceOf := uint64(0)
+	first := -1
+	for i := range changes {
+		c := &changes[i]
+		if c.Fetch == 0 {
+			continue
+		}
+		if start := c.Piece / wire.PiecesPerSlice * wire.PiecesPerSlice; sliceOf != c.Seq || start != first {
+			var err error
+			if slice, err = s.ReadPiece(context.Background(), wire.PieceOf("p", db, *c), start*wire.PieceSize, wire.PiecesPerSlice*wire.PieceSize); err != nil {
+				t.Fatal(err)
+			}
+			sliceOf, first = c.Seq, start
+		}
+		off := (c.Piece - first) * wire.PieceSize
+		c.Chunk, c.Fetch = slice[off:off+c.Fetch], 0
+	}
+	return changes
 }
 
 // blobSums lists the length, SHA-256 and type of each b of tbl.

@@ -102,7 +102,7 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 		if row.Valid {
 			err = wire.EachPiece(c, row.String, fn)
 		} else {
-			err = wire.EachPieceOf(c, size, logSlices(ctx, conn, tx, c.Seq), fn)
+			err = wire.EachPieceRef(c, size, fn) // read by the peer: ReadPiece
 		}
 		if err != nil {
 			return 0, err
@@ -112,6 +112,38 @@ func (s *SQLite) ReadLog(ctx context.Context, after uint64, fn func(wire.Change)
 		return 0, err
 	}
 	return max(high, after), nil
+}
+
+// ErrNoPiece: the log no longer holds the row a piece was asked of (its
+// database id changed, or the entry was pruned or is another change).
+var ErrNoPiece = errors.New("the change log no longer holds that row")
+
+// ReadPiece implements LogReader.
+func (s *SQLite) ReadPiece(ctx context.Context, r wire.PieceRequest, off, n int) (string, error) {
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	var db string
+	var m, sv uint64
+	var ts float64
+	err = tx.QueryRowContext(ctx, `SELECT coalesce((SELECT v FROM _tandem_meta WHERE k = 'db'), ''), m, s, ts FROM _tandem_log WHERE seq = ?`, int64(r.Seq)).
+		Scan(&db, &m, &sv, &ts)
+	// ts is the float the log holds, which ReadLog read and the request
+	// carries back exactly.
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (db != r.DB || m != r.M || sv != r.S || ts != r.TS)) {
+		return "", fmt.Errorf("%w: change %d of database %s", ErrNoPiece, r.Seq, r.DB)
+	}
+	if err != nil {
+		return "", err
+	}
+	return logSlices(ctx, conn, tx, r.Seq)(off, n)
 }
 
 // logSlices reads the row of log entry seq in slices: a large row (a

@@ -143,11 +143,11 @@ func (s *SQLite) Sums(ctx context.Context, nb int) ([]TableSum, error) {
 	if nb < 1 || nb > 4096 {
 		return nil, fmt.Errorf("bucket count %d: want 1–4096", nb)
 	}
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, done, err := s.readTx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback() //nolint:errcheck
+	defer done()
 	var out []TableSum
 	for _, name := range s.tableNames() {
 		ts := TableSum{Table: name, Buckets: make([]uint64, nb)}

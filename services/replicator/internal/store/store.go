@@ -161,9 +161,16 @@ type LogReader interface {
 	// ReadLog calls fn for every change after seq, in order, inside one
 	// read transaction, and returns the highest log sequence it saw (the
 	// end of the group). A row larger than wire.PieceSize comes as its
-	// pieces (wire.EachPiece), one call each. fn may stop early by
+	// pieces (wire.EachPiece), one call each; a row so large that it is
+	// read in slices comes as pieces without their chunks
+	// (wire.EachPieceRef), which ReadPiece reads. fn may stop early by
 	// returning an error.
 	ReadLog(ctx context.Context, after uint64, fn func(wire.Change) error) (uint64, error)
+	// ReadPiece reads bytes [off, off+n) (fewer at the end) of the row of
+	// the log entry r names, in one read transaction; ErrNoPiece when the
+	// log no longer holds it (another database id, pruned, or a change of
+	// another version).
+	ReadPiece(ctx context.Context, r wire.PieceRequest, off, n int) (string, error)
 	// Changed reports whether another connection has committed since the
 	// last call (cheap; for polling).
 	Changed(ctx context.Context) (bool, error)

@@ -158,24 +158,28 @@ func FuzzJoiner(f *testing.F) {
 	})
 }
 
-// A row read in slices makes the same pieces as the whole row, holding one
-// slice at a time; a slice shorter than asked is an error.
-func TestEachPieceOf(t *testing.T) {
+// The pieces of a row sent without their chunks are the pieces of the
+// whole row, each with its chunk's length to fetch; they pass Validate.
+func TestEachPieceRef(t *testing.T) {
 	row := strings.Repeat("0123456789abcdef", (2*PiecesPerSlice*PieceSize+PieceSize/2)/16)
-	var whole, sliced []Change
-	if err := EachPiece(Change{Seq: 7}, row, func(c Change) error { whole = append(whole, c); return nil }); err != nil {
+	c := Change{Seq: 7, Table: "t", Op: OpInsert, PK: "1", M: 1}
+	var whole, refs []Change
+	if err := EachPiece(c, row, func(c Change) error { whole = append(whole, c); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	reads := 0
-	read := func(off, n int) (string, error) { reads++; return row[off:min(off+n, len(row))], nil }
-	if err := EachPieceOf(Change{Seq: 7}, len(row), read, func(c Change) error { sliced = append(sliced, c); return nil }); err != nil {
+	if err := EachPieceRef(c, len(row), func(c Change) error { refs = append(refs, c); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(whole, sliced) || reads != 3 {
-		t.Fatalf("%d pieces in %d reads, want %d in 3", len(sliced), reads, len(whole))
+	if len(refs) != len(whole) {
+		t.Fatalf("%d pieces, want %d", len(refs), len(whole))
 	}
-	short := func(off, n int) (string, error) { return row[off : off+PieceSize], nil }
-	if err := EachPieceOf(Change{Seq: 7}, len(row), short, func(Change) error { return nil }); err == nil {
-		t.Fatal("a short slice was taken for the row")
+	for i, r := range refs {
+		w := whole[i]
+		if r.Chunk != "" || r.Fetch != len(w.Chunk) || r.Piece != w.Piece || r.Pieces != w.Pieces {
+			t.Fatalf("piece %d: %+v, want the piece of %d bytes of %+v", i, r, len(w.Chunk), w.Piece)
+		}
+		if err := r.validate(); err != nil {
+			t.Fatalf("piece %d: %v", i, err)
+		}
 	}
 }

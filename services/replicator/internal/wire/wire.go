@@ -216,6 +216,11 @@ type Change struct {
 	Piece  int    `json:"piece,omitempty"`
 	Pieces int    `json:"pieces,omitempty"`
 	Chunk  string `json:"chunk,omitempty"`
+	// Fetch, on a piece without a Chunk, is its chunk's length: the
+	// receiver asks the source for it (PieceRequest). The pieces of a row
+	// too large to pass through the source's batch stream travel so
+	// (EachPieceRef).
+	Fetch int `json:"fetch,omitempty"`
 	// PKHex and ChunkHex carry PK and Chunk in hex on the wire when they
 	// are not valid UTF-8 (see text.go); always empty in memory.
 	PKHex    string `json:"pkx,omitempty"`
@@ -240,32 +245,10 @@ func EachPiece(c Change, row string, fn func(Change) error) error {
 		}
 		return fn(c)
 	}
-	whole := func(off, n int) (string, error) { return row[off:min(off+n, len(row))], nil }
-	return EachPieceOf(c, len(row), whole, fn)
-}
-
-// EachPieceOf passes fn the pieces of a row of size bytes (more than
-// PieceSize) that read returns in slices: read(off, n) is the row's bytes
-// [off, off+n), n a multiple of PieceSize (the end may be shorter). Only
-// one slice is held at a time.
-func EachPieceOf(c Change, size int, read func(off, n int) (string, error), fn func(Change) error) error {
-	n := (size + PieceSize - 1) / PieceSize
+	n := (len(row) + PieceSize - 1) / PieceSize
 	c.Row, c.Pieces = nil, n
-	var slice string
-	var sliceOff int
 	for i := range n {
-		off := i * PieceSize
-		if off >= sliceOff+len(slice) {
-			var err error
-			if slice, err = read(off, PiecesPerSlice*PieceSize); err != nil {
-				return err
-			}
-			sliceOff = off
-			if len(slice) < min(PiecesPerSlice*PieceSize, size-off) {
-				return fmt.Errorf("row of change %d: %d bytes at %d, want %d", c.Seq, len(slice), off, min(PiecesPerSlice*PieceSize, size-off))
-			}
-		}
-		c.Piece, c.Chunk = i, slice[off-sliceOff:min(off-sliceOff+PieceSize, len(slice))]
+		c.Piece, c.Chunk = i, row[i*PieceSize:min((i+1)*PieceSize, len(row))]
 		if err := fn(c); err != nil {
 			return err
 		}
@@ -273,8 +256,24 @@ func EachPieceOf(c Change, size int, read func(off, n int) (string, error), fn f
 	return nil
 }
 
-// PiecesPerSlice is how many pieces of a large row EachPieceOf reads at a
-// time (about 8 MiB).
+// EachPieceRef passes fn the pieces of a row of size bytes (more than
+// PieceSize) without their chunks: each piece's Fetch is its chunk's
+// length, which the receiver asks the source for (PieceRequest). The row
+// is not read.
+func EachPieceRef(c Change, size int, fn func(Change) error) error {
+	n := (size + PieceSize - 1) / PieceSize
+	c.Row, c.Chunk, c.Pieces = nil, "", n
+	for i := range n {
+		c.Piece, c.Fetch = i, min(PieceSize, size-i*PieceSize)
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PiecesPerSlice is how many pieces of a large row the source reads from its
+// log at a time (about 8 MiB).
 const PiecesPerSlice = 42
 
 var (
@@ -373,14 +372,14 @@ func (c *Change) validate() error {
 	if math.IsNaN(c.TS) || c.TS < 0 {
 		return fmt.Errorf("commit time %v", c.TS)
 	}
-	if c.Pieces != 0 || c.Piece != 0 || c.Chunk != "" {
+	if c.Pieces != 0 || c.Piece != 0 || c.Chunk != "" || c.Fetch != 0 {
 		switch {
 		case c.Pieces < 2 || c.Pieces > MaxPieces || c.Piece < 0 || c.Piece >= c.Pieces:
 			return fmt.Errorf("piece %d of %d", c.Piece, c.Pieces)
 		case c.Op != OpInsert && c.Op != OpUpdate && c.Op != OpConflict:
 			return fmt.Errorf("a %q change in pieces", c.Op)
-		case len(c.Row) != 0 || c.Chunk == "" || len(c.Chunk) > PieceSize:
-			return errors.New("a piece carries a chunk of at most PieceSize bytes and no row")
+		case len(c.Row) != 0 || (c.Chunk == "") == (c.Fetch == 0) || len(c.Chunk) > PieceSize || c.Fetch < 0 || c.Fetch > PieceSize:
+			return errors.New("a piece carries a chunk of at most PieceSize bytes, or the length of one to fetch, and no row")
 		}
 		return nil // the row is checked once joined
 	}
@@ -645,6 +644,43 @@ type ChunkRequest struct {
 	Pair  string `json:"pair"`
 	ID    string `json:"id"`
 	Index int    `json:"index"`
+}
+
+// PieceRequest asks the source node for the chunk of a piece that travels
+// without it (Change.Fetch): piece Piece of the row of log entry Seq of
+// database id DB, the change of version (M, S) committed at TS (a log
+// entry of a restored backup may reuse the sequence). The reply is the
+// chunk's Fetch bytes, with their SHA-256 in the ChunkSumHeader header, or
+// a reply.Error.
+type PieceRequest struct {
+	V     int     `json:"v"`
+	Pair  string  `json:"pair"`
+	DB    string  `json:"db"`
+	Seq   uint64  `json:"seq"`
+	M     uint64  `json:"m"`
+	S     uint64  `json:"s"`
+	TS    float64 `json:"ts"`
+	Piece int     `json:"piece"`
+	Fetch int     `json:"fetch"`
+}
+
+// PieceOf is the request for the chunk of piece c of a batch of database
+// id db.
+func PieceOf(pair, db string, c Change) PieceRequest {
+	return PieceRequest{V: Version, Pair: pair, DB: db, Seq: c.Seq, M: c.M, S: c.S, TS: c.TS, Piece: c.Piece, Fetch: c.Fetch}
+}
+
+// Validate checks r.
+func (r *PieceRequest) Validate(pair string) error {
+	switch {
+	case r.V != Version || r.Pair != pair:
+		return fmt.Errorf("%w: piece request v%d of pair %q", ErrInvalid, r.V, r.Pair)
+	case !ValidDB(r.DB):
+		return fmt.Errorf("%w: piece request: database id %q", ErrInvalid, r.DB)
+	case r.Seq == 0 || r.Piece < 0 || r.Piece >= MaxPieces || r.Fetch <= 0 || r.Fetch > PieceSize:
+		return fmt.Errorf("%w: piece request: piece %d of change %d, %d bytes", ErrInvalid, r.Piece, r.Seq, r.Fetch)
+	}
+	return nil
 }
 
 // ChunkSumHeader carries a chunk's hex SHA-256.

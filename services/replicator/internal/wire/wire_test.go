@@ -51,6 +51,13 @@ func TestRejects(t *testing.T) {
 		"no version":    func(b *Batch) { b.Changes[0].M = 0 },
 		"delete row":    func(b *Batch) { b.Changes[1].Row = json.RawMessage(`{"id":"1"}`) },
 		"genesis":       func(b *Batch) { b.Genesis = &Genesis{Reason: "x"} },
+		"chunk and fetch": func(b *Batch) {
+			b.Changes[0].Row, b.Changes[0].Pieces, b.Changes[0].Chunk, b.Changes[0].Fetch = nil, 2, "{", 1
+		},
+		"fetch too large": func(b *Batch) {
+			b.Changes[0].Row, b.Changes[0].Pieces, b.Changes[0].Fetch = nil, 2, PieceSize+1
+		},
+		"fetch not a piece": func(b *Batch) { b.Changes[0].Row, b.Changes[0].Fetch = nil, 1 },
 	} {
 		b := validBatch()
 		edit(b)

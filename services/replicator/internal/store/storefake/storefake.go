@@ -240,6 +240,19 @@ func (s *Store) ReadLog(_ context.Context, after uint64, fn func(wire.Change) er
 	return to, nil
 }
 
+// ReadPiece implements store.LogReader.
+func (s *Store) ReadPiece(_ context.Context, r wire.PieceRequest, off, n int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.st.log {
+		if c.Seq == r.Seq && c.M == r.M && c.S == r.S && s.st.id == r.DB {
+			row := string(c.Row)
+			return row[min(off, len(row)):min(off+n, len(row))], nil
+		}
+	}
+	return "", store.ErrNoPiece
+}
+
 // Changed implements store.LogReader: always true (the fake is cheap).
 func (s *Store) Changed(context.Context) (bool, error) { return true, nil }
 

@@ -65,13 +65,26 @@ func open(t *testing.T, h Harness, side store.Side) DB {
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
-// readLog returns every change after seq and the group's end.
+// readLog returns every change after seq, the chunks of pieces that come
+// without them read (ReadPiece), and the group's end.
 func readLog(t *testing.T, db store.LogReader, after uint64) ([]wire.Change, uint64) {
 	t.Helper()
 	var out []wire.Change
 	to, err := db.ReadLog(ctx(t), after, func(c wire.Change) error { out = append(out, c); return nil })
 	if err != nil {
 		t.Fatal(err)
+	}
+	info, err := db.Info(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range out {
+		if c := &out[i]; c.Fetch > 0 {
+			if c.Chunk, err = db.ReadPiece(ctx(t), wire.PieceOf("p", info.DB, *c), c.Piece*wire.PieceSize, c.Fetch); err != nil {
+				t.Fatal(err)
+			}
+			c.Fetch = 0
+		}
 	}
 	return out, to
 }
