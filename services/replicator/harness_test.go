@@ -172,7 +172,14 @@ func (w *world) shell(node, q string) {
 
 func (w *world) waitFor(what string, cond func() bool) {
 	w.t.Helper()
-	pairtest.WaitFor(w.t, waitLimit, what, cond, func() string {
+	w.waitForWithin(waitLimit, what, cond)
+}
+
+// waitForWithin is waitFor with its own bound: a large row applied by the
+// race-instrumented SQLite takes tens of seconds on a busy machine.
+func (w *world) waitForWithin(limit time.Duration, what string, cond func() bool) {
+	w.t.Helper()
+	pairtest.WaitFor(w.t, limit, what, cond, func() string {
 		return fmt.Sprintf("a: %s, b: %s; goroutines in %s", w.status("a"), w.status("b"), dumpGoroutines())
 	})
 }
