@@ -250,7 +250,31 @@ func (p *Pair) Kill9(node string) time.Time {
 	if !pr.wait(p.opts.Wait) {
 		p.t.Fatalf("proctest: %s (pid %d) did not die within %v of SIGKILL", node, pr.pid, p.opts.Wait)
 	}
+	p.Nodes[node].endCutLine()
 	return at
+}
+
+// endCutLine ends the log's last line if a SIGKILL cut it mid-write (the
+// kernel stops a write to a file at a page boundary on a fatal signal), so
+// that the next start's first line begins a line of its own, and remembers
+// it: checkLogs accepts a line a kill cut, and only that one.
+func (n *Node) endCutLine() {
+	b, err := os.ReadFile(n.LogPath)
+	if err != nil || len(b) == 0 || b[len(b)-1] == '\n' {
+		return
+	}
+	f, err := os.OpenFile(n.LogPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("\n")); err != nil {
+		return
+	}
+	if n.cut == nil {
+		n.cut = map[string]bool{}
+	}
+	n.cut[string(bytes.TrimSpace(b[bytes.LastIndexByte(b, '\n')+1:]))] = true
 }
 
 // Stop freezes node's process with SIGSTOP, as a hung process or a paused

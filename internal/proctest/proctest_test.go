@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,33 @@ func TestUsageOfSelf(t *testing.T) {
 	}
 	if st, err := readProcState(os.Getpid()); err != nil || st == 'T' || st == 'Z' {
 		t.Errorf("state of this process: %c %v", st, err)
+	}
+}
+
+// A log line a SIGKILL cut mid-write is ended and accepted, and only it: a
+// malformed line written by a running process still fails the check.
+func TestLogLineCutByKill(t *testing.T) {
+	n := &Node{LogPath: filepath.Join(t.TempDir(), "n.log")}
+	if err := os.WriteFile(n.LogPath, []byte("{\"level\":\"info\"}\n{\"level\":\"info\",\"message\":\"probing the p"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.endCutLine()
+	f, err := os.OpenFile(n.LogPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("{\"level\":\"info\",\"message\":\"started again\"}\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.checkLog(); err != nil {
+		t.Fatalf("a line cut by a kill refused: %v", err)
+	}
+	n.endCutLine() // the log ends with a newline: nothing to end
+	if _, err := f.WriteString("{\"level\":\"info\",\"message\":\"cut\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := n.checkLog(); err == nil {
+		t.Fatal("a malformed line no kill cut accepted")
 	}
 }

@@ -343,6 +343,12 @@ func TestFailoverStatusOncePerActivation(t *testing.T) {
 	// The consumer takes one event at a time, in order: once epoch 6 is
 	// written, the switchover event was handled.
 	w.waitFor("a@6 on a", func() bool { return w.query("a", status) == "a@6" })
+	// The event follows the write: wait for the activation's, which comes
+	// after any the switchover would have caused.
+	w.waitFor("epoch 6's status-written event", func() bool {
+		_, ok := w.nodes["a"].sink.Find(event.ReplStatusWritten, `"epoch":6`)
+		return ok
+	})
 	if n := w.nodes["a"].sink.Count(event.ReplStatusWritten); n != 1 {
 		t.Fatalf("%d status-written events for one activation, want 1", n)
 	}
