@@ -302,6 +302,7 @@ func sessionsCrash(t proctest.T, e env) []row {
 		each := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, false)
 		floor, perSession = append(floor, bare.Seconds()), append(perSession, each.Seconds())
 		before, _ := f.latest()
+		moved := f.onServer(p.Node(active).ClientURL)
 		randomPhase()
 		killed := p.Kill9(active)
 		n := f.awaitActivation(t, before.Epoch, survivor)
@@ -312,10 +313,12 @@ func sessionsCrash(t proctest.T, e env) []row {
 		acked = append(acked, ackedAt.Sub(killed).Seconds())
 		fromActivation = append(fromActivation, all.Seconds())
 		first, half, _ := f.spread(n.Epoch)
-		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v; all acknowledged after %v (activation → acknowledged %v; %s)\n",
+		stayed, came := f.lastOf(n.Epoch, moved)
+		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last on the survivor's connections %v, on the %d reconnected %v); all acknowledged after %v (activation → acknowledged %v; %s)\n",
 			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
 			first.Sub(killed).Round(time.Millisecond), half.Sub(killed).Round(time.Millisecond),
-			last.Sub(killed).Round(time.Millisecond), ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare, each))
+			last.Sub(killed).Round(time.Millisecond), stayed.Sub(killed).Round(time.Millisecond), len(moved), came.Sub(killed).Round(time.Millisecond),
+			ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare, each))
 		if last.Sub(killed) > time.Second {
 			f.diagnose(e, n.Epoch, killed)
 		}
@@ -423,6 +426,36 @@ func notifiedAfter(p *proctest.Pair, node string, n api.Notification) string {
 		return "?"
 	}
 	return fmt.Sprintf("%d ms after it", *st.NotifiedMS)
+}
+
+// onServer is the set of clients connected to url.
+func (f *fleet) onServer(url string) map[int]bool {
+	on := map[int]bool{}
+	for i, c := range f.clients {
+		if c.Conn().ConnectedUrl() == url {
+			on[i] = true
+		}
+	}
+	return on
+}
+
+// lastOf is when the last session switched to epoch on the clients not in
+// moved, and on those in moved.
+func (f *fleet) lastOf(epoch uint64, moved map[int]bool) (stayed, came time.Time) {
+	for i := range f.sessions {
+		if f.epoch[i].Load() != epoch {
+			continue
+		}
+		at := time.Unix(0, f.at[i].Load())
+		if moved[i%len(f.clients)] {
+			if at.After(came) {
+				came = at
+			}
+		} else if at.After(stayed) {
+			stayed = at
+		}
+	}
+	return stayed, came
 }
 
 // diagnose logs the clients whose sessions switched more than a second

@@ -184,13 +184,15 @@ func rolePermissions(role, pair, node string) permissions {
 		}
 	case config.RoleNotifier:
 		// Publishes notifications (N1, N7), writes them as the pair's state
-		// (KV put), and asks a replicator for the pair configuration; hears the sessions' acknowledgements and
-		// the heartbeats (to learn the peer's name without hosts) and
-		// answers notifier.status.
+		// (KV put), and asks a replicator for the pair configuration; hears the sessions' acknowledgements,
+		// its node's activations as they are published (the quick path
+		// beside its consumer) and the heartbeats (to learn the peer's
+		// name without hosts) and answers notifier.status.
 		return permissions{
 			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*"), stateKey},
 				append(events(notifierEvents), jsClient(jsFor([]string{stateStream}))...)...),
-			sub:       []string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), subject.Heartbeats(pair), inbox},
+			sub: append([]string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), subject.Heartbeats(pair), inbox},
+				events(event.ActivationTypes())...),
 			responses: true,
 		}
 	case config.RoleLicense:

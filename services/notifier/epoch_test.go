@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/event"
+	"github.com/tandem-ha/tandem/pkg/subject"
+	"github.com/tandem-ha/tandem/services/notifier"
 )
 
 // forge stores raw event e, with epoch, in node's stream, past the
@@ -49,4 +51,32 @@ func TestImplausibleActivationsRefused(t *testing.T) {
 	}
 	w.activate("a", 3, false)
 	w.waitEpoch("a", 3)
+}
+
+// An activation reaches the notifier twice: as the monitor publishes it
+// (the quick path) and through the durable consumer of the node's event
+// stream. It is notified once, and the second arrival is not a stale
+// activation.
+func TestActivationNotifiedOnce(t *testing.T) {
+	w := newWorld(t)
+	a := w.start("a", nil)
+	w.activate("a", 2, false)
+	w.waitEpoch("a", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	stream, err := a.js.Stream(ctx, subject.EventStream(pairName, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := stream.CachedInfo().State.LastSeq
+	waitFor(t, "the consumer handled the activation", func() bool {
+		c, err := stream.Consumer(ctx, notifier.ConsumerName("a"))
+		return err == nil && c.CachedInfo().AckFloor.Stream >= last
+	})
+	if n := metric(t, a, "tandem_notifier_notifications_total"); n != 1 {
+		t.Fatalf("%v notifications for one activation, want 1", n)
+	}
+	if n := metric(t, a, "tandem_notifier_stale_activations_total"); n != 0 {
+		t.Fatalf("%v stale activations counted for one activation, want 0", n)
+	}
 }

@@ -195,7 +195,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.openBucket(ctx); err != nil {
 		return err
 	}
-	subs, err := s.subscribe()
+	subs, err := s.subscribe(ctx)
 	if err != nil {
 		return err
 	}
@@ -331,13 +331,18 @@ func (s *Service) openBucket(ctx context.Context) error {
 	return nil
 }
 
-// subscribe listens for acknowledgements and status requests.
-func (s *Service) subscribe() (bus.Subscriptions, error) {
-	subs, err := bus.SubscribeAll(s.o.Conn, map[string]nats.MsgHandler{
+// subscribe listens for acknowledgements, status requests and, the quick
+// path, this node's activations (onActivationMsg).
+func (s *Service) subscribe(ctx context.Context) (bus.Subscriptions, error) {
+	handlers := map[string]nats.MsgHandler{
 		subject.Acks(s.pair):           s.onAckMsg,
 		subject.AckBatches(s.pair):     s.onAckBatchMsg,
 		subject.NotifierStatus(s.pair): s.onStatusMsg,
-	}, bus.Limits{Msgs: 1 << 17, Bytes: 64 << 20})
+	}
+	for _, typ := range event.ActivationTypes() {
+		handlers[subject.Event(s.pair, s.self, typ)] = func(m *nats.Msg) { s.onActivationMsg(ctx, m) }
+	}
+	subs, err := bus.SubscribeAll(s.o.Conn, handlers, bus.Limits{Msgs: 1 << 17, Bytes: 64 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
@@ -400,6 +405,10 @@ func sameConfig(a, b api.PairConfig) bool {
 // than the current one.
 func (s *Service) onActivation(ctx context.Context, a plan.Activation) {
 	s.mu.Lock()
+	if s.current != nil && a.Epoch == s.current.Epoch && a.EventID == s.current.Event {
+		s.mu.Unlock() // taken by the other path (onActivationMsg, follow)
+		return
+	}
 	if s.current != nil && a.Epoch <= s.current.Epoch {
 		s.mu.Unlock()
 		s.met.stale.Inc()
@@ -422,7 +431,9 @@ func (s *Service) onActivation(ctx context.Context, a plan.Activation) {
 	s.mu.Unlock()
 	// Persist, then publish: a session that subscribes too late for the
 	// message reads the state next (N5), and must find it there.
+	stored := s.clk.Now()
 	s.store(ctx, n, b)
+	storeTook := s.clk.Now().Sub(stored)
 	if mine {
 		if err := s.o.Conn.Publish(subject.Notify(s.pair), b); err != nil {
 			s.log.Warn().Err(err).Msg("publish notification")
@@ -432,7 +443,7 @@ func (s *Service) onActivation(ctx context.Context, a plan.Activation) {
 	s.hub.broadcast()
 	s.met.epoch.Set(float64(n.Epoch))
 	s.log.Info().Uint64("epoch", n.Epoch).Str("active", n.Active).Str("failed", n.Failed).Str("source", n.Source).
-		Bool("published", mine).Msg("notification")
+		Bool("published", mine).Dur("store_took", storeTook).Msg("notification")
 	s.maybeReport()
 }
 
