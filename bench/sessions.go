@@ -314,7 +314,7 @@ func sessionsCrash(t proctest.T, e env) []row {
 		fromActivation = append(fromActivation, all.Seconds())
 		first, half, _ := f.spread(n.Epoch)
 		stayed, came := f.lastOf(n.Epoch, moved)
-		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last on the survivor's connections %v, on the %d reconnected %v); all acknowledged after %v (activation → acknowledged %v; %s)\n",
+		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last of the clients on the survivor %v, of the %d on the killed node %v); all acknowledged after %v (activation → acknowledged %v; %s)\n",
 			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
 			first.Sub(killed).Round(time.Millisecond), half.Sub(killed).Round(time.Millisecond),
 			last.Sub(killed).Round(time.Millisecond), stayed.Sub(killed).Round(time.Millisecond), len(moved), came.Sub(killed).Round(time.Millisecond),

@@ -46,56 +46,127 @@ type Stats struct {
 	Received uint64 // notifications decoded (subscription and state reads)
 	Stale    uint64 // notifications older than the newest seen, ignored
 	Rejected uint64 // messages on the notify subject that did not decode
+	// Echoes are notifications a Client with a connection to each node
+	// received on the second connection just after the first (the leaf
+	// link carries each to both servers), ignored.
+	Echoes   uint64
 	AckFails uint64 // acknowledgements that could not be published
 	// StateReads are the states read (on connect and after every
 	// reconnect) that held a notification.
 	StateReads uint64
 }
 
-// Client follows one pair's notifications on one NATS connection for any
-// number of sessions.
+// Client follows one pair's notifications for any number of sessions, on
+// one NATS connection or, made by Dial with the two nodes' URLs, on one to
+// each node.
 type Client struct {
-	nc   *nats.Conn
-	own  bool
-	pair string
-	id   string // the token of the client's batch subject (subject.AckBatch)
+	links []*link
+	own   bool
+	pair  string
+	id    string // the token of the client's batch subject (subject.AckBatch)
 
-	sub     *nats.Subscription
-	refresh chan struct{} // size 1: a pending state read is enough
-	quit    chan struct{}
-	done    chan struct{}
+	quit chan struct{}
+	wg   sync.WaitGroup // the links' refreshers
 
-	received, stale, rejected, ackFails, stateReads atomic.Uint64
+	received, stale, rejected, echoes, ackFails, stateReads atomic.Uint64
 
 	mu       sync.Mutex // guards the fields below
 	latest   *api.Notification
+	via      *link  // the link that delivered a notification last
+	heard    *link  // the link, bytes and time of the last notification
+	heardRaw []byte // received on a subscription (echo)
+	heardAt  time.Time
 	sessions map[string]*Session
 	watchers []func(api.Notification)
 	closed   bool
 }
 
-// Dial connects to the pair's nodes (both URLs, so that the client moves to
-// the survivor) and returns a Client that owns the connection. opts come
-// after the defaults: reconnect forever, the other node first and at once,
-// then with ReconnectDelay between rounds over both. nats.go applies a
-// nats.CustomReconnectDelay in opts instead, and ignores a
+// link is one of a Client's connections: its subscription to the
+// notifications and its state reads.
+type link struct {
+	nc      *nats.Conn
+	sub     *nats.Subscription
+	refresh chan struct{} // size 1: a pending state read is enough
+}
+
+func (l *link) kick() {
+	select {
+	case l.refresh <- struct{}{}:
+	default:
+	}
+}
+
+// echoWindow is how long after a notification the same bytes arriving on
+// the Client's other connection are taken for its copy over the leaf link
+// rather than a re-announcement.
+const echoWindow = time.Second
+
+// Dial connects to the pair's nodes and returns a Client that owns its
+// connections. Given the two nodes' URLs it holds a connection to each
+// (issue 19): the notifications of whichever node is active arrive on the
+// connection to it at once, and a node's death leaves the sessions on the
+// survivor without a reconnect (100 connections reconnecting and reading
+// the state took most of the 100 ms after a kill -9). A node down at the
+// start is connected to once it accepts; Dial fails only when neither
+// accepts. Given one URL, or more than two (a hub's servers), it holds one
+// connection that moves among them. opts come after the defaults:
+// reconnect forever, then with ReconnectDelay between rounds. nats.go
+// applies a nats.CustomReconnectDelay in opts instead, and ignores a
 // nats.ReconnectWait while one is set.
 func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
+	if err := subject.CheckName("pair", pair); err != nil {
+		return nil, err
+	}
 	all := append([]nats.Option{
 		nats.Name("tandem session " + pair), nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(ReconnectDelay), nats.RetryOnFailedConnect(false),
 	}, opts...)
-	nc, err := nats.Connect(strings.Join(urls, ","), all...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %v: %w", urls, err)
+	servers := [][]string{urls}
+	if len(urls) == 2 && urls[0] != urls[1] {
+		servers = [][]string{urls[:1], urls[1:]}
 	}
-	c, err := New(nc, pair)
+	links := make([]*link, len(servers))
+	var errs []error
+	for i, srv := range servers {
+		links[i] = &link{refresh: make(chan struct{}, 1)}
+		nc, err := nats.Connect(strings.Join(srv, ","), all...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("connect to %v: %w", srv, err))
+			continue
+		}
+		links[i].nc = nc
+	}
+	if len(errs) == len(servers) {
+		return nil, errors.Join(errs...)
+	}
+	for i, l := range links {
+		if l.nc != nil {
+			continue
+		}
+		// The other node accepted: follow this one from when it does.
+		nc, err := nats.Connect(strings.Join(servers[i], ","), append(all, nats.RetryOnFailedConnect(true),
+			nats.ConnectHandler(func(*nats.Conn) { l.kick() }))...)
+		if err != nil {
+			closeAll(links)
+			return nil, fmt.Errorf("connect to %v: %w", servers[i], err)
+		}
+		l.nc = nc
+	}
+	c, err := newClient(links, pair)
 	if err != nil {
-		nc.Close()
+		closeAll(links)
 		return nil, err
 	}
 	c.own = true
 	return c, nil
+}
+
+func closeAll(links []*link) {
+	for _, l := range links {
+		if l.nc != nil {
+			l.nc.Close()
+		}
+	}
 }
 
 // Reconnect delays of Dial's connections.
@@ -126,36 +197,72 @@ func New(nc *nats.Conn, pair string) (*Client, error) {
 	if err := subject.CheckName("pair", pair); err != nil {
 		return nil, err
 	}
-	c := &Client{
-		nc: nc, pair: pair, id: "c" + nuid.Next(), sessions: map[string]*Session{},
-		refresh: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-	}
-	prev := nc.Opts.ReconnectedCB
-	nc.SetReconnectHandler(func(conn *nats.Conn) {
-		if prev != nil {
-			prev(conn)
+	return newClient([]*link{{nc: nc, refresh: make(chan struct{}, 1)}}, pair)
+}
+
+// newClient follows pair's notifications on every link's connection.
+func newClient(links []*link, pair string) (*Client, error) {
+	c := &Client{links: links, pair: pair, id: "c" + nuid.Next(), sessions: map[string]*Session{}, quit: make(chan struct{})}
+	unsubscribe := func() {
+		for _, l := range links {
+			if l.sub != nil {
+				_ = l.sub.Unsubscribe()
+			}
 		}
-		c.kick()
-	})
-	sub, err := nc.Subscribe(subject.Notify(pair), c.onMsg)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", subject.Notify(pair), err)
 	}
-	// Notifications come in bursts of one; a session flood must not grow
-	// memory without bound.
-	_ = sub.SetPendingLimits(1024, 64<<20)
-	c.sub = sub
-	if err := nc.Flush(); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
+	for _, l := range links {
+		prev := l.nc.Opts.ReconnectedCB
+		l.nc.SetReconnectHandler(func(conn *nats.Conn) {
+			if prev != nil {
+				prev(conn)
+			}
+			l.kick()
+		})
+		sub, err := l.nc.Subscribe(subject.Notify(pair), func(m *nats.Msg) { c.onMsg(l, m) })
+		if err != nil {
+			unsubscribe()
+			return nil, fmt.Errorf("subscribe %s: %w", subject.Notify(pair), err)
+		}
+		// Notifications come in bursts of one; a session flood must not grow
+		// memory without bound.
+		_ = sub.SetPendingLimits(1024, 64<<20)
+		l.sub = sub
+		if !l.nc.IsConnected() {
+			continue // subscribes when it connects, then reads the state
+		}
+		if err := l.nc.Flush(); err != nil {
+			unsubscribe()
+			return nil, err
+		}
 	}
-	go c.refresher()
-	c.kick()
+	for _, l := range links {
+		c.wg.Go(func() { c.refresher(l) })
+		l.kick()
+	}
 	return c, nil
 }
 
-// Conn is the client's NATS connection.
-func (c *Client) Conn() *nats.Conn { return c.nc }
+// Conn is the client's NATS connection to the node it heard from last (see
+// current).
+func (c *Client) Conn() *nats.Conn { return c.current().nc }
+
+// current is the link the client's acknowledgements go on: the one that
+// delivered a notification last while it is connected, else a connected
+// one (the first while none is).
+func (c *Client) current() *link {
+	c.mu.Lock()
+	via := c.via
+	c.mu.Unlock()
+	if via != nil && via.nc.IsConnected() {
+		return via
+	}
+	for _, l := range c.links {
+		if l.nc.IsConnected() {
+			return l
+		}
+	}
+	return c.links[0]
+}
 
 // Latest is the newest notification the client has seen, if any.
 func (c *Client) Latest() (api.Notification, bool) {
@@ -193,8 +300,8 @@ func decodeNotification(raw []byte) (api.Notification, error) {
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
-	return Stats{Received: c.received.Load(), Stale: c.stale.Load(), Rejected: c.rejected.Load(), AckFails: c.ackFails.Load(),
-		StateReads: c.stateReads.Load()}
+	return Stats{Received: c.received.Load(), Stale: c.stale.Load(), Rejected: c.rejected.Load(), Echoes: c.echoes.Load(),
+		AckFails: c.ackFails.Load(), StateReads: c.stateReads.Load()}
 }
 
 // Add starts a session named name with conns. If the client already knows
@@ -218,7 +325,7 @@ func (c *Client) Add(name string, conns []Connection, onChange func(Change)) (*S
 	c.sessions[name] = s
 	latest := c.latest
 	c.mu.Unlock()
-	if latest == nil || !s.apply(*latest) {
+	if latest == nil || !s.apply(*latest, c.current().nc) {
 		s.ack(api.AckHello, 0, nil, 0)
 	}
 	return s, nil
@@ -246,7 +353,7 @@ func (c *Client) PublishAck(a api.SessionAck) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	if err := c.nc.Publish(subject.Ack(c.pair, a.Session), api.AppendAck(nil, a)); err != nil {
+	if err := c.current().nc.Publish(subject.Ack(c.pair, a.Session), api.AppendAck(nil, a)); err != nil {
 		c.ackFails.Add(1)
 		return fmt.Errorf("publish acknowledgement of %s: %w", a.Session, err)
 	}
@@ -270,29 +377,47 @@ func (c *Client) Close() {
 	for _, s := range sessions {
 		s.Close()
 	}
-	_ = c.sub.Unsubscribe()
+	for _, l := range c.links {
+		_ = l.sub.Unsubscribe()
+	}
 	close(c.quit)
-	<-c.done
+	c.wg.Wait()
 	if c.own {
-		_ = c.nc.Flush()
-		c.nc.Close()
+		for _, l := range c.links {
+			if l.nc.IsConnected() {
+				_ = l.nc.Flush()
+			}
+			l.nc.Close()
+		}
 	}
 }
 
-func (c *Client) kick() {
-	select {
-	case c.refresh <- struct{}{}:
-	default:
-	}
-}
-
-func (c *Client) onMsg(m *nats.Msg) {
+func (c *Client) onMsg(l *link, m *nats.Msg) {
 	n, err := decodeNotification(m.Data)
 	if err != nil || n.Pair != c.pair {
 		c.rejected.Add(1)
 		return
 	}
-	c.deliver(n, true)
+	if c.echo(l, m.Data) {
+		c.echoes.Add(1)
+		return
+	}
+	c.deliver(l, n, true)
+}
+
+// echo reports whether data, received on l, is the notification another
+// link delivered less than echoWindow ago: the same message, which the
+// pair's leaf link carried to both servers. Answering it too would double
+// every acknowledgement.
+func (c *Client) echo(l *link, data []byte) bool {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.heard != nil && c.heard != l && now.Sub(c.heardAt) < echoWindow && bytes.Equal(c.heardRaw, data) {
+		return true
+	}
+	c.heard, c.heardRaw, c.heardAt = l, append(c.heardRaw[:0], data...), now
+	return false
 }
 
 // deliver records n if it is the newest and hands it to every session.
@@ -302,7 +427,7 @@ func (c *Client) onMsg(m *nats.Msg) {
 // acknowledged, and 10,000 hellos sent then would reach the survivor's
 // notifier just as it counts the acknowledgements of its activation
 // (issue 19).
-func (c *Client) deliver(n api.Notification, reack bool) {
+func (c *Client) deliver(l *link, n api.Notification, reack bool) {
 	c.received.Add(1)
 	c.mu.Lock()
 	if c.latest != nil && n.Epoch < c.latest.Epoch {
@@ -310,6 +435,7 @@ func (c *Client) deliver(n api.Notification, reack bool) {
 		c.stale.Add(1)
 		return
 	}
+	c.via = l
 	newer := c.latest == nil || n.Epoch > c.latest.Epoch
 	if newer {
 		c.latest = &n
@@ -353,27 +479,27 @@ func (c *Client) deliver(n api.Notification, reack bool) {
 			changes, changed = append(changes, *ch), append(changed, s)
 		}
 	}
-	c.sendAcks(buf, ends, first)
+	c.sendAcks(l.nc, buf, ends, first)
 	for i, ch := range changes {
 		changed[i].onChange(ch)
 	}
 }
 
-// sendAcks publishes the acknowledgements of one delivery, each line of
-// buf ending at one of ends: one alone on its session's (first's) subject,
-// more in batches on the client's (a connection holding 100 sessions sends
-// one message instead of 100).
-func (c *Client) sendAcks(buf []byte, ends []int, first *Session) {
+// sendAcks publishes on nc the acknowledgements of one delivery, each line
+// of buf ending at one of ends: one alone on its session's (first's)
+// subject, more in batches on the client's (a connection holding 100
+// sessions sends one message instead of 100).
+func (c *Client) sendAcks(nc *nats.Conn, buf []byte, ends []int, first *Session) {
 	switch len(ends) {
 	case 0:
 		return
 	case 1:
-		first.publish(buf[:ends[0]-1])
+		first.publishOn(nc, buf[:ends[0]-1])
 		return
 	}
 	start, prev, lines := 0, 0, 0
 	flush := func() {
-		if err := c.nc.Publish(subject.AckBatch(c.pair, c.id), buf[start:prev]); err != nil {
+		if err := nc.Publish(subject.AckBatch(c.pair, c.id), buf[start:prev]); err != nil {
 			c.ackFails.Add(uint64(lines))
 		}
 		start, lines = prev, 0
@@ -388,31 +514,30 @@ func (c *Client) sendAcks(buf []byte, ends []int, first *Session) {
 	flush()
 }
 
-// refresher reads the current state whenever kicked (start, reconnect),
-// retrying while the read fails and the connection is up.
-func (c *Client) refresher() {
-	defer close(c.done)
+// refresher reads the current state through l whenever kicked (start,
+// reconnect), retrying while the read fails and the connection is up.
+func (c *Client) refresher(l *link) {
 	for {
 		select {
 		case <-c.quit:
 			return
-		case <-c.refresh:
+		case <-l.refresh:
 		}
-		for !c.readState() {
+		for !c.readState(l) {
 			select {
 			case <-c.quit:
 				return
-			case <-c.refresh:
+			case <-l.refresh:
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
 }
 
-// readState reads key <pair> of the state bucket on the node the client is
+// readState reads key <pair> of the state bucket on the node l is
 // connected to; true when done (a value, or none yet).
-func (c *Client) readState() bool {
-	if !c.nc.IsConnected() {
+func (c *Client) readState(l *link) bool {
+	if !l.nc.IsConnected() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateReadTimeout)
@@ -424,9 +549,9 @@ func (c *Client) readState() bool {
 		case <-ctx.Done():
 		}
 	}()
-	raw, found, err := c.directGet(ctx)
+	raw, found, err := c.directGet(ctx, l.nc)
 	if errors.Is(err, nats.ErrNoResponders) {
-		raw, found, err = c.kvGet(ctx)
+		raw, found, err = c.kvGet(ctx, l.nc)
 	}
 	if err != nil {
 		return false
@@ -440,7 +565,7 @@ func (c *Client) readState() bool {
 		return true
 	}
 	c.stateReads.Add(1)
-	c.deliver(n, false)
+	c.deliver(l, n, false)
 	return true
 }
 
@@ -451,8 +576,8 @@ func (c *Client) readState() bool {
 // other in the survivor's JetStream API (issue 19). No responders means no
 // stream answers direct gets (no bucket yet, or JetStream not up): kvGet
 // tells which.
-func (c *Client) directGet(ctx context.Context) ([]byte, bool, error) {
-	m, err := c.nc.RequestWithContext(ctx, stateDirectGet+c.pair, nil)
+func (c *Client) directGet(ctx context.Context, nc *nats.Conn) ([]byte, bool, error) {
+	m, err := nc.RequestWithContext(ctx, stateDirectGet+c.pair, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -478,8 +603,8 @@ const stateDirectGet = "$JS.API.DIRECT.GET.KV_" + subject.StateBucket + ".$KV." 
 
 // kvGet reads the state through a KV handle; a missing bucket or key is
 // done (not found).
-func (c *Client) kvGet(ctx context.Context) ([]byte, bool, error) {
-	js, err := jetstream.New(c.nc)
+func (c *Client) kvGet(ctx context.Context, nc *nats.Conn) ([]byte, bool, error) {
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, false, err
 	}
@@ -564,12 +689,12 @@ func (s *Session) Close() {
 // apply applies n if it is newer than the session's epoch, acknowledges
 // and reports the change; false when it was not newer (the caller
 // re-acknowledges a re-announcement).
-func (s *Session) apply(n api.Notification) bool {
+func (s *Session) apply(n api.Notification, nc *nats.Conn) bool {
 	ack, acked, ch := s.step(make([]byte, 0, ackCap), n, hostMap(n.Hosts))
 	if ch == nil {
 		return !acked
 	}
-	s.publish(ack)
+	s.publishOn(nc, ack)
 	if s.onChange != nil {
 		s.onChange(*ch)
 	}
@@ -605,7 +730,7 @@ func (s *Session) step(dst []byte, n api.Notification, hosts []hostSwitch) ([]by
 func (s *Session) ack(kind string, epoch uint64, switched []api.Switch, ms int64) {
 	// One allocation of about the size of an acknowledgement, not the
 	// doublings of a nil slice.
-	s.publish(s.encode(make([]byte, 0, ackCap), kind, epoch, switched, ms))
+	s.publishOn(s.c.current().nc, s.encode(make([]byte, 0, ackCap), kind, epoch, switched, ms))
 }
 
 // encode appends the session's acknowledgement to dst.
@@ -616,9 +741,9 @@ func (s *Session) encode(dst []byte, kind string, epoch uint64, switched []api.S
 	return api.AppendAck(dst, api.SessionAck{V: api.NotificationVersion, Pair: s.c.pair, Session: s.name, Kind: kind, Epoch: epoch, Switched: switched, MS: ms})
 }
 
-// publish sends one acknowledgement on the session's own subject.
-func (s *Session) publish(b []byte) {
-	if err := s.c.nc.Publish(subject.Ack(s.c.pair, s.name), b); err != nil {
+// publishOn sends one acknowledgement on the session's own subject on nc.
+func (s *Session) publishOn(nc *nats.Conn, b []byte) {
+	if err := nc.Publish(subject.Ack(s.c.pair, s.name), b); err != nil {
 		s.c.ackFails.Add(1)
 	}
 }

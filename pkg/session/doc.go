@@ -3,13 +3,19 @@
 // resources (printer queues, lines) on the active node of a pair and must
 // move them when the pair fails over.
 //
-// A Client is one NATS connection to the pair, given both nodes' URLs so
-// that it reconnects to the survivor when a node dies. It follows the
-// pair's notifications (subject.Notify) and, on connect and after every
-// reconnect, reads the current state (key <pair> of bucket
-// subject.StateBucket on the node it is connected to), so a session that
-// connects late converges at once (N5). Many sessions share one Client, as
-// a terminal server holds them (100 connections for 10,000 sessions).
+// A Client made by Dial with both nodes' URLs holds a NATS connection to
+// each node, so that a node's death leaves its sessions on the survivor
+// without a reconnect; New follows the pair on the caller's one
+// connection. On each connection a Client follows the pair's notifications
+// (subject.Notify) and, on connect and after every reconnect, reads the
+// current state (key <pair> of bucket subject.StateBucket on that node), so
+// a session that connects late converges at once (N5). A notification that
+// arrives on both connections (the pair's leaf link carries it to both
+// servers) is taken once: the same bytes on the other connection within a
+// second are its echo. Acknowledgements go on the connection that
+// delivered the notification, else on a connected one. Many sessions share
+// one Client, as a terminal server holds them (100 Clients for 10,000
+// sessions).
 //
 // Each Session applies every notification newer than the last it applied,
 // exactly once: it rewrites only the connections that point at the failed
@@ -27,9 +33,10 @@
 // such acknowledgements to the survivor just as it activates); watchers
 // see it all the same.
 //
-// A Client made by Dial reconnects forever: nats.go tries the other node
-// first and at once, and pauses ReconnectDelay (50 ms doubling to 2 s,
-// with jitter) only between rounds in which no node accepted.
+// A Client made by Dial reconnects forever, pausing ReconnectDelay (50 ms
+// doubling to 2 s, with jitter) between rounds in which no server accepted;
+// a connection over several servers (one or three URLs, a hub's) tries the
+// next at once.
 //
 // A session agent that moves the operating system's connections (tandem
 // session --driver cups|windows|exec) does not use a Session: it follows the
@@ -40,9 +47,9 @@
 // # Concurrency
 //
 // The Client's mutex guards its newest notification and the set of
-// sessions. Notifications arrive on the NATS subscription's goroutine; the
-// state is read by one refresher goroutine (started by the Client, stopped by
-// Close) whenever the connection (re)connects. Both hand notifications to
+// sessions. Notifications arrive on each connection's subscription
+// goroutine; the state is read by one refresher goroutine per connection
+// (started by the Client, stopped by Close) whenever it (re)connects. Both hand notifications to
 // the sessions, whose own mutex guards their connections and epoch; a
 // session's onChange callback runs on the goroutine that applied the change,
 // outside that mutex (a notification and a state read applying two new

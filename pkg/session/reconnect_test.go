@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,22 +37,109 @@ func TestReconnectDelay(t *testing.T) {
 	}
 }
 
-// A session of a node that dies moves to the other node with the first
+// A session whose one connection's node dies moves to the other node with the first
 // attempt (no failed connection before it, so no pause between rounds),
 // reads the state there without acknowledging again the epoch it already
 // acknowledged, and acknowledges the survivor's next notification.
 func TestReconnectToSurvivor(t *testing.T) {
 	const pair = "p"
+	w := newTwoNodes(t, pair)
+	// One connection that moves among the servers (a caller's own, or
+	// Dial's for a hub): Dial gives a Client of both nodes' URLs a
+	// connection to each (TestConnectionToEachNode).
+	var failed atomic.Int64
+	nc, err := nats.Connect(w.urls[0]+","+w.urls[1], nats.DontRandomize(), nats.MaxReconnects(-1), nats.CustomReconnectDelay(ReconnectDelay),
+		nats.ReconnectErrHandler(func(*nats.Conn, error) { failed.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	c, err := New(nc, pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	sessions := w.addSessions(t, c)
+	waitFor(t, "the sessions at epoch 3 on node a", func() bool {
+		return c.Conn().ConnectedUrl() == w.urls[0] && allAt(sessions, 3)
+	})
+	w.await(t, 3, 3)
+	w.reset()
+
+	w.servers[0].Shutdown()
+	waitFor(t, "the state read on node b", func() bool {
+		return c.Conn().ConnectedUrl() == w.urls[1] && c.Stats().StateReads >= 2
+	})
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d failed reconnect attempts before the survivor", n)
+	}
+	if r := c.Conn().Stats().Reconnects; r != 1 {
+		t.Fatalf("%d reconnects, want 1", r)
+	}
+	w.notifyOn(t, 1, 4)
+	w.awaitOnly(t, 4, 3, "the state read after the reconnect acknowledged an epoch the sessions had acknowledged")
+}
+
+// A Client dialed with both nodes' URLs holds a connection to each: when
+// node a dies nothing reconnects, and the sessions switch on node b's
+// notification at once, acknowledging there. A notification that reaches
+// it on both connections (the leaf link carries each to both servers) is
+// answered once.
+func TestConnectionToEachNode(t *testing.T) {
+	const pair = "p"
+	w := newTwoNodes(t, pair)
+	c, err := Dial(w.urls[:], pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if len(c.links) != 2 {
+		t.Fatalf("%d connections, want one to each node", len(c.links))
+	}
+	sessions := w.addSessions(t, c)
+	waitFor(t, "the sessions at epoch 3 and the state read on both nodes", func() bool {
+		return allAt(sessions, 3) && c.Stats().StateReads == 2
+	})
+	w.await(t, 3, 3)
+	w.reset()
+	raw := w.state(4)
+	for _, nc := range w.conns {
+		if err := nc.Publish(subject.Notify(pair), raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.awaitOnly(t, 4, 3, "a notification received on both connections was answered twice")
+	waitFor(t, "the second copy taken for an echo", func() bool { return c.Stats().Echoes == 1 })
+
+	w.reset()
+	w.servers[0].Shutdown()
+	w.notifyOn(t, 1, 5)
+	w.awaitOnly(t, 5, 3, "an acknowledgement of an older epoch")
+	if r := c.links[1].nc.Stats().Reconnects; r != 0 {
+		t.Fatalf("the connection to the survivor reconnected %d times", r)
+	}
+	if c.Conn() != c.links[1].nc {
+		t.Fatal("the client's current connection is not the survivor's")
+	}
+}
+
+// twoNodes are two unlinked node servers of a pair, each with the pair's
+// state at epoch 3, and the acknowledgements they receive.
+type twoNodes struct {
+	pair    string
+	conns   [2]*nats.Conn
+	urls    [2]string
+	servers [2]*natsnode.Server
+
+	mu    sync.Mutex
+	lines []api.SessionAck
+}
+
+func newTwoNodes(t *testing.T, pair string) *twoNodes {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	state := func(epoch uint64) []byte {
-		b, _ := json.Marshal(api.Notification{V: api.NotificationVersion, Pair: pair, Epoch: epoch, Active: "b", Failed: "a",
-			Hosts: map[string]string{"a.test": "b.test"}, Time: time.Now(), Source: api.SourceLocal})
-		return b
-	}
-	var conns [2]*nats.Conn
-	var urls [2]string
-	var servers [2]*natsnode.Server
+	w := &twoNodes{pair: pair}
 	for i, node := range []string{"a", "b"} {
 		srv, err := natsnode.Start(natsnode.Options{Pair: pair, Node: node, Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Logger: zerolog.Nop()})
 		if err != nil {
@@ -71,15 +159,11 @@ func TestReconnectToSurvivor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := kv.Put(ctx, pair, state(3)); err != nil {
+		if _, err := kv.Put(ctx, pair, w.state(3)); err != nil {
 			t.Fatal(err)
 		}
-		servers[i], conns[i], urls[i] = srv, nc, srv.ClientURL()
+		w.servers[i], w.conns[i], w.urls[i] = srv, nc, srv.ClientURL()
 	}
-
-	// What reaches the survivor: every acknowledgement line.
-	var mu sync.Mutex
-	var lines []api.SessionAck
 	record := func(m *nats.Msg) {
 		for l := range bytes.Lines(m.Data) {
 			a, err := api.DecodeAck(bytes.TrimSuffix(l, []byte("\n")))
@@ -87,26 +171,33 @@ func TestReconnectToSurvivor(t *testing.T) {
 				t.Errorf("ack %q: %v", l, err)
 				continue
 			}
-			mu.Lock()
-			lines = append(lines, a)
-			mu.Unlock()
+			w.mu.Lock()
+			w.lines = append(w.lines, a)
+			w.mu.Unlock()
 		}
 	}
-	for _, subj := range []string{subject.Acks(pair), subject.AckBatches(pair)} {
-		if _, err := conns[1].Subscribe(subj, record); err != nil {
+	for _, nc := range w.conns {
+		for _, subj := range []string{subject.Acks(pair), subject.AckBatches(pair)} {
+			if _, err := nc.Subscribe(subj, record); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := conns[1].Flush(); err != nil {
-		t.Fatal(err)
-	}
+	return w
+}
 
-	var failed atomic.Int64
-	c, err := Dial(urls[:], pair, nats.DontRandomize(), nats.ReconnectErrHandler(func(*nats.Conn, error) { failed.Add(1) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+func (w *twoNodes) state(epoch uint64) []byte {
+	b, _ := json.Marshal(api.Notification{V: api.NotificationVersion, Pair: w.pair, Epoch: epoch, Active: "b", Failed: "a",
+		Hosts: map[string]string{"a.test": "b.test"}, Time: time.Now(), Source: api.SourceLocal})
+	return b
+}
+
+// addSessions adds three sessions on a.test to c.
+func (w *twoNodes) addSessions(t *testing.T, c *Client) []*Session {
+	t.Helper()
 	var sessions []*Session
 	for i := range 3 {
 		s, err := c.Add(fmt.Sprintf("s%d", i), []Connection{{Address: `\\a.test\Floor3`}}, nil)
@@ -115,43 +206,56 @@ func TestReconnectToSurvivor(t *testing.T) {
 		}
 		sessions = append(sessions, s)
 	}
-	waitFor(t, "the sessions at epoch 3 on node a", func() bool {
-		return c.Conn().ConnectedUrl() == urls[0] && allAt(sessions, 3)
-	})
+	return sessions
+}
 
-	servers[0].Shutdown()
-	waitFor(t, "the state read on node b", func() bool {
-		return c.Conn().ConnectedUrl() == urls[1] && c.Stats().StateReads >= 2
-	})
-	if n := failed.Load(); n != 0 {
-		t.Fatalf("%d failed reconnect attempts before the survivor", n)
-	}
-	if r := c.Conn().Stats().Reconnects; r != 1 {
-		t.Fatalf("%d reconnects, want 1", r)
-	}
-
-	if err := conns[1].Publish(subject.Notify(pair), state(4)); err != nil {
+// notifyOn publishes the notification of epoch on node i's server.
+func (w *twoNodes) notifyOn(t *testing.T, i int, epoch uint64) {
+	t.Helper()
+	if err := w.conns[i].Publish(subject.Notify(w.pair), w.state(epoch)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "three acknowledgements of epoch 4 on node b", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
+}
+
+// reset forgets the acknowledgements received so far.
+func (w *twoNodes) reset() {
+	w.mu.Lock()
+	w.lines = nil
+	w.mu.Unlock()
+}
+
+// awaitOnly waits until the nodes received n acknowledgements of epoch and
+// fails with why on any other one since the last reset.
+func (w *twoNodes) awaitOnly(t *testing.T, epoch uint64, n int, why string) {
+	t.Helper()
+	w.await(t, epoch, n)
+	time.Sleep(100 * time.Millisecond) // a second copy would come within this
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, a := range w.lines {
+		if a.Epoch != epoch || a.Kind != api.AckSwitched {
+			t.Fatalf("received %s of epoch %d from %s: %s", a.Kind, a.Epoch, a.Session, why)
+		}
+	}
+	if len(w.lines) != n {
+		t.Fatalf("received %d acknowledgements, want %d: %s", len(w.lines), n, why)
+	}
+}
+
+// await waits until the nodes received n acknowledgements of epoch.
+func (w *twoNodes) await(t *testing.T, epoch uint64, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d acknowledgements of epoch %d", n, epoch), func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		k := 0
-		for _, a := range lines {
-			if a.Epoch == 4 {
+		for _, a := range w.lines {
+			if a.Epoch == epoch {
 				k++
 			}
 		}
-		return k == 3
+		return k >= n
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	for _, a := range lines {
-		if a.Epoch != 4 || a.Kind != api.AckSwitched {
-			t.Fatalf("node b received %s of epoch %d from %s: the state read after the reconnect acknowledged an epoch the sessions had acknowledged",
-				a.Kind, a.Epoch, a.Session)
-		}
-	}
 }
 
 func allAt(sessions []*Session, epoch uint64) bool {
@@ -172,5 +276,52 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("no %s after 60 s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Dial succeeds while one node is down and follows that node once it
+// accepts (its state read there); it fails only when neither accepts.
+func TestDialWithOneNodeDown(t *testing.T) {
+	const pair = "p"
+	w := newTwoNodes(t, pair)
+	addr := strings.TrimPrefix(w.urls[0], "nats://")
+	w.servers[0].Shutdown()
+	c, err := Dial(w.urls[:], pair, nats.Timeout(2*time.Second))
+	if err != nil {
+		t.Fatalf("dial with node b up: %v", err)
+	}
+	t.Cleanup(c.Close)
+	sessions := w.addSessions(t, c)
+	waitFor(t, "the sessions at epoch 3 from node b", func() bool { return allAt(sessions, 3) && c.Stats().StateReads == 1 })
+	srv, err := natsnode.Start(natsnode.Options{Pair: pair, Node: "a", Listen: addr, StoreDir: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	waitFor(t, "the connection to node a once it accepts", func() bool { return c.links[0].nc.IsConnected() })
+	if err := c.links[0].nc.Flush(); err != nil { // its subscription is on the server
+		t.Fatal(err)
+	}
+	// Node a's new server has no state yet: its read finds none; a
+	// notification published there reaches the sessions.
+	if err := w.conns[1].Publish(subject.Notify(pair), w.state(4)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sessions at epoch 4", func() bool { return allAt(sessions, 4) })
+	nc, err := srv.Connect("test a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := nc.Publish(subject.Notify(pair), w.state(5)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sessions at epoch 5 through node a", func() bool { return allAt(sessions, 5) })
+
+	srv.Shutdown()
+	w.servers[1].Shutdown()
+	if c2, err := Dial(w.urls[:], pair, nats.Timeout(time.Second)); err == nil {
+		c2.Close()
+		t.Fatal("dial with both nodes down succeeded")
 	}
 }

@@ -21,10 +21,11 @@ import (
 // written, nothing again once deleted — done each time, never an error.
 func TestReadState(t *testing.T) {
 	_, nc := startServer(t, "p")
-	c := &Client{nc: nc, pair: "p", sessions: map[string]*Session{}, quit: make(chan struct{})}
+	l := &link{nc: nc}
+	c := &Client{links: []*link{l}, pair: "p", sessions: map[string]*Session{}, quit: make(chan struct{})}
 	read := func(what string, want uint64) {
 		t.Helper()
-		if !c.readState() {
+		if !c.readState(l) {
 			t.Fatalf("%s: the read is not done", what)
 		}
 		got, ok := c.Latest()
@@ -54,10 +55,10 @@ func TestReadState(t *testing.T) {
 	if err := kv.Delete(ctx, "p"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.directGet(ctx); err != nil {
+	if _, _, err := c.directGet(ctx, nc); err != nil {
 		t.Fatalf("deleted key: %v", err)
 	}
-	if _, found, _ := c.directGet(ctx); found {
+	if _, found, _ := c.directGet(ctx, nc); found {
 		t.Fatal("a deleted key is found")
 	}
 	if _, err := kv.Put(ctx, "p", []byte("not json")); err != nil {
