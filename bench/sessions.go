@@ -263,6 +263,32 @@ func awaitAcked(t proctest.T, p *proctest.Pair, node string, epoch uint64, n int
 	}
 }
 
+// awaitConnected waits until every client is connected to both nodes: the
+// node restarted after the last run is back in every client's hands (a
+// client's connection to it retries at up to 3 s intervals while it is
+// down), the steady state a pair is in when a node dies.
+func (f *fleet) awaitConnected(t proctest.T) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		down := 0
+		for _, c := range f.clients {
+			for _, nc := range c.Conns() {
+				if !nc.IsConnected() {
+					down++
+				}
+			}
+		}
+		if down == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the clients' connections not connected", down)
+		}
+		time.Sleep(10 * time.Millisecond) // polling with a deadline
+	}
+}
+
 // awaitActivation polls the newest notification, with a deadline, until
 // one names node active in an epoch after since.
 func (f *fleet) awaitActivation(t proctest.T, since uint64, node string) api.Notification {
@@ -311,6 +337,7 @@ func sessionsCrash(t proctest.T, e env) []row {
 	for i := range e.runs {
 		survivor := p.Peer(active)
 		awaitKnown(t, p, survivor, benchSessions)
+		f.awaitConnected(t)
 		bare := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, true)
 		each := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, false)
 		floor, perSession = append(floor, bare.Seconds()), append(perSession, each.Seconds())

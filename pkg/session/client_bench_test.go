@@ -26,9 +26,9 @@ func BenchmarkStep(b *testing.B) {
 		epoch++
 		n.Epoch = epoch
 		s := &Session{c: c, name: "ts00042", conns: conns}
-		var acked bool
-		var ch *Change
-		if buf, acked, ch = s.step(buf[:0], n, hosts); !acked || ch == nil {
+		var acked, applied bool
+		var ch Change
+		if buf, acked, applied = s.step(buf[:0], n, hosts, &ch); !acked || !applied {
 			b.Fatal("not applied")
 		}
 	}
