@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,9 +122,18 @@ func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
 		nats.Name("tandem session " + pair), nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(ReconnectDelay), nats.RetryOnFailedConnect(false),
 	}, opts...)
-	servers := [][]string{urls}
-	if len(urls) == 2 && urls[0] != urls[1] {
-		servers = [][]string{urls[:1], urls[1:]}
+	var list []string // a list written "a,b," or "a, b" holds two
+	for _, u := range urls {
+		if u = strings.TrimSpace(u); u != "" && !slices.Contains(list, u) {
+			list = append(list, u)
+		}
+	}
+	if len(list) == 0 {
+		return nil, errors.New("no server URL given")
+	}
+	servers := [][]string{list}
+	if len(list) == 2 {
+		servers = [][]string{list[:1], list[1:]}
 	}
 	links := make([]*link, len(servers))
 	var errs []error

@@ -325,3 +325,38 @@ func TestDialWithOneNodeDown(t *testing.T) {
 		t.Fatal("dial with both nodes down succeeded")
 	}
 }
+
+// Dial takes the URLs as an operator writes them: blanks, an empty entry
+// ("a,b,") and a repeated one are no servers of their own; none at all is
+// an error, not the default URL.
+func TestDialURLList(t *testing.T) {
+	const pair = "p"
+	w := newTwoNodes(t, pair)
+	for _, urls := range [][]string{
+		{w.urls[0], w.urls[1], ""},
+		{" " + w.urls[0], w.urls[1] + " ", w.urls[0]},
+	} {
+		c, err := Dial(urls, pair)
+		if err != nil {
+			t.Fatalf("%q: %v", urls, err)
+		}
+		if n := len(c.Conns()); n != 2 {
+			t.Fatalf("%q: %d connections, want one to each node", urls, n)
+		}
+		c.Close()
+	}
+	c, err := Dial([]string{w.urls[1], w.urls[1]}, pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.Conns()); n != 1 {
+		t.Fatalf("one URL twice: %d connections, want 1", n)
+	}
+	c.Close()
+	for _, urls := range [][]string{nil, {""}, {" ", ""}} {
+		if c, err := Dial(urls, pair); err == nil {
+			c.Close()
+			t.Fatalf("%q: dialed", urls)
+		}
+	}
+}
