@@ -77,6 +77,9 @@ func TestRefusedCredentials(t *testing.T) {
 			if code != c.code {
 				t.Errorf("exit %d, want %d: %s%s", code, c.code, out.String(), errOut.String())
 			}
+			if code == 1 && out.Len() > 0 {
+				t.Errorf("a refusal printed on stdout: %q", out.String())
+			}
 			for _, w := range c.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("no %q in %q", w, got)

@@ -134,12 +134,20 @@ func runReplay(ctx context.Context, g *globals, q audit.Query, jsonLines bool, o
 	if len(q.Streams) > 0 {
 		print = fleetRow
 	}
+	// The table's header comes with its first row, or once the streams are
+	// known: a refusal or an unknown pair prints nothing on stdout.
+	header := !jsonLines
 	if jsonLines {
 		print = jsonLine
-	} else {
-		fmt.Fprintf(w, "%-30s  %-8s  %6s  %-28s  %s\n", "TIME", "NODE", "EPOCH", "TYPE", "WHAT")
+	}
+	writeHeader := func() {
+		if header {
+			fmt.Fprintf(w, "%-30s  %-8s  %6s  %-28s  %s\n", "TIME", "NODE", "EPOCH", "TYPE", "WHAT")
+			header = false
+		}
 	}
 	st, err := audit.Replay(ctx, js, q, func(r audit.Record) error {
+		writeHeader()
 		if err := print(w, r); err != nil {
 			return err
 		}
@@ -155,6 +163,7 @@ func runReplay(ctx context.Context, g *globals, q audit.Query, jsonLines bool, o
 		return fmt.Errorf("no event streams%s on %s", forPair(q.Pair), nc.ConnectedServerName())
 	}
 	if !jsonLines {
+		writeHeader()
 		w.Flush()
 		fmt.Fprintf(errOut, "%d events from %s on %s", st.Matched, strings.Join(st.Streams, ", "), nc.ConnectedServerName())
 		if st.Rejected > 0 {

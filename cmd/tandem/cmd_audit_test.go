@@ -57,7 +57,9 @@ func TestAuditCommands(t *testing.T) {
 	}
 	cli(1, "audit", "export", "--pair", "p", "--server", server)                              // export needs --since
 	cli(1, "audit", "replay", "--pair", "p", "--follow", "--until", "1h", "--server", server) // contradictory
-	cli(1, "audit", "replay", "--pair", "nope", "--server", server)                           // no streams of that pair
+	if out, _ := cli(1, "audit", "replay", "--pair", "nope", "--server", server); out != "" { // no streams of that pair
+		t.Fatalf("an unknown pair's replay printed %q on stdout", out)
+	}
 	cli(2, "audit", "rewrite")
 
 	// --follow prints the history, then new events as they come: a
