@@ -38,7 +38,7 @@ type globals struct {
 func (g *globals) register(fs *pflag.FlagSet, a *app, timeout time.Duration) {
 	d := a.client
 	g.fileErr, g.access = d.Err, a.access
-	fs.StringVar(&g.server, "server", d.Server, "NATS server URL(s), comma separated; the first is tried first ($TANDEM_SERVER)")
+	fs.StringVar(&g.server, "server", d.Server, "NATS server URL(s), comma separated: a command uses the first that answers, a session given both nodes holds a connection to each ($TANDEM_SERVER)")
 	fs.StringVar(&g.creds, "creds", d.Creds, "NATS credentials: a .creds file or an nkey seed file, tandem auth init ($TANDEM_CREDS)")
 	fs.StringVar(&g.tlsCA, "tls-ca", d.TLSCA, "PEM CA file the NATS servers' TLS certificates are verified with ($TANDEM_TLS_CA)")
 	fs.BoolVar(&g.json, "json", false, "print JSON")
@@ -67,7 +67,11 @@ func (g *globals) connectWith(name string, connect func([]string, []nats.Option)
 	}
 	opts = append(opts, nats.Name("tandem "+name), nats.Timeout(g.timeout), nats.DontRandomize(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	nc, err := connect(splitServers(g.server), opts)
+	urls := splitServers(g.server)
+	if len(urls) == 0 { // nats.go would take nats://127.0.0.1:4222
+		return nil, fmt.Errorf("no server URL given (--server %q)", g.server)
+	}
+	nc, err := connect(urls, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.server, err)
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +62,19 @@ func TestConnectPastAFrozenServer(t *testing.T) {
 	// No server up: the error of a URL, on one line.
 	if _, err := connectFirst([]string{"nats://127.0.0.1:1", "nats://127.0.0.1:2"}, []nats.Option{nats.Timeout(time.Second)}); err == nil {
 		t.Fatal("connected to nothing")
+	}
+}
+
+// An empty --server (or one of commas) is refused with a clear error: it
+// never connects to nats.go's default URL, nats://127.0.0.1:4222.
+func TestEmptyServerRefused(t *testing.T) {
+	for _, server := range []string{"", ",", " , "} {
+		for _, cmd := range [][]string{{"status", "--pair", "p"}, {"check", "--pair", "p"}, {"session", "--pair", "p", "--name", "s1", "--resource", `\\a\q`}} {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), append(cmd, "--server", server, "--timeout", "200ms"), &out, &errOut)
+			if code == 0 || !strings.Contains(errOut.String()+out.String(), "no server URL given") {
+				t.Errorf("%v --server %q: exit %d, %q %q", cmd, server, code, out.String(), errOut.String())
+			}
+		}
 	}
 }

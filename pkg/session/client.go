@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -135,26 +136,64 @@ func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
 	if len(list) == 2 {
 		servers = [][]string{list[:1], list[1:]}
 	}
+	// The nodes are connected to at once, and a node still not connected
+	// a moment after the first is followed from when it accepts: a frozen
+	// first node (it accepts the TCP connection and never says hello) held
+	// the session up for its whole connect timeout.
 	links := make([]*link, len(servers))
-	var errs []error
+	type result struct {
+		i   int
+		nc  *nats.Conn
+		err error
+	}
+	results := make(chan result, len(servers))
 	for i, srv := range servers {
 		links[i] = &link{refresh: make(chan struct{}, 1)}
-		nc, err := nats.Connect(strings.Join(srv, ","), all...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("connect to %v: %w", srv, err))
-			continue
+		go func() {
+			nc, err := nats.Connect(strings.Join(srv, ","), withDialer(all, false)...)
+			results <- result{i, nc, err}
+		}()
+	}
+	var errs []error
+	var grace <-chan time.Time
+	pending := len(servers)
+wait:
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			if r.err != nil {
+				errs = append(errs, fmt.Errorf("connect to %v: %w", servers[r.i], r.err))
+				continue
+			}
+			links[r.i].nc = r.nc
+			if grace == nil {
+				grace = time.After(connectGrace)
+			}
+		case <-grace:
+			break wait
 		}
-		links[i].nc = nc
 	}
 	if len(errs) == len(servers) {
 		return nil, errors.Join(errs...)
+	}
+	if pending > 0 {
+		go func() { // the slow attempts' links retry on their own
+			for range pending {
+				if r := <-results; r.err == nil {
+					r.nc.Close()
+				}
+			}
+		}()
 	}
 	for i, l := range links {
 		if l.nc != nil {
 			continue
 		}
-		// The other node accepted: follow this one from when it does.
-		nc, err := nats.Connect(strings.Join(servers[i], ","), append(all, nats.RetryOnFailedConnect(true),
+		// The other node accepted: follow this one from when it does. Its
+		// dialer refuses the first attempt, which nats.Connect makes before
+		// it returns, so that only the retries in the background wait.
+		nc, err := nats.Connect(strings.Join(servers[i], ","), append(withDialer(all, true), nats.RetryOnFailedConnect(true),
 			nats.ConnectHandler(func(*nats.Conn) { l.kick() }))...)
 		if err != nil {
 			closeAll(links)
@@ -169,6 +208,59 @@ func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
 	}
 	c.own = true
 	return c, nil
+}
+
+// connectGrace is how long Dial waits for the other node's connection
+// after the first is up.
+const connectGrace = time.Second
+
+// withDialer is opts with a closingDialer of their connect timeout, which
+// refuses its first attempt if deferred, unless they set a dialer of their
+// own.
+func withDialer(opts []nats.Option, deferred bool) []nats.Option {
+	o := nats.GetDefaultOptions()
+	for _, opt := range opts {
+		_ = opt(&o)
+	}
+	if o.CustomDialer != nil || o.Dialer != nil {
+		return opts
+	}
+	return append(slices.Clip(opts), nats.SetCustomDialer(&closingDialer{d: net.Dialer{Timeout: o.Timeout}, deferred: deferred}))
+}
+
+// closingDialer is a connection's dialer that closes the socket it made
+// last before it makes the next one. nats.go (v1.56.0, doReconnect) leaves
+// a socket open when the handshake on it fails and it tries again: a
+// connection to a frozen node (it accepts and never says hello), retried
+// for as long as the node is frozen, leaked a descriptor per attempt, left
+// in CLOSE-WAIT after the thaw. nats.go dials only to replace the socket
+// it had, so the last one is never in use when the next is dialed.
+type closingDialer struct {
+	d        net.Dialer
+	mu       sync.Mutex
+	deferred bool // the next attempt is refused at once
+	last     net.Conn
+}
+
+// errDeferred is a deferred closingDialer's first answer.
+var errDeferred = errors.New("connection deferred to the background")
+
+func (c *closingDialer) Dial(network, address string) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deferred {
+		c.deferred = false
+		return nil, errDeferred
+	}
+	if c.last != nil {
+		_ = c.last.Close()
+		c.last = nil
+	}
+	conn, err := c.d.Dial(network, address)
+	if err == nil {
+		c.last = conn
+	}
+	return conn, err
 }
 
 func closeAll(links []*link) {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -359,4 +361,65 @@ func TestDialURLList(t *testing.T) {
 			t.Fatalf("%q: dialed", urls)
 		}
 	}
+}
+
+// A node that accepts the TCP connection and never says hello (frozen, or
+// a port that is not NATS) neither holds Dial up for its connect timeout
+// nor collects sockets while its connection is retried: each failed
+// attempt's socket is closed before the next.
+func TestFrozenNodeLeaksNoSockets(t *testing.T) {
+	const pair = "p"
+	w := newTwoNodes(t, pair)
+	slow, _, _ := frozenNode(t)
+	start := time.Now()
+	c, err := Dial([]string{slow, w.urls[1]}, pair, nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if took := time.Since(start); took >= 5*time.Second {
+		t.Fatalf("dial took %v: it waited for the frozen node's connect timeout", took)
+	}
+
+	frozen, accepted, most := frozenNode(t)
+	c2, err := Dial([]string{frozen, w.urls[1]}, pair, nats.Timeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c2.Close)
+	waitFor(t, "five attempts on the frozen node", func() bool { return accepted.Load() >= 6 })
+	if m := most.Load(); m > 2 {
+		t.Fatalf("%d sockets to the frozen node open at once, of %d attempts", m, accepted.Load())
+	}
+}
+
+// frozenNode listens on a port that accepts connections and never says
+// anything; it counts the connections and the most open at once.
+func frozenNode(t *testing.T) (url string, accepted, most *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted, most = new(atomic.Int64), new(atomic.Int64)
+	var open atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			n := open.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			go func() { // says nothing; sees the client close
+				_, _ = io.Copy(io.Discard, conn)
+				conn.Close()
+				open.Add(-1)
+			}()
+		}
+	}()
+	return "nats://" + ln.Addr().String(), accepted, most
 }
