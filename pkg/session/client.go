@@ -534,11 +534,15 @@ func (c *Client) echo(l *link, data []byte) bool {
 
 // deliver records n if it is the newest and hands it to every session.
 // reack says whether the sessions answer a notification of the epoch they
-// are at (a re-announcement, N7) with a fresh acknowledgement; a state read
-// does not: after a reconnect it finds the epoch the sessions already
-// acknowledged, and 10,000 hellos sent then would reach the survivor's
-// notifier just as it counts the acknowledgements of its activation
-// (issue 19).
+// are at (a re-announcement, N7) with a fresh acknowledgement. A state read
+// on a Client's one connection does not: after a reconnect it finds the
+// epoch the sessions already acknowledged, and 10,000 hellos sent then
+// would reach the survivor's notifier just as it counts the
+// acknowledgements of its activation (issue 19). A state read on a
+// connection to each node does: that connection comes back to a node that
+// was restarted (or cut off), whose notifier has forgotten the sessions
+// and would otherwise count none of them until the next re-announcement
+// should it activate first; the failover itself moves no connection.
 func (c *Client) deliver(l *link, n api.Notification, reack bool) {
 	c.received.Add(1)
 	c.mu.Lock()
@@ -682,7 +686,7 @@ func (c *Client) readState(l *link) bool {
 		return true
 	}
 	c.stateReads.Add(1)
-	c.deliver(l, n, false)
+	c.deliver(l, n, len(c.links) > 1)
 	return true
 }
 

@@ -28,10 +28,12 @@
 // (a node that was cut off, a replay) are ignored; a re-announcement of the
 // epoch it is at (N7) is answered with a fresh acknowledgement, so the
 // notifier's count converges even if an acknowledgement was lost while the
-// connection was down. A state read that finds the epoch the sessions are
-// at is not answered (after a node's death its sessions would send 10,000
-// such acknowledgements to the survivor just as it activates); watchers
-// see it all the same.
+// connection was down. On a Client's one connection, a state read that
+// finds the epoch the sessions are at is not answered (after a node's death
+// its sessions would send 10,000 such acknowledgements to the survivor just
+// as it activates); on a connection to each node it is (that connection
+// comes back to a restarted node, whose notifier must learn the sessions
+// again). Watchers see it all the same.
 //
 // A Client made by Dial reconnects forever, pausing ReconnectDelay (50 ms
 // doubling to 2 s, with jitter) between rounds in which no server accepted;

@@ -66,6 +66,7 @@ func TestReconnectToSurvivor(t *testing.T) {
 		return c.Conn().ConnectedUrl() == w.urls[0] && allAt(sessions, 3)
 	})
 	w.await(t, 3, 3)
+	w.settle(t, c)
 	w.reset()
 
 	w.servers[0].Shutdown()
@@ -103,6 +104,7 @@ func TestConnectionToEachNode(t *testing.T) {
 		return allAt(sessions, 3) && c.Stats().StateReads == 2
 	})
 	w.await(t, 3, 3)
+	w.settle(t, c)
 	w.reset()
 	raw := w.state(4)
 	for _, nc := range w.conns {
@@ -123,6 +125,57 @@ func TestConnectionToEachNode(t *testing.T) {
 	if c.Conn() != c.links[1].nc {
 		t.Fatal("the client's current connection is not the survivor's")
 	}
+}
+
+// A connection to each node that comes back (its node restarted, or the
+// link to it cut) reads the state there and its sessions say hello on it,
+// so that the node's notifier knows them before it might activate; the
+// connection to the other node saw nothing of it.
+func TestHelloOnAConnectionBack(t *testing.T) {
+	const pair = "p"
+	w := newTwoNodes(t, pair)
+	c, err := Dial(w.urls[:], pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	sessions := w.addSessions(t, c)
+	waitFor(t, "the sessions at epoch 3 and the state read on both nodes", func() bool {
+		return allAt(sessions, 3) && c.Stats().StateReads == 2
+	})
+	w.await(t, 3, 3)
+	w.settle(t, c)
+	w.reset()
+	if err := c.links[0].nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the state read again on node a", func() bool { return c.Stats().StateReads == 3 })
+	waitFor(t, "three hellos of epoch 3", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		k := 0
+		for _, a := range w.lines {
+			if a.Epoch == 3 && a.Kind == api.AckHello {
+				k++
+			}
+		}
+		return k == 3
+	})
+}
+
+// settle waits until what c sent so far has reached the recorders: a
+// round trip on each of c's connections and the recorders', then a moment
+// for the recorders' callbacks.
+func (w *twoNodes) settle(t *testing.T, c *Client) {
+	t.Helper()
+	for _, nc := range append(c.Conns(), w.conns[:]...) {
+		if nc.IsConnected() {
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 }
 
 // twoNodes are two unlinked node servers of a pair, each with the pair's
