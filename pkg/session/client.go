@@ -177,6 +177,10 @@ wait:
 	if len(errs) == len(servers) {
 		return nil, errors.Join(errs...)
 	}
+	if err := sameServer(links); err != nil {
+		closeAll(links)
+		return nil, err
+	}
 	if pending > 0 {
 		go func() { // the slow attempts' links retry on their own
 			for range pending {
@@ -208,6 +212,20 @@ wait:
 	}
 	c.own = true
 	return c, nil
+}
+
+// sameServer refuses two connections to one server: the same node spelled
+// two ways ("nats://h:4222" and "h:4222") would leave its sessions without
+// the other node, silently.
+func sameServer(links []*link) error {
+	if len(links) != 2 || links[0].nc == nil || links[1].nc == nil {
+		return nil
+	}
+	a, b := links[0].nc, links[1].nc
+	if id := a.ConnectedServerId(); id == "" || id != b.ConnectedServerId() {
+		return nil
+	}
+	return fmt.Errorf("%s and %s are the same server (%s): give each node's URL once", a.ConnectedUrlRedacted(), b.ConnectedUrlRedacted(), a.ConnectedServerName())
 }
 
 // connectGrace is how long Dial waits for the other node's connection

@@ -383,7 +383,7 @@ func TestDialWithOneNodeDown(t *testing.T) {
 
 // Dial takes the URLs as an operator writes them: blanks, an empty entry
 // ("a,b,") and a repeated one are no servers of their own; none at all is
-// an error, not the default URL.
+// an error, not the default URL, and so is one node spelled two ways.
 func TestDialURLList(t *testing.T) {
 	const pair = "p"
 	w := newTwoNodes(t, pair)
@@ -408,6 +408,13 @@ func TestDialURLList(t *testing.T) {
 		t.Fatalf("one URL twice: %d connections, want 1", n)
 	}
 	c.Close()
+	host := strings.TrimPrefix(w.urls[1], "nats://")
+	if c, err := Dial([]string{w.urls[1], host}, pair); err == nil || !strings.Contains(err.Error(), "same server") {
+		if err == nil {
+			c.Close()
+		}
+		t.Fatalf("one node spelled two ways: %v", err)
+	}
 	for _, urls := range [][]string{nil, {""}, {" ", ""}} {
 		if c, err := Dial(urls, pair); err == nil {
 			c.Close()
