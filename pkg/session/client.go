@@ -136,6 +136,22 @@ func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
 	if len(list) == 2 {
 		servers = [][]string{list[:1], list[1:]}
 	}
+	links, err := dialEach(servers, all)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newClient(links, pair)
+	if err != nil {
+		closeAll(links)
+		return nil, err
+	}
+	c.own = true
+	return c, nil
+}
+
+// dialEach connects a link to each of servers with opts; it fails only
+// when none connects. It refuses two links to one server (sameServer).
+func dialEach(servers [][]string, opts []nats.Option) ([]*link, error) {
 	// The nodes are connected to at once, and a node still not connected
 	// a moment after the first is followed from when it accepts: a frozen
 	// first node (it accepts the TCP connection and never says hello) held
@@ -150,7 +166,7 @@ func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
 	for i, srv := range servers {
 		links[i] = &link{refresh: make(chan struct{}, 1)}
 		go func() {
-			nc, err := nats.Connect(strings.Join(srv, ","), withDialer(all, false)...)
+			nc, err := nats.Connect(strings.Join(srv, ","), withDialer(opts, false)...)
 			results <- result{i, nc, err}
 		}()
 	}
@@ -197,7 +213,7 @@ wait:
 		// The other node accepted: follow this one from when it does. Its
 		// dialer refuses the first attempt, which nats.Connect makes before
 		// it returns, so that only the retries in the background wait.
-		nc, err := nats.Connect(strings.Join(servers[i], ","), append(withDialer(all, true), nats.RetryOnFailedConnect(true),
+		nc, err := nats.Connect(strings.Join(servers[i], ","), append(withDialer(opts, true), nats.RetryOnFailedConnect(true),
 			nats.ConnectHandler(func(*nats.Conn) { l.kick() }))...)
 		if err != nil {
 			closeAll(links)
@@ -205,13 +221,7 @@ wait:
 		}
 		l.nc = nc
 	}
-	c, err := newClient(links, pair)
-	if err != nil {
-		closeAll(links)
-		return nil, err
-	}
-	c.own = true
-	return c, nil
+	return links, nil
 }
 
 // sameServer refuses two connections to one server: the same node spelled
