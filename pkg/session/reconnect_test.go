@@ -91,21 +91,10 @@ func TestReconnectToSurvivor(t *testing.T) {
 func TestConnectionToEachNode(t *testing.T) {
 	const pair = "p"
 	w := newTwoNodes(t, pair)
-	c, err := Dial(w.urls[:], pair)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := w.dialBoth(t)
 	if len(c.links) != 2 {
 		t.Fatalf("%d connections, want one to each node", len(c.links))
 	}
-	sessions := w.addSessions(t, c)
-	waitFor(t, "the sessions at epoch 3 and the state read on both nodes", func() bool {
-		return allAt(sessions, 3) && c.Stats().StateReads == 2
-	})
-	w.await(t, 3, 3)
-	w.settle(t, c)
-	w.reset()
 	raw := w.state(4)
 	for _, nc := range w.conns {
 		if err := nc.Publish(subject.Notify(pair), raw); err != nil {
@@ -134,18 +123,7 @@ func TestConnectionToEachNode(t *testing.T) {
 func TestHelloOnAConnectionBack(t *testing.T) {
 	const pair = "p"
 	w := newTwoNodes(t, pair)
-	c, err := Dial(w.urls[:], pair)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	sessions := w.addSessions(t, c)
-	waitFor(t, "the sessions at epoch 3 and the state read on both nodes", func() bool {
-		return allAt(sessions, 3) && c.Stats().StateReads == 2
-	})
-	w.await(t, 3, 3)
-	w.settle(t, c)
-	w.reset()
+	c := w.dialBoth(t)
 	if err := c.links[0].nc.ForceReconnect(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +139,26 @@ func TestHelloOnAConnectionBack(t *testing.T) {
 		}
 		return k == 3
 	})
+}
+
+// dialBoth dials both nodes, adds three sessions and waits until they are
+// at epoch 3, the state was read on both nodes and their acknowledgements
+// arrived; then it forgets those.
+func (w *twoNodes) dialBoth(t *testing.T) *Client {
+	t.Helper()
+	c, err := Dial(w.urls[:], w.pair)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	sessions := w.addSessions(t, c)
+	waitFor(t, "the sessions at epoch 3 and the state read on both nodes", func() bool {
+		return allAt(sessions, 3) && c.Stats().StateReads == 2
+	})
+	w.await(t, 3, 3)
+	w.settle(t, c)
+	w.reset()
+	return c
 }
 
 // settle waits until what c sent so far has reached the recorders: a
