@@ -29,6 +29,21 @@ func TestOperatorOutage(t *testing.T) {
 			t.Fatalf("tandem check: exit %d, stdout %q, stderr %q; want %d and one line with %q", r.Code, r.Stdout, r.Stderr, want, contains)
 		}
 	}
+	// A standby's license state is invalid until its first proof of
+	// contact with the master, which may follow the link by a retry: until
+	// then the check says CRITICAL, rightly.
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(100 * time.Millisecond) {
+		var st api.PairStatus
+		r := p.CLI("status", "--json", "--pair", p.Name, "--server", p.Servers())
+		if json.Unmarshal([]byte(r.Stdout), &st) == nil && st.Nodes != nil {
+			if n := nodeOf(st, standby); n.License != nil && n.License.Status != api.LicenseInvalid {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's license state still invalid after %v: %s%s", waitLimit, r.Stdout, r.Stderr)
+		}
+	}
 	check(0, "TANDEM OK - pair p1: alpha active in epoch", p.Servers())
 
 	// The build, as --version prints it, is also a metric.
@@ -125,4 +140,14 @@ func between(s, start, end string) string {
 	}
 	v, _, _ := strings.Cut(after, end)
 	return v
+}
+
+// nodeOf is node's entry in st (zero when there is none).
+func nodeOf(st api.PairStatus, node string) api.NodeStatus {
+	for _, n := range st.Nodes {
+		if n.Node == node {
+			return n
+		}
+	}
+	return api.NodeStatus{}
 }
