@@ -37,8 +37,13 @@ import (
 // challengeTimeout bounds one challenge's round trip.
 const challengeTimeout = 2 * time.Second
 
-// challengeRetry is how soon a failed challenge is tried again.
-const challengeRetry = time.Second
+// A failed challenge is tried again after firstRetry, the wait doubling
+// up to challengeRetry: a standby that starts before its link to the
+// master is up has its first proof of contact soon after the link comes.
+const (
+	firstRetry     = 100 * time.Millisecond
+	challengeRetry = time.Second
+)
 
 // answered is one answer the challenger got, with its challenge.
 type answered struct {
@@ -162,9 +167,11 @@ func (s *Service) challenger(ctx context.Context) {
 	rt := time.NewTimer(challengeRetry)
 	rt.Stop()
 	defer rt.Stop()
+	wait := firstRetry
 	for {
 		var retry <-chan time.Time
 		if a, c, err := s.challenge(ctx); err == nil {
+			wait = firstRetry
 			select {
 			case s.answers <- answered{c: c, a: a}:
 			case <-ctx.Done():
@@ -172,8 +179,9 @@ func (s *Service) challenger(ctx context.Context) {
 			}
 		} else if ctx.Err() == nil {
 			s.log.Debug().Err(err).Msg("no proof of contact from the master")
-			rt.Reset(challengeRetry)
+			rt.Reset(wait)
 			retry = rt.C
+			wait = min(2*wait, challengeRetry)
 		}
 		select {
 		case <-ctx.Done():
