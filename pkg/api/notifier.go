@@ -559,6 +559,63 @@ type NotifierStatusRequest struct {
 
 func (r *NotifierStatusRequest) head() Request { return r.Request }
 
+// NotifierSessionsRequest asks a node's notifier for the sessions it knows
+// (subject.NotifierSessions), in name order: at most Limit of those named
+// after After.
+type NotifierSessionsRequest struct {
+	Request
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit"`
+}
+
+func (r *NotifierSessionsRequest) head() Request { return r.Request }
+
+// MaxSessionsPage bounds the sessions of one NotifierSessionsReply (a page
+// of the longest names stays well under reply.MaxSize).
+const MaxSessionsPage = 1000
+
+// KnownSession is a session as a notifier knows it: the newest epoch it
+// acknowledged, and how many connections it switched for that epoch.
+type KnownSession struct {
+	Session  string `json:"session"`
+	Epoch    uint64 `json:"epoch"`
+	Switched int    `json:"switched,omitempty"`
+}
+
+// NotifierSessionsReply is a page of the sessions a notifier knows; More
+// says that sessions after the last one follow.
+type NotifierSessionsReply struct {
+	Sessions []KnownSession `json:"sessions"`
+	More     bool           `json:"more,omitempty"`
+}
+
+// Validate checks a page as its requester must: at most MaxSessionsPage
+// sessions, valid names in increasing order after after, epochs at most
+// event.MaxEpoch, switch counts within an acknowledgement's limit.
+func (r NotifierSessionsReply) Validate(after string) error {
+	if len(r.Sessions) > MaxSessionsPage {
+		return fmt.Errorf("sessions page: %d sessions, limit %d", len(r.Sessions), MaxSessionsPage)
+	}
+	prev := after
+	for _, k := range r.Sessions {
+		switch {
+		case !subject.ValidSession(k.Session):
+			return fmt.Errorf("sessions page: session %q", k.Session)
+		case k.Session <= prev:
+			return fmt.Errorf("sessions page: session %q after %q, not in order", k.Session, prev)
+		case k.Epoch > event.MaxEpoch:
+			return fmt.Errorf("sessions page: session %q at epoch %d, beyond %d", k.Session, k.Epoch, event.MaxEpoch)
+		case k.Switched < 0 || k.Switched > MaxAckSwitches:
+			return fmt.Errorf("sessions page: session %q switched %d connections", k.Session, k.Switched)
+		}
+		prev = k.Session
+	}
+	if r.More && len(r.Sessions) == 0 {
+		return errors.New("sessions page: empty, yet more to follow")
+	}
+	return nil
+}
+
 // SessionStatus is one notifier's view of the sessions (N6).
 type SessionStatus struct {
 	Node string `json:"node"`

@@ -187,11 +187,13 @@ func rolePermissions(role, pair, node string) permissions {
 		// (KV put), and asks a replicator for the pair configuration; hears the sessions' acknowledgements,
 		// its node's activations as they are published (the quick path
 		// beside its consumer) and the heartbeats (to learn the peer's
-		// name without hosts) and answers notifier.status.
+		// name without hosts) and answers notifier.status; asks the peer's
+		// notifier for the sessions it knows, and answers that for its own.
 		return permissions{
-			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*"), stateKey},
+			pub: append([]string{subject.Notify(pair), subject.ReplConfig(pair, "*"), subject.NotifierSessions(pair, "*"), stateKey},
 				append(events(notifierEvents), jsClient(jsFor([]string{stateStream}))...)...),
-			sub: append([]string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair), subject.Heartbeats(pair), inbox},
+			sub: append([]string{subject.Acks(pair), subject.AckBatches(pair), subject.NotifierStatus(pair),
+				subject.NotifierSessions(pair, node), subject.Heartbeats(pair), inbox},
 				events(event.ActivationTypes())...),
 			responses: true,
 		}

@@ -7,6 +7,7 @@ package subject
 //	tandem.<pair>.acks.<client>                  a batch of acknowledgements of a client's sessions
 //	tandem.<pair>.admin.<node>.repl.config        the pair configuration, read from <node>'s database by its replicator
 //	tandem.<pair>.admin._pair.notifier.status     session progress, answered by every node's notifier
+//	tandem.<pair>.admin.<node>.notifier.sessions  the sessions <node>'s notifier knows (a restarted peer's catch-up)
 //	KV tandem_state, key <pair>                  the last notification (each node's own bucket, own domain)
 //
 // A session's NATS user needs only: subscribe tandem.<pair>.notify, read
@@ -47,6 +48,16 @@ func ReplConfig(pair, node string) string { return Admin(pair, node, ReplConfigV
 // NotifierStatus is the request subject of the notifier status, answered by
 // every node.
 func NotifierStatus(pair string) string { return Admin(pair, PairScope, NotifierStatusVerb) }
+
+// NotifierSessionsVerb is the admin verb, answered by a node's notifier,
+// that lists the sessions it knows, a page at a time: a notifier that
+// starts asks its peer's, so that it knows the sessions before they
+// reconnect to it.
+const NotifierSessionsVerb = "notifier.sessions"
+
+// NotifierSessions is the request subject of the sessions node's notifier
+// knows.
+func NotifierSessions(pair, node string) string { return Admin(pair, node, NotifierSessionsVerb) }
 
 // ValidSession reports whether s is a valid session name: 1–64 of
 // [A-Za-z0-9_-], starting with a letter or digit. Session names are one
