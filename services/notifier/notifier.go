@@ -25,7 +25,9 @@
 // the push endpoint;
 // the notifier counts known sessions and acknowledgements
 // (internal/progress) and the active node's notifier reports them as
-// tandem.failover.notified (N6).
+// tandem.failover.notified (N6). A notifier that starts learns the sessions
+// its peer's knows (catchup.go), so that a node back from an outage counts
+// them before they reconnect to it.
 //
 // Both nodes' buckets have the same stream subjects in the same account, and
 // subject interest crosses the leafnode, so while the link is up a write on
@@ -136,6 +138,10 @@ type Service struct {
 	db      *api.PairConfig
 	dbFresh bool // the last read through the replicator succeeded
 	tracker *progress.Tracker
+
+	snapMu sync.Mutex // guards the snapshot of the sessions the peer pages through
+	snap   []api.KnownSession
+	snapAt time.Time
 }
 
 // New builds a notifier; Run starts it.
@@ -210,7 +216,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		defer s.stopPush(srv)
 	}
-	for _, f := range []func(context.Context){s.refreshConfig, s.followOwn, s.followPeer, s.tick, s.janitor} {
+	for _, f := range []func(context.Context){s.refreshConfig, s.followOwn, s.followPeer, s.catchUp, s.tick, s.janitor} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -335,9 +341,10 @@ func (s *Service) openBucket(ctx context.Context) error {
 // path, this node's activations (onActivationMsg).
 func (s *Service) subscribe(ctx context.Context) (bus.Subscriptions, error) {
 	handlers := map[string]nats.MsgHandler{
-		subject.Acks(s.pair):           s.onAckMsg,
-		subject.AckBatches(s.pair):     s.onAckBatchMsg,
-		subject.NotifierStatus(s.pair): s.onStatusMsg,
+		subject.Acks(s.pair):                     s.onAckMsg,
+		subject.AckBatches(s.pair):               s.onAckBatchMsg,
+		subject.NotifierStatus(s.pair):           s.onStatusMsg,
+		subject.NotifierSessions(s.pair, s.self): s.onSessionsMsg,
 	}
 	for _, typ := range event.ActivationTypes() {
 		handlers[subject.Event(s.pair, s.self, typ)] = func(m *nats.Msg) { s.onActivationMsg(ctx, m) }

@@ -83,6 +83,14 @@ func (t *Tracker) Ack(session string, epoch uint64, n int, now time.Time) bool {
 	return true
 }
 
+// Each calls f with every session the Tracker knows, with the newest epoch
+// it acknowledged and what it switched for it, in no order.
+func (t *Tracker) Each(f func(session string, epoch uint64, switched int)) {
+	for s, a := range t.sessions {
+		f(s, a.epoch, a.switched)
+	}
+}
+
 // Bye forgets session.
 func (t *Tracker) Bye(session string, now time.Time) {
 	p, known := t.sessions[session]
