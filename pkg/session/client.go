@@ -123,14 +123,9 @@ func Dial(urls []string, pair string, opts ...nats.Option) (*Client, error) {
 		nats.Name("tandem session " + pair), nats.MaxReconnects(-1),
 		nats.CustomReconnectDelay(ReconnectDelay), nats.RetryOnFailedConnect(false),
 	}, opts...)
-	var list []string // a list written "a,b," or "a, b" holds two
-	for _, u := range urls {
-		if u = strings.TrimSpace(u); u != "" && !slices.Contains(list, u) {
-			list = append(list, u)
-		}
-	}
-	if len(list) == 0 {
-		return nil, errors.New("no server URL given")
+	list, err := ServerURLs(urls...) // a list written "a,b," or "a, b" holds two
+	if err != nil {
+		return nil, err
 	}
 	servers := [][]string{list}
 	if len(list) == 2 {
