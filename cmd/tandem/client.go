@@ -18,6 +18,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/natsnode"
 	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -67,25 +68,15 @@ func (g *globals) connectWith(name string, connect func([]string, []nats.Option)
 	}
 	opts = append(opts, nats.Name("tandem "+name), nats.Timeout(g.timeout), nats.DontRandomize(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	urls := splitServers(g.server)
-	if len(urls) == 0 { // nats.go would take nats://127.0.0.1:4222
-		return nil, fmt.Errorf("no server URL given (--server %q)", g.server)
+	urls, err := session.ServerURLs(g.server)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
 	}
 	nc, err := connect(urls, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.server, err)
 	}
 	return nc, nil
-}
-
-func splitServers(list string) []string {
-	var urls []string
-	for _, u := range strings.Split(list, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			urls = append(urls, u)
-		}
-	}
-	return urls
 }
 
 // connectFirst connects to every URL at once, each connection knowing

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/tandem-ha/tandem/pkg/session"
 )
 
 // A frozen server first in --server (it accepts the TCP connection and
@@ -39,7 +41,10 @@ func TestConnectPastAFrozenServer(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	urls := splitServers("nats://" + frozen.Addr().String() + ", " + ns.ClientURL())
+	urls, err := session.ServerURLs("nats://" + frozen.Addr().String() + ", " + ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
 		nc, err := connectFirst(urls, []nats.Option{nats.Timeout(time.Hour), nats.DontRandomize()})
@@ -66,14 +71,22 @@ func TestConnectPastAFrozenServer(t *testing.T) {
 }
 
 // An empty --server (or one of commas) is refused with a clear error: it
-// never connects to nats.go's default URL, nats://127.0.0.1:4222.
+// never connects to nats.go's default URL, nats://127.0.0.1:4222. So is a
+// URL that is not a NATS server's (it was tried, and "no node answers"
+// followed), naming what is wrong with it.
 func TestEmptyServerRefused(t *testing.T) {
-	for _, server := range []string{"", ",", " , "} {
+	for _, c := range []struct{ server, want string }{
+		{"", "no server URL given"}, {",", "no server URL given"}, {" , ", "no server URL given"},
+		{"http://127.0.0.1:4222", `scheme "http" is not NATS's`},
+		{"nats://127.0.0.1:4222,htp://127.0.0.1:4223", `"htp://127.0.0.1:4223": scheme "htp"`},
+		{"nats://:4222", "no host"},
+		{"nats://127.0.0.1:99999", `port "99999"`},
+	} {
 		for _, cmd := range [][]string{{"status", "--pair", "p"}, {"check", "--pair", "p"}, {"session", "--pair", "p", "--name", "s1", "--resource", `\\a\q`}} {
 			var out, errOut bytes.Buffer
-			code := run(context.Background(), append(cmd, "--server", server, "--timeout", "200ms"), &out, &errOut)
-			if code == 0 || !strings.Contains(errOut.String()+out.String(), "no server URL given") {
-				t.Errorf("%v --server %q: exit %d, %q %q", cmd, server, code, out.String(), errOut.String())
+			code := run(context.Background(), append(cmd, "--server", c.server, "--timeout", "200ms"), &out, &errOut)
+			if code == 0 || !strings.Contains(errOut.String()+out.String(), c.want) {
+				t.Errorf("%v --server %q: exit %d, %q %q; want %q", cmd, c.server, code, out.String(), errOut.String(), c.want)
 			}
 		}
 	}
