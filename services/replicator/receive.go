@@ -364,6 +364,9 @@ func (r *receiver) receiveLoop(ctx context.Context, msgs <-chan jetstream.Msg, p
 			if err := r.handle(ctx, m); err != nil {
 				return err
 			}
+			// A batch that took long to apply (a large transaction) is
+			// no silence of the consumer's.
+			r.lastMsg = time.Now()
 		case req := <-r.ctl:
 			if err := r.control(ctx, req); err != nil {
 				return err
