@@ -13,8 +13,17 @@ package notifier
 // name order, from a snapshot the peer keeps for sessionsSnapshotTTL), and
 // counts each as the acknowledgement it is, which never overrides a newer
 // one of its own. It asks until the peer's notifier has answered with its
-// whole list once: a peer down at the start is asked again, spaced up to
-// catchUpMaxRetry, until it answers.
+// whole list once: again at each of the peer's heartbeats (the first one
+// says the link is up: a node started before its link came up otherwise
+// waited out a retry, and its peer could die meanwhile), and spaced up to
+// catchUpMaxRetry.
+//
+// Until it has the peer's list, the notifier may not know every session:
+// its report of a notification it published then waits unlearnedHold
+// (longer than a session's reconnect delay), so that the sessions that
+// come back to its node are counted, instead of reporting every session
+// notified as soon as the few it knew had acknowledged (none, right after
+// its start).
 
 import (
 	"context"
@@ -27,7 +36,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/clock"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier/internal/progress"
@@ -40,6 +48,9 @@ const (
 	// sessionsSnapshotTTL is how long a list's later pages come from the
 	// snapshot its first page was cut from.
 	sessionsSnapshotTTL = 30 * time.Second
+	// unlearnedHold is how long after its notification a notifier that
+	// has not learned its peer's sessions waits before it reports.
+	unlearnedHold = 5 * time.Second
 	// maxSessionPages bounds the pages of one list.
 	maxSessionPages = progress.MaxSessions/api.MaxSessionsPage + 1
 )
@@ -51,22 +62,46 @@ func (s *Service) catchUp(ctx context.Context) {
 	if peer == "" {
 		return
 	}
+	heard := make(chan struct{}, 1)
+	sub, err := s.o.Conn.Subscribe(subject.Heartbeat(s.pair, peer), func(*nats.Msg) {
+		select {
+		case heard <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		s.log.Warn().Err(err).Msg("cannot hear the peer's heartbeats; asking its notifier for its sessions on a timer only")
+	} else {
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	wait := catchUpFirstRetry
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
+		case <-heard:
+		}
 		n, err := s.fetchSessions(ctx, peer)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
+			s.learned.Store(true)
 			p := s.progress()
 			s.log.Info().Str("peer", peer).Int("sessions", n).Int("known", p.Known).
 				Msg("learned the sessions the peer's notifier knows")
+			s.maybeReport()
 			return
 		}
 		s.log.Debug().Err(err).Str("peer", peer).Dur("retry_in", wait).Msg("the peer's notifier did not list its sessions")
-		if !clock.Sleep(ctx, wait) {
-			return
+		select { // a heartbeat heard during the attempt may predate the link
+		case <-heard:
+		default:
 		}
+		retry.Reset(wait)
 		wait = min(2*wait, catchUpMaxRetry)
 	}
 }

@@ -2,12 +2,10 @@ package notifier_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
 	"github.com/tandem-ha/tandem/pkg/subject"
 	"github.com/tandem-ha/tandem/services/notifier"
@@ -44,16 +42,7 @@ func TestRestartedNotifierKnowsTheSessions(t *testing.T) {
 
 	w.activate("b", 3, false)
 	waitFor(t, "every session at epoch 3", func() bool { return f.allAt(3) })
-	waitFor(t, "tandem.failover.notified from b", func() bool { return len(b.eventsOf(event.FailoverNotified)) > 0 })
-	var d struct {
-		Epoch        uint64 `json:"epoch"`
-		Known        int    `json:"known"`
-		Acknowledged int    `json:"acknowledged"`
-		Complete     bool   `json:"complete"`
-	}
-	if err := json.Unmarshal(b.eventsOf(event.FailoverNotified)[0].Data, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := b.report(t)
 	if d.Epoch != 3 || d.Known != sessions || d.Acknowledged != sessions || !d.Complete {
 		t.Fatalf("b's report of epoch 3: %+v, want all %d sessions known and acknowledged", d, sessions)
 	}
@@ -120,5 +109,26 @@ func TestSessionsListPages(t *testing.T) {
 	}
 	if after := a.svc.Status(); after.Known != before.Known || after.Acknowledged != before.Acknowledged {
 		t.Fatalf("bad requests changed the counts: %+v, before %+v", after, before)
+	}
+}
+
+// TestUnlearnedNotifierWaitsForSessions: a notifier whose peer's notifier
+// never listed its sessions (it does not run) does not report its
+// notification complete as soon as the sessions it knows (none) have
+// acknowledged: it gives the sessions time to come back to its node, and
+// its report counts those that did.
+func TestUnlearnedNotifierWaitsForSessions(t *testing.T) {
+	w := newWorld(t)
+	b := w.start("b", nil)
+	w.activate("b", 2, true)
+	w.waitEpoch("b", 2)
+	if st := b.svc.Status(); st.NotifiedMS == nil || st.Known != 0 {
+		t.Fatalf("b's status after its notification: %+v", st)
+	}
+	f := w.newFleet(10, 2, "back")
+	waitFor(t, "every session at epoch 2", func() bool { return f.allAt(2) })
+	d := b.report(t)
+	if d.Epoch != 2 || d.Known != 10 || d.Acknowledged != 10 || !d.Complete {
+		t.Fatalf("b's report: %+v, want the 10 sessions that came back", d)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tandem-ha/tandem/pkg/api"
-	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/session"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
@@ -117,17 +116,7 @@ func TestKillActiveSwitchesEverySession(t *testing.T) {
 
 	// N6: the survivor counts every session's acknowledgement and reports.
 	b := w.nodes["b"]
-	waitFor(t, "tandem.failover.notified from b", func() bool { return len(b.eventsOf(event.FailoverNotified)) > 0 })
-	var d struct {
-		Epoch        uint64 `json:"epoch"`
-		Known        int    `json:"known"`
-		Acknowledged int    `json:"acknowledged"`
-		Switched     int    `json:"switched"`
-		Complete     bool   `json:"complete"`
-	}
-	if err := json.Unmarshal(b.eventsOf(event.FailoverNotified)[0].Data, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := b.report(t)
 	if d.Epoch != 3 || d.Known != 1000 || d.Acknowledged != 1000 || d.Switched != 2000 || !d.Complete {
 		t.Fatalf("progress %+v", d)
 	}

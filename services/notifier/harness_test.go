@@ -3,6 +3,7 @@ package notifier_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -145,6 +146,17 @@ func (w *world) disconnect(node string) {
 }
 
 func (n *tnode) eventsOf(typ string) []event.Envelope { return n.rec.OfType(typ) }
+
+// report waits for n's first tandem.failover.notified and returns its data.
+func (n *tnode) report(t testing.TB) event.Notified {
+	t.Helper()
+	waitFor(t, "tandem.failover.notified from "+n.name, func() bool { return len(n.eventsOf(event.FailoverNotified)) > 0 })
+	var d event.Notified
+	if err := json.Unmarshal(n.eventsOf(event.FailoverNotified)[0].Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 // start runs node's notifier; edit may change its options.
 func (w *world) start(node string, edit func(*notifier.Options)) *tnode {

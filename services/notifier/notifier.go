@@ -53,6 +53,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,6 +139,7 @@ type Service struct {
 	db      *api.PairConfig
 	dbFresh bool // the last read through the replicator succeeded
 	tracker *progress.Tracker
+	learned atomic.Bool // the peer's notifier listed its sessions (catchup.go)
 
 	snapMu sync.Mutex // guards the snapshot of the sessions the peer pages through
 	snap   []api.KnownSession
@@ -470,9 +472,9 @@ func (s *Service) store(ctx context.Context, n api.Notification, b []byte) {
 }
 
 // tick re-announces the current notification (N7) and reports progress
-// when its deadline passes.
+// when its deadline or hold passes.
 func (s *Service) tick(ctx context.Context) {
-	period := min(s.o.Reannounce, s.o.ProgressTimeout)
+	period := min(s.o.Reannounce, s.o.ProgressTimeout, unlearnedHold/5)
 	t := s.clk.NewTicker(period)
 	defer t.Stop()
 	last := s.clk.Now()
@@ -507,7 +509,11 @@ func (s *Service) reannounce() {
 // notification: when all known sessions acknowledged, or at the deadline.
 func (s *Service) maybeReport() {
 	s.mu.Lock()
-	p, ok := s.tracker.Report(s.clk.Now(), s.o.ProgressTimeout)
+	var hold time.Duration
+	if !s.learned.Load() {
+		hold = unlearnedHold // catchup.go
+	}
+	p, ok := s.tracker.Report(s.clk.Now(), hold, s.o.ProgressTimeout)
 	cur := s.current
 	s.mu.Unlock()
 	if !ok || cur == nil {

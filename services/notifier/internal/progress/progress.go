@@ -140,12 +140,14 @@ func (t *Tracker) Progress() Progress {
 
 // Report returns the progress to report as tandem.failover.notified, once
 // per notification this node published: when every known session has
-// acknowledged, or at deadline with what has come. ok is false otherwise.
-func (t *Tracker) Report(now time.Time, deadline time.Duration) (Progress, bool) {
+// acknowledged, but not before hold has passed since it was published (the
+// caller may not know every session yet), or at deadline with what has
+// come. ok is false otherwise.
+func (t *Tracker) Report(now time.Time, hold, deadline time.Duration) (Progress, bool) {
 	if t.reported || t.published.IsZero() {
 		return Progress{}, false
 	}
-	if t.allAcked.IsZero() && now.Sub(t.published) < deadline {
+	if since := now.Sub(t.published); since < deadline && (t.allAcked.IsZero() || since < hold) {
 		return Progress{}, false
 	}
 	t.reported = true

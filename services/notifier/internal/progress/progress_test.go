@@ -14,7 +14,7 @@ func TestTracker(t *testing.T) {
 	if p := tr.Progress(); p.Known != 2 || p.Acknowledged != 0 || p.Complete || p.NotifiedMS != 10 {
 		t.Fatalf("%+v", p)
 	}
-	if _, ok := tr.Report(t0.Add(time.Second), time.Minute); ok {
+	if _, ok := tr.Report(t0.Add(time.Second), 0, time.Minute); ok {
 		t.Fatal("reported before all acknowledged")
 	}
 	tr.Ack("s1", 3, 2, t0.Add(20*time.Millisecond))
@@ -24,23 +24,23 @@ func TestTracker(t *testing.T) {
 		t.Fatalf("%+v", p)
 	}
 	tr.Bye("s2", t0.Add(30*time.Millisecond))
-	p, ok := tr.Report(t0.Add(31*time.Millisecond), time.Minute)
+	p, ok := tr.Report(t0.Add(31*time.Millisecond), 0, time.Minute)
 	if !ok || !p.Complete || p.Known != 1 || p.Acknowledged != 1 || p.AllAckedMS != 30 {
 		t.Fatalf("%+v %v", p, ok)
 	}
-	if _, ok := tr.Report(t0.Add(time.Hour), time.Minute); ok {
+	if _, ok := tr.Report(t0.Add(time.Hour), 0, time.Minute); ok {
 		t.Fatal("reported twice")
 	}
 	// A notification another node published is counted but not reported;
 	// one with missing sessions is reported at the deadline.
 	tr.Ack("s3", 3, 0, t0)
 	tr.Notified(5, t0, time.Time{})
-	if _, ok := tr.Report(t0.Add(time.Hour), time.Minute); ok {
+	if _, ok := tr.Report(t0.Add(time.Hour), 0, time.Minute); ok {
 		t.Fatal("reported a notification this node did not publish")
 	}
 	tr.Notified(7, t0, t0)
 	tr.Ack("s1", 7, 1, t0)
-	p, ok = tr.Report(t0.Add(time.Minute), time.Minute)
+	p, ok = tr.Report(t0.Add(time.Minute), 0, time.Minute)
 	if !ok || p.Complete || p.Known != 2 || p.Acknowledged != 1 || p.AllAckedMS != -1 {
 		t.Fatalf("deadline: %+v %v", p, ok)
 	}
@@ -90,5 +90,30 @@ func TestAllAckedIsTheLastKnown(t *testing.T) {
 	tr.Ack("s3", 4, 1, t0.Add(120*time.Millisecond))
 	if p := tr.Progress(); !p.Complete || p.AllAckedMS != 120 || p.Acknowledged != 3 || p.Switched != 3 {
 		t.Fatalf("%+v, want all 3 acknowledged at 120 ms", p)
+	}
+}
+
+// A hold delays the report of a complete notification until it has passed
+// since the notification was published, and counts the sessions heard
+// meanwhile; the deadline still ends the wait.
+func TestReportHold(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	tr := New()
+	tr.Notified(2, t0, t0) // no session known: complete at once
+	if p := tr.Progress(); !p.Complete {
+		t.Fatalf("%+v", p)
+	}
+	if _, ok := tr.Report(t0.Add(time.Second), 5*time.Second, time.Minute); ok {
+		t.Fatal("reported within the hold")
+	}
+	tr.Ack("s1", 2, 1, t0.Add(2*time.Second)) // a session that came back
+	p, ok := tr.Report(t0.Add(5*time.Second), 5*time.Second, time.Minute)
+	if !ok || !p.Complete || p.Known != 1 || p.Acknowledged != 1 || p.Switched != 1 {
+		t.Fatalf("after the hold: %+v %v", p, ok)
+	}
+	tr.Notified(3, t0, t0)
+	tr.Ack("s1", 3, 0, t0)
+	if p, ok := tr.Report(t0.Add(time.Minute), time.Hour, time.Minute); !ok || !p.Complete {
+		t.Fatalf("a hold beyond the deadline: %+v %v", p, ok)
 	}
 }
