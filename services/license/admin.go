@@ -228,7 +228,7 @@ func (s *Service) state() api.LicenseState {
 		}
 	}
 	switch {
-	case st.Level == grace.Invalid:
+	case st.Level == grace.Invalid && len(st.Licenses) > 0:
 		out.Status = api.LicenseInvalid
 	case !st.Licensed():
 		out.Status = api.LicenseUnlicensed

@@ -266,3 +266,22 @@ func TestReplacedMasterKeyNamedAndRepinned(t *testing.T) {
 		t.Fatalf("the new key is not pinned: %v", err)
 	}
 }
+
+// A standby without a single license that has no proof of contact (its
+// master down at its start, its state new) is unlicensed, not "licenses
+// invalid": there is nothing to be invalid, and tandem check said CRITICAL
+// for a pair that holds no license at all.
+func TestNoLicensesNoContactIsUnlicensed(t *testing.T) {
+	w := newWorld(t)
+	w.kill("a")
+	w.stop("a")
+	w.stop("b")
+	if err := os.Remove(w.stateFile("b")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	w.start("b")
+	st := w.waitStatus("b", api.LicenseUnlicensed, nil)
+	if st.Licenses != 0 || !contains(st.Reason, "no proof of contact") {
+		t.Fatalf("status: %+v", st)
+	}
+}
