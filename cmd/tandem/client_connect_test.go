@@ -80,7 +80,7 @@ func TestEmptyServerRefused(t *testing.T) {
 		{"http://127.0.0.1:4222", `scheme "http" is not NATS's`},
 		{"nats://127.0.0.1:4222,htp://127.0.0.1:4223", `"htp://127.0.0.1:4223": scheme "htp"`},
 		{"nats://:4222", "no host"},
-		{"nats://127.0.0.1:99999", `port "99999"`},
+		{"nats://127.0.0.1:99999", `port "99999" is not a number from 1 to 65535`}, {"ftp://x", `--server: server URL "ftp://x"`},
 	} {
 		for _, cmd := range [][]string{{"status", "--pair", "p"}, {"check", "--pair", "p"}, {"session", "--pair", "p", "--name", "s1", "--resource", `\\a\q`}} {
 			var out, errOut bytes.Buffer

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -149,8 +148,12 @@ func (o sessionOptions) dial() (*session.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	urls, err := session.ServerURLs(o.server)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
 	opts = append(opts, nats.CustomInboxPrefix(natsnode.SessionInboxPrefix(o.name)), nats.Timeout(o.timeout))
-	return session.Dial(strings.Split(o.server, ","), o.pair, opts...)
+	return session.Dial(urls, o.pair, opts...)
 }
 
 // runAgent runs a session agent that switches the system's connections

@@ -61,7 +61,7 @@ func checkServerURL(s string) error {
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("server URL %q: port %q", s, p)
+			return fmt.Errorf("server URL %q: port %q is not a number from 1 to 65535", s, p)
 		}
 	}
 	return nil
