@@ -12,6 +12,10 @@ import (
 	"github.com/tandem-ha/tandem/pkg/clock"
 )
 
+// safetyTick is how often the watcher re-reads the count without an
+// advisory (a variable for the tests that must do without it).
+var safetyTick = time.Second
+
 // LinkEvent is one change of the leaf link to the peer.
 type LinkEvent struct {
 	Up bool
@@ -25,7 +29,6 @@ type LinkEvent struct {
 // Watcher timing (see the package doc).
 const (
 	eventBuffer = 64                     // LinkEvents capacity
-	safetyTick  = time.Second            // re-read the count without an advisory
 	settlePoll  = time.Millisecond       // poll period after an advisory
 	settleSpan  = 100 * time.Millisecond // poll span after an advisory
 	leafKind    = "Leafnode"             // ClientInfo.Kind of a leaf connection
@@ -42,7 +45,13 @@ func (s *Server) Linked() bool { return s.linked.Load() }
 func (s *Server) LinkEvents() <-chan LinkEvent { return s.events }
 
 // startWatcher subscribes an in-process SYS client to the connection
-// advisories of account TANDEM and starts the watcher goroutine.
+// advisories and the connection counts of account TANDEM and starts the
+// watcher goroutine. The counts: a server that accepts a leaf connection
+// signed in with the leaf key (a secured pair's master) sends no connect
+// advisory for it, and saw its link come up only at the next safety tick,
+// up to a second later (a peer killed meanwhile was then waited out as
+// silent, not found refusing); the count the server sends when the
+// account's connections change says it at once.
 func (s *Server) startWatcher(id identities) error {
 	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name("natsnode-link-watcher"),
 		nats.Nkey(id.sysPub, id.sys.Sign), nats.NoReconnect())
@@ -55,6 +64,11 @@ func (s *Server) startWatcher(id identities) error {
 			nc.Close()
 			return fmt.Errorf("subscribe %s: %w", subj, err)
 		}
+	}
+	conns := fmt.Sprintf("$SYS.ACCOUNT.%s.SERVER.CONNS", AppAccount)
+	if _, err := nc.Subscribe(conns, s.onConns); err != nil {
+		nc.Close()
+		return fmt.Errorf("subscribe %s: %w", conns, err)
 	}
 	if err := nc.Flush(); err != nil {
 		nc.Close()
@@ -76,10 +90,28 @@ func (s *Server) onAdvisory(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &adv); err != nil || adv.Client.Kind != leafKind {
 		return
 	}
+	s.poke()
+}
+
+// poke asks the watcher for a look at the link.
+func (s *Server) poke() {
 	select {
 	case s.kick <- struct{}{}:
 	default: // a look is already due
 	}
+}
+
+// onConns pokes the watcher when TANDEM's connection count (sent on every
+// change of its connections, and every 30 s while it has some) says
+// otherwise than the link state. It never blocks.
+func (s *Server) onConns(m *nats.Msg) {
+	var st struct {
+		LeafNodes int `json:"leafnodes"`
+	}
+	if err := json.Unmarshal(m.Data, &st); err != nil || (st.LeafNodes > 0) == s.linked.Load() {
+		return
+	}
+	s.poke()
 }
 
 // watch is the watcher goroutine: it owns linked and events.

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tandem-ha/tandem/pkg/config"
 )
 
 // downTimeout bounds a wait for a link event: generous, to fail instead of
@@ -126,4 +128,31 @@ func TestLinkNamesItsRemote(t *testing.T) {
 	if ForeignPeer("t", "") || ForeignPeer("t", "t-b") || !ForeignPeer("t", "tx-b") {
 		t.Fatal("ForeignPeer: wrong for an empty name, t-b or tx-b")
 	}
+}
+
+// The link coming up is seen at once on both ends through the servers'
+// advisories, also on the end that accepts a leaf connection signed in with
+// the leaf key (a secured pair): there the advisory names another account
+// than the link's, and the master saw its link only at the next safety
+// tick, up to a second later — a peer killed meanwhile was waited out as
+// silent instead of refusing (F6). So is the link going down. The safety
+// tick is out of the way here.
+func TestLinkUpSeenWithoutSafetyTick(t *testing.T) {
+	defer func(d time.Duration) { safetyTick = d }(safetyTick)
+	safetyTick = time.Hour
+	t.Run("open", func(t *testing.T) {
+		a := startNode(t, "a", nil)
+		b := startNode(t, "b", func(o *Options) { o.Peer, o.Solicit = a.LeafURL(), true })
+		waitEvent(t, a, true, downTimeout)
+		waitEvent(t, b, true, downTimeout)
+		b.Shutdown()
+		waitEvent(t, a, false, downTimeout)
+	})
+	t.Run("secured", func(t *testing.T) {
+		p := startSecurePair(t, SeedFileName(config.RoleLeaf))
+		waitEvent(t, p.a, true, downTimeout)
+		waitEvent(t, p.b, true, downTimeout)
+		p.b.Shutdown()
+		waitEvent(t, p.a, false, downTimeout)
+	})
 }
