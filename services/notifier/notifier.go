@@ -533,6 +533,6 @@ func (s *Service) maybeReport() {
 		return
 	}
 	s.log.Info().Uint64("epoch", p.Epoch).Int("known", p.Known).Int("acknowledged", p.Acknowledged).
-		Int64("all_acked_ms", p.AllAckedMS).Msg("failover notified")
+		Bool("complete", p.Complete).Int64("all_acked_ms", p.AllAckedMS).Msg("failover notified")
 	s.o.Events.Emit(e)
 }
