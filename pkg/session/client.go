@@ -343,6 +343,15 @@ func newClient(links []*link, pair string) (*Client, error) {
 			}
 			l.kick()
 		})
+		if len(links) > 1 {
+			prevLost := l.nc.Opts.DisconnectedErrCB
+			l.nc.SetDisconnectErrHandler(func(conn *nats.Conn, err error) {
+				if prevLost != nil {
+					prevLost(conn, err)
+				}
+				hurryOthers(links, l)
+			})
+		}
 		sub, err := l.nc.Subscribe(subject.Notify(pair), func(m *nats.Msg) { c.onMsg(l, m) })
 		if err != nil {
 			unsubscribe()
@@ -365,6 +374,20 @@ func newClient(links []*link, pair string) (*Client, error) {
 		l.kick()
 	}
 	return c, nil
+}
+
+// hurryOthers has every link but lost that is waiting to reconnect try at
+// once: when the connection to one node is lost, the other node may be
+// back already (restarted after an outage), and its connection could be
+// in the middle of a pause of up to 3 s between rounds (ReconnectDelay) —
+// every session of the client waited that long for the takeover's
+// notification.
+func hurryOthers(links []*link, lost *link) {
+	for _, o := range links {
+		if o != lost && o.nc.IsReconnecting() {
+			_ = o.nc.ForceReconnect()
+		}
+	}
 }
 
 // Conn is the client's NATS connection to the node it heard from last (see

@@ -481,3 +481,32 @@ func frozenNode(t *testing.T) (url string, accepted, most *atomic.Int64) {
 	}()
 	return "nats://" + ln.Addr().String(), accepted, most
 }
+
+// When the connection to one node is lost, the connection to the other
+// node, if it is waiting to reconnect (that node was down and may be back),
+// tries at once instead of finishing its pause: here a pause of an hour.
+func TestConnectionBackWhenTheOtherIsLost(t *testing.T) {
+	const pair = "p"
+	w := newTwoNodes(t, pair)
+	c, err := Dial(w.urls[:], pair, nats.CustomReconnectDelay(func(int) time.Duration { return time.Hour }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	waitFor(t, "a connection to each node", func() bool { return len(c.links) == 2 && c.links[0].nc.IsConnected() && c.links[1].nc.IsConnected() })
+
+	addr := strings.TrimPrefix(w.urls[0], "nats://")
+	w.servers[0].Shutdown()
+	waitFor(t, "the connection to a waiting to reconnect", func() bool { return c.links[0].nc.IsReconnecting() })
+	back, err := natsnode.Start(natsnode.Options{Pair: pair, Node: "a", Listen: addr, StoreDir: t.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Shutdown)
+	time.Sleep(200 * time.Millisecond) // the premise: a is back, its connection still pauses
+	if c.links[0].nc.IsConnected() {
+		t.Fatal("the connection to a reconnected within its pause of an hour")
+	}
+	w.servers[1].Shutdown()
+	waitFor(t, "the connection to a back once b's was lost", func() bool { return c.links[0].nc.IsConnected() })
+}
