@@ -354,10 +354,14 @@ func sessionsCrash(t proctest.T, e env) []row {
 		fromActivation = append(fromActivation, all.Seconds())
 		first, half, _ := f.spread(n.Epoch)
 		stayed, came := f.lastOf(n.Epoch, moved)
-		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last of the clients on the survivor %v, of the %d on the killed node %v); all acknowledged after %v (activation → acknowledged %v; %s)\n",
+		cameAfter := "-" // no client was on the killed node
+		if len(moved) > 0 {
+			cameAfter = came.Sub(killed).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last of the clients on the survivor %v, of the %d on the killed node %s); all acknowledged after %v (activation → acknowledged %v; %s)\n",
 			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
 			first.Sub(killed).Round(time.Millisecond), half.Sub(killed).Round(time.Millisecond),
-			last.Sub(killed).Round(time.Millisecond), stayed.Sub(killed).Round(time.Millisecond), len(moved), came.Sub(killed).Round(time.Millisecond),
+			last.Sub(killed).Round(time.Millisecond), stayed.Sub(killed).Round(time.Millisecond), len(moved), cameAfter,
 			ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare, each))
 		if last.Sub(killed) > time.Second {
 			f.diagnose(e, n.Epoch, killed)
