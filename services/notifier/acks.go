@@ -8,6 +8,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/event"
 	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/services/notifier/internal/progress"
 )
 
 // errTooMany is an ack refused because the tracker is full.
@@ -61,12 +62,18 @@ func (s *Service) handleAck(acks ...api.AckCount) error {
 		return errTooMany
 	}
 	s.met.acks.Add(float64(len(acks)))
+	s.counted(p)
+	return nil
+}
+
+// counted publishes the counts after a change and reports a notification
+// whose sessions have all acknowledged.
+func (s *Service) counted(p progress.Progress) {
 	s.met.known.Set(float64(p.Known))
 	s.met.acked.Set(float64(p.Acknowledged))
 	if p.Complete {
 		s.maybeReport()
 	}
-	return nil
 }
 
 // onStatusMsg answers the notifier status request of `tandem status`.

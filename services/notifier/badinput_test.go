@@ -21,10 +21,7 @@ import (
 func TestBadInputRefusedCountedNothingChanged(t *testing.T) {
 	w := newWorld(t)
 	a := w.start("a", nil)
-	w.activate("a", 2, false)
-	w.waitEpoch("a", 2)
-	w.newFleet(10, 1, "ts")
-	waitFor(t, "sessions known", func() bool { return a.svc.Status().Acknowledged == 10 })
+	w.sessionsOn("a", 2, 10, 1, "ts")
 	before := a.svc.Status()
 
 	good := func(session string) api.SessionAck {

@@ -90,8 +90,7 @@ func (s *Service) catchUp(ctx context.Context) {
 		}
 		if err == nil {
 			s.learned.Store(true)
-			p := s.progress()
-			s.log.Info().Str("peer", peer).Int("sessions", n).Int("known", p.Known).
+			s.log.Info().Str("peer", peer).Int("sessions", n).Int("known", s.Status().Known).
 				Msg("learned the sessions the peer's notifier knows")
 			s.maybeReport()
 			return
@@ -146,17 +145,7 @@ func (s *Service) learn(sessions []api.KnownSession) {
 	}
 	p := s.tracker.Progress()
 	s.mu.Unlock()
-	s.met.known.Set(float64(p.Known))
-	s.met.acked.Set(float64(p.Acknowledged))
-	if p.Complete {
-		s.maybeReport()
-	}
-}
-
-func (s *Service) progress() progress.Progress {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tracker.Progress()
+	s.counted(p)
 }
 
 // onSessionsMsg answers the peer's request for a page of the sessions this

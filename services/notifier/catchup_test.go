@@ -56,10 +56,7 @@ func TestRestartedNotifierKnowsTheSessions(t *testing.T) {
 func TestSessionsListPages(t *testing.T) {
 	w := newWorld(t)
 	a := w.start("a", nil)
-	w.activate("a", 2, false)
-	w.waitEpoch("a", 2)
-	w.newFleet(25, 2, "s")
-	waitFor(t, "every session known", func() bool { return a.svc.Status().Acknowledged == 25 })
+	w.sessionsOn("a", 2, 25, 2, "s")
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	ask := func(after string, limit int) (api.NotifierSessionsReply, error) {

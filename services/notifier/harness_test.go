@@ -278,6 +278,20 @@ func metric(t testing.TB, n *tnode, name string) float64 {
 	return pairtest.MetricSum(t, n.reg, name)
 }
 
+// sessionsOn activates node in epoch, starts sessions on conns
+// connections (newFleet) and waits until node's notifier counts every one
+// acknowledged.
+func (w *world) sessionsOn(node string, epoch uint64, sessions, conns int, prefix string) *fleet {
+	w.t.Helper()
+	w.activate(node, epoch, false)
+	w.waitEpoch(node, epoch)
+	f := w.newFleet(sessions, conns, prefix)
+	waitFor(w.t, fmt.Sprintf("notifier %s counts the %d sessions acknowledged", node, sessions), func() bool {
+		return w.nodes[node].svc.Status().Acknowledged == sessions
+	})
+	return f
+}
+
 // fleet is many sessions on a few connections, as terminal servers hold
 // them, each recording every change it applies.
 type fleet struct {
