@@ -494,8 +494,9 @@ func (a SessionAck) Count() AckCount {
 // largest cost of a failover); any other line goes through DecodeAck.
 func CountAckBatch(b []byte, pair string) ([]AckCount, error) {
 	var out []AckCount
+	var sc ackScanner // one for the batch's lines (jsonscan.Scanner.Reset)
 	err := ackLines(b, func(n int) { out = make([]AckCount, 0, n) }, func(line []byte) error {
-		c, err := CountAck(line, pair)
+		c, err := countAck(&sc, line, pair)
 		out = append(out, c)
 		return err
 	})
@@ -508,8 +509,14 @@ func CountAckBatch(b []byte, pair string) ([]AckCount, error) {
 // CountAck is CountAckBatch for one acknowledgement: it refuses what
 // DecodeAck refuses, and one of another pair than pair.
 func CountAck(b []byte, pair string) (AckCount, error) {
+	var sc ackScanner
+	return countAck(&sc, b, pair)
+}
+
+// countAck is CountAck reading b with sc.
+func countAck(sc *ackScanner, b []byte, pair string) (AckCount, error) {
 	if len(b) <= MaxAck {
-		if c, ok := countAckFast(b, pair); ok {
+		if c, ok := countAckFast(sc, b, pair); ok {
 			return c, nil
 		}
 	}
@@ -693,9 +700,9 @@ func decodeAckFast(b []byte) (SessionAck, bool) {
 // in the plain form, checking every field as Validate does without copying
 // the connections switched; false when b is not in that form or not valid
 // (DecodeAck then says why).
-func countAckFast(b []byte, pair string) (AckCount, bool) {
+func countAckFast(sc *ackScanner, b []byte, pair string) (AckCount, bool) {
 	var c AckCount
-	sc := ackScanner{jsonscan.New(b)}
+	sc.Reset(b)
 	seen, ok := sc.object(func(k int) bool {
 		var ok bool
 		var n uint64

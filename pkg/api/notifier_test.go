@@ -333,9 +333,34 @@ func TestCountAckBatch(t *testing.T) {
 	if valid != 6 { // most, the first two, skipped, and the two repeated keys DecodeStrict takes
 		t.Fatalf("%d valid batches among the cases, want 6", valid)
 	}
-	c, ok := countAckFast([]byte(countCases[0]), "p")
+	c, ok := countAckFast(&ackScanner{}, []byte(countCases[0]), "p")
 	if !ok || c != (AckCount{Session: "ts00042", Kind: AckSwitched, Epoch: 12, Switched: 2}) {
 		t.Fatalf("the form sessions send is not counted on the fast path: %+v %v", c, ok)
+	}
+}
+
+// A batch's lines share one scanner: a line's escaped strings (a UNC
+// path's backslashes) cost no allocation of their own, only its session's
+// name does.
+func TestCountAckBatchAllocations(t *testing.T) {
+	var batch []byte
+	for i := range 100 {
+		batch = AppendAck(batch, SessionAck{V: NotificationVersion, Pair: "p", Session: fmt.Sprintf("ts%05d", i), Kind: AckSwitched, Epoch: 12,
+			Switched: []Switch{{From: `\\print-a\Floor3`, To: `\\print-b\Floor3`}, {From: "ipp://print-a:631/printers/Label", To: "ipp://print-b:631/printers/Label"}}, MS: 40})
+		batch = append(batch, '\n')
+	}
+	var counts []AckCount
+	allocs := testing.AllocsPerRun(20, func() {
+		var err error
+		if counts, err = CountAckBatch(batch, "p"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(counts) != 100 || counts[99] != (AckCount{Session: "ts00099", Kind: AckSwitched, Epoch: 12, Switched: 2}) {
+		t.Fatalf("counted %d, the last %+v", len(counts), counts[len(counts)-1])
+	}
+	if allocs > 100+5 {
+		t.Errorf("%v allocations for a batch of 100, want a session name each and a few for the batch", allocs)
 	}
 }
 

@@ -23,6 +23,12 @@ type Scanner struct {
 // New returns a Scanner at the start of b.
 func New(b []byte) Scanner { return Scanner{B: b} }
 
+// Reset moves the Scanner to the start of b, keeping the room it has for
+// unescaped strings: one Scanner reads the lines of a batch without an
+// allocation per escaped string (a UNC path's backslashes are escaped).
+// Bytes StrBytes returned before are overwritten.
+func (sc *Scanner) Reset(b []byte) { sc.B, sc.I = b, 0 }
+
 // WS skips blanks.
 func (sc *Scanner) WS() {
 	for sc.I < len(sc.B) {
