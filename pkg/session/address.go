@@ -80,45 +80,67 @@ func ReplaceHost(addr, from, to string) (string, bool) {
 // connections (conns itself when none switches) and what was switched, in
 // order.
 func Rewrite(conns []Connection, n api.Notification) ([]Connection, []api.Switch) {
-	return rewrite(conns, n.Renames, hostMap(n.Hosts))
+	return newRewriter(n, 1).rewrite(conns)
 }
 
 // hostSwitch is one entry of a notification's host map.
 type hostSwitch struct{ from, to string }
 
-// hostMap lists hosts' entries, once per notification rather than once per
-// connection of each session (issue 19).
-func hostMap(hosts map[string]string) []hostSwitch {
-	out := make([]hostSwitch, 0, len(hosts))
-	for from, to := range hosts {
-		out = append(out, hostSwitch{from, to})
-	}
-	return out
+// rewriter applies one notification to the connections of the sessions of
+// one delivery. The sessions of a client (a terminal server's) mostly share
+// their printers, so the rewriter remembers each address it looked at, and
+// the sessions' new connections and switches are cut from shared blocks:
+// an allocation or three per session, and the parsing of every address,
+// were most of a delivery's CPU and its garbage (issue 19).
+type rewriter struct {
+	renames map[string]string
+	hosts   []hostSwitch      // the host map, listed once
+	seen    map[string]target // nil for one session
+	block   int               // the size of a block
+	conns   []Connection      // the block new connections are cut from
+	sw      []api.Switch      // the block switches are cut from
 }
 
-// rewrite is Rewrite with the host map listed; it allocates nothing for a
-// session none of whose connections switch.
-func rewrite(conns []Connection, renames map[string]string, hosts []hostSwitch) ([]Connection, []api.Switch) {
+// target is what an address becomes: to, when ok.
+type target struct {
+	to string
+	ok bool
+}
+
+// Bounds of a rewriter's memory: the addresses it remembers, and the size
+// of a block.
+const (
+	maxSeen  = 1024
+	maxBlock = 256
+)
+
+// newRewriter is a rewriter of n for about sessions sessions (a client
+// holding one session has no use for the memory or a large block).
+func newRewriter(n api.Notification, sessions int) *rewriter {
+	r := &rewriter{renames: n.Renames, hosts: make([]hostSwitch, 0, len(n.Hosts)), block: min(maxBlock, 4*max(sessions, 1))}
+	if sessions > 1 {
+		r.seen = map[string]target{}
+	}
+	for from, to := range n.Hosts {
+		r.hosts = append(r.hosts, hostSwitch{from, to})
+	}
+	return r
+}
+
+// rewrite is Rewrite with r's notification; it allocates nothing for a
+// session none of whose connections switch. The slices it returns are cut
+// to their length: appending to one never writes another's.
+func (r *rewriter) rewrite(conns []Connection) ([]Connection, []api.Switch) {
 	var out []Connection
 	var switched []api.Switch
 	for k, c := range conns {
-		to, ok := renames[c.Address]
+		to, ok := r.target(c.Address)
 		if !ok {
-			if host, i, j, found := HostOf(c.Address); found {
-				for _, h := range hosts {
-					if strings.EqualFold(host, h.from) {
-						to, ok = c.Address[:i]+h.to+c.Address[j:], true
-						break
-					}
-				}
-			}
-		}
-		if !ok || to == c.Address {
 			continue
 		}
 		if out == nil {
-			out = append(make([]Connection, 0, len(conns)), conns...)
-			switched = make([]api.Switch, 0, len(conns)-k)
+			out = r.takeConns(conns)
+			switched = r.takeSwitches(len(conns) - k)
 		}
 		out[k].Address = to
 		switched = append(switched, api.Switch{From: c.Address, To: to})
@@ -126,5 +148,49 @@ func rewrite(conns []Connection, renames map[string]string, hosts []hostSwitch) 
 	if out == nil {
 		return conns, nil
 	}
-	return out, switched
+	return out, switched[:len(switched):len(switched)]
+}
+
+// target is what addr becomes, if it switches.
+func (r *rewriter) target(addr string) (string, bool) {
+	if t, ok := r.seen[addr]; ok {
+		return t.to, t.ok
+	}
+	to, ok := r.renames[addr]
+	if !ok {
+		if host, i, j, found := HostOf(addr); found {
+			for _, h := range r.hosts {
+				if strings.EqualFold(host, h.from) {
+					to, ok = addr[:i]+h.to+addr[j:], true
+					break
+				}
+			}
+		}
+	}
+	ok = ok && to != addr
+	if r.seen != nil && len(r.seen) < maxSeen {
+		r.seen[addr] = target{to, ok}
+	}
+	return to, ok
+}
+
+// takeConns is a copy of src cut from the current block.
+func (r *rewriter) takeConns(src []Connection) []Connection {
+	if cap(r.conns)-len(r.conns) < len(src) {
+		r.conns = make([]Connection, 0, max(r.block, len(src)))
+	}
+	k := len(r.conns)
+	r.conns = append(r.conns, src...)
+	return r.conns[k:len(r.conns):len(r.conns)]
+}
+
+// takeSwitches is an empty slice with room for n switches, cut from the
+// current block.
+func (r *rewriter) takeSwitches(n int) []api.Switch {
+	if cap(r.sw)-len(r.sw) < n {
+		r.sw = make([]api.Switch, 0, max(r.block, n))
+	}
+	k := len(r.sw)
+	r.sw = r.sw[:k+n]
+	return r.sw[k : k : k+n]
 }

@@ -68,6 +68,55 @@ func TestRewriteKeepsSettingsAndOnlyFailedHost(t *testing.T) {
 	}
 }
 
+// One rewriter for many sessions (a delivery) gives each what Rewrite
+// gives it alone, in slices of its own: more sessions than a block, some
+// sharing addresses, some not, some switching nothing.
+func TestRewriterSharesNothingVisible(t *testing.T) {
+	n := api.Notification{V: 1, Pair: "p", Epoch: 3, Active: "b", Failed: "a", Source: api.SourceDatabase,
+		Hosts:   map[string]string{"print-a": "print-b"},
+		Renames: map[string]string{"ipp://print-a:631/printers/Label": "ipp://print-b:631/printers/Label-B"}}
+	rw := newRewriter(n, 3*maxBlock)
+	type result struct {
+		conns []Connection
+		sw    []api.Switch
+	}
+	var sessions [][]Connection
+	var got []result
+	for i := range 3 * maxBlock {
+		conns := []Connection{{Address: `\\print-a\Floor3`, Default: true}, {Address: "ipp://print-a:631/printers/Label"}}
+		switch i % 3 {
+		case 1:
+			conns = append(conns, Connection{Address: `\\print-a\Own` + strings.Repeat("x", i)})
+		case 2:
+			conns = []Connection{{Address: `\\files\Scan`}}
+		}
+		sessions = append(sessions, conns)
+		c, sw := rw.rewrite(conns)
+		got = append(got, result{c, sw})
+	}
+	for i, conns := range sessions {
+		want, wantSw := Rewrite(conns, n)
+		if !reflect.DeepEqual(got[i].conns, want) || !reflect.DeepEqual(got[i].sw, wantSw) {
+			t.Fatalf("session %d: %+v %+v, alone %+v %+v", i, got[i].conns, got[i].sw, want, wantSw)
+		}
+		if cap(got[i].sw) != len(got[i].sw) && len(got[i].sw) > 0 {
+			t.Fatalf("session %d: switches %d of room %d: an append would write another's: %+v", i, len(got[i].sw), cap(got[i].sw), got[i].sw)
+		}
+	}
+	for i := range got { // appending to one leaves the next alone
+		if len(got[i].sw) > 0 {
+			_ = append(got[i].sw, api.Switch{From: "x", To: "y"})
+			_ = append(got[i].conns, Connection{Address: "x"})
+		}
+	}
+	for i, conns := range sessions {
+		want, wantSw := Rewrite(conns, n)
+		if !reflect.DeepEqual(got[i].conns, want) || !reflect.DeepEqual(got[i].sw, wantSw) {
+			t.Fatalf("session %d changed by another's append: %+v %+v", i, got[i].conns, got[i].sw)
+		}
+	}
+}
+
 func FuzzRewrite(f *testing.F) {
 	f.Add(`\\print-a\F3`, "print-a", "print-b")
 	f.Add("ipp://u@print-a:631/x", "print-a", "print-b")

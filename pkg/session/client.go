@@ -621,7 +621,7 @@ func (c *Client) deliver(l *link, n api.Notification, reack bool) {
 	// each ending in a newline (the batch form), without one allocation per
 	// session (issue 19).
 	buf := make([]byte, 0, len(sessions)*ackCap)
-	hosts := hostMap(n.Hosts)
+	rw := newRewriter(n, len(sessions))
 	ends := make([]int, 0, len(sessions))
 	var first *Session
 	// The changes are made in place, one slice for all: a Change each on
@@ -632,7 +632,7 @@ func (c *Client) deliver(l *link, n api.Notification, reack bool) {
 	for _, s := range sessions {
 		var acked, applied bool
 		changes = changes[:len(changes)+1]
-		buf, acked, applied = s.step(buf, n, hosts, &changes[len(changes)-1])
+		buf, acked, applied = s.step(buf, n, rw, &changes[len(changes)-1])
 		if acked {
 			buf = append(buf, '\n')
 			ends = append(ends, len(buf))
@@ -858,7 +858,7 @@ func (s *Session) Close() {
 // re-acknowledges a re-announcement).
 func (s *Session) apply(n api.Notification, nc *nats.Conn) bool {
 	var ch Change
-	ack, acked, applied := s.step(make([]byte, 0, ackCap), n, hostMap(n.Hosts), &ch)
+	ack, acked, applied := s.step(make([]byte, 0, ackCap), n, newRewriter(n, 1), &ch)
 	if !applied {
 		return !acked
 	}
@@ -869,12 +869,12 @@ func (s *Session) apply(n api.Notification, nc *nats.Conn) bool {
 	return true
 }
 
-// step applies n, whose host map is hosts (hostMap), if it is newer than
+// step applies n, with rw (newRewriter), if it is newer than
 // the session's epoch. It appends to dst the acknowledgement to send — of
 // the switch, or a hello at the session's epoch when n is not newer — and
 // reports whether it did so, writing the change to ch; nothing once the
 // session is closed.
-func (s *Session) step(dst []byte, n api.Notification, hosts []hostSwitch, ch *Change) ([]byte, bool, bool) {
+func (s *Session) step(dst []byte, n api.Notification, rw *rewriter, ch *Change) ([]byte, bool, bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -885,7 +885,7 @@ func (s *Session) step(dst []byte, n api.Notification, hosts []hostSwitch, ch *C
 		s.mu.Unlock()
 		return s.encode(dst, api.AckHello, epoch, nil, 0), true, false
 	}
-	conns, switched := rewrite(s.conns, n.Renames, hosts)
+	conns, switched := rw.rewrite(s.conns)
 	s.conns, s.epoch = conns, n.Epoch
 	s.mu.Unlock()
 	took := time.Since(n.Time)

@@ -21,14 +21,14 @@ func BenchmarkStep(b *testing.B) {
 		Time: time.Now(), Source: api.SourceDatabase}
 	var epoch uint64
 	buf := make([]byte, 0, ackCap)
-	hosts := hostMap(n.Hosts)
+	rw := newRewriter(n, 1000)
 	for b.Loop() {
 		epoch++
 		n.Epoch = epoch
 		s := &Session{c: c, name: "ts00042", conns: conns}
 		var acked, applied bool
 		var ch Change
-		if buf, acked, applied = s.step(buf[:0], n, hosts, &ch); !acked || !applied {
+		if buf, acked, applied = s.step(buf[:0], n, rw, &ch); !acked || !applied {
 			b.Fatal("not applied")
 		}
 	}
