@@ -112,6 +112,23 @@ func TestUsageOfSelf(t *testing.T) {
 	if u.RSS <= 0 || u.CPU < 0 {
 		t.Errorf("usage of this process: %+v", u)
 	}
+	before, err := OnCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the figure grows by 5 ms, which it must long before 5 s.
+	after := before
+	for deadline := time.Now().Add(5 * time.Second); after-before < 5*time.Millisecond && time.Now().Before(deadline); {
+		if after, err = OnCPU(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after-before < 5*time.Millisecond {
+		t.Errorf("on CPU %v, and %v after 5 s of spinning", before, after)
+	}
+	if _, err := OnCPU(-1); err == nil {
+		t.Error("OnCPU of no process: no error")
+	}
 	if st, err := readProcState(os.Getpid()); err != nil || st == 'T' || st == 'Z' {
 		t.Errorf("state of this process: %c %v", st, err)
 	}
