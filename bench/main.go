@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -73,6 +74,7 @@ func run(args []string, out, errOut io.Writer) int {
 	idle := fs.Duration("idle", 30*time.Second, "how long the idle pair is measured")
 	stress := fs.Duration("stress", 10*time.Minute, "how long each false-failover run lasts, per profile")
 	bare := fs.String("bare-replay", "", "internal: the floor of audit-replay, run as a process of its own")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the sessions' clients, the floors) to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -99,6 +101,14 @@ func run(args []string, out, errOut io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(errOut, "benchrun: the tandem binary: %v (run make build, or pass -tandem)\n", err)
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := profileCPU(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(errOut, "benchrun:", err)
+			return 2
+		}
+		defer stop()
 	}
 	e := env{bin: path, runs: *runs, idle: *idle, stress: *stress, log: errOut}
 	var rows []row
@@ -152,4 +162,17 @@ func selectBenchmarks(only string) ([]benchmark, error) {
 		}
 	}
 	return out, nil
+}
+
+// profileCPU starts a CPU profile written to path; stop ends it.
+func profileCPU(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

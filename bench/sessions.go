@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -338,15 +339,18 @@ func sessionsCrash(t proctest.T, e env) []row {
 		survivor := p.Peer(active)
 		awaitKnown(t, p, survivor, benchSessions)
 		f.awaitConnected(t)
-		bare := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, true)
-		each := floorOf(t, p.Node(survivor).ClientURL, benchSessions, benchConns, false)
+		bare := floorOf(t, e, p.Node(survivor).ClientURL, p.PID(survivor), benchSessions, benchConns, true)
+		each := floorOf(t, e, p.Node(survivor).ClientURL, p.PID(survivor), benchSessions, benchConns, false)
 		floor, perSession = append(floor, bare.Seconds()), append(perSession, each.Seconds())
 		before, _ := f.latest()
 		moved := f.onServer(p.Node(active).ClientURL)
 		randomPhase()
+		cpu := startCPU(t, p.PID(survivor))
 		killed := p.Kill9(active)
 		n := f.awaitActivation(t, before.Epoch, survivor)
+		cpu.mark(t)
 		last := f.awaitSwitched(t, n.Epoch)
+		cpu.mark(t)
 		all := awaitAcked(t, p, survivor, n.Epoch, benchSessions)
 		ackedAt := n.Time.Add(all)
 		switched = append(switched, last.Sub(killed).Seconds())
@@ -354,15 +358,12 @@ func sessionsCrash(t proctest.T, e env) []row {
 		fromActivation = append(fromActivation, all.Seconds())
 		first, half, _ := f.spread(n.Epoch)
 		stayed, came := f.lastOf(n.Epoch, moved)
-		cameAfter := "-" // no client was on the killed node
-		if len(moved) > 0 {
-			cameAfter = came.Sub(killed).Round(time.Millisecond).String()
-		}
-		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last of the clients on the survivor %v, of the %d on the killed node %s); all acknowledged after %v (activation → acknowledged %v; %s)\n",
+		fmt.Fprintf(e.log, "  run %2d: kill -9 %s → %s active (epoch %d) after %v, notified %s; sessions switched: first %v, half %v, all %v (the last of the %d clients on the survivor %s, of the %d on the killed node %s); all acknowledged after %v (activation → acknowledged %v; %s)\n",
 			i+1, active, survivor, n.Epoch, n.Time.Sub(killed).Round(time.Millisecond), notifiedAfter(p, survivor, n),
 			first.Sub(killed).Round(time.Millisecond), half.Sub(killed).Round(time.Millisecond),
-			last.Sub(killed).Round(time.Millisecond), stayed.Sub(killed).Round(time.Millisecond), len(moved), cameAfter,
+			last.Sub(killed).Round(time.Millisecond), len(f.clients)-len(moved), after(stayed, killed), len(moved), after(came, killed),
 			ackedAt.Sub(killed).Round(time.Millisecond), all, floorLine(bare, each))
+		fmt.Fprintf(e.log, "          on CPU: kill → the first session notified: %s; → the last switched: %s\n", cpu.spent(0), cpu.spent(1))
 		if last.Sub(killed) > time.Second {
 			f.diagnose(e, n.Epoch, killed)
 		}
@@ -424,8 +425,10 @@ func sessionsOwnConns(t proctest.T, e env) []row {
 		all := awaitAcked(t, p, next, n.Epoch, benchSessions)
 		acked = append(acked, all.Seconds())
 		switched = append(switched, last.Sub(n.Time).Seconds())
-		fmt.Fprintf(e.log, "  run %2d: switchover → %s active (epoch %d); all switched after %v, acknowledged after %v\n",
-			i+1, next, n.Epoch, last.Sub(n.Time).Round(time.Millisecond), all)
+		first, half, _ := f.spread(n.Epoch)
+		fmt.Fprintf(e.log, "  run %2d: switchover → %s active (epoch %d), notified %s; sessions switched: first %v, half %v, all %v; all acknowledged after %v\n",
+			i+1, next, n.Epoch, notifiedAfter(p, next, n), first.Sub(n.Time).Round(time.Millisecond), half.Sub(n.Time).Round(time.Millisecond),
+			last.Sub(n.Time).Round(time.Millisecond), all)
 		active = next
 		p.WaitStable(active, waitLimit)
 	}
@@ -439,13 +442,20 @@ func sessionsOwnConns(t proctest.T, e env) []row {
 
 // floorOf is the NATS floor of one run on the 100-connection topology,
 // batched or per session (startFloor): the median of three rounds on fresh
-// connections to url.
-func floorOf(t proctest.T, url string, subs, conns int, batched bool) time.Duration {
+// connections to url, the server of the node whose process is pid. The
+// batched floor's time on CPU, per round, goes to the log, beside what
+// Tandem's run spends.
+func floorOf(t proctest.T, e env, url string, pid, subs, conns int, batched bool) time.Duration {
 	f := startFloor(t, url, subs, conns, batched)
 	defer f.close()
+	cpu := startCPU(t, pid)
 	var d []float64
 	for range 3 {
 		d = append(d, f.round(t).Seconds())
+		cpu.mark(t)
+	}
+	if batched {
+		fmt.Fprintf(e.log, "          on CPU: the floor's rounds: %s; %s; %s\n", cpu.spent(0), cpu.spent(1), cpu.spent(2))
 	}
 	return time.Duration(summarize(d).p50 * float64(time.Second))
 }
@@ -523,4 +533,48 @@ func (f *fleet) diagnose(e env, epoch uint64, killed time.Time) {
 		fmt.Fprintf(e.log, "    late: client %d, %d sessions; connected to %s, reconnects %d, stats %+v\n",
 			ci, k, c.Conn().ConnectedUrl(), c.Conn().Stats().Reconnects, st)
 	}
+}
+
+// after is at's distance from from, or "-" when there is none (no client
+// of that kind).
+func after(at, from time.Time) string {
+	if at.IsZero() {
+		return "-"
+	}
+	return at.Sub(from).Round(time.Millisecond).String()
+}
+
+// cpuWindows is what a node's process and this one (the sessions, the
+// floor's clients) spend on CPU in consecutive windows: a run of a
+// session benchmark is CPU-bound on two cores, and this says where.
+type cpuWindows struct {
+	node  int
+	marks [][2]time.Duration // on CPU: the node's, this process's
+	at    []time.Time
+}
+
+func startCPU(t proctest.T, node int) *cpuWindows {
+	c := &cpuWindows{node: node}
+	c.mark(t)
+	return c
+}
+
+func (c *cpuWindows) mark(t proctest.T) {
+	n, err := proctest.OnCPU(c.node)
+	if err != nil {
+		t.Fatalf("on CPU of the node: %v", err)
+	}
+	self, err := proctest.OnCPU(os.Getpid())
+	if err != nil {
+		t.Fatalf("on CPU of this process: %v", err)
+	}
+	c.marks = append(c.marks, [2]time.Duration{n, self})
+	c.at = append(c.at, time.Now())
+}
+
+// spent describes window i: its length and each process's time on CPU.
+func (c *cpuWindows) spent(i int) string {
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return fmt.Sprintf("%v, node %v, clients' process %v", r(c.at[i+1].Sub(c.at[i])),
+		r(c.marks[i+1][0]-c.marks[i][0]), r(c.marks[i+1][1]-c.marks[i][1]))
 }
