@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +27,17 @@ import (
 func TestNodeRestoresChangedEventStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	n := startMasterNode(ctx, t, func(c *config.Config) { c.Hosts = map[string]string{"a": "print-a", "b": "print-b"} },
+	hosts := map[string]string{"a": "print-a", "b": "print-b"}
+	n := startMasterNode(ctx, t, func(c *config.Config) { c.Hosts, c.NATS.LeafListen = hosts, "127.0.0.1:-1" },
 		func(n *node.Node) { n.AuditHold = 4 * time.Second })
+	// The standby, so that a mirrors its events (a node makes the mirror of
+	// a peer that answers, pkg/mirror).
+	b := config.Default()
+	b.Pair, b.Node, b.Role, b.DataDir = "p", "b", config.Standby, filepath.Join(t.TempDir(), "b")
+	b.NATS.Listen, b.NATS.LeafListen, b.NATS.Peer = "127.0.0.1:-1", "", n.Server().LeafURL()
+	b.Heart.Interval, b.Heart.Timeout = 100*time.Millisecond, 400*time.Millisecond
+	b.Admin.Listen, b.Notifier.PushListen, b.Hosts = "127.0.0.1:0", "127.0.0.1:0", hosts
+	startNode(t, ctx, b)
 	url := n.Server().ClientURL()
 	waitAudit(t, url, api.AuditOK, "")
 	nc, err := n.Server().Connect("attacker")
@@ -62,6 +72,15 @@ func TestNodeRestoresChangedEventStream(t *testing.T) {
 	waitAudit(t, url, api.AuditCritical, "tandem_events_p_a: max_age is 1s, want "+config.Default().Audit.MaxAge.String())
 	// The mirror of the peer's stream, deleted: named too, in the same
 	// incident, and restored.
+	for {
+		if _, err := js.Stream(ctx, subject.EventStream("p", "b")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a made no mirror of b's events")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err := js.DeleteStream(ctx, subject.EventStream("p", "b")); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -202,6 +203,95 @@ func TestPartitionEventsReachBothNodes(t *testing.T) {
 }
 
 // A dead node's events are still replayed on the survivor, up to its death.
+// A node whose data directory was lost makes its mirror of the peer's
+// events anew: the mirror copies the peer's whole stream, not only what
+// comes after (the peer's consumer remembered the former mirror's place).
+func TestWipedNodeMirrorCopiesThePeersHistory(t *testing.T) {
+	p, nodes := setup(t)
+	start := time.Now().Add(-time.Hour)
+	// Enough events that the mirror acknowledges some to a's consumer (it
+	// does by flow control, when half its window of bytes is pending).
+	const n = 3000
+	before := nodes["a"].emit(t, event.NodeStarted, n, start)
+	waitCount(t, nodes["b"], n)
+	// The precondition: a's consumer knows that b's mirror has some.
+	st, err := nodes["a"].js.Stream(context.Background(), subject.EventStream(pairName, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed, err := st.PushConsumer(context.Background(), subject.MirrorConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(waitLimit); ; {
+		info, err := feed.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.AckFloor.Stream > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a's consumer has no acknowledgement of the mirror's")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	nodes["b"].close()
+	p.RestartEmpty(t, "b")
+	p.WaitLinked(t, waitLimit)
+	b := connect(t, p, "b")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := audit.EnsureOrigin(ctx, b.js, pairName, "b", audit.Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.MakeMirror(ctx, b.js, b.nc, pairName, "b", "a", audit.Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	after := nodes["a"].emit(t, event.NodeActivated, 2, start.Add(time.Minute))
+	checkSameSet(t, "b's replay after its data were lost", waitCount(t, b, n+2), append(before, after...))
+}
+
+// A node whose data directory was lost makes its event stream anew: the
+// peer's mirror of it goes on with the new stream's events (they start past
+// the old stream's sequences, audit.FirstSeq), and keeps the old ones.
+func TestWipedNodeEventsReachThePeersMirror(t *testing.T) {
+	p, nodes := setup(t)
+	start := time.Now().Add(-time.Hour)
+	before := nodes["a"].emit(t, event.NodeStarted, 5, start)
+	waitCount(t, nodes["b"], 5)
+	nodes["a"].close()
+	p.RestartEmpty(t, "a")
+	p.WaitLinked(t, waitLimit)
+	a := connect(t, p, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := audit.EnsureOrigin(ctx, a.js, pairName, "a", audit.Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	after := a.emit(t, event.NodeActivated, 2, start.Add(time.Minute))
+	checkSameSet(t, "b's replay after a's data were lost", waitCount(t, nodes["b"], 7), append(before, after...))
+}
+
+// A node makes no mirror of a peer that does not answer: made then, it
+// would start where the peer's consumer stood.
+func TestNoNewMirrorWithoutThePeer(t *testing.T) {
+	p, nodes := setup(t)
+	p.Kill("a")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	b := nodes["b"]
+	if err := b.js.DeleteStream(ctx, subject.EventStream(pairName, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.MakeMirror(ctx, b.js, b.nc, pairName, "b", "a", audit.Retention{}); err == nil {
+		t.Fatal("a mirror made while its origin is down")
+	}
+	if _, err := b.js.Stream(ctx, subject.EventStream(pairName, "a")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the mirror: %v, want none", err)
+	}
+}
+
 func TestReplayOnSurvivor(t *testing.T) {
 	p, nodes := setup(t)
 	made := nodes["a"].emit(t, event.NodeActivated, 7, time.Now().Add(-time.Minute))

@@ -70,9 +70,10 @@ func (g *Guard) Run(ctx context.Context) {
 	defer check.Stop()
 	var last time.Time // the last check
 	mirrored := ""
-	for first := true; ; first = false {
+	warned := false
+	for {
 		if p := peer(); p != "" && mirrored == "" {
-			mirrored = g.mirror(ctx, p, first)
+			mirrored = g.mirror(ctx, p, &warned)
 		}
 		var retry <-chan time.Time // while the mirror is not made
 		if mirrored == "" {
@@ -120,19 +121,25 @@ func (g *Guard) advisories() (<-chan struct{}, func()) {
 	return advised, func() { _ = sub.Unsubscribe() }
 }
 
-// mirror makes the mirror of peer's events and returns peer, or "" when it
-// cannot yet (logged at the first attempt and while ctx lives).
-func (g *Guard) mirror(ctx context.Context, peer string, first bool) string {
+// mirror makes the mirror of peer's events (MakeMirror: a new mirror waits
+// for the peer) and returns peer, or "" when it cannot yet: the first
+// failure is a warning (warned), the retries' are debug lines.
+func (g *Guard) mirror(ctx context.Context, peer string, warned *bool) string {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := EnsureMirror(cctx, g.JS, g.Pair, g.Node, peer, g.Retention)
+	err := MakeMirror(cctx, g.JS, g.Conn, g.Pair, g.Node, peer, g.Retention)
 	if err == nil {
 		g.Log.Info().Str("peer", peer).Msg("mirroring the peer's events")
 		return peer
 	}
-	if first || ctx.Err() == nil {
-		g.Log.Warn().Err(err).Msg("cannot make the mirror of the peer's events yet")
+	if ctx.Err() != nil {
+		return ""
 	}
+	ev := g.Log.Debug()
+	if !*warned {
+		ev, *warned = g.Log.Warn(), true
+	}
+	ev.Err(err).Msg("cannot make the mirror of the peer's events yet")
 	return ""
 }
 

@@ -29,9 +29,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/bus"
+	"github.com/tandem-ha/tandem/pkg/mirror"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -92,12 +94,31 @@ func EnsureOriginStream(ctx context.Context, js jetstream.JetStream, pair, node 
 		return nil, err
 	}
 	cfg := OriginConfig(pair, node, r)
-	st, err := js.CreateOrUpdateStream(ctx, cfg)
+	st, err := js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		cfg.FirstSeq = FirstSeq(time.Now())
+		st, err = js.CreateStream(ctx, cfg)
+	case err == nil:
+		cfg.FirstSeq = st.CachedInfo().Config.FirstSeq
+		st, err = js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure event stream %s: %w", cfg.Name, err)
 	}
 	return st, nil
 }
+
+// FirstSeq is the first sequence of a node's event stream made at now: the
+// microseconds since 1970. The peer's mirror of the stream keeps the
+// sequences of the stream it copied; a stream made again (the node's data
+// directory was lost, or the stream deleted) that started at 1 again would
+// have its events taken for ones the mirror has (older sequences are
+// ignored), and the peer would copy none until the new stream had caught up
+// with the old one's count. Starting past any sequence a stream made
+// earlier could have reached (it would have needed more than an event a
+// microsecond), the mirror goes on after a gap.
+func FirstSeq(now time.Time) uint64 { return uint64(now.UnixMicro()) }
 
 // mirrorMaxAckPending bounds how far the origin runs ahead of the mirror's
 // flow-control acknowledgements.
@@ -146,8 +167,25 @@ func MirrorConfig(pair, peer string, r Retention) jetstream.StreamConfig {
 	}
 }
 
+// MakeMirror makes self's mirror of peer's event stream (EnsureMirror)
+// once the peer's consumer that feeds it is ready (mirror.Ready): a mirror
+// made anew, on a node whose data directory was lost, copies the peer's
+// whole stream, not only what came after. While the peer does not answer
+// it makes nothing and returns the error; nc is self's connection.
+func MakeMirror(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, pair, self, peer string, r Retention) error {
+	if err := subject.CheckName("node", peer); err != nil {
+		return err
+	}
+	err := mirror.Ready(ctx, js, nc, subject.EventStream(pair, peer), subject.ServerName(pair, peer), subject.MirrorConsumer)
+	if err != nil {
+		return err
+	}
+	return EnsureMirror(ctx, js, pair, self, peer, r)
+}
+
 // EnsureMirror makes self's mirror of peer's event stream. It does not need
-// the peer to be reachable: the mirror starts copying when it is.
+// the peer to be reachable: the mirror starts copying when it is. A mirror
+// it makes anew starts where the peer's consumer stands (MakeMirror).
 func EnsureMirror(ctx context.Context, js jetstream.JetStream, pair, self, peer string, r Retention) error {
 	if self == peer {
 		return errors.New("audit: a node does not mirror itself")

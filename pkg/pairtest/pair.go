@@ -17,6 +17,7 @@ package pairtest
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -42,7 +43,8 @@ type Pair struct {
 	Proxy   *Proxy // the leaf link: standby → Proxy → master's leaf port
 	Back    *Proxy // probes only: master → Back → standby's leaf port
 
-	opts map[string]natsnode.Options // per node, with the ports fixed
+	opts  map[string]natsnode.Options // per node, with the ports fixed
+	wiped int                         // RestartEmpty's stores so far
 }
 
 // Start starts pair's master and standby on random loopback ports with
@@ -156,6 +158,18 @@ func (p *Pair) Restart(t testing.TB, node string) {
 	} else {
 		p.Standby = s
 	}
+}
+
+// RestartEmpty restarts node like Restart, on an empty store: as when its
+// data directory was lost. The new store is inside the old one, removed
+// with it after the servers are shut down.
+func (p *Pair) RestartEmpty(t testing.TB, node string) {
+	t.Helper()
+	o := p.opts[node]
+	p.wiped++
+	o.StoreDir = filepath.Join(o.StoreDir, fmt.Sprintf("wiped-%d", p.wiped))
+	p.opts[node] = o
+	p.Restart(t, node)
 }
 
 // WaitLinked waits until both servers report the link up and a request

@@ -63,6 +63,9 @@ func (r *eventReader) read(ctx context.Context) ([]event.Envelope, error) {
 		return nil, err
 	}
 	var out []event.Envelope
+	// A stream starts at a high sequence (audit.FirstSeq), a later one
+	// higher still: read from where it starts.
+	*r.next = max(*r.next, info.State.FirstSeq)
 	for ; *r.next <= info.State.LastSeq; *r.next++ {
 		m, err := r.stream.GetMsg(ctx, *r.next)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
