@@ -14,6 +14,7 @@ import (
 	"github.com/tandem-ha/tandem/pkg/config"
 	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
+	"github.com/tandem-ha/tandem/pkg/mirror"
 	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
@@ -71,6 +72,11 @@ func (s *Service) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 	master := s.masterNode()
 	if master == "" {
 		return nil, errors.New("license: the standby does not know its master's node name yet")
+	}
+	// A mirror made anew (this node's data directory was lost) must copy
+	// every license, not only the master's writes from now on.
+	if err := mirror.Ready(ctx, s.js, s.nc, stream, subject.ServerName(s.cfg.Pair, master), subject.LicenseMirrorConsumer); err != nil {
+		return nil, fmt.Errorf("license: %w", err)
 	}
 	cfg.Mirror = &jetstream.StreamSource{
 		Name:   stream,

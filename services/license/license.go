@@ -31,11 +31,11 @@
 //
 // One goroutine, run, owns the licenses, the grace state and the level; it
 // takes its inputs from the clock's tickers, the bucket watcher, s.added and
-// (on a standby still learning its master) the mirror learnMaster set up.
+// (on a standby without its mirror yet) the mirror setUpMirror set up.
 // After each input it stores a snapshot (s.snap, atomic) that request
 // handlers read. Request handlers run on the NATS subscription goroutine;
 // an add verifies and stores the license there and then hands it to run
-// and waits for the snapshot that holds it. learnMaster, a goroutine of Run
+// and waits for the snapshot that holds it. setUpMirror, a goroutine of Run
 // that ends before Run returns, writes the master's name (guarded by
 // masterMu).
 package license
@@ -241,11 +241,11 @@ func (s *Service) Run(ctx context.Context) error {
 		defer stopChallenger()
 	}
 	var learned chan jetstream.KeyValue
-	if s.masterNode() == "" {
+	if kv == nil { // a standby without its mirror yet
 		learned = make(chan jetstream.KeyValue)
 		lctx, stopLearning := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		wg.Go(func() { s.learnMaster(lctx, learned) })
+		wg.Go(func() { s.setUpMirror(lctx, learned) })
 		defer wg.Wait()
 		defer stopLearning()
 	}
@@ -255,13 +255,13 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // openBucket is the bucket run watches from the start: the master's, or
-// the mirror of a standby that knows its master, or else the mirror an
-// earlier run made (readable while the master is down); nil when there is
-// none yet.
+// the mirror an earlier run made (readable while the master is down; made
+// again as it must be when the standby knows its master); nil when there
+// is none yet: the standby makes it once the master answers (setUpMirror).
 func (s *Service) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if s.cfg.Role == config.Master || s.masterNode() != "" {
+	if s.cfg.Role == config.Master {
 		return s.ensureBucket(sctx)
 	}
 	kv, err := s.js.KeyValue(sctx, subject.LicenseBucket(s.cfg.Pair))
@@ -270,6 +270,8 @@ func (s *Service) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("license: open the mirror %s: %w", subject.LicenseBucket(s.cfg.Pair), err)
+	case s.masterNode() != "":
+		return s.ensureBucket(sctx)
 	}
 	return kv, nil
 }
@@ -284,7 +286,7 @@ func watch(ctx context.Context, kv jetstream.KeyValue) (<-chan jetstream.KeyValu
 
 // watchState is run's bucket input: the watcher's updates (nil while there
 // is no bucket) and, while the master is being learned, the mirror that
-// learnMaster sets up; ctx is the watcher's context.
+// setUpMirror sets up; ctx is the watcher's context.
 type watchState struct {
 	ctx     context.Context
 	updates <-chan jetstream.KeyValueEntry
@@ -316,6 +318,9 @@ func (s *Service) run(ctx context.Context, w watchState) error {
 			if w.updates == nil { // else: the mirror an earlier run made, watched already
 				u, err := watch(w.ctx, kv)
 				if err != nil {
+					if ctx.Err() != nil {
+						return nil // stopped meanwhile
+					}
 					return err
 				}
 				w.updates = u

@@ -2,13 +2,18 @@ package license_test
 
 import (
 	"bytes"
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tandem-ha/tandem/pkg/api"
 	"github.com/tandem-ha/tandem/pkg/event"
 	lic "github.com/tandem-ha/tandem/pkg/license"
 	"github.com/tandem-ha/tandem/pkg/reply"
+	"github.com/tandem-ha/tandem/pkg/subject"
 )
 
 // L1, L3: a license added on the master is listed, valid, on the standby.
@@ -178,4 +183,40 @@ func TestStandbyRestartKeepsCount(t *testing.T) {
 	}
 	w.nodes["b"].clk.Advance(day)
 	w.waitStatus("b", api.LicenseWarning, nil)
+}
+
+// A standby whose data directory was lost lists the master's licenses
+// again: its new mirror of the master's bucket copies all of it, not only
+// what the master writes from then on (the master's consumer remembered
+// how far the former mirror had acknowledged).
+func TestStandbyWithLostDataGetsTheLicenses(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.add("a", w.issue("l1", "audit")); err != nil {
+		t.Fatal(err)
+	}
+	w.waitListed("b", "l1")
+	// The precondition: the master's consumer knows how far the mirror has
+	// acknowledged (the mirror does now and then, by flow control).
+	js, err := jetstream.NewWithDomain(w.nodes["a"].nc, w.pair.Server("a").Domain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), "KV_"+subject.LicenseBucket(pairName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed, err := st.PushConsumer(context.Background(), subject.LicenseMirrorConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("an acknowledgement of the mirror's", func() bool {
+		info, err := feed.Info(context.Background())
+		return err == nil && info.AckFloor.Stream > 0
+	})
+	w.stop("b")
+	w.pair.RestartEmpty(t, "b")
+	w.pair.WaitLinked(t, waitLimit)
+	w.nodes["b"].dir = filepath.Join(w.nodes["b"].dir, "lost")
+	w.start("b")
+	w.waitListed("b", "l1")
 }

@@ -17,7 +17,7 @@ import (
 // hosts is not mandatory (SPEC §8), so a standby may start without knowing
 // which node is its master. The monitors say it every heartbeat interval
 // (pkg/heartbeat: who the peer is). Such a standby listens to the pair's
-// heartbeats until one of another node says role "master" (learnMaster),
+// heartbeats until one of another node says role "master" (setUpMirror),
 // takes that name, sets up the mirror of that master's bucket and hands it
 // to run. Until then it refuses adds saying that its master is not yet
 // known, and reads the mirror an earlier run made, if there is one.
@@ -48,20 +48,31 @@ func (s *Service) setMaster(name string) {
 	s.masterMu.Unlock()
 }
 
-// learnMaster is the goroutine of a standby that does not know its
-// master: it waits for the master's heartbeat, then sets up the mirror of
-// its bucket (retrying until ctx ends) and hands it to run through found.
-func (s *Service) learnMaster(ctx context.Context, found chan<- jetstream.KeyValue) {
-	name, err := s.awaitMaster(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("cannot learn the master's node name; licenses are not replicated")
+// The retries of setUpMirror: the mirror is made once the master answers,
+// soon after the link is up.
+const (
+	mirrorRetry    = 500 * time.Millisecond
+	maxMirrorRetry = 5 * time.Second
+)
+
+// setUpMirror is the goroutine of a standby without its mirror of the
+// master's bucket (a new or lost data directory, or a master it does not
+// know): it learns the master from its heartbeats if need be, then makes
+// the mirror once the master answers (ensureBucket, retrying until ctx
+// ends) and hands it to run through found.
+func (s *Service) setUpMirror(ctx context.Context, found chan<- jetstream.KeyValue) {
+	if s.masterNode() == "" {
+		name, err := s.awaitMaster(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error().Err(err).Msg("cannot learn the master's node name; licenses are not replicated")
+			}
+			return
 		}
-		return
+		s.setMaster(name)
+		s.log.Info().Str("master", name).Msg("learned the master's node name from its heartbeats")
 	}
-	s.setMaster(name)
-	s.log.Info().Str("master", name).Msg("learned the master's node name from its heartbeats")
-	delay := time.Second
+	delay, warned := mirrorRetry, false
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		kv, err := s.ensureBucket(cctx)
@@ -76,11 +87,15 @@ func (s *Service) learnMaster(ctx context.Context, found chan<- jetstream.KeyVal
 		if ctx.Err() != nil {
 			return
 		}
-		s.log.Warn().Err(err).Dur("retry_in", delay).Msg("mirror of the master's license bucket not set up yet")
+		ev := s.log.Debug()
+		if !warned {
+			ev, warned = s.log.Warn(), true
+		}
+		ev.Err(err).Dur("retry_in", delay).Msg("mirror of the master's license bucket not set up yet")
 		if !clock.Sleep(ctx, delay) {
 			return
 		}
-		delay = min(2*delay, 30*time.Second)
+		delay = min(2*delay, maxMirrorRetry)
 	}
 }
 
