@@ -55,8 +55,13 @@ func (s *Service) StatusReply() api.StatusReply {
 	}
 	r := api.StatusReply{Pair: s.cfg.Pair, Self: self, Time: sn.at.UTC()}
 	if st.Peer != "" {
+		// The peer is reachable while it is heard and the link is up: with
+		// the link closed, nothing reaches it through this node's server,
+		// although the machine gives it a moment before it calls it lost
+		// (a master with no nats.peer cannot probe it). tandem status then
+		// waits for this node's answer alone.
 		peer := api.NodeStatus{Node: st.Peer, Role: string(st.PeerRole), State: string(st.PeerState),
-			Epoch: st.PeerEpoch, Reachable: st.PeerHeard, Maintenance: st.Maintenance,
+			Epoch: st.PeerEpoch, Reachable: st.PeerHeard && !sn.linkDown, Maintenance: st.Maintenance,
 			Healthy: &sn.peerHealth.Healthy, Checks: apiChecks(sn.peerHealth)}
 		if !sn.lastHeard.IsZero() {
 			age := sn.at.Sub(sn.lastHeard).Milliseconds()

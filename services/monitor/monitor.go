@@ -187,6 +187,7 @@ type snapshot struct {
 	peerHealth wire.Health
 	lastHeard  time.Time
 	lastPeer   failover.State // the state the peer was last heard in
+	linkDown   bool           // the link to the peer is down (onLink)
 	at         time.Time
 }
 
@@ -619,7 +620,7 @@ func (s *Service) publishSnapshot() {
 	if st.PeerHeard {
 		s.lastPeer = st.PeerState
 	}
-	s.snap.Store(&snapshot{status: st, lastHeard: s.lastHeard, lastPeer: s.lastPeer, at: s.clk.Now(),
+	s.snap.Store(&snapshot{status: st, lastHeard: s.lastHeard, lastPeer: s.lastPeer, linkDown: !s.linkDown.IsZero(), at: s.clk.Now(),
 		health: s.health(st), peerHealth: s.peerHealth})
 	s.met.observe(st, s.lastHeard, s.clk.Now())
 	s.met.observeHealth(st)

@@ -385,3 +385,27 @@ func TestActivationAnnouncedBeforeWritten(t *testing.T) {
 		return err == nil && e.Epoch == reserved
 	})
 }
+
+// With the link closed a node says at once that its peer is unreachable,
+// before it calls the peer lost (a master without nats.peer cannot probe
+// its peer, and gives it a heartbeat interval): tandem status, which
+// reaches the peer only through that link, then waits for nobody.
+func TestPeerUnreachableOnceTheLinkCloses(t *testing.T) {
+	w := newWorld(t, func(c *config.Config) {
+		c.Heart.Interval, c.Heart.Timeout = 2*time.Second, 6*time.Second
+		if c.Node == "a" {
+			c.NATS.Peer = ""
+		}
+	})
+	w.start("a")
+	w.start("b")
+	w.waitSteady()
+	if r := w.nodes["a"].svc.StatusReply(); r.Peer == nil || !r.Peer.Reachable {
+		t.Fatalf("a's view of b while both run: %+v", r.Peer)
+	}
+	w.crash("b")
+	w.waitFor("a to say b is unreachable while b still counts as heard", func() bool {
+		r := w.nodes["a"].svc.StatusReply()
+		return r.Peer != nil && !r.Peer.Reachable && w.status("a").PeerHeard
+	})
+}
