@@ -285,7 +285,7 @@ func (c Check) validate() error {
 			return fmt.Errorf("%s: http %q is not an http:// or https:// URL", at, c.HTTP)
 		}
 	case "tcp":
-		if err := checkAddr(c.TCP); err != nil {
+		if err := checkAddr(c.TCP, dialPort); err != nil {
 			return fmt.Errorf("%s: tcp: %w", at, err)
 		}
 	}
@@ -590,16 +590,24 @@ func (c Config) Validate() error {
 		add("data_dir: empty")
 	}
 	if c.Embedded() {
-		if err := checkAddr(c.NATS.Listen); err != nil {
+		if err := checkAddr(c.NATS.Listen, natsPort); err != nil {
 			add("nats.listen: %w", err)
 		}
 		if c.NATS.LeafListen != "" {
-			if err := checkAddr(c.NATS.LeafListen); err != nil {
+			if err := checkAddr(c.NATS.LeafListen, natsPort); err != nil {
 				add("nats.leaf_listen: %w", err)
 			}
 		}
 		if c.NATS.Peer != "" && !strings.Contains(c.NATS.Peer, "://") {
 			add("nats.peer: %q is not a URL (nats-leaf://host:port)", c.NATS.Peer)
+		}
+	}
+	for _, l := range []struct{ key, addr string }{{"admin.listen", c.Admin.Listen}, {"notifier.push_listen", c.Notifier.PushListen}} {
+		if l.addr == "" || l.addr == "-" { // disabled
+			continue
+		}
+		if err := checkAddr(l.addr, listenPort); err != nil {
+			add("%s: %w", l.key, err)
 		}
 	}
 	errs = append(errs, c.NATS.validateSecurity(c.Role)...)
@@ -700,12 +708,24 @@ func validTable(s string) bool {
 	return true
 }
 
-func checkAddr(a string) error {
-	if _, _, err := net.SplitHostPort(a); err != nil {
+func checkAddr(a string, lowest int) error {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
 		return fmt.Errorf("%q: %w", a, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < lowest || n > 65535 {
+		return fmt.Errorf("%q: the port is not a number from %d to 65535", a, lowest)
 	}
 	return nil
 }
+
+// The lowest ports checkAddr accepts: a NATS server's listener takes -1
+// (any free port, as 0 does for the others), a dial target needs a port.
+const (
+	natsPort   = -1
+	listenPort = 0
+	dialPort   = 1
+)
 
 // validateSecurity checks nats.auth, nats.tls and nats.leaf_creds. Files are
 // not read here: the server and the clients name the file when it is bad.

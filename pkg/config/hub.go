@@ -65,7 +65,7 @@ func (c Config) ValidateHub() error {
 	listeners := map[string]string{"hub.listen": h.Listen, "hub.leaf_listen": h.LeafListen, "hub.cluster_listen": h.ClusterListen}
 	for _, key := range slices.Sorted(maps.Keys(listeners)) {
 		addr := listeners[key]
-		if err := checkAddr(addr); err != nil {
+		if err := checkAddr(addr, natsPort); err != nil {
 			add("%s: %w", key, err)
 			continue
 		}

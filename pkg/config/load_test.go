@@ -410,6 +410,14 @@ func TestLoadValidates(t *testing.T) {
 		{name: "maintenance.default 0", environ: append(slices.Clone(named), "TANDEM_MAINTENANCE_DEFAULT=0s"), err: []string{"maintenance.default: 0s must be positive"}},
 		{name: "maintenance.max below default", environ: append(slices.Clone(named), "TANDEM_MAINTENANCE_MAX=30m"), err: []string{"maintenance.max: 30m0s must be at least maintenance.default (1h0m0s)"}},
 		{name: "audit.max_age 0", environ: append(slices.Clone(named), "TANDEM_AUDIT_MAX_AGE=0s"), err: []string{"audit.max_age: 0s must be positive"}},
+		{name: "ports out of range", environ: append(slices.Clone(named), "TANDEM_NATS_LISTEN=127.0.0.1:99999", "TANDEM_NATS_LEAF_LISTEN=127.0.0.1:-2",
+			"TANDEM_ADMIN_LISTEN=127.0.0.1:70000", "TANDEM_NOTIFIER_PUSH_LISTEN=127.0.0.1:-1"),
+			err: []string{`nats.listen: "127.0.0.1:99999": the port is not a number from -1 to 65535`,
+				`nats.leaf_listen: "127.0.0.1:-2": the port is not a number from -1 to 65535`,
+				`admin.listen: "127.0.0.1:70000": the port is not a number from 0 to 65535`,
+				`notifier.push_listen: "127.0.0.1:-1": the port is not a number from 0 to 65535`}},
+		{name: "a port by name", environ: append(slices.Clone(named), "TANDEM_ADMIN_LISTEN=127.0.0.1:http"),
+			err: []string{`admin.listen: "127.0.0.1:http": the port is not a number from 0 to 65535`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ func (c Config) ValidateWitness() error {
 	if c.DataDir == "" {
 		add("data_dir (--data-dir): empty")
 	}
-	switch err := checkAddr(w.Listen); {
+	switch err := checkAddr(w.Listen, natsPort); {
 	case err != nil:
 		add("witness.listen (--listen): %w", err)
 	case !c.Insecure && !c.WitnessSecured() && !Loopback(w.Listen):
