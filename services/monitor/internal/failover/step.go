@@ -269,10 +269,12 @@ func (m *Machine) stepSwitchover(s Switchover) error {
 	switch {
 	case m.sw != nil:
 		return m.refuse(reply.CodeBusy, "a switchover is already in progress", "")
+	case s.To != "" && s.To != m.cfg.Self && m.peer.name != "" && s.To != m.peer.name:
+		// A name that is not the pair's is the first thing to say, also
+		// while the peer is down.
+		return m.refuse(reply.CodeUnknownNode, fmt.Sprintf("node %q is not in this pair (%s, %s)", s.To, m.cfg.Self, m.peer.name), "")
 	case !m.peer.heard:
 		return m.refuse(reply.CodeInvalidState, fmt.Sprintf("the peer %s is not reachable: a switchover needs both nodes", orUnknown(m.peer.name)), "")
-	case s.To != "" && s.To != m.cfg.Self && s.To != m.peer.name:
-		return m.refuse(reply.CodeUnknownNode, fmt.Sprintf("node %q is not in this pair (%s, %s)", s.To, m.cfg.Self, m.peer.name), "")
 	}
 	m.emit(event.SwitchoverRequested, "requested by an admin", &event.SwitchoverRequest{To: s.To})
 	switch {
