@@ -131,7 +131,13 @@ type stored struct {
 }
 
 // load reads the leases back after a restart. Each counts as renewed now:
-// its holder may still believe it holds it for a whole term.
+// its holder may still believe it holds it for a whole term. For that term
+// the witness is unsure of it, as of a lease it lost (lease.Lease.Unsure):
+// the other node's renewal in a higher epoch replaces it. That node is
+// active in a newer epoch than the stored lease's, taken over while the
+// witness was down (the holder's process proven dead, or the seed fallback
+// of witness.required false): keeping the stored lease made the only live
+// node step down at the witness's return.
 func (s *Server) load(ctx context.Context) error {
 	keys, err := s.kv.Keys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
@@ -151,7 +157,7 @@ func (s *Server) load(ctx context.Context) error {
 			s.log.Warn().Err(err).Str("pair", k).Msg("witness: unreadable lease dropped")
 			continue
 		}
-		s.leases[k] = lease.Lease{Holder: st.Holder, Epoch: st.Epoch, Expires: now + st.TTLMS}
+		s.leases[k] = lease.Lease{Holder: st.Holder, Epoch: st.Epoch, Expires: now + st.TTLMS, Unsure: now + st.TTLMS}
 	}
 	return nil
 }

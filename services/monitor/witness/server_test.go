@@ -72,6 +72,18 @@ func TestServerLease(t *testing.T) {
 	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 4, TTLMS: 60_000}); rep.Granted || rep.Holder != "b" {
 		t.Fatalf("after a restart the lease b held went to a: %+v", rep)
 	}
+	// An active a renewing in an older epoch than b's lease is refused;
+	// in a newer one (a took over while the witness was down: b died) it
+	// is granted, and b's renewal then is not.
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 2, TTLMS: 60_000, Renew: true}); rep.Granted || rep.Holder != "b" {
+		t.Fatalf("after a restart a stale renewal took b's lease: %+v", rep)
+	}
+	if rep := ask(t, nc, lease.Request{Node: "a", Epoch: 4, TTLMS: 60_000, Renew: true}); !rep.Granted {
+		t.Fatalf("after a restart the renewal of a, active in a newer epoch than the stored lease, was refused: %+v", rep)
+	}
+	if rep := ask(t, nc, lease.Request{Node: "b", Epoch: 3, TTLMS: 60_000, Renew: true}); rep.Granted || rep.Holder != "a" {
+		t.Fatalf("b's renewal in its older epoch took the lease back: %+v", rep)
+	}
 }
 
 // TestServerLostLeases: a witness restarted on a fresh data directory does

@@ -12,7 +12,9 @@ package lease
 //
 // Unsure is set by a witness that started without a stored lease for the
 // pair (a fresh or lost data directory): a lease its previous life granted
-// may still run until then, one term after the start. Until Unsure it
+// may still run until then, one term after the start. A lease read back
+// from storage at a start is unsure for its term too: its holder may be
+// dead, and the pair may have moved on to a newer epoch meanwhile. Until Unsure it
 // grants the lease only to a renewal (Request.Renew: the asker is active,
 // so it is the one that may hold that lease) — to the renewal in the
 // higher epoch, should a stale one have come first — and to a takeover
