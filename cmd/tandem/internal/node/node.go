@@ -401,6 +401,12 @@ func (n *Node) newMonitor(reg prometheus.Registerer) (*monitor.Service, error) {
 	var mon *monitor.Service
 	var err error
 	if n.srv != nil {
+		if n.cfg.NATS.Peer == "" {
+			// The standby needs nats.peer to dial; the master only probes it.
+			n.log.Warn().Msg("nats.peer is not set: when the link closes this master cannot probe the standby, so a crashed " +
+				"active standby is taken over after a heartbeat interval (and a witness lease) instead of at once; " +
+				"set nats.peer to the standby's leaf URL")
+		}
 		mon, err = monitor.New(monitor.Options{Config: n.cfg, Conn: n.nc, Link: monitor.LeafLink(n.srv, n.cfg.NATS.Peer),
 			Events: n.emitter, Log: n.log, Registry: reg})
 	} else {
