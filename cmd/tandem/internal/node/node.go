@@ -231,6 +231,9 @@ func (n *Node) startNATS(ctx context.Context) error {
 		n.nc = nc
 		return nil
 	}
+	if err := checkTLSFiles(n.cfg.NATS.TLS); err != nil {
+		return err
+	}
 	srv, err := natsnode.Start(natsnode.FromConfig(n.cfg, n.log.With().Str("service", "nats").Logger()))
 	if err != nil {
 		return err
