@@ -202,7 +202,6 @@ func TestPartitionEventsReachBothNodes(t *testing.T) {
 	}
 }
 
-// A dead node's events are still replayed on the survivor, up to its death.
 // A node whose data directory was lost makes its mirror of the peer's
 // events anew: the mirror copies the peer's whole stream, not only what
 // comes after (the peer's consumer remembered the former mirror's place).
@@ -236,20 +235,31 @@ func TestWipedNodeMirrorCopiesThePeersHistory(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	nodes["b"].close()
-	p.RestartEmpty(t, "b")
-	p.WaitLinked(t, waitLimit)
-	b := connect(t, p, "b")
+	b := loseData(t, p, nodes["b"])
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if err := audit.EnsureOrigin(ctx, b.js, pairName, "b", audit.Retention{}); err != nil {
-		t.Fatal(err)
-	}
 	if err := audit.MakeMirror(ctx, b.js, b.nc, pairName, "b", "a", audit.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	after := nodes["a"].emit(t, event.NodeActivated, 2, start.Add(time.Minute))
 	checkSameSet(t, "b's replay after its data were lost", waitCount(t, b, n+2), append(before, after...))
+}
+
+// loseData restarts n's server on an empty store, as when its data
+// directory is lost, and returns n connected again with its event stream
+// made anew (its mirror is the caller's).
+func loseData(t *testing.T, p *pairtest.Pair, n *node) *node {
+	t.Helper()
+	n.close()
+	p.RestartEmpty(t, n.name)
+	p.WaitLinked(t, waitLimit)
+	again := connect(t, p, n.name)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := audit.EnsureOrigin(ctx, again.js, pairName, n.name, audit.Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	return again
 }
 
 // A node whose data directory was lost makes its event stream anew: the
@@ -260,15 +270,7 @@ func TestWipedNodeEventsReachThePeersMirror(t *testing.T) {
 	start := time.Now().Add(-time.Hour)
 	before := nodes["a"].emit(t, event.NodeStarted, 5, start)
 	waitCount(t, nodes["b"], 5)
-	nodes["a"].close()
-	p.RestartEmpty(t, "a")
-	p.WaitLinked(t, waitLimit)
-	a := connect(t, p, "a")
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := audit.EnsureOrigin(ctx, a.js, pairName, "a", audit.Retention{}); err != nil {
-		t.Fatal(err)
-	}
+	a := loseData(t, p, nodes["a"])
 	after := a.emit(t, event.NodeActivated, 2, start.Add(time.Minute))
 	checkSameSet(t, "b's replay after a's data were lost", waitCount(t, nodes["b"], 7), append(before, after...))
 }
@@ -292,6 +294,7 @@ func TestNoNewMirrorWithoutThePeer(t *testing.T) {
 	}
 }
 
+// A dead node's events are still replayed on the survivor, up to its death.
 func TestReplayOnSurvivor(t *testing.T) {
 	p, nodes := setup(t)
 	made := nodes["a"].emit(t, event.NodeActivated, 7, time.Now().Add(-time.Minute))
